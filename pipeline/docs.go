@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Docs renders the reference of the given kinds (all when none is named) as Markdown,
+// generated from their specs: the README's stage reference and `pipe docs` both use it.
+func Docs(reg *Registry, kinds ...string) (string, error) {
+	var list []*KindSpec
+	if len(kinds) == 0 {
+		list = reg.Kinds()
+	} else {
+		for _, k := range kinds {
+			spec, ok := reg.Kind(k)
+			if !ok {
+				hint := ""
+				if s := Suggest(k, reg.kindNames()); s != "" {
+					hint = fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				return "", fmt.Errorf("unknown stage kind %q%s; kinds: %s", k, hint, strings.Join(reg.kindNames(), ", "))
+			}
+			list = append(list, spec)
+		}
+	}
+	var b strings.Builder
+	if len(kinds) == 0 {
+		b.WriteString("### `[pipeline]`\n\n")
+		writeFields(&b, pipelineSpec())
+	}
+	for _, k := range list {
+		fmt.Fprintf(&b, "### `%s` (%s)\n\n%s\n\n", k.Kind, k.Shape, strings.TrimSpace(k.Doc))
+		writeFields(&b, k.Fields)
+		if k.Outputs == nil {
+			b.WriteString("Outputs: `out` (table).\n\n")
+		} else if k.Example == "" {
+			b.WriteString("\n")
+		}
+		if k.Example != "" {
+			fmt.Fprintf(&b, "```toml\n%s\n```\n\n", strings.TrimSpace(k.Example))
+		}
+	}
+	return b.String(), nil
+}
+
+func writeFields(b *strings.Builder, fields []Field) {
+	if len(fields) == 0 {
+		return
+	}
+	b.WriteString("| field | type | default | doc |\n| --- | --- | --- | --- |\n")
+	sorted := append([]Field(nil), fields...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Required && !sorted[j].Required })
+	for _, f := range sorted {
+		def := "—"
+		switch {
+		case f.Required:
+			def = "required"
+		case f.Default != nil:
+			def = fmt.Sprintf("`%v`", formatDefault(f.Default))
+		}
+		doc := f.Doc
+		if len(f.Enum) > 0 {
+			doc += " One of: " + strings.Join(quoteAll(f.Enum), ", ") + "."
+		}
+		if f.Min != nil || f.Max != nil {
+			switch {
+			case f.Min != nil && f.Max != nil:
+				doc += fmt.Sprintf(" Range [%v, %v].", *f.Min, *f.Max)
+			case f.Min != nil:
+				doc += fmt.Sprintf(" At least %v.", *f.Min)
+			default:
+				doc += fmt.Sprintf(" At most %v.", *f.Max)
+			}
+		}
+		typ := f.Type.String()
+		if f.Type == TypeInput || f.Type == TypeInputs {
+			typ += " (" + f.Port.String() + ")"
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", f.Name, typ, def, strings.ReplaceAll(doc, "|", "\\|"))
+	}
+	b.WriteString("\n")
+}
+
+func formatDefault(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", x)
+	case []string:
+		return "[" + strings.Join(quoteAll(x), ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}

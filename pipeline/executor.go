@@ -1,0 +1,500 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+)
+
+// ErrCanceled is the cause of a run stopped by the caller (SIGINT, SIGTERM).
+var ErrCanceled = errors.New("run canceled")
+
+// errUpstream marks a stage that stopped because an input's producer failed.
+var errUpstream = errors.New("an upstream stage failed")
+
+// Event is a progress report for displays.
+type Event struct {
+	Stage  string
+	Status string // running, succeeded, failed, canceled, skipped, or "" for progress
+	Done   int64
+	Total  int64
+	Unit   string
+}
+
+// RunOptions tune Run. The zero value works.
+type RunOptions struct {
+	// Dir is the run directory, used exactly. Default: <RunsDir>/<pipeline>/<run-id>.
+	Dir string
+	// RunsDir is the parent of run directories when Dir is empty. Default "runs".
+	RunsDir string
+	// Log receives the human-facing log; the run also writes log.jsonl in its directory.
+	// Default: no console output.
+	Log *zerolog.Logger
+	// Mem allocates every Arrow buffer. Default memory.DefaultAllocator.
+	Mem memory.Allocator
+	// DataDir is where stages look for datasets that are not embedded (MNIST's files).
+	DataDir string
+	// Progress, when set, receives progress events. It must not block.
+	Progress func(Event)
+	// Overrides are recorded in the manifest (they were applied at Load).
+	Overrides []string
+	// Version is pipe's version, recorded in the manifest.
+	Version string
+	// GEMM names the matrix-product backend, recorded in the manifest.
+	GEMM string
+}
+
+// Result is what a run produced.
+type Result struct {
+	Dir      string
+	Manifest *Manifest
+}
+
+type slot struct {
+	ready    chan struct{}
+	table    *Table
+	artifact Artifact
+	err      error
+	// consumers still to finish before the table can be released
+	consumers int
+}
+
+type stageState struct {
+	cfg     *StageConfig
+	sc      *StageContext
+	err     error // set when the stage itself failed
+	man     *StageManifest
+	started time.Time
+}
+
+type cpuBudget struct {
+	size int
+	sem  *semaphore.Weighted
+}
+
+func (c *cpuBudget) acquire(ctx context.Context, want int) (int, func(), error) {
+	if want < 1 {
+		want = 1
+	}
+	if want > c.size {
+		want = c.size
+	}
+	if err := c.sem.Acquire(ctx, 1); err != nil {
+		return 0, func() {}, context.Cause(ctx)
+	}
+	n := 1
+	for n < want && c.sem.TryAcquire(1) {
+		n++
+	}
+	var once sync.Once
+	return n, func() { once.Do(func() { c.sem.Release(int64(n)) }) }, nil
+}
+
+type runState struct {
+	p      *Pipeline
+	dir    string
+	mem    memory.Allocator
+	budget *memBudget
+	cpu    *cpuBudget
+	log    zerolog.Logger
+
+	mu       sync.Mutex
+	slots    map[Ref]*slot
+	man      *Manifest
+	runInfoM map[string]any
+	stages   map[string]*stageState
+}
+
+func (r *runState) slotOf(ref Ref) *slot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.slots[ref]
+}
+
+func (r *runState) publish(ref Ref, s *slot) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.slots[ref]
+	select {
+	case <-cur.ready:
+		return fmt.Errorf("output %s was already produced", ref)
+	default:
+	}
+	cur.table, cur.artifact = s.table, s.artifact
+	close(cur.ready)
+	return nil
+}
+
+func (r *runState) await(ctx context.Context, ref Ref) (*slot, error) {
+	s := r.slotOf(ref)
+	if s == nil {
+		return nil, fmt.Errorf("unknown input %s", ref)
+	}
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	if s.err != nil {
+		return nil, fmt.Errorf("input %s: %w", ref, s.err)
+	}
+	return s, nil
+}
+
+func (r *runState) setRunInfo(key string, v any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runInfoM[key] = v
+}
+
+func (r *runState) runInfo(key string) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.runInfoM[key]
+}
+
+// NewRunID returns a sortable, unique run id: UTC time plus 6 random hex digits.
+func NewRunID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Run executes the pipeline. Every stage runs in its own goroutine within one errgroup; a stage
+// blocks only on the inputs it reads, so independent stages run concurrently and a consumer
+// streams a table while its producer writes it. The first error cancels the run. ctx canceled
+// by the caller ends the run "canceled" (use context.WithCancelCause with ErrCanceled).
+//
+// Run always writes the run directory and its manifest, even when it fails; the returned error
+// is the first stage error (nil when the run succeeded or ended degraded).
+func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
+	start := time.Now()
+	runID := NewRunID(start)
+	dir := opts.Dir
+	if dir == "" {
+		root := opts.RunsDir
+		if root == "" {
+			root = "runs"
+		}
+		dir = filepath.Join(root, p.Name, runID)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create run directory: %w", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
+			return nil, fmt.Errorf("run directory %s already holds a run; choose another --out or remove it", dir)
+		}
+	}
+	mem := opts.Mem
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	logFile, err := os.Create(filepath.Join(dir, "log.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("create log: %w", err)
+	}
+	defer logFile.Close()
+	var w io.Writer = logFile
+	if opts.Log != nil {
+		w = zerolog.MultiLevelWriter(logFile, levelWriter{opts.Log})
+	}
+	log := zerolog.New(w).With().Timestamp().Str("run", runID).Logger()
+
+	man := &Manifest{
+		FormatVersion: ManifestVersion, Pipeline: p.Name, Description: p.Description, RunID: runID,
+		Status: StatusRunning, Seed: p.Seed, ConfigHash: p.Hash(), ConfigFile: p.File, Overrides: opts.Overrides,
+		Workers: p.Workers, MemoryBudget: p.MemoryBudget, GoVersion: runtime.Version(), PipeVersion: opts.Version,
+		Modules: moduleVersions(), GEMM: opts.GEMM, StartedAt: start.UTC(), Stages: map[string]*StageManifest{},
+	}
+	rs := &runState{p: p, dir: dir, mem: mem, budget: &memBudget{limit: p.MemoryBudget},
+		cpu: &cpuBudget{size: p.Workers, sem: semaphore.NewWeighted(int64(p.Workers))}, log: log,
+		slots: map[Ref]*slot{}, man: man, runInfoM: map[string]any{}, stages: map[string]*stageState{}}
+
+	if err := WriteFileAtomic(filepath.Join(dir, "pipeline.toml"), p.Resolved()); err != nil {
+		return nil, err
+	}
+	for _, sc := range p.Stages {
+		man.StageOrder = append(man.StageOrder, sc.Name)
+		sm := &StageManifest{Kind: sc.Kind, Status: StatusPending, Outputs: map[string]OutputInfo{}, Metrics: map[string]float64{}}
+		man.Stages[sc.Name] = sm
+		for _, port := range sc.outputs {
+			rs.slots[Ref{Stage: sc.Name, Port: port.Name, Kind: port.Kind}] = &slot{ready: make(chan struct{})}
+		}
+		rs.stages[sc.Name] = &stageState{cfg: sc, man: sm}
+	}
+	for _, sc := range p.Stages {
+		for _, ref := range sc.AllInputs() {
+			rs.slots[ref].consumers++
+		}
+	}
+	rs.writeManifest()
+	log.Info().Str("pipeline", p.Name).Str("dir", dir).Int("stages", len(p.Stages)).Int("workers", p.Workers).
+		Uint64("seed", p.Seed).Msg("run started")
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	g, gctx := errgroup.WithContext(runCtx)
+	for _, sc := range p.Stages {
+		st := rs.stages[sc.Name]
+		g.Go(func() error { return rs.runStage(ctx, gctx, st, opts) })
+	}
+	runErr := g.Wait()
+	if runErr != nil {
+		// Report the stage that failed first, not a stage that stopped because of it.
+		for _, sc := range p.Stages {
+			if st := rs.stages[sc.Name]; st.err != nil {
+				runErr = st.err
+				break
+			}
+		}
+	}
+
+	// Release whatever is left (tables without consumers, or of a failed run).
+	rs.mu.Lock()
+	for _, s := range rs.slots {
+		if s.table != nil {
+			s.table.Release()
+		}
+	}
+	rs.mu.Unlock()
+
+	fin := time.Now().UTC()
+	rs.mu.Lock()
+	man.FinishedAt = &fin
+	man.Seconds = fin.Sub(start).Seconds()
+	man.PeakTableMem = rs.budget.peak.Load()
+	if len(rs.runInfoM) > 0 {
+		man.Run = rs.runInfoM
+	}
+	switch {
+	case ctx.Err() != nil:
+		man.Status = StatusCanceled
+		man.Error = "canceled: " + context.Cause(ctx).Error()
+		runErr = context.Cause(ctx)
+	case runErr != nil:
+		man.Status = StatusFailed
+		man.Error = runErr.Error()
+	case len(man.Dropped) > 0:
+		man.Status = StatusDegraded
+	default:
+		man.Status = StatusSucceeded
+	}
+	man.ExitCode = ExitCode(man.Status)
+	rs.mu.Unlock()
+	rs.writeManifest()
+	ev := log.Info()
+	if man.Status != StatusSucceeded {
+		ev = log.Error()
+	}
+	ev.Str("status", man.Status).Float64("seconds", man.Seconds).Msg("run finished")
+	return &Result{Dir: dir, Manifest: man}, runErr
+}
+
+// levelWriter forwards JSON log lines to a console logger, keeping their level.
+type levelWriter struct{ l *zerolog.Logger }
+
+func (w levelWriter) Write(p []byte) (int, error) { return w.l.Write(p) }
+
+func (w levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+	if level < w.l.GetLevel() {
+		return len(p), nil
+	}
+	return w.l.Write(p)
+}
+
+func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts RunOptions) (err error) {
+	sc := st.cfg
+	slog := rs.log.With().Str("stage", sc.Name).Str("kind", sc.Kind).Logger()
+	ctxStage := &StageContext{Config: sc, Name: sc.Name, Mem: rs.mem, Log: slog, Metrics: NewMetrics(), DataDir: opts.DataDir, run: rs, st: st}
+	if opts.Progress != nil {
+		ctxStage.progress = func(done, total int64, unit string) {
+			opts.Progress(Event{Stage: sc.Name, Done: done, Total: total, Unit: unit})
+		}
+	}
+	st.sc = ctxStage
+	st.started = time.Now()
+	rs.setStatus(st, StatusRunning, "")
+	if opts.Progress != nil {
+		opts.Progress(Event{Stage: sc.Name, Status: StatusRunning})
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("stage %q: internal error (panic): %v\n%s", sc.Name, r, debug.Stack())
+			}
+		}()
+		err = sc.stage.Run(ctx, ctxStage)
+	}()
+	// Classify the outcome: a stage stopped by another stage's failure or by the caller is not
+	// itself a failure.
+	status, msg := StatusSucceeded, ""
+	switch {
+	case err == nil:
+	case errors.Is(err, errUpstream):
+		status, msg = StatusSkipped, err.Error()
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))):
+		status, msg = StatusSkipped, "stopped: "+context.Cause(ctx).Error()
+		if parent.Err() != nil {
+			status, msg = StatusCanceled, "canceled"
+		}
+	default:
+		status, msg = StatusFailed, err.Error()
+		var de *DataError
+		var ce *ConfigError
+		if !errors.As(err, &de) && !errors.As(err, &ce) {
+			err = fmt.Errorf("stage %q: %w", sc.Name, err)
+			msg = err.Error()
+		}
+	}
+	// Close outputs; fail the ports that were never produced.
+	rs.mu.Lock()
+	for _, port := range sc.outputs {
+		s := rs.slots[Ref{Stage: sc.Name, Port: port.Name, Kind: port.Kind}]
+		select {
+		case <-s.ready:
+		default:
+			if err != nil {
+				s.err = errUpstream
+			} else {
+				s.err = fmt.Errorf("stage %q finished without producing %q", sc.Name, port.Name)
+			}
+			close(s.ready)
+		}
+		if s.table != nil {
+			s.table.Close(func() error {
+				if err != nil {
+					return errUpstream
+				}
+				return nil
+			}())
+		}
+	}
+	rs.mu.Unlock()
+	// This stage no longer reads its inputs: release tables nobody else needs.
+	for _, ref := range sc.AllInputs() {
+		rs.consumed(ref)
+	}
+	if status == StatusFailed {
+		rs.mu.Lock()
+		st.err = err
+		rs.mu.Unlock()
+	}
+	rs.finishStage(st, status, msg)
+	if opts.Progress != nil {
+		opts.Progress(Event{Stage: sc.Name, Status: status})
+	}
+	switch status {
+	case StatusFailed:
+		slog.Error().Err(err).Msg("stage failed")
+	case StatusSucceeded:
+		slog.Info().Float64("seconds", st.man.Seconds).Int64("rows_in", st.man.RowsIn).Int64("rows_out", st.man.RowsOut).Msg("stage done")
+	}
+	if status == StatusSkipped || status == StatusCanceled {
+		return errUpstream
+	}
+	return err
+}
+
+func (rs *runState) consumed(ref Ref) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	s := rs.slots[ref]
+	s.consumers--
+	if s.consumers == 0 && s.table != nil {
+		s.table.Release()
+	}
+}
+
+func (rs *runState) setStatus(st *stageState, status, msg string) {
+	rs.mu.Lock()
+	st.man.Status = status
+	st.man.Error = msg
+	rs.mu.Unlock()
+	rs.writeManifest()
+}
+
+func (rs *runState) finishStage(st *stageState, status, msg string) {
+	sc := st.sc
+	rs.mu.Lock()
+	m := st.man
+	m.Status, m.Error = status, msg
+	m.Seconds = time.Since(st.started).Seconds()
+	sc.readMu.Lock()
+	m.RowsIn = sc.readRows
+	sc.readMu.Unlock()
+	m.RowsOut, m.Batches = 0, 0
+	for _, port := range st.cfg.outputs {
+		s := rs.slots[Ref{Stage: st.cfg.Name, Port: port.Name, Kind: port.Kind}]
+		oi := OutputInfo{Kind: port.Kind.String()}
+		if s.table != nil {
+			oi.Rows, oi.Batches, oi.Split, oi.Spilled = s.table.Rows(), s.table.NumBatches(), s.table.Split(), s.table.Spilled()
+			m.RowsOut += oi.Rows
+			m.Batches += oi.Batches
+		}
+		if s.artifact != nil {
+			oi.Type = s.artifact.ArtifactKind()
+		}
+		m.Outputs[port.Name] = oi
+		// A table that nobody reads is released now.
+		if s.consumers == 0 && s.table != nil {
+			s.table.Release()
+		}
+	}
+	m.Metrics = sc.Metrics.Snapshot()
+	sc.infoMu.Lock()
+	if len(sc.info) > 0 {
+		m.Info = sc.info
+	}
+	m.Notes = sc.notes
+	m.Dropped = sc.degraded
+	for _, d := range sc.degraded {
+		rs.man.Dropped = append(rs.man.Dropped, st.cfg.Name+": "+d)
+	}
+	sc.infoMu.Unlock()
+	rs.mu.Unlock()
+	rs.writeManifest()
+}
+
+func (rs *runState) writeManifest() {
+	rs.mu.Lock()
+	b, err := json.MarshalIndent(rs.man, "", "  ")
+	rs.mu.Unlock()
+	if err != nil {
+		rs.log.Error().Err(err).Msg("encode manifest")
+		return
+	}
+	if err := WriteFileAtomic(filepath.Join(rs.dir, "manifest.json"), append(b, '\n')); err != nil {
+		rs.log.Error().Err(err).Msg("write manifest")
+	}
+}
+
+func moduleVersions() map[string]string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return nil
+	}
+	out := map[string]string{"main": bi.Main.Version}
+	for _, d := range bi.Deps {
+		switch d.Path {
+		case "github.com/apache/arrow-go/v18", "gonum.org/v1/gonum", "github.com/pelletier/go-toml/v2", "github.com/rs/zerolog":
+			out[d.Path] = d.Version
+		}
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ManifestVersion is the format version of manifest.json. It changes only when a field changes
+// meaning or disappears; new fields may be added within a version.
+const ManifestVersion = 1
+
+// Run statuses, each with its own exit code of `pipe run` (see ExitCode).
+const (
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusCanceled  = "canceled"
+	StatusDegraded  = "degraded"
+	// StatusPending is a stage that has not started; StatusSkipped one that never ran because
+	// the run stopped first.
+	StatusPending = "pending"
+	StatusSkipped = "skipped"
+)
+
+// Exit codes of the pipe command.
+const (
+	ExitOK       = 0   // succeeded (or `pipe validate` found no problem)
+	ExitFailed   = 1   // the run failed: a stage returned an error (data error, NaN loss, I/O...)
+	ExitConfig   = 2   // usage or config error: nothing ran
+	ExitDegraded = 3   // the run finished but dropped something (e.g. an ensemble member)
+	ExitCanceled = 130 // interrupted by SIGINT or SIGTERM
+)
+
+// ExitCode maps a run status to the documented exit code.
+func ExitCode(status string) int {
+	switch status {
+	case StatusSucceeded:
+		return ExitOK
+	case StatusDegraded:
+		return ExitDegraded
+	case StatusCanceled:
+		return ExitCanceled
+	}
+	return ExitFailed
+}
+
+// Manifest is manifest.json: what ran, with what, and how it ended. Its format is stable
+// within ManifestVersion.
+type Manifest struct {
+	FormatVersion int                       `json:"format_version"`
+	Pipeline      string                    `json:"pipeline"`
+	Description   string                    `json:"description,omitempty"`
+	RunID         string                    `json:"run_id"`
+	Status        string                    `json:"status"`
+	Error         string                    `json:"error,omitempty"`
+	ExitCode      int                       `json:"exit_code"`
+	Seed          uint64                    `json:"seed"`
+	ConfigHash    string                    `json:"config_hash"`
+	ConfigFile    string                    `json:"config_file"`
+	Overrides     []string                  `json:"overrides,omitempty"`
+	Workers       int                       `json:"workers"`
+	MemoryBudget  int64                     `json:"memory_budget_bytes"`
+	PeakTableMem  int64                     `json:"peak_table_memory_bytes"`
+	GoVersion     string                    `json:"go_version"`
+	PipeVersion   string                    `json:"pipe_version"`
+	Modules       map[string]string         `json:"modules,omitempty"`
+	GEMM          string                    `json:"gemm,omitempty"`
+	StartedAt     time.Time                 `json:"started_at"`
+	FinishedAt    *time.Time                `json:"finished_at,omitempty"`
+	Seconds       float64                   `json:"seconds"`
+	Stages        map[string]*StageManifest `json:"stages"`
+	StageOrder    []string                  `json:"stage_order"`
+	Dropped       []string                  `json:"dropped,omitempty"`
+	Run           map[string]any            `json:"run,omitempty"`
+}
+
+// StageManifest is one stage's entry in the manifest.
+type StageManifest struct {
+	Kind    string                `json:"kind"`
+	Status  string                `json:"status"`
+	Error   string                `json:"error,omitempty"`
+	Seconds float64               `json:"seconds"`
+	RowsIn  int64                 `json:"rows_in"`
+	RowsOut int64                 `json:"rows_out"`
+	Batches int                   `json:"batches"`
+	Outputs map[string]OutputInfo `json:"outputs"`
+	Metrics map[string]float64    `json:"metrics"`
+	Info    map[string]any        `json:"info,omitempty"`
+	Notes   []string              `json:"notes,omitempty"`
+	Dropped []string              `json:"dropped,omitempty"`
+}
+
+// OutputInfo describes one output port after the stage ran.
+type OutputInfo struct {
+	Kind    string `json:"kind"`
+	Rows    int64  `json:"rows,omitempty"`
+	Batches int    `json:"batches,omitempty"`
+	Split   string `json:"split,omitempty"`
+	Spilled bool   `json:"spilled,omitempty"`
+	Type    string `json:"artifact,omitempty"`
+}
+
+// ReadManifest decodes a manifest.json.
+func ReadManifest(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}

@@ -1,0 +1,300 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/rs/zerolog"
+
+	"github.com/pipe-ml/pipe/schema"
+)
+
+// Stage is one configured stage of a pipeline. Run reads the stage's inputs and writes its
+// outputs through sc, and returns when it is done. It must stop promptly when ctx is canceled.
+// The executor closes the stage's output tables when Run returns.
+type Stage interface {
+	Run(ctx context.Context, sc *StageContext) error
+}
+
+// StageFunc adapts a function to Stage.
+type StageFunc func(ctx context.Context, sc *StageContext) error
+
+// Run calls f.
+func (f StageFunc) Run(ctx context.Context, sc *StageContext) error { return f(ctx, sc) }
+
+// Artifact is a fitted thing that flows on an artifact edge: a transform, a model bundle, an
+// ensemble, a metrics table.
+type Artifact interface {
+	// ArtifactKind names the kind of artifact ("transform", "bundle", "ensemble", ...).
+	ArtifactKind() string
+}
+
+// StageContext is what a running stage sees: its config, its inputs and outputs, its share of
+// the run's resources, its directory, its logger and its metrics.
+type StageContext struct {
+	Config  *StageConfig
+	Name    string
+	Mem     memory.Allocator
+	Log     zerolog.Logger
+	Metrics *Metrics
+	// DataDir is where datasets that are not embedded are looked for first ("" when unset).
+	DataDir string
+
+	run      *runState
+	st       *stageState
+	dirOnce  sync.Once
+	dir      string
+	dirErr   error
+	readRows int64
+	readMu   sync.Mutex
+	infoMu   sync.Mutex
+	info     map[string]any
+	notes    []string
+	degraded []string
+	progress func(done, total int64, unit string)
+}
+
+// Seed derives the seed of one random step of this stage from the run seed, the stage name
+// and the given indexes (member, trial, epoch...).
+func (sc *StageContext) Seed(index ...uint64) uint64 {
+	return DeriveSeed(sc.Config.RunSeed, sc.Name, index...)
+}
+
+// Rand returns a generator seeded with Seed(index...).
+func (sc *StageContext) Rand(index ...uint64) *rand.Rand { return NewRand(sc.Seed(index...)) }
+
+// Dir returns the stage's directory in the run directory (stages/<name>/), creating it.
+func (sc *StageContext) Dir() (string, error) {
+	sc.dirOnce.Do(func() {
+		sc.dir = filepath.Join(sc.run.dir, "stages", sc.Name)
+		sc.dirErr = os.MkdirAll(sc.dir, 0o755)
+	})
+	return sc.dir, sc.dirErr
+}
+
+// Input returns the table an input field references, waiting until its producer has created
+// it. Reading rows from it is counted in the stage's rows_in.
+func (sc *StageContext) Input(ctx context.Context, field string) (*Table, error) {
+	ref, ok := sc.Config.Input(field)
+	if !ok {
+		return nil, fmt.Errorf("stage %q has no input %q", sc.Name, field)
+	}
+	return sc.tableOf(ctx, ref)
+}
+
+// Inputs returns the tables an input-list field references, in order.
+func (sc *StageContext) Inputs(ctx context.Context, field string) ([]*Table, error) {
+	var out []*Table
+	for _, ref := range sc.Config.Inputs(field) {
+		t, err := sc.tableOf(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func (sc *StageContext) tableOf(ctx context.Context, ref Ref) (*Table, error) {
+	if ref.Kind != PortTable {
+		return nil, fmt.Errorf("input %s is an artifact, not a table", ref)
+	}
+	s, err := sc.run.await(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.table, nil
+}
+
+// Scan reads a table and counts its rows in this stage's rows_in.
+func (sc *StageContext) Scan(ctx context.Context, t *Table) *TableReader {
+	r := t.Scan(ctx)
+	r.onRow = func(n int64) {
+		sc.readMu.Lock()
+		sc.readRows += n
+		sc.readMu.Unlock()
+	}
+	return r
+}
+
+// Artifact returns the artifact an input field references, waiting until it is produced.
+func (sc *StageContext) Artifact(ctx context.Context, field string) (Artifact, error) {
+	ref, ok := sc.Config.Input(field)
+	if !ok {
+		return nil, fmt.Errorf("stage %q has no input %q", sc.Name, field)
+	}
+	return sc.ArtifactOf(ctx, ref)
+}
+
+// ArtifactOf returns the artifact a reference points to, waiting until it is produced.
+func (sc *StageContext) ArtifactOf(ctx context.Context, ref Ref) (Artifact, error) {
+	if ref.Kind != PortArtifact {
+		return nil, fmt.Errorf("input %s is a table, not an artifact", ref)
+	}
+	s, err := sc.run.await(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.artifact, nil
+}
+
+// NewTable creates the table of an output port. split is its split role (recorded in the
+// schema metadata); lineage is the chain of fitted transforms that produced it. Readers may
+// start as soon as it exists; the executor closes it when Run returns.
+func (sc *StageContext) NewTable(port string, s *arrow.Schema, split string, lineage []LineageStep) (*Table, error) {
+	p, ok := sc.port(port)
+	if !ok || p.Kind != PortTable {
+		return nil, fmt.Errorf("stage %q has no table output %q", sc.Name, port)
+	}
+	if split != "" {
+		s = schema.WithSplit(s, split)
+	}
+	t := newTable(sc.Name+"."+port, s, lineage, sc.Mem, sc.run.budget, filepath.Join(sc.run.dir, "spill"))
+	if err := sc.run.publish(Ref{Stage: sc.Name, Port: port, Kind: PortTable}, &slot{table: t}); err != nil {
+		t.Release()
+		return nil, err
+	}
+	return t, nil
+}
+
+// SetArtifact publishes the artifact of an output port.
+func (sc *StageContext) SetArtifact(port string, a Artifact) error {
+	p, ok := sc.port(port)
+	if !ok || p.Kind != PortArtifact {
+		return fmt.Errorf("stage %q has no artifact output %q", sc.Name, port)
+	}
+	return sc.run.publish(Ref{Stage: sc.Name, Port: port, Kind: PortArtifact}, &slot{artifact: a})
+}
+
+func (sc *StageContext) port(name string) (Port, bool) {
+	for _, p := range sc.Config.outputs {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+// CPU takes up to want tokens of the run-wide CPU budget, waiting for at least one. The stage
+// uses n goroutines (or GEMM threads) and calls release when done. Concurrent stages, ensemble
+// members and GEMM threads share the same budget, so the machine is never oversubscribed.
+func (sc *StageContext) CPU(ctx context.Context, want int) (n int, release func(), err error) {
+	return sc.run.cpu.acquire(ctx, want)
+}
+
+// Workers is the size of the run-wide CPU budget.
+func (sc *StageContext) Workers() int { return sc.run.cpu.size }
+
+// SetInfo records a value in the stage's manifest entry under info.<key> (split ratios,
+// counts, the carved validation share...).
+func (sc *StageContext) SetInfo(key string, v any) {
+	sc.infoMu.Lock()
+	defer sc.infoMu.Unlock()
+	if sc.info == nil {
+		sc.info = map[string]any{}
+	}
+	sc.info[key] = v
+}
+
+// Note adds a line to the stage's manifest notes and logs it at info level.
+func (sc *StageContext) Note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	sc.infoMu.Lock()
+	sc.notes = append(sc.notes, msg)
+	sc.infoMu.Unlock()
+	sc.Log.Info().Msg(msg)
+}
+
+// Degrade records that the stage finished but dropped something (an ensemble member, say).
+// The run then ends "degraded" with its own exit code.
+func (sc *StageContext) Degrade(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	sc.infoMu.Lock()
+	sc.degraded = append(sc.degraded, msg)
+	sc.infoMu.Unlock()
+	sc.Log.Warn().Msg(msg)
+}
+
+// SetRunInfo records a run-level object in the manifest (for example "leakage").
+func (sc *StageContext) SetRunInfo(key string, v any) { sc.run.setRunInfo(key, v) }
+
+// RunInfo returns a run-level object set by an earlier SetRunInfo, or nil.
+func (sc *StageContext) RunInfo(key string) any { return sc.run.runInfo(key) }
+
+// Progress reports how far the stage is (epochs, rows, members), for the progress display.
+func (sc *StageContext) Progress(done, total int64, unit string) {
+	if sc.progress != nil {
+		sc.progress(done, total, unit)
+	}
+}
+
+// Metrics collects a stage's metrics for the manifest. Keys read [<task>/]<split>_<metric>,
+// with member_NN/ and <combiner>/ prefixes in ensembles. It is safe for concurrent use.
+type Metrics struct {
+	mu     sync.Mutex
+	values map[string]float64
+	prefix string
+	root   *Metrics
+}
+
+// NewMetrics returns an empty reporter.
+func NewMetrics() *Metrics { return &Metrics{values: map[string]float64{}} }
+
+// Set records one metric.
+func (m *Metrics) Set(key string, v float64) {
+	r := m.rootOf()
+	r.mu.Lock()
+	r.values[m.prefix+key] = v
+	r.mu.Unlock()
+}
+
+// With returns a reporter that prefixes keys ("member_03/", "vote/").
+func (m *Metrics) With(prefix string) *Metrics {
+	return &Metrics{prefix: m.prefix + prefix, root: m.rootOf()}
+}
+
+func (m *Metrics) rootOf() *Metrics {
+	if m.root != nil {
+		return m.root
+	}
+	return m
+}
+
+// Get returns a metric and whether it was set.
+func (m *Metrics) Get(key string) (float64, bool) {
+	r := m.rootOf()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.values[m.prefix+key]
+	return v, ok
+}
+
+// Snapshot returns a copy of every metric, keys sorted when marshalled.
+func (m *Metrics) Snapshot() map[string]float64 {
+	r := m.rootOf()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]float64, len(r.values))
+	for k, v := range r.values {
+		out[k] = v
+	}
+	return out
+}
+
+// Keys returns the metric keys in sorted order.
+func (m *Metrics) Keys() []string {
+	s := m.Snapshot()
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,484 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pipe-ml/pipe/schema"
+)
+
+// FittedTransform is a fitted batch transform recorded in a table's lineage, so that a model
+// trained on the table can be bundled with exactly the preprocessing its input needs.
+type FittedTransform interface {
+	Kind() string
+	// Apply transforms one batch. It does not retain or release rec; the caller releases the
+	// result.
+	Apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error)
+	// Marshal returns the transform's versioned, self-describing serialised form.
+	Marshal() ([]byte, error)
+}
+
+// LineageStep is one fitted transform in the chain that produced a table from its source.
+type LineageStep struct {
+	Stage     string          // the stage that fitted it
+	Kind      string          // "impute", "encode", "normalize", ...
+	FitOn     string          // the split role of the table it was fitted on
+	Transform FittedTransform // nil for steps that are not replayable at prediction time
+}
+
+// MarshalJSON writes the step with its transform's serialised state.
+func (s LineageStep) MarshalJSON() ([]byte, error) {
+	var state json.RawMessage
+	if s.Transform != nil {
+		b, err := s.Transform.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		state = b
+	}
+	return json.Marshal(struct {
+		Stage string          `json:"stage"`
+		Kind  string          `json:"kind"`
+		FitOn string          `json:"fit_on"`
+		State json.RawMessage `json:"state,omitempty"`
+	}{s.Stage, s.Kind, s.FitOn, state})
+}
+
+// memBudget accounts the bytes of table data held in memory across a run.
+type memBudget struct {
+	limit int64
+	used  atomic.Int64
+	peak  atomic.Int64
+}
+
+func (b *memBudget) tryReserve(n int64) bool {
+	for {
+		cur := b.used.Load()
+		if b.limit > 0 && cur+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(cur, cur+n) {
+			for {
+				p := b.peak.Load()
+				if cur+n <= p || b.peak.CompareAndSwap(p, cur+n) {
+					break
+				}
+			}
+			return true
+		}
+	}
+}
+
+func (b *memBudget) free(n int64) { b.used.Add(-n) }
+
+// Table is an append-only, replayable stream of record batches with one schema. The producer
+// appends and closes it; any number of readers scan it, each from the start, while it is being
+// written or after. Batches stay in memory while the run's memory budget allows; beyond it the
+// table spills to an Arrow IPC file and readers read batches back one at a time.
+type Table struct {
+	name    string
+	schema  *arrow.Schema
+	lineage []LineageStep
+	mem     memory.Allocator
+	budget  *memBudget
+	dir     string // where a spill file goes
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every append and on close
+	batches  []arrow.RecordBatch
+	sizes    []int64
+	inMem    int64
+	spill    *spillFile
+	rows     int64
+	closed   bool
+	err      error
+	released bool
+}
+
+// NewTable returns an empty table. A stage normally gets its output tables from
+// StageContext.NewTable; NewTable is for tests and for library code outside a run. budget is
+// the number of bytes it may hold in memory before spilling to a file in spillDir (0: no limit).
+func NewTable(name string, s *arrow.Schema, mem memory.Allocator, budget int64, spillDir string) *Table {
+	return newTable(name, s, nil, mem, &memBudget{limit: budget}, spillDir)
+}
+
+func newTable(name string, s *arrow.Schema, lineage []LineageStep, mem memory.Allocator, b *memBudget, dir string) *Table {
+	return &Table{name: name, schema: s, lineage: lineage, mem: mem, budget: b, dir: dir, changed: make(chan struct{})}
+}
+
+// Name is "stage.port".
+func (t *Table) Name() string { return t.name }
+
+// Schema is the table's schema, with its split role in the metadata.
+func (t *Table) Schema() *arrow.Schema { return t.schema }
+
+// Split returns the table's split role (train, val, test, ...).
+func (t *Table) Split() string { return schema.Split(t.schema) }
+
+// Lineage returns the fitted transforms that produced the table, oldest first.
+func (t *Table) Lineage() []LineageStep { return append([]LineageStep(nil), t.lineage...) }
+
+// Spilled reports whether the table has moved to disk.
+func (t *Table) Spilled() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.spill != nil
+}
+
+// Rows returns the number of rows appended so far.
+func (t *Table) Rows() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rows
+}
+
+// NumBatches returns the number of batches appended so far.
+func (t *Table) NumBatches() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.batches)
+}
+
+// Append adds a batch. The table retains rec; the caller keeps its own reference and releases
+// it as usual. The batch's fields must equal the table's; it is stored with the table's schema
+// (so schema metadata such as the split role is the table's).
+func (t *Table) Append(rec arrow.RecordBatch) error {
+	if !rec.Schema().Equal(t.schema) {
+		return fmt.Errorf("table %s: batch schema %s does not match table schema %s", t.name, rec.Schema(), t.schema)
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if rec.Schema() != t.schema {
+		// Store batches with the table's own schema (and its split-role metadata).
+		rec = array.NewRecordBatch(t.schema, rec.Columns(), rec.NumRows())
+		defer rec.Release()
+	}
+	size := recordBytes(rec)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("table %s: append after close", t.name)
+	}
+	if t.spill == nil && !t.budget.tryReserve(size) {
+		if err := t.spillLocked(); err != nil {
+			return err
+		}
+	}
+	if t.spill != nil {
+		if err := t.spill.append(rec); err != nil {
+			return fmt.Errorf("table %s: spill: %w", t.name, err)
+		}
+		t.batches = append(t.batches, nil)
+		t.sizes = append(t.sizes, 0)
+	} else {
+		rec.Retain()
+		t.batches = append(t.batches, rec)
+		t.sizes = append(t.sizes, size)
+		t.inMem += size
+	}
+	t.rows += rec.NumRows()
+	t.notifyLocked()
+	return nil
+}
+
+func (t *Table) notifyLocked() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// spillLocked moves every in-memory batch to a new spill file.
+func (t *Table) spillLocked() error {
+	if t.dir == "" {
+		return fmt.Errorf("table %s: over the memory budget and no spill directory", t.name)
+	}
+	sf, err := newSpillFile(t.dir, t.name, t.schema, t.mem)
+	if err != nil {
+		return fmt.Errorf("table %s: spill: %w", t.name, err)
+	}
+	for i, b := range t.batches {
+		if err := sf.append(b); err != nil {
+			sf.remove()
+			return fmt.Errorf("table %s: spill: %w", t.name, err)
+		}
+		b.Release()
+		t.batches[i] = nil
+		t.budget.free(t.sizes[i])
+		t.sizes[i] = 0
+	}
+	t.inMem = 0
+	t.spill = sf
+	return nil
+}
+
+// Close marks the end of the table. A non-nil err tells readers the producer failed.
+func (t *Table) Close(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.closed = true
+	t.err = err
+	t.notifyLocked()
+}
+
+// Release frees the table's batches and removes its spill file. Readers must be done.
+func (t *Table) Release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.released {
+		return
+	}
+	t.released = true
+	for i, b := range t.batches {
+		if b != nil {
+			b.Release()
+			t.batches[i] = nil
+		}
+	}
+	t.budget.free(t.inMem)
+	t.inMem = 0
+	if t.spill != nil {
+		t.spill.remove()
+	}
+	if !t.closed {
+		t.closed = true
+		t.err = errors.New("table released")
+		t.notifyLocked()
+	}
+}
+
+// batch returns batch i retained, waiting for it if the producer has not appended it yet. It
+// returns (nil, nil) at the end of a closed table.
+func (t *Table) batch(ctx context.Context, i int) (arrow.RecordBatch, error) {
+	for {
+		t.mu.Lock()
+		if t.released {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("table %s: read after release", t.name)
+		}
+		if i < len(t.batches) {
+			if b := t.batches[i]; b != nil {
+				b.Retain()
+				t.mu.Unlock()
+				return b, nil
+			}
+			sf := t.spill
+			t.mu.Unlock()
+			return sf.read(i)
+		}
+		if t.closed {
+			err := t.err
+			t.mu.Unlock()
+			if err != nil {
+				return nil, fmt.Errorf("input %s: %w", t.name, err)
+			}
+			return nil, nil
+		}
+		ch := t.changed
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-ch:
+		}
+	}
+}
+
+// Wait blocks until the table is closed and returns the producer's error.
+func (t *Table) Wait(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		if t.closed {
+			err := t.err
+			t.mu.Unlock()
+			return err
+		}
+		ch := t.changed
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-ch:
+		}
+	}
+}
+
+// Scan returns a reader over the whole table from its first batch. It follows a table that is
+// still being written. Call Release when done.
+func (t *Table) Scan(ctx context.Context) *TableReader {
+	return &TableReader{t: t, ctx: ctx}
+}
+
+// TableReader reads a Table batch by batch, in arrow-go's Next / RecordBatch / Err style.
+type TableReader struct {
+	t     *Table
+	ctx   context.Context
+	i     int
+	cur   arrow.RecordBatch
+	err   error
+	rows  int64
+	onRow func(int64)
+}
+
+// Schema is the table's schema.
+func (r *TableReader) Schema() *arrow.Schema { return r.t.schema }
+
+// Next advances to the next batch; false at the end or on error (see Err).
+func (r *TableReader) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.err != nil {
+		return false
+	}
+	b, err := r.t.batch(r.ctx, r.i)
+	if err != nil {
+		r.err = err
+		return false
+	}
+	if b == nil {
+		return false
+	}
+	r.i++
+	r.cur = b
+	r.rows += b.NumRows()
+	if r.onRow != nil {
+		r.onRow(b.NumRows())
+	}
+	return true
+}
+
+// RecordBatch is the current batch, valid until the next call to Next or Release. Retain it
+// to keep it.
+func (r *TableReader) RecordBatch() arrow.RecordBatch { return r.cur }
+
+// Err is the error that stopped Next, if any.
+func (r *TableReader) Err() error { return r.err }
+
+// Release releases the current batch.
+func (r *TableReader) Release() {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+}
+
+// recordBytes is the size of a batch's buffers.
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, c := range rec.Columns() {
+		n += arrayBytes(c.Data())
+	}
+	return n
+}
+
+func arrayBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += arrayBytes(c)
+	}
+	return n
+}
+
+// spillFile stores batches as consecutive IPC streams of one batch each, with an offset index,
+// so that batches can be read back while more are appended.
+type spillFile struct {
+	f       *os.File
+	schema  *arrow.Schema
+	mem     memory.Allocator
+	mu      sync.Mutex
+	offsets []int64
+	lengths []int64
+	size    int64
+}
+
+func newSpillFile(dir, name string, s *arrow.Schema, mem memory.Allocator) (*spillFile, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "spill-"+sanitize(name)+"-*.arrows")
+	if err != nil {
+		return nil, err
+	}
+	return &spillFile{f: f, schema: s, mem: mem}, nil
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func (s *spillFile) append(rec arrow.RecordBatch) error {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(s.schema), ipc.WithAllocator(s.mem))
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.f.WriteAt(buf.Bytes(), s.size); err != nil {
+		return err
+	}
+	s.offsets = append(s.offsets, s.size)
+	s.lengths = append(s.lengths, int64(buf.Len()))
+	s.size += int64(buf.Len())
+	return nil
+}
+
+func (s *spillFile) read(i int) (arrow.RecordBatch, error) {
+	s.mu.Lock()
+	off, n := s.offsets[i], s.lengths[i]
+	s.mu.Unlock()
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, off); err != nil {
+		return nil, fmt.Errorf("read spilled batch %d: %w", i, err)
+	}
+	r, err := ipc.NewReader(bytes.NewReader(buf), ipc.WithAllocator(s.mem), ipc.WithSchema(s.schema))
+	if err != nil {
+		return nil, fmt.Errorf("read spilled batch %d: %w", i, err)
+	}
+	defer r.Release()
+	if !r.Next() {
+		if r.Err() != nil {
+			return nil, fmt.Errorf("read spilled batch %d: %w", i, r.Err())
+		}
+		return nil, fmt.Errorf("read spilled batch %d: empty frame", i)
+	}
+	rec := r.RecordBatch()
+	rec.Retain()
+	return rec, nil
+}
+
+func (s *spillFile) remove() {
+	name := s.f.Name()
+	s.f.Close()
+	os.Remove(name)
+}
