@@ -42,9 +42,13 @@ type RunOptions struct {
 	Dir string
 	// RunsDir is the parent of run directories when Dir is empty. Default "runs".
 	RunsDir string
-	// Log receives the human-facing log; the run also writes log.jsonl in its directory.
-	// Default: no console output.
-	Log *zerolog.Logger
+	// LogWriter receives the human-facing log (zerolog JSON lines: wrap it in a
+	// zerolog.ConsoleWriter for people); the run also writes every line to log.jsonl in its
+	// directory. Default nil: no console output.
+	LogWriter io.Writer
+	// LogLevel filters what reaches LogWriter (log.jsonl gets everything from debug up).
+	// Default: info.
+	LogLevel zerolog.Level
 	// Mem allocates every Arrow buffer. Default memory.DefaultAllocator.
 	Mem memory.Allocator
 	// DataDir is where stages look for datasets that are not embedded (MNIST's files).
@@ -211,8 +215,12 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	defer logFile.Close()
 	var w io.Writer = logFile
-	if opts.Log != nil {
-		w = zerolog.MultiLevelWriter(logFile, levelWriter{opts.Log})
+	if opts.LogWriter != nil {
+		level := opts.LogLevel
+		if level == zerolog.NoLevel || level < zerolog.DebugLevel {
+			level = zerolog.InfoLevel
+		}
+		w = zerolog.MultiLevelWriter(logFile, &levelWriter{w: opts.LogWriter, min: level})
 	}
 	log := zerolog.New(w).With().Timestamp().Str("run", runID).Logger()
 
@@ -306,16 +314,25 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	return &Result{Dir: dir, Manifest: man}, runErr
 }
 
-// levelWriter forwards JSON log lines to a console logger, keeping their level.
-type levelWriter struct{ l *zerolog.Logger }
+// levelWriter forwards log lines at or above min. Writes are serialised: stages log from
+// several goroutines.
+type levelWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	min zerolog.Level
+}
 
-func (w levelWriter) Write(p []byte) (int, error) { return w.l.Write(p) }
+func (w *levelWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
 
-func (w levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
-	if level < w.l.GetLevel() {
+func (w *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+	if level < w.min {
 		return len(p), nil
 	}
-	return w.l.Write(p)
+	return w.Write(p)
 }
 
 func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts RunOptions) (err error) {

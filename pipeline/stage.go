@@ -225,6 +225,21 @@ func (sc *StageContext) Degrade(format string, args ...any) {
 // SetRunInfo records a run-level object in the manifest (for example "leakage").
 func (sc *StageContext) SetRunInfo(key string, v any) { sc.run.setRunInfo(key, v) }
 
+// RunInfoOrInit returns the run-level object under key, first storing init() there if there is
+// none, atomically: concurrent stages share one object (which must be safe for concurrent use
+// and for json.Marshal while stages run).
+func (sc *StageContext) RunInfoOrInit(key string, init func() any) any {
+	r := sc.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.runInfoM[key]; ok {
+		return v
+	}
+	v := init()
+	r.runInfoM[key] = v
+	return v
+}
+
 // RunInfo returns a run-level object set by an earlier SetRunInfo, or nil.
 func (sc *StageContext) RunInfo(key string) any { return sc.run.runInfo(key) }
 

@@ -35,6 +35,9 @@ type LineageStep struct {
 	Kind      string          // "impute", "encode", "normalize", ...
 	FitOn     string          // the split role of the table it was fitted on
 	Transform FittedTransform // nil for steps that are not replayable at prediction time
+	// Input is the schema of the table the transform was applied to. The first step's Input is
+	// the source's schema: the columns a model bundle asks for at prediction time.
+	Input *arrow.Schema
 }
 
 // MarshalJSON writes the step with its transform's serialised state.

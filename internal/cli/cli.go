@@ -1,0 +1,304 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/stages"
+)
+
+const usage = `pipe runs machine-learning pipelines written as TOML DAGs of stages.
+
+Usage:
+  pipe run FILE [--out DIR] [--set stage.key=value]... [--log-format console|json] [--data-dir DIR]
+  pipe validate FILE [--set stage.key=value]...
+  pipe graph FILE [--format dot|mermaid]
+  pipe docs [KIND...]
+  pipe datasets
+  pipe version
+
+Exit codes:
+  0    success (validate: the pipeline is valid)
+  1    the run failed (a stage returned an error); see manifest.json and the log
+  2    usage or config error; nothing ran
+  3    the run finished degraded (something was dropped, e.g. an ensemble member)
+  130  interrupted (SIGINT or SIGTERM); the manifest says "canceled"
+`
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// Main runs the pipe command with args (without the program name) and returns its exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return pipeline.ExitConfig
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stdout, stderr)
+	case "validate":
+		return cmdValidate(rest, stdout, stderr)
+	case "graph":
+		return cmdGraph(rest, stdout, stderr)
+	case "docs":
+		return cmdDocs(rest, stdout, stderr)
+	case "datasets":
+		return cmdDatasets(rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "pipe", Version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if extra, ok := extraCommands[cmd]; ok {
+		return extra(rest, stdout, stderr)
+	}
+	msg := fmt.Sprintf("pipe: unknown command %q", cmd)
+	names := []string{"run", "validate", "graph", "docs", "datasets", "version", "help"}
+	for n := range extraCommands {
+		names = append(names, n)
+	}
+	if s := pipeline.Suggest(cmd, names); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	fmt.Fprintf(stderr, "%s\n\n%s", msg, usage)
+	return pipeline.ExitConfig
+}
+
+// extraCommands are commands added by other files (summary, gradcheck, predict).
+var extraCommands = map[string]func(args []string, stdout, stderr io.Writer) int{}
+
+// Version is pipe's version from the build info.
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}
+
+// Registry returns the registry of built-in stage kinds.
+func Registry() *pipeline.Registry {
+	r := pipeline.NewRegistry()
+	if err := stages.Register(r); err != nil {
+		panic(err) // a broken built-in table is a programming error
+	}
+	return r
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("pipe "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseInterspersed lets flags follow the positional FILE (pipe run p.toml --out x).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func load(path string, overrides []string, stderr io.Writer) (*pipeline.Pipeline, int) {
+	p, err := pipeline.Load(path, Registry(), pipeline.LoadOptions{Overrides: overrides})
+	if err != nil {
+		errs := pipeline.ConfigErrors(err)
+		if len(errs) == 0 {
+			fmt.Fprintf(stderr, "pipe: %v\n", err)
+		} else {
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e.Error())
+			}
+			if len(errs) > 1 {
+				fmt.Fprintf(stderr, "%d problems\n", len(errs))
+			}
+		}
+		return nil, pipeline.ExitConfig
+	}
+	return p, 0
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("validate", stderr)
+	var sets stringList
+	fs.Var(&sets, "set", "override a key: stage.key=value (repeatable)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: pipe validate FILE [--set stage.key=value]...")
+		return pipeline.ExitConfig
+	}
+	p, code := load(pos[0], sets, stderr)
+	if code != 0 {
+		return code
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d stages)\n", pos[0], len(p.Stages))
+	return 0
+}
+
+func cmdGraph(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("graph", stderr)
+	format := fs.String("format", "dot", "dot or mermaid")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: pipe graph FILE [--format dot|mermaid]")
+		return pipeline.ExitConfig
+	}
+	p, code := load(pos[0], nil, stderr)
+	if code != 0 {
+		return code
+	}
+	switch *format {
+	case "dot":
+		fmt.Fprint(stdout, p.DOT())
+	case "mermaid":
+		fmt.Fprint(stdout, p.Mermaid())
+	default:
+		fmt.Fprintf(stderr, "pipe graph: unknown format %q (dot or mermaid)\n", *format)
+		return pipeline.ExitConfig
+	}
+	return 0
+}
+
+func cmdDocs(args []string, stdout, stderr io.Writer) int {
+	doc, err := pipeline.Docs(Registry(), args...)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipe docs: %v\n", err)
+		return pipeline.ExitConfig
+	}
+	fmt.Fprint(stdout, doc)
+	return 0
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", stderr)
+	var sets stringList
+	fs.Var(&sets, "set", "override a key: stage.key=value (repeatable)")
+	out := fs.String("out", "", "the run directory, used exactly (default runs/<pipeline>/<run-id>)")
+	runs := fs.String("runs", "runs", "the parent of run directories when --out is not given")
+	logFormat := fs.String("log-format", "console", "console (human) or json (one JSON object per line)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	dataDir := fs.String("data-dir", "", "where to look first for datasets that are not embedded (MNIST)")
+	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: pipe run FILE [--out DIR] [--set stage.key=value]... [--log-format console|json]")
+		return pipeline.ExitConfig
+	}
+	if *logFormat != "console" && *logFormat != "json" {
+		fmt.Fprintf(stderr, "pipe run: --log-format must be console or json, not %q\n", *logFormat)
+		return pipeline.ExitConfig
+	}
+	level, err := zerolog.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipe run: --log-level: %v\n", err)
+		return pipeline.ExitConfig
+	}
+	p, code := load(pos[0], sets, stderr)
+	if code != 0 {
+		return code
+	}
+	disp := newDisplay(stderr, *logFormat == "console" && !*noProgress, len(p.Stages))
+	var logw io.Writer = disp
+	if *logFormat == "console" {
+		logw = zerolog.ConsoleWriter{Out: disp, TimeFormat: "15:04:05", NoColor: !disp.tty, PartsExclude: []string{"run"}, FieldsExclude: []string{"run"}}
+	}
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(fmt.Errorf("%w by %s", pipeline.ErrCanceled, s))
+		case <-done:
+		}
+	}()
+
+	res, err := pipeline.Run(ctx, p, pipeline.RunOptions{
+		Dir: *out, RunsDir: *runs, LogWriter: logw, LogLevel: level, DataDir: *dataDir, Progress: disp.event,
+		Overrides: sets, Version: Version(), GEMM: gemmName(),
+	})
+	disp.finish()
+	if res == nil {
+		fmt.Fprintf(stderr, "pipe run: %v\n", err)
+		return pipeline.ExitFailed
+	}
+	m := res.Manifest
+	if err != nil && !errors.Is(err, pipeline.ErrCanceled) {
+		fmt.Fprintf(stderr, "pipe run: %v\n", err)
+	}
+	printSummary(stdout, m)
+	fmt.Fprintf(stdout, "run: %s\n", res.Dir)
+	return pipeline.ExitCode(m.Status)
+}
+
+// printSummary prints each stage's status and its headline metrics.
+func printSummary(w io.Writer, m *pipeline.Manifest) {
+	fmt.Fprintf(w, "%s: %s in %.1fs\n", m.Pipeline, m.Status, m.Seconds)
+	for _, name := range m.StageOrder {
+		s := m.Stages[name]
+		line := fmt.Sprintf("  %-14s %-10s %-9s %7.2fs", name, s.Kind, s.Status, s.Seconds)
+		if s.RowsOut > 0 {
+			line += fmt.Sprintf("  %d rows", s.RowsOut)
+		}
+		fmt.Fprintln(w, line)
+		for _, k := range headlineMetrics(s.Metrics) {
+			fmt.Fprintf(w, "      %-32s %.4f\n", k, s.Metrics[k])
+		}
+	}
+	for _, d := range m.Dropped {
+		fmt.Fprintf(w, "  dropped: %s\n", d)
+	}
+}
+
+// headlineMetrics picks the metrics worth a line in the summary: test and val metrics.
+func headlineMetrics(ms map[string]float64) []string {
+	var keys []string
+	for k := range ms {
+		base := k[strings.LastIndex(k, "/")+1:]
+		if strings.HasPrefix(base, "test_") || strings.HasPrefix(base, "val_") || strings.HasPrefix(base, "oob_") {
+			keys = append(keys, k)
+		}
+	}
+	sortStrings(keys)
+	if len(keys) > 24 {
+		keys = keys[:24]
+	}
+	return keys
+}

@@ -1,0 +1,4 @@
+package cli
+
+// gemmName names the matrix-product backend for the manifest.
+func gemmName() string { return "" }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The two commands of the README, for a fresh machine:
+#   ./run.sh example   build pipe and run pipelines/digits-mlp.toml end to end on the embedded digits dataset
+#   ./run.sh test      run the whole test suite with -race (what CI runs), on the pure-Go build and,
+#                      when OpenBLAS is available, on the openblas build too
+# Set-up happens here: Go modules are downloaded, and Debian's libopenblas-dev is installed when
+# apt-get can (root, reachable mirror); without it pipe builds and runs in pure Go.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_go() {
+	if ! command -v go >/dev/null 2>&1; then
+		echo "run.sh: Go 1.26 or newer is needed (https://go.dev/dl/); it is not on PATH" >&2
+		exit 2
+	fi
+	local v
+	v=$(go env GOVERSION | sed 's/^go//')
+	case "$v" in
+	1.2[6-9]* | 1.[3-9]* | [2-9].*) ;;
+	*) echo "run.sh: Go $v is too old; pipe needs Go 1.26 or newer" >&2; exit 2 ;;
+	esac
+}
+
+have_openblas() {
+	[ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/openblas/cblas.h ] || [ -e /usr/include/cblas.h ] ||
+		ls /usr/include/*/cblas.h >/dev/null 2>&1
+}
+
+setup_openblas() {
+	if have_openblas; then return 0; fi
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "run.sh: installing libopenblas-dev (Debian) for the openblas build" >&2
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libopenblas-dev) >/dev/null 2>&1 ||
+			echo "run.sh: could not install libopenblas-dev; using the pure-Go build" >&2
+	fi
+	have_openblas
+}
+
+build_tags() {
+	if have_openblas; then echo "openblas"; fi
+}
+
+case "${1:-}" in
+example)
+	need_go
+	setup_openblas || true
+	tags=$(build_tags)
+	go mod download
+	go build -tags "$tags" -o bin/pipe ./cmd/pipe
+	echo "run.sh: built bin/pipe (tags: ${tags:-none}); running pipelines/digits-mlp.toml" >&2
+	exec ./bin/pipe run pipelines/digits-mlp.toml "${@:2}"
+	;;
+test)
+	need_go
+	setup_openblas || true
+	go mod download
+	echo "== go vet" >&2
+	go vet ./...
+	if [ -n "$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" ]; then
+		echo "run.sh: gofmt would change:" >&2
+		gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') >&2
+		exit 1
+	fi
+	echo "== go test -race ./... (pure Go)" >&2
+	go test -race -count=1 -timeout 40m ./...
+	if have_openblas; then
+		echo "== go test -race -tags openblas (numeric packages and stages)" >&2
+		go test -race -count=1 -timeout 30m -tags openblas ./nn/... ./stages/... ./internal/sgemm/...
+	else
+		echo "run.sh: OpenBLAS not available: the openblas build was not tested" >&2
+	fi
+	;;
+*)
+	sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac

@@ -1,0 +1,271 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/pipe-ml/pipe/internal/tableio"
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/metrics"
+	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/schema"
+)
+
+func evaluateKind() pipeline.KindSpec {
+	return pipeline.KindSpec{
+		Kind: "evaluate", Shape: pipeline.ShapeSink,
+		Doc: "Scores one or more models on one or more tables and owns the test metrics. Writes every metric to the manifest as " +
+			"[<model>/][<task>/]<split>_<metric> (the model prefix only with several models, the task prefix only with several heads): accuracy, logloss, f1_macro and auc " +
+			"for classes; rmse, mae and r2 in the target's units for regression. Prints the bias/variance/mismatch table (train, train_dev, val and test error, and the " +
+			"diagnosis they imply), and saves the worst-k rows by loss per task and table, with their `_row`, as Parquet.",
+		Fields: []pipeline.Field{
+			{Name: "models", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortArtifact, Doc: "The bundles to score (train, ensemble or combine outputs)."},
+			{Name: "tables", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortTable, Doc: "The tables to score them on; each table's split role names its metrics."},
+			{Name: "worst_k", Type: pipeline.TypeInt, Default: int64(20), Min: pipeline.Bound(0), Doc: "Rows with the largest loss saved per task and table (0: none)."},
+		},
+		Outputs: func(*pipeline.StageConfig) []pipeline.Port { return nil },
+		Example: "[stages.eval]\nkind = \"evaluate\"\nmodels = [\"model.model\"]\ntables = [\"normalize.train\", \"normalize.train_dev\", \"normalize.val\", \"normalize.test\"]",
+		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
+			return &evaluateStage{k: c.Int("worst_k")}, nil
+		},
+	}
+}
+
+type evaluateStage struct{ k int }
+
+// splitError is one model's error per split, for the bias/variance table.
+type splitError map[string]float64
+
+func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+	refs := sc.Config.Inputs("models")
+	tables, err := sc.Inputs(ctx, "tables")
+	if err != nil {
+		return err
+	}
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	var report strings.Builder
+	tableReport := map[string]any{}
+	for _, ref := range refs {
+		a, err := sc.ArtifactOf(ctx, ref)
+		if err != nil {
+			return err
+		}
+		p, ok := a.(Predictor)
+		if !ok {
+			return fmt.Errorf("%s is a %s, not a model", ref, a.ArtifactKind())
+		}
+		prefix := ""
+		if len(refs) > 1 {
+			prefix = ref.Stage + "/"
+		}
+		plan := p.InputPlan()
+		errs := make([]splitError, len(plan.Targets))
+		for i := range errs {
+			errs[i] = splitError{}
+		}
+		for _, t := range tables {
+			data, out, err := scoreTable(ctx, sc, p, t, true)
+			if err != nil {
+				return err
+			}
+			split := t.Split()
+			for h, tp := range plan.Targets {
+				task := ""
+				if len(plan.Targets) > 1 {
+					task = tp.Head + "/"
+				}
+				m := headScores(tp, data, out, h)
+				for k, v := range m {
+					sc.Metrics.Set(prefix+task+split+"_"+k, v)
+				}
+				if tp.Task == taskRegression {
+					errs[h][split] = m["rmse"]
+				} else {
+					errs[h][split] = 1 - m["accuracy"]
+				}
+				if s.k > 0 {
+					name := fmt.Sprintf("worst_%s%s_%s.parquet", strings.ReplaceAll(prefix, "/", "_"), split, tp.Head)
+					if err := writeWorst(ctx, sc, filepath.Join(dir, name), tp, data, out, h, s.k); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for h, tp := range plan.Targets {
+			label := strings.TrimSuffix(prefix, "/")
+			if len(plan.Targets) > 1 {
+				label = strings.Trim(label+" "+tp.Head, " ")
+			}
+			unit := "error (1 - accuracy)"
+			if tp.Task == taskRegression {
+				unit = "RMSE"
+			}
+			text, diag := biasVariance(errs[h], unit, tp.Task == taskRegression)
+			key := label
+			if key == "" {
+				key = tp.Head
+			}
+			tableReport[key] = map[string]any{"errors": map[string]float64(errs[h]), "diagnosis": diag, "unit": unit}
+			if label != "" {
+				fmt.Fprintf(&report, "%s\n", label)
+			}
+			report.WriteString(text)
+		}
+	}
+	sc.SetInfo("bias_variance", tableReport)
+	sc.Log.Info().Msg("bias / variance / mismatch\n" + report.String())
+	return nil
+}
+
+// headScores computes one head's metrics on a table.
+func headScores(tp TargetPlan, data *tensors, out nn.Outputs, h int) map[string]float64 {
+	m := map[string]float64{}
+	w := out.Width[h]
+	rows := len(data.rowIDs)
+	if tp.Task == taskRegression {
+		y := data.raw[h]
+		pred := make([]float32, rows)
+		for i := 0; i < rows; i++ {
+			pred[i] = float32(float64(out.Heads[h][i*w])*tp.Std + tp.Mean)
+		}
+		m["rmse"] = metrics.RMSE(y, pred)
+		m["mae"] = metrics.MAE(y, pred)
+		m["r2"] = metrics.R2(y, pred)
+		return m
+	}
+	labels := data.ds.Targets[h].Labels
+	probs := out.Heads[h]
+	k := w
+	m["accuracy"] = metrics.Accuracy(labels, probs, k)
+	m["logloss"] = metrics.LogLoss(labels, probs, k)
+	m["f1_macro"] = metrics.F1Macro(labels, probs, k)
+	if auc := metrics.ROCAUC(labels, probs, k); !math.IsNaN(auc) {
+		m["auc"] = auc
+	}
+	return m
+}
+
+// biasVariance formats the table of errors per split and the diagnosis they imply. The gaps
+// are read as Ng's recipe: train error is avoidable bias (taking the Bayes error as ~0),
+// train_dev - train is variance, val - train_dev is data mismatch, test - val is overfitting to
+// the validation set. A gap counts when it exceeds max(0.01, 10% of the val error) (for RMSE:
+// 10% of the val RMSE).
+func biasVariance(e splitError, unit string, regression bool) (string, []string) {
+	var b strings.Builder
+	order := []string{schema.SplitTrain, schema.SplitTrainDev, schema.SplitVal, schema.SplitTest}
+	fmt.Fprintf(&b, "  %-10s %s\n", "split", unit)
+	for _, s := range order {
+		if v, ok := e[s]; ok {
+			fmt.Fprintf(&b, "  %-10s %.4f\n", s, v)
+		}
+	}
+	ref := e[schema.SplitVal]
+	if _, ok := e[schema.SplitVal]; !ok {
+		ref = e[schema.SplitTest]
+	}
+	tol := math.Max(0.01, 0.1*ref)
+	if regression {
+		tol = 0.1 * ref
+	}
+	var diag []string
+	train, hasTrain := e[schema.SplitTrain]
+	dev, hasDev := e[schema.SplitTrainDev]
+	val, hasVal := e[schema.SplitVal]
+	test, hasTest := e[schema.SplitTest]
+	if hasTrain && !regression && train > tol && train > 0.05 {
+		diag = append(diag, fmt.Sprintf("high bias (underfit): train error %.4f; try a larger model, longer training or less regularisation", train))
+	}
+	if hasTrain && hasDev && dev-train > tol {
+		diag = append(diag, fmt.Sprintf("high variance (overfit): train_dev − train = %.4f; try more data, regularisation or early stopping", dev-train))
+	} else if hasTrain && !hasDev && hasVal && val-train > tol {
+		diag = append(diag, fmt.Sprintf("variance or mismatch: val − train = %.4f (add train_dev to the split to tell them apart)", val-train))
+	}
+	if hasDev && hasVal && val-dev > tol {
+		diag = append(diag, fmt.Sprintf("data mismatch: val − train_dev = %.4f; the val distribution differs from train", val-dev))
+	}
+	if hasVal && hasTest && test-val > tol {
+		diag = append(diag, fmt.Sprintf("overfit to val: test − val = %.4f; the choices tuned on val do not transfer", test-val))
+	}
+	if len(diag) == 0 {
+		diag = append(diag, "no gap above the tolerance: bias, variance and mismatch are all small")
+	}
+	for _, d := range diag {
+		fmt.Fprintf(&b, "  → %s\n", d)
+	}
+	return b.String(), diag
+}
+
+// writeWorst saves the k rows with the largest loss for one head.
+func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp TargetPlan, data *tensors, out nn.Outputs, h, k int) error {
+	rows := len(data.rowIDs)
+	w := out.Width[h]
+	loss := make([]float64, rows)
+	for i := 0; i < rows; i++ {
+		if tp.Task == taskRegression {
+			y := float64(data.raw[h][i])
+			p := float64(out.Heads[h][i*w])*tp.Std + tp.Mean
+			loss[i] = (y - p) * (y - p)
+		} else {
+			l := data.ds.Targets[h].Labels[i]
+			if l < 0 {
+				loss[i] = math.Inf(-1)
+				continue
+			}
+			loss[i] = -math.Log(math.Max(float64(out.Heads[h][i*w+int(l)]), 1e-15))
+		}
+	}
+	idx := make([]int, rows)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return loss[idx[a]] > loss[idx[b]] })
+	if k > rows {
+		k = rows
+	}
+	idx = idx[:k]
+	fields := []arrow.Field{{Name: "_row", Type: arrow.PrimitiveTypes.Int64}, {Name: "loss", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "target", Type: arrow.BinaryTypes.String}, {Name: "predicted", Type: arrow.BinaryTypes.String}, {Name: "p_target", Type: arrow.PrimitiveTypes.Float64}}
+	s := arrow.NewSchema(fields, nil)
+	bld := array.NewRecordBuilder(sc.Mem, s)
+	defer bld.Release()
+	for _, i := range idx {
+		bld.Field(0).(*array.Int64Builder).Append(data.rowIDs[i])
+		bld.Field(1).(*array.Float64Builder).Append(loss[i])
+		if tp.Task == taskRegression {
+			bld.Field(2).(*array.StringBuilder).Append(fmt.Sprint(data.raw[h][i]))
+			bld.Field(3).(*array.StringBuilder).Append(fmt.Sprint(float64(out.Heads[h][i*w])*tp.Std + tp.Mean))
+			bld.Field(4).(*array.Float64Builder).AppendNull()
+			continue
+		}
+		l := data.ds.Targets[h].Labels[i]
+		if l < 0 {
+			bld.Field(2).(*array.StringBuilder).AppendNull()
+			bld.Field(4).(*array.Float64Builder).AppendNull()
+		} else {
+			bld.Field(2).(*array.StringBuilder).Append(tp.Labels[l])
+			bld.Field(4).(*array.Float64Builder).Append(float64(out.Heads[h][i*w+int(l)]))
+		}
+		bld.Field(3).(*array.StringBuilder).Append(tp.Labels[argmax(out.Heads[h][i*w:i*w+len(tp.Labels)])])
+	}
+	rec := bld.NewRecordBatch()
+	defer rec.Release()
+	wr, err := tableio.NewWriter(path, s, sc.Mem)
+	if err != nil {
+		return err
+	}
+	if err := wr.Write(rec); err != nil {
+		wr.Abort()
+		return err
+	}
+	return wr.Close()
+}

@@ -1,0 +1,250 @@
+package stages
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/train"
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+func trainKind() pipeline.KindSpec {
+	return pipeline.KindSpec{
+		Kind: "train", Shape: pipeline.ShapeTrain,
+		Doc: "Trains a neural network (a trunk of layers and one head per target) on a training table, with a validation table for early stopping. " +
+			"Defaults follow established practice: ReLU layers with He init, Adam, early stopping on the validation loss that restores the best weights, " +
+			"the loss chosen from the target's type (softmax cross-entropy, binary cross-entropy, or MSE on a standardised target), and a model summary in the log. " +
+			"A row whose label is missing for one target still trains the other heads. Outputs the `model` bundle (stages/<name>/bundle/) and writes the per-epoch history to history.csv.",
+		Fields: append([]pipeline.Field{
+			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
+			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table, for early stopping and schedules. Without it, a seeded 10% of train is held out."},
+		}, trainFields()...),
+		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
+		},
+		DefaultOutput: "model",
+		Example: "[stages.model]\nkind = \"train\"\ntrain = \"normalize.train\"\nval = \"normalize.val\"\ntarget = \"target\"\n" +
+			"layers = [ { dense = 128, dropout = 0.2 }, { dense = 64 } ]\noptimizer = { name = \"adam\", lr = \"auto\" }\nschedule = { name = \"cosine\" }\nepochs = 200\nearly_stopping = { metric = \"val_loss\", patience = 15 }",
+		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
+			ts, err := parseTrainSpec(c)
+			if err != nil {
+				return nil, err
+			}
+			if len(ts.targets) > 1 && c.IsSet("task") {
+				return nil, c.Errorf("task", "with several targets, set each one's task in tasks = { <target> = { task = ... } }")
+			}
+			return &trainStage{spec: ts}, nil
+		},
+	}
+}
+
+type trainStage struct{ spec *trainSpec }
+
+func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+	trainT, err := sc.Input(ctx, "train")
+	if err != nil {
+		return err
+	}
+	var valT *pipeline.Table
+	if _, ok := sc.Config.Input("val"); ok {
+		if valT, err = sc.Input(ctx, "val"); err != nil {
+			return err
+		}
+	}
+	if err := trainT.Wait(ctx); err != nil {
+		return err
+	}
+	tasks := map[string]string{}
+	for k, v := range s.spec.tasks {
+		tasks[k] = v.Task
+	}
+	if len(s.spec.targets) <= 1 && s.spec.task != "auto" {
+		for _, t := range s.spec.targets {
+			tasks[t] = s.spec.task
+		}
+		if len(s.spec.targets) == 0 {
+			tasks[""] = s.spec.task
+		}
+	}
+	plan, err := planInputs(ctx, sc, trainT, s.spec.features, s.spec.targets, tasks)
+	if err != nil {
+		return err
+	}
+	if t, ok := tasks[""]; ok && len(plan.Targets) == 1 && t != "auto" && plan.Targets[0].Task != t {
+		// task set without naming the target: re-plan the default target with it.
+		tasks[plan.Targets[0].Column] = t
+		if plan, err = planInputs(ctx, sc, trainT, s.spec.features, s.spec.targets, tasks); err != nil {
+			return err
+		}
+	}
+	if unk := s.spec.unknownTasks(plan); len(unk) > 0 {
+		return sc.Config.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
+	}
+	trainData, err := plan.materialize(ctx, sc, trainT, true)
+	if err != nil {
+		return err
+	}
+	var valData *tensors
+	if valT != nil {
+		if valData, err = plan.materialize(ctx, sc, valT, true); err != nil {
+			return err
+		}
+	}
+	spec, err := s.spec.modelSpec(plan)
+	if err != nil {
+		return sc.Config.Errorf("class_weight", "%v", err)
+	}
+	m, err := nn.Build(spec, sc.Rand(0))
+	if err != nil {
+		return sc.Config.Errorf("layers", "%v", err)
+	}
+	logSummary(sc, m)
+	cfg := s.spec.cfg
+	cfg.Seed = sc.Seed(1)
+	cfg.Logger = sc.Log
+	want := s.spec.workers
+	if want == 0 {
+		want = sc.Workers()
+	}
+	n, release, err := sc.CPU(ctx, want)
+	if err != nil {
+		return err
+	}
+	defer release()
+	cfg.Workers = n
+	epochs := cfg.Epochs
+	hooks := []train.Hook{train.OnEpochEnd("progress", 100, func(e *train.EpochInfo) error {
+		sc.Progress(int64(e.Epoch+1), int64(epochs), "epoch")
+		return nil
+	})}
+	var val train.Dataset
+	if valData != nil {
+		val = valData.ds
+	}
+	res, err := train.Fit(ctx, m, trainData.ds, val, cfg, hooks...)
+	dir, derr := sc.Dir()
+	if derr != nil {
+		return derr
+	}
+	if herr := writeHistory(filepath.Join(dir, "history.csv"), res.History); herr != nil && err == nil {
+		err = herr
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("training: %w", err)
+	}
+	if res.CarvedValidation {
+		sc.Note("no val table: held out a seeded %d rows (10%%) of train for early stopping", len(res.ValRows))
+		sc.SetInfo("carved_validation_rows", len(res.ValRows))
+	}
+	if res.RangeTest != nil {
+		sc.SetInfo("lr_range_test", map[string]any{"best_lr": res.RangeTest.BestLR, "suggested_lr": res.RangeTest.Suggested, "steps": len(res.RangeTest.LRs)})
+		sc.Note("LR range test: best %.3g, using %.3g", res.RangeTest.BestLR, res.RangeTest.Suggested)
+	}
+	sc.SetInfo("epochs", res.Epochs)
+	sc.SetInfo("best_epoch", res.BestEpoch+1)
+	sc.SetInfo("stopped_early", res.StoppedEarly)
+	sc.SetInfo("base_lr", res.BaseLR)
+	sc.SetInfo("params", countParams(m))
+	// The last epoch's metrics (of the restored best epoch when early stopping).
+	if len(res.History.Epochs) > 0 {
+		best := res.History.Epochs[min(res.BestEpoch, len(res.History.Epochs)-1)]
+		for k, v := range best {
+			sc.Metrics.Set(metricKey(k), v)
+		}
+	}
+	b, err := newBundle(sc, m, plan, trainT.Lineage(), trainT.Schema())
+	if err != nil {
+		return err
+	}
+	b.Meta.Metrics = sc.Metrics.Snapshot()
+	if err := b.Save(filepath.Join(dir, "bundle")); err != nil {
+		return err
+	}
+	return sc.SetArtifact("model", b)
+}
+
+func targetNames(p *InputPlan) []string {
+	var out []string
+	for _, t := range p.Targets {
+		out = append(out, t.Column)
+	}
+	return out
+}
+
+// writeHistory writes the per-epoch metrics table.
+func writeHistory(path string, h train.History) error {
+	if len(h.Epochs) == 0 {
+		return nil
+	}
+	keys := map[string]bool{}
+	for _, e := range h.Epochs {
+		for k := range e {
+			keys[k] = true
+		}
+	}
+	cols := make([]string, 0, len(keys))
+	for k := range keys {
+		cols = append(cols, k)
+	}
+	sort.Strings(cols)
+	return pipeline.WriteAtomic(path, func(f *os.File) error {
+		w := csv.NewWriter(f)
+		if err := w.Write(append([]string{"epoch"}, cols...)); err != nil {
+			return err
+		}
+		for i, e := range h.Epochs {
+			row := []string{strconv.Itoa(i + 1)}
+			for _, k := range cols {
+				v, ok := e[k]
+				if !ok || math.IsNaN(v) {
+					row = append(row, "")
+				} else {
+					row = append(row, strconv.FormatFloat(v, 'g', 8, 64))
+				}
+			}
+			if err := w.Write(row); err != nil {
+				return err
+			}
+		}
+		w.Flush()
+		return w.Error()
+	})
+}
+
+// metricKey turns a History key into the manifest's [<task>/]<split>_<metric> form: "loss" →
+// "train_loss", "val_accuracy" stays, "parity/accuracy" → "parity/train_accuracy".
+func metricKey(k string) string {
+	task, name := "", k
+	if i := strings.LastIndex(k, "/"); i >= 0 {
+		task, name = k[:i+1], k[i+1:]
+	}
+	if !strings.HasPrefix(name, "val_") && !strings.HasPrefix(name, "train_") {
+		name = "train_" + name
+	}
+	return task + name
+}
+
+func countParams(m *nn.Model) int {
+	n := 0
+	for _, p := range m.Params() {
+		n += len(p.Value)
+	}
+	return n
+}
+
+// logSummary logs the model summary (every layer, its parameters and share) and its warnings.
+func logSummary(sc *pipeline.StageContext, m *nn.Model) {
+	sc.SetInfo("params", countParams(m))
+}
