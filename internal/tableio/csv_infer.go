@@ -1,0 +1,107 @@
+package tableio
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// colKind is the storage kind of a CSV column.
+type colKind uint8
+
+const (
+	kindInt64 colKind = iota
+	kindInt32
+	kindFloat64
+	kindFloat32
+	kindBool
+	kindString
+)
+
+func (k colKind) String() string {
+	switch k {
+	case kindInt64:
+		return "int64"
+	case kindInt32:
+		return "int32"
+	case kindFloat64:
+		return "float64"
+	case kindFloat32:
+		return "float32"
+	case kindBool:
+		return "bool"
+	}
+	return "string"
+}
+
+func (k colKind) dataType() arrow.DataType {
+	switch k {
+	case kindInt64:
+		return arrow.PrimitiveTypes.Int64
+	case kindInt32:
+		return arrow.PrimitiveTypes.Int32
+	case kindFloat64:
+		return arrow.PrimitiveTypes.Float64
+	case kindFloat32:
+		return arrow.PrimitiveTypes.Float32
+	case kindBool:
+		return arrow.FixedWidthTypes.Boolean
+	}
+	return arrow.BinaryTypes.String
+}
+
+func kindOf(t arrow.DataType) (colKind, error) {
+	switch t.ID() {
+	case arrow.INT64:
+		return kindInt64, nil
+	case arrow.INT32:
+		return kindInt32, nil
+	case arrow.FLOAT64:
+		return kindFloat64, nil
+	case arrow.FLOAT32:
+		return kindFloat32, nil
+	case arrow.BOOL:
+		return kindBool, nil
+	case arrow.STRING:
+		return kindString, nil
+	}
+	return 0, fmt.Errorf("type %s is not supported by the CSV reader (use int64, int32, float64, float32, bool or utf8)", t)
+}
+
+// typeTally records what the sampled fields of one column looked like.
+type typeTally struct {
+	ints, floats, bools, others int
+}
+
+func (t *typeTally) add(text string) {
+	b := []byte(text)
+	if _, ok := parseInt64Bytes(b); ok {
+		t.ints++
+		return
+	}
+	if _, st := parseFloat64Bytes(b); st != numberBad {
+		t.floats++ // NaN/Inf literals count as numbers so that the column errors on them
+		return
+	}
+	if _, ok := parseBoolBytes(b); ok {
+		t.bools++
+		return
+	}
+	t.others++
+}
+
+func (t *typeTally) kind() colKind {
+	switch {
+	case t.others > 0:
+		return kindString
+	case t.bools > 0 && t.ints+t.floats > 0:
+		return kindString
+	case t.bools > 0:
+		return kindBool
+	case t.floats > 0:
+		return kindFloat64
+	case t.ints > 0:
+		return kindInt64
+	}
+	return kindString // no non-null sampled value
+}

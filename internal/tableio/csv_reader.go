@@ -1,0 +1,422 @@
+package tableio
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Reader streams record batches, following arrow-go's array.RecordReader conventions.
+type Reader interface {
+	// Schema is the schema of every batch.
+	Schema() *arrow.Schema
+	// Next advances to the next batch; it returns false at the end or on an error.
+	Next() bool
+	// RecordBatch is the current batch. The reader owns it: it is valid until the next call
+	// to Next or Release; call Retain to keep it longer (and Release it later).
+	RecordBatch() arrow.RecordBatch
+	// Err is the error that stopped Next, or nil at a clean end.
+	Err() error
+	// Release frees the reader's resources (goroutines, files, the current batch). It is
+	// safe to call more than once.
+	Release()
+}
+
+// CSVReader reads CSV text into record batches; see the package doc for the format and
+// NewCSVReader for its use.
+type CSVReader struct {
+	mem    memory.Allocator
+	opts   CSVOptions
+	schema *arrow.Schema
+
+	results chan chan chunkResult // one slot per chunk, in input order
+	done    chan struct{}
+	wg      sync.WaitGroup
+	stopped sync.Once
+
+	cur      arrow.RecordBatch
+	err      error
+	finished bool
+	skipped  int64
+	examples []*RowError
+}
+
+// chunkMinRead is the least free space the chunker reads into at once.
+const chunkMinRead = 1 << 20
+
+// NewCSVReader reads the header and a sample of rows of r (to infer column types), then
+// parses the rest as the caller calls Next, with opts.Workers goroutines. The caller must
+// call Release. mem allocates every batch. An input without a header row or without data
+// rows is an error, as is a Schema field that names no header column.
+func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReader, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	src := &csvSource{r: r}
+	data := make([]byte, 0, 4*chunkMinRead)
+	fr := fieldReader{delim: byte(o.Delimiter)}
+
+	// Header, after an optional UTF-8 byte-order mark and leading blank lines.
+	line := int64(1)
+	pos := 0
+	var header []string
+	bomChecked := false
+	for {
+		end, lines, ok := scanRow(data, pos)
+		if !ok && !src.eof {
+			if data, err = src.fill(data); err != nil {
+				return nil, fmt.Errorf("%s: reading the header: %w", o.Name, err)
+			}
+			if !bomChecked && (len(data) >= 3 || src.eof) {
+				bomChecked = true
+				data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+			}
+			continue
+		}
+		if pos == len(data) {
+			return nil, fmt.Errorf("%s: the input is empty: a CSV file needs a header row naming its columns, then data rows", o.Name)
+		}
+		if isBlankRow(data[pos:end]) {
+			pos = end
+			line += int64(lines)
+			continue
+		}
+		fields, next, hl, problem := fr.splitRecord(data, pos)
+		if problem != fieldOK {
+			return nil, fmt.Errorf("%s:%d: the header row has a broken quote; quote a column name as \"name\" and double quotes inside it", o.Name, line)
+		}
+		header = fields
+		pos = next
+		line += int64(hl)
+		break
+	}
+	cols, schema, err := planColumns(header, o, line-1)
+	if err != nil {
+		return nil, err
+	}
+
+	// Sample rows for inference (at least one row, to tell an empty table apart).
+	needInference := false
+	for _, c := range cols {
+		needInference = needInference || c.inferred
+	}
+	want := 1
+	if needInference {
+		want = o.SampleRows
+	}
+	if o.Limit > 0 && int64(want) > o.Limit {
+		want = int(o.Limit)
+	}
+	tallies := make([]typeTally, len(cols))
+	sampled := 0
+	scan := pos
+	for sampled < want {
+		end, _, ok := scanRow(data, scan)
+		if !ok && !src.eof {
+			if data, err = src.fill(data); err != nil {
+				return nil, fmt.Errorf("%s: reading the sample rows: %w", o.Name, err)
+			}
+			continue
+		}
+		if scan == len(data) {
+			break
+		}
+		if isBlankRow(data[scan:end]) {
+			scan = end
+			continue
+		}
+		fields, next, _, problem := fr.splitRecord(data, scan)
+		scan = next
+		sampled++
+		if problem != fieldOK || len(fields) != len(cols) || !needInference {
+			continue // the parser reports this row in its place
+		}
+		for j, f := range fields {
+			if cols[j].inferred && !isNullText(f, o.NullValues) {
+				tallies[j].add(f)
+			}
+		}
+	}
+	if sampled == 0 {
+		return nil, fmt.Errorf("%s: the input has a header row but no data rows", o.Name)
+	}
+	fields := schema.Fields()
+	for j := range cols {
+		if cols[j].inferred {
+			cols[j].kind = tallies[j].kind()
+			fields[j].Type = cols[j].kind.dataType()
+		}
+	}
+	md := schema.Metadata()
+	schema = arrow.NewSchema(fields, &md)
+
+	rd := &CSVReader{mem: mem, opts: o, schema: schema,
+		results: make(chan chan chunkResult, o.Workers+1),
+		done:    make(chan struct{})}
+	jobs := make(chan *csvChunk, o.Workers)
+	free := make(chan []byte, o.Workers+2)
+	rd.wg.Add(1 + o.Workers)
+	go rd.runChunker(src, data[pos:], line, jobs, free)
+	for range o.Workers {
+		p := newBlockParser(mem, schema, cols, &o)
+		go rd.runParser(p, jobs, free)
+	}
+	return rd, nil
+}
+
+func isNullText(s string, nulls []string) bool {
+	for _, v := range nulls {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// planColumns names the columns from the header and applies the declared schema.
+func planColumns(header []string, o CSVOptions, headerLine int64) ([]csvColumn, *arrow.Schema, error) {
+	cols := make([]csvColumn, len(header))
+	fields := make([]arrow.Field, len(header))
+	seen := make(map[string]int, len(header))
+	for j, name := range header {
+		if name == "" {
+			name = fmt.Sprintf("column_%d", j+1)
+		}
+		if k, dup := seen[name]; dup {
+			return nil, nil, fmt.Errorf("%s:%d: columns %d and %d of the header are both named %q; give them distinct names",
+				o.Name, headerLine, k+1, j+1, name)
+		}
+		seen[name] = j
+		cols[j] = csvColumn{name: name, kind: kindString, inferred: true}
+		fields[j] = arrow.Field{Name: name, Type: arrow.BinaryTypes.String, Nullable: true}
+	}
+	var md arrow.Metadata
+	if o.Schema != nil {
+		md = o.Schema.Metadata()
+		for _, f := range o.Schema.Fields() {
+			j, ok := seen[f.Name]
+			if !ok {
+				return nil, nil, fmt.Errorf("%s: the declared schema has a column %q that the header does not have (header: %v); fix the name in the schema",
+					o.Name, f.Name, header)
+			}
+			k, err := kindOf(f.Type)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: column %q: %w", o.Name, f.Name, err)
+			}
+			cols[j].kind, cols[j].inferred = k, false
+			f.Nullable = true
+			fields[j] = f
+		}
+	}
+	return cols, arrow.NewSchema(fields, &md), nil
+}
+
+// csvSource reads the input in large blocks.
+type csvSource struct {
+	r   io.Reader
+	eof bool
+}
+
+// fill appends more input to data, growing it when full. It sets eof at the end.
+func (s *csvSource) fill(data []byte) ([]byte, error) {
+	if cap(data)-len(data) < chunkMinRead {
+		grown := make([]byte, len(data), 2*cap(data)+chunkMinRead)
+		copy(grown, data)
+		data = grown
+	}
+	n, err := io.ReadFull(s.r, data[len(data):cap(data)])
+	data = data[:len(data)+n]
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		s.eof = true
+		return data, nil
+	}
+	return data, err
+}
+
+// runChunker cuts the input into chunks of up to BatchRows complete rows, in order, and
+// gives each to a parser with a result slot queued in rd.results.
+func (rd *CSVReader) runChunker(src *csvSource, data []byte, line int64, jobs chan<- *csvChunk, free chan []byte) {
+	defer rd.wg.Done()
+	defer close(rd.results)
+	defer close(jobs)
+	batch := rd.opts.BatchRows
+	limit := rd.opts.Limit
+	row := int64(1)
+	var total int64
+	for {
+		pos, rows, lines := 0, 0, 0
+		for rows < batch && (limit == 0 || total+int64(rows) < limit) {
+			end, nl, ok := scanRow(data, pos)
+			if !ok {
+				if !src.eof {
+					var err error
+					if data, err = src.fill(data); err != nil {
+						rd.sendError(fmt.Errorf("%s: reading: %w", rd.opts.Name, err))
+						return
+					}
+					continue
+				}
+				if pos < len(data) && !isBlankRow(data[pos:]) {
+					rows++ // the last row, without a line break (or with an unclosed quote)
+				}
+				pos = len(data)
+				break
+			}
+			if !isBlankRow(data[pos:end]) {
+				rows++
+			}
+			lines += nl
+			pos = end
+		}
+		if rows > 0 {
+			// Carry the tail into a fresh buffer sized like this chunk.
+			next := rd.takeBuffer(free, max(pos+pos/8, len(data)-pos+chunkMinRead))
+			next = append(next, data[pos:]...)
+			c := &csvChunk{data: data[:pos], rows: rows, firstRow: row, firstLine: line,
+				result: make(chan chunkResult, 1)}
+			select {
+			case rd.results <- c.result:
+			case <-rd.done:
+				return
+			}
+			select {
+			case jobs <- c:
+			case <-rd.done:
+				return
+			}
+			data = next
+			row += int64(rows)
+			line += int64(lines)
+			total += int64(rows)
+		}
+		if (src.eof && len(data) == 0) || (limit > 0 && total >= limit) || rows == 0 {
+			return
+		}
+	}
+}
+
+func (rd *CSVReader) takeBuffer(free chan []byte, size int) []byte {
+	select {
+	case b := <-free:
+		if cap(b) >= size {
+			return b[:0]
+		}
+	default:
+	}
+	return make([]byte, 0, size)
+}
+
+func (rd *CSVReader) sendError(err error) {
+	slot := make(chan chunkResult, 1)
+	slot <- chunkResult{err: err}
+	select {
+	case rd.results <- slot:
+	case <-rd.done:
+	}
+}
+
+func (rd *CSVReader) runParser(p *blockParser, jobs <-chan *csvChunk, free chan []byte) {
+	defer rd.wg.Done()
+	for {
+		select {
+		case c, ok := <-jobs:
+			if !ok {
+				return
+			}
+			c.result <- p.parse(c) // buffered: never blocks
+			select {
+			case free <- c.data[:0]:
+			default:
+			}
+		case <-rd.done:
+			return
+		}
+	}
+}
+
+// Schema returns the schema of every batch: header names, declared or inferred types,
+// declared field metadata; every field is nullable.
+func (rd *CSVReader) Schema() *arrow.Schema { return rd.schema }
+
+// Next advances to the next batch. It returns false at the end of the input, at Limit, or
+// on the first error (see Err).
+func (rd *CSVReader) Next() bool {
+	if rd.cur != nil {
+		rd.cur.Release()
+		rd.cur = nil
+	}
+	if rd.err != nil || rd.finished {
+		return false
+	}
+	for {
+		slot, ok := <-rd.results
+		if !ok {
+			rd.finished = true
+			return false
+		}
+		res := <-slot
+		rd.skipped += res.skipped
+		for _, e := range res.examples {
+			if len(rd.examples) < maxSkippedExamples {
+				rd.examples = append(rd.examples, e)
+			}
+		}
+		if res.err != nil {
+			rd.err = res.err
+			rd.stop()
+			return false
+		}
+		if res.rec != nil {
+			rd.cur = res.rec
+			return true
+		}
+	}
+}
+
+// RecordBatch returns the current batch, owned by the reader: valid until the next call to
+// Next or Release; Retain it to keep it.
+func (rd *CSVReader) RecordBatch() arrow.RecordBatch { return rd.cur }
+
+// Err returns the error that stopped Next: a *RowError for a bad row (when OnBadRow is
+// "fail"), or an I/O error. It is nil at a clean end.
+func (rd *CSVReader) Err() error { return rd.err }
+
+// SkippedRows is the number of bad rows skipped so far (OnBadRow = "skip").
+func (rd *CSVReader) SkippedRows() int64 { return rd.skipped }
+
+// SkippedExamples describes the first 10 skipped rows, in input order.
+func (rd *CSVReader) SkippedExamples() []*RowError {
+	return append([]*RowError(nil), rd.examples...)
+}
+
+// Release stops the goroutines and frees the current batch and any parsed batches not yet
+// returned. It is safe to call more than once.
+func (rd *CSVReader) Release() {
+	if rd.cur != nil {
+		rd.cur.Release()
+		rd.cur = nil
+	}
+	rd.stop()
+}
+
+// stop ends the goroutines and frees batches that were parsed but not consumed.
+func (rd *CSVReader) stop() {
+	rd.stopped.Do(func() {
+		close(rd.done)
+		rd.wg.Wait()
+		for slot := range rd.results { // closed by the chunker on exit
+			select {
+			case res := <-slot:
+				if res.rec != nil {
+					res.rec.Release()
+				}
+			default:
+			}
+		}
+	})
+}

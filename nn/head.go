@@ -1,0 +1,214 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+// head is a linear output layer plus its loss.
+type head struct {
+	spec         HeadSpec
+	lin          *dense
+	k            int       // logits per row
+	classWeights []float32 // nil: all 1
+	weight       float64   // loss weight
+	probs        []float32 // rows×k: softmax probabilities, sigmoid p, or regression values
+	dz           []float32 // dL/dlogits
+}
+
+func (h *head) alloc(rows int) {
+	h.lin.alloc(rows)
+	h.probs = grow(h.probs, rows*h.k)
+	h.dz = grow(h.dz, rows*h.k)
+}
+
+// lossTo computes the head's mean loss over present rows from the logits in h.lin.y, writes
+// scale·dL/dlogits into h.dz when grad is set, and returns (mean loss, Σ weights of present
+// rows). A row with a missing target contributes nothing; the mean is Σw·ℓ/Σw over present
+// rows (present values for regression), w = sample weight × class weight.
+func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64, grad bool) (float64, float64) {
+	logits := h.lin.y[:rows*h.k]
+	k := h.k
+	probs := h.probs[:rows*k]
+	dz := h.dz[:rows*k]
+	rowWeight := func(r int, label int32) float64 {
+		w := 1.0
+		if sampleW != nil {
+			w = float64(sampleW[r])
+		}
+		if h.classWeights != nil && label >= 0 && int(label) < len(h.classWeights) {
+			w *= float64(h.classWeights[label])
+		}
+		return w
+	}
+	switch h.spec.Kind {
+	case HeadSoftmax:
+		var wsum float64
+		for r := 0; r < rows; r++ {
+			if l := t.Labels[r]; l >= 0 {
+				wsum += rowWeight(r, l)
+			}
+		}
+		eps := h.spec.LabelSmoothing
+		var total float64
+		for r := 0; r < rows; r++ {
+			z, p := logits[r*k:r*k+k], probs[r*k:r*k+k]
+			mx := z[0]
+			for _, v := range z[1:] {
+				mx = max(mx, v)
+			}
+			var s float64
+			for j, v := range z {
+				e := math.Exp(float64(v - mx))
+				p[j] = float32(e)
+				s += e
+			}
+			inv := 1 / s
+			logS := math.Log(s)
+			for j := range p {
+				p[j] = float32(float64(p[j]) * inv)
+			}
+			l := t.Labels[r]
+			d := dz[r*k : r*k+k]
+			if l < 0 || wsum == 0 {
+				if grad {
+					clear(d)
+				}
+				continue
+			}
+			w := rowWeight(r, l)
+			var lr float64
+			if eps == 0 {
+				lr = -(float64(z[l]-mx) - logS)
+			} else {
+				var sumLog float64
+				for _, v := range z {
+					sumLog += float64(v-mx) - logS
+				}
+				lr = -(1-eps)*(float64(z[l]-mx)-logS) - eps/float64(k)*sumLog
+			}
+			total += w * lr
+			if grad {
+				c := float32(scale * w / wsum)
+				off := float32(eps / float64(k))
+				for j, pv := range p {
+					d[j] = c * (pv - off)
+				}
+				d[l] -= c * float32(1-eps)
+			}
+		}
+		if wsum == 0 {
+			return 0, 0
+		}
+		return total / wsum, wsum
+	case HeadBinary:
+		var wsum float64
+		for r := 0; r < rows; r++ {
+			if l := t.Labels[r]; l >= 0 {
+				wsum += rowWeight(r, l)
+			}
+		}
+		eps := h.spec.LabelSmoothing
+		var total float64
+		for r := 0; r < rows; r++ {
+			z := float64(logits[r])
+			p := sigmoid32(logits[r])
+			probs[r] = p
+			l := t.Labels[r]
+			if l < 0 || wsum == 0 {
+				if grad {
+					dz[r] = 0
+				}
+				continue
+			}
+			w := rowWeight(r, l)
+			tt := float64(l)*(1-eps) + eps/2
+			// softplus(z) − t·z, stable.
+			total += w * (max(z, 0) - z*tt + math.Log1p(math.Exp(-math.Abs(z))))
+			if grad {
+				dz[r] = float32(scale * w / wsum * (float64(p) - tt))
+			}
+		}
+		if wsum == 0 {
+			return 0, 0
+		}
+		return total / wsum, wsum
+	default:
+		delta := h.spec.HuberDelta
+		if delta == 0 {
+			delta = 1
+		}
+		var wsum float64
+		for r := 0; r < rows; r++ {
+			for j := 0; j < k; j++ {
+				if !math.IsNaN(float64(t.Values[r*k+j])) {
+					wsum += rowWeight(r, -1)
+				}
+			}
+		}
+		copy(probs, logits)
+		var total float64
+		for i, y := range logits {
+			tv := t.Values[i]
+			if math.IsNaN(float64(tv)) || wsum == 0 {
+				if grad {
+					dz[i] = 0
+				}
+				continue
+			}
+			w := rowWeight(i/k, -1)
+			d := float64(y) - float64(tv)
+			var l, g float64
+			switch h.spec.Loss {
+			case LossMAE:
+				l = math.Abs(d)
+				if d > 0 {
+					g = 1
+				} else if d < 0 {
+					g = -1
+				}
+			case LossHuber:
+				if math.Abs(d) <= delta {
+					l, g = 0.5*d*d, d
+				} else {
+					l = delta * (math.Abs(d) - 0.5*delta)
+					g = math.Copysign(delta, d)
+				}
+			default:
+				l, g = d*d, 2*d
+			}
+			total += w * l
+			if grad {
+				dz[i] = float32(scale * w / wsum * g)
+			}
+		}
+		if wsum == 0 {
+			return 0, 0
+		}
+		return total / wsum, wsum
+	}
+}
+
+// checkTargets validates t against the head for a batch of rows.
+func (h *head) checkTargets(t HeadTargets, rows int) error {
+	switch h.spec.Kind {
+	case HeadSoftmax, HeadBinary:
+		if len(t.Labels) < rows {
+			return fmt.Errorf("head %q: %d labels for %d rows", h.spec.Name, len(t.Labels), rows)
+		}
+		limit := int32(h.k)
+		if h.spec.Kind == HeadBinary {
+			limit = 2
+		}
+		for _, l := range t.Labels[:rows] {
+			if l >= limit {
+				return fmt.Errorf("head %q: label %d out of range [0, %d) (use a negative label for missing)", h.spec.Name, l, limit)
+			}
+		}
+	default:
+		if len(t.Values) < rows*h.k {
+			return fmt.Errorf("head %q: %d target values for %d rows × %d outputs", h.spec.Name, len(t.Values), rows, h.k)
+		}
+	}
+	return nil
+}

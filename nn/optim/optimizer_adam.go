@@ -1,0 +1,105 @@
+package optim
+
+import "math"
+
+// Adam is the adaptive moment estimator (Kingma & Ba 2015) with bias correction, and AdamW its
+// variant with decoupled weight decay (Loshchilov & Hutter 2019), both in PyTorch's
+// formulation (torch.optim.Adam / torch.optim.AdamW, amsgrad off). Per element, with t the
+// param's own step count (starting at 1):
+//
+//	g = g + lambda*w                          (Adam with WeightDecay only: coupled L2)
+//	w = w * (1 - lr*lambda)                   (AdamW only: decoupled decay)
+//	m = beta1*m + (1-beta1)*g
+//	v = beta2*v + (1-beta2)*g*g
+//	w = w - lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+//
+// Decay of either kind is skipped for NoDecay params. AdamW's decay is multiplied by the
+// learning rate as in PyTorch (so it follows the schedule), with default lambda 0.01.
+type Adam struct {
+	beta1, beta2, eps, weightDecay float64
+	decoupled                      bool
+	state                          stateTable
+}
+
+func newAdam(cfg Config, decoupled bool) *Adam {
+	name, wd := NameAdam, cfg.WeightDecay
+	if decoupled {
+		name, wd = NameAdamW, orDefault(cfg.WeightDecay, 0.01)
+	}
+	return &Adam{
+		beta1:       orDefault(cfg.Beta1, 0.9),
+		beta2:       orDefault(cfg.Beta2, 0.999),
+		eps:         orDefault(cfg.Eps, 1e-8),
+		weightDecay: wd,
+		decoupled:   decoupled,
+		state:       newStateTable(name, 2),
+	}
+}
+
+// Name returns "adam" or "adamw".
+func (o *Adam) Name() string { return o.state.kind }
+
+// Step implements Optimizer.
+func (o *Adam) Step(params []*Param, lr float64) {
+	o.state.steps++
+	for _, p := range params {
+		if p.Frozen {
+			continue
+		}
+		s := o.state.get(p)
+		s.step++
+		plr := paramLR(p, lr)
+		var l2, decay float64
+		if !p.NoDecay {
+			if o.decoupled {
+				decay = plr * o.weightDecay
+			} else {
+				l2 = o.weightDecay
+			}
+		}
+		t := float64(s.step)
+		bc1 := 1 - math.Pow(o.beta1, t)
+		bc2 := 1 - math.Pow(o.beta2, t)
+		adamKernel(p.Value, p.Grad, s.bufs[0], s.bufs[1], adamScalars{
+			stepSize:      float32(plr / bc1),
+			invSqrtBC2:    float32(1 / math.Sqrt(bc2)),
+			beta1:         float32(o.beta1),
+			beta2:         float32(o.beta2),
+			oneMinusBeta1: float32(1 - o.beta1),
+			oneMinusBeta2: float32(1 - o.beta2),
+			eps:           float32(o.eps),
+			l2:            float32(l2),
+			decay:         float32(decay),
+		})
+	}
+}
+
+type adamScalars struct {
+	stepSize, invSqrtBC2                       float32
+	beta1, beta2, oneMinusBeta1, oneMinusBeta2 float32
+	eps, l2                                    float32
+	// decay is AdamW's lr*lambda: the kernel computes w - w*decay rather than w*(1-decay),
+	// whose float32 factor would round away most of a decay of ~1e-5.
+	decay float32
+}
+
+func adamKernel(w, g, m, v []float32, c adamScalars) {
+	g = g[:len(w)]
+	m = m[:len(w)]
+	v = v[:len(w)]
+	for i := range w {
+		wi := w[i]
+		gi := g[i] + c.l2*wi
+		mi := c.beta1*m[i] + c.oneMinusBeta1*gi
+		vi := c.beta2*v[i] + c.oneMinusBeta2*gi*gi
+		m[i] = mi
+		v[i] = vi
+		w[i] = wi - wi*c.decay - c.stepSize*mi/(float32(math.Sqrt(float64(vi)))*c.invSqrtBC2+c.eps)
+	}
+}
+
+// MarshalState implements Optimizer.
+func (o *Adam) MarshalState() ([]byte, error) { return o.state.marshal() }
+
+// UnmarshalState implements Optimizer.
+func (o *Adam) UnmarshalState(b []byte) error { return o.state.unmarshal(b) }

@@ -1,0 +1,110 @@
+package train
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// checkpointVersion is the encoding version of Checkpoint.MarshalBinary.
+const checkpointVersion = 1
+
+// Tensor is a named float32 tensor of a checkpoint.
+type Tensor struct {
+	Name  string
+	Value []float32
+}
+
+// Checkpoint is the complete state of a training run at the end of an epoch: model weights and
+// buffers, optimizer, schedule and EMA state, the random streams, progress counters, early
+// stopping state and history. Save it with MarshalBinary; resume with Config.Resume.
+type Checkpoint struct {
+	Version int
+	Spec    nn.Spec
+	// Weights are the model's params and buffers (live values, not EMA).
+	Weights []Tensor
+	// Optimizer, Schedule and EMA are the marshalled states (EMA nil when off).
+	OptimizerName string
+	Optimizer     []byte
+	Schedule      []byte
+	EMA           []byte
+	// ShuffleRNG and NoiseRNG are the marshalled PCG states.
+	ShuffleRNG []byte
+	NoiseRNG   []byte
+	// Epoch is the number of completed epochs; Step the number of optimizer steps taken.
+	Epoch  int
+	Step   int
+	BaseLR float64
+	// Early stopping.
+	BestMetric  float64
+	BestEpoch   int
+	BadEpochs   int
+	BestWeights []Tensor
+	History     History
+}
+
+// MarshalBinary encodes the checkpoint (gob; floats bit-exact).
+func (c *Checkpoint) MarshalBinary() ([]byte, error) {
+	type plain Checkpoint // without the methods: gob would call MarshalBinary again
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode((*plain)(c)); err != nil {
+		return nil, fmt.Errorf("train: encode checkpoint: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalBinary decodes a checkpoint written by MarshalBinary.
+func (c *Checkpoint) UnmarshalBinary(b []byte) error {
+	type plain Checkpoint
+	var tmp plain
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&tmp); err != nil {
+		return fmt.Errorf("train: decode checkpoint: %w", err)
+	}
+	if tmp.Version != checkpointVersion {
+		return fmt.Errorf("train: checkpoint version %d, this build reads version %d", tmp.Version, checkpointVersion)
+	}
+	*c = Checkpoint(tmp)
+	return nil
+}
+
+// snapshot copies the model's params and buffers.
+func snapshot(m *nn.Model) []Tensor {
+	var out []Tensor
+	all := append(append([]*optim.Param(nil), m.Params()...), m.Buffers()...)
+	for _, p := range all {
+		out = append(out, Tensor{Name: p.Name, Value: append([]float32(nil), p.Value...)})
+	}
+	return out
+}
+
+// snapshotInto copies the model's params and buffers into dst (same layout as snapshot),
+// without allocating.
+func snapshotInto(dst []Tensor, m *nn.Model) {
+	i := 0
+	for _, p := range m.Params() {
+		copy(dst[i].Value, p.Value)
+		i++
+	}
+	for _, p := range m.Buffers() {
+		copy(dst[i].Value, p.Value)
+		i++
+	}
+}
+
+// restore copies tensors into the model by name, checking sizes.
+func restore(m *nn.Model, ts []Tensor) error {
+	for _, t := range ts {
+		p := m.Param(t.Name)
+		if p == nil {
+			return fmt.Errorf("train: checkpoint tensor %q is not in the model", t.Name)
+		}
+		if len(p.Value) != len(t.Value) {
+			return fmt.Errorf("train: checkpoint tensor %q has %d values, the model's has %d", t.Name, len(t.Value), len(p.Value))
+		}
+		copy(p.Value, t.Value)
+	}
+	return nil
+}

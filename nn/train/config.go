@@ -1,0 +1,157 @@
+package train
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// Config configures Fit. The zero value trains with the documented defaults.
+type Config struct {
+	// Epochs is the maximum number of epochs; default 100.
+	Epochs int
+	// BatchSize is the initial mini-batch size; default 64.
+	BatchSize int
+	// BatchGrowth grows the batch size during training (default: fixed).
+	BatchGrowth BatchGrowth
+	// Optimizer selects the optimizer (default Adam at its default LR, 1e-3).
+	Optimizer optim.Config
+	// AutoLR runs optim.RangeTest before training (on the same weights, which are restored
+	// afterwards) and uses its suggestion as the base LR instead of Optimizer.LR. The sweep is
+	// returned in Result.RangeTest and logged. Default off.
+	AutoLR bool
+	// RangeTest configures the AutoLR sweep (defaults: optim.RangeTestConfig's).
+	RangeTest optim.RangeTestConfig
+	// Schedule selects the learning-rate schedule (default constant).
+	Schedule optim.ScheduleConfig
+	// Seed drives every random choice of training (default 0 is a valid seed).
+	Seed uint64
+	// EarlyStopping is on by default (see EarlyStopping).
+	EarlyStopping EarlyStopping
+	// ValFraction is the share of the training rows carved out (seeded) as validation data
+	// when Fit gets no validation set; default 0.1. Result.CarvedValidation reports it.
+	ValFraction float64
+	// ClipNorm rescales the gradients so that their global L2 norm is at most ClipNorm
+	// (default 0: off). ClipValue clamps every gradient to [−ClipValue, ClipValue] (default 0:
+	// off); it is applied first when both are set.
+	ClipNorm  float64
+	ClipValue float64
+	// EMADecay > 0 keeps an exponential moving average of the weights (optim.EMA), used for
+	// every evaluation and returned as the final model. Default 0: off.
+	EMADecay float64
+	// Workers is the number of goroutines for matrix products (the caller's CPU budget);
+	// default 1. Results do not depend on it.
+	Workers int
+	// TargetNoise adds N(0, TargetNoise²) to regression targets of training batches (default
+	// 0).
+	TargetNoise float64
+	// TrainMetricRows bounds the fixed, seeded sample of training rows on which train metrics
+	// other than loss (accuracy, rmse, ...) are computed in eval mode each epoch; default 2048.
+	// The train "loss" is the running mean of the batch losses of the epoch.
+	TrainMetricRows int
+	// Resume continues from a checkpoint taken by a previous Fit with the same data and
+	// config (see EpochInfo.Checkpoint).
+	Resume *Checkpoint
+	// Logger receives progress messages (default: the zero zerolog.Logger, which discards).
+	Logger zerolog.Logger
+}
+
+// BatchGrowth multiplies the batch size by Factor every EveryEpochs epochs, up to Max.
+type BatchGrowth struct {
+	EveryEpochs int // 0: no growth
+	Factor      int // default 2
+	Max         int // default: no limit other than the training rows
+}
+
+// EarlyStopping stops training when the monitored metric has not improved for Patience
+// epochs, and restores the weights of the best epoch.
+type EarlyStopping struct {
+	// Disabled turns early stopping off (training runs all Epochs, and the final weights are
+	// kept).
+	Disabled bool
+	// Metric is a History key; default "val_loss". Metrics named *accuracy, *auc, *f1 or *r2
+	// are maximised, all others minimised.
+	Metric string
+	// Patience is the number of epochs without improvement before stopping; default 10.
+	Patience int
+	// MinDelta is the improvement that counts (absolute); default 0.
+	MinDelta float64
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Epochs == 0 {
+		c.Epochs = 100
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 64
+	}
+	if c.BatchGrowth.Factor == 0 {
+		c.BatchGrowth.Factor = 2
+	}
+	if c.ValFraction == 0 {
+		c.ValFraction = 0.1
+	}
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
+	if c.TrainMetricRows == 0 {
+		c.TrainMetricRows = 2048
+	}
+	if c.EarlyStopping.Metric == "" {
+		c.EarlyStopping.Metric = "val_loss"
+	}
+	if c.EarlyStopping.Patience == 0 {
+		c.EarlyStopping.Patience = 10
+	}
+	switch {
+	case c.Epochs < 0:
+		return c, fmt.Errorf("train: epochs %d < 0", c.Epochs)
+	case c.BatchSize < 1:
+		return c, fmt.Errorf("train: batch size %d < 1", c.BatchSize)
+	case c.ValFraction <= 0 || c.ValFraction >= 1:
+		return c, fmt.Errorf("train: val fraction %g not in (0, 1)", c.ValFraction)
+	case c.ClipNorm < 0 || c.ClipValue < 0:
+		return c, fmt.Errorf("train: clip norm %g and clip value %g must be >= 0", c.ClipNorm, c.ClipValue)
+	case c.TargetNoise < 0:
+		return c, fmt.Errorf("train: target noise %g < 0", c.TargetNoise)
+	case c.BatchGrowth.Factor < 1 || c.BatchGrowth.EveryEpochs < 0:
+		return c, fmt.Errorf("train: batch growth factor %d and every %d epochs must be >= 1 and >= 0", c.BatchGrowth.Factor, c.BatchGrowth.EveryEpochs)
+	}
+	if c.EMADecay != 0 {
+		if err := optim.CheckEMADecay(c.EMADecay); err != nil {
+			return c, fmt.Errorf("train: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// batchSize returns the batch size of an epoch under the growth schedule.
+func (c Config) batchSize(epoch, rows int) int {
+	bs := c.BatchSize
+	if g := c.BatchGrowth; g.EveryEpochs > 0 {
+		for i := 0; i < epoch/g.EveryEpochs; i++ {
+			if g.Max > 0 && bs*g.Factor > g.Max {
+				bs = max(bs, g.Max)
+				break
+			}
+			bs *= g.Factor
+			if bs >= rows {
+				break
+			}
+		}
+	}
+	return max(1, min(bs, rows))
+}
+
+// maximize reports whether a larger value of metric is better.
+func maximize(metric string) bool {
+	for _, s := range []string{"accuracy", "auc", "f1", "r2"} {
+		if strings.HasSuffix(metric, s) {
+			return true
+		}
+	}
+	return false
+}

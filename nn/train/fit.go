@@ -1,0 +1,534 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// Result summarises a Fit.
+type Result struct {
+	History History
+	// Epochs is the number of epochs completed; Steps the number of optimizer steps.
+	Epochs int
+	Steps  int
+	// Metric is the early-stopping metric; BestEpoch (0-based) and BestMetric its best value.
+	// With early stopping on, the model holds the weights of BestEpoch.
+	Metric       string
+	BestEpoch    int
+	BestMetric   float64
+	StoppedEarly bool
+	// CarvedValidation reports that no validation set was given and ValRows (positions in the
+	// training dataset) were held out from training as validation data.
+	CarvedValidation bool
+	ValRows          []int
+	// BaseLR is the base learning rate used (the range-test suggestion with AutoLR).
+	BaseLR    float64
+	RangeTest *optim.RangeTestResult
+}
+
+// Seeds of the independent random streams derived from Config.Seed.
+const (
+	streamCarve   = 1
+	streamShuffle = 2
+	streamNoise   = 3
+	streamSample  = 4
+	streamRange   = 5
+)
+
+// Fit trains m on train, evaluating on val after every epoch (when val is empty, a seeded
+// ValFraction of train is held out instead and reported in the Result). The model is trained
+// in place: on return it holds the final weights (the best epoch's with early stopping, the
+// EMA average with EMADecay). On error the model keeps its current weights: after a step whose
+// loss or gradient was not finite those are the weights before that step (or, if they were
+// already non-finite, the last completed epoch's), and the error names the epoch, step and
+// layer. Cancelling ctx stops within one step and returns an error wrapping ctx's, with the
+// Result so far.
+func Fit(ctx context.Context, m *nn.Model, trainSet, val Dataset, cfg Config, hooks ...Hook) (Result, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := trainSet.validate(m, "training"); err != nil {
+		return Result{}, err
+	}
+	res := Result{Metric: cfg.EarlyStopping.Metric, BestEpoch: -1}
+	if val.Len() == 0 {
+		n := trainSet.Len()
+		nVal := int(math.Ceil(cfg.ValFraction * float64(n)))
+		if nVal < 1 || nVal >= n {
+			return res, fmt.Errorf("train: %d training rows are too few to carve a %g validation split; pass a validation set", n, cfg.ValFraction)
+		}
+		perm := rand.New(rand.NewPCG(cfg.Seed, streamCarve)).Perm(n)
+		res.CarvedValidation, res.ValRows = true, append([]int(nil), perm[:nVal]...)
+		val = trainSet.Subset(res.ValRows)
+		trainSet = trainSet.Subset(perm[nVal:])
+		cfg.Logger.Info().Int("rows", nVal).Msg("no validation set: held out a seeded share of the training rows")
+	} else if err := val.validate(m, "validation"); err != nil {
+		return res, err
+	}
+	r := &run{cfg: cfg, m: m, train: trainSet, val: val, res: &res}
+	r.stepHooks, r.epochHooks = sortHooks(hooks)
+	if err := r.setup(ctx); err != nil {
+		return res, err
+	}
+	err = r.loop(ctx)
+	r.finish(err == nil)
+	return res, err
+}
+
+// run is the state of one Fit.
+type run struct {
+	cfg        Config
+	m          *nn.Model
+	train, val Dataset
+	res        *Result
+	stepHooks  []Hook
+	epochHooks []Hook
+
+	opt      optim.Optimizer
+	sched    optim.Schedule
+	ema      *optim.EMA
+	shuffle  *rand.PCG
+	shuffleR *rand.Rand
+	baseLR   float64
+	epoch    int
+	step     int
+
+	bestMetric  float64
+	bestEpoch   int
+	badEpochs   int
+	bestWeights []Tensor
+	lastGood    []Tensor // weights at the end of the last completed epoch
+
+	buf        *batchBuffers
+	perm       []int
+	valBatch   nn.Batch
+	valTargets nn.Targets
+	trBatch    nn.Batch // fixed sample of training rows for train metrics
+	trTargets  nn.Targets
+}
+
+func (r *run) setup(ctx context.Context) error {
+	cfg := r.cfg
+	m := r.m
+	m.SetWorkers(cfg.Workers)
+	for i, h := range m.Heads() {
+		if h.ClassWeight == "balanced" && h.ClassWeights == nil {
+			k := h.Classes
+			if h.Kind == nn.HeadBinary {
+				k = 2
+			}
+			labels := make([]int32, r.train.Len())
+			for j := range labels {
+				labels[j] = r.train.Targets[i].Labels[r.train.row(j)]
+			}
+			if err := m.SetClassWeights(h.Name, nn.BalancedClassWeights(labels, k)); err != nil {
+				return err
+			}
+		}
+	}
+	var err error
+	if r.opt, err = optim.New(cfg.Optimizer); err != nil {
+		return fmt.Errorf("train: optimizer: %w", err)
+	}
+	if r.sched, err = optim.NewSchedule(cfg.Schedule); err != nil {
+		return fmt.Errorf("train: schedule: %w", err)
+	}
+	r.baseLR = cfg.Optimizer.EffectiveLR()
+	r.shuffle = rand.NewPCG(cfg.Seed, streamShuffle)
+	r.shuffleR = rand.New(r.shuffle)
+	m.SetNoiseSource(rand.NewPCG(cfg.Seed, streamNoise))
+	r.bestMetric = math.Inf(1)
+	if maximize(cfg.EarlyStopping.Metric) {
+		r.bestMetric = math.Inf(-1)
+	}
+	r.bestEpoch = -1
+	maxBS := cfg.batchSize(cfg.Epochs, r.train.Len())
+	for e := 0; e < cfg.Epochs; e++ {
+		maxBS = max(maxBS, cfg.batchSize(e, r.train.Len()))
+	}
+	r.buf = newBatchBuffers(r.train, maxBS)
+	r.perm = make([]int, r.train.Len())
+	r.valBatch, r.valTargets = materialize(r.val)
+	sample := r.train
+	if n := r.train.Len(); n > cfg.TrainMetricRows {
+		sample = r.train.Subset(rand.New(rand.NewPCG(cfg.Seed, streamSample)).Perm(n)[:cfg.TrainMetricRows])
+	}
+	r.trBatch, r.trTargets = materialize(sample)
+
+	if cfg.Resume != nil {
+		if err := r.resume(cfg.Resume); err != nil {
+			return err
+		}
+	} else if cfg.AutoLR {
+		if err := r.autoLR(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.EMADecay > 0 && r.ema == nil {
+		r.ema = optim.NewEMA(m.Params(), cfg.EMADecay)
+	}
+	r.res.BaseLR = r.baseLR
+	r.lastGood = snapshot(m)
+	if r.bestWeights == nil {
+		r.bestWeights = snapshot(m)
+	}
+	return nil
+}
+
+// autoLR runs the range test on the current weights with a throw-away optimizer, restores
+// the weights and noise state, and sets the base LR to the suggestion.
+func (r *run) autoLR(ctx context.Context) error {
+	m := r.m
+	saved := snapshot(m)
+	noise, err := m.NoiseSource().MarshalBinary()
+	if err != nil {
+		return err
+	}
+	opt, err := optim.New(r.cfg.Optimizer)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(r.cfg.Seed, streamRange))
+	bs := r.cfg.batchSize(0, r.train.Len())
+	n := r.train.Len()
+	perm := rng.Perm(n)
+	pos := 0
+	res, err := optim.RangeTest(ctx, r.cfg.RangeTest, func(lr float64) (float64, error) {
+		if pos+bs > n {
+			perm, pos = rng.Perm(n), 0
+		}
+		b, t := r.buf.gather(r.train, perm[pos:min(pos+bs, n)])
+		pos += bs
+		loss, err := m.TrainStep(b, t)
+		if err != nil {
+			return 0, err
+		}
+		opt.Step(m.Params(), lr)
+		return loss.Total, nil
+	})
+	if rerr := restore(m, saved); rerr != nil {
+		return rerr
+	}
+	if rerr := m.NoiseSource().UnmarshalBinary(noise); rerr != nil {
+		return rerr
+	}
+	if err != nil && len(res.LRs) == 0 {
+		return fmt.Errorf("train: learning-rate range test: %w", err)
+	}
+	if !finite(res.Suggested) || res.Suggested <= 0 {
+		return fmt.Errorf("train: learning-rate range test gave no usable suggestion (%d steps); set the LR explicitly", len(res.LRs))
+	}
+	r.baseLR = res.Suggested
+	r.res.RangeTest = &res
+	r.cfg.Logger.Info().Float64("lr", res.Suggested).Float64("best_lr", res.BestLR).Int("steps", len(res.LRs)).Msg("auto LR: range test suggestion")
+	return nil
+}
+
+func (r *run) resume(c *Checkpoint) error {
+	if err := restore(r.m, c.Weights); err != nil {
+		return err
+	}
+	if c.OptimizerName != r.opt.Name() {
+		return fmt.Errorf("train: checkpoint optimizer %q, config selects %q", c.OptimizerName, r.opt.Name())
+	}
+	if err := r.opt.UnmarshalState(c.Optimizer); err != nil {
+		return fmt.Errorf("train: checkpoint optimizer state: %w", err)
+	}
+	if err := r.sched.UnmarshalState(c.Schedule); err != nil {
+		return fmt.Errorf("train: checkpoint schedule state: %w", err)
+	}
+	if c.EMA != nil {
+		r.ema = optim.NewEMA(r.m.Params(), r.cfg.EMADecay)
+		if err := r.ema.UnmarshalState(c.EMA); err != nil {
+			return fmt.Errorf("train: checkpoint EMA state: %w", err)
+		}
+	}
+	if err := r.shuffle.UnmarshalBinary(c.ShuffleRNG); err != nil {
+		return fmt.Errorf("train: checkpoint shuffle state: %w", err)
+	}
+	if err := r.m.NoiseSource().UnmarshalBinary(c.NoiseRNG); err != nil {
+		return fmt.Errorf("train: checkpoint noise state: %w", err)
+	}
+	r.epoch, r.step, r.baseLR = c.Epoch, c.Step, c.BaseLR
+	r.bestMetric, r.bestEpoch, r.badEpochs = c.BestMetric, c.BestEpoch, c.BadEpochs
+	r.bestWeights = c.BestWeights
+	r.res.History = History{Epochs: append([]map[string]float64(nil), c.History.Epochs...)}
+	return nil
+}
+
+func (r *run) checkpoint() (*Checkpoint, error) {
+	c := &Checkpoint{Version: checkpointVersion, Spec: r.m.Spec(), Weights: snapshot(r.m), OptimizerName: r.opt.Name(),
+		Epoch: r.epoch, Step: r.step, BaseLR: r.baseLR, BestMetric: r.bestMetric, BestEpoch: r.bestEpoch,
+		BadEpochs: r.badEpochs, History: r.res.History}
+	c.BestWeights = make([]Tensor, len(r.bestWeights))
+	for i, t := range r.bestWeights {
+		c.BestWeights[i] = Tensor{Name: t.Name, Value: append([]float32(nil), t.Value...)}
+	}
+	var err error
+	if c.Optimizer, err = r.opt.MarshalState(); err != nil {
+		return nil, err
+	}
+	if c.Schedule, err = r.sched.MarshalState(); err != nil {
+		return nil, err
+	}
+	if r.ema != nil {
+		if c.EMA, err = r.ema.MarshalState(); err != nil {
+			return nil, err
+		}
+	}
+	if c.ShuffleRNG, err = r.shuffle.MarshalBinary(); err != nil {
+		return nil, err
+	}
+	if c.NoiseRNG, err = r.m.NoiseSource().MarshalBinary(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (r *run) loop(ctx context.Context) error {
+	cfg := r.cfg
+	n := r.train.Len()
+	for ; r.epoch < cfg.Epochs; r.epoch++ {
+		bs := cfg.batchSize(r.epoch, n)
+		stepsPerEpoch := (n + bs - 1) / bs
+		for i := range r.perm {
+			r.perm[i] = i
+		}
+		r.shuffleR.Shuffle(n, func(i, j int) { r.perm[i], r.perm[j] = r.perm[j], r.perm[i] })
+		var lossSum float64
+		var lossRows int
+		headSums := make([]float64, len(r.m.Heads()))
+		for start := 0; start < n; start += bs {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("train: stopped at epoch %d, step %d: %w", r.epoch, r.step, err)
+			}
+			b, t := r.buf.gather(r.train, r.perm[start:min(start+bs, n)])
+			if cfg.TargetNoise > 0 {
+				for _, ht := range t.Heads {
+					for i, v := range ht.Values {
+						ht.Values[i] = v + float32(r.shuffleR.NormFloat64()*cfg.TargetNoise)
+					}
+				}
+			}
+			prog := optim.Progress{Step: r.step, Epoch: r.epoch, StepsPerEpoch: stepsPerEpoch, Epochs: cfg.Epochs}
+			lr := r.sched.LR(r.baseLR, prog)
+			loss, err := r.m.TrainStep(b, t)
+			if err != nil {
+				return fmt.Errorf("train: epoch %d, step %d: %w", r.epoch, r.step, err)
+			}
+			params := r.m.Params()
+			if cfg.ClipValue > 0 {
+				optim.ClipValue(params, cfg.ClipValue)
+			}
+			var norm float64
+			if cfg.ClipNorm > 0 {
+				norm = optim.ClipGlobalNorm(params, cfg.ClipNorm)
+			} else {
+				norm = optim.GradNorm(params)
+			}
+			if !finite(loss.Total) || !finite(norm) {
+				return r.blowUp(loss)
+			}
+			r.opt.Step(params, lr)
+			if r.ema != nil {
+				r.ema.Update(params)
+			}
+			lossSum += loss.Total * float64(b.Rows)
+			for i, v := range loss.Heads {
+				headSums[i] += v * float64(b.Rows)
+			}
+			lossRows += b.Rows
+			info := StepInfo{Epoch: r.epoch, Step: r.step, BatchSize: bs, LR: lr, Loss: loss, GradNorm: norm, Model: r.m}
+			r.step++
+			for _, h := range r.stepHooks {
+				if err := h.step(&info); err != nil {
+					return r.hookErr(h, err)
+				}
+			}
+		}
+		metrics := map[string]float64{"loss": lossSum / float64(lossRows), "lr": r.sched.LR(r.baseLR, optim.Progress{Step: max(r.step-1, 0), Epoch: r.epoch, StepsPerEpoch: stepsPerEpoch, Epochs: cfg.Epochs}), "batch_size": float64(bs)}
+		heads := r.m.Heads()
+		if len(heads) > 1 {
+			for i, h := range heads {
+				metrics[h.Name+"/loss"] = headSums[i] / float64(lossRows)
+			}
+		}
+		if err := r.evaluate(metrics); err != nil {
+			return err
+		}
+		r.res.History.Epochs = append(r.res.History.Epochs, metrics)
+		stop := r.earlyStop(metrics)
+		snapshotInto(r.lastGood, r.m)
+		epochDone := r.epoch
+		r.epoch++ // the checkpoint counts this epoch as completed
+		info := EpochInfo{Epoch: epochDone, Metrics: metrics, Model: r.m, Checkpoint: r.checkpoint}
+		for _, h := range r.epochHooks {
+			if err := h.epoch(&info); err != nil {
+				r.res.Epochs = r.epoch
+				return r.hookErr(h, err)
+			}
+		}
+		r.epoch--
+		r.cfg.Logger.Debug().Int("epoch", epochDone).Fields(metrics).Msg("epoch")
+		if stop {
+			r.res.StoppedEarly = true
+			r.epoch++
+			break
+		}
+	}
+	return nil
+}
+
+func (r *run) hookErr(h Hook, err error) error {
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return fmt.Errorf("train: hook %q at epoch %d, step %d: %w", h.Name, r.epoch, r.step, err)
+}
+
+// blowUp builds the error for a non-finite loss or gradient and restores the last good
+// weights if the current ones are not finite.
+func (r *run) blowUp(loss nn.Loss) error {
+	params := r.m.Params()
+	culprit := ""
+	// Backward runs from the heads down: the param closest to the output with a non-finite
+	// gradient is where it blew up.
+	for i := len(params) - 1; i >= 0; i-- {
+		if !allFinite(params[i].Grad) && !params[i].Frozen {
+			culprit = params[i].Name
+			break
+		}
+	}
+	weightsBad := false
+	for _, p := range params {
+		if !allFinite(p.Value) {
+			weightsBad = true
+			break
+		}
+	}
+	kept := "the weights before this step are kept"
+	if weightsBad {
+		_ = restore(r.m, r.lastGood)
+		kept = "the weights were already non-finite; those of the last completed epoch were restored"
+	}
+	what := fmt.Sprintf("non-finite loss %g", loss.Total)
+	if culprit != "" {
+		what = fmt.Sprintf("non-finite gradient in layer %s (param %s), loss %g", layerName(culprit), culprit, loss.Total)
+	}
+	return fmt.Errorf("train: epoch %d, step %d: %s; %s (lower the learning rate or set ClipNorm)", r.epoch, r.step, what, kept)
+}
+
+func layerName(param string) string {
+	for i := len(param) - 1; i >= 0; i-- {
+		if param[i] == '/' {
+			return param[:i]
+		}
+	}
+	return param
+}
+
+func allFinite(s []float32) bool {
+	for _, v := range s {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// evaluate adds validation (and sampled train) metrics, with EMA weights when enabled.
+func (r *run) evaluate(dst map[string]float64) error {
+	if r.ema != nil {
+		r.ema.Swap(r.m.Params())
+		defer r.ema.Swap(r.m.Params())
+	}
+	heads := r.m.Heads()
+	out, err := r.m.Predict(r.trBatch)
+	if err != nil {
+		return fmt.Errorf("train: evaluate training sample: %w", err)
+	}
+	headMetrics(dst, "", heads, out, r.trTargets)
+	vout, err := r.m.Predict(r.valBatch)
+	if err != nil {
+		return fmt.Errorf("train: evaluate validation: %w", err)
+	}
+	headMetrics(dst, "val_", heads, vout, r.valTargets)
+	vl, err := r.m.EvalLoss(r.valBatch, r.valTargets)
+	if err != nil {
+		return fmt.Errorf("train: validation loss: %w", err)
+	}
+	dst["val_loss"] = vl.Total
+	if len(heads) > 1 {
+		for i, h := range heads {
+			dst[h.Name+"/val_loss"] = vl.Heads[i]
+		}
+	}
+	return nil
+}
+
+// earlyStop updates the best epoch and reports whether to stop. With EMA the best weights
+// are the averaged ones.
+func (r *run) earlyStop(metrics map[string]float64) bool {
+	es := r.cfg.EarlyStopping
+	v, ok := metrics[es.Metric]
+	if !ok {
+		v = math.NaN()
+	}
+	lowerIsBetter := v
+	if maximize(es.Metric) {
+		lowerIsBetter = -v
+	}
+	r.sched.EpochEnd(r.epoch, lowerIsBetter)
+	improved := false
+	if finite(v) {
+		if maximize(es.Metric) {
+			improved = v > r.bestMetric+es.MinDelta
+		} else {
+			improved = v < r.bestMetric-es.MinDelta
+		}
+	}
+	if improved || r.bestEpoch < 0 {
+		if finite(v) {
+			r.bestMetric = v
+		}
+		r.bestEpoch = r.epoch
+		r.badEpochs = 0
+		if r.ema != nil {
+			r.ema.Swap(r.m.Params())
+			snapshotInto(r.bestWeights, r.m)
+			r.ema.Swap(r.m.Params())
+		} else {
+			snapshotInto(r.bestWeights, r.m)
+		}
+		return false
+	}
+	r.badEpochs++
+	return !es.Disabled && r.badEpochs >= es.Patience
+}
+
+// finish fills the result and, after a successful run, installs the final weights (best epoch's
+// with early stopping, else the EMA average when enabled). After an error the model keeps its
+// current weights.
+func (r *run) finish(ok bool) {
+	r.res.Epochs = len(r.res.History.Epochs)
+	r.res.Steps = r.step
+	r.res.BestEpoch = r.bestEpoch
+	r.res.BestMetric = r.bestMetric
+	if r.bestEpoch < 0 || !ok {
+		return
+	}
+	if !r.cfg.EarlyStopping.Disabled {
+		_ = restore(r.m, r.bestWeights)
+		return
+	}
+	if r.ema != nil {
+		r.ema.Swap(r.m.Params()) // keep the averaged weights
+	}
+}

@@ -1,0 +1,383 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// blobs is a synthetic 3-class problem: Gaussian clusters in 6 dimensions.
+func blobs(seed uint64, rows int) Dataset {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	d := Dataset{NumInputs: 6}
+	var labels []int32
+	for i := 0; i < rows; i++ {
+		c := rng.IntN(3)
+		for j := 0; j < 6; j++ {
+			center := 0.0
+			if j%3 == c {
+				center = 2
+			}
+			d.X = append(d.X, float32(center+rng.NormFloat64()))
+		}
+		labels = append(labels, int32(c))
+	}
+	d.Targets = []Target{{Labels: labels}}
+	return d
+}
+
+// richSpec exercises every random and stateful layer (dropout, noise, batch norm).
+func richSpec() nn.Spec {
+	return nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{
+		{Type: nn.LayerGaussianNoise, Stddev: 0.05},
+		{Type: nn.LayerDense, Units: 48, Activation: "relu", Dropout: 0.1},
+		{Type: nn.LayerBatchNorm},
+		{Type: nn.LayerDense, Units: 40, Activation: "tanh"},
+	}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}}
+}
+
+func weightsOf(m *nn.Model) [][]float32 {
+	var out [][]float32
+	for _, p := range append(append([]*optim.Param(nil), m.Params()...), m.Buffers()...) {
+		out = append(out, append([]float32(nil), p.Value...))
+	}
+	return out
+}
+
+func sameWeights(t *testing.T, a, b [][]float32) {
+	t.Helper()
+	for i := range a {
+		for j := range a[i] {
+			if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
+				t.Fatalf("tensor %d value %d differs: %v vs %v", i, j, a[i][j], b[i][j])
+			}
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	train, val := blobs(1, 600), blobs(2, 200)
+	run := func(workers int) [][]float32 {
+		m := buildModel(t, richSpec())
+		cfg := Config{Epochs: 4, BatchSize: 200, Seed: 5, Workers: workers, EarlyStopping: EarlyStopping{Disabled: true}}
+		if _, err := Fit(context.Background(), m, train, val, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return weightsOf(m)
+	}
+	w1 := run(1)
+	for _, tc := range []struct {
+		name    string
+		workers int
+	}{{"same_seed_again", 1}, {"workers_2", 2}, {"workers_3", 3}} {
+		t.Run(tc.name, func(t *testing.T) { sameWeights(t, w1, run(tc.workers)) })
+	}
+	t.Run("different_seed_differs", func(t *testing.T) {
+		m := buildModel(t, richSpec())
+		if _, err := Fit(context.Background(), m, train, val, Config{Epochs: 4, BatchSize: 200, Seed: 6, EarlyStopping: EarlyStopping{Disabled: true}}); err != nil {
+			t.Fatal(err)
+		}
+		w := weightsOf(m)
+		if w[1][0] == w1[1][0] && w[1][1] == w1[1][1] {
+			t.Fatal("seed 6 gave the same weights as seed 5")
+		}
+	})
+}
+
+func TestResumeBitIdentical(t *testing.T) {
+	train, val := blobs(1, 500), blobs(2, 150)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"adam_constant", Config{Epochs: 6, BatchSize: 50, Seed: 3}},
+		{"sgd_momentum_cosine_ema_plateau_growth", Config{Epochs: 6, BatchSize: 32, Seed: 4, EMADecay: 0.9,
+			Optimizer: optim.Config{Name: "sgd", Momentum: 0.9, LR: 0.05}, Schedule: optim.ScheduleConfig{Name: "cosine", WarmupSteps: 5},
+			BatchGrowth: BatchGrowth{EveryEpochs: 2, Max: 128}}},
+		{"rmsprop_plateau", Config{Epochs: 6, BatchSize: 40, Seed: 5, Optimizer: optim.Config{Name: "rmsprop"}, Schedule: optim.ScheduleConfig{Name: "plateau", Patience: 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			full := buildModel(t, richSpec())
+			var ckpt []byte
+			hook := OnEpochEnd("checkpoint", 0, func(e *EpochInfo) error {
+				if e.Epoch == 2 {
+					c, err := e.Checkpoint()
+					if err != nil {
+						return err
+					}
+					ckpt, err = c.MarshalBinary()
+					return err
+				}
+				return nil
+			})
+			resFull, err := Fit(context.Background(), full, train, val, tc.cfg, hook)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c Checkpoint
+			if err := c.UnmarshalBinary(ckpt); err != nil {
+				t.Fatal(err)
+			}
+			// A fresh model with different initial weights: everything must come from the checkpoint.
+			resumed, err := nn.Build(richSpec(), rand.New(rand.NewPCG(77, 78)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := tc.cfg
+			cfg.Resume = &c
+			resRes, err := Fit(context.Background(), resumed, train, val, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameWeights(t, weightsOf(full), weightsOf(resumed))
+			if len(resFull.History.Epochs) != len(resRes.History.Epochs) {
+				t.Fatalf("history lengths %d vs %d", len(resFull.History.Epochs), len(resRes.History.Epochs))
+			}
+			for i, e := range resFull.History.Epochs {
+				if e["val_loss"] != resRes.History.Epochs[i]["val_loss"] {
+					t.Fatalf("epoch %d val_loss %v vs %v", i, e["val_loss"], resRes.History.Epochs[i]["val_loss"])
+				}
+			}
+		})
+	}
+}
+
+func TestEarlyStoppingRestoresBest(t *testing.T) {
+	// A tiny noisy training set and a large LR: validation loss gets worse after a few epochs.
+	train, val := blobs(1, 60), blobs(2, 300)
+	for _, tc := range []struct {
+		name   string
+		metric string
+	}{{"val_loss", ""}, {"val_accuracy", "val_accuracy"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := buildModel(t, nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 64, Activation: "relu"}}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+			var atBest [][]float32
+			var bestSeen float64
+			cfg := Config{Epochs: 200, BatchSize: 8, Seed: 1, Optimizer: optim.Config{LR: 0.01}, EarlyStopping: EarlyStopping{Metric: tc.metric, Patience: 5}}
+			key := cfg.EarlyStopping.Metric
+			if key == "" {
+				key = "val_loss"
+			}
+			better := func(a, b float64) bool {
+				if maximize(key) {
+					return a > b
+				}
+				return a < b
+			}
+			first := true
+			hook := OnEpochEnd("track", 0, func(e *EpochInfo) error {
+				if v := e.Metrics[key]; first || better(v, bestSeen) {
+					first, bestSeen, atBest = false, v, weightsOf(e.Model)
+				}
+				return nil
+			})
+			res, err := Fit(context.Background(), m, train, val, cfg, hook)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.StoppedEarly || res.Epochs >= 200 {
+				t.Fatalf("did not stop early (%d epochs)", res.Epochs)
+			}
+			if res.Epochs != res.BestEpoch+1+5 {
+				t.Errorf("stopped after %d epochs, best epoch %d, patience 5", res.Epochs, res.BestEpoch)
+			}
+			if res.BestMetric != bestSeen {
+				t.Errorf("best metric %v, hook saw %v", res.BestMetric, bestSeen)
+			}
+			sameWeights(t, atBest, weightsOf(m))
+		})
+	}
+}
+
+func TestCarvesValidation(t *testing.T) {
+	train := blobs(1, 200)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	res, err := Fit(context.Background(), m, train, Dataset{}, Config{Epochs: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.CarvedValidation || len(res.ValRows) != 20 {
+		t.Fatalf("carved %v, %d rows; want 20 (10%% of 200)", res.CarvedValidation, len(res.ValRows))
+	}
+	seen := map[int]bool{}
+	for _, r := range res.ValRows {
+		if r < 0 || r >= 200 || seen[r] {
+			t.Fatalf("bad or repeated validation row %d", r)
+		}
+		seen[r] = true
+	}
+	// Training saw 180 rows per epoch: steps = ceil(180/64) per epoch.
+	if res.Steps != 2*3 {
+		t.Errorf("%d steps, want 6 (2 epochs × ceil(180/64))", res.Steps)
+	}
+}
+
+func TestNonFiniteStopsWithLayer(t *testing.T) {
+	train, val := blobs(1, 128), blobs(2, 64)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 8, Activation: "relu"}}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	// Poison one input value: the loss and every gradient of the first step become non-finite.
+	train.X = append([]float32(nil), train.X...)
+	train.X[5*6+2] = float32(math.Inf(1))
+	before := weightsOf(m)
+	_, err := Fit(context.Background(), m, train, val, Config{Epochs: 3, BatchSize: 128, Seed: 1})
+	if err == nil {
+		t.Fatal("no error for a non-finite input")
+	}
+	msg := err.Error()
+	for _, want := range []string{"epoch 0", "step 0", "non-finite"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if !strings.Contains(msg, "layer head_out") && !strings.Contains(msg, "layer dense_1") {
+		t.Errorf("error %q does not name a layer", msg)
+	}
+	sameWeights(t, before, weightsOf(m)) // the bad step was not applied
+}
+
+func TestContextCancelStopsWithinAStep(t *testing.T) {
+	train, val := blobs(1, 640), blobs(2, 64)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	hook := OnStep("cancel", 0, func(s *StepInfo) error {
+		steps++
+		if s.Step == 3 {
+			cancel()
+		}
+		return nil
+	})
+	res, err := Fit(ctx, m, train, val, Config{Epochs: 50, BatchSize: 64, Seed: 1}, hook)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if steps != 4 || res.Steps != 4 {
+		t.Fatalf("%d steps ran (result %d) after cancelling at step 3, want 4", steps, res.Steps)
+	}
+}
+
+func TestHooksOrderedAndStop(t *testing.T) {
+	train, val := blobs(1, 128), blobs(2, 64)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	var order []string
+	mk := func(name string, prio int) Hook {
+		return OnEpochEnd(name, prio, func(e *EpochInfo) error {
+			order = append(order, name)
+			if e.Epoch == 1 && name == "z" {
+				return ErrStop
+			}
+			return nil
+		})
+	}
+	res, err := Fit(context.Background(), m, train, val, Config{Epochs: 10, Seed: 1}, mk("z", 5), mk("b", 1), mk("a", 1), mk("first", -3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "first,a,b,z,first,a,b,z"
+	if got := strings.Join(order, ","); got != want {
+		t.Fatalf("hook order %s, want %s", got, want)
+	}
+	if res.Epochs != 2 {
+		t.Fatalf("ran %d epochs after ErrStop at epoch 1", res.Epochs)
+	}
+}
+
+func TestBatchGrowthAndClipping(t *testing.T) {
+	train, val := blobs(1, 512), blobs(2, 64)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 16, Activation: "tanh"}}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	sizes := map[int]int{}
+	var clippedNorms []float64
+	hook := OnStep("watch", 0, func(s *StepInfo) error {
+		sizes[s.Epoch] = s.BatchSize
+		// After clipping, the gradient norm must not exceed ClipNorm (the hook sees post-clip grads).
+		clippedNorms = append(clippedNorms, optim.GradNorm(s.Model.Params()))
+		return nil
+	})
+	cfg := Config{Epochs: 6, BatchSize: 16, Seed: 1, BatchGrowth: BatchGrowth{EveryEpochs: 2, Max: 48}, ClipNorm: 0.05, EarlyStopping: EarlyStopping{Disabled: true}}
+	if _, err := Fit(context.Background(), m, train, val, cfg, hook); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]int{0: 16, 1: 16, 2: 32, 3: 32, 4: 48, 5: 48}
+	for e, bs := range want {
+		if sizes[e] != bs {
+			t.Errorf("epoch %d batch size %d, want %d", e, sizes[e], bs)
+		}
+	}
+	for i, n := range clippedNorms {
+		if n > 0.05*(1+1e-5) {
+			t.Fatalf("step %d: gradient norm %g after clipping to 0.05", i, n)
+		}
+	}
+}
+
+func TestAutoLR(t *testing.T) {
+	train, val := blobs(1, 512), blobs(2, 128)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 16, Activation: "relu"}}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	init := weightsOf(m)
+	var firstStep [][]float32
+	hook := OnStep("first", 0, func(s *StepInfo) error {
+		if s.Step == 0 {
+			firstStep = weightsOf(s.Model)
+		}
+		return nil
+	})
+	res, err := Fit(context.Background(), m, train, val, Config{Epochs: 5, Seed: 1, AutoLR: true, RangeTest: optim.RangeTestConfig{Steps: 60}}, hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RangeTest == nil || res.BaseLR != res.RangeTest.Suggested || res.BaseLR <= 0 {
+		t.Fatalf("range test %+v, base LR %g", res.RangeTest, res.BaseLR)
+	}
+	if res.BaseLR < 1e-5 || res.BaseLR > 1 {
+		t.Errorf("suggested LR %g is implausible for Adam on standardised blobs", res.BaseLR)
+	}
+	// The sweep's weights were restored: the first real step started from the initial
+	// weights, so it moved every weight by at most ~LR (Adam's step bound).
+	for i := range init {
+		for j := range init[i] {
+			if d := math.Abs(float64(firstStep[i][j] - init[i][j])); d > 1.01*res.BaseLR+1e-7 {
+				t.Fatalf("tensor %d value %d moved %g in the first step (LR %g): weights not restored after the range test", i, j, d, res.BaseLR)
+			}
+		}
+	}
+	if acc := res.History.Series("val_accuracy"); acc[len(acc)-1] < 0.8 {
+		t.Errorf("val accuracy %.3f with the auto LR", acc[len(acc)-1])
+	}
+}
+
+func TestEMAWeightsUsedAndReturned(t *testing.T) {
+	train, val := blobs(1, 256), blobs(2, 64)
+	spec := nn.Spec{NumInputs: 6, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}}
+	m := buildModel(t, spec)
+	cfg := Config{Epochs: 3, Seed: 1, EMADecay: 0.9, EarlyStopping: EarlyStopping{Disabled: true}}
+	live := buildModel(t, spec)
+	if _, err := Fit(context.Background(), live, train, val, Config{Epochs: 3, Seed: 1, EarlyStopping: EarlyStopping{Disabled: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Fit(context.Background(), m, train, val, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Without EMA the final weights are the live ones; with EMA they are an average, so they
+	// must differ from the live run's final weights but stay close.
+	lw, ew := weightsOf(live), weightsOf(m)
+	var diff, norm float64
+	for i := range lw {
+		for j := range lw[i] {
+			d := float64(lw[i][j] - ew[i][j])
+			diff += d * d
+			norm += float64(lw[i][j]) * float64(lw[i][j])
+		}
+	}
+	if diff == 0 {
+		t.Fatal("EMA run returned the live weights")
+	}
+	if math.Sqrt(diff) > 0.5*math.Sqrt(norm) {
+		t.Fatalf("EMA weights are far from the live ones (|diff| %g, |w| %g)", math.Sqrt(diff), math.Sqrt(norm))
+	}
+}
