@@ -347,6 +347,7 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 	st.sc = ctxStage
 	st.started = time.Now()
 	rs.setStatus(st, StatusRunning, "")
+	slog.Debug().Msg("stage started")
 	if opts.Progress != nil {
 		opts.Progress(Event{Stage: sc.Name, Status: StatusRunning})
 	}

@@ -25,6 +25,7 @@ func kinds() []pipeline.KindSpec {
 var builtins = []func() pipeline.KindSpec{
 	datasetKind, csvKind, parquetKind, arrowKind,
 	splitKind, imputeKind, encodeKind, normalizeKind,
+	maskLabelsKind,
 	trainKind, predictKind, evaluateKind,
 	writeKind,
 }

@@ -288,7 +288,7 @@ func (p *InputPlan) materializeWith(ctx context.Context, sc *pipeline.StageConte
 		} else {
 			rec.Retain()
 		}
-		err := p.appendBatch(sc, t.Name(), rec, withTargets, enc, out)
+		err := p.appendBatch(sc.Name, t.Name(), rec, withTargets, enc, out)
 		rec.Release()
 		if err != nil {
 			return nil, err
@@ -317,11 +317,11 @@ func (p *InputPlan) labelIndex() []map[string]int32 {
 }
 
 // appendBatch adds one batch's rows to out.
-func (p *InputPlan) appendBatch(sc *pipeline.StageContext, table string, rec arrow.RecordBatch, withTargets bool, enc []map[string]int32, out *tensors) error {
+func (p *InputPlan) appendBatch(stage, table string, rec arrow.RecordBatch, withTargets bool, enc []map[string]int32, out *tensors) error {
 	sch := rec.Schema()
 	for _, c := range p.Schema {
 		if sch.FieldIndices(c.Name) == nil {
-			return &pipeline.DataError{Stage: sc.Name, Column: c.Name, Msg: "the model's input column is missing from " + table,
+			return &pipeline.DataError{Stage: stage, Column: c.Name, Msg: "the model's input column is missing from " + table,
 				Hint: "the table must have the columns the model was trained on: " + strings.Join(columnNames(p.Schema), ", ")}
 		}
 	}
@@ -333,7 +333,7 @@ func (p *InputPlan) appendBatch(sc *pipeline.StageContext, table string, rec arr
 	for j, name := range p.Numeric {
 		col := rec.Column(sch.FieldIndices(name)[0])
 		if err := columnInto(x, j, nNum, col); err != nil {
-			return &pipeline.DataError{Stage: sc.Name, Column: name, Row: ids[firstBad(col)] + 1, Msg: table + ": " + err.Error(),
+			return &pipeline.DataError{Stage: stage, Column: name, Row: ids[firstBad(col)] + 1, Msg: table + ": " + err.Error(),
 				Hint: "impute missing values (kind = \"impute\") before training, and check the source for NaN or Inf"}
 		}
 	}
@@ -341,7 +341,7 @@ func (p *InputPlan) appendBatch(sc *pipeline.StageContext, table string, rec arr
 	for k, c := range p.Categorical {
 		arr, ok := rec.Column(sch.FieldIndices(c.Column)[0]).(*array.Int32)
 		if !ok {
-			return &pipeline.DataError{Stage: sc.Name, Column: c.Column, Msg: "an embedding input must be an int32 index column (encode with categorical = \"index\")"}
+			return &pipeline.DataError{Stage: stage, Column: c.Column, Msg: "an embedding input must be an int32 index column (encode with categorical = \"index\")"}
 		}
 		for i := 0; i < n; i++ {
 			v := arr.Value(i)
@@ -357,7 +357,7 @@ func (p *InputPlan) appendBatch(sc *pipeline.StageContext, table string, rec arr
 	for ti, tp := range p.Targets {
 		idx := sch.FieldIndices(tp.Column)
 		if idx == nil {
-			return &pipeline.DataError{Stage: sc.Name, Column: tp.Column, Msg: "target column missing from " + table}
+			return &pipeline.DataError{Stage: stage, Column: tp.Column, Msg: "target column missing from " + table}
 		}
 		col := rec.Column(idx[0])
 		if tp.Labels != nil {
@@ -367,7 +367,7 @@ func (p *InputPlan) appendBatch(sc *pipeline.StageContext, table string, rec arr
 				if valid[i] {
 					l, ok := enc[ti][vals[i]]
 					if !ok {
-						return &pipeline.DataError{Stage: sc.Name, Column: tp.Column, Row: ids[i] + 1,
+						return &pipeline.DataError{Stage: stage, Column: tp.Column, Row: ids[i] + 1,
 							Msg:  fmt.Sprintf("label %q of table %s is not in the training set (classes: %s)", vals[i], table, strings.Join(tp.Labels, ", ")),
 							Hint: "stratify the split on this target so every class reaches train, or drop the rows of classes too rare to learn"}
 					}
@@ -379,7 +379,7 @@ func (p *InputPlan) appendBatch(sc *pipeline.StageContext, table string, rec arr
 		}
 		nums, err := arrowutil.Float64s(col)
 		if err != nil {
-			return &pipeline.DataError{Stage: sc.Name, Column: tp.Column, Msg: err.Error()}
+			return &pipeline.DataError{Stage: stage, Column: tp.Column, Msg: err.Error()}
 		}
 		for _, v := range nums {
 			out.raw[ti] = append(out.raw[ti], float32(v))

@@ -248,3 +248,29 @@ func countParams(m *nn.Model) int {
 func logSummary(sc *pipeline.StageContext, m *nn.Model) {
 	sc.SetInfo("params", countParams(m))
 }
+
+// Summary describes a predictor: its inputs, targets and the model summary table.
+func Summary(p Predictor) string {
+	var b strings.Builder
+	plan := p.InputPlan()
+	fmt.Fprintf(&b, "inputs: %d numeric, %d categorical (embeddings)\n", len(plan.Numeric), len(plan.Categorical))
+	for _, t := range plan.Targets {
+		switch t.Task {
+		case taskRegression:
+			fmt.Fprintf(&b, "target %s: regression (head %s)\n", t.Column, t.Head)
+		default:
+			fmt.Fprintf(&b, "target %s: %s, %d classes (head %s)\n", t.Column, t.Task, len(t.Labels), t.Head)
+		}
+	}
+	for _, s := range p.PreSteps() {
+		fmt.Fprintf(&b, "preprocessing: %s (fitted by stage %s)\n", s.Kind, s.Stage)
+	}
+	if bd, ok := p.(*Bundle); ok {
+		b.WriteString(modelSummary(bd.Model))
+	}
+	return b.String()
+}
+
+func modelSummary(m *nn.Model) string {
+	return fmt.Sprintf("parameters: %d\n", countParams(m))
+}

@@ -82,8 +82,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return pipeline.ExitConfig
 }
 
-// extraCommands are commands added by other files (summary, gradcheck, predict).
-var extraCommands = map[string]func(args []string, stdout, stderr io.Writer) int{}
+// extraCommands are the commands that live in their own files.
+var extraCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"predict": cmdPredict,
+	"summary": cmdSummary,
+}
 
 // Version is pipe's version from the build info.
 func Version() string {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -137,16 +138,16 @@ func TestSIGINT(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	dir := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command(bin, "run", "../../pipelines/digits-mlp.toml", "--out", dir, "--log-format", "json",
+	cmd := exec.Command(bin, "run", "../../pipelines/digits-mlp.toml", "--out", dir, "--log-format", "json", "--log-level", "debug",
 		"--set", "model.epochs=100000", "--set", "model.early_stopping=false")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until training has started, then interrupt.
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(stderr.String(), `"stage":"model"`) && time.Now().Before(deadline) {
+	for !strings.Contains(stderr.String(), `"stage":"model","kind":"train","time"`) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	sent := time.Now()
@@ -173,4 +174,22 @@ func TestSIGINT(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "stages/model/bundle/bundle.json")); err == nil {
 		t.Error("an interrupted training left a bundle that looks whole")
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in two goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

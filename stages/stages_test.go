@@ -1,0 +1,337 @@
+package stages
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pipe-ml/pipe/internal/tableio"
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+// runTOML runs a pipeline written inline (relative paths resolve against dir) with a checked
+// allocator, and returns the manifest and the run error.
+func runTOML(t *testing.T, dir, src string, overrides ...string) (*pipeline.Manifest, string, error) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	p, err := pipeline.Parse([]byte(src), "test.toml", dir, registry(t), pipeline.LoadOptions{Overrides: overrides})
+	if err != nil {
+		return nil, "", err
+	}
+	runDir := filepath.Join(t.TempDir(), "run")
+	res, err := pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: runDir, Mem: mem})
+	if res == nil {
+		t.Fatalf("no result: %v", err)
+	}
+	// Read the manifest back from disk, as a user's tools would.
+	b, rerr := os.ReadFile(filepath.Join(runDir, "manifest.json"))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	m, rerr := pipeline.ReadManifest(b)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	return m, runDir, err
+}
+
+func TestCSVBadRowNamesFileLineColumnStage(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "d.csv"), []byte("a,b,target\n1,2.5,x\n2,oops,y\n3,4.5,x\n"), 0o644)
+	src := "[stages.load]\nkind = \"csv\"\npath = \"d.csv\"\nschema = { b = \"float64\" }\n"
+	_, _, err := runTOML(t, dir, src)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{`stage "load"`, "d.csv:3", `column "b"`, `"oops"`, "on_bad_row"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	m, _, err := runTOML(t, dir, src+"on_bad_row = \"skip\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Stages["load"].RowsOut != 2 || m.Stages["load"].Metrics["skipped_rows"] != 1 {
+		t.Errorf("skip: rows %d, skipped %v", m.Stages["load"].RowsOut, m.Stages["load"].Metrics["skipped_rows"])
+	}
+}
+
+func TestMissingFileIsAConfigError(t *testing.T) {
+	_, _, err := runTOML(t, t.TempDir(), "[stages.load]\nkind = \"csv\"\npath = \"nope.csv\"\n")
+	if err == nil || !strings.Contains(err.Error(), "nope.csv") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+const splitSrc = `
+[pipeline]
+seed = 4
+[stages.load]
+kind = "dataset"
+name = "credit_data"
+[stages.split]
+kind = "split"
+input = "load"
+train_dev = 0.1
+[stages.impute]
+kind = "impute"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+[stages.save]
+kind = "write"
+input = "impute.val"
+path = "val.csv"
+`
+
+func TestSplitStratifiesAndAudits(t *testing.T) {
+	m, dir, err := runTOML(t, ".", splitSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Stages["split"]
+	total := 0.0
+	for _, k := range []string{"train_rows", "train_dev_rows", "val_rows", "test_rows"} {
+		total += s.Metrics[k]
+	}
+	if total != 4454 {
+		t.Errorf("split rows add up to %v", total)
+	}
+	// Sized by rows: 4,454 rows → 70/15/15 with train_dev carved from train.
+	if v := s.Metrics["val_rows"]; v < 667 || v > 669 {
+		t.Errorf("val rows %v, want 15%% of 4454 ≈ 668", v)
+	}
+	// Stratified: the "bad" share in every split within one row of the overall share.
+	counts := s.Info["class_counts"].(map[string]any)
+	for split, c := range counts {
+		cm := c.(map[string]any)
+		bad, good := cm["bad"].(float64), cm["good"].(float64)
+		want := (bad + good) * 1254 / 4454
+		if bad < want-1.5 || bad > want+1.5 {
+			t.Errorf("%s: %v bad rows, want %.1f ± 1", split, bad, want)
+		}
+	}
+	leak, ok := m.Run["leakage"].(map[string]any)
+	if !ok {
+		t.Fatalf("no leakage audit: %v", m.Run)
+	}
+	if leak["group_overlap"] != nil {
+		t.Errorf("group_overlap without group_by: %v", leak["group_overlap"])
+	}
+	fitted := leak["fitted"].([]any)
+	if len(fitted) != 1 || fitted[0].(map[string]any)["split"] != "train" {
+		t.Errorf("fitted audit: %v", fitted)
+	}
+	// The written val table has no null left in imputed columns, and the right rows.
+	f, err := os.Open(filepath.Join(dir, "stages/save/val.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, _ := csv.NewReader(f).ReadAll()
+	if len(rows)-1 != int(s.Metrics["val_rows"]) {
+		t.Errorf("val.csv has %d rows", len(rows)-1)
+	}
+	header := rows[0]
+	for ci, name := range header {
+		if name != "income" {
+			continue
+		}
+		for _, r := range rows[1:] {
+			if r[ci] == "" {
+				t.Fatal("income still has nulls after impute")
+			}
+		}
+	}
+}
+
+func TestGroupSplitKeepsGroupsApart(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("patient,x,target\n")
+	for i := 0; i < 600; i++ {
+		b.WriteString("p" + strconv.Itoa(i%97) + "," + strconv.Itoa(i) + "," + strconv.Itoa(i%2) + "\n")
+	}
+	os.WriteFile(filepath.Join(dir, "g.csv"), []byte(b.String()), 0o644)
+	for seed := 0; seed < 5; seed++ {
+		src := "[pipeline]\nseed = " + strconv.Itoa(seed) + "\n[stages.load]\nkind = \"csv\"\npath = \"g.csv\"\n[stages.split]\nkind = \"split\"\ninput = \"load\"\ngroup_by = \"patient\"\n"
+		m, _, err := runTOML(t, dir, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := m.Stages["split"].Metrics["group_overlap"]; !ok || v != 0 {
+			t.Errorf("seed %d: group_overlap %v", seed, v)
+		}
+		if m.Run["leakage"].(map[string]any)["group_overlap"].(float64) != 0 {
+			t.Errorf("seed %d: leakage audit", seed)
+		}
+	}
+}
+
+func TestFitOnTestIsRefused(t *testing.T) {
+	src := "[stages.load]\nkind = \"dataset\"\nname = \"iris\"\n[stages.split]\nkind = \"split\"\ninput = \"load\"\n[stages.n]\nkind = \"normalize\"\nfit = \"split.test\"\napply = [\"split.train\"]\n"
+	_, _, err := runTOML(t, ".", src)
+	var de *pipeline.DataError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "leaks held-out data") {
+		t.Errorf("fit on test: %v", err)
+	}
+}
+
+func TestUnknownLabelInValIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("x,target,split\n")
+	for i := 0; i < 40; i++ {
+		b.WriteString(strconv.Itoa(i) + "," + []string{"a", "b"}[i%2] + ",train\n")
+	}
+	b.WriteString("7,c,val\n3,a,val\n5,b,test\n")
+	os.WriteFile(filepath.Join(dir, "u.csv"), []byte(b.String()), 0o644)
+	src := `
+[stages.load]
+kind = "csv"
+path = "u.csv"
+[stages.split]
+kind = "split"
+input = "load"
+split_column = "split"
+[stages.model]
+kind = "train"
+train = "split.train"
+val = "split.val"
+features = ["x"]
+epochs = 2
+`
+	_, _, err := runTOML(t, dir, src)
+	if err == nil || !strings.Contains(err.Error(), `label "c"`) || !strings.Contains(err.Error(), "not in the training set") || !strings.Contains(err.Error(), "row 41") {
+		t.Errorf("unknown label: %v", err)
+	}
+}
+
+func TestMaskLabels(t *testing.T) {
+	src := `
+[stages.load]
+kind = "dataset"
+name = "digits"
+[stages.few]
+kind = "mask_labels"
+input = "load"
+per_class = 5
+val_per_class = 2
+`
+	m, _, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Stages["few"]
+	if s.Metrics["train_labelled_rows"] != 50 || s.Metrics["val_rows"] != 20 || s.Metrics["train_hidden_rows"] != 1797-70 {
+		t.Errorf("mask_labels metrics: %v", s.Metrics)
+	}
+}
+
+// TestPredictRoundTrip trains on digits, then checks that the bundle's predictions on the raw
+// CSV (as pipe predict does) equal the run's predict stage on the same rows.
+func TestPredictRoundTrip(t *testing.T) {
+	src := `
+[pipeline]
+seed = 2
+[stages.load]
+kind = "dataset"
+name = "digits"
+[stages.split]
+kind = "split"
+input = "load"
+[stages.normalize]
+kind = "normalize"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+[stages.model]
+kind = "train"
+train = "normalize.train"
+val = "normalize.val"
+layers = [ { dense = 32 } ]
+epochs = 5
+[stages.scores]
+kind = "predict"
+model = "model.model"
+input = "split.test"
+[stages.save]
+kind = "write"
+input = "scores"
+path = "scores.csv"
+`
+	_, dir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPreds := readCSV(t, filepath.Join(dir, "stages/save/scores.csv"))
+	p, err := LoadPredictor(filepath.Join(dir, "stages/model/bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r, err := tableio.OpenFile("../datasets/data/digits/digits.csv", mem, tableio.CSVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	byRow := map[string][]string{}
+	var header []string
+	err = Predict(context.Background(), p, r, mem, func(rec arrow.RecordBatch) error {
+		if header == nil {
+			for _, f := range rec.Schema().Fields() {
+				header = append(header, f.Name)
+			}
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			row := make([]string, rec.NumCols())
+			for c := range row {
+				row[c] = rec.Column(c).ValueStr(i)
+			}
+			byRow[row[0]] = row
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(header, ",") != strings.Join(runPreds[0], ",") {
+		t.Fatalf("headers differ:\n%v\n%v", header, runPreds[0])
+	}
+	for _, row := range runPreds[1:] {
+		got := byRow[row[0]]
+		for c := range row {
+			a, _ := strconv.ParseFloat(row[c], 64)
+			b, _ := strconv.ParseFloat(got[c], 64)
+			if row[c] != got[c] && (a-b > 1e-6 || b-a > 1e-6) {
+				t.Fatalf("row %s column %s: run %s, predict %s", row[0], header[c], row[c], got[c])
+			}
+		}
+	}
+	if len(runPreds) < 200 {
+		t.Errorf("only %d predictions", len(runPreds)-1)
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
