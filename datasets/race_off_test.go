@@ -2,5 +2,5 @@
 
 package datasets_test
 
-// mnistBatchRows is the batch size TestMNIST reads with.
-const mnistBatchRows = 7000
+// mnistTestRows is how many MNIST rows TestMNIST reads: all of them.
+const mnistTestRows = 70000

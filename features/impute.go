@@ -157,7 +157,6 @@ func (f *imputeFitter) Observe(rec arrow.RecordBatch) error {
 			return fmt.Errorf("impute: column %q: %w", c.name, err)
 		}
 		val := validityOf(col)
-		keep := f.numeric == ImputeMedian
 		for k := range col.Len() {
 			if !val.valid(k) {
 				continue
@@ -167,12 +166,12 @@ func (f *imputeFitter) Observe(rec arrow.RecordBatch) error {
 				return fmt.Errorf("impute: column %q has non-finite value %g at %s; impute treats only nulls as missing: clean the source", c.name, x, rowLabel(rowIDs(rec), k))
 			}
 			c.sum += x
-			if keep {
-				if f32 != nil {
-					c.values.f32 = append(c.values.f32, f32[k])
-				} else {
-					c.values.f64 = append(c.values.f64, x)
-				}
+		}
+		if f.numeric == ImputeMedian {
+			if f32 != nil {
+				c.values.add32(f32, val)
+			} else {
+				c.values.add64(f64, val)
 			}
 		}
 	}

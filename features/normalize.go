@@ -164,22 +164,14 @@ func firstAtMostMinusOne(f32 []float32, f64 []float64, val validity) int {
 
 func (c *normalizeAccumulator) accumulate32(v []float32, val validity) int {
 	if c.keepAllValues {
-		for i, x := range v {
-			if val.valid(i) {
-				c.values.f32 = append(c.values.f32, x)
-			}
-		}
+		c.values.add32(v, val)
 	}
 	return accumulateMoments(c, v, val)
 }
 
 func (c *normalizeAccumulator) accumulate64(v []float64, val validity) int {
 	if c.keepAllValues {
-		for i, x := range v {
-			if val.valid(i) {
-				c.values.f64 = append(c.values.f64, x)
-			}
-		}
+		c.values.add64(v, val)
 	}
 	return accumulateMoments(c, v, val)
 }
@@ -272,19 +264,21 @@ func (f *normalizeFitter) Finish() (Transform, error) {
 		}
 		return nil, fmt.Errorf("normalize: fitted on zero rows: the training table is empty; check the split ratios and the source")
 	}
-	t := &normalizeTransform{Method: f.method, RowsSeen: f.rows}
+	t := &normalizeTransform{Method: f.method, RowsSeen: f.rows, Columns: make([]NormalizeColumn, len(f.cols))}
 	for i := range f.cols {
 		c := &f.cols[i]
 		if c.n == 0 {
 			return nil, fmt.Errorf("normalize: column %q is entirely null in the %d training rows; impute it first or drop it", c.name, f.rows)
 		}
-		nc := NormalizeColumn{Name: c.name, N: c.n, Mean: c.mean, Std: math.Sqrt(c.m2 / float64(c.n)), Min: c.min, Max: c.max}
-		if f.method == NormalizeRobust {
-			q := c.values.quantiles(0.25, 0.5, 0.75)
-			nc.Q25, nc.Median, nc.Q75 = q[0], q[1], q[2]
-			c.values = columnValues{}
-		}
-		t.Columns = append(t.Columns, nc)
+		t.Columns[i] = NormalizeColumn{Name: c.name, N: c.n, Mean: c.mean, Std: math.Sqrt(c.m2 / float64(c.n)), Min: c.min, Max: c.max}
+	}
+	if f.method == NormalizeRobust {
+		// Columns are independent: select their quantiles on GOMAXPROCS goroutines.
+		forEachParallel(len(f.cols), func(i int) {
+			q := f.cols[i].values.quantiles(0.25, 0.5, 0.75)
+			t.Columns[i].Q25, t.Columns[i].Median, t.Columns[i].Q75 = q[0], q[1], q[2]
+			f.cols[i].values = columnValues{}
+		})
 	}
 	t.init()
 	return t, nil

@@ -2,7 +2,9 @@ package features
 
 import (
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // columnValues holds one exact copy of a column's non-null training values, for the quantiles
@@ -17,6 +19,44 @@ import (
 type columnValues struct {
 	f32 []float32
 	f64 []float64
+	// Chunks appended batch by batch, concatenated once by quantiles: appending to one slice
+	// would copy the values several times as it grows.
+	chunks32 [][]float32
+	chunks64 [][]float64
+}
+
+// add appends copies of the valid values of one batch.
+func (c *columnValues) add32(v []float32, val validity) {
+	c.chunks32 = append(c.chunks32, appendValid(make([]float32, 0, len(v)), v, val))
+}
+
+func (c *columnValues) add64(v []float64, val validity) {
+	c.chunks64 = append(c.chunks64, appendValid(make([]float64, 0, len(v)), v, val))
+}
+
+// flatten concatenates the chunks into f32 and f64.
+func (c *columnValues) flatten() {
+	if len(c.chunks32) > 0 {
+		c.f32 = concatChunks(c.f32, c.chunks32)
+		c.chunks32 = nil
+	}
+	if len(c.chunks64) > 0 {
+		c.f64 = concatChunks(c.f64, c.chunks64)
+		c.chunks64 = nil
+	}
+}
+
+func concatChunks[T float32 | float64](dst []T, chunks [][]T) []T {
+	n := len(dst)
+	for _, ch := range chunks {
+		n += len(ch)
+	}
+	out := make([]T, 0, n)
+	out = append(out, dst...)
+	for _, ch := range chunks {
+		out = append(out, ch...)
+	}
+	return out
 }
 
 // quantiles reorders the held values (in place: they are the fitter's own copy) and returns
@@ -24,6 +64,7 @@ type columnValues struct {
 // ("linear", type 7): q at position q·(n-1) of the sorted values. It selects the needed ranks
 // with quickselect, in expected linear time, rather than sorting.
 func (c *columnValues) quantiles(qs ...float64) []float64 {
+	c.flatten()
 	out := make([]float64, len(qs))
 	if len(c.f32) > 0 && len(c.f64) > 0 {
 		// A column whose batches came with different types: merge as float64.
@@ -123,4 +164,40 @@ func selectRank[T float32 | float64](v []T, k int) {
 		}
 	}
 	slices.Sort(v[lo : hi+1])
+}
+
+// appendValid appends the valid values of v to dst.
+func appendValid[T float32 | float64](dst, v []T, val validity) []T {
+	if val.all() {
+		return append(dst, v...)
+	}
+	for i, x := range v {
+		if val.valid(i) {
+			dst = append(dst, x)
+		}
+	}
+	return dst
+}
+
+// forEachParallel calls fn(0..n-1) on up to GOMAXPROCS goroutines and waits for them.
+func forEachParallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next sync.Mutex
+	i := 0
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				next.Lock()
+				k := i
+				i++
+				next.Unlock()
+				if k >= n {
+					return
+				}
+				fn(k)
+			}
+		})
+	}
+	wg.Wait()
 }

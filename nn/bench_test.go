@@ -59,3 +59,45 @@ func BenchmarkTrainStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTrainStepGEMMOnly runs only the matrix products of BenchmarkTrainStep (same shapes,
+// same Parallel row blocking), so the difference between the two is the elementwise work
+// (bias, ReLU, softmax cross-entropy, SGD update) and bookkeeping.
+func BenchmarkTrainStepGEMMOnly(b *testing.B) {
+	const batch = 128
+	dims := []int{784, 256, 128, 10}
+	flop := 3 * 2 * float64(batch) * (784*256 + 256*128 + 128*10)
+	for _, be := range gemm.Available() {
+		b.Run(be.Name(), func(b *testing.B) {
+			g := gemm.Parallel{Backend: be, Workers: 1}
+			rng := rand.New(rand.NewPCG(1, 2))
+			fill := func(n int) []float32 {
+				s := make([]float32, n)
+				for i := range s {
+					s[i] = float32(rng.Float64()) + 0.01
+				}
+				return s
+			}
+			var w, dw, act, dact [4][]float32
+			for l := 0; l < 3; l++ {
+				w[l], dw[l] = fill(dims[l]*dims[l+1]), fill(dims[l]*dims[l+1])
+			}
+			for l := 0; l < 4; l++ {
+				act[l], dact[l] = fill(batch*dims[l]), fill(batch*dims[l])
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				for l := 0; l < 3; l++ {
+					g.Sgemm(false, false, batch, dims[l+1], dims[l], 1, act[l], dims[l], w[l], dims[l+1], 0, act[l+1], dims[l+1])
+				}
+				for l := 2; l >= 0; l-- {
+					g.Sgemm(true, false, dims[l], dims[l+1], batch, 1, act[l], dims[l], dact[l+1], dims[l+1], 0, dw[l], dims[l+1])
+					if l > 0 {
+						g.Sgemm(false, true, batch, dims[l], dims[l+1], 1, dact[l+1], dims[l+1], w[l], dims[l+1], 0, dact[l], dims[l])
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N)*flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -400,6 +400,20 @@ func (m *Model) SetClassWeights(headName string, w []float64) error {
 	return fmt.Errorf("nn: no head named %q", headName)
 }
 
+// ClassWeights returns the class weights in use by the named head (nil: none).
+func (m *Model) ClassWeights(headName string) []float64 {
+	for _, h := range m.heads {
+		if h.spec.Name == headName && h.classWeights != nil {
+			out := make([]float64, len(h.classWeights))
+			for i, v := range h.classWeights {
+				out[i] = float64(v)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // BalancedClassWeights returns n/(k·count_c) from labels (negative = missing); a class absent
 // from labels gets weight 1.
 func BalancedClassWeights(labels []int32, k int) []float64 {

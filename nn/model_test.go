@@ -98,7 +98,7 @@ func TestMaskedAndWeightedRows(t *testing.T) {
 		// regression head sees all three. Reference: the class loss from rows {0,2} plus the
 		// regression loss from all rows, computed on separate models with one head each.
 		nan := float32(math.NaN())
-		lFull, gFull := grads(Batch{Rows: 3, X: x}, Targets{Heads: []HeadTargets{{Labels: []int32{2, -1, 0}}, {Values: []float32{0.5, 1, -1}}}})
+		lFull, _ := grads(Batch{Rows: 3, X: x}, Targets{Heads: []HeadTargets{{Labels: []int32{2, -1, 0}}, {Values: []float32{0.5, 1, -1}}}})
 		// Same batch with the regression targets of rows 0/2 missing instead: class head unchanged.
 		lA, gA := grads(Batch{Rows: 3, X: x}, Targets{Heads: []HeadTargets{{Labels: []int32{2, -1, 0}}, {Values: []float32{nan, nan, nan}}}})
 		lB, gB := grads(Batch{Rows: 2, X: append(append([]float32(nil), x[:3]...), x[6:]...)}, Targets{Heads: []HeadTargets{{Labels: []int32{2, 0}}, {Values: []float32{nan, nan}}}})
@@ -106,7 +106,6 @@ func TestMaskedAndWeightedRows(t *testing.T) {
 		if lFull <= lA {
 			t.Fatalf("adding regression targets did not add loss: %v vs %v", lFull, lA)
 		}
-		_ = gFull
 	})
 	t.Run("weight_two_equals_duplicate", func(t *testing.T) {
 		l1, g1 := grads(Batch{Rows: 3, X: x}, Targets{Heads: []HeadTargets{{Labels: []int32{2, 1, 0}}, {Values: []float32{0.5, 1, -1}}}, Weights: []float32{2, 1, 1}})
@@ -150,14 +149,13 @@ func TestDropoutTrainAndEval(t *testing.T) {
 		}
 	}
 	m.forward(Batch{Rows: 1, X: x}, true)
-	zeros, sum := 0, 0.0
+	zeros := 0
 	for _, v := range m.layerOut[0] {
 		if v == 0 {
 			zeros++
 		} else if math.Abs(float64(v)-1/0.7) > 1e-6 {
 			t.Fatalf("kept unit scaled to %v, want 1/0.7", v)
 		}
-		sum += float64(v)
 	}
 	// Binomial(1000, 0.3): mean 300, sd 14.5; 5 sd bounds.
 	if zeros < 228 || zeros > 372 {
@@ -328,5 +326,67 @@ func TestTiedDecoderSharesEncoderWeights(t *testing.T) {
 		if got := m.layerOut[1][i]; math.Abs(float64(got)-s) > 1e-6 {
 			t.Fatalf("decoder output %d = %v, want %v", i, got, s)
 		}
+	}
+}
+
+func TestBalancedClassWeights(t *testing.T) {
+	// n = 5 present labels, k = 3: w_c = 5/(3·count_c); class 2 is absent and gets 1.
+	got := BalancedClassWeights([]int32{0, 0, 0, 1, 1, -1}, 3)
+	want := []float64{5.0 / 9, 5.0 / 6, 1}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Fatalf("weights %v, want %v", got, want)
+		}
+	}
+}
+
+// TestPredictChunksAndModes checks that chunked Predict equals row-by-row prediction and that,
+// without dropout, noise or batch norm, the eval loss equals the training loss.
+func TestPredictChunksAndModes(t *testing.T) {
+	spec := Spec{NumInputs: 4, Embeddings: []EmbeddingSpec{{Cardinality: 6, Dim: 2}}, Layers: []LayerSpec{{Type: LayerDense, Units: 5, Activation: "gelu"}, {Type: LayerLayerNorm}},
+		Heads: []HeadSpec{{Name: "c", Kind: HeadSoftmax, Classes: 3}, {Name: "b", Kind: HeadBinary}, {Name: "r", Kind: HeadRegression, Outputs: 2}}}
+	rng := rand.New(rand.NewPCG(5, 5))
+	m := mustBuild(t, spec)
+	const rows = 600 // more than the 256-row chunk
+	b := randomBatch(rng, m.Spec(), rows)
+	all, err := m.Predict(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []int{0, 255, 256, 599} {
+		one, err := m.Predict(Batch{Rows: 1, X: b.X[r*4 : r*4+4], Cat: [][]int32{b.Cat[0][r : r+1]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for h, w := range all.Width {
+			for j := 0; j < w; j++ {
+				if d := math.Abs(float64(all.Heads[h][r*w+j] - one.Heads[h][j])); d > 1e-6 {
+					t.Fatalf("row %d head %d col %d: batched %v, single %v", r, h, j, all.Heads[h][r*w+j], one.Heads[h][j])
+				}
+			}
+		}
+	}
+	// Output conventions: softmax rows sum to 1, binary is [1-p, p].
+	for r := 0; r < rows; r++ {
+		p := all.Heads[0][3*r : 3*r+3]
+		if s := p[0] + p[1] + p[2]; math.Abs(float64(s)-1) > 1e-5 {
+			t.Fatalf("softmax row %d sums to %v", r, s)
+		}
+		if q := all.Heads[1][2*r : 2*r+2]; math.Abs(float64(q[0]+q[1])-1) > 1e-6 {
+			t.Fatalf("binary row %d = %v", r, q)
+		}
+	}
+	tg := randomTargets(rng, m.Spec(), rows, 5)
+	lt, err := m.TrainStep(b, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainTotal := lt.Total
+	le, err := m.EvalLoss(b, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(trainTotal-le.Total) > 1e-9*max(1, trainTotal) {
+		t.Fatalf("train loss %v, eval loss %v", trainTotal, le.Total)
 	}
 }

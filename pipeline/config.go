@@ -575,8 +575,8 @@ func decodeFields(file, stage, prefix string, raw map[string]any, fields []Field
 	}
 	for i := range fields {
 		f := &fields[i]
-		if set[f.Name] {
-			continue
+		if _, present := raw[f.Name]; present || set[f.Name] {
+			continue // set, or set wrongly (already reported)
 		}
 		if f.Required {
 			p := pos[prefix]

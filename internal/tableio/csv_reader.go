@@ -46,7 +46,7 @@ type CSVReader struct {
 }
 
 // chunkMinRead is the least free space the chunker reads into at once.
-const chunkMinRead = 1 << 20
+const chunkMinRead = 4 << 20
 
 // NewCSVReader reads the header and a sample of rows of r (to infer column types), then
 // parses the rest as the caller calls Next, with opts.Workers goroutines. The caller must
@@ -58,7 +58,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		return nil, err
 	}
 	src := &csvSource{r: r}
-	data := make([]byte, 0, 4*chunkMinRead)
+	data := make([]byte, 0, 2*chunkMinRead)
 	fr := fieldReader{delim: byte(o.Delimiter)}
 
 	// Header, after an optional UTF-8 byte-order mark and leading blank lines.
@@ -222,14 +222,16 @@ type csvSource struct {
 	eof bool
 }
 
-// fill appends more input to data, growing it when full. It sets eof at the end.
+// fill appends up to chunkMinRead more bytes of input to data, growing it when it has less
+// free space than that. It sets eof at the end. Reading a bounded amount keeps the tail that
+// the chunker carries from one chunk to the next small.
 func (s *csvSource) fill(data []byte) ([]byte, error) {
 	if cap(data)-len(data) < chunkMinRead {
 		grown := make([]byte, len(data), 2*cap(data)+chunkMinRead)
 		copy(grown, data)
 		data = grown
 	}
-	n, err := io.ReadFull(s.r, data[len(data):cap(data)])
+	n, err := io.ReadFull(s.r, data[len(data):len(data)+chunkMinRead])
 	data = data[:len(data)+n]
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		s.eof = true
@@ -275,7 +277,7 @@ func (rd *CSVReader) runChunker(src *csvSource, data []byte, line int64, jobs ch
 		}
 		if rows > 0 {
 			// Carry the tail into a fresh buffer sized like this chunk.
-			next := rd.takeBuffer(free, max(pos+pos/8, len(data)-pos+chunkMinRead))
+			next := rd.takeBuffer(free, pos+len(data)-pos+2*chunkMinRead)
 			next = append(next, data[pos:]...)
 			c := &csvChunk{data: data[:pos], rows: rows, firstRow: row, firstLine: line,
 				result: make(chan chunkResult, 1)}

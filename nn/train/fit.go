@@ -345,7 +345,7 @@ func (r *run) loop(ctx context.Context) error {
 				headSums[i] += v * float64(b.Rows)
 			}
 			lossRows += b.Rows
-			info := StepInfo{Epoch: r.epoch, Step: r.step, BatchSize: bs, LR: lr, Loss: loss, GradNorm: norm, Model: r.m}
+			info := StepInfo{Epoch: r.epoch, Step: r.step, BatchSize: bs, Rows: b.Rows, LR: lr, Loss: loss, GradNorm: norm, Model: r.m}
 			r.step++
 			for _, h := range r.stepHooks {
 				if err := h.step(&info); err != nil {

@@ -381,3 +381,90 @@ func TestEMAWeightsUsedAndReturned(t *testing.T) {
 		t.Fatalf("EMA weights are far from the live ones (|diff| %g, |w| %g)", math.Sqrt(diff), math.Sqrt(norm))
 	}
 }
+
+func TestTargetNoiseLeavesDataAndChangesTraining(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	d := Dataset{NumInputs: 2}
+	var y []float32
+	for i := 0; i < 200; i++ {
+		a, b := rng.NormFloat64(), rng.NormFloat64()
+		d.X = append(d.X, float32(a), float32(b))
+		y = append(y, float32(a-b))
+	}
+	d.Targets = []Target{{Values: y}}
+	orig := append([]float32(nil), y...)
+	spec := nn.Spec{NumInputs: 2, Heads: []nn.HeadSpec{{Kind: nn.HeadRegression}}}
+	run := func(noise float64) [][]float32 {
+		m := buildModel(t, spec)
+		if _, err := Fit(context.Background(), m, d, Dataset{}, Config{Epochs: 3, Seed: 1, TargetNoise: noise, EarlyStopping: EarlyStopping{Disabled: true}}); err != nil {
+			t.Fatal(err)
+		}
+		return weightsOf(m)
+	}
+	clean, noisy := run(0), run(0.5)
+	for i := range y {
+		if y[i] != orig[i] {
+			t.Fatalf("target %d modified: %v -> %v", i, orig[i], y[i])
+		}
+	}
+	if clean[0][0] == noisy[0][0] && clean[0][1] == noisy[0][1] {
+		t.Fatal("target noise did not change training")
+	}
+	sameWeights(t, noisy, run(0.5))
+}
+
+func TestScheduleAndClipValue(t *testing.T) {
+	train, val := blobs(1, 256), blobs(2, 64)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 8, Activation: "tanh"}}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	const base, limit = 0.02, 1e-3
+	hook := OnStep("check", 0, func(s *StepInfo) error {
+		// Step schedule, gamma 0.5 every epoch: lr = base·0.5^epoch.
+		if want := base * math.Pow(0.5, float64(s.Epoch)); math.Abs(s.LR-want) > 1e-15 {
+			t.Errorf("epoch %d step %d: lr %g, want %g", s.Epoch, s.Step, s.LR, want)
+		}
+		for _, p := range s.Model.Params() {
+			for _, g := range p.Grad {
+				if math.Abs(float64(g)) > float64(float32(limit)) {
+					t.Fatalf("step %d: %s has gradient %g beyond the clip value %g", s.Step, p.Name, g, limit)
+				}
+			}
+		}
+		return nil
+	})
+	cfg := Config{Epochs: 3, Seed: 1, ClipValue: limit, Optimizer: optim.Config{Name: "sgd", LR: base},
+		Schedule: optim.ScheduleConfig{Name: "step", StepEpochs: 1, Gamma: 0.5}, EarlyStopping: EarlyStopping{Disabled: true}}
+	res, err := Fit(context.Background(), m, train, val, cfg, hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr := res.History.Series("lr"); lr[2] != base*0.25 {
+		t.Errorf("history lr %v", lr)
+	}
+}
+
+func TestBalancedClassWeightsFromTrainingRows(t *testing.T) {
+	d := blobs(1, 300)
+	// Make class 2 rare in the training view: keep every class-2 row only one time in five.
+	var pos []int
+	for i, l := range d.Targets[0].Labels {
+		if l != 2 || i%5 == 0 {
+			pos = append(pos, i)
+		}
+	}
+	train := d.Subset(pos)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3, ClassWeight: "balanced"}}})
+	if _, err := Fit(context.Background(), m, train, blobs(2, 60), Config{Epochs: 1, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	counts := [3]float64{}
+	for _, p := range pos {
+		counts[d.Targets[0].Labels[p]]++
+	}
+	n := float64(len(pos))
+	got := m.ClassWeights("out")
+	for c := range counts {
+		if want := n / (3 * counts[c]); math.Abs(got[c]-want) > 1e-6*want {
+			t.Fatalf("class %d weight %v, want n/(k·count) = %v", c, got[c], want)
+		}
+	}
+}

@@ -15,7 +15,8 @@ var ErrStop = errors.New("train: stop requested by hook")
 type StepInfo struct {
 	Epoch     int // 0-based
 	Step      int // global step, 0-based
-	BatchSize int
+	BatchSize int // the epoch's batch size
+	Rows      int // rows in this batch (the last batch of an epoch may be smaller)
 	LR        float64
 	Loss      nn.Loss
 	// GradNorm is the global gradient norm before clipping.
