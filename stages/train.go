@@ -159,7 +159,11 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	sc.SetInfo("params", countParams(m))
 	// The last epoch's metrics (of the restored best epoch when early stopping).
 	if len(res.History.Epochs) > 0 {
-		best := res.History.Epochs[min(res.BestEpoch, len(res.History.Epochs)-1)]
+		i := len(res.History.Epochs) - 1 // the weights kept: the last epoch's...
+		if !cfg.EarlyStopping.Disabled && cfg.EMADecay == 0 {
+			i = min(res.BestEpoch, i) // ...or the best epoch's, restored by early stopping
+		}
+		best := res.History.Epochs[i]
 		for k, v := range best {
 			sc.Metrics.Set(metricKey(k), v)
 		}
