@@ -240,17 +240,22 @@ func metricKey(k string) string {
 	return task + name
 }
 
-func countParams(m *nn.Model) int {
-	n := 0
-	for _, p := range m.Params() {
-		n += len(p.Value)
-	}
-	return n
-}
+func countParams(m *nn.Model) int { return m.Summary().Total }
 
-// logSummary logs the model summary (every layer, its parameters and share) and its warnings.
+// logSummary logs the model summary (every layer, its output shape, parameters and share of
+// the total) and its warnings, which also go to the manifest's notes.
 func logSummary(sc *pipeline.StageContext, m *nn.Model) {
-	sc.SetInfo("params", countParams(m))
+	s := m.Summary()
+	sc.Log.Info().Int("params", s.Total).Msg("model summary\n" + s.String())
+	for _, w := range s.Warnings {
+		sc.Log.Warn().Msg(w)
+		sc.Note("%s", w)
+	}
+	rows := make([]map[string]any, 0, len(s.Rows))
+	for _, r := range s.Rows {
+		rows = append(rows, map[string]any{"layer": r.Layer, "kind": r.Kind, "output": r.Output, "params": r.Params, "share": r.Share})
+	}
+	sc.SetInfo("summary", rows)
 }
 
 // Summary describes a predictor: its inputs, targets and the model summary table.
@@ -275,6 +280,4 @@ func Summary(p Predictor) string {
 	return b.String()
 }
 
-func modelSummary(m *nn.Model) string {
-	return fmt.Sprintf("parameters: %d\n", countParams(m))
-}
+func modelSummary(m *nn.Model) string { return m.Summary().String() }
