@@ -149,7 +149,7 @@ func testRegistry() *Registry {
 	})
 	r.MustRegister(KindSpec{
 		Kind: "report", Shape: ShapeSink, Doc: "Reads an artifact.",
-		Fields: []Field{{Name: "model", Type: TypeInput, Required: true, Port: PortArtifact, Doc: "The artifact."}},
+		Fields:  []Field{{Name: "model", Type: TypeInput, Required: true, Port: PortArtifact, Doc: "The artifact."}},
 		Outputs: func(c *StageConfig) []Port { return nil },
 		New: func(c *StageConfig) (Stage, error) {
 			return StageFunc(func(ctx context.Context, sc *StageContext) error {

@@ -31,7 +31,9 @@ type Source interface {
 type SourceFunc func(ctx context.Context, sc *StageContext) (RecordReader, error)
 
 // Open calls f.
-func (f SourceFunc) Open(ctx context.Context, sc *StageContext) (RecordReader, error) { return f(ctx, sc) }
+func (f SourceFunc) Open(ctx context.Context, sc *StageContext) (RecordReader, error) {
+	return f(ctx, sc)
+}
 
 // SourceStage runs a Source as a stage whose table output is "out" (split role "all"). It adds
 // the stable row id column _row (int64, numbered from 0 in read order) unless the source
