@@ -66,10 +66,10 @@ func (m *Model) Summary() Summary {
 // String formats the summary as an aligned text table followed by the total and warnings.
 func (s Summary) String() string {
 	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "layer\tkind\toutput\tparams\tshare\t")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "layer\tkind\toutput\tparams\tshare")
 	for _, r := range s.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.1f%%\t\n", r.Layer, r.Kind, r.Output, r.Params, 100*r.Share)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.1f%%\n", r.Layer, r.Kind, r.Output, r.Params, 100*r.Share)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(&b, "total trainable parameters: %d\n", s.Total)

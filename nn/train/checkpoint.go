@@ -3,7 +3,10 @@ package train
 import (
 	"bytes"
 	"encoding/gob"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
@@ -34,6 +37,8 @@ type Checkpoint struct {
 	// ShuffleRNG and NoiseRNG are the marshalled PCG states.
 	ShuffleRNG []byte
 	NoiseRNG   []byte
+	// AugmentRNG is the augmentation stream's state (Config.Augment).
+	AugmentRNG []byte
 	// Epoch is the number of completed epochs; Step the number of optimizer steps taken.
 	Epoch  int
 	Step   int
@@ -107,4 +112,43 @@ func restore(m *nn.Model, ts []Tensor) error {
 		copy(p.Value, t.Value)
 	}
 	return nil
+}
+
+// Save writes the checkpoint to path atomically (temporary file in the same directory, fsync,
+// rename).
+func (c *Checkpoint) Save(path string) error {
+	b, err := c.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("train: save checkpoint: %w", err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(b)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("train: save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// LoadCheckpoint reads a checkpoint written by Save.
+func LoadCheckpoint(path string) (*Checkpoint, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: load checkpoint: %w", err)
+	}
+	var c Checkpoint
+	if err := c.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("train: load checkpoint %s: %w", path, err)
+	}
+	return &c, nil
 }

@@ -2,10 +2,12 @@ package train
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/rs/zerolog"
 
+	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
 
@@ -52,6 +54,13 @@ type Config struct {
 	// other than loss (accuracy, rmse, ...) are computed in eval mode each epoch; default 2048.
 	// The train "loss" is the running mean of the batch losses of the epoch.
 	TrainMetricRows int
+	// Augment, when set, transforms every training batch in place after it is gathered and
+	// before the step: data augmentation, or the corruption of a denoising autoencoder. The
+	// batch is a copy (the dataset is never modified), so augmentations are drawn afresh at
+	// every step. It must draw randomness only from rng, the trainer's augmentation stream
+	// (seeded from Seed and saved in checkpoints), so that training stays deterministic and
+	// resumable. Evaluation batches are never augmented. Default nil.
+	Augment func(b *nn.Batch, t *nn.Targets, rng *rand.Rand)
 	// Resume continues from a checkpoint taken by a previous Fit with the same data and
 	// config (see EpochInfo.Checkpoint).
 	Resume *Checkpoint

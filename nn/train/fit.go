@@ -39,6 +39,7 @@ const (
 	streamNoise   = 3
 	streamSample  = 4
 	streamRange   = 5
+	streamAugment = 6
 )
 
 // Fit trains m on train, evaluating on val after every epoch (when val is empty, a seeded
@@ -96,6 +97,8 @@ type run struct {
 	ema      *optim.EMA
 	shuffle  *rand.PCG
 	shuffleR *rand.Rand
+	augment  *rand.PCG
+	augmentR *rand.Rand
 	baseLR   float64
 	epoch    int
 	step     int
@@ -143,6 +146,8 @@ func (r *run) setup(ctx context.Context) error {
 	r.baseLR = cfg.Optimizer.EffectiveLR()
 	r.shuffle = rand.NewPCG(cfg.Seed, streamShuffle)
 	r.shuffleR = rand.New(r.shuffle)
+	r.augment = rand.NewPCG(cfg.Seed, streamAugment)
+	r.augmentR = rand.New(r.augment)
 	m.SetNoiseSource(rand.NewPCG(cfg.Seed, streamNoise))
 	r.bestMetric = math.Inf(1)
 	if maximize(cfg.EarlyStopping.Metric) {
@@ -256,6 +261,11 @@ func (r *run) resume(c *Checkpoint) error {
 	if err := r.m.NoiseSource().UnmarshalBinary(c.NoiseRNG); err != nil {
 		return fmt.Errorf("train: checkpoint noise state: %w", err)
 	}
+	if c.AugmentRNG != nil {
+		if err := r.augment.UnmarshalBinary(c.AugmentRNG); err != nil {
+			return fmt.Errorf("train: checkpoint augmentation state: %w", err)
+		}
+	}
 	r.epoch, r.step, r.baseLR = c.Epoch, c.Step, c.BaseLR
 	r.bestMetric, r.bestEpoch, r.badEpochs = c.BestMetric, c.BestEpoch, c.BadEpochs
 	r.bestWeights = c.BestWeights
@@ -289,6 +299,9 @@ func (r *run) checkpoint() (*Checkpoint, error) {
 	if c.NoiseRNG, err = r.m.NoiseSource().MarshalBinary(); err != nil {
 		return nil, err
 	}
+	if c.AugmentRNG, err = r.augment.MarshalBinary(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -310,6 +323,9 @@ func (r *run) loop(ctx context.Context) error {
 				return fmt.Errorf("train: stopped at epoch %d, step %d: %w", r.epoch, r.step, err)
 			}
 			b, t := r.buf.gather(r.train, r.perm[start:min(start+bs, n)])
+			if cfg.Augment != nil {
+				cfg.Augment(&b, &t, r.augmentR)
+			}
 			if cfg.TargetNoise > 0 {
 				for _, ht := range t.Heads {
 					for i, v := range ht.Values {

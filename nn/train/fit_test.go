@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -101,18 +102,18 @@ func TestResumeBitIdentical(t *testing.T) {
 			Optimizer: optim.Config{Name: "sgd", Momentum: 0.9, LR: 0.05}, Schedule: optim.ScheduleConfig{Name: "cosine", WarmupSteps: 5},
 			BatchGrowth: BatchGrowth{EveryEpochs: 2, Max: 128}}},
 		{"rmsprop_plateau", Config{Epochs: 6, BatchSize: 40, Seed: 5, Optimizer: optim.Config{Name: "rmsprop"}, Schedule: optim.ScheduleConfig{Name: "plateau", Patience: 1}}},
+		{"adam_augment", Config{Epochs: 6, BatchSize: 50, Seed: 6, Augment: jitter(0.3)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			full := buildModel(t, richSpec())
-			var ckpt []byte
+			path := filepath.Join(t.TempDir(), "epoch2.ckpt")
 			hook := OnEpochEnd("checkpoint", 0, func(e *EpochInfo) error {
 				if e.Epoch == 2 {
 					c, err := e.Checkpoint()
 					if err != nil {
 						return err
 					}
-					ckpt, err = c.MarshalBinary()
-					return err
+					return c.Save(path)
 				}
 				return nil
 			})
@@ -120,8 +121,8 @@ func TestResumeBitIdentical(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var c Checkpoint
-			if err := c.UnmarshalBinary(ckpt); err != nil {
+			c, err := LoadCheckpoint(path)
+			if err != nil {
 				t.Fatal(err)
 			}
 			// A fresh model with different initial weights: everything must come from the checkpoint.
@@ -130,7 +131,7 @@ func TestResumeBitIdentical(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := tc.cfg
-			cfg.Resume = &c
+			cfg.Resume = c
 			resRes, err := Fit(context.Background(), resumed, train, val, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -466,5 +467,59 @@ func TestBalancedClassWeightsFromTrainingRows(t *testing.T) {
 		if want := n / (3 * counts[c]); math.Abs(got[c]-want) > 1e-6*want {
 			t.Fatalf("class %d weight %v, want n/(k·count) = %v", c, got[c], want)
 		}
+	}
+}
+
+// jitter is an augmentation that adds Gaussian noise to every input.
+func jitter(std float64) func(*nn.Batch, *nn.Targets, *rand.Rand) {
+	return func(b *nn.Batch, _ *nn.Targets, rng *rand.Rand) {
+		for i := range b.X {
+			b.X[i] += float32(rng.NormFloat64() * std)
+		}
+	}
+}
+
+func TestAugmentIsFreshEachStepAndLeavesDataAlone(t *testing.T) {
+	train, val := blobs(1, 300), blobs(2, 100)
+	orig := append([]float32(nil), train.X...)
+	var calls, rows int
+	seen := map[float32]bool{}
+	aug := func(b *nn.Batch, tg *nn.Targets, rng *rand.Rand) {
+		calls++
+		rows += b.Rows
+		jitter(0.3)(b, tg, rng)
+		seen[b.X[0]] = true
+	}
+	cfg := Config{Epochs: 4, BatchSize: 64, Seed: 9, Augment: aug, EarlyStopping: EarlyStopping{Disabled: true}}
+	m := buildModel(t, richSpec())
+	res, err := Fit(context.Background(), m, train, val, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != res.Steps || rows != 4*300 {
+		t.Errorf("augment called %d times on %d rows; want %d steps, 1200 rows", calls, rows, res.Steps)
+	}
+	if len(seen) < calls-1 {
+		t.Errorf("augmented batches repeat: %d distinct first values in %d calls", len(seen), calls)
+	}
+	for i := range orig {
+		if train.X[i] != orig[i] {
+			t.Fatalf("dataset modified at %d", i)
+		}
+	}
+	// Deterministic, and it changes training.
+	again := buildModel(t, richSpec())
+	cfg.Augment = jitter(0.3)
+	if _, err := Fit(context.Background(), again, train, val, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameWeights(t, weightsOf(m), weightsOf(again))
+	plain := buildModel(t, richSpec())
+	cfg.Augment = nil
+	if _, err := Fit(context.Background(), plain, train, val, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if weightsOf(plain)[0][0] == weightsOf(m)[0][0] {
+		t.Error("augmentation did not change training")
 	}
 }
