@@ -76,6 +76,9 @@ type slot struct {
 	err      error
 	// consumers still to finish before the table can be released
 	consumers int
+	// producerDone: the producing stage has returned; a table is released only when its
+	// producer and all its consumers are done.
+	producerDone bool
 }
 
 type stageState struct {
@@ -434,7 +437,7 @@ func (rs *runState) consumed(ref Ref) {
 	defer rs.mu.Unlock()
 	s := rs.slots[ref]
 	s.consumers--
-	if s.consumers == 0 && s.table != nil {
+	if s.consumers == 0 && s.producerDone && s.table != nil {
 		s.table.Release()
 	}
 }
@@ -469,7 +472,8 @@ func (rs *runState) finishStage(st *stageState, status, msg string) {
 			oi.Type = s.artifact.ArtifactKind()
 		}
 		m.Outputs[port.Name] = oi
-		// A table that nobody reads is released now.
+		s.producerDone = true
+		// A table whose readers are all done (or that nobody reads) is released now.
 		if s.consumers == 0 && s.table != nil {
 			s.table.Release()
 		}

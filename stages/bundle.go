@@ -74,11 +74,11 @@ func newBundle(sc *pipeline.StageContext, m *nn.Model, plan *InputPlan, lineage 
 		if i == 0 && st.Input != nil {
 			src = st.Input
 		}
+		if _, train := st.Transform.(*AugmentSpec); train || st.Transform == nil {
+			continue // train-time only: not replayed at prediction time
+		}
 		ft, ok := st.Transform.(fittedTransform)
 		if !ok {
-			if st.Transform == nil {
-				continue // not replayed at prediction time (augmentation)
-			}
 			return nil, fmt.Errorf("lineage step %s (%s) cannot be bundled", st.Stage, st.Kind)
 		}
 		b.Pre = append(b.Pre, ft.t)

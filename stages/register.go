@@ -25,7 +25,7 @@ func kinds() []pipeline.KindSpec {
 var builtins = []func() pipeline.KindSpec{
 	datasetKind, csvKind, parquetKind, arrowKind,
 	splitKind, imputeKind, encodeKind, normalizeKind,
-	maskLabelsKind,
+	maskLabelsKind, augmentKind,
 	trainKind, predictKind, evaluateKind,
 	writeKind,
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"math/rand/v2"
 	"encoding/csv"
 	"errors"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/pipe-ml/pipe/internal/tableio"
+	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/pipeline"
 )
 
@@ -334,4 +336,98 @@ func readCSV(t *testing.T, path string) [][]string {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+func TestAugmentStage(t *testing.T) {
+	src := `
+[pipeline]
+seed = 3
+[stages.load]
+kind = "dataset"
+name = "digits"
+[stages.split]
+kind = "split"
+input = "load"
+[stages.scale]
+kind = "normalize"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+method = "minmax"
+[stages.aug]
+kind = "augment"
+input = "scale.train"
+noise = 0.05
+feature_dropout = 0.05
+[stages.model]
+kind = "train"
+train = "aug"
+val = "scale.val"
+layers = [ { dense = 128 } ]
+epochs = 60
+[stages.eval]
+kind = "evaluate"
+models = ["model.model"]
+tables = ["scale.test"]
+`
+	m, dir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(m.Stages["model"].Notes, "\n")
+	if !strings.Contains(notes, "augmented (aug)") {
+		t.Errorf("train notes lack the augmentation: %q", notes)
+	}
+	if acc := m.Stages["eval"].Metrics["test_accuracy"]; acc < 0.95 {
+		t.Errorf("test accuracy with augmentation %.3f, below 0.95", acc)
+	}
+	// The bundle does not replay augmentation at prediction time.
+	b, err := LoadBundle(filepath.Join(dir, "stages/model/bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range b.Meta.Preprocessing {
+		if s.Kind == "augment" {
+			t.Error("the bundle carries the train-time augmentation")
+		}
+	}
+	// Augmenting a held-out table is refused.
+	bad := strings.Replace(src, `input = "scale.train"`, `input = "scale.val"`, 1)
+	if _, _, err := runTOML(t, ".", bad); err == nil || !strings.Contains(err.Error(), "training data only") {
+		t.Errorf("augmenting val: %v", err)
+	}
+}
+
+// TestAugmenterImageOffset: the image region starts at the `first` column's position among the
+// model's numeric inputs, wherever other columns come.
+func TestAugmenterImageOffset(t *testing.T) {
+	plan := &InputPlan{Numeric: []string{"age", "px0", "px1", "px2", "px3"}}
+	spec := &AugmentSpec{Shift: 1}
+	spec.Image = &struct {
+		Height int    `json:"height"`
+		Width  int    `json:"width"`
+		First  string `json:"first"`
+	}{2, 2, "px0"}
+	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: spec}}, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for trial := 0; trial < 20; trial++ {
+		b := nn.Batch{Rows: 1, X: []float32{42, 1, 2, 3, 4}}
+		aug(&b, nil, rng)
+		if b.X[0] != 42 {
+			t.Fatalf("the column before the image changed: %v", b.X)
+		}
+		var sum float32
+		for _, v := range b.X[1:] {
+			sum += v
+		}
+		if sum > 10 {
+			t.Fatalf("shift created pixels: %v", b.X)
+		}
+	}
+	spec.Image.First = "nope"
+	if _, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: spec}}, plan); err == nil {
+		t.Error("unknown image column accepted")
+	}
 }

@@ -110,6 +110,12 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	logSummary(sc, m)
 	cfg := s.spec.cfg
 	cfg.Seed = sc.Seed(1)
+	if cfg.Augment, err = augmenterFor(trainT.Lineage(), plan); err != nil {
+		return err
+	}
+	if cfg.Augment != nil {
+		sc.Note("training batches are augmented (%s)", augmentStages(trainT.Lineage()))
+	}
 	cfg.Logger = sc.Log
 	want := s.spec.workers
 	if want == 0 {
@@ -281,3 +287,13 @@ func Summary(p Predictor) string {
 }
 
 func modelSummary(m *nn.Model) string { return m.Summary().String() }
+
+func augmentStages(l []pipeline.LineageStep) string {
+	var names []string
+	for _, st := range l {
+		if _, ok := st.Transform.(*AugmentSpec); ok {
+			names = append(names, st.Stage)
+		}
+	}
+	return strings.Join(names, ", ")
+}

@@ -16,12 +16,19 @@ type Backend interface {
 
 var (
 	mu         sync.RWMutex
-	current    Backend = Gonum{}
-	registered         = map[string]Backend{"gonum": Gonum{}}
+	current    = builtinDefault()
+	registered = func() map[string]Backend {
+		m := map[string]Backend{}
+		for _, b := range builtinBackends() {
+			m[b.Name()] = b
+		}
+		return m
+	}()
 )
 
-// Default returns the process-wide backend: the one set by SetDefault, else the fastest
-// registered one (openblas when built with the openblas tag), else gonum.
+// Default returns the process-wide backend: the one set by SetDefault; else OpenBLAS when built
+// with the openblas tag; else the Go-assembly SGEMM (Asm) on amd64 with AVX2 or AVX-512; else
+// gonum.
 func Default() Backend {
 	mu.RLock()
 	defer mu.RUnlock()

@@ -11,13 +11,17 @@ import "C"
 
 import "unsafe"
 
-func init() {
+// builtinDefault is OpenBLAS under the openblas build tag: the user asked for it. It runs
+// single-threaded; parallelism comes from pipe's own CPU budget.
+func builtinDefault() Backend {
 	C.openblas_set_num_threads(1)
-	SetDefault(OpenBLAS{})
+	return OpenBLAS{}
 }
 
+func builtinBackends() []Backend { return []Backend{Gonum{}, Asm{}, OpenBLAS{}} }
+
 // OpenBLAS calls cblas_sgemm from libopenblas (build tag openblas). It is single-threaded:
-// openblas_set_num_threads(1) is called at init.
+// openblas_set_num_threads(1) is called when the package is initialised.
 type OpenBLAS struct{}
 
 // Name returns "openblas".

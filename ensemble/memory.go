@@ -1,0 +1,208 @@
+package ensemble
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
+	"github.com/pipe-ml/pipe/nn/train"
+)
+
+// MemoryRows are the row counts that size a member's memory.
+type MemoryRows struct {
+	Train int // training rows of the member (its sample)
+	Val   int // validation rows (0: the trainer carves train.Config.ValFraction of Train)
+	OOB   int // out-of-bag rows the member predicts after training
+}
+
+// EstimateMemberBytes estimates the peak bytes one member allocates while it trains: its
+// params with their gradients, optimizer state, the trainer's weight snapshots (best epoch,
+// last good epoch, EMA), the activation buffers of every layer sized for the largest forward
+// pass (batch, validation set, or a 256-row prediction chunk), the trainer's gathered batch,
+// validation and train-metric copies, the row index arrays, and the member's validation and
+// out-of-bag predictions. It builds the model once to count its params. Go runtime overhead
+// (GC headroom) is not included.
+func EstimateMemberBytes(m Member, rows MemoryRows) (int64, error) {
+	model, err := nn.Build(m.Spec, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		return 0, fmt.Errorf("ensemble: member %q: %w", m.Name, err)
+	}
+	return estimateBytes(model, m.Train, rows), nil
+}
+
+func estimateBytes(model *nn.Model, cfg train.Config, rows MemoryRows) int64 {
+	const f32, word = 4, 8
+	spec := model.Spec()
+	var params int64
+	for _, p := range model.Params() {
+		params += int64(len(p.Value))
+	}
+	var buffers int64
+	for _, p := range model.Buffers() {
+		buffers += int64(len(p.Value))
+	}
+	copies := 2 + optimizerSlots(cfg.Optimizer) + 2 // value, grad, optimizer state, best + last-good snapshots
+	if cfg.EMADecay > 0 {
+		copies++
+	}
+	total := f32 * (params*int64(copies) + buffers*3)
+
+	batch := cfg.BatchSize
+	if batch == 0 {
+		batch = 64
+	}
+	trainRows, valRows := rows.Train, rows.Val
+	if valRows == 0 {
+		frac := cfg.ValFraction
+		if frac == 0 {
+			frac = 0.1
+		}
+		valRows = int(frac*float64(trainRows)) + 1
+		trainRows -= valRows
+	}
+	if g := cfg.BatchGrowth; g.EveryEpochs > 0 {
+		batch = max(batch, min(trainRows, g.Max))
+		if g.Max == 0 {
+			batch = max(batch, trainRows)
+		}
+	}
+	batch = max(1, min(batch, trainRows))
+	metricRows := cfg.TrainMetricRows
+	if metricRows == 0 {
+		metricRows = 2048
+	}
+	metricRows = min(metricRows, trainRows)
+	forwardRows := int64(max(batch, valRows, 256))
+
+	// Activation buffers per row: every layer's output, pre-activation and input gradient
+	// (an upper bound for the simpler layers), the embedding concat, the trunk gradient and
+	// the heads' logits, probabilities and logit gradients.
+	trunkIn := spec.NumInputs
+	for _, e := range spec.Embeddings {
+		trunkIn += e.Dim
+	}
+	perRow := int64(trunkIn)
+	width := trunkIn
+	for _, lt := range model.LayerTensors(0) {
+		perRow += int64(3*lt.Cols + width)
+		width = lt.Cols
+	}
+	perRow += int64(width)
+	headWidth := 0
+	targetWidth := 0
+	for _, h := range spec.Heads {
+		k := h.Classes
+		switch h.Kind {
+		case nn.HeadBinary:
+			k = 2
+		case nn.HeadRegression:
+			k = max(h.Outputs, 1)
+		}
+		perRow += int64(4*k + width)
+		headWidth += k
+		targetWidth += max(h.Outputs, 1)
+	}
+	total += f32 * forwardRows * perRow
+
+	inputRow := int64(spec.NumInputs + len(spec.Embeddings) + targetWidth + 1)
+	total += f32 * inputRow * int64(batch+valRows+metricRows)
+	total += word * int64(2*rows.Train+valRows+rows.OOB) // sample index, epoch permutation, val and OOB indices
+	// Validation predictions (the trainer's and the member's) and out-of-bag predictions.
+	total += f32 * int64(headWidth) * int64(2*valRows+rows.OOB+metricRows)
+	total += f32 * inputRow * int64(min(rows.OOB, predictChunk))
+	return total
+}
+
+// optimizerSlots is the number of per-param state buffers of an optimizer.
+func optimizerSlots(c optim.Config) int64 {
+	switch strings.ToLower(c.Name) {
+	case optim.NameSGD:
+		if c.Momentum > 0 {
+			return 1
+		}
+		return 0
+	case optim.NameRMSProp:
+		n := int64(1)
+		if c.Momentum > 0 {
+			n++
+		}
+		if c.Centered {
+			n++
+		}
+		return n
+	case optim.NameAdagrad:
+		return 1
+	}
+	return 2 // adam, adamw
+}
+
+// budget admits members while the sum of their estimated bytes stays within a limit, and
+// counts how many run at once (for the report and the tests).
+type budget struct {
+	limit int64 // 0: unbounded
+	sem   *semaphore.Weighted
+
+	mu        sync.Mutex
+	running   int
+	bytes     int64
+	peakCount int
+	peakBytes int64
+}
+
+func newBudget(limit int64) *budget {
+	b := &budget{limit: limit}
+	if limit > 0 {
+		b.sem = semaphore.NewWeighted(limit)
+	}
+	return b
+}
+
+// charge is what a member of est bytes takes from the budget: all of it when est exceeds it
+// (the member then runs alone).
+func (b *budget) charge(est int64) int64 {
+	if b.limit == 0 {
+		return 0
+	}
+	return min(max(est, 1), b.limit)
+}
+
+// acquire blocks until est bytes fit the budget or ctx is done.
+func (b *budget) acquire(ctx context.Context, est int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b.sem != nil {
+		if err := b.sem.Acquire(ctx, b.charge(est)); err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	b.running++
+	b.bytes += est
+	b.peakCount = max(b.peakCount, b.running)
+	b.peakBytes = max(b.peakBytes, b.bytes)
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *budget) release(est int64) {
+	b.mu.Lock()
+	b.running--
+	b.bytes -= est
+	b.mu.Unlock()
+	if b.sem != nil {
+		b.sem.Release(b.charge(est))
+	}
+}
+
+func (b *budget) peaks() (int, int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peakCount, b.peakBytes
+}

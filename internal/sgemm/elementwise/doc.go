@@ -1,0 +1,9 @@
+// Package elementwise holds the element-wise loops of an MLP training step that are worth
+// vectorising next to the GEMM: the Adam update, bias-add + ReLU forward and the ReLU
+// backward mask. On amd64 with AVX they run in Go assembly, 8 floats per instruction;
+// elsewhere (or with the build tag purego) a pure-Go loop computes the same thing.
+//
+// Every function computes exactly what its pure-Go reference loop (written out in its doc
+// comment) computes, operation for operation with no fused multiply-add, so the assembly and
+// the Go fallback give bit-identical results.
+package elementwise

@@ -1,0 +1,12 @@
+//go:build !amd64 || purego
+
+package elementwise
+
+// useAVX is false off amd64; every function runs its pure-Go loop.
+var useAVX = false
+
+func adamUpdateVector(w, g, m, v []float32, c *AdamScalars) int { return 0 }
+
+func biasReLUVector(row, bias []float32) int { return 0 }
+
+func reluBackwardVector(dy, y []float32) int { return 0 }

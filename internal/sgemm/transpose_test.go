@@ -1,0 +1,49 @@
+package sgemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestTranspose8xK checks the (AVX on amd64) 8-row transpose used to pack Bᵀ against the
+// definition, for k around multiples of 8 and padded strides; the destination padding must
+// stay untouched.
+func TestTranspose8xK(t *testing.T) {
+	for _, k := range []int{0, 1, 7, 8, 9, 16, 23, 64} {
+		for _, ldd := range []int{8, 11, 32} {
+			t.Run(fmt.Sprintf("k=%d/ldd=%d", k, ldd), func(t *testing.T) {
+				testTranspose8xK(t, transpose8xK, k, ldd)
+			})
+			t.Run(fmt.Sprintf("generic/k=%d/ldd=%d", k, ldd), func(t *testing.T) {
+				generic := func(dst []float32, ldd int, src []float32, lds int, k int) {
+					transpose8xKGeneric(dst, ldd, src, lds, 0, k)
+				}
+				testTranspose8xK(t, generic, k, ldd)
+			})
+		}
+	}
+}
+
+func testTranspose8xK(t *testing.T, transpose func(dst []float32, ldd int, src []float32, lds int, k int), k, ldd int) {
+	rng := rand.New(rand.NewPCG(uint64(k), uint64(ldd)))
+	lds := k + 3
+	src := randomMatrix(8, lds, rng)
+	dst := make([]float32, max(k, 1)*ldd)
+	for i := range dst {
+		dst[i] = sentinel
+	}
+	transpose(dst, ldd, src, lds, k)
+	for p := range k {
+		for r := range ldd {
+			got := dst[p*ldd+r]
+			want := sentinel
+			if r < 8 {
+				want = src[r*lds+p]
+			}
+			if got != want {
+				t.Fatalf("dst[%d,%d] = %v, want %v", p, r, got, want)
+			}
+		}
+	}
+}
