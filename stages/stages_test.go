@@ -2,9 +2,9 @@ package stages
 
 import (
 	"context"
-	"math/rand/v2"
 	"encoding/csv"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"

@@ -83,7 +83,19 @@ type taskSettings struct {
 	HuberDelta     float64 `json:"huber_delta"`
 }
 
-func parseTrainSpec(c *pipeline.StageConfig) (*trainSpec, error) {
+// settings is what parseTrainSpec reads: a stage's config, or an ensemble's member table.
+type settings interface {
+	Strings(key string) []string
+	String(key string) string
+	Float(key string) float64
+	Int(key string) int
+	Value(key string) any
+	List(key string) []any
+	Table(key string) map[string]any
+	Errorf(key, format string, args ...any) *pipeline.ConfigError
+}
+
+func parseTrainSpec(c settings) (*trainSpec, error) {
 	ts := &trainSpec{targets: c.Strings("target"), features: c.Strings("features"), task: c.String("task"),
 		inputNoise: c.Float("input_noise"), l1: c.Float("l1"), l2: c.Float("l2"), smoothing: c.Float("label_smoothing"),
 		classWeight: c.Value("class_weight"), embDim: c.Int("embedding_dim"), workers: c.Int("workers"), tasks: map[string]taskSettings{}}

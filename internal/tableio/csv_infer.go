@@ -73,21 +73,40 @@ type typeTally struct {
 	ints, floats, bools, others int
 }
 
-func (t *typeTally) add(text string) {
-	b := []byte(text)
+// Field classes of type inference.
+const (
+	classNull uint8 = iota
+	classInt
+	classFloat
+	classBool
+	classOther
+)
+
+// classify says what a non-null field looks like.
+func classify(b []byte) uint8 {
 	if _, ok := parseInt64Bytes(b); ok {
-		t.ints++
-		return
+		return classInt
 	}
 	if _, st := parseFloat64Bytes(b); st != numberBad {
-		t.floats++ // NaN/Inf literals count as numbers so that the column errors on them
-		return
+		return classFloat // NaN/Inf literals count as numbers so that the column errors on them
 	}
 	if _, ok := parseBoolBytes(b); ok {
-		t.bools++
-		return
+		return classBool
 	}
-	t.others++
+	return classOther
+}
+
+func (t *typeTally) add(class uint8) {
+	switch class {
+	case classInt:
+		t.ints++
+	case classFloat:
+		t.floats++
+	case classBool:
+		t.bools++
+	case classOther:
+		t.others++
+	}
 }
 
 func (t *typeTally) kind() colKind {

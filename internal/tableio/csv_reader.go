@@ -45,8 +45,11 @@ type CSVReader struct {
 	examples []*RowError
 }
 
-// chunkMinRead is the least free space the chunker reads into at once.
-const chunkMinRead = 4 << 20
+// Bounds of how much input is read at once.
+const (
+	minRead      = 64 << 10
+	chunkMinRead = 4 << 20
+)
 
 // NewCSVReader reads the header and a sample of rows of r (to infer column types), then
 // parses the rest as the caller calls Next, with opts.Workers goroutines. The caller must
@@ -58,7 +61,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		return nil, err
 	}
 	src := &csvSource{r: r}
-	data := make([]byte, 0, 2*chunkMinRead)
+	data := make([]byte, 0, minRead)
 	fr := fieldReader{delim: byte(o.Delimiter)}
 
 	// Header, after an optional UTF-8 byte-order mark and leading blank lines.
@@ -113,6 +116,11 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		want = int(o.Limit)
 	}
 	tallies := make([]typeTally, len(cols))
+	classes := make([]uint8, len(cols))
+	nulls := make([][]byte, len(o.NullValues))
+	for i, v := range o.NullValues {
+		nulls[i] = []byte(v)
+	}
 	sampled := 0
 	scan := pos
 	for sampled < want {
@@ -130,16 +138,33 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 			scan = end
 			continue
 		}
-		fields, next, _, problem := fr.splitRecord(data, scan)
+		if !needInference {
+			_, next, _ := fr.visitRecord(data, scan, func(int, []byte, bool) {})
+			scan = next
+			sampled++
+			continue
+		}
+		// Classify the row's fields; count them only if the row is well formed (the parser
+		// reports a bad row in its place).
+		nf, next, problem := fr.visitRecord(data, scan, func(j int, text []byte, quoted bool) {
+			if j >= len(classes) {
+				return
+			}
+			switch {
+			case !cols[j].inferred:
+			case isNullBytes(text, nulls):
+				classes[j] = classNull
+			default:
+				classes[j] = classify(text)
+			}
+		})
 		scan = next
 		sampled++
-		if problem != fieldOK || len(fields) != len(cols) || !needInference {
-			continue // the parser reports this row in its place
+		if problem != fieldOK || nf != len(cols) {
+			continue
 		}
-		for j, f := range fields {
-			if cols[j].inferred && !isNullText(f, o.NullValues) {
-				tallies[j].add(f)
-			}
+		for j, c := range classes {
+			tallies[j].add(c)
 		}
 	}
 	if sampled == 0 {
@@ -169,9 +194,9 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	return rd, nil
 }
 
-func isNullText(s string, nulls []string) bool {
+func isNullBytes(b []byte, nulls [][]byte) bool {
 	for _, v := range nulls {
-		if s == v {
+		if bytes.Equal(b, v) {
 			return true
 		}
 	}
@@ -222,16 +247,18 @@ type csvSource struct {
 	eof bool
 }
 
-// fill appends up to chunkMinRead more bytes of input to data, growing it when it has less
-// free space than that. It sets eof at the end. Reading a bounded amount keeps the tail that
-// the chunker carries from one chunk to the next small.
+// fill appends more input to data: as much as data already holds, between 64 KiB and
+// chunkMinRead, growing data when it lacks the room. It sets eof at the end. Reading a
+// bounded amount keeps the tail that the chunker carries from one chunk to the next small;
+// starting small keeps small inputs cheap.
 func (s *csvSource) fill(data []byte) ([]byte, error) {
-	if cap(data)-len(data) < chunkMinRead {
-		grown := make([]byte, len(data), 2*cap(data)+chunkMinRead)
+	want := min(chunkMinRead, max(minRead, len(data)))
+	if cap(data)-len(data) < want {
+		grown := make([]byte, len(data), 2*len(data)+want)
 		copy(grown, data)
 		data = grown
 	}
-	n, err := io.ReadFull(s.r, data[len(data):len(data)+chunkMinRead])
+	n, err := io.ReadFull(s.r, data[len(data):len(data)+want])
 	data = data[:len(data)+n]
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		s.eof = true
@@ -277,7 +304,8 @@ func (rd *CSVReader) runChunker(src *csvSource, data []byte, line int64, jobs ch
 		}
 		if rows > 0 {
 			// Carry the tail into a fresh buffer sized like this chunk.
-			next := rd.takeBuffer(free, pos+len(data)-pos+2*chunkMinRead)
+			// Room for a chunk like this one plus the reads that complete it.
+			next := rd.takeBuffer(free, len(data)+min(2*chunkMinRead, max(minRead, pos/4)))
 			next = append(next, data[pos:]...)
 			c := &csvChunk{data: data[:pos], rows: rows, firstRow: row, firstLine: line,
 				result: make(chan chunkResult, 1)}

@@ -2,8 +2,10 @@ package tableio_test
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -240,6 +242,12 @@ func TestCSVReaderBad(t *testing.T) {
 			err:  `f.csv: the declared schema has a column "b" that the header does not have (header: [a]); fix the name in the schema`,
 		},
 		{
+			name: "quote as delimiter",
+			in:   "a\n1\n",
+			opts: tableio.CSVOptions{Delimiter: '"'},
+			err:  `csv options: delimiter '"' is not supported; use an ASCII character other than a quote or a line break`,
+		},
+		{
 			name: "bad policy",
 			in:   "a\n1\n",
 			opts: tableio.CSVOptions{OnBadRow: "ignore"},
@@ -401,4 +409,20 @@ func TestCSVReaderReleaseEarly(t *testing.T) {
 		t.Errorf("kept batch has %d rows", kept.NumRows())
 	}
 	kept.Release()
+}
+
+func TestCSVReaderReadError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rows := strings.Repeat("12345,abc\n", 1_000_000) // 10 MB: the error comes after the first read
+	in := io.MultiReader(strings.NewReader("a,b\n"+rows), iotest.ErrReader(errors.New("disk gone")))
+	r, err := tableio.NewCSVReader(in, mem, tableio.CSVOptions{SampleRows: 10, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	got, err := drain(t, r)
+	if err == nil || err.Error() != "input: reading: disk gone" {
+		t.Errorf("error %v after %d rows, want input: reading: disk gone", err, len(got.rows))
+	}
 }

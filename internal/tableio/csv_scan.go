@@ -177,3 +177,25 @@ func (fr *fieldReader) splitRecord(data []byte, pos int) (fields []string, next,
 		return fields, afterTerminator(data, end), lines, fieldOK
 	}
 }
+
+// visitRecord calls visit for each field of the row that starts at data[pos], with the field's
+// text (valid only during the call), without allocating. It returns the number of fields, the
+// start of the next row and the first field problem (the row is then resynchronised like in
+// splitRecord and visit is not called for the rest of it).
+func (fr *fieldReader) visitRecord(data []byte, pos int, visit func(j int, text []byte, quoted bool)) (nfields, next int, problem fieldProblem) {
+	rowStart := pos
+	for {
+		text, quoted, end, _, p := fr.readField(data, pos)
+		if p != fieldOK {
+			e, _, _ := scanRow(data, rowStart)
+			return nfields, e, p
+		}
+		visit(nfields, text, quoted)
+		nfields++
+		if end < len(data) && data[end] == fr.delim {
+			pos = end + 1
+			continue
+		}
+		return nfields, afterTerminator(data, end), fieldOK
+	}
+}

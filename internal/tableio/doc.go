@@ -31,10 +31,12 @@
 // first value is empty or an integer is mistyped. pipe's reader:
 //   - reads the input in large blocks and cuts them at row boundaries found outside quotes
 //     (SIMD byte searches for '\n' and '"', with quote parity), in one goroutine;
-//   - parses whole blocks of up to BatchRows rows concurrently (CSVOptions.Workers), straight
-//     into Arrow buffers from the allocator, with integer and decimal parsing on bytes (an
-//     exact fast path; strconv.ParseFloat only for unusual forms), no per-field allocation
-//     for numeric columns;
+//   - parses whole blocks of up to BatchRows rows concurrently (CSVOptions.Workers), with
+//     integer and decimal parsing on bytes (an exact fast path; strconv.ParseFloat only for
+//     unusual forms) and no per-field allocation for numeric columns; numbers are parsed
+//     row-major into a small cache-resident buffer and scattered 32 rows at a time into
+//     Arrow buffers from the allocator (writing one value per column per row would touch a
+//     cache line and a page per column per row);
 //   - returns batches in input order whatever the number of workers, so output is
 //     deterministic, and reports the first bad row in input order;
 //   - infers types from a sample of many rows.

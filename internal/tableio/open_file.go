@@ -90,6 +90,15 @@ type closingReader struct {
 	closers []io.Closer
 }
 
+// SkippedRows forwards the wrapped CSV reader's count of skipped bad rows (0 for other
+// formats).
+func (c *closingReader) SkippedRows() int64 {
+	if s, ok := c.Reader.(interface{ SkippedRows() int64 }); ok {
+		return s.SkippedRows()
+	}
+	return 0
+}
+
 func (c *closingReader) Release() {
 	c.Reader.Release()
 	for _, cl := range c.closers {

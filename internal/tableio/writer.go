@@ -2,6 +2,7 @@ package tableio
 
 import (
 	"bufio"
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -40,17 +41,14 @@ type formatWriter interface {
 }
 
 // NewWriter creates a Writer for path, choosing the format by its extension: .csv (header
-// row; nulls as empty fields), .parquet (zstd-compressed; the Arrow schema, with its
-// metadata, is stored in the file) or .arrow/.ipc/.feather (Arrow IPC file format). Writing
-// .csv.gz is not supported. mem allocates the encoders' buffers. The caller must call Close
+// row; nulls as empty fields), .csv.gz (the same, gzip-compressed), .parquet (zstd-compressed; the Arrow schema, with its
+// metadata, is stored in the file) or .arrow/.ipc/.feather (Arrow IPC file format). mem
+// allocates the encoders' buffers. The caller must call Close
 // or Abort.
 func NewWriter(path string, schema *arrow.Schema, mem memory.Allocator) (*Writer, error) {
 	format, gz, err := FormatOf(path)
 	if err != nil {
 		return nil, err
-	}
-	if gz {
-		return nil, fmt.Errorf("%s: writing gzip-compressed CSV is not supported; write .csv or .parquet", path)
 	}
 	dir := filepath.Dir(path)
 	var suffix [6]byte
@@ -65,7 +63,13 @@ func NewWriter(path string, schema *arrow.Schema, mem memory.Allocator) (*Writer
 	w := &Writer{path: path, tmp: tmp, buf: bufio.NewWriterSize(tmp, 1<<20), schema: schema}
 	switch format {
 	case FormatCSV:
-		w.format = newCSVFormatWriter(w.buf, schema)
+		if gz {
+			zw := gzip.NewWriter(w.buf)
+			inner := bufio.NewWriterSize(zw, 1<<20)
+			w.format = &gzipFormatWriter{formatWriter: newCSVFormatWriter(inner, schema), buf: inner, zw: zw}
+		} else {
+			w.format = newCSVFormatWriter(w.buf, schema)
+		}
 	case FormatParquet:
 		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem))
 		arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem))
@@ -189,6 +193,24 @@ func WriteFile(path string, schema *arrow.Schema, mem memory.Allocator, next fun
 			return err
 		}
 	}
+}
+
+// gzipFormatWriter compresses what a CSV writer writes.
+type gzipFormatWriter struct {
+	formatWriter
+	buf *bufio.Writer
+	zw  *gzip.Writer
+}
+
+func (g *gzipFormatWriter) close() error {
+	err := g.formatWriter.close()
+	if ferr := g.buf.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := g.zw.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 type parquetFormatWriter struct{ fw *pqarrow.FileWriter }

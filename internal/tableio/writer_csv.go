@@ -125,4 +125,3 @@ func appendCSVText(dst []byte, s string, quoteEmpty bool) []byte {
 	}
 	return append(dst, '"')
 }
-

@@ -173,7 +173,7 @@ func TestOpenFileErrors(t *testing.T) {
 
 func TestWriterAtomic(t *testing.T) {
 	schema := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	for _, ext := range []string{".csv", ".parquet", ".arrow"} {
+	for _, ext := range []string{".csv", ".csv.gz", ".parquet", ".arrow"} {
 		t.Run(ext, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
