@@ -30,18 +30,22 @@ const (
 
 // BundleMeta is bundle.json: everything but the weights.
 type BundleMeta struct {
-	Format        string             `json:"format"`
-	FormatVersion int                `json:"format_version"`
-	Kind          string             `json:"kind"` // "model"
-	Pipeline      string             `json:"pipeline,omitempty"`
-	Stage         string             `json:"stage,omitempty"`
-	CreatedAt     time.Time          `json:"created_at"`
-	PipeVersion   string             `json:"pipe_version,omitempty"`
-	Input         []ColumnEntry      `json:"input"` // the source columns prediction needs
-	Preprocessing []PreStep          `json:"preprocessing"`
-	Plan          InputPlan          `json:"plan"`
-	ModelDir      string             `json:"model_dir"`
-	Metrics       map[string]float64 `json:"metrics,omitempty"`
+	Format        string        `json:"format"`
+	FormatVersion int           `json:"format_version"`
+	Kind          string        `json:"kind"` // "model"
+	Pipeline      string        `json:"pipeline,omitempty"`
+	Stage         string        `json:"stage,omitempty"`
+	CreatedAt     time.Time     `json:"created_at"`
+	PipeVersion   string        `json:"pipe_version,omitempty"`
+	Input         []ColumnEntry `json:"input"` // the source columns prediction needs
+	Preprocessing []PreStep     `json:"preprocessing"`
+	Plan          InputPlan     `json:"plan"`
+	ModelDir      string        `json:"model_dir,omitempty"`
+	// EnsembleDir holds the members of an ensemble bundle; Combiners the combiner used per
+	// head.
+	EnsembleDir string             `json:"ensemble_dir,omitempty"`
+	Combiners   map[string]string  `json:"combiners,omitempty"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
 }
 
 // PreStep is one fitted transform of the bundle's preprocessing chain, stored in its own file.
@@ -66,8 +70,8 @@ type Bundle struct {
 func (b *Bundle) ArtifactKind() string { return "bundle" }
 
 // newBundle assembles a bundle from a trained model and the lineage of its training table.
-func newBundle(sc *pipeline.StageContext, m *nn.Model, plan *InputPlan, lineage []pipeline.LineageStep, trainSchema *arrow.Schema) (*Bundle, error) {
-	b := &Bundle{Model: m, Meta: BundleMeta{Format: BundleFormat, FormatVersion: BundleVersion, Kind: "model", Stage: sc.Name,
+func newBundle(stage string, m *nn.Model, plan *InputPlan, lineage []pipeline.LineageStep, trainSchema *arrow.Schema) (*Bundle, error) {
+	b := &Bundle{Model: m, Meta: BundleMeta{Format: BundleFormat, FormatVersion: BundleVersion, Kind: "model", Stage: stage,
 		CreatedAt: time.Now().UTC(), Plan: *plan, ModelDir: "model"}}
 	src := trainSchema
 	for i, st := range lineage {
@@ -102,6 +106,16 @@ func (b *Bundle) Save(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "bundle.json")); err == nil {
 		return fmt.Errorf("save bundle: %s already holds a bundle", dir)
 	}
+	if err := b.savePre(dir); err != nil {
+		return err
+	}
+	if err := b.Model.Save(filepath.Join(dir, b.Meta.ModelDir)); err != nil {
+		return fmt.Errorf("save bundle: %w", err)
+	}
+	return b.saveMeta(dir)
+}
+
+func (b *Bundle) savePre(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -114,9 +128,11 @@ func (b *Bundle) Save(dir string) error {
 			return err
 		}
 	}
-	if err := b.Model.Save(filepath.Join(dir, b.Meta.ModelDir)); err != nil {
-		return fmt.Errorf("save bundle: %w", err)
-	}
+	return nil
+}
+
+// saveMeta writes bundle.json, last: a directory without it is not a bundle.
+func (b *Bundle) saveMeta(dir string) error {
 	meta, err := json.MarshalIndent(b.Meta, "", "  ")
 	if err != nil {
 		return err
@@ -128,47 +144,15 @@ func (b *Bundle) Save(dir string) error {
 	return nil
 }
 
-// LoadBundle reads a bundle directory. An older or newer format, a missing file or a damaged
-// one is a clear error.
+// LoadBundle reads a single-model bundle directory. An older or newer format, a missing file or
+// a damaged one is a clear error.
 func LoadBundle(dir string) (*Bundle, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "bundle.json"))
+	b, kind, err := loadBundleMeta(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s is not a pipe bundle (no bundle.json); a bundle is the directory stages/<train stage>/bundle of a run", dir)
-		}
 		return nil, err
 	}
-	var probe struct {
-		Format        string `json:"format"`
-		FormatVersion int    `json:"format_version"`
-		Kind          string `json:"kind"`
-	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, fmt.Errorf("%s/bundle.json is damaged: %v", dir, err)
-	}
-	if probe.Format != BundleFormat {
-		return nil, fmt.Errorf("%s/bundle.json is not a pipe bundle (format %q)", dir, probe.Format)
-	}
-	if probe.FormatVersion != BundleVersion {
-		return nil, fmt.Errorf("%s: bundle format version %d, this pipe reads version %d; retrain with this pipe, or use the pipe version that wrote it", dir, probe.FormatVersion, BundleVersion)
-	}
-	if probe.Kind == "ensemble" {
+	if kind == "ensemble" {
 		return nil, fmt.Errorf("%s is an ensemble bundle; load it with LoadPredictor", dir)
-	}
-	b := &Bundle{Dir: dir}
-	if err := json.Unmarshal(raw, &b.Meta); err != nil {
-		return nil, fmt.Errorf("%s/bundle.json: %v", dir, err)
-	}
-	for _, p := range b.Meta.Preprocessing {
-		state, err := os.ReadFile(filepath.Join(dir, p.File))
-		if err != nil {
-			return nil, fmt.Errorf("bundle %s: preprocessing step %s: %v", dir, p.Kind, err)
-		}
-		t, err := features.Unmarshal(state)
-		if err != nil {
-			return nil, fmt.Errorf("bundle %s: preprocessing step %s: %v", dir, p.Kind, err)
-		}
-		b.Pre = append(b.Pre, t)
 	}
 	m, err := nn.Load(filepath.Join(dir, b.Meta.ModelDir))
 	if err != nil {
@@ -176,6 +160,47 @@ func LoadBundle(dir string) (*Bundle, error) {
 	}
 	b.Model = m
 	return b, nil
+}
+
+// loadBundleMeta reads bundle.json and the preprocessing chain.
+func loadBundleMeta(dir string) (*Bundle, string, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "bundle.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("%s is not a pipe bundle (no bundle.json); a bundle is the directory stages/<train stage>/bundle of a run", dir)
+		}
+		return nil, "", err
+	}
+	var probe struct {
+		Format        string `json:"format"`
+		FormatVersion int    `json:"format_version"`
+		Kind          string `json:"kind"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, "", fmt.Errorf("%s/bundle.json is damaged: %v", dir, err)
+	}
+	if probe.Format != BundleFormat {
+		return nil, "", fmt.Errorf("%s/bundle.json is not a pipe bundle (format %q)", dir, probe.Format)
+	}
+	if probe.FormatVersion != BundleVersion {
+		return nil, "", fmt.Errorf("%s: bundle format version %d, this pipe reads version %d; retrain with this pipe, or use the pipe version that wrote it", dir, probe.FormatVersion, BundleVersion)
+	}
+	b := &Bundle{Dir: dir}
+	if err := json.Unmarshal(raw, &b.Meta); err != nil {
+		return nil, "", fmt.Errorf("%s/bundle.json: %v", dir, err)
+	}
+	for _, p := range b.Meta.Preprocessing {
+		state, err := os.ReadFile(filepath.Join(dir, p.File))
+		if err != nil {
+			return nil, "", fmt.Errorf("bundle %s: preprocessing step %s: %v", dir, p.Kind, err)
+		}
+		t, err := features.Unmarshal(state)
+		if err != nil {
+			return nil, "", fmt.Errorf("bundle %s: preprocessing step %s: %v", dir, p.Kind, err)
+		}
+		b.Pre = append(b.Pre, t)
+	}
+	return b, probe.Kind, nil
 }
 
 // CheckInput reports whether a raw input schema has every column the bundle needs.

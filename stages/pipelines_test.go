@@ -25,6 +25,14 @@ var pipelineFloors = map[string]struct {
 	"credit.toml": {
 		floors: map[string]float64{"eval:test_accuracy": 0.78, "eval:test_auc": 0.80},
 	},
+	"digits-ensemble.toml": {
+		overrides: []string{"members.member.epochs=25"},
+		floors:    map[string]float64{"eval:mean/test_accuracy": 0.96, "eval:vote/test_accuracy": 0.95, "members:oob_accuracy": 0.93},
+	},
+	"mnist-ensemble.toml": {
+		overrides: []string{"load.limit=4000", "members.members=4", "members.member.epochs=4"},
+		floors:    map[string]float64{"eval:mean/test_accuracy": 0.88, "eval:vote/test_accuracy": 0.85},
+	},
 }
 
 func registry(t *testing.T) *pipeline.Registry {

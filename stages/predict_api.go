@@ -13,6 +13,13 @@ import (
 
 // LoadPredictor loads a bundle directory written by a train, ensemble or combine stage.
 func LoadPredictor(dir string) (Predictor, error) {
+	b, kind, err := loadBundleMeta(dir)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "ensemble" {
+		return loadEnsembleBundle(b)
+	}
 	return LoadBundle(dir)
 }
 

@@ -26,6 +26,6 @@ var builtins = []func() pipeline.KindSpec{
 	datasetKind, csvKind, parquetKind, arrowKind,
 	splitKind, imputeKind, encodeKind, normalizeKind,
 	maskLabelsKind, augmentKind,
-	trainKind, predictKind, evaluateKind,
+	trainKind, ensembleKind, combineKind, predictKind, evaluateKind,
 	writeKind,
 }

@@ -431,3 +431,93 @@ func TestAugmenterImageOffset(t *testing.T) {
 		t.Error("unknown image column accepted")
 	}
 }
+
+const ensembleSrc = `
+[pipeline]
+seed = 5
+[stages.load]
+kind = "dataset"
+name = "wine"
+[stages.split]
+kind = "split"
+input = "load"
+[stages.scale]
+kind = "normalize"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+[stages.members]
+kind = "ensemble"
+train = "scale.train"
+val = "scale.val"
+members = 4
+workers = 1
+member = { layers = [ { dense = 16 } ], epochs = 15 }
+vary = { dropout = [0.0, 0.3] }
+[stages.mean]
+kind = "combine"
+ensemble = "members.ensemble"
+method = "mean"
+[stages.scores]
+kind = "predict"
+model = "mean.model"
+input = "split.test"
+[stages.save]
+kind = "write"
+input = "scores"
+path = "scores.csv"
+`
+
+// TestEnsembleSameResultWhateverTheWorkers: 1 or 2 workers give identical predictions.
+func TestEnsembleSameResultWhateverTheWorkers(t *testing.T) {
+	_, dir1, err := runTOML(t, ".", ensembleSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dir2, err := runTOML(t, ".", ensembleSrc, "members.workers=2", "pipeline.workers=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := readCSV(t, filepath.Join(dir1, "stages/save/scores.csv"))
+	b := readCSV(t, filepath.Join(dir2, "stages/save/scores.csv"))
+	if len(a) != len(b) || len(a) < 20 {
+		t.Fatalf("%d vs %d rows", len(a), len(b))
+	}
+	for i := range a {
+		if strings.Join(a[i], ",") != strings.Join(b[i], ",") {
+			t.Fatalf("row %d differs:\n%v\n%v", i, a[i], b[i])
+		}
+	}
+	// The ensemble bundle loads alone and predicts the same as the run.
+	p, err := LoadPredictor(filepath.Join(dir1, "stages/mean/bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ArtifactKind() != "ensemble" {
+		t.Errorf("kind %s", p.ArtifactKind())
+	}
+}
+
+// TestEnsembleDropsAFailingMember: under on_member_error = "drop" the run ends degraded, with
+// the member and its error in the manifest; under "fail" the run fails.
+func TestEnsembleDropsAFailingMember(t *testing.T) {
+	src := strings.Replace(ensembleSrc, `member = { layers = [ { dense = 16 } ], epochs = 15 }`,
+		`specs = [ { layers = [ { dense = 16 } ], epochs = 5 }, { layers = [ { dense = 16, activation = "nope" } ], epochs = 5 } ]
+on_member_error = "drop"`, 1)
+	m, _, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatalf("drop policy: %v", err)
+	}
+	if m.Status != pipeline.StatusDegraded || m.ExitCode != pipeline.ExitDegraded {
+		t.Errorf("status %s exit %d", m.Status, m.ExitCode)
+	}
+	if len(m.Dropped) != 2 || !strings.Contains(m.Dropped[0], "nope") {
+		t.Errorf("dropped: %v", m.Dropped)
+	}
+	if m.Stages["members"].Metrics["members_kept"] != 2 {
+		t.Errorf("kept %v", m.Stages["members"].Metrics["members_kept"])
+	}
+	_, _, err = runTOML(t, ".", strings.Replace(src, `on_member_error = "drop"`, `on_member_error = "fail"`, 1))
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("fail policy: %v", err)
+	}
+}

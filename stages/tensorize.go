@@ -438,3 +438,6 @@ func firstBad(arr arrow.Array) int {
 	}
 	return 0
 }
+
+// arrowRecord is arrow.RecordBatch, named for the preprocessing callbacks.
+type arrowRecord = arrow.RecordBatch

@@ -174,7 +174,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 			sc.Metrics.Set(metricKey(k), v)
 		}
 	}
-	b, err := newBundle(sc, m, plan, trainT.Lineage(), trainT.Schema())
+	b, err := newBundle(sc.Name, m, plan, trainT.Lineage(), trainT.Schema())
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,501 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/pipe-ml/pipe/ensemble"
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+func ensembleKind() pipeline.KindSpec {
+	shared := []pipeline.Field{}
+	for _, f := range trainFields() {
+		if memberExcluded[f.Name] && f.Name != "workers" {
+			shared = append(shared, f)
+		}
+	}
+	return pipeline.KindSpec{
+		Kind: "ensemble", Shape: pipeline.ShapeTrain,
+		Doc: "Trains a bagged ensemble: N members, each a `train` spec, on bootstrap samples (index arrays over one shared in-memory table, never copies), concurrently within the run's CPU budget and a memory budget. " +
+			"Each member's seed comes from (run seed, stage, member index), so the result is bit-identical whatever the number of workers. Members can be homogeneous (`member`), heterogeneous (`specs`, used in turn), " +
+			"and perturbed per member (`vary`). Reports every member's validation metric, every combiner's (mean, vote or median, weighted fitted on val), the gain over the best member, the diversity (mean pairwise disagreement) and the out-of-bag score. " +
+			"Outputs the `ensemble` bundle (combined by mean); a `combine` stage picks another combiner.",
+		Fields: append([]pipeline.Field{
+			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
+			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table: members' early stopping, combiner scores and weights."},
+			{Name: "members", Type: pipeline.TypeInt, Default: int64(8), Min: pipeline.Bound(1), Doc: "The number of members."},
+			{Name: "member", Type: pipeline.TypeTable, Doc: "The members' train settings (any key of the train stage but train, val, target, features, task, tasks, workers): { layers = [...], epochs = 30, optimizer = {...} }."},
+			{Name: "specs", Type: pipeline.TypeList, Doc: "Heterogeneous members: a list of member tables, used in turn (member i gets specs[i % len])."},
+			{Name: "vary", Type: pipeline.TypeTable, Doc: "Per-member perturbations, drawn from the member's own seed: { dropout = [0.0, 0.3] (uniform), lr = [3e-4, 3e-3] (log-uniform), l2 = [1e-5, 1e-3] (log-uniform), batch_size = [32, 64, 128], optimizer = [\"adam\", \"sgd\"], activation = [\"relu\", \"gelu\"] }."},
+			{Name: "bootstrap", Type: pipeline.TypeBool, Default: true, Doc: "Sample each member's rows with replacement (n draws); the rows never drawn are its out-of-bag rows."},
+			{Name: "subsample", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Instead of bootstrap: a share of distinct rows per member (set bootstrap = false)."},
+			{Name: "feature_fraction", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "A random share of the input columns per member (0: all)."},
+			{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Members trained at the same time, taken from the run's CPU budget. 0: as many as the budget has free."},
+			{Name: "memory_budget", Type: pipeline.TypeSize, Default: int64(0), Doc: "A member does not start while the estimated memory of the running members would exceed this (e.g. \"4GiB\"). 0: no bound."},
+			{Name: "on_member_error", Type: pipeline.TypeString, Default: "fail", Enum: []string{"fail", "drop"}, Doc: "fail: a member's error fails the stage. drop: the member is left out, logged and recorded; the run ends degraded."},
+			{Name: "min_members", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "With drop: the stage fails when fewer members remain."},
+		}, shared...),
+		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "ensemble", Kind: pipeline.PortArtifact}}
+		},
+		DefaultOutput: "ensemble",
+		Example: "[stages.members]\nkind = \"ensemble\"\ntrain = \"scale.train\"\nval = \"scale.val\"\nmembers = 8\n" +
+			"member = { layers = [ { dense = 256 }, { dense = 128 } ], epochs = 30 }\nvary = { dropout = [0.0, 0.3], lr = [3e-4, 3e-3] }",
+		New: newEnsembleStage,
+	}
+}
+
+type ensembleStage struct {
+	cfg      ensemble.Config
+	bases    []*trainSpec
+	shared   *trainSpec // target, features, tasks
+	workers  int
+	combiner string
+}
+
+func newEnsembleStage(c *pipeline.StageConfig) (pipeline.Stage, error) {
+	s := &ensembleStage{workers: c.Int("workers")}
+	if c.Table("member") != nil && c.List("specs") != nil {
+		return nil, c.Errorf("specs", "set member or specs, not both")
+	}
+	tables := []map[string]any{c.Table("member")}
+	prefixes := []string{"member"}
+	if l := c.List("specs"); l != nil {
+		tables, prefixes = nil, nil
+		for i, x := range l {
+			m, ok := x.(map[string]any)
+			if !ok {
+				return nil, c.Errorf(fmt.Sprintf("specs[%d]", i), "expected a table of train settings")
+			}
+			tables = append(tables, m)
+			prefixes = append(prefixes, fmt.Sprintf("specs[%d]", i))
+		}
+	}
+	for i, m := range tables {
+		if m == nil {
+			m = map[string]any{}
+		}
+		ms, err := newMemberSettings(c, prefixes[i], m)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := parseTrainSpec(ms)
+		if err != nil {
+			return nil, err
+		}
+		s.bases = append(s.bases, ts)
+	}
+	shared, err := parseTrainSpec(c)
+	if err != nil {
+		return nil, err
+	}
+	s.shared = shared
+	s.cfg = ensemble.Config{Members: c.Int("members"), Bootstrap: c.Bool("bootstrap"), Subsample: c.Float("subsample"),
+		FeatureFraction: c.Float("feature_fraction"), MemoryBudget: c.Int64("memory_budget"), OnMemberError: c.String("on_member_error"),
+		MinMembers: c.Int("min_members"), MemberWorkers: 1}
+	if s.cfg.Subsample > 0 {
+		s.cfg.Bootstrap = false
+	}
+	if v := c.Table("vary"); v != nil {
+		vary, err := parseVary(v)
+		if err != nil {
+			return nil, c.Errorf("vary", "%v", err)
+		}
+		s.cfg.Vary = vary
+	}
+	return s, nil
+}
+
+func parseVary(v map[string]any) (ensemble.Vary, error) {
+	var out ensemble.Vary
+	rng := func(key string, x any) (ensemble.Range, error) {
+		if m, ok := x.(map[string]any); ok {
+			for k, inner := range m {
+				if k != "uniform" && k != "log_uniform" {
+					return ensemble.Range{}, fmt.Errorf("%s: unknown key %q (write [min, max], or { log_uniform = [min, max] })", key, k)
+				}
+				x = inner
+			}
+		}
+		l, ok := x.([]any)
+		if !ok || len(l) != 2 {
+			return ensemble.Range{}, fmt.Errorf("%s: expected [min, max]", key)
+		}
+		var r [2]float64
+		for i, e := range l {
+			switch n := e.(type) {
+			case float64:
+				r[i] = n
+			case int64:
+				r[i] = float64(n)
+			default:
+				return ensemble.Range{}, fmt.Errorf("%s: %v is not a number", key, e)
+			}
+		}
+		return ensemble.Range{Min: r[0], Max: r[1]}, nil
+	}
+	strs := func(key string, x any) ([]string, error) {
+		l, ok := x.([]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: expected a list of names", key)
+		}
+		var out []string
+		for _, e := range l {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: %v is not a name", key, e)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	var err error
+	for k, x := range v {
+		switch k {
+		case "dropout":
+			out.Dropout, err = rng(k, x)
+		case "lr":
+			out.LR, err = rng(k, x)
+		case "l2":
+			out.L2, err = rng(k, x)
+		case "batch_size":
+			l, ok := x.([]any)
+			if !ok {
+				return out, fmt.Errorf("batch_size: expected a list of sizes")
+			}
+			for _, e := range l {
+				n, ok := e.(int64)
+				if !ok || n < 1 {
+					return out, fmt.Errorf("batch_size: %v is not a positive integer", e)
+				}
+				out.BatchSize = append(out.BatchSize, int(n))
+			}
+		case "optimizer":
+			out.Optimizer, err = strs(k, x)
+		case "activation":
+			out.Activation, err = strs(k, x)
+		default:
+			err = fmt.Errorf("unknown key %q (dropout, lr, l2, batch_size, optimizer, activation)", k)
+			if sg := pipeline.Suggest(k, []string{"dropout", "lr", "l2", "batch_size", "optimizer", "activation"}); sg != "" {
+				err = fmt.Errorf("unknown key %q (did you mean %q?)", k, sg)
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+	trainT, err := sc.Input(ctx, "train")
+	if err != nil {
+		return err
+	}
+	var valT *pipeline.Table
+	if _, ok := sc.Config.Input("val"); ok {
+		if valT, err = sc.Input(ctx, "val"); err != nil {
+			return err
+		}
+	}
+	if err := trainT.Wait(ctx); err != nil {
+		return err
+	}
+	tasks := map[string]string{}
+	for k, v := range s.shared.tasks {
+		tasks[k] = v.Task
+	}
+	if len(s.shared.targets) == 1 && s.shared.task != "auto" {
+		tasks[s.shared.targets[0]] = s.shared.task
+	}
+	plan, err := planInputs(ctx, sc, trainT, s.shared.features, s.shared.targets, tasks)
+	if err != nil {
+		return err
+	}
+	trainData, err := plan.materialize(ctx, sc, trainT, true)
+	if err != nil {
+		return err
+	}
+	var valData *tensors
+	if valT != nil {
+		if valData, err = plan.materialize(ctx, sc, valT, true); err != nil {
+			return err
+		}
+	}
+	cfg := s.cfg
+	for i, b := range s.bases {
+		b.tasks = s.shared.tasks
+		spec, err := b.modelSpec(plan)
+		if err != nil {
+			return err
+		}
+		tc := b.cfg
+		tc.Logger = sc.Log
+		m := ensemble.Member{Name: "", Spec: spec, Train: tc}
+		if len(s.bases) == 1 {
+			cfg.Base = m
+		} else {
+			m.Name = fmt.Sprintf("spec_%d", i)
+			cfg.Specs = append(cfg.Specs, m)
+		}
+	}
+	want := s.workers
+	if want == 0 {
+		want = sc.Workers()
+	}
+	n, release, err := sc.CPU(ctx, want)
+	if err != nil {
+		return err
+	}
+	defer release()
+	cfg.Workers = n
+	members := cfg.Members
+	var done atomic.Int64
+	opts := ensemble.Options{Logger: sc.Log, OnMemberDone: func(r ensemble.MemberReport) {
+		sc.Progress(done.Add(1), int64(members), "members")
+	}}
+	var val = trainData.ds
+	val.Index = []int{}
+	if valData != nil {
+		val = valData.ds
+	}
+	ens, rep, err := ensemble.Train(ctx, cfg, trainData.ds, val, sc.Seed(0), opts)
+	if err != nil {
+		return err
+	}
+	s.report(sc, rep, plan)
+	eb := &EnsembleBundle{Bundle: Bundle{Meta: BundleMeta{Format: BundleFormat, FormatVersion: BundleVersion, Kind: "ensemble", Stage: sc.Name, Plan: *plan}}, Ens: ens}
+	if err := fillPreprocessing(&eb.Bundle, trainT); err != nil {
+		return err
+	}
+	eb = eb.withCombiner(ensemble.CombinerMean)
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	if err := eb.Save(filepath.Join(dir, "bundle")); err != nil {
+		return err
+	}
+	return sc.SetArtifact("ensemble", eb)
+}
+
+// fillPreprocessing copies a training table's lineage into a bundle (as newBundle does).
+func fillPreprocessing(b *Bundle, t *pipeline.Table) error {
+	nb, err := newBundle("", nil, &b.Meta.Plan, t.Lineage(), t.Schema())
+	if err != nil {
+		return err
+	}
+	b.Pre, b.Meta.Preprocessing, b.Meta.Input = nb.Pre, nb.Meta.Preprocessing, nb.Meta.Input
+	return nil
+}
+
+// report puts the ensemble's report into the manifest and the log.
+func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, plan *InputPlan) {
+	multi := len(plan.Targets) > 1
+	for _, m := range rep.Members {
+		prefix := fmt.Sprintf("member_%02d/", m.Index)
+		if m.Dropped {
+			sc.Degrade("member %d dropped: %v", m.Index, m.Err)
+			continue
+		}
+		for k, v := range m.Val {
+			sc.Metrics.Set(prefix+valKey(k), v)
+		}
+	}
+	var lines []string
+	for _, c := range rep.Combiners {
+		task := ""
+		if multi {
+			task = c.Head + "/"
+		}
+		sc.Metrics.Set(c.Combiner+"/"+task+"val_"+c.Metric, c.Score)
+		sc.Metrics.Set(c.Combiner+"/"+task+"gain_over_best_member", c.Gain)
+		lines = append(lines, fmt.Sprintf("  %-9s %s val %s %.4f (best member %.4f, gain %+.4f)", c.Combiner, c.Head, c.Metric, c.Score, c.BestMemberScore, c.Gain))
+	}
+	for h, d := range rep.Diversity {
+		task := ""
+		if multi {
+			task = plan.Targets[h].Head + "/"
+		}
+		sc.Metrics.Set(task+"val_diversity", d)
+	}
+	if rep.OOB != nil {
+		for _, h := range rep.OOB.Heads {
+			task := ""
+			if multi {
+				task = h.Name + "/"
+			}
+			sc.Metrics.Set(task+"oob_"+h.Metric, h.Score)
+		}
+		sc.SetInfo("oob_rows", len(rep.OOB.Rows))
+		sc.SetInfo("never_oob_rows", rep.OOB.NeverOOB)
+	}
+	sc.Metrics.Set("members_kept", float64(rep.Kept))
+	sc.SetInfo("peak_concurrent_members", rep.PeakConcurrent)
+	sc.SetInfo("peak_estimated_bytes", rep.PeakEstimatedBytes)
+	for _, w := range rep.Warnings {
+		sc.Note("%s", w)
+	}
+	if len(lines) > 0 {
+		sc.Log.Info().Msg("ensemble on val\n" + strings.Join(lines, "\n"))
+	}
+}
+
+// valKey turns a train.History key ("accuracy", "parity/logloss") into "val_accuracy",
+// "parity/val_logloss".
+func valKey(k string) string {
+	task, name := "", k
+	if i := strings.LastIndex(k, "/"); i >= 0 {
+		task, name = k[:i+1], k[i+1:]
+	}
+	if strings.HasPrefix(name, "val_") {
+		return task + name
+	}
+	return task + "val_" + name
+}
+
+func combineKind() pipeline.KindSpec {
+	return pipeline.KindSpec{
+		Kind: "combine", Shape: pipeline.ShapeTrain,
+		Doc: "Combines an ensemble, or bundles trained elsewhere (other train stages on the same table), into one bundle with one method: `mean` averages probabilities (or values), " +
+			"`vote` is the majority of predicted classes (ties broken by summed probability, then by the lowest class), `median` is for regression, and `weighted` fits non-negative weights summing to 1 on the val table " +
+			"(by log-loss for classes, MSE for regression). The bundle is self-contained: the members are copied into it.",
+		Fields: []pipeline.Field{
+			{Name: "ensemble", Type: pipeline.TypeInput, Port: pipeline.PortArtifact, Doc: "An ensemble stage's output."},
+			{Name: "models", Type: pipeline.TypeInputs, Port: pipeline.PortArtifact, Doc: "Or: bundles to combine (train stages' models), all trained on the same table."},
+			{Name: "method", Type: pipeline.TypeString, Default: "mean", Enum: []string{"mean", "vote", "median", "weighted"}, Doc: "The combiner."},
+			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The table the weighted combiner fits its weights on (required for weighted)."},
+		},
+		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
+		},
+		DefaultOutput: "model",
+		Example:       "[stages.vote]\nkind = \"combine\"\nensemble = \"members.ensemble\"\nmethod = \"vote\"",
+		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
+			_, hasEns := c.Input("ensemble")
+			hasModels := len(c.Inputs("models")) > 0
+			switch {
+			case hasEns == hasModels && !c.IsSet("ensemble") && !c.IsSet("models"):
+				return nil, c.Errorf("ensemble", "set ensemble (an ensemble stage's output) or models (bundles to combine)")
+			case c.IsSet("ensemble") && c.IsSet("models"):
+				return nil, c.Errorf("models", "set ensemble or models, not both")
+			case c.String("method") == "weighted" && !c.IsSet("val"):
+				return nil, c.Errorf("val", "the weighted combiner fits its weights on a val table: set val")
+			}
+			return pipeline.StageFunc(runCombine), nil
+		},
+	}
+}
+
+func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
+	method := sc.Config.String("method")
+	var eb *EnsembleBundle
+	if ref, ok := sc.Config.Input("ensemble"); ok {
+		a, err := sc.ArtifactOf(ctx, ref)
+		if err != nil {
+			return err
+		}
+		e, ok := a.(*EnsembleBundle)
+		if !ok {
+			return fmt.Errorf("ensemble input %s is a %s, not an ensemble", ref, a.ArtifactKind())
+		}
+		eb = e
+	} else {
+		var models []*nn.Model
+		var names []string
+		var first *Bundle
+		for _, ref := range sc.Config.Inputs("models") {
+			a, err := sc.ArtifactOf(ctx, ref)
+			if err != nil {
+				return err
+			}
+			b, ok := a.(*Bundle)
+			if !ok {
+				return fmt.Errorf("models: %s is a %s, not a model bundle", ref, a.ArtifactKind())
+			}
+			if first == nil {
+				first = b
+			} else if err := samePlan(first, b); err != nil {
+				return fmt.Errorf("models: %s and %s cannot be combined: %v; train them on the same table", sc.Config.Inputs("models")[0], ref, err)
+			}
+			models = append(models, b.Model)
+			names = append(names, ref.Stage)
+		}
+		ens, err := ensemble.New(models, names)
+		if err != nil {
+			return err
+		}
+		eb = &EnsembleBundle{Bundle: Bundle{Meta: first.Meta, Pre: first.Pre}, Ens: ens}
+		eb.Meta.Stage = sc.Name
+	}
+	if method == ensemble.CombinerWeighted {
+		if err := fitWeighted(ctx, sc, eb); err != nil {
+			return err
+		}
+	}
+	for _, h := range eb.Ens.Heads() {
+		if _, err := eb.Ens.Combiner(h.Name, method); err != nil {
+			return fmt.Errorf("method %q for head %s: %w", method, h.Name, err)
+		}
+	}
+	out := eb.withCombiner(method)
+	out.Meta.Stage = sc.Name
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	if err := out.Save(filepath.Join(dir, "bundle")); err != nil {
+		return err
+	}
+	return sc.SetArtifact("model", out)
+}
+
+// fitWeighted fits the weighted combiner of every head on the val table.
+func fitWeighted(ctx context.Context, sc *pipeline.StageContext, eb *EnsembleBundle) error {
+	t, err := sc.Input(ctx, "val")
+	if err != nil {
+		return err
+	}
+	from := alreadyApplied(eb, t.Lineage())
+	plan := eb.InputPlan()
+	data, err := plan.materializeWith(ctx, sc, t, true, func(rec arrowRecord) (arrowRecord, error) {
+		return eb.PreprocessFrom(ctx, sc.Mem, rec, from)
+	})
+	if err != nil {
+		return err
+	}
+	rows := len(data.rowIDs)
+	b := nn.Batch{Rows: rows, X: data.ds.X, Cat: data.ds.Cat}
+	outs, err := eb.Ens.MemberOutputs(b)
+	if err != nil {
+		return err
+	}
+	for h, hs := range eb.Ens.Heads() {
+		per := make([][]float32, len(outs))
+		for m, o := range outs {
+			per[m] = o.Heads[h]
+		}
+		k := outs[0].Width[h]
+		var w ensemble.Weighted
+		var fit ensemble.WeightFit
+		if hs.Kind == nn.HeadRegression {
+			w, fit, err = ensemble.FitWeightsMSE(per, rows, k, data.ds.Targets[h].Values, ensemble.WeightFitOptions{})
+		} else {
+			w, fit, err = ensemble.FitWeightsLogLoss(per, rows, k, data.ds.Targets[h].Labels, ensemble.WeightFitOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("head %s: weighted combiner: %w", hs.Name, err)
+		}
+		if err := eb.Ens.SetCombiner(hs.Name, w); err != nil {
+			return err
+		}
+		sc.SetInfo("weights/"+hs.Name, w.Weights())
+		sc.SetInfo("weight_fit/"+hs.Name, map[string]any{"loss": fit.Loss, "gap": fit.Gap, "iterations": fit.Iterations, "converged": fit.Converged, "rows": fit.Rows})
+	}
+	return nil
+}
