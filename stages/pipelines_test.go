@@ -25,6 +25,10 @@ var pipelineFloors = map[string]struct {
 	"credit.toml": {
 		floors: map[string]float64{"eval:test_accuracy": 0.78, "eval:test_auc": 0.80},
 	},
+	"diabetes.toml": {
+		floors:   map[string]float64{"eval:test_r2": 0.38},
+		ceilings: map[string]float64{"eval:test_rmse": 62},
+	},
 	"digits-ensemble.toml": {
 		overrides: []string{"members.member.epochs=25"},
 		floors:    map[string]float64{"eval:mean/test_accuracy": 0.96, "eval:vote/test_accuracy": 0.95, "members:oob_accuracy": 0.93},
