@@ -26,6 +26,9 @@ Usage:
   pipe graph FILE [--format dot|mermaid]
   pipe docs [KIND...]
   pipe datasets
+  pipe summary BUNDLE
+  pipe gradcheck FILE|BUNDLE [--rows N]
+  pipe predict --model BUNDLE --input FILE --output FILE
   pipe version
 
 Exit codes:
@@ -84,8 +87,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // extraCommands are the commands that live in their own files.
 var extraCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"predict": cmdPredict,
-	"summary": cmdSummary,
+	"predict":   cmdPredict,
+	"summary":   cmdSummary,
+	"gradcheck": cmdGradcheck,
 }
 
 // Version is pipe's version from the build info.

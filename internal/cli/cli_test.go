@@ -193,3 +193,15 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestGradcheckCommand(t *testing.T) {
+	code, out, errOut := runCLI("gradcheck", "../../pipelines/credit.toml")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"model of stage model", "dense_1/W", "head_out/b", "gradient check passed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
