@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"encoding/csv"
 	"errors"
 	"math/rand/v2"
@@ -519,5 +520,78 @@ on_member_error = "drop"`, 1)
 	_, _, err = runTOML(t, ".", strings.Replace(src, `on_member_error = "drop"`, `on_member_error = "fail"`, 1))
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("fail policy: %v", err)
+	}
+}
+
+// TestTransferLoadsAndFreezes: init_from loads the named layers, frozen layers do not move, a
+// shape mismatch is a clear error.
+func TestTransferLoadsAndFreezes(t *testing.T) {
+	src := `
+[pipeline]
+seed = 8
+[stages.load]
+kind = "dataset"
+name = "digits"
+[stages.split]
+kind = "split"
+input = "load"
+[stages.scale]
+kind = "normalize"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+[stages.base]
+kind = "train"
+train = "scale.train"
+val = "scale.val"
+layers = [ { dense = 32, name = "enc_1" }, { dense = 16, name = "enc_2" } ]
+epochs = 5
+[stages.tuned]
+kind = "train"
+train = "scale.train"
+val = "scale.val"
+init_from = "base.model"
+freeze = ["enc_1"]
+epochs = 5
+`
+	m, dir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Stages["tuned"].Info["transferred_layers"]; fmt.Sprint(got) != "[enc_1 enc_2]" {
+		t.Errorf("transferred layers %v", got)
+	}
+	base, err := LoadBundle(filepath.Join(dir, "stages/base/bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tuned, err := LoadBundle(filepath.Join(dir, "stages/tuned/bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"enc_1/W", "enc_1/b"} {
+		a, b := base.Model.Param(name).Value, tuned.Model.Param(name).Value
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s[%d]: frozen layer moved (%v -> %v)", name, i, a[i], b[i])
+			}
+		}
+	}
+	moved := false
+	a, b := base.Model.Param("enc_2/W").Value, tuned.Model.Param("enc_2/W").Value
+	for i := range a {
+		if a[i] != b[i] {
+			moved = true
+		}
+	}
+	if !moved {
+		t.Error("the unfrozen transferred layer did not train")
+	}
+	if s := m.Stages["tuned"].Info; s == nil {
+		t.Error("no info")
+	}
+	// A shape mismatch names the tensor and both shapes.
+	bad := strings.Replace(src, "init_from = \"base.model\"", "init_from = \"base.model\"\nlayers = [ { dense = 8, name = \"enc_1\" } ]", 1)
+	if _, _, err := runTOML(t, ".", bad); err == nil || !strings.Contains(err.Error(), "enc_1/W has shape") {
+		t.Errorf("shape mismatch: %v", err)
 	}
 }

@@ -24,10 +24,10 @@ func trainKind() pipeline.KindSpec {
 			"Defaults follow established practice: ReLU layers with He init, Adam, early stopping on the validation loss that restores the best weights, " +
 			"the loss chosen from the target's type (softmax cross-entropy, binary cross-entropy, or MSE on a standardised target), and a model summary in the log. " +
 			"A row whose label is missing for one target still trains the other heads. Outputs the `model` bundle (stages/<name>/bundle/) and writes the per-epoch history to history.csv.",
-		Fields: append([]pipeline.Field{
+		Fields: append(append([]pipeline.Field{
 			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table, for early stopping and schedules. Without it, a seeded 10% of train is held out."},
-		}, trainFields()...),
+		}, trainFields()...), transferFields()...),
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
 			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
 		},
@@ -42,12 +42,25 @@ func trainKind() pipeline.KindSpec {
 			if len(ts.targets) > 1 && c.IsSet("task") {
 				return nil, c.Errorf("task", "with several targets, set each one's task in tasks = { <target> = { task = ... } }")
 			}
-			return &trainStage{spec: ts}, nil
+			tr, err := parseTransfer(c)
+			if err != nil {
+				return nil, err
+			}
+			if tr.from != "" || tr.fromPath != "" {
+				if !c.IsSet("schedule") {
+					ts.cfg.Schedule.Name = "cosine" // the practice's default for fine-tuning
+				}
+			}
+			return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers")}, nil
 		},
 	}
 }
 
-type trainStage struct{ spec *trainSpec }
+type trainStage struct {
+	spec      *trainSpec
+	transfer  *transferSpec
+	layersSet bool
+}
 
 func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	trainT, err := sc.Input(ctx, "train")
@@ -99,6 +112,14 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 			return err
 		}
 	}
+	src, err := s.transfer.source(ctx, sc)
+	if err != nil {
+		return err
+	}
+	if src != nil && !s.layersSet {
+		// No layers of its own: the trunk is the source's (encoder or model) layers.
+		s.spec.layers = src.TransferLayers()
+	}
 	spec, err := s.spec.modelSpec(plan)
 	if err != nil {
 		return sc.Config.Errorf("class_weight", "%v", err)
@@ -106,6 +127,12 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	m, err := nn.Build(spec, sc.Rand(0))
 	if err != nil {
 		return sc.Config.Errorf("layers", "%v", err)
+	}
+	var hooks []train.Hook
+	if src != nil || len(s.transfer.freeze) > 0 {
+		if hooks, err = s.transfer.apply(sc, m, src); err != nil {
+			return err
+		}
 	}
 	logSummary(sc, m)
 	cfg := s.spec.cfg
@@ -128,10 +155,10 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	defer release()
 	cfg.Workers = n
 	epochs := cfg.Epochs
-	hooks := []train.Hook{train.OnEpochEnd("progress", 100, func(e *train.EpochInfo) error {
+	hooks = append(hooks, train.OnEpochEnd("progress", 100, func(e *train.EpochInfo) error {
 		sc.Progress(int64(e.Epoch+1), int64(epochs), "epoch")
 		return nil
-	})}
+	}))
 	var val train.Dataset
 	if valData != nil {
 		val = valData.ds
