@@ -2,9 +2,9 @@ package stages
 
 import (
 	"context"
-	"fmt"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
