@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 )
 
 // activation is an elementwise nonlinearity.
@@ -97,11 +99,7 @@ func (a activation) backwardInPlace(d, y, z []float32) {
 	switch a {
 	case actLinear:
 	case actReLU:
-		for i, v := range y {
-			if v <= 0 {
-				d[i] = 0
-			}
-		}
+		elementwise.ReLUBackward(d, y)
 	case actLeakyReLU:
 		for i, v := range y {
 			if v < 0 {

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
 
@@ -74,21 +75,12 @@ func (d *dense) bias() []float32 {
 func biasActivateTo(y, z, bias []float32, n int, act activation) {
 	if bias != nil {
 		bias = bias[:n]
+		rows := len(y) / n
 		if act == actReLU && z == nil {
-			for r := 0; r+n <= len(y); r += n {
-				row := y[r : r+n]
-				for j, bj := range bias {
-					row[j] = max(row[j]+bj, 0)
-				}
-			}
+			elementwise.BiasReLU(y, rows, n, bias)
 			return
 		}
-		for r := 0; r+n <= len(y); r += n {
-			row := y[r : r+n]
-			for j, bj := range bias {
-				row[j] += bj
-			}
-		}
+		elementwise.BiasAdd(y, rows, n, bias)
 	}
 	if act == actLinear {
 		return
@@ -130,14 +122,7 @@ func (d *dense) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 	return dx
 }
 
-// columnSumTo sets dst[j] = Σ_r m[r·n+j].
+// columnSumTo sets dst[j] = Σ_r m[r·n+j], adding the rows in order.
 func columnSumTo(dst, m []float32, n int) {
-	dst = dst[:n]
-	clear(dst)
-	for r := 0; r+n <= len(m); r += n {
-		row := m[r : r+n]
-		for j, v := range row {
-			dst[j] += v
-		}
-	}
+	elementwise.ColumnSum(dst[:n], m, len(m)/n, n)
 }

@@ -1,6 +1,10 @@
 package optim
 
-import "math"
+import (
+	"math"
+
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
+)
 
 // Adam is the adaptive moment estimator (Kingma & Ba 2015) with bias correction, and AdamW its
 // variant with decoupled weight decay (Loshchilov & Hutter 2019), both in PyTorch's
@@ -60,41 +64,23 @@ func (o *Adam) Step(params []*Param, lr float64) {
 		t := float64(s.step)
 		bc1 := 1 - math.Pow(o.beta1, t)
 		bc2 := 1 - math.Pow(o.beta2, t)
-		adamKernel(p.Value, p.Grad, s.bufs[0], s.bufs[1], adamScalars{
-			stepSize:      float32(plr / bc1),
-			invSqrtBC2:    float32(1 / math.Sqrt(bc2)),
-			beta1:         float32(o.beta1),
-			beta2:         float32(o.beta2),
-			oneMinusBeta1: float32(1 - o.beta1),
-			oneMinusBeta2: float32(1 - o.beta2),
-			eps:           float32(o.eps),
-			l2:            float32(l2),
-			decay:         float32(decay),
+		// elementwise.AdamUpdate computes exactly the Go loop
+		//	gi := g + l2*w; m = beta1*m + (1-beta1)*gi; v = beta2*v + (1-beta2)*gi*gi
+		//	w = (w - w*decay) - stepSize*m / (sqrt(v)*invSqrtBC2 + eps)
+		// rounding every operation to float32 (AVX on amd64, bit-identical Go elsewhere).
+		// decay is AdamW's lr*lambda: w - w*decay rather than w*(1-decay), whose float32
+		// factor would round away most of a decay of ~1e-5.
+		elementwise.AdamUpdate(p.Value, p.Grad, s.bufs[0], s.bufs[1], elementwise.AdamScalars{
+			StepSize:      float32(plr / bc1),
+			InvSqrtBC2:    float32(1 / math.Sqrt(bc2)),
+			Beta1:         float32(o.beta1),
+			Beta2:         float32(o.beta2),
+			OneMinusBeta1: float32(1 - o.beta1),
+			OneMinusBeta2: float32(1 - o.beta2),
+			Eps:           float32(o.eps),
+			L2:            float32(l2),
+			Decay:         float32(decay),
 		})
-	}
-}
-
-type adamScalars struct {
-	stepSize, invSqrtBC2                       float32
-	beta1, beta2, oneMinusBeta1, oneMinusBeta2 float32
-	eps, l2                                    float32
-	// decay is AdamW's lr*lambda: the kernel computes w - w*decay rather than w*(1-decay),
-	// whose float32 factor would round away most of a decay of ~1e-5.
-	decay float32
-}
-
-func adamKernel(w, g, m, v []float32, c adamScalars) {
-	g = g[:len(w)]
-	m = m[:len(w)]
-	v = v[:len(w)]
-	for i := range w {
-		wi := w[i]
-		gi := g[i] + c.l2*wi
-		mi := c.beta1*m[i] + c.oneMinusBeta1*gi
-		vi := c.beta2*v[i] + c.oneMinusBeta2*gi*gi
-		m[i] = mi
-		v[i] = vi
-		w[i] = wi - wi*c.decay - c.stepSize*mi/(float32(math.Sqrt(float64(vi)))*c.invSqrtBC2+c.eps)
 	}
 }
 

@@ -1,5 +1,7 @@
 package optim
 
+import "github.com/pipe-ml/pipe/internal/sgemm/elementwise"
+
 // SGD is stochastic gradient descent with optional momentum and Nesterov momentum, in
 // PyTorch's formulation (torch.optim.SGD with dampening 0). Per element, with g the gradient,
 // w the weight, mu the momentum, lambda the coupled L2 coefficient and lr the learning rate:
@@ -47,44 +49,13 @@ func (o *SGD) Step(params []*Param, lr float64) {
 			wd = 0
 		}
 		plr := float32(paramLR(p, lr))
+		// The elementwise kernels compute exactly the loops in their doc comments, rounding
+		// every operation to float32 (AVX on amd64, bit-identical Go elsewhere).
 		if o.momentum == 0 {
-			sgdPlainKernel(p.Value, p.Grad, plr, float32(wd))
+			elementwise.SGDUpdate(p.Value, p.Grad, plr, float32(wd))
 			continue
 		}
-		sgdMomentumKernel(p.Value, p.Grad, s.bufs[0], plr, float32(wd), float32(o.momentum), o.nesterov)
-	}
-}
-
-func sgdPlainKernel(w, g []float32, lr, wd float32) {
-	g = g[:len(w)]
-	if wd == 0 {
-		for i := range w {
-			w[i] -= lr * g[i]
-		}
-		return
-	}
-	for i := range w {
-		w[i] -= lr * (g[i] + wd*w[i])
-	}
-}
-
-func sgdMomentumKernel(w, g, buf []float32, lr, wd, mu float32, nesterov bool) {
-	g = g[:len(w)]
-	buf = buf[:len(w)]
-	if nesterov {
-		for i := range w {
-			gi := g[i] + wd*w[i]
-			b := mu*buf[i] + gi
-			buf[i] = b
-			w[i] -= lr * (gi + mu*b)
-		}
-		return
-	}
-	for i := range w {
-		gi := g[i] + wd*w[i]
-		b := mu*buf[i] + gi
-		buf[i] = b
-		w[i] -= lr * b
+		elementwise.SGDMomentum(p.Value, p.Grad, s.bufs[0], plr, float32(wd), float32(o.momentum), o.nesterov)
 	}
 }
 

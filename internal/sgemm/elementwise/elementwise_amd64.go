@@ -14,7 +14,25 @@ func adamUpdateAVX(w, grad, m, v *float32, n int, c *AdamScalars)
 func biasReLUAVX(row, bias *float32, n int)
 
 //go:noescape
+func biasAddAVX(row, bias *float32, n int)
+
+//go:noescape
 func reluBackwardAVX(dy, y *float32, n int)
+
+//go:noescape
+func columnSumAVX(dst, m *float32, rows, n, ldm int)
+
+//go:noescape
+func sgdAVX(w, grad *float32, n int, lr float32)
+
+//go:noescape
+func sgdL2AVX(w, grad *float32, n int, lr, l2 float32)
+
+//go:noescape
+func sgdMomentumAVX(w, grad, buf *float32, n int, lr, l2, mu float32)
+
+//go:noescape
+func sgdNesterovAVX(w, grad, buf *float32, n int, lr, l2, mu float32)
 
 // The *Vector functions process the largest multiple-of-8 prefix with AVX and return its
 // length; the caller finishes the rest in Go. Slices are already resliced to equal lengths.
@@ -38,6 +56,16 @@ func biasReLUVector(row, bias []float32) int {
 	return n
 }
 
+func biasAddVector(row, bias []float32) int {
+	n := len(row) &^ 7
+	if !useAVX || n == 0 {
+		return 0
+	}
+	_ = bias[n-1]
+	biasAddAVX(&row[0], &bias[0], n)
+	return n
+}
+
 func reluBackwardVector(dy, y []float32) int {
 	n := len(dy) &^ 7
 	if !useAVX || n == 0 {
@@ -45,5 +73,42 @@ func reluBackwardVector(dy, y []float32) int {
 	}
 	_ = y[n-1]
 	reluBackwardAVX(&dy[0], &y[0], n)
+	return n
+}
+
+// columnSumVector sums the first len(dst)&^7 columns; the caller has checked that m holds
+// rows rows of stride ldm covering len(dst) columns.
+func columnSumVector(dst, m []float32, rows, ldm int) int {
+	n := len(dst) &^ 7
+	if !useAVX || n == 0 {
+		return 0
+	}
+	columnSumAVX(&dst[0], &m[0], rows, n, ldm)
+	return n
+}
+
+func sgdVector(w, g []float32, lr, l2 float32) int {
+	n := len(w) &^ 7
+	if !useAVX || n == 0 {
+		return 0
+	}
+	if l2 == 0 {
+		sgdAVX(&w[0], &g[0], n, lr)
+	} else {
+		sgdL2AVX(&w[0], &g[0], n, lr, l2)
+	}
+	return n
+}
+
+func sgdMomentumVector(w, g, buf []float32, lr, l2, mu float32, nesterov bool) int {
+	n := len(w) &^ 7
+	if !useAVX || n == 0 {
+		return 0
+	}
+	if nesterov {
+		sgdNesterovAVX(&w[0], &g[0], &buf[0], n, lr, l2, mu)
+	} else {
+		sgdMomentumAVX(&w[0], &g[0], &buf[0], n, lr, l2, mu)
+	}
 	return n
 }

@@ -60,3 +60,55 @@ func BenchmarkReLUBackward(b *testing.B) {
 		b.ReportMetric(3*4*128*256*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 	})
 }
+
+func BenchmarkBiasAdd(b *testing.B) {
+	benchImpl(b, "128x256", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(3, 5))
+		x, bias := randomSlice(128*256, -1, 1, rng), randomSlice(256, -0.5, 0.5, rng)
+		b.ReportAllocs()
+		for b.Loop() {
+			BiasAdd(x, 128, 256, bias)
+		}
+		b.ReportMetric(2*4*128*256*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+	})
+}
+
+func BenchmarkColumnSum(b *testing.B) {
+	benchImpl(b, "128x256", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		m, dst := randomSlice(128*256, -1, 1, rng), make([]float32, 256)
+		b.ReportAllocs()
+		for b.Loop() {
+			ColumnSum(dst, m, 128, 256)
+		}
+		b.ReportMetric(4*128*256*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+	})
+}
+
+func BenchmarkSGDUpdate(b *testing.B) {
+	benchImpl(b, "mlp_params", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(9, 10))
+		w, g := randomSlice(mlpParams, -1, 1, rng), randomSlice(mlpParams, -1, 1, rng)
+		b.ReportAllocs()
+		for b.Loop() {
+			SGDUpdate(w, g, 1e-6, 0)
+		}
+		sec := b.Elapsed().Seconds()
+		b.ReportMetric(float64(mlpParams)*float64(b.N)/sec, "samples/s")
+		b.ReportMetric(3*4*float64(mlpParams)*float64(b.N)/sec/1e9, "GB/s") // 2 loads + 1 store
+	})
+}
+
+func BenchmarkSGDMomentum(b *testing.B) {
+	benchImpl(b, "mlp_params", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		w, g, buf := randomSlice(mlpParams, -1, 1, rng), randomSlice(mlpParams, -1, 1, rng), randomSlice(mlpParams, -1, 1, rng)
+		b.ReportAllocs()
+		for b.Loop() {
+			SGDMomentum(w, g, buf, 1e-6, 0, 0.9, false)
+		}
+		sec := b.Elapsed().Seconds()
+		b.ReportMetric(float64(mlpParams)*float64(b.N)/sec, "samples/s")
+		b.ReportMetric(5*4*float64(mlpParams)*float64(b.N)/sec/1e9, "GB/s") // 3 loads + 2 stores
+	})
+}

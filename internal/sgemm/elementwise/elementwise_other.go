@@ -9,4 +9,12 @@ func adamUpdateVector(w, g, m, v []float32, c *AdamScalars) int { return 0 }
 
 func biasReLUVector(row, bias []float32) int { return 0 }
 
+func biasAddVector(row, bias []float32) int { return 0 }
+
 func reluBackwardVector(dy, y []float32) int { return 0 }
+
+func columnSumVector(dst, m []float32, rows, ldm int) int { return 0 }
+
+func sgdVector(w, g []float32, lr, l2 float32) int { return 0 }
+
+func sgdMomentumVector(w, g, buf []float32, lr, l2, mu float32, nesterov bool) int { return 0 }

@@ -96,6 +96,7 @@ func TestAdamUpdateBitIdentical(t *testing.T) {
 
 func TestBiasReLU(t *testing.T) {
 	nan := float32(math.NaN())
+	negZero := float32(math.Copysign(0, -1))
 	implementations(t, func(t *testing.T) {
 		for _, n := range lengths {
 			for _, rows := range []int{0, 1, 3} {
@@ -104,11 +105,11 @@ func TestBiasReLU(t *testing.T) {
 					ldx := n + 2
 					x := randomSlice(rows*ldx, -1, 1, rng)
 					if len(x) > 3 {
-						x[0], x[1], x[2] = nan, float32(math.Copysign(0, -1)), -0.5
+						x[0], x[1], x[2] = nan, negZero, -0.5
 					}
 					bias := randomSlice(n, -0.5, 0.5, rng)
 					if n > 1 {
-						bias[1] = 0
+						bias[1] = negZero // -0 + -0 = -0, which ReLU must turn into +0
 					}
 					x0 := slices.Clone(x)
 					BiasReLU(x, rows, ldx, bias)
@@ -127,12 +128,40 @@ func TestBiasReLU(t *testing.T) {
 								if got == got {
 									t.Fatalf("x[%d,%d] = %v, want NaN", i, j, got)
 								}
-							case s < 0:
-								if got != 0 {
-									t.Fatalf("x[%d,%d] = %v, want 0 (sum %v)", i, j, got, s)
+							case s <= 0: // Go's max(s, 0) is +0 for s = -0
+								if math.Float32bits(got) != 0 {
+									t.Fatalf("x[%d,%d] = %v (bits %#x), want +0 (sum %v)", i, j, got, math.Float32bits(got), s)
 								}
 							case math.Float32bits(got) != math.Float32bits(s):
 								t.Fatalf("x[%d,%d] = %v, want %v", i, j, got, s)
+							}
+						}
+					}
+				})
+			}
+		}
+	})
+}
+
+func TestBiasAdd(t *testing.T) {
+	implementations(t, func(t *testing.T) {
+		for _, n := range lengths {
+			for _, rows := range []int{0, 1, 3} {
+				t.Run(fmt.Sprintf("rows=%d/n=%d", rows, n), func(t *testing.T) {
+					rng := rand.New(rand.NewPCG(uint64(n), uint64(rows)+10))
+					ldx := n + 3
+					x := randomSlice(rows*ldx, -1, 1, rng)
+					bias := randomSlice(n, -0.5, 0.5, rng)
+					x0 := slices.Clone(x)
+					BiasAdd(x, rows, ldx, bias)
+					for i := range rows {
+						for j := range ldx {
+							want := x0[i*ldx+j]
+							if j < n {
+								want += bias[j]
+							}
+							if got := x[i*ldx+j]; math.Float32bits(got) != math.Float32bits(want) {
+								t.Fatalf("x[%d,%d] = %v, want %v", i, j, got, want)
 							}
 						}
 					}
@@ -158,7 +187,7 @@ func TestReLUBackward(t *testing.T) {
 				ReLUBackward(dy, y)
 				for i := range n {
 					want := dy0[i]
-					if !(y[i] > 0) {
+					if y[i] <= 0 { // false for NaN: the gradient passes, as in PyTorch
 						want = 0
 					}
 					if math.Float32bits(dy[i]) != math.Float32bits(want) {
@@ -168,4 +197,190 @@ func TestReLUBackward(t *testing.T) {
 			})
 		}
 	})
+}
+
+func TestColumnSum(t *testing.T) {
+	implementations(t, func(t *testing.T) {
+		for _, n := range []int{0, 1, 7, 8, 9, 63, 64, 65, 100, 136} {
+			for _, rows := range []int{0, 1, 2, 5, 128} {
+				t.Run(fmt.Sprintf("rows=%d/n=%d", rows, n), func(t *testing.T) {
+					rng := rand.New(rand.NewPCG(uint64(n), uint64(rows)+20))
+					ldm := n + 5
+					m := randomSlice(rows*ldm, -1, 1, rng)
+					if len(m) > 0 {
+						m[0] = float32(math.Copysign(0, -1)) // 0 + -0 is +0 in the reference too
+					}
+					m0 := slices.Clone(m)
+					dst := randomSlice(n, 5, 6, rng) // garbage the call must overwrite
+					ColumnSum(dst, m, rows, ldm)
+					if !slices.Equal(m, m0) {
+						t.Fatal("ColumnSum modified its input")
+					}
+					for j := range n {
+						want := float32(0)
+						for i := range rows {
+							want += m0[i*ldm+j]
+						}
+						if math.Float32bits(dst[j]) != math.Float32bits(want) {
+							t.Fatalf("dst[%d] = %v, want %v", j, dst[j], want)
+						}
+						var exact float64
+						for i := range rows {
+							exact += float64(m0[i*ldm+j])
+						}
+						if math.Abs(float64(dst[j])-exact) > 1e-5*float64(max(rows, 1)) {
+							t.Fatalf("dst[%d] = %v, float64 sum %v", j, dst[j], exact)
+						}
+					}
+				})
+			}
+		}
+	})
+}
+
+func TestSGDUpdate(t *testing.T) {
+	implementations(t, func(t *testing.T) {
+		for _, l2 := range []float32{0, 0.01} {
+			for _, n := range lengths {
+				t.Run(fmt.Sprintf("l2=%v/n=%d", l2, n), func(t *testing.T) {
+					rng := rand.New(rand.NewPCG(uint64(n), 30))
+					const lr = 0.05
+					w, g := randomSlice(n, -1, 1, rng), randomSlice(n, -1, 1, rng)
+					w0, g0 := slices.Clone(w), slices.Clone(g)
+					SGDUpdate(w, g, lr, l2)
+					if !slices.Equal(g, g0) {
+						t.Fatal("SGDUpdate modified the gradient")
+					}
+					for i := range n {
+						want := float64(w0[i]) - lr*(float64(g0[i])+float64(l2)*float64(w0[i]))
+						if math.Abs(float64(w[i])-want) > 1e-6 {
+							t.Fatalf("w[%d] = %v, want %v", i, w[i], want)
+						}
+					}
+				})
+			}
+		}
+	})
+}
+
+func TestSGDMomentum(t *testing.T) {
+	implementations(t, func(t *testing.T) {
+		for _, nesterov := range []bool{false, true} {
+			for _, l2 := range []float32{0, 0.01} {
+				for _, n := range lengths {
+					t.Run(fmt.Sprintf("nesterov=%v/l2=%v/n=%d", nesterov, l2, n), func(t *testing.T) {
+						rng := rand.New(rand.NewPCG(uint64(n), 40))
+						const lr, mu = 0.05, 0.9
+						w, g, buf := randomSlice(n, -1, 1, rng), randomSlice(n, -1, 1, rng), randomSlice(n, -1, 1, rng)
+						w0, g0, buf0 := slices.Clone(w), slices.Clone(g), slices.Clone(buf)
+						SGDMomentum(w, g, buf, lr, l2, mu, nesterov)
+						if !slices.Equal(g, g0) {
+							t.Fatal("SGDMomentum modified the gradient")
+						}
+						for i := range n {
+							gi := float64(g0[i]) + float64(l2)*float64(w0[i])
+							b := mu*float64(buf0[i]) + gi
+							d := b
+							if nesterov {
+								d = gi + mu*b
+							}
+							want := float64(w0[i]) - lr*d
+							if math.Abs(float64(buf[i])-b) > 1e-6 || math.Abs(float64(w[i])-want) > 1e-6 {
+								t.Fatalf("i=%d: w %v buf %v, want %v %v", i, w[i], buf[i], want, b)
+							}
+						}
+					})
+				}
+			}
+		}
+	})
+}
+
+// TestBitIdentical runs every kernel with the assembly loops and with the Go loops on the same
+// inputs (with NaN, ±0 and ±Inf among them) and checks that the results agree bit for bit, so a
+// model trains identically on every machine and build.
+func TestBitIdentical(t *testing.T) {
+	const rows, n = 5, 133 // n%64 and n%8 non-zero: every loop and tail runs
+	specials := []float32{float32(math.NaN()), 0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), 1e-40}
+	input := func(seed uint64, size int) []float32 {
+		s := randomSlice(size, -1, 1, rand.New(rand.NewPCG(seed, 77)))
+		for i, v := range specials {
+			if i*7 < size {
+				s[i*7] = v
+			}
+		}
+		return s
+	}
+	kernels := []struct {
+		name string
+		run  func() [][]float32
+	}{
+		{"BiasReLU", func() [][]float32 {
+			x := input(1, rows*n)
+			BiasReLU(x, rows, n, input(2, n))
+			return [][]float32{x}
+		}},
+		{"BiasAdd", func() [][]float32 {
+			x := input(1, rows*n)
+			BiasAdd(x, rows, n, input(2, n))
+			return [][]float32{x}
+		}},
+		{"ReLUBackward", func() [][]float32 {
+			dy := input(3, rows*n)
+			ReLUBackward(dy, input(4, rows*n))
+			return [][]float32{dy}
+		}},
+		{"ColumnSum", func() [][]float32 {
+			dst := make([]float32, n)
+			ColumnSum(dst, input(5, rows*n), rows, n)
+			return [][]float32{dst}
+		}},
+		{"SGDUpdate", func() [][]float32 {
+			w, w2 := input(6, n), input(6, n)
+			SGDUpdate(w, input(7, n), 0.1, 0)
+			SGDUpdate(w2, input(7, n), 0.1, 1e-3)
+			return [][]float32{w, w2}
+		}},
+		{"SGDMomentum", func() [][]float32 {
+			var out [][]float32
+			for _, nesterov := range []bool{false, true} {
+				w, buf := input(8, n), input(9, n)
+				for range 3 {
+					SGDMomentum(w, input(10, n), buf, 0.1, 1e-3, 0.9, nesterov)
+				}
+				out = append(out, w, buf)
+			}
+			return out
+		}},
+		{"AdamUpdate", func() [][]float32 {
+			w, m, v := input(11, n), input(12, n), input(13, n)
+			for i := range v {
+				v[i] = float32(math.Abs(float64(v[i])))
+			}
+			c := AdamScalars{Beta1: 0.9, Beta2: 0.999, OneMinusBeta1: 0.1, OneMinusBeta2: 0.001, Eps: 1e-8, Decay: 1e-4, L2: 1e-3, StepSize: 1e-3, InvSqrtBC2: 30}
+			AdamUpdate(w, input(14, n), m, v, c)
+			return [][]float32{w, m, v}
+		}},
+	}
+	saved := useAVX
+	defer func() { useAVX = saved }()
+	if !saved {
+		t.Skip("no assembly loops on this machine or build")
+	}
+	for _, k := range kernels {
+		t.Run(k.name, func(t *testing.T) {
+			useAVX = true
+			vec := k.run()
+			useAVX = false
+			ref := k.run()
+			for o := range ref {
+				for i := range ref[o] {
+					a, b := vec[o][i], ref[o][i]
+					if math.Float32bits(a) != math.Float32bits(b) && !(a != a && b != b) {
+						t.Fatalf("output %d [%d]: assembly %v (%#x), Go %v (%#x)", o, i, a, math.Float32bits(a), b, math.Float32bits(b))
+					}
+				}
+			}
+		})
+	}
 }
