@@ -26,6 +26,6 @@ var builtins = []func() pipeline.KindSpec{
 	datasetKind, csvKind, parquetKind, arrowKind,
 	splitKind, imputeKind, encodeKind, normalizeKind,
 	maskLabelsKind, augmentKind,
-	trainKind, ensembleKind, combineKind, predictKind, evaluateKind,
+	pretrainKind, trainKind, pseudoLabelKind, ensembleKind, combineKind, predictKind, evaluateKind,
 	writeKind,
 }

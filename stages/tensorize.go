@@ -69,9 +69,18 @@ const maxClassesAuto = 50
 // planInputs decides the features and targets from the training table's schema and content.
 // tasks overrides the task of a target column ("classification", "binary", "regression").
 func planInputs(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Table, features, targets []string, tasks map[string]string) (*InputPlan, error) {
+	return planInputsOpt(ctx, sc, t, features, targets, tasks, true)
+}
+
+// planFeatures plans the inputs only (unsupervised stages): every target column is left out.
+func planFeatures(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Table, features []string) (*InputPlan, error) {
+	return planInputsOpt(ctx, sc, t, features, nil, nil, false)
+}
+
+func planInputsOpt(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Table, features, targets []string, tasks map[string]string, needTarget bool) (*InputPlan, error) {
 	sch := t.Schema()
 	plan := &InputPlan{}
-	if len(targets) == 0 {
+	if len(targets) == 0 && needTarget {
 		for _, f := range sch.Fields() {
 			if schema.Role(f) == schema.RoleTarget {
 				targets = append(targets, f.Name)
@@ -126,6 +135,9 @@ func planInputs(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Tabl
 		return nil, &pipeline.DataError{Stage: sc.Name, Msg: "no feature columns left"}
 	}
 	// Targets: read the column once to decide the task and the labels.
+	if !needTarget {
+		return plan, nil
+	}
 	for _, tg := range targets {
 		tp, err := planTarget(ctx, sc, t, tg, tasks[tg])
 		if err != nil {

@@ -324,3 +324,17 @@ func augmentStages(l []pipeline.LineageStep) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// writeSeries writes per-epoch series (equal lengths, or shorter ones padded) as history.csv.
+func writeSeries(path string, series map[string][]float64) error {
+	var h train.History
+	for k, s := range series {
+		for i, v := range s {
+			for len(h.Epochs) <= i {
+				h.Epochs = append(h.Epochs, map[string]float64{})
+			}
+			h.Epochs[i][k] = v
+		}
+	}
+	return writeHistory(path, h)
+}

@@ -1,0 +1,485 @@
+package pretrain
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/train"
+)
+
+// DefaultThreshold is PseudoLabelOptions.Threshold's default.
+const DefaultThreshold = 0.95
+
+// PseudoLabelOptions configures PseudoLabel and SelfTrain. The zero value picks rows whose
+// top class probability is at least 0.95, with weight 1.
+type PseudoLabelOptions struct {
+	// Head is the name of the softmax or binary head that is pseudo-labelled; default the
+	// model's first classification head.
+	Head string
+	// Threshold is the minimum top-class probability of a picked row; default 0.95.
+	Threshold float64
+	// TopShare, when > 0, replaces Threshold: for every class, the TopShare most confident
+	// of the rows predicted as that class are picked (ties broken by position). Default 0.
+	TopShare float64
+	// Weight is the sample weight of a pseudo-labelled row; default 1.
+	Weight float64
+	// ConfidenceWeight multiplies Weight by the row's top-class probability.
+	ConfidenceWeight bool
+}
+
+func (o PseudoLabelOptions) withDefaults() (PseudoLabelOptions, error) {
+	if o.Threshold == 0 {
+		o.Threshold = DefaultThreshold
+	}
+	if o.Weight == 0 {
+		o.Weight = 1
+	}
+	switch {
+	case o.Threshold < 0 || o.Threshold > 1:
+		return o, fmt.Errorf("pretrain: pseudo-label threshold %g not in [0, 1]", o.Threshold)
+	case o.TopShare < 0 || o.TopShare > 1:
+		return o, fmt.Errorf("pretrain: pseudo-label top share %g not in [0, 1]", o.TopShare)
+	case o.Weight < 0:
+		return o, fmt.Errorf("pretrain: pseudo-label weight %g < 0", o.Weight)
+	}
+	return o, nil
+}
+
+// classHead returns the index of the pseudo-labelled head.
+func classHead(m *nn.Model, name string) (int, error) {
+	for i, h := range m.Heads() {
+		if (name == "" || h.Name == name) && (h.Kind == nn.HeadSoftmax || h.Kind == nn.HeadBinary) {
+			return i, nil
+		}
+	}
+	if name == "" {
+		return 0, fmt.Errorf("pretrain: pseudo-label: the model has no classification head")
+	}
+	return 0, fmt.Errorf("pretrain: pseudo-label: no softmax or binary head named %q", name)
+}
+
+// predictView returns the probabilities of head h for every row of d (rows×width), in chunks.
+func predictView(m *nn.Model, d train.Dataset, h int) ([]float32, int, error) {
+	n := d.Len()
+	ni := d.NumInputs
+	const chunk = 4096
+	var out []float32
+	width := 0
+	x := make([]float32, min(chunk, n)*ni)
+	cat := make([][]int32, len(d.Cat))
+	for c := range cat {
+		cat[c] = make([]int32, min(chunk, n))
+	}
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		rows := hi - lo
+		b := nn.Batch{Rows: rows, X: x[:rows*ni], Cat: make([][]int32, len(d.Cat))}
+		for i := lo; i < hi; i++ {
+			r := i
+			if d.Index != nil {
+				r = d.Index[i]
+			}
+			copy(b.X[(i-lo)*ni:(i-lo+1)*ni], d.X[r*ni:(r+1)*ni])
+			for c, col := range d.Cat {
+				cat[c][i-lo] = col[r]
+			}
+		}
+		for c := range cat {
+			b.Cat[c] = cat[c][:rows]
+		}
+		o, err := m.Predict(b)
+		if err != nil {
+			return nil, 0, fmt.Errorf("pretrain: predict rows %d-%d: %w", lo, hi, err)
+		}
+		width = o.Width[h]
+		if out == nil {
+			out = make([]float32, 0, n*width)
+		}
+		out = append(out, o.Heads[h]...)
+	}
+	return out, width, nil
+}
+
+// PseudoLabel predicts the rows of unlabeled with m and picks the confident ones (Lee 2013):
+// those whose top-class probability reaches opts.Threshold, or with opts.TopShare the most
+// confident share of the rows predicted as each class. picked lists positions in unlabeled
+// (ascending); labels and weights are aligned with picked. unlabeled's targets are ignored.
+func PseudoLabel(m *nn.Model, unlabeled train.Dataset, opts PseudoLabelOptions) (labels []int32, weights []float32, picked []int, err error) {
+	opts, err = opts.withDefaults()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h, err := classHead(m, opts.Head)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if unlabeled.Len() == 0 {
+		return nil, nil, nil, nil
+	}
+	probs, k, err := predictView(m, unlabeled, h)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return selectConfident(probs, k, opts)
+}
+
+// selectConfident implements the selection of PseudoLabel on a rows×k probability matrix.
+func selectConfident(probs []float32, k int, opts PseudoLabelOptions) (labels []int32, weights []float32, picked []int, err error) {
+	opts, err = opts.withDefaults()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	n := len(probs) / k
+	top := make([]int32, n)
+	conf := make([]float32, n)
+	for r := range n {
+		p := probs[r*k : (r+1)*k]
+		best := 0
+		for c := 1; c < k; c++ {
+			if p[c] > p[best] {
+				best = c
+			}
+		}
+		top[r], conf[r] = int32(best), p[best]
+	}
+	take := make([]bool, n)
+	if opts.TopShare > 0 {
+		byClass := make([][]int, k)
+		for r := range n {
+			byClass[top[r]] = append(byClass[top[r]], r)
+		}
+		for _, rows := range byClass {
+			sort.SliceStable(rows, func(i, j int) bool { return conf[rows[i]] > conf[rows[j]] })
+			keep := int(math.Round(opts.TopShare * float64(len(rows))))
+			for _, r := range rows[:keep] {
+				take[r] = true
+			}
+		}
+	} else {
+		for r := range n {
+			take[r] = float64(conf[r]) >= opts.Threshold
+		}
+	}
+	for r := range n {
+		if !take[r] {
+			continue
+		}
+		w := opts.Weight
+		if opts.ConfidenceWeight {
+			w *= float64(conf[r])
+		}
+		picked = append(picked, r)
+		labels = append(labels, top[r])
+		weights = append(weights, float32(w))
+	}
+	return labels, weights, picked, nil
+}
+
+// RoundReport describes one self-training round.
+type RoundReport struct {
+	Round int // 1-based
+	// Added is the number of pseudo-labelled rows trained on in this round.
+	Added int
+	// PseudoAccuracy is the accuracy of the added rows' pseudo-labels against the hidden
+	// labels (NaN when SelfTrain got none, or no row was added).
+	PseudoAccuracy float64
+	// ValAccuracy is the accuracy on the validation set after the round's training.
+	ValAccuracy float64
+	// Epochs is the number of epochs trained in the round; Seconds its wall time.
+	Epochs  int
+	Seconds float64
+}
+
+// SelfTrainReport describes a SelfTrain run.
+type SelfTrainReport struct {
+	// InitialValAccuracy is the validation accuracy before the first round.
+	InitialValAccuracy float64
+	Rounds             []RoundReport
+}
+
+// SelfTrain runs rounds of self-training on m (in place): each round predicts the rows of
+// unlabeled with the current model, picks the confident ones (PseudoLabel with opts), and
+// continues training the current weights with train.Fit(tc, Seed+round) on labelled plus the
+// pseudo-labelled rows (weighted as opts says; the labelled rows keep their weights). The
+// pseudo-labels are recomputed from scratch every round. hidden, when not nil, holds the true
+// labels of unlabeled's rows (positions in unlabeled) and is used only to report the
+// pseudo-labels' accuracy. val must hold labels for the pseudo-labelled head; it is the
+// early-stopping set of every round. labelled, unlabeled and val are not modified.
+func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.Dataset, tc train.Config, opts PseudoLabelOptions, rounds int, hidden []int32) (SelfTrainReport, error) {
+	var rep SelfTrainReport
+	h, err := classHead(m, opts.Head)
+	if err != nil {
+		return rep, err
+	}
+	if hidden != nil && len(hidden) != unlabeled.Len() {
+		return rep, fmt.Errorf("pretrain: self-train: %d hidden labels for %d unlabelled rows", len(hidden), unlabeled.Len())
+	}
+	if labelled.NumInputs != unlabeled.NumInputs || len(labelled.Cat) != len(unlabeled.Cat) {
+		return rep, fmt.Errorf("pretrain: self-train: labelled data has %d inputs and %d categorical columns, unlabelled %d and %d",
+			labelled.NumInputs, len(labelled.Cat), unlabeled.NumInputs, len(unlabeled.Cat))
+	}
+	if rep.InitialValAccuracy, err = accuracy(m, val, h); err != nil {
+		return rep, err
+	}
+	for round := 1; round <= rounds; round++ {
+		if err := ctx.Err(); err != nil {
+			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+		}
+		start := time.Now()
+		labels, weights, picked, err := PseudoLabel(m, unlabeled, opts)
+		if err != nil {
+			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+		}
+		rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN()}
+		if hidden != nil && len(picked) > 0 {
+			ok := 0
+			for i, p := range picked {
+				if hidden[p] == labels[i] {
+					ok++
+				}
+			}
+			rr.PseudoAccuracy = float64(ok) / float64(len(picked))
+		}
+		combined, err := withPseudoLabels(labelled, unlabeled, h, picked, labels, weights)
+		if err != nil {
+			return rep, err
+		}
+		rtc := tc
+		rtc.Seed = tc.Seed + uint64(round)
+		res, err := train.Fit(ctx, m, combined, val, rtc)
+		if err != nil {
+			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+		}
+		rr.Epochs = res.Epochs
+		if rr.ValAccuracy, err = accuracy(m, val, h); err != nil {
+			return rep, err
+		}
+		rr.Seconds = time.Since(start).Seconds()
+		rep.Rounds = append(rep.Rounds, rr)
+		tc.Logger.Info().Int("round", round).Int("added", rr.Added).Float64("pseudo_accuracy", rr.PseudoAccuracy).
+			Float64("val_accuracy", rr.ValAccuracy).Msg("self-training round")
+	}
+	return rep, nil
+}
+
+// accuracy is the accuracy of head h of m on d (NaN when d is empty).
+func accuracy(m *nn.Model, d train.Dataset, h int) (float64, error) {
+	if d.Len() == 0 {
+		return math.NaN(), nil
+	}
+	if h >= len(d.Targets) || d.Targets[h].Labels == nil {
+		return 0, fmt.Errorf("pretrain: validation data has no labels for head %d", h)
+	}
+	probs, k, err := predictView(m, d, h)
+	if err != nil {
+		return 0, err
+	}
+	ok := 0
+	n := 0
+	for i := range d.Len() {
+		r := i
+		if d.Index != nil {
+			r = d.Index[i]
+		}
+		y := d.Targets[h].Labels[r]
+		if y < 0 {
+			continue
+		}
+		p := probs[i*k : (i+1)*k]
+		best := 0
+		for c := 1; c < k; c++ {
+			if p[c] > p[best] {
+				best = c
+			}
+		}
+		n++
+		if int32(best) == y {
+			ok++
+		}
+	}
+	if n == 0 {
+		return math.NaN(), nil
+	}
+	return float64(ok) / float64(n), nil
+}
+
+// sameBase reports whether two datasets view the same base matrix.
+func sameBase(a, b train.Dataset) bool {
+	if len(a.X) != len(b.X) || a.NumInputs != b.NumInputs || len(a.Cat) != len(b.Cat) {
+		return false
+	}
+	if len(a.X) > 0 {
+		return &a.X[0] == &b.X[0]
+	}
+	for c := range a.Cat {
+		if len(a.Cat[c]) == 0 || &a.Cat[c][0] != &b.Cat[c][0] {
+			return false
+		}
+	}
+	return len(a.Cat) > 0
+}
+
+// withPseudoLabels returns the training set of a self-training round: labelled's rows plus
+// the picked rows of unlabeled with their pseudo-labels on head h (other heads' targets
+// missing). When both views share a base matrix no input is copied; otherwise the rows are
+// gathered into a new base.
+func withPseudoLabels(labelled, unlabeled train.Dataset, h int, picked []int, labels []int32, weights []float32) (train.Dataset, error) {
+	if h >= len(labelled.Targets) || labelled.Targets[h].Labels == nil {
+		return train.Dataset{}, fmt.Errorf("pretrain: self-train: the labelled data has no labels for head %d", h)
+	}
+	if !sameBase(labelled, unlabeled) {
+		labelled = gatherView(labelled)
+		unlabeled = gatherView(unlabeled)
+		base := concatBase(labelled, unlabeled)
+		offset := labelled.Len()
+		lab := base
+		lab.Index = make([]int, labelled.Len())
+		for i := range lab.Index {
+			lab.Index[i] = i
+		}
+		unl := base
+		unl.Index = make([]int, unlabeled.Len())
+		for i := range unl.Index {
+			unl.Index[i] = offset + i
+		}
+		labelled, unlabeled = lab, unl
+	}
+	n := baseRows(labelled)
+	out := labelled
+	out.Targets = make([]train.Target, len(labelled.Targets))
+	for i, t := range labelled.Targets {
+		nt := t
+		if t.Labels != nil {
+			nt.Labels = append([]int32(nil), t.Labels...)
+		} else {
+			nt.Values = append([]float32(nil), t.Values...)
+		}
+		out.Targets[i] = nt
+	}
+	out.Weights = make([]float32, n)
+	for i := range out.Weights {
+		out.Weights[i] = 1
+		if labelled.Weights != nil {
+			out.Weights[i] = labelled.Weights[i]
+		}
+	}
+	index := make([]int, 0, labelled.Len()+len(picked))
+	for i := range labelled.Len() {
+		index = append(index, rowOf(labelled, i))
+	}
+	for j, p := range picked {
+		r := rowOf(unlabeled, p)
+		index = append(index, r)
+		out.Weights[r] = weights[j]
+		for i := range out.Targets {
+			t := &out.Targets[i]
+			switch {
+			case i == h:
+				t.Labels[r] = labels[j]
+			case t.Labels != nil:
+				t.Labels[r] = -1
+			default:
+				k := max(t.Outputs, 1)
+				for c := range k {
+					t.Values[r*k+c] = float32(math.NaN())
+				}
+			}
+		}
+	}
+	out.Index = index
+	return out, nil
+}
+
+func rowOf(d train.Dataset, i int) int {
+	if d.Index != nil {
+		return d.Index[i]
+	}
+	return i
+}
+
+func baseRows(d train.Dataset) int {
+	if d.NumInputs > 0 {
+		return len(d.X) / d.NumInputs
+	}
+	if len(d.Cat) > 0 {
+		return len(d.Cat[0])
+	}
+	return 0
+}
+
+// gatherView copies the rows of d's view into a new base (Index nil). Targets of the other
+// dataset's shape are kept when present.
+func gatherView(d train.Dataset) train.Dataset {
+	n, ni := d.Len(), d.NumInputs
+	out := train.Dataset{NumInputs: ni, X: make([]float32, n*ni)}
+	out.Cat = make([][]int32, len(d.Cat))
+	for c := range out.Cat {
+		out.Cat[c] = make([]int32, n)
+	}
+	out.Targets = make([]train.Target, len(d.Targets))
+	for i, t := range d.Targets {
+		nt := train.Target{Outputs: t.Outputs}
+		if t.Labels != nil {
+			nt.Labels = make([]int32, n)
+		} else if t.Values != nil {
+			nt.Values = make([]float32, n*max(t.Outputs, 1))
+		}
+		out.Targets[i] = nt
+	}
+	if d.Weights != nil {
+		out.Weights = make([]float32, n)
+	}
+	for i := range n {
+		r := rowOf(d, i)
+		copy(out.X[i*ni:(i+1)*ni], d.X[r*ni:(r+1)*ni])
+		for c, col := range d.Cat {
+			out.Cat[c][i] = col[r]
+		}
+		for j, t := range d.Targets {
+			if t.Labels != nil {
+				out.Targets[j].Labels[i] = t.Labels[r]
+			} else if t.Values != nil {
+				k := max(t.Outputs, 1)
+				copy(out.Targets[j].Values[i*k:(i+1)*k], t.Values[r*k:(r+1)*k])
+			}
+		}
+		if d.Weights != nil {
+			out.Weights[i] = d.Weights[r]
+		}
+	}
+	return out
+}
+
+// concatBase stacks two gathered datasets; b's targets (unlabelled: possibly absent) are
+// replaced by missing values shaped like a's.
+func concatBase(a, b train.Dataset) train.Dataset {
+	na, nb := a.Len(), b.Len()
+	out := train.Dataset{NumInputs: a.NumInputs, X: append(append([]float32(nil), a.X...), b.X...)}
+	for c := range a.Cat {
+		out.Cat = append(out.Cat, append(append([]int32(nil), a.Cat[c]...), b.Cat[c]...))
+	}
+	for _, t := range a.Targets {
+		nt := train.Target{Outputs: t.Outputs}
+		if t.Labels != nil {
+			nt.Labels = append(append([]int32(nil), t.Labels...), make([]int32, nb)...)
+			for i := na; i < na+nb; i++ {
+				nt.Labels[i] = -1
+			}
+		} else {
+			k := max(t.Outputs, 1)
+			nt.Values = append(append([]float32(nil), t.Values...), make([]float32, nb*k)...)
+			for i := na * k; i < (na+nb)*k; i++ {
+				nt.Values[i] = float32(math.NaN())
+			}
+		}
+		out.Targets = append(out.Targets, nt)
+	}
+	if a.Weights != nil {
+		out.Weights = append(append([]float32(nil), a.Weights...), make([]float32, nb)...)
+	}
+	return out
+}

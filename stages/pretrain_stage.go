@@ -1,0 +1,175 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/pretrain"
+)
+
+// EncoderArtifact is a pretrained encoder on an artifact edge: a train stage takes it as
+// init_from.
+type EncoderArtifact struct {
+	Enc  *pretrain.Encoder
+	Plan InputPlan // the inputs it was trained on
+}
+
+// ArtifactKind is "encoder".
+func (e *EncoderArtifact) ArtifactKind() string { return "encoder" }
+
+// TransferModel implements TransferSource.
+func (e *EncoderArtifact) TransferModel() *nn.Model { return e.Enc.Model() }
+
+// TransferLayers implements TransferSource: the encoder's layers, with their names.
+func (e *EncoderArtifact) TransferLayers() []nn.LayerSpec { return e.Enc.Spec().Layers }
+
+// unsupervisedExcluded are train fields that make no sense without a target.
+var unsupervisedExcluded = map[string]bool{"target": true, "task": true, "tasks": true, "label_smoothing": true, "class_weight": true, "target_noise": true}
+
+func pretrainKind() pipeline.KindSpec {
+	fields := []pipeline.Field{
+		{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table to learn from: every row counts, labelled or not (labels are ignored)."},
+		{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "Rows for early stopping on the reconstruction loss (default: a seeded 10% of input)."},
+		{Name: "type", Type: pipeline.TypeString, Default: "denoising", Enum: []string{"plain", "denoising", "sparse"}, Doc: "Undercomplete (plain), denoising (inputs corrupted while training, targets clean), or sparse (L1 activity penalty on the code)."},
+		{Name: "corruption", Type: pipeline.TypeTable, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate; Vincent et al. 2010) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
+		{Name: "tied", Type: pipeline.TypeBool, Default: false, Doc: "The decoder reuses the transposed encoder weights (own biases)."},
+		{Name: "sparsity", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 activity penalty on the code (type sparse; default 1e-3 there)."},
+	}
+	for _, f := range trainFields() {
+		if !unsupervisedExcluded[f.Name] {
+			fields = append(fields, f)
+		}
+	}
+	return pipeline.KindSpec{
+		Kind: "pretrain", Shape: pipeline.ShapeTrain,
+		Doc: "Trains an autoencoder on a table's feature columns, for unsupervised pretraining: rows with a null target count as unlabeled data. " +
+			"The decoder mirrors the encoder; numeric columns are reconstructed with MSE, one-hot groups (encode's `<column>=<value>` columns) with softmax cross-entropy. " +
+			"Outputs the `encoder`, whose layers (named enc_1, enc_2, ... unless named) a train stage loads with init_from, and the per-epoch reconstruction loss.",
+		Fields: fields,
+		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "encoder", Kind: pipeline.PortArtifact}}
+		},
+		DefaultOutput: "encoder",
+		Example:       "[stages.dae]\nkind = \"pretrain\"\ninput = \"scale.train\"\ntype = \"denoising\"\ncorruption = { kind = \"mask\", rate = 0.3 }\nlayers = [ { dense = 512 }, { dense = 256 } ]\nepochs = 30",
+		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
+			ts, err := parseTrainSpec(c)
+			if err != nil {
+				return nil, err
+			}
+			if c.Value("layers") == nil {
+				return nil, c.Errorf("layers", "the encoder needs layers, e.g. [ { dense = 256 }, { dense = 64 } ]")
+			}
+			cfg := pretrain.AutoencoderConfig{Encoder: ts.layers, Type: c.String("type"), Tied: c.Bool("tied"), Sparsity: c.Float("sparsity")}
+			for i := range cfg.Encoder {
+				if cfg.Encoder[i].Name == "" && cfg.Encoder[i].Type == nn.LayerDense {
+					cfg.Encoder[i].Name = fmt.Sprintf("enc_%d", i+1)
+				}
+			}
+			if cr := c.Table("corruption"); cr != nil {
+				if err := decodeStrict(cr, &cfg.Corruption); err != nil {
+					return nil, c.Errorf("corruption", "%v", jsonErr(err))
+				}
+			}
+			return &pretrainStage{ts: ts, cfg: cfg}, nil
+		},
+	}
+}
+
+type pretrainStage struct {
+	ts  *trainSpec
+	cfg pretrain.AutoencoderConfig
+}
+
+// oneHotGroups finds encode's one-hot blocks (<column>=<value>, contiguous) among the inputs.
+func oneHotGroups(numeric []string) []pretrain.ColumnGroup {
+	var groups []pretrain.ColumnGroup
+	for i := 0; i < len(numeric); {
+		col, _, ok := strings.Cut(numeric[i], "=")
+		if !ok {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(numeric) && strings.HasPrefix(numeric[j], col+"=") {
+			j++
+		}
+		if j-i >= 2 {
+			groups = append(groups, pretrain.ColumnGroup{Start: i, Len: j - i, Kind: pretrain.GroupOneHot})
+		}
+		i = j
+	}
+	return groups
+}
+
+func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+	in, err := sc.Input(ctx, "input")
+	if err != nil {
+		return err
+	}
+	if err := in.Wait(ctx); err != nil {
+		return err
+	}
+	plan, err := planFeatures(ctx, sc, in, s.ts.features)
+	if err != nil {
+		return err
+	}
+	data, err := plan.materialize(ctx, sc, in, false)
+	if err != nil {
+		return err
+	}
+	var val = data.ds
+	val.Index = []int{}
+	if _, ok := sc.Config.Input("val"); ok {
+		vt, err := sc.Input(ctx, "val")
+		if err != nil {
+			return err
+		}
+		vd, err := plan.materialize(ctx, sc, vt, false)
+		if err != nil {
+			return err
+		}
+		val = vd.ds
+	}
+	cfg := s.cfg
+	cfg.Groups = oneHotGroups(plan.Numeric)
+	tc := s.ts.cfg
+	tc.Seed = sc.Seed(1)
+	tc.Logger = sc.Log
+	n, release, err := sc.CPU(ctx, max(s.ts.workers, sc.Workers()))
+	if err != nil {
+		return err
+	}
+	defer release()
+	tc.Workers = n
+	enc, rep, err := pretrain.TrainAutoencoder(ctx, cfg, data.ds, val, tc)
+	if err != nil {
+		return err
+	}
+	if len(rep.TrainLoss) > 0 {
+		sc.Metrics.Set("train_reconstruction_loss", rep.TrainLoss[len(rep.TrainLoss)-1])
+	}
+	if len(rep.ValLoss) > 0 {
+		sc.Metrics.Set("val_reconstruction_loss", rep.ValLoss[min(rep.BestEpoch, len(rep.ValLoss)-1)])
+	}
+	if cfg.Type == pretrain.TypeDenoising {
+		sc.SetInfo("corruption", map[string]any{"kind": rep.CorruptionKind, "rate": rep.CorruptionRate, "measured": rep.MeasuredCorruption})
+	}
+	sc.SetInfo("epochs", len(rep.TrainLoss))
+	sc.SetInfo("code_width", enc.CodeWidth())
+	sc.SetInfo("layers", enc.ParamLayers())
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	if err := writeSeries(filepath.Join(dir, "history.csv"), map[string][]float64{"train_reconstruction_loss": rep.TrainLoss, "val_reconstruction_loss": rep.ValLoss}); err != nil {
+		return err
+	}
+	if err := enc.Save(filepath.Join(dir, "encoder")); err != nil {
+		return err
+	}
+	return sc.SetArtifact("encoder", &EncoderArtifact{Enc: enc, Plan: *plan})
+}

@@ -1,0 +1,199 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/pipe-ml/pipe/internal/arrowutil"
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/pretrain"
+)
+
+func pseudoLabelKind() pipeline.KindSpec {
+	fields := []pipeline.Field{
+		{Name: "model", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortArtifact, Doc: "The model to start from (a train stage's output): its architecture, weights and inputs."},
+		{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table: rows with a target are labelled, rows with a null target are the unlabeled pool."},
+		{Name: "val", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The labelled validation table (early stopping in every round)."},
+		{Name: "threshold", Type: pipeline.TypeFloat, Default: 0.95, Min: pipeline.Bound(0.5), Max: pipeline.Bound(1), Doc: "A row is pseudo-labelled when its top class probability reaches this."},
+		{Name: "top_share", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Instead of threshold: the most confident share of the rows predicted as each class."},
+		{Name: "weight", Type: pipeline.TypeFloat, Default: 1.0, Min: pipeline.Bound(0), Doc: "Sample weight of a pseudo-labelled row (labelled rows weigh 1)."},
+		{Name: "confidence_weight", Type: pipeline.TypeBool, Default: false, Doc: "Multiply weight by the row's top class probability."},
+		{Name: "rounds", Type: pipeline.TypeInt, Default: int64(3), Min: pipeline.Bound(1), Doc: "Rounds of labelling and training; pseudo-labels are recomputed every round."},
+	}
+	for _, f := range trainFields() {
+		switch f.Name {
+		case "epochs", "batch_size", "optimizer", "schedule", "early_stopping", "clip", "ema", "workers":
+			fields = append(fields, f)
+		}
+	}
+	return pipeline.KindSpec{
+		Kind: "pseudo_label", Shape: pipeline.ShapeTrain,
+		Doc: "Self-training (Lee 2013): the model labels the unlabeled rows it is confident about, and training continues from its weights on the labelled plus the pseudo-labelled rows (marked by their weight), for several rounds. " +
+			"The manifest records per round the rows added and, when mask_labels kept the true labels in `_hidden_<target>`, the accuracy of those pseudo-labels (an evaluation only: hidden labels are never trained on). Outputs a `model` bundle.",
+		Fields: fields,
+		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
+		},
+		DefaultOutput: "model",
+		Example:       "[stages.pseudo]\nkind = \"pseudo_label\"\nmodel = \"finetuned.model\"\ntrain = \"scale.train\"\nval = \"scale.val\"\nthreshold = 0.95\nrounds = 3",
+		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
+			ts, err := parseTrainSpec(c)
+			if err != nil {
+				return nil, err
+			}
+			opts := pretrain.PseudoLabelOptions{Threshold: c.Float("threshold"), TopShare: c.Float("top_share"), Weight: c.Float("weight"), ConfidenceWeight: c.Bool("confidence_weight")}
+			return &pseudoStage{ts: ts, opts: opts, rounds: c.Int("rounds")}, nil
+		},
+	}
+}
+
+type pseudoStage struct {
+	ts     *trainSpec
+	opts   pretrain.PseudoLabelOptions
+	rounds int
+}
+
+func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+	a, err := sc.Artifact(ctx, "model")
+	if err != nil {
+		return err
+	}
+	src, ok := a.(*Bundle)
+	if !ok {
+		return fmt.Errorf("model: a %s is not a single model bundle", a.ArtifactKind())
+	}
+	// Train a copy: the upstream bundle is shared with other stages.
+	m, err := nn.Build(src.Model.Spec(), sc.Rand(0))
+	if err != nil {
+		return err
+	}
+	if _, err := m.InitFrom(src.Model); err != nil {
+		return err
+	}
+	trainT, err := sc.Input(ctx, "train")
+	if err != nil {
+		return err
+	}
+	valT, err := sc.Input(ctx, "val")
+	if err != nil {
+		return err
+	}
+	plan := &src.Meta.Plan
+	from := alreadyApplied(src, trainT.Lineage())
+	pre := func(rec arrowRecord) (arrowRecord, error) { return src.PreprocessFrom(ctx, sc.Mem, rec, from) }
+	all, err := plan.materializeWith(ctx, sc, trainT, true, pre)
+	if err != nil {
+		return err
+	}
+	vfrom := alreadyApplied(src, valT.Lineage())
+	val, err := plan.materializeWith(ctx, sc, valT, true, func(rec arrowRecord) (arrowRecord, error) {
+		return src.PreprocessFrom(ctx, sc.Mem, rec, vfrom)
+	})
+	if err != nil {
+		return err
+	}
+	head := 0
+	for i, t := range plan.Targets {
+		if t.Labels != nil {
+			head = i
+			break
+		}
+	}
+	s.opts.Head = plan.Targets[head].Head
+	labels := all.ds.Targets[head].Labels
+	var lab, unl []int
+	for i, l := range labels {
+		if l >= 0 {
+			lab = append(lab, i)
+		} else {
+			unl = append(unl, i)
+		}
+	}
+	if len(unl) == 0 {
+		return &pipeline.DataError{Stage: sc.Name, Msg: "the train table has no unlabeled rows (null target) to pseudo-label", Hint: "use mask_labels, or feed a table with unlabeled rows"}
+	}
+	hidden, err := hiddenLabels(ctx, sc, trainT, plan.Targets[head], unl)
+	if err != nil {
+		return err
+	}
+	tc := s.ts.cfg
+	tc.Seed = sc.Seed(1)
+	tc.Logger = sc.Log
+	n, release, err := sc.CPU(ctx, max(s.ts.workers, sc.Workers()))
+	if err != nil {
+		return err
+	}
+	defer release()
+	tc.Workers = n
+	rep, err := pretrain.SelfTrain(ctx, m, all.ds.Subset(lab), all.ds.Subset(unl), val.ds, tc, s.opts, s.rounds, hidden)
+	if err != nil {
+		return err
+	}
+	sc.Metrics.Set("initial/val_accuracy", rep.InitialValAccuracy)
+	var rounds []map[string]any
+	for _, r := range rep.Rounds {
+		p := fmt.Sprintf("round_%d/", r.Round)
+		sc.Metrics.Set(p+"added_rows", float64(r.Added))
+		sc.Metrics.Set(p+"val_accuracy", r.ValAccuracy)
+		if !math.IsNaN(r.PseudoAccuracy) {
+			sc.Metrics.Set(p+"pseudo_label_accuracy", r.PseudoAccuracy)
+		}
+		rounds = append(rounds, map[string]any{"round": r.Round, "added": r.Added, "pseudo_accuracy": r.PseudoAccuracy, "val_accuracy": r.ValAccuracy, "epochs": r.Epochs, "seconds": r.Seconds})
+		sc.Progress(int64(r.Round), int64(s.rounds), "rounds")
+	}
+	sc.SetInfo("rounds", rounds)
+	sc.SetInfo("unlabeled_rows", len(unl))
+	sc.SetInfo("labelled_rows", len(lab))
+	if len(rep.Rounds) > 0 {
+		sc.Metrics.Set("val_accuracy", rep.Rounds[len(rep.Rounds)-1].ValAccuracy)
+	}
+	b := &Bundle{Model: m, Pre: src.Pre, Meta: src.Meta}
+	b.Meta.Stage = sc.Name
+	b.Meta.Metrics = sc.Metrics.Snapshot()
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	if err := b.Save(filepath.Join(dir, "bundle")); err != nil {
+		return err
+	}
+	return sc.SetArtifact("model", b)
+}
+
+// hiddenLabels reads _hidden_<target> (mask_labels) for the unlabeled rows, as class ids of
+// the target (-1 where absent); nil when the table has no such column.
+func hiddenLabels(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Table, tp TargetPlan, unl []int) ([]int32, error) {
+	col := HiddenPrefix + tp.Column
+	idx := t.Schema().FieldIndices(col)
+	if idx == nil {
+		return nil, nil
+	}
+	enc := map[string]int32{}
+	for i, l := range tp.Labels {
+		enc[l] = int32(i)
+	}
+	var all []int32
+	r := t.Scan(ctx)
+	defer r.Release()
+	for r.Next() {
+		vals, valid := arrowutil.Strings(r.RecordBatch().Column(idx[0]))
+		for i, v := range vals {
+			l, ok := enc[v]
+			if !valid[i] || !ok {
+				l = -1
+			}
+			all = append(all, l)
+		}
+	}
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]int32, len(unl))
+	for i, row := range unl {
+		out[i] = all[row]
+	}
+	return out, nil
+}
