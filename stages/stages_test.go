@@ -496,6 +496,33 @@ func TestEnsembleSameResultWhateverTheWorkers(t *testing.T) {
 	if p.ArtifactKind() != "ensemble" {
 		t.Errorf("kind %s", p.ArtifactKind())
 	}
+	// Its predictions on the raw CSV rows equal the run's predictions on those rows.
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r, err := tableio.OpenFile("../datasets/data/wine/wine.csv", mem, tableio.CSVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	byRow := map[string]string{}
+	err = Predict(context.Background(), p, r, mem, func(rec arrow.RecordBatch) error {
+		for i := 0; i < int(rec.NumRows()); i++ {
+			row := make([]string, rec.NumCols())
+			for c := range row {
+				row[c] = rec.Column(c).ValueStr(i)
+			}
+			byRow[row[0]] = strings.Join(row, ",")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range a[1:] {
+		if got := byRow[row[0]]; got != strings.Join(row, ",") {
+			t.Fatalf("row %s: run %v, bundle %v", row[0], row, got)
+		}
+	}
 }
 
 // TestEnsembleDropsAFailingMember: under on_member_error = "drop" the run ends degraded, with
