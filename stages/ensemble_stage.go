@@ -404,7 +404,11 @@ func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
 		if !ok {
 			return fmt.Errorf("ensemble input %s is a %s, not an ensemble", ref, a.ArtifactKind())
 		}
-		eb = e
+		c, err := clonePredictor(e) // this stage sets its own combiner
+		if err != nil {
+			return err
+		}
+		eb = c.(*EnsembleBundle)
 	} else {
 		var models []*nn.Model
 		var names []string
@@ -423,7 +427,11 @@ func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
 			} else if err := samePlan(first, b); err != nil {
 				return fmt.Errorf("models: %s and %s cannot be combined: %v; train them on the same table", sc.Config.Inputs("models")[0], ref, err)
 			}
-			models = append(models, b.Model)
+			m, err := cloneModel(b.Model)
+			if err != nil {
+				return err
+			}
+			models = append(models, m)
 			names = append(names, ref.Stage)
 		}
 		ens, err := ensemble.New(models, names)

@@ -60,9 +60,13 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		if err != nil {
 			return err
 		}
-		p, ok := a.(Predictor)
+		shared, ok := a.(Predictor)
 		if !ok {
 			return fmt.Errorf("%s is a %s, not a model", ref, a.ArtifactKind())
+		}
+		p, err := clonePredictor(shared)
+		if err != nil {
+			return err
 		}
 		prefix := ""
 		if len(refs) > 1 {

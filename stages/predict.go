@@ -28,9 +28,13 @@ func runPredict(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
-	p, ok := a.(Predictor)
+	shared, ok := a.(Predictor)
 	if !ok {
 		return fmt.Errorf("model input is a %s, not a model bundle", a.ArtifactKind())
+	}
+	p, err := clonePredictor(shared)
+	if err != nil {
+		return err
 	}
 	in, err := sc.Input(ctx, "input")
 	if err != nil {

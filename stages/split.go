@@ -393,10 +393,17 @@ func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *p
 		return &pipeline.DataError{Stage: sc.Name, Msg: "the input table is empty"}
 	}
 	for role, t := range tables {
-		if t.Rows() == 0 {
-			return &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("the %s split is empty (%d input rows)", role, row),
-				Hint: "give larger ratios for it, fewer groups per split, or more rows"}
+		if t.Rows() > 0 {
+			continue
 		}
+		if s.column != "" {
+			// The column decides: a split it never names stays empty, and a stage that reads
+			// it reports the empty table.
+			sc.Note("split_column %q names no %s row: %s is empty", s.column, role, sc.Name+"."+role.String())
+			continue
+		}
+		return &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("the %s split is empty (%d input rows)", role, row),
+			Hint: "give larger ratios for it, fewer groups per split, or more rows"}
 	}
 	// Manifest: ratios asked and achieved, counts, group overlap, duplicates.
 	achieved := features.AchievedRatios(allRoles)
