@@ -163,10 +163,17 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if valData != nil {
 		val = valData.ds
 	}
-	res, err := train.Fit(ctx, m, trainData.ds, val, cfg, hooks...)
 	dir, derr := sc.Dir()
 	if derr != nil {
 		return derr
+	}
+	mon := newMonitorLog(sc)
+	if s.spec.monitor > 0 {
+		hooks = append(hooks, train.Monitor("monitor", s.spec.monitor, 20, mon.record)...)
+	}
+	res, err := train.Fit(ctx, m, trainData.ds, val, cfg, hooks...)
+	if merr := mon.write(filepath.Join(dir, "monitor.csv")); merr != nil && err == nil {
+		err = merr
 	}
 	if herr := writeHistory(filepath.Join(dir, "history.csv"), res.History); herr != nil && err == nil {
 		err = herr

@@ -42,6 +42,7 @@ func trainFields() []pipeline.Field {
 		{Name: "label_smoothing", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.5), Doc: "Label smoothing of classification heads."},
 		{Name: "class_weight", Type: pipeline.TypeAny, Doc: "\"balanced\" (inverse class frequency in train), or a list of weights in class order. Default: none."},
 		{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "GEMM threads, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
+		{Name: "monitor_every", Type: pipeline.TypeInt, Default: int64(100), Min: pipeline.Bound(0), Doc: "Every this many steps, record per layer the activation mean, std, histogram and dead-ReLU share and the output-gradient norm, and per parameter ‖g‖/‖w‖ and the update/param ratio, to monitor.csv (0: off). Warnings go to the log: dead ReLUs over half a layer, update ratios far from 1e-3."},
 	}
 }
 
@@ -72,6 +73,7 @@ type trainSpec struct {
 	task        string
 	embDim      int
 	workers     int
+	monitor     int
 }
 
 type taskSettings struct {
@@ -98,7 +100,7 @@ type settings interface {
 func parseTrainSpec(c settings) (*trainSpec, error) {
 	ts := &trainSpec{targets: c.Strings("target"), features: c.Strings("features"), task: c.String("task"),
 		inputNoise: c.Float("input_noise"), l1: c.Float("l1"), l2: c.Float("l2"), smoothing: c.Float("label_smoothing"),
-		classWeight: c.Value("class_weight"), embDim: c.Int("embedding_dim"), workers: c.Int("workers"), tasks: map[string]taskSettings{}}
+		classWeight: c.Value("class_weight"), embDim: c.Int("embedding_dim"), workers: c.Int("workers"), monitor: c.Int("monitor_every"), tasks: map[string]taskSettings{}}
 	layers := c.List("layers")
 	if layers == nil {
 		layers = defaultLayers

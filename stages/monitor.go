@@ -1,0 +1,64 @@
+package stages
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/pipe-ml/pipe/nn/train"
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+// monitorLog keeps the monitoring samples of a training run and warns once per problem.
+type monitorLog struct {
+	sc     *pipeline.StageContext
+	rows   [][]string
+	warned map[string]bool
+}
+
+func newMonitorLog(sc *pipeline.StageContext) *monitorLog {
+	return &monitorLog{sc: sc, warned: map[string]bool{}}
+}
+
+func (l *monitorLog) warn(key, format string, args ...any) {
+	if l.warned[key] {
+		return
+	}
+	l.warned[key] = true
+	l.sc.Log.Warn().Msg(fmt.Sprintf(format, args...))
+	l.sc.Note(format, args...)
+}
+
+func f(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// record is the train.Monitor callback.
+func (l *monitorLog) record(s train.MonitorSample) error {
+	for _, ls := range s.Layers {
+		l.rows = append(l.rows, []string{strconv.Itoa(s.Epoch + 1), strconv.Itoa(s.Step + 1), ls.Layer, ls.Kind,
+			f(ls.Mean), f(ls.Std), f(ls.DeadFraction), f(ls.GradNorm), "", "", ""})
+		if ls.DeadFraction > 0.5 {
+			l.warn("dead/"+ls.Layer, "layer %s: %.0f%% of its units are dead (<= 0 on every row of a batch) at epoch %d; try leaky_relu or gelu, a lower learning rate, or He init", ls.Layer, 100*ls.DeadFraction, s.Epoch+1)
+		}
+	}
+	for _, ps := range s.Params {
+		l.rows = append(l.rows, []string{strconv.Itoa(s.Epoch + 1), strconv.Itoa(s.Step + 1), ps.Param, "param",
+			"", "", "", f(ps.GradNorm), f(ps.Norm), f(ps.GradToParam), f(ps.UpdateToParam)})
+		if ps.Norm > 0 && (ps.UpdateToParam > 1e-1 || (ps.UpdateToParam > 0 && ps.UpdateToParam < 1e-6)) {
+			l.warn("update/"+ps.Param, "%s: update/param ratio %.1e at epoch %d (healthy: about 1e-3); the learning rate may be too high or too low", ps.Param, ps.UpdateToParam, s.Epoch+1)
+		}
+	}
+	return nil
+}
+
+func (l *monitorLog) write(path string) error {
+	if len(l.rows) == 0 {
+		return nil
+	}
+	return pipeline.WriteAtomic(path, func(file *os.File) error {
+		w := csv.NewWriter(file)
+		w.Write([]string{"epoch", "step", "name", "kind", "act_mean", "act_std", "dead_fraction", "grad_norm", "param_norm", "grad_to_param", "update_to_param"})
+		w.WriteAll(l.rows)
+		return w.Error()
+	})
+}
