@@ -122,6 +122,9 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	tc := s.ts.cfg
 	tc.Seed = sc.Seed(1)
 	tc.Logger = sc.Log
+	if tc.Augment, err = augmenterFor(trainT.Lineage(), plan); err != nil {
+		return err
+	}
 	n, release, err := sc.CPU(ctx, max(s.ts.workers, sc.Workers()))
 	if err != nil {
 		return err
