@@ -7,5 +7,5 @@ const raceEnabled = true
 
 // ciMargin is the accuracy lead arm 3 (DAE + pseudo-labels) must have over arm 1 (supervised
 // only) in TestMNISTPretrainingBeatsSupervised. Measured leads of the race-sized study over
-// seeds 1-3: 0.016, 0.007, 0.026.
-const ciMargin = 0.005
+// seeds 1-3: 0.036, 0.020, 0.031.
+const ciMargin = 0.01
