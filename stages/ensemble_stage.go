@@ -227,6 +227,12 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 			return err
 		}
 	}
+	if n := labelledOnly(&trainData.ds); n > 0 {
+		sc.Note("%d training rows have no label (unlabeled) and are skipped", n)
+	}
+	if valData != nil {
+		labelledOnly(&valData.ds)
+	}
 	cfg := s.cfg
 	for i, b := range s.bases {
 		b.tasks = s.shared.tasks

@@ -112,6 +112,16 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 			return err
 		}
 	}
+	if n := labelledOnly(&trainData.ds); n > 0 {
+		sc.Note("%d training rows have no label for any target (unlabeled) and are skipped", n)
+		sc.SetInfo("unlabeled_rows_skipped", n)
+	}
+	if trainData.ds.Len() == 0 {
+		return &pipeline.DataError{Stage: sc.Name, Msg: "no training row has a label", Hint: "check the target column and mask_labels' per_class"}
+	}
+	if valData != nil {
+		labelledOnly(&valData.ds)
+	}
 	src, err := s.transfer.source(ctx, sc)
 	if err != nil {
 		return err
@@ -344,4 +354,33 @@ func writeSeries(path string, series map[string][]float64) error {
 		}
 	}
 	return writeHistory(path, h)
+}
+
+// labelledOnly narrows d to the rows that have a label for at least one target (unlabeled
+// rows teach a supervised model nothing, and would cost a full pass each epoch). It returns
+// how many rows it left out.
+func labelledOnly(d *train.Dataset) int {
+	n := d.Len()
+	var keep []int
+	for i := 0; i < n; i++ {
+		row := i
+		if d.Index != nil {
+			row = d.Index[i]
+		}
+		for _, t := range d.Targets {
+			if t.Labels != nil && t.Labels[row] >= 0 {
+				keep = append(keep, i)
+				break
+			}
+			if t.Labels == nil && t.Values != nil && !math.IsNaN(float64(t.Values[row*max(t.Outputs, 1)])) {
+				keep = append(keep, i)
+				break
+			}
+		}
+	}
+	if len(keep) == n {
+		return 0
+	}
+	*d = d.Subset(keep)
+	return n - len(keep)
 }
