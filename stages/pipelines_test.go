@@ -39,7 +39,7 @@ var pipelineFloors = map[string]struct {
 		// pseudo-labels beats supervised-only" is asserted over seeds by pretrain's
 		// TestMNISTPretrainingBeatsSupervised.
 		overrides: []string{"load.limit=6000", "load.peer_split=true", "split.split_column=split", "few.per_class=20", "few.val_per_class=5",
-			"dae.epochs=2", "supervised.epochs=25", "finetuned.epochs=25", "pseudo.rounds=2", "pseudo.epochs=2"},
+			"dae.epochs=2", "supervised.epochs=25", "finetuned.epochs=25", "pseudo.rounds=2", "pseudo.epochs=5"},
 		floors: map[string]float64{"compare:supervised/test_accuracy": 0.70, "compare:finetuned/test_accuracy": 0.70, "compare:pseudo/test_accuracy": 0.75,
 			"pseudo:round_1/pseudo_label_accuracy": 0.85},
 	},
