@@ -281,46 +281,8 @@ path = "scores.csv"
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	r, err := tableio.OpenFile("../datasets/data/digits/digits.csv", mem, tableio.CSVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release()
-	byRow := map[string][]string{}
-	var header []string
-	err = Predict(context.Background(), p, r, mem, func(rec arrow.RecordBatch) error {
-		if header == nil {
-			for _, f := range rec.Schema().Fields() {
-				header = append(header, f.Name)
-			}
-		}
-		for i := 0; i < int(rec.NumRows()); i++ {
-			row := make([]string, rec.NumCols())
-			for c := range row {
-				row[c] = rec.Column(c).ValueStr(i)
-			}
-			byRow[row[0]] = row
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(header, ",") != strings.Join(runPreds[0], ",") {
-		t.Fatalf("headers differ:\n%v\n%v", header, runPreds[0])
-	}
-	for _, row := range runPreds[1:] {
-		got := byRow[row[0]]
-		for c := range row {
-			a, _ := strconv.ParseFloat(row[c], 64)
-			b, _ := strconv.ParseFloat(got[c], 64)
-			if row[c] != got[c] && (a-b > 1e-6 || b-a > 1e-6) {
-				t.Fatalf("row %s column %s: run %s, predict %s", row[0], header[c], row[c], got[c])
-			}
-		}
-	}
+	header, byRow := predictCSV(t, p, "../datasets/data/digits/digits.csv")
+	samePredictions(t, runPreds, header, byRow)
 	if len(runPreds) < 200 {
 		t.Errorf("only %d predictions", len(runPreds)-1)
 	}
@@ -498,31 +460,53 @@ func TestEnsembleSameResultWhateverTheWorkers(t *testing.T) {
 		t.Errorf("kind %s", p.ArtifactKind())
 	}
 	// Its predictions on the raw CSV rows equal the run's predictions on those rows.
+	header, byRow := predictCSV(t, p, "../datasets/data/wine/wine.csv")
+	samePredictions(t, a, header, byRow)
+}
+
+// predictCSV runs Predict over a raw CSV file and returns the header and each row's printed
+// values, by _row.
+func predictCSV(t *testing.T, p Predictor, path string) (header []string, byRow map[string][]string) {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	r, err := tableio.OpenFile("../datasets/data/wine/wine.csv", mem, tableio.CSVOptions{})
+	r, err := tableio.OpenFile(path, mem, tableio.CSVOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Release()
-	byRow := map[string]string{}
+	byRow = map[string][]string{}
 	err = Predict(context.Background(), p, r, mem, func(rec arrow.RecordBatch) error {
+		if header == nil {
+			for _, f := range rec.Schema().Fields() {
+				header = append(header, f.Name)
+			}
+		}
 		for i := 0; i < int(rec.NumRows()); i++ {
 			row := make([]string, rec.NumCols())
 			for c := range row {
 				row[c] = rec.Column(c).ValueStr(i)
 			}
-			byRow[row[0]] = strings.Join(row, ",")
+			byRow[row[0]] = row
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Equal up to float32 rounding: a BLAS may round a row differently in a batch of another
-	// size (OpenBLAS does; the default GEMM does not).
-	for _, row := range a[1:] {
-		got := strings.Split(byRow[row[0]], ",")
+	return header, byRow
+}
+
+// samePredictions checks that a run's written predictions (header first) equal Predict's, up
+// to float32 rounding: a BLAS may round a row differently in a batch of another size (OpenBLAS
+// does; the default GEMM does not).
+func samePredictions(t *testing.T, run [][]string, header []string, byRow map[string][]string) {
+	t.Helper()
+	if strings.Join(header, ",") != strings.Join(run[0], ",") {
+		t.Fatalf("headers differ:\n%v\n%v", header, run[0])
+	}
+	for _, row := range run[1:] {
+		got := byRow[row[0]]
 		if len(got) != len(row) {
 			t.Fatalf("row %s: run %v, bundle %v", row[0], row, got)
 		}
@@ -530,7 +514,7 @@ func TestEnsembleSameResultWhateverTheWorkers(t *testing.T) {
 			x, _ := strconv.ParseFloat(row[c], 64)
 			y, _ := strconv.ParseFloat(got[c], 64)
 			if row[c] != got[c] && math.Abs(x-y) > 1e-6 {
-				t.Fatalf("row %s column %d: run %s, bundle %s", row[0], c, row[c], got[c])
+				t.Fatalf("row %s column %s: run %s, bundle %s", row[0], header[c], row[c], got[c])
 			}
 		}
 	}
