@@ -193,46 +193,11 @@ func parseVary(v map[string]any) (ensemble.Vary, error) {
 }
 
 func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
-	trainT, err := sc.Input(ctx, "train")
+	d, err := loadSupervised(ctx, sc, s.shared)
 	if err != nil {
 		return err
 	}
-	var valT *pipeline.Table
-	if _, ok := sc.Config.Input("val"); ok {
-		if valT, err = sc.Input(ctx, "val"); err != nil {
-			return err
-		}
-	}
-	if err := trainT.Wait(ctx); err != nil {
-		return err
-	}
-	tasks := map[string]string{}
-	for k, v := range s.shared.tasks {
-		tasks[k] = v.Task
-	}
-	if len(s.shared.targets) == 1 && s.shared.task != "auto" {
-		tasks[s.shared.targets[0]] = s.shared.task
-	}
-	plan, err := planInputs(ctx, sc, trainT, s.shared.features, s.shared.targets, tasks)
-	if err != nil {
-		return err
-	}
-	trainData, err := plan.materialize(ctx, sc, trainT, true)
-	if err != nil {
-		return err
-	}
-	var valData *tensors
-	if valT != nil {
-		if valData, err = plan.materialize(ctx, sc, valT, true); err != nil {
-			return err
-		}
-	}
-	if n := labelledOnly(&trainData.ds); n > 0 {
-		sc.Note("%d training rows have no label (unlabeled) and are skipped", n)
-	}
-	if valData != nil {
-		labelledOnly(&valData.ds)
-	}
+	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	cfg := s.cfg
 	for i, b := range s.bases {
 		b.tasks = s.shared.tasks

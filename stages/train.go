@@ -62,66 +62,81 @@ type trainStage struct {
 	layersSet bool
 }
 
-func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+// supervised is a train or ensemble stage's data, planned and materialised.
+type supervised struct {
+	trainT             *pipeline.Table
+	plan               *InputPlan
+	trainData, valData *tensors // valData nil without a val table
+}
+
+// loadSupervised reads the train (and val) inputs, decides features, targets and tasks, and
+// materialises both tables, keeping only rows with at least one label.
+func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpec) (*supervised, error) {
 	trainT, err := sc.Input(ctx, "train")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var valT *pipeline.Table
 	if _, ok := sc.Config.Input("val"); ok {
 		if valT, err = sc.Input(ctx, "val"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := trainT.Wait(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	tasks := map[string]string{}
-	for k, v := range s.spec.tasks {
+	for k, v := range ts.tasks {
 		tasks[k] = v.Task
 	}
-	if len(s.spec.targets) <= 1 && s.spec.task != "auto" {
-		for _, t := range s.spec.targets {
-			tasks[t] = s.spec.task
+	if len(ts.targets) <= 1 && ts.task != "auto" {
+		for _, t := range ts.targets {
+			tasks[t] = ts.task
 		}
-		if len(s.spec.targets) == 0 {
-			tasks[""] = s.spec.task
+		if len(ts.targets) == 0 {
+			tasks[""] = ts.task
 		}
 	}
-	plan, err := planInputs(ctx, sc, trainT, s.spec.features, s.spec.targets, tasks)
+	plan, err := planInputs(ctx, sc, trainT, ts.features, ts.targets, tasks)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if t, ok := tasks[""]; ok && len(plan.Targets) == 1 && t != "auto" && plan.Targets[0].Task != t {
+	if t, ok := tasks[""]; ok && len(plan.Targets) == 1 && plan.Targets[0].Task != t {
 		// task set without naming the target: re-plan the default target with it.
 		tasks[plan.Targets[0].Column] = t
-		if plan, err = planInputs(ctx, sc, trainT, s.spec.features, s.spec.targets, tasks); err != nil {
-			return err
+		if plan, err = planInputs(ctx, sc, trainT, ts.features, ts.targets, tasks); err != nil {
+			return nil, err
 		}
 	}
-	if unk := s.spec.unknownTasks(plan); len(unk) > 0 {
-		return sc.Config.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
+	if unk := ts.unknownTasks(plan); len(unk) > 0 {
+		return nil, sc.Config.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
 	}
-	trainData, err := plan.materialize(ctx, sc, trainT, true)
-	if err != nil {
-		return err
+	d := &supervised{trainT: trainT, plan: plan}
+	if d.trainData, err = plan.materialize(ctx, sc, trainT, true); err != nil {
+		return nil, err
 	}
-	var valData *tensors
 	if valT != nil {
-		if valData, err = plan.materialize(ctx, sc, valT, true); err != nil {
-			return err
+		if d.valData, err = plan.materialize(ctx, sc, valT, true); err != nil {
+			return nil, err
 		}
+		labelledOnly(&d.valData.ds)
 	}
-	if n := labelledOnly(&trainData.ds); n > 0 {
+	if n := labelledOnly(&d.trainData.ds); n > 0 {
 		sc.Note("%d training rows have no label for any target (unlabeled) and are skipped", n)
 		sc.SetInfo("unlabeled_rows_skipped", n)
 	}
-	if trainData.ds.Len() == 0 {
-		return &pipeline.DataError{Stage: sc.Name, Msg: "no training row has a label", Hint: "check the target column and mask_labels' per_class"}
+	if d.trainData.ds.Len() == 0 {
+		return nil, &pipeline.DataError{Stage: sc.Name, Msg: "no training row has a label", Hint: "check the target column and mask_labels' per_class"}
 	}
-	if valData != nil {
-		labelledOnly(&valData.ds)
+	return d, nil
+}
+
+func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+	d, err := loadSupervised(ctx, sc, s.spec)
+	if err != nil {
+		return err
 	}
+	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	src, err := s.transfer.source(ctx, sc)
 	if err != nil {
 		return err
