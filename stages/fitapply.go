@@ -156,6 +156,9 @@ func (s *fitApplyStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 			}
 			return pipeline.MapTable(gctx, sc, in, out, func(ctx context.Context, sc *pipeline.StageContext, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 				res, err := tr.Apply(ctx, sc.Mem, rec)
+				if err != nil && ctx.Err() != nil {
+					return nil, context.Cause(ctx) // stopped by the run, not a data problem
+				}
 				if err != nil {
 					return nil, &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("%s: %v", in.Name(), err)}
 				}

@@ -69,6 +69,9 @@ func scoreTable(ctx context.Context, sc *pipeline.StageContext, p Predictor, t *
 	plan := p.InputPlan()
 	data, err := plan.materializeWith(ctx, sc, t, withTargets, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 		out, err := p.PreprocessFrom(ctx, sc.Mem, rec, from)
+		if err != nil && ctx.Err() != nil {
+			return nil, context.Cause(ctx) // stopped by the run, not a data problem
+		}
 		if err != nil {
 			return nil, &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("%s: %v", t.Name(), err)}
 		}
