@@ -378,9 +378,15 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 	for _, sc := range p.Stages {
 		m := map[string]any{"kind": sc.Kind}
 		for k, v := range sc.values {
-			if v != nil {
-				m[k] = v
+			if v == nil {
+				continue
 			}
+			// A single-reference field is written as the string it was given, so that the
+			// resolved config loads again as it is.
+			if refs, ok := v.([]string); ok && len(refs) == 1 && sc.Spec.field(k) != nil && sc.Spec.field(k).Type == TypeInput {
+				v = refs[0]
+			}
+			m[k] = v
 		}
 		stages[sc.Name] = m
 	}
