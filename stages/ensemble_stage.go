@@ -309,6 +309,7 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 	sc.Metrics.Set("members_kept", float64(rep.Kept))
 	sc.SetInfo("peak_concurrent_members", rep.PeakConcurrent)
 	sc.SetInfo("peak_estimated_bytes", rep.PeakEstimatedBytes)
+	sc.SetInfo("train_seconds", rep.Seconds) // ensemble.Train alone: members, OOB predictions and combiner fits
 	for _, w := range rep.Warnings {
 		sc.Note("%s", w)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -288,6 +289,10 @@ func (p *InputPlan) materializeWith(ctx context.Context, sc *pipeline.StageConte
 		out.raw = make([][]float32, len(p.Targets))
 	}
 	enc := p.labelIndex()
+	// A table whose producer has finished knows its size: allocate once.
+	if rows := int(t.Rows()); rows > 0 {
+		out.ds.X = make([]float32, 0, rows*len(p.Numeric))
+	}
 	r := sc.Scan(ctx, t)
 	defer r.Release()
 	for r.Next() {
@@ -341,7 +346,10 @@ func (p *InputPlan) appendBatch(stage, table string, rec arrow.RecordBatch, with
 	n := int(rec.NumRows())
 	ids := rowIDs(rec)
 	out.rowIDs = append(out.rowIDs, ids...)
-	x := make([]float32, n*nNum)
+	// The rows are converted in place at the end of X: no intermediate copy.
+	base := len(out.ds.X)
+	out.ds.X = slices.Grow(out.ds.X, n*nNum)[:base+n*nNum]
+	x := out.ds.X[base:]
 	for j, name := range p.Numeric {
 		col := rec.Column(sch.FieldIndices(name)[0])
 		if err := columnInto(x, j, nNum, col); err != nil {
@@ -349,7 +357,6 @@ func (p *InputPlan) appendBatch(stage, table string, rec arrow.RecordBatch, with
 				Hint: "impute missing values (kind = \"impute\") before training, and check the source for NaN or Inf"}
 		}
 	}
-	out.ds.X = append(out.ds.X, x...)
 	for k, c := range p.Categorical {
 		arr, ok := rec.Column(sch.FieldIndices(c.Column)[0]).(*array.Int32)
 		if !ok {

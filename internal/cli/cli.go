@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -218,6 +219,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	dataDir := fs.String("data-dir", "", "where to look first for datasets that are not embedded (MNIST)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for `go tool pprof`)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil || len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: pipe run FILE [--out DIR] [--set stage.key=value]... [--log-format console|json]")
@@ -257,6 +259,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipe run: --cpuprofile: %v\n", err)
+			return pipeline.ExitConfig
+		}
+		defer stop()
+	}
 	res, err := pipeline.Run(ctx, p, pipeline.RunOptions{
 		Dir: *out, RunsDir: *runs, LogWriter: logw, LogLevel: level, DataDir: *dataDir, Progress: disp.event,
 		Overrides: sets, Version: Version(), GEMM: gemmName(),
@@ -308,4 +318,21 @@ func headlineMetrics(ms map[string]float64) []string {
 		keys = keys[:24]
 	}
 	return keys
+}
+
+// startCPUProfile starts the runtime's CPU profiler writing to path; the returned function
+// stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

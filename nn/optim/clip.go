@@ -1,6 +1,10 @@
 package optim
 
-import "math"
+import (
+	"math"
+
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
+)
 
 // GradNorm is the global L2 norm sqrt(sum g²) of the gradients of the params that are not
 // Frozen, accumulated in float64.
@@ -10,9 +14,7 @@ func GradNorm(params []*Param) float64 {
 		if p.Frozen {
 			continue
 		}
-		for _, g := range p.Grad {
-			sum += float64(g) * float64(g)
-		}
+		sum += elementwise.SumSquares(p.Grad)
 	}
 	return math.Sqrt(sum)
 }

@@ -112,3 +112,37 @@ func sgdMomentumVector(w, g, buf []float32, lr, l2, mu float32, nesterov bool) i
 	}
 	return n
 }
+
+//go:noescape
+func sumSquaresAVX(x *float32, n int) float32
+
+//go:noescape
+func l2GradAVX(w, grad *float32, n int, c float32) float32
+
+func sumSquaresVector(x []float32) (float32, int) {
+	n := len(x) &^ 7
+	if !useAVX || n == 0 {
+		return 0, 0
+	}
+	return sumSquaresAVX(&x[0], n), n
+}
+
+func l2GradVector(w, g []float32, c float32) (float32, int) {
+	n := len(w) &^ 7
+	if !useAVX || n == 0 {
+		return 0, 0
+	}
+	return l2GradAVX(&w[0], &g[0], n, c), n
+}
+
+//go:noescape
+func prefetchAVX(p *float32, n int)
+
+// Prefetch asks the CPU to start loading x into its caches, without waiting: a hint for data
+// that will be read soon (the rows of the next mini-batch, while this one computes). It never
+// faults and has no effect on results.
+func Prefetch(x []float32) {
+	if len(x) > 0 {
+		prefetchAVX(&x[0], len(x))
+	}
+}

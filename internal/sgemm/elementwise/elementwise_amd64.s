@@ -329,3 +329,80 @@ nestLoop:
 nestDone:
 	VZEROUPPER
 	RET
+
+// func sumSquaresAVX(x *float32, n int) float32
+//
+// Eight float32 lanes acc[j] += x[i+j]*x[i+j] (multiply, then add: no FMA), then the lanes are
+// reduced as ((a0+a4)+(a1+a5)) + ((a2+a6)+(a3+a7)); n must be a multiple of 8.
+TEXT ·sumSquaresAVX(SB), NOSPLIT, $0-20
+	MOVQ   x+0(FP), SI
+	MOVQ   n+8(FP), CX
+	VXORPS Y2, Y2, Y2
+	SHRQ   $3, CX
+	JZ     ssqReduce
+
+ssqLoop:
+	VMOVUPS (SI), Y0
+	VMULPS  Y0, Y0, Y0
+	VADDPS  Y0, Y2, Y2
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     ssqLoop
+
+ssqReduce:
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS       X3, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	MOVSS        X2, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func l2GradAVX(w, grad *float32, n int, c float32) float32
+//
+// grad[i] += c*w[i] (multiply, then add) and returns Σ w[i]² reduced like sumSquaresAVX; n must
+// be a multiple of 8.
+TEXT ·l2GradAVX(SB), NOSPLIT, $0-36
+	MOVQ         w+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS c+24(FP), Y15
+	VXORPS       Y2, Y2, Y2
+	SHRQ         $3, CX
+	JZ           l2gReduce
+
+l2gLoop:
+	VMOVUPS (DI), Y0
+	VMULPS  Y0, Y15, Y1  // c*w
+	VADDPS  (SI), Y1, Y1 // g + c*w
+	VMOVUPS Y1, (SI)
+	VMULPS  Y0, Y0, Y0   // w*w
+	VADDPS  Y0, Y2, Y2
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     l2gLoop
+
+l2gReduce:
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS       X3, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	MOVSS        X2, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func prefetchAVX(p *float32, n int)
+//
+// Issues a PREFETCHT0 for every 64-byte line of p[0:n]; n > 0.
+TEXT ·prefetchAVX(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	LEAQ (SI)(CX*4), DX
+
+pfLoop:
+	PREFETCHT0 (SI)
+	ADDQ       $64, SI
+	CMPQ       SI, DX
+	JB         pfLoop
+	RET

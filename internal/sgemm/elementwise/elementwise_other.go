@@ -18,3 +18,10 @@ func columnSumVector(dst, m []float32, rows, ldm int) int { return 0 }
 func sgdVector(w, g []float32, lr, l2 float32) int { return 0 }
 
 func sgdMomentumVector(w, g, buf []float32, lr, l2, mu float32, nesterov bool) int { return 0 }
+
+func sumSquaresVector(x []float32) (float32, int) { return 0, 0 }
+
+func l2GradVector(w, g []float32, c float32) (float32, int) { return 0, 0 }
+
+// Prefetch is a no-op off amd64 (see the amd64 version).
+func Prefetch(x []float32) {}

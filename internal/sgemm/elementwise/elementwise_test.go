@@ -361,6 +361,14 @@ func TestBitIdentical(t *testing.T) {
 			AdamUpdate(w, input(14, n), m, v, c)
 			return [][]float32{w, m, v}
 		}},
+		{"SumSquares", func() [][]float32 {
+			return [][]float32{{float32(SumSquares(input(15, n))), float32(SumSquares(input(16, 9000)[1:]))}}
+		}},
+		{"L2Grad", func() [][]float32 {
+			w, g := input(17, 9000), input(18, 9000)
+			s := L2Grad(w[3:], g[3:], 2e-3)
+			return [][]float32{g, {float32(s)}}
+		}},
 	}
 	saved := useAVX
 	defer func() { useAVX = saved }()
@@ -382,5 +390,42 @@ func TestBitIdentical(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSumSquares compares SumSquares and L2Grad with a float64 reference, on lengths that
+// exercise the lanes, the tails and several chunks.
+func TestSumSquares(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 64, 4095, 4096, 4097, 20001} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(n), 3))
+			w, g := randomSlice(n, -1, 1, rng), randomSlice(n, -1, 1, rng)
+			var want float64
+			wantG := make([]float64, n)
+			const c = 3e-3
+			for i, v := range w {
+				want += float64(v) * float64(v)
+				wantG[i] = float64(g[i]) + c*float64(v)
+			}
+			if got := SumSquares(w); math.Abs(got-want) > 1e-5*want+1e-12 {
+				t.Errorf("SumSquares = %v, want %v", got, want)
+			}
+			if got := L2Grad(w, g, c); math.Abs(got-want) > 1e-5*want+1e-12 {
+				t.Errorf("L2Grad sum = %v, want %v", got, want)
+			}
+			for i := range g {
+				if math.Abs(float64(g[i])-wantG[i]) > 1e-6 {
+					t.Fatalf("L2Grad g[%d] = %v, want %v", i, g[i], wantG[i])
+				}
+			}
+		})
+	}
+	if s := SumSquares([]float32{1, float32(math.NaN()), 2}); !math.IsNaN(s) {
+		t.Errorf("SumSquares with a NaN = %v", s)
+	}
+	x := make([]float32, 24)
+	x[17] = float32(math.Inf(-1))
+	if s := SumSquares(x); !math.IsInf(s, 1) {
+		t.Errorf("SumSquares with an -Inf = %v", s)
 	}
 }
