@@ -120,7 +120,7 @@ func TestParallelBitIdentical(t *testing.T) {
 	for _, be := range Available() {
 		t.Run(be.Name(), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(3, 4))
-			m, n, k := 300, 64, 96
+			m, n, k := 2100, 64, 96 // several row blocks of every backend (OpenBLAS's are 1024)
 			a, b := randSlice(rng, m*k), randSlice(rng, k*n)
 			c1, c2 := make([]float32, m*n), make([]float32, m*n)
 			Parallel{Backend: be, Workers: 1}.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c1, n)

@@ -12,33 +12,51 @@ type Parallel struct {
 	Workers int
 }
 
-// RowBlock is the number of C rows per block in Parallel.
+// RowBlock is the number of C rows per block in Parallel, unless the backend asks for another
+// (see RowBlocker).
 const RowBlock = 128
+
+// RowBlocker is implemented by backends that want another row block than RowBlock in
+// Parallel: a backend whose per-call overhead is large (OpenBLAS) is faster with fewer, larger
+// calls. The block must depend on nothing but the backend, so that results stay bit-identical
+// for any Workers.
+type RowBlocker interface {
+	RowBlock() int
+}
+
+// rowBlock returns the row block Parallel uses with b.
+func rowBlock(b Backend) int {
+	if rb, ok := b.(RowBlocker); ok && rb.RowBlock() > 0 {
+		return rb.RowBlock()
+	}
+	return RowBlock
+}
 
 // Name returns the wrapped backend's name.
 func (p Parallel) Name() string { return p.Backend.Name() }
 
 // Sgemm implements Backend.
 func (p Parallel) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m <= RowBlock {
+	rb := rowBlock(p.Backend)
+	if m <= rb {
 		p.Backend.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	nblk := (m + RowBlock - 1) / RowBlock
+	nblk := (m + rb - 1) / rb
 	w := min(p.Workers, nblk)
 	if w <= 1 {
 		for i := 0; i < nblk; i++ {
-			p.block(i, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			p.block(i, rb, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		}
 		return
 	}
-	p.parallel(w, nblk, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	p.parallel(w, nblk, rb, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // block multiplies row block i of C.
-func (p Parallel) block(i int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	lo := i * RowBlock
-	rows := min(RowBlock, m-lo)
+func (p Parallel) block(i, rb int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	lo := i * rb
+	rows := min(rb, m-lo)
 	// Row block of op(A): rows of A when not transposed, columns when transposed.
 	var ablk []float32
 	if transA {
@@ -49,14 +67,14 @@ func (p Parallel) block(i int, transA, transB bool, m, n, k int, alpha float32, 
 	p.Backend.Sgemm(transA, transB, rows, n, k, alpha, ablk, lda, b, ldb, beta, c[lo*ldc:], ldc)
 }
 
-func (p Parallel) parallel(w, nblk int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func (p Parallel) parallel(w, nblk, rb int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	var wg sync.WaitGroup
 	for g := 0; g < w; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := g; i < nblk; i += w {
-				p.block(i, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+				p.block(i, rb, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			}
 		}()
 	}
