@@ -14,6 +14,7 @@ func TestGradCheck(t *testing.T) {
 		spec    Spec
 		weights bool
 		missing int
+		soft    bool // soft targets (random distributions) for the classification heads
 		tol     float64
 		eps     float64 // finite-difference step; smaller where kinks or curvature need it
 	}{
@@ -28,6 +29,13 @@ func TestGradCheck(t *testing.T) {
 			Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 3, LabelSmoothing: 0.1, ClassWeights: []float64{1, 2, 0.5}}}}, weights: true},
 		{name: "binary_smoothing", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}},
 			Heads: []HeadSpec{{Kind: HeadBinary, LabelSmoothing: 0.05, ClassWeights: []float64{1, 3}}}}, weights: true},
+		{name: "soft_targets", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: softmaxHead(4)}, soft: true},
+		{name: "soft_targets_smoothing_class_weights_sample_weights", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}},
+			Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 3, LabelSmoothing: 0.1, ClassWeights: []float64{1, 2, 0.5}}}}, weights: true, soft: true},
+		{name: "binary_soft_smoothing_class_weights", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}},
+			Heads: []HeadSpec{{Kind: HeadBinary, LabelSmoothing: 0.05, ClassWeights: []float64{1, 3}}}}, weights: true, soft: true},
+		{name: "multitask_soft_masked", spec: Spec{NumInputs: 5, Layers: []LayerSpec{{Type: LayerDense, Units: 8, Activation: "tanh"}},
+			Heads: []HeadSpec{{Name: "a", Kind: HeadSoftmax, Classes: 4, LossWeight: 0.7}, {Name: "b", Kind: HeadBinary, LossWeight: 2}, {Name: "c", Kind: HeadRegression, Loss: LossMSE}}}, missing: 3, soft: true},
 		{name: "mse", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: reg(LossMSE)}, weights: true, missing: 3},
 		{name: "mae", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: reg(LossMAE)}},
 		{name: "huber", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: []HeadSpec{{Kind: HeadRegression, Loss: LossHuber, HuberDelta: 0.5}}}},
@@ -61,6 +69,9 @@ func TestGradCheck(t *testing.T) {
 			rows := 9
 			b := randomBatch(rng, m.Spec(), rows)
 			tg := randomTargets(rng, m.Spec(), rows, tc.missing)
+			if tc.soft {
+				randomSoftTargets(rng, m.Spec(), &tg, rows)
+			}
 			if tc.weights {
 				tg.Weights = make([]float32, rows)
 				for i := range tg.Weights {

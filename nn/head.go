@@ -25,18 +25,29 @@ func (h *head) alloc(rows int) {
 // lossTo computes the head's mean loss over present rows from the logits in h.lin.y, writes
 // scale·dL/dlogits into h.dz when grad is set, and returns (mean loss, Σ weights of present
 // rows). A row with a missing target contributes nothing; the mean is Σw·ℓ/Σw over present
-// rows (present values for regression), w = sample weight × class weight.
+// rows (present values for regression), w = sample weight × class weight. With soft targets
+// (t.Soft, see HeadTargets) the class weight of a row is its class mix Σ_j t_j·w_j.
 func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64, grad bool) (float64, float64) {
 	logits := h.lin.y[:rows*h.k]
 	k := h.k
 	probs := h.probs[:rows*k]
 	dz := h.dz[:rows*k]
+	soft := len(t.Soft) > 0
+	tw := h.targetWidth()
 	rowWeight := func(r int, label int32) float64 {
 		w := 1.0
 		if sampleW != nil {
 			w = float64(sampleW[r])
 		}
-		if h.classWeights != nil && label >= 0 && int(label) < len(h.classWeights) {
+		switch {
+		case h.classWeights == nil || label < 0:
+		case soft:
+			var mix float64
+			for j, tj := range t.Soft[r*tw : (r+1)*tw] {
+				mix += float64(tj) * float64(h.classWeights[j])
+			}
+			w *= mix
+		case int(label) < len(h.classWeights):
 			w *= float64(h.classWeights[label])
 		}
 		return w
@@ -77,6 +88,22 @@ func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64,
 				continue
 			}
 			w := rowWeight(r, l)
+			if soft {
+				// Cross-entropy with the (smoothed) distribution q: −Σ q_j·log p_j, gradient p − q.
+				q := t.Soft[r*k : r*k+k]
+				var lr float64
+				for j, v := range z {
+					lr -= (float64(q[j])*(1-eps) + eps/float64(k)) * (float64(v-mx) - logS)
+				}
+				total += w * lr
+				if grad {
+					c := float32(scale * w / wsum)
+					for j, pv := range p {
+						d[j] = c * (pv - float32(float64(q[j])*(1-eps)+eps/float64(k)))
+					}
+				}
+				continue
+			}
 			var lr float64
 			if eps == 0 {
 				lr = -(float64(z[l]-mx) - logS)
@@ -123,6 +150,9 @@ func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64,
 			}
 			w := rowWeight(r, l)
 			tt := float64(l)*(1-eps) + eps/2
+			if soft {
+				tt = float64(t.Soft[2*r+1])*(1-eps) + eps/2
+			}
 			// softplus(z) − t·z, stable.
 			total += w * (max(z, 0) - z*tt + math.Log1p(math.Exp(-math.Abs(z))))
 			if grad {
@@ -205,9 +235,49 @@ func (h *head) checkTargets(t HeadTargets, rows int) error {
 				return fmt.Errorf("head %q: label %d out of range [0, %d) (use a negative label for missing)", h.spec.Name, l, limit)
 			}
 		}
+		if len(t.Soft) > 0 {
+			return h.checkSoft(t, rows)
+		}
 	default:
 		if len(t.Values) < rows*h.k {
 			return fmt.Errorf("head %q: %d target values for %d rows × %d outputs", h.spec.Name, len(t.Values), rows, h.k)
+		}
+	}
+	return nil
+}
+
+// softTolerance is how far from 1 a soft target row may sum (float32 mixing rounds).
+const softTolerance = 1e-3
+
+// targetWidth is the number of classes a classification head's targets range over (2 for a
+// binary head, whose logit is one).
+func (h *head) targetWidth() int {
+	if h.spec.Kind == HeadBinary {
+		return 2
+	}
+	return h.k
+}
+
+// checkSoft validates the soft targets of the present rows: finite, non-negative, each row a
+// distribution.
+func (h *head) checkSoft(t HeadTargets, rows int) error {
+	w := h.targetWidth()
+	if len(t.Soft) < rows*w {
+		return fmt.Errorf("head %q: %d soft targets for %d rows × %d classes", h.spec.Name, len(t.Soft), rows, w)
+	}
+	for r, l := range t.Labels[:rows] {
+		if l < 0 {
+			continue
+		}
+		var sum float64
+		for j, v := range t.Soft[r*w : (r+1)*w] {
+			if !(v >= 0) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("head %q: soft target of row %d, class %d is %g: soft targets must be finite and ≥ 0", h.spec.Name, r, j, v)
+			}
+			sum += float64(v)
+		}
+		if math.Abs(sum-1) > softTolerance {
+			return fmt.Errorf("head %q: soft targets of row %d sum to %.4g, want 1 (±%g): each row is a class distribution (mark a missing row with a negative label)", h.spec.Name, r, sum, softTolerance)
 		}
 	}
 	return nil

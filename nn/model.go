@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 	"github.com/pipe-ml/pipe/nn/gemm"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
@@ -25,6 +26,16 @@ type Batch struct {
 type HeadTargets struct {
 	// Labels (softmax, binary): class index per row, negative = missing.
 	Labels []int32
+	// Soft (softmax, binary), when not empty, gives every present row a target distribution
+	// over the classes instead of its label (mixup, distillation): Rows×Classes values for a
+	// softmax head, Rows×2 values [1−t, t] for a binary head, each row finite, ≥ 0 and summing
+	// to 1 (±1e-3). Labels is still required and still marks the missing rows (negative:
+	// masked, their Soft row is ignored); a present row's label is not used by the loss.
+	// The loss is the cross-entropy −Σ_j t_j·log p_j (gradient p − t); label smoothing applies
+	// on top (t ← (1−ε)·t + ε/Classes); class weights weight a row by its class mix Σ_j t_j·w_j.
+	// An empty Soft with spare capacity is storage an augmenter may reslice (see
+	// nn/train.Config.Augment). Default nil: the labels are the targets.
+	Soft []float32
 	// Values (regression): Rows×Outputs, NaN = missing.
 	Values []float32
 }
@@ -251,6 +262,16 @@ func (m *Model) buildLayer(ls LayerSpec, in int, rng *rand.Rand, denses map[stri
 			r.proj = newDense(ls.Name+"/proj", in, ls.Units, actLinear, false)
 		}
 		return []layer{r}, nil
+	case LayerCustom:
+		c, err := newCustomLayer(ls, in, rng)
+		if err != nil {
+			return nil, err
+		}
+		out := []layer{c}
+		if ls.Dropout > 0 {
+			out = append(out, &dropoutLayer{lname: ls.Name + "_dropout", width: c.outWidth(), rate: ls.Dropout})
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("nn: layer %q: unknown type %q", ls.Name, ls.Type)
 }
@@ -531,11 +552,17 @@ func (m *Model) TrainStep(b Batch, t Targets) (Loss, error) {
 		return Loss{}, err
 	}
 	m.forward(b, true)
+	if err := m.customErr(); err != nil {
+		return Loss{}, err
+	}
 	loss, err := m.losses(t, b.Rows, true)
 	if err != nil {
 		return Loss{}, err
 	}
 	m.backward(b)
+	if err := m.customErr(); err != nil {
+		return Loss{}, err
+	}
 	loss.Penalty = m.penalties(b.Rows, true)
 	loss.Total += loss.Penalty
 	return loss, nil
@@ -547,6 +574,9 @@ func (m *Model) trainLoss(b Batch, t Targets) (Loss, error) {
 		return Loss{}, err
 	}
 	m.forward(b, true)
+	if err := m.customErr(); err != nil {
+		return Loss{}, err
+	}
 	loss, err := m.losses(t, b.Rows, false)
 	if err != nil {
 		return Loss{}, err
@@ -563,6 +593,9 @@ func (m *Model) EvalLoss(b Batch, t Targets) (Loss, error) {
 		return Loss{}, err
 	}
 	m.forward(b, false)
+	if err := m.customErr(); err != nil {
+		return Loss{}, err
+	}
 	return m.losses(t, b.Rows, false)
 }
 
@@ -649,6 +682,15 @@ func (m *Model) penalties(rows int, grad bool) float64 {
 		if wp.p.Frozen {
 			continue
 		}
+		if wp.l1 == 0 {
+			// The common case, L2 only: one vectorised pass for the gradient and the value.
+			if grad {
+				total += wp.l2 * elementwise.L2Grad(wp.p.Value, wp.p.Grad, float32(2*wp.l2))
+			} else {
+				total += wp.l2 * elementwise.SumSquares(wp.p.Value)
+			}
+			continue
+		}
 		var s1, s2 float64
 		for i, v := range wp.p.Value {
 			f := float64(v)
@@ -724,6 +766,9 @@ func (m *Model) Predict(b Batch) (Outputs, error) {
 			}
 		}
 		m.forward(sub, false)
+		if err := m.customErr(); err != nil {
+			return Outputs{}, err
+		}
 		for i, h := range m.heads {
 			m.headOutputTo(out.Heads[i][lo*out.Width[i]:hi*out.Width[i]], h, sub.Rows)
 		}

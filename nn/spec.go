@@ -18,6 +18,8 @@ const (
 	LayerLayerNorm     = "layer_norm"
 	LayerGaussianNoise = "gaussian_noise"
 	LayerResidual      = "residual"
+	// LayerCustom is a block registered with RegisterCustom and named by LayerSpec.Custom.
+	LayerCustom = "custom"
 )
 
 // Head kinds of HeadSpec.Kind.
@@ -76,15 +78,19 @@ type EmbeddingSpec struct {
 //
 // In JSON a layer may also be written in the short form {"dense": 128, "activation": "relu",
 // "dropout": 0.2}, {"dropout": 0.1}, {"activation": "tanh"}, {"batch_norm": true},
-// {"layer_norm": true}, {"gaussian_noise": 0.1} or {"residual": 64}.
+// {"layer_norm": true}, {"gaussian_noise": 0.1}, {"residual": 64} or {"custom": "my_block"}.
 type LayerSpec struct {
 	Type string `json:"type"`
 	// Name is the stable layer name; default "<type>_<n>" with n counting layers of that type
 	// from 1.
 	Name string `json:"name,omitempty"`
 
-	// Units is the output width (dense, residual).
+	// Units is the output width (dense, residual). On a custom layer it is optional: when set it
+	// is passed to the block's factory and the block's output width must equal it.
 	Units int `json:"units,omitempty"`
+	// Custom names the registered block of a custom layer (see RegisterCustom); required for
+	// type custom, ignored otherwise.
+	Custom string `json:"custom,omitempty"`
 	// Activation is relu, leaky_relu (slope 0.01), gelu (exact, erf), elu (alpha 1), tanh,
 	// sigmoid or linear. For dense and residual layers it is applied inline; default linear for
 	// dense, relu for residual. For an activation layer it is required.
@@ -157,6 +163,8 @@ func (l *LayerSpec) UnmarshalJSON(b []byte) error {
 		l.Type = LayerLayerNorm
 	case aux.GaussianNoise != nil:
 		l.Type, l.Stddev = LayerGaussianNoise, *aux.GaussianNoise
+	case l.Custom != "":
+		l.Type = LayerCustom
 	case aux.DropoutShort != nil:
 		l.Type, l.Rate, l.Dropout = LayerDropout, *aux.DropoutShort, 0
 	case l.Activation != "":
@@ -336,8 +344,12 @@ func (l *LayerSpec) validate() error {
 		if l.Momentum < 0 || l.Momentum > 1 {
 			return fmt.Errorf("momentum %g not in [0, 1]", l.Momentum)
 		}
+	case LayerCustom:
+		if err := l.validateCustom(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise or residual)", l.Type)
+		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise, residual or custom)", l.Type)
 	}
 	if l.Tie != "" && l.Type != LayerDense {
 		return fmt.Errorf("tie is only supported on dense layers")

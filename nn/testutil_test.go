@@ -54,3 +54,32 @@ func randomTargets(rng *rand.Rand, spec Spec, rows, missingEvery int) Targets {
 	}
 	return t
 }
+
+// randomSoftTargets gives every classification head of t random soft targets: rows×classes
+// distributions (binary: rows×2) with every class present, so each class's logit gets a
+// gradient. Missing rows (negative labels) stay missing.
+func randomSoftTargets(rng *rand.Rand, spec Spec, t *Targets, rows int) {
+	for hi, h := range spec.Heads {
+		k := h.Classes
+		switch h.Kind {
+		case HeadBinary:
+			k = 2
+		case HeadSoftmax:
+		default:
+			continue
+		}
+		soft := make([]float32, rows*k)
+		for r := 0; r < rows; r++ {
+			row := soft[r*k : (r+1)*k]
+			var sum float32
+			for j := range row {
+				row[j] = 0.05 + rng.Float32()
+				sum += row[j]
+			}
+			for j := range row {
+				row[j] /= sum
+			}
+		}
+		t.Heads[hi].Soft = soft
+	}
+}

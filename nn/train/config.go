@@ -60,6 +60,15 @@ type Config struct {
 	// every step. It must draw randomness only from rng, the trainer's augmentation stream
 	// (seeded from Seed and saved in checkpoints), so that training stays deterministic and
 	// resumable. Evaluation batches are never augmented. Default nil.
+	//
+	// Soft targets: t.Heads[h].Soft of a classification head comes as an empty slice with
+	// room for Rows×Classes values (Rows×2 for a binary head); an augmenter that mixes labels
+	// (mixup) reslices it, fills it and leaves it set, and the step trains on it (see
+	// nn.HeadTargets.Soft). That room, like the batch, belongs to this Fit, so one Augment
+	// function may be shared by concurrent Fits (ensemble members) as long as it keeps no
+	// per-call state of its own. The train "loss" of History is then the loss on the
+	// augmented batches (with mixup, the cross-entropy with the mixed targets), not on the
+	// clean training rows; the other train metrics are computed on clean rows.
 	Augment func(b *nn.Batch, t *nn.Targets, rng *rand.Rand)
 	// Resume continues from a checkpoint taken by a previous Fit with the same data and
 	// config (see EpochInfo.Checkpoint).

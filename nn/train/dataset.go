@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 	"github.com/pipe-ml/pipe/nn"
 )
 
@@ -130,6 +131,9 @@ type batchBuffers struct {
 	targets nn.Targets
 	catView [][]int32        // slice headers handed out, so batch.Cat keeps full length
 	heads   []nn.HeadTargets // likewise for targets
+	// soft is per-head room for soft targets (nil: none), handed out by gather as an empty
+	// HeadTargets.Soft with this capacity, for an augmenter to reslice (Config.Augment).
+	soft [][]float32
 }
 
 func newBatchBuffers(d Dataset, rows int) *batchBuffers {
@@ -153,6 +157,20 @@ func newBatchBuffers(d Dataset, rows int) *batchBuffers {
 	b.catView = make([][]int32, len(d.Cat))
 	b.heads = make([]nn.HeadTargets, len(d.Targets))
 	return b
+}
+
+// addSoftRoom gives every classification head of heads room for rows×classes soft targets
+// (rows×2 for a binary head).
+func (b *batchBuffers) addSoftRoom(heads []nn.HeadSpec, rows int) {
+	b.soft = make([][]float32, len(heads))
+	for h, hs := range heads {
+		switch hs.Kind {
+		case nn.HeadSoftmax:
+			b.soft[h] = make([]float32, 0, rows*hs.Classes)
+		case nn.HeadBinary:
+			b.soft[h] = make([]float32, 0, rows*2)
+		}
+	}
 }
 
 // gather copies the dataset rows at positions pos into the buffers (which must hold
@@ -179,6 +197,10 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 				dst[i] = t.Labels[d.row(p)]
 			}
 			tg.Heads[h].Labels = dst
+			tg.Heads[h].Soft = nil // an augmenter of the previous step may have set it
+			if b.soft != nil {
+				tg.Heads[h].Soft = b.soft[h][:0]
+			}
 		} else {
 			k := t.outputs()
 			dst := b.targets.Heads[h].Values[:n*k]
@@ -197,6 +219,15 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 		tg.Weights = w
 	}
 	return bt, tg
+}
+
+// prefetch hints the CPU to load the numeric rows at positions pos into its caches.
+func (d Dataset) prefetch(pos []int) {
+	ni := d.NumInputs
+	for _, p := range pos {
+		r := d.row(p)
+		elementwise.Prefetch(d.X[r*ni : (r+1)*ni])
+	}
 }
 
 // materialize gathers the whole dataset into fresh contiguous buffers.

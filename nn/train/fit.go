@@ -159,6 +159,9 @@ func (r *run) setup(ctx context.Context) error {
 		maxBS = max(maxBS, cfg.batchSize(e, r.train.Len()))
 	}
 	r.buf = newBatchBuffers(r.train, maxBS)
+	if cfg.Augment != nil {
+		r.buf.addSoftRoom(m.Heads(), maxBS)
+	}
 	r.perm = make([]int, r.train.Len())
 	r.valBatch, r.valTargets = materialize(r.val)
 	sample := r.train
@@ -323,6 +326,11 @@ func (r *run) loop(ctx context.Context) error {
 				return fmt.Errorf("train: stopped at epoch %d, step %d: %w", r.epoch, r.step, err)
 			}
 			b, t := r.buf.gather(r.train, r.perm[start:min(start+bs, n)])
+			if next := start + bs; next < n {
+				// Start loading the next batch's rows while this step computes: the gather
+				// is otherwise bound by memory latency on large tables.
+				r.train.prefetch(r.perm[next:min(next+bs, n)])
+			}
 			if cfg.Augment != nil {
 				cfg.Augment(&b, &t, r.augmentR)
 			}
@@ -471,15 +479,11 @@ func (r *run) evaluate(dst map[string]float64) error {
 		return fmt.Errorf("train: evaluate training sample: %w", err)
 	}
 	headMetrics(dst, "", heads, out, r.trTargets)
-	vout, err := r.m.Predict(r.valBatch)
+	vout, vl, err := r.m.PredictLoss(r.valBatch, r.valTargets)
 	if err != nil {
 		return fmt.Errorf("train: evaluate validation: %w", err)
 	}
 	headMetrics(dst, "val_", heads, vout, r.valTargets)
-	vl, err := r.m.EvalLoss(r.valBatch, r.valTargets)
-	if err != nil {
-		return fmt.Errorf("train: validation loss: %w", err)
-	}
 	dst["val_loss"] = vl.Total
 	if len(heads) > 1 {
 		for i, h := range heads {

@@ -523,3 +523,71 @@ func TestAugmentIsFreshEachStepAndLeavesDataAlone(t *testing.T) {
 		t.Error("augmentation did not change training")
 	}
 }
+
+// TestAugmentSoftTargets: every step hands the augmenter empty soft-target room of the right
+// capacity (not the previous step's targets), and the step trains on what it puts there:
+// one-hot soft targets train like the labels (same weights and train loss within float32
+// rounding), shifted ones teach the shifted classes.
+func TestAugmentSoftTargets(t *testing.T) {
+	train, val := blobs(1, 300), blobs(2, 100)
+	const k = 3
+	softAug := func(shift int32) func(*nn.Batch, *nn.Targets, *rand.Rand) {
+		return func(b *nn.Batch, tg *nn.Targets, _ *rand.Rand) {
+			ht := &tg.Heads[0]
+			if len(ht.Soft) != 0 || cap(ht.Soft) < b.Rows*k {
+				t.Fatalf("soft room: len %d cap %d, want empty with capacity ≥ %d", len(ht.Soft), cap(ht.Soft), b.Rows*k)
+			}
+			ht.Soft = ht.Soft[:b.Rows*k]
+			clear(ht.Soft)
+			for i, l := range ht.Labels[:b.Rows] {
+				ht.Soft[i*k+int((l+shift)%k)] = 1
+			}
+		}
+	}
+	fit := func(aug func(*nn.Batch, *nn.Targets, *rand.Rand)) (*nn.Model, Result) {
+		m := buildModel(t, richSpec())
+		cfg := Config{Epochs: 3, BatchSize: 64, Seed: 4, Augment: aug, EarlyStopping: EarlyStopping{Disabled: true}}
+		res, err := Fit(context.Background(), m, train, val, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, res
+	}
+	plain, plainRes := fit(nil)
+	t.Run("one_hot_equals_labels", func(t *testing.T) {
+		m, res := fit(softAug(0))
+		a, b := weightsOf(plain), weightsOf(m)
+		for i := range a {
+			for j := range a[i] {
+				if d := math.Abs(float64(a[i][j] - b[i][j])); d > 1e-4 {
+					t.Fatalf("tensor %d value %d: labels %v, one-hot soft %v", i, j, a[i][j], b[i][j])
+				}
+			}
+		}
+		for e, want := range plainRes.History.Series("loss") {
+			if got := res.History.Series("loss")[e]; math.Abs(got-want) > 1e-5*max(1, want) {
+				t.Errorf("epoch %d train loss %.7g with one-hot soft targets, %.7g with labels", e, got, want)
+			}
+		}
+	})
+	t.Run("shifted_soft_targets_are_learned", func(t *testing.T) {
+		m, _ := fit(softAug(1))
+		out := predictDataset(t, m, val)
+		var hits int
+		for i, l := range val.Targets[0].Labels {
+			p := out.Heads[0][i*k : i*k+k]
+			best := 0
+			for j := range p {
+				if p[j] > p[best] {
+					best = j
+				}
+			}
+			if int32(best) == (l+1)%k {
+				hits++
+			}
+		}
+		if acc := float64(hits) / float64(val.Len()); acc < 0.8 {
+			t.Errorf("accuracy on the shifted classes %.3f < 0.8: the step did not train on the soft targets", acc)
+		}
+	})
+}

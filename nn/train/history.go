@@ -11,6 +11,9 @@ import (
 // and per head "accuracy", "logloss" (classification) or "rmse", "mae", "r2" (regression),
 // prefixed with "val_" for the validation set. With several heads the per-head keys are
 // "<task>/<key>" (e.g. "parity/val_accuracy") and "<task>/loss", "<task>/val_loss" are added.
+// The train "loss" is the running mean of the epoch's batch losses, on the batches as trained
+// (augmented, e.g. mixed, when Config.Augment is set); the other train metrics are computed on
+// a clean sample of the training rows.
 type History struct {
 	Epochs []map[string]float64
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package graphmodel
+
+const raceEnabled = false
