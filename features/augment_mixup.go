@@ -25,7 +25,9 @@ func (m Mixup) Validate() error {
 }
 
 // Mix mixes the rows of x (rows×cols) and of their soft targets y (rows×k) in place. It panics
-// if x or y is too short or Validate fails.
+// if x or y is too short or Validate fails. It allocates copies of x and y; see DrawTo and
+// MixRowsTo to mix with caller-owned buffers, or to mix further per-row data (sample weights,
+// several heads' targets) with the same pairs.
 func (m Mixup) Mix(x []float32, y []float32, rows, cols, k int, rng *rand.Rand) {
 	checkBatch(x, rows, cols)
 	checkBatch(y, rows, k)
@@ -35,19 +37,55 @@ func (m Mixup) Mix(x []float32, y []float32, rows, cols, k int, rng *rand.Rand) 
 	if m.Alpha == 0 || rows < 2 {
 		return
 	}
+	partner, lambda := make([]int, rows), make([]float64, rows)
+	m.DrawTo(partner, lambda, rng)
 	x0 := append([]float32(nil), x[:rows*cols]...)
 	y0 := append([]float32(nil), y[:rows*k]...)
-	perm := rng.Perm(rows)
-	for i, j := range perm {
-		lambda := sampleBeta(rng, m.Alpha)
-		l, r := float32(lambda), float32(1-lambda)
-		xi, xj := x[i*cols:(i+1)*cols], x0[j*cols:(j+1)*cols]
-		for c := range xi {
-			xi[c] = l*x0[i*cols+c] + r*xj[c]
-		}
-		yi, yj := y[i*k:(i+1)*k], y0[j*k:(j+1)*k]
-		for c := range yi {
-			yi[c] = l*y0[i*k+c] + r*yj[c]
+	MixRowsTo(x, x0, cols, partner, lambda)
+	MixRowsTo(y, y0, k, partner, lambda)
+}
+
+// DrawTo draws the pairs of one batch of len(partner) rows, as Mix does: partner[i] = π(i) for
+// a random permutation π (the draws of rng.Perm), then lambda[i] ~ Beta(Alpha, Alpha) for
+// i = 0, 1, ... in order. π may map a row to itself (it then stays as it is). With Alpha 0 it
+// draws nothing and pairs every row with itself, λ = 1. It panics if the lengths differ or
+// Validate fails.
+func (m Mixup) DrawTo(partner []int, lambda []float64, rng *rand.Rand) {
+	if len(partner) != len(lambda) {
+		panic(fmt.Sprintf("features: mixup: %d partners for %d lambdas", len(partner), len(lambda)))
+	}
+	if err := m.Validate(); err != nil {
+		panic(err)
+	}
+	for i := range partner {
+		partner[i], lambda[i] = i, 1
+	}
+	if m.Alpha == 0 {
+		return
+	}
+	// rng.Perm's draws, without its allocation.
+	rng.Shuffle(len(partner), func(i, j int) { partner[i], partner[j] = partner[j], partner[i] })
+	for i := range lambda {
+		lambda[i] = sampleBeta(rng, m.Alpha)
+	}
+}
+
+// MixRowsTo writes dst_i = λ_i·src_i + (1−λ_i)·src_partner[i] for every row i of src (rows of
+// cols values, rows = len(partner)), in float32 with λ_i and 1−λ_i rounded to float32. dst and
+// src must not overlap. A NaN in either source row makes the mixed value NaN (a missing value
+// stays missing). It panics if a slice is too short or a partner is out of range.
+func MixRowsTo(dst, src []float32, cols int, partner []int, lambda []float64) {
+	rows := len(partner)
+	checkBatch(dst, rows, cols)
+	checkBatch(src, rows, cols)
+	if len(lambda) != rows {
+		panic(fmt.Sprintf("features: mixup: %d lambdas for %d rows", len(lambda), rows))
+	}
+	for i, j := range partner {
+		l, r := float32(lambda[i]), float32(1-lambda[i])
+		di, si, sj := dst[i*cols:(i+1)*cols], src[i*cols:(i+1)*cols], src[j*cols:(j+1)*cols]
+		for c := range di {
+			di[c] = l*si[c] + r*sj[c]
 		}
 	}
 }

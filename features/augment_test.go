@@ -273,3 +273,67 @@ func TestAugmentValidate(t *testing.T) {
 		t.Error("negative mixup alpha accepted")
 	}
 }
+
+// TestMixupDrawToReplaysMix: DrawTo makes the draws documented for Mix (rng.Perm, then one
+// Beta λ per row), and MixRowsTo with them reproduces Mix; a NaN source value stays NaN.
+func TestMixupDrawToReplaysMix(t *testing.T) {
+	rows, cols, k := 9, 4, 3
+	rng := rand.New(rand.NewPCG(2, 3))
+	x0 := randomBatch(rng, rows*cols)
+	y0 := randomBatch(rng, rows*k)
+	x0[5*cols+1] = float32(math.NaN())
+	mix := Mixup{Alpha: 0.3}
+	x, y := slices.Clone(x0), slices.Clone(y0)
+	mix.Mix(x, y, rows, cols, k, rand.New(rand.NewPCG(7, 7)))
+
+	// Reference draws, written out: rng.Perm, then λ_i in row order.
+	ref := rand.New(rand.NewPCG(7, 7))
+	perm := ref.Perm(rows)
+	lambda := make([]float64, rows)
+	for i := range lambda {
+		lambda[i] = sampleBeta(ref, mix.Alpha)
+	}
+	partner, gotLambda := make([]int, rows), make([]float64, rows)
+	mix.DrawTo(partner, gotLambda, rand.New(rand.NewPCG(7, 7)))
+	if !slices.Equal(partner, perm) || !slices.Equal(gotLambda, lambda) {
+		t.Fatalf("DrawTo drew partners %v λ %v, want %v %v", partner, gotLambda, perm, lambda)
+	}
+	for _, tc := range []struct {
+		name      string
+		src, got  []float32
+		cols      int
+		nanSource int // row whose own value is NaN, -1 for none
+	}{{"features", x0, x, cols, 5}, {"targets", y0, y, k, -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			viaRows := make([]float32, len(tc.src))
+			MixRowsTo(viaRows, tc.src, tc.cols, partner, lambda)
+			for i := range rows {
+				for c := range tc.cols {
+					a, b := float64(tc.src[i*tc.cols+c]), float64(tc.src[perm[i]*tc.cols+c])
+					want := lambda[i]*a + (1-lambda[i])*b
+					got, rowsGot := float64(tc.got[i*tc.cols+c]), float64(viaRows[i*tc.cols+c])
+					if math.IsNaN(want) {
+						if !math.IsNaN(got) || !math.IsNaN(rowsGot) {
+							t.Fatalf("row %d col %d: a NaN source gave %v (Mix) and %v (MixRowsTo)", i, c, got, rowsGot)
+						}
+						continue
+					}
+					if math.Abs(got-want) > 1e-5 || got != rowsGot {
+						t.Fatalf("row %d col %d: Mix %v, MixRowsTo %v, want %v", i, c, got, rowsGot, want)
+					}
+				}
+			}
+		})
+	}
+	// Alpha 0 draws nothing and leaves every row as it is.
+	src := rand.NewPCG(1, 1)
+	Mixup{}.DrawTo(partner, gotLambda, rand.New(src))
+	if after := src.Uint64(); after != rand.NewPCG(1, 1).Uint64() {
+		t.Error("alpha 0 drew from the rng")
+	}
+	for i := range partner {
+		if partner[i] != i || gotLambda[i] != 1 {
+			t.Fatalf("alpha 0: row %d paired with %d, λ %v", i, partner[i], gotLambda[i])
+		}
+	}
+}

@@ -35,5 +35,6 @@
 //
 // [Augmenter]s perturb a dense float32 training batch in place, drawing from a seeded
 // *rand.Rand: [GaussianNoise], [FeatureDropout], [ImageShift], [ImageRotate]; [Mixup] mixes
-// pairs of rows and their soft targets.
+// pairs of rows and their soft targets ([Mixup.DrawTo] and [MixRowsTo] mix further per-row
+// data with the same pairs, in caller-owned buffers).
 package features

@@ -27,11 +27,19 @@ type columnValues struct {
 
 // add appends copies of the valid values of one batch.
 func (c *columnValues) add32(v []float32, val validity) {
-	c.chunks32 = append(c.chunks32, appendValid(make([]float32, 0, len(v)), v, val))
+	c.chunks32 = append(c.chunks32, copyValid(v, val))
 }
 
 func (c *columnValues) add64(v []float64, val validity) {
-	c.chunks64 = append(c.chunks64, appendValid(make([]float64, 0, len(v)), v, val))
+	c.chunks64 = append(c.chunks64, copyValid(v, val))
+}
+
+// copyValid returns a copy of the valid values of v.
+func copyValid[T float32 | float64](v []T, val validity) []T {
+	if val.all() {
+		return append([]T(nil), v...) // no zeroing before the copy, unlike make
+	}
+	return appendValid(make([]T, 0, len(v)), v, val)
 }
 
 // flatten concatenates the chunks into f32 and f64.
@@ -44,6 +52,14 @@ func (c *columnValues) flatten() {
 		c.f64 = concatChunks(c.f64, c.chunks64)
 		c.chunks64 = nil
 	}
+}
+
+func chunkedLen[T float32 | float64](chunks [][]T) int {
+	n := 0
+	for _, ch := range chunks {
+		n += len(ch)
+	}
+	return n
 }
 
 func concatChunks[T float32 | float64](dst []T, chunks [][]T) []T {
@@ -60,10 +76,19 @@ func concatChunks[T float32 | float64](dst []T, chunks [][]T) []T {
 }
 
 // quantiles reorders the held values (in place: they are the fitter's own copy) and returns
-// the requested quantiles with linear interpolation between closest ranks, numpy's default
-// ("linear", type 7): q at position q·(n-1) of the sorted values. It selects the needed ranks
-// with quickselect, in expected linear time, rather than sorting.
+// the requested quantiles (ascending qs) with linear interpolation between closest ranks,
+// numpy's default ("linear", type 7): q at position q·(n-1) of the sorted values. It selects
+// the needed ranks exactly, without sorting: from radixMinValues values of one type by a
+// histogram of the values' leading bits and a second pass over the few buckets that hold the
+// ranks (radixQuantiles, straight from the per-batch chunks), else with quickselect, in
+// expected linear time. Both give the same result.
 func (c *columnValues) quantiles(qs ...float64) []float64 {
+	if n := chunkedLen(c.chunks32); n >= radixMinValues && len(c.f32)+len(c.f64)+len(c.chunks64) == 0 {
+		return radixQuantiles(c.chunks32, n, qs)
+	}
+	if n := chunkedLen(c.chunks64); n >= radixMinValues && len(c.f32)+len(c.f64)+len(c.chunks32) == 0 {
+		return radixQuantiles(c.chunks64, n, qs)
+	}
 	c.flatten()
 	out := make([]float64, len(qs))
 	if len(c.f32) > 0 && len(c.f64) > 0 {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -29,6 +31,8 @@ type AugmentSpec struct {
 	} `json:"image,omitempty"`
 	Shift  int     `json:"shift,omitempty"`
 	Rotate float64 `json:"rotate,omitempty"`
+	// Mixup is the Beta(α, α) parameter of mixup (0: off); see tableMixup.
+	Mixup float64 `json:"mixup,omitempty"`
 }
 
 // Kind is "augment".
@@ -46,7 +50,7 @@ func (a *AugmentSpec) Marshal() ([]byte, error) { return json.Marshal(a) }
 func augmentKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "augment", Shape: pipeline.ShapeTransform,
-		Doc: "Data augmentation for the training table: Gaussian input noise and feature dropout for tables; random shifts and small rotations for image-shaped columns (digits 8×8, MNIST 28×28). " +
+		Doc: "Data augmentation for the training table: Gaussian input noise, feature dropout and mixup for tables; random shifts and small rotations for image-shaped columns (digits 8×8, MNIST 28×28). " +
 			"The table flows through unchanged; a train stage that reads it applies the augmentation to every training batch, drawn afresh at each step from its seeded stream. Validation, test and prediction data are never augmented. " +
 			"Place it after normalization (shifted-in pixels are filled with 0, the background after minmax scaling).",
 		Fields: []pipeline.Field{
@@ -56,10 +60,14 @@ func augmentKind() pipeline.KindSpec {
 			{Name: "image", Type: pipeline.TypeTable, Doc: "The image-shaped columns: { height = 28, width = 28, first = \"px0\" } (height×width consecutive numeric columns from `first`, row-major)."},
 			{Name: "shift", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Largest random shift of the image, in pixels, in each direction."},
 			{Name: "rotate", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(45), Doc: "Largest random rotation of the image, in degrees (bilinear)."},
+			{Name: "mixup", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(10), Doc: "Mixup's α (0.2 is typical; 0: off). Each training row becomes λ·itself + (1−λ)·another row of its batch, λ ~ Beta(α, α) drawn per row, and so do its targets: " +
+				"class labels become the same mix of the two one-hot labels (soft targets), regression targets and sample weights mix as values. " +
+				"Every numeric feature is mixed (image columns too); embedding index columns are taken from the dominant row (λ ≥ 0.5). " +
+				"A target missing in either row is missing in the mix (that head skips the row). The other augmentations run first. The train loss reported is then the loss on the mixed batches."},
 		},
 		Example: "[stages.aug]\nkind = \"augment\"\ninput = \"scale.train\"\nimage = { height = 28, width = 28, first = \"px0\" }\nshift = 2\nrotate = 10",
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
-			spec := &AugmentSpec{Noise: c.Float("noise"), FeatureDropout: c.Float("feature_dropout"), Shift: c.Int("shift"), Rotate: c.Float("rotate")}
+			spec := &AugmentSpec{Noise: c.Float("noise"), FeatureDropout: c.Float("feature_dropout"), Shift: c.Int("shift"), Rotate: c.Float("rotate"), Mixup: c.Float("mixup")}
 			if img := c.Table("image"); img != nil {
 				if err := decodeStrict(img, &spec.Image); err != nil {
 					return nil, c.Errorf("image", "%v", jsonErr(err))
@@ -71,7 +79,7 @@ func augmentKind() pipeline.KindSpec {
 				return nil, c.Errorf("image", "shift and rotate need the image's shape: image = { height = 28, width = 28, first = \"px0\" }")
 			}
 			if *spec == (AugmentSpec{}) {
-				return nil, c.Errorf("", "no augmentation set: give noise, feature_dropout, shift or rotate")
+				return nil, c.Errorf("", "no augmentation set: give noise, feature_dropout, shift, rotate or mixup")
 			}
 			return pipeline.StageFunc(func(ctx context.Context, sc *pipeline.StageContext) error {
 				in, err := sc.Input(ctx, "input")
@@ -100,11 +108,21 @@ func augmentKind() pipeline.KindSpec {
 // training table's lineage, or nil when there is none.
 func augmenterFor(lineage []pipeline.LineageStep, plan *InputPlan) (func(*nn.Batch, *nn.Targets, *rand.Rand), error) {
 	var augs []features.Augmenter
+	var mix *tableMixup
+	var mixStages []string
 	cols := len(plan.Numeric)
 	for _, st := range lineage {
 		a, ok := st.Transform.(*AugmentSpec)
 		if !ok {
 			continue
+		}
+		if a.Mixup > 0 {
+			mixStages = append(mixStages, st.Stage)
+			m := features.Mixup{Alpha: a.Mixup}
+			if err := m.Validate(); err != nil {
+				return nil, fmt.Errorf("augment stage %q: %w", st.Stage, err)
+			}
+			mix = &tableMixup{mix: m, cols: cols, heads: plan.heads()}
 		}
 		if a.Noise > 0 {
 			augs = append(augs, features.GaussianNoise{Std: a.Noise})
@@ -131,7 +149,10 @@ func augmenterFor(lineage []pipeline.LineageStep, plan *InputPlan) (func(*nn.Bat
 			}
 		}
 	}
-	if len(augs) == 0 {
+	if len(mixStages) > 1 {
+		return nil, fmt.Errorf("augment stages %s all set mixup: set it in one stage (mixing twice per step is not mixup)", strings.Join(mixStages, ", "))
+	}
+	if len(augs) == 0 && mix == nil {
 		return nil, nil
 	}
 	for _, a := range augs {
@@ -139,9 +160,118 @@ func augmenterFor(lineage []pipeline.LineageStep, plan *InputPlan) (func(*nn.Bat
 			return nil, err
 		}
 	}
-	return func(b *nn.Batch, _ *nn.Targets, rng *rand.Rand) {
+	return func(b *nn.Batch, t *nn.Targets, rng *rand.Rand) {
 		for _, a := range augs {
 			a.Augment(b.X, b.Rows, cols, rng)
 		}
+		if mix != nil {
+			mix.apply(b, t, rng)
+		}
 	}, nil
+}
+
+// tableMixup is the augment stage's mixup of a training batch and its targets (Zhang et al.,
+// 2018), with the pairs and per-row λ of features.Mixup.DrawTo:
+//
+//   - the numeric features (b.X) mix as λ_i·x_i + (1−λ_i)·x_π(i);
+//   - each embedding index column takes the dominant row's index (row i's when λ_i ≥ 0.5, else
+//     π(i)'s): an index cannot be mixed;
+//   - a classification head's targets become soft targets, λ_i·onehot(y_i) + (1−λ_i)·onehot(y_π(i))
+//     (binary heads over the classes [0, 1]), written into the trainer's per-Fit room
+//     (t.Heads[h].Soft); the head's label becomes the dominant row's, or missing (−1) when
+//     either row's label is missing, so the loss skips that row for that head only (the rule
+//     regression targets follow too: a NaN in either row makes the mix NaN, i.e. missing);
+//   - regression targets and sample weights mix as values, with the same λ_i.
+//
+// Its draws come only from the rng it is given. It keeps no per-batch state of its own (the
+// scratch buffers are pooled per call), so one tableMixup may serve concurrent Fits (ensemble
+// members). A call with no targets for the heads (t nil or without heads: a prediction view,
+// not a training batch) or with fewer than 2 rows leaves the batch alone.
+type tableMixup struct {
+	mix     features.Mixup
+	cols    int
+	heads   []nn.HeadSpec
+	scratch sync.Pool // *mixupScratch
+}
+
+// mixupScratch is the per-call working memory of tableMixup.apply.
+type mixupScratch struct {
+	partner []int
+	lambda  []float64
+	src     []float32
+	labels  []int32
+	cat     []int32
+}
+
+func (m *tableMixup) apply(b *nn.Batch, t *nn.Targets, rng *rand.Rand) {
+	n := b.Rows
+	if t == nil || len(t.Heads) != len(m.heads) || n < 2 {
+		return
+	}
+	s, _ := m.scratch.Get().(*mixupScratch)
+	if s == nil {
+		s = &mixupScratch{}
+	}
+	defer m.scratch.Put(s)
+	s.partner, s.lambda = resized(s.partner, n), resized(s.lambda, n)
+	m.mix.DrawTo(s.partner, s.lambda, rng)
+	mixRows := func(dst []float32, width int) {
+		s.src = append(s.src[:0], dst[:n*width]...)
+		features.MixRowsTo(dst, s.src, width, s.partner, s.lambda)
+	}
+	mixRows(b.X, m.cols)
+	for _, col := range b.Cat {
+		s.cat = append(s.cat[:0], col[:n]...)
+		for i, j := range s.partner {
+			if s.lambda[i] < 0.5 {
+				col[i] = s.cat[j]
+			}
+		}
+	}
+	for h, hs := range m.heads {
+		ht := &t.Heads[h]
+		switch hs.Kind {
+		case nn.HeadSoftmax, nn.HeadBinary:
+			k := hs.Classes
+			if hs.Kind == nn.HeadBinary {
+				k = 2
+			}
+			s.src = resized(s.src, n*k)
+			clear(s.src)
+			for i, l := range ht.Labels[:n] {
+				if l >= 0 && int(l) < k { // an out-of-range label is the step's error to report
+					s.src[i*k+int(l)] = 1
+				}
+			}
+			soft := ht.Soft[:0]
+			if cap(soft) < n*k {
+				soft = make([]float32, n*k) // no room from the trainer (called outside Fit)
+			}
+			soft = soft[:n*k]
+			features.MixRowsTo(soft, s.src, k, s.partner, s.lambda)
+			ht.Soft = soft
+			s.labels = append(s.labels[:0], ht.Labels[:n]...)
+			for i, j := range s.partner {
+				switch {
+				case s.labels[i] < 0 || s.labels[j] < 0:
+					ht.Labels[i] = -1
+				case s.lambda[i] < 0.5:
+					ht.Labels[i] = s.labels[j]
+				}
+			}
+		default:
+			mixRows(ht.Values, max(hs.Outputs, 1))
+		}
+	}
+	if t.Weights != nil {
+		mixRows(t.Weights, 1)
+	}
+}
+
+// resized returns s with length n, reusing its storage when it is large enough.
+func resized[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }

@@ -26,7 +26,7 @@ func ensembleKind() pipeline.KindSpec {
 			"and perturbed per member (`vary`). Reports every member's validation metric, every combiner's (mean, vote or median, weighted fitted on val), the gain over the best member, the diversity (mean pairwise disagreement) and the out-of-bag score. " +
 			"Outputs the `ensemble` bundle (combined by mean); a `combine` stage picks another combiner.",
 		Fields: append([]pipeline.Field{
-			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
+			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table (an `augment` stage's output augments every member's training batches)."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table: members' early stopping, combiner scores and weights."},
 			{Name: "members", Type: pipeline.TypeInt, Default: int64(8), Min: pipeline.Bound(1), Doc: "The number of members."},
 			{Name: "member", Type: pipeline.TypeTable, Doc: "The members' train settings (any key of the train stage but train, val, target, features, task, tasks, workers): { layers = [...], epochs = 30, optimizer = {...} }."},
@@ -199,6 +199,15 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	}
 	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	cfg := s.cfg
+	// The training table's augmentation; members share the function (it keeps no state of
+	// its own), each Fit draws from its own seeded stream.
+	augment, err := augmenterFor(trainT.Lineage(), plan)
+	if err != nil {
+		return err
+	}
+	if augment != nil {
+		sc.Note("training batches of every member are augmented (%s)", augmentStages(trainT.Lineage()))
+	}
 	for i, b := range s.bases {
 		b.tasks = s.shared.tasks
 		spec, err := b.modelSpec(plan)
@@ -207,6 +216,7 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		}
 		tc := b.cfg
 		tc.Logger = sc.Log
+		tc.Augment = augment
 		m := ensemble.Member{Name: "", Spec: spec, Train: tc}
 		if len(s.bases) == 1 {
 			cfg.Base = m
