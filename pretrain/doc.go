@@ -2,7 +2,10 @@
 // nn/train: autoencoders (plain, denoising, sparse; tied or untied decoders) whose encoder is
 // transferred into a supervised model, masked-column pretraining of categorical embeddings,
 // the transfer helpers themselves (InitFrom, SupervisedSpec, freezing and gradual unfreezing,
-// the fine-tuning schedule), and pseudo-labelling / self-training (Lee 2013).
+// the fine-tuning schedule), and pseudo-labelling / self-training (Lee 2013; SelfTrain can
+// restart every round from the starting weights, average the teacher's predictions over
+// augmented views and over rounds, and keep the round of best validation accuracy: see
+// PseudoLabelOptions).
 //
 // The package works on train.Dataset views and nn types only: it knows nothing of Arrow or of
 // the pipeline engine, which builds its stages on top of it.

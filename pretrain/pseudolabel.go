@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -27,8 +28,31 @@ type PseudoLabelOptions struct {
 	TopShare float64
 	// Weight is the sample weight of a pseudo-labelled row; default 1.
 	Weight float64
-	// ConfidenceWeight multiplies Weight by the row's top-class probability.
+	// ConfidenceWeight multiplies Weight by the row's top-class probability. Default false.
 	ConfidenceWeight bool
+
+	// The fields below are read by SelfTrain only.
+
+	// Restart makes every round of SelfTrain train from the weights SelfTrain started with,
+	// instead of continuing from the previous round's: the student does not inherit the
+	// teacher's fit to its own pseudo-labels (less confirmation bias). Round r's
+	// pseudo-labels still come from round r−1's model. Default false: continue.
+	Restart bool
+	// Views, when > 0 and the training config has an Augment, makes the pseudo-labels the
+	// mean of the predicted probabilities of the clean row and of Views augmented copies of it
+	// (test-time augmentation of the teacher; the copies are drawn from a stream seeded by the
+	// config's Seed). Default 0: the clean row only.
+	Views int
+	// EnsembleDecay, when > 0, makes the pseudo-labels of a round the exponential moving
+	// average, with this decay, of the probabilities predicted in every round so far
+	// (temporal ensembling, Laine & Aila 2017, over rounds rather than epochs; bias-corrected
+	// as in Adam, so round 1 uses its own prediction): Z ← d·Z + (1−d)·p, labels from
+	// Z / (1−dʳ). Must be < 1. Default 0: the current model's prediction only.
+	EnsembleDecay float64
+	// KeepBest ends SelfTrain with the weights that had the best validation accuracy: the
+	// starting model's or one of the rounds' (ties go to the later one). Default false: the
+	// last round's weights.
+	KeepBest bool
 }
 
 func (o PseudoLabelOptions) withDefaults() (PseudoLabelOptions, error) {
@@ -45,6 +69,10 @@ func (o PseudoLabelOptions) withDefaults() (PseudoLabelOptions, error) {
 		return o, fmt.Errorf("pretrain: pseudo-label top share %g not in [0, 1]", o.TopShare)
 	case o.Weight < 0:
 		return o, fmt.Errorf("pretrain: pseudo-label weight %g < 0", o.Weight)
+	case o.EnsembleDecay < 0 || o.EnsembleDecay >= 1:
+		return o, fmt.Errorf("pretrain: pseudo-label ensemble decay %g not in [0, 1)", o.EnsembleDecay)
+	case o.Views < 0:
+		return o, fmt.Errorf("pretrain: pseudo-label views %d < 0", o.Views)
 	}
 	return o, nil
 }
@@ -64,6 +92,15 @@ func classHead(m *nn.Model, name string) (int, error) {
 
 // predictView returns the probabilities of head h for every row of d (rows×width), in chunks.
 func predictView(m *nn.Model, d train.Dataset, h int) ([]float32, int, error) {
+	return predictViews(m, d, h, 0, nil, nil)
+}
+
+// predictViews is predictView averaged over the clean rows and views copies transformed by
+// augment (drawing from rng); views 0 or a nil augment is the clean prediction only.
+func predictViews(m *nn.Model, d train.Dataset, h, views int, augment func(*nn.Batch, *nn.Targets, *rand.Rand), rng *rand.Rand) ([]float32, int, error) {
+	if augment == nil {
+		views = 0
+	}
 	n := d.Len()
 	ni := d.NumInputs
 	const chunk = 4096
@@ -99,7 +136,27 @@ func predictView(m *nn.Model, d train.Dataset, h int) ([]float32, int, error) {
 		if out == nil {
 			out = make([]float32, 0, n*width)
 		}
+		at := len(out)
 		out = append(out, o.Heads[h]...)
+		if views == 0 {
+			continue
+		}
+		clean := append([]float32(nil), b.X...)
+		for range views {
+			copy(b.X, clean)
+			augment(&b, &nn.Targets{}, rng)
+			o, err := m.Predict(b)
+			if err != nil {
+				return nil, 0, fmt.Errorf("pretrain: predict augmented rows %d-%d: %w", lo, hi, err)
+			}
+			for i, p := range o.Heads[h] {
+				out[at+i] += p
+			}
+		}
+		scale := 1 / float32(views+1)
+		for i := at; i < len(out); i++ {
+			out[i] *= scale
+		}
 	}
 	return out, width, nil
 }
@@ -199,18 +256,29 @@ type SelfTrainReport struct {
 	// InitialValAccuracy is the validation accuracy before the first round.
 	InitialValAccuracy float64
 	Rounds             []RoundReport
+	// BestRound is the round whose weights m ended with: the last one, or with KeepBest the
+	// one of best validation accuracy (0: the starting weights).
+	BestRound int
 }
 
 // SelfTrain runs rounds of self-training on m (in place): each round predicts the rows of
-// unlabeled with the current model, picks the confident ones (PseudoLabel with opts), and
-// continues training the current weights with train.Fit(tc, Seed+round) on labelled plus the
-// pseudo-labelled rows (weighted as opts says; the labelled rows keep their weights). The
-// pseudo-labels are recomputed from scratch every round. hidden, when not nil, holds the true
-// labels of unlabeled's rows (positions in unlabeled) and is used only to report the
-// pseudo-labels' accuracy. val must hold labels for the pseudo-labelled head; it is the
-// early-stopping set of every round. labelled, unlabeled and val are not modified.
+// unlabeled with the current model (averaged over opts.Views augmented copies when tc has an
+// Augment, and over the rounds with opts.EnsembleDecay), picks the confident ones (as PseudoLabel does with opts), and trains with
+// train.Fit(tc, Seed+round) on labelled plus the pseudo-labelled rows (weighted as opts says;
+// the labelled rows keep their weights), continuing from the current weights or, with
+// opts.Restart, from the weights m had when SelfTrain was called. tc.Augment applies to the
+// pseudo-labelled rows as to the labelled ones. The pseudo-labels are recomputed from scratch
+// every round. With opts.KeepBest m ends with the weights of best validation accuracy
+// (SelfTrainReport.BestRound says which), otherwise with the last round's. hidden, when not
+// nil, holds the true labels of unlabeled's rows (positions in unlabeled) and is used only to
+// report the pseudo-labels' accuracy. val must hold labels for the pseudo-labelled head; it is
+// the early-stopping set of every round. labelled, unlabeled and val are not modified.
 func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.Dataset, tc train.Config, opts PseudoLabelOptions, rounds int, hidden []int32) (SelfTrainReport, error) {
 	var rep SelfTrainReport
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return rep, err
+	}
 	h, err := classHead(m, opts.Head)
 	if err != nil {
 		return rep, err
@@ -225,14 +293,42 @@ func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.
 	if rep.InitialValAccuracy, err = accuracy(m, val, h); err != nil {
 		return rep, err
 	}
+	var start, best weights
+	if opts.Restart {
+		start = snapshot(m)
+	}
+	bestAcc := rep.InitialValAccuracy
+	if opts.KeepBest {
+		best = snapshot(m)
+	}
+	viewRNG := rand.New(rand.NewPCG(tc.Seed, streamViews))
+	var ensemble []float64 // EnsembleDecay's moving average, rows×classes
 	for round := 1; round <= rounds; round++ {
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
 		}
-		start := time.Now()
-		labels, weights, picked, err := PseudoLabel(m, unlabeled, opts)
-		if err != nil {
-			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+		began := time.Now()
+		var labels []int32
+		var weights []float32
+		var picked []int
+		if unlabeled.Len() > 0 {
+			probs, k, err := predictViews(m, unlabeled, h, opts.Views, tc.Augment, viewRNG)
+			if err != nil {
+				return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+			}
+			if d := opts.EnsembleDecay; d > 0 {
+				if ensemble == nil {
+					ensemble = make([]float64, len(probs))
+				}
+				correction := 1 / (1 - math.Pow(d, float64(round)))
+				for i, p := range probs {
+					ensemble[i] = d*ensemble[i] + (1-d)*float64(p)
+					probs[i] = float32(ensemble[i] * correction)
+				}
+			}
+			if labels, weights, picked, err = selectConfident(probs, k, opts); err != nil {
+				return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+			}
 		}
 		rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN()}
 		if hidden != nil && len(picked) > 0 {
@@ -248,6 +344,9 @@ func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.
 		if err != nil {
 			return rep, err
 		}
+		if opts.Restart {
+			start.restoreTo(m)
+		}
 		rtc := tc
 		rtc.Seed = tc.Seed + uint64(round)
 		res, err := train.Fit(ctx, m, combined, val, rtc)
@@ -258,12 +357,53 @@ func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.
 		if rr.ValAccuracy, err = accuracy(m, val, h); err != nil {
 			return rep, err
 		}
-		rr.Seconds = time.Since(start).Seconds()
+		if opts.KeepBest && !(rr.ValAccuracy < bestAcc) {
+			bestAcc, rep.BestRound = rr.ValAccuracy, round
+			best = snapshot(m)
+		}
+		rr.Seconds = time.Since(began).Seconds()
 		rep.Rounds = append(rep.Rounds, rr)
 		tc.Logger.Info().Int("round", round).Int("added", rr.Added).Float64("pseudo_accuracy", rr.PseudoAccuracy).
 			Float64("val_accuracy", rr.ValAccuracy).Msg("self-training round")
 	}
+	if opts.KeepBest {
+		best.restoreTo(m)
+	} else {
+		rep.BestRound = len(rep.Rounds)
+	}
 	return rep, nil
+}
+
+// streamViews is the PCG stream of SelfTrain's augmented prediction views.
+const streamViews = 11
+
+// weights is a copy of a model's params and buffers, in the model's order.
+type weights [][]float32
+
+// snapshot copies the params and buffers of m.
+func snapshot(m *nn.Model) weights {
+	var w weights
+	for _, p := range m.Params() {
+		w = append(w, append([]float32(nil), p.Value...))
+	}
+	for _, p := range m.Buffers() {
+		w = append(w, append([]float32(nil), p.Value...))
+	}
+	return w
+}
+
+// restoreTo copies w back into m, which must be the model (or an identically built one) w
+// was taken from.
+func (w weights) restoreTo(m *nn.Model) {
+	i := 0
+	for _, p := range m.Params() {
+		copy(p.Value, w[i])
+		i++
+	}
+	for _, p := range m.Buffers() {
+		copy(p.Value, w[i])
+		i++
+	}
 }
 
 // accuracy is the accuracy of head h of m on d (NaN when d is empty).

@@ -142,3 +142,214 @@ func TestWithPseudoLabelsSeparateBases(t *testing.T) {
 		t.Error("labelled targets modified")
 	}
 }
+
+// TestPredictViewsAveragesAugmentedCopies checks the test-time augmentation of the teacher
+// against a reference computed by hand: with a deterministic augmentation (negate feature 0)
+// the averaged probabilities are (p(x) + views·p(aug(x))) / (views + 1), and the inputs are
+// not modified.
+func TestPredictViewsAveragesAugmentedCopies(t *testing.T) {
+	x, _ := blobs(50, 2)
+	d := train.Dataset{X: x, NumInputs: 2, Index: []int{4, 1, 7, 30, 12}}
+	orig := append([]float32(nil), x...)
+	m, err := nn.Build(nn.Spec{NumInputs: 2, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 8, Activation: "relu"}},
+		Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}}, rand.New(rand.NewPCG(1, 1)))
+	mustNoErr(t, err)
+	negate := func(b *nn.Batch, _ *nn.Targets, _ *rand.Rand) {
+		for r := range b.Rows {
+			b.X[r*2] = -b.X[r*2]
+		}
+	}
+	flipped := append([]float32(nil), x...)
+	for r := 0; r < len(flipped)/2; r++ {
+		flipped[2*r] = -flipped[2*r]
+	}
+	clean, k, err := predictView(m, d, 0)
+	mustNoErr(t, err)
+	aug, _, err := predictView(m, train.Dataset{X: flipped, NumInputs: 2, Index: d.Index}, 0)
+	mustNoErr(t, err)
+	for _, tc := range []struct {
+		name    string
+		views   int
+		augment func(*nn.Batch, *nn.Targets, *rand.Rand)
+	}{
+		{"no_views", 0, negate},
+		{"no_augmenter", 3, nil},
+		{"one_view", 1, negate},
+		{"three_views", 3, negate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, gotK, err := predictViews(m, d, 0, tc.views, tc.augment, rand.New(rand.NewPCG(1, 2)))
+			mustNoErr(t, err)
+			views := tc.views
+			if tc.augment == nil {
+				views = 0
+			}
+			if gotK != k || len(got) != len(clean) {
+				t.Fatalf("width %d, %d values; want %d, %d", gotK, len(got), k, len(clean))
+			}
+			for i := range got {
+				want := (float64(clean[i]) + float64(views)*float64(aug[i])) / float64(views+1)
+				if math.Abs(float64(got[i])-want) > 1e-6 {
+					t.Fatalf("value %d: %g, want %g", i, got[i], want)
+				}
+			}
+			if !reflect.DeepEqual(x, orig) {
+				t.Fatal("inputs modified")
+			}
+		})
+	}
+}
+
+// selfTrainSetup is a small self-training problem with a model fitted on its 30 labelled rows.
+func selfTrainSetup(t *testing.T) (m *nn.Model, labelled, unlabeled, val train.Dataset, tc train.Config) {
+	t.Helper()
+	const rows = 800
+	x, y := blobs(rows, 5)
+	visible := make([]int32, rows)
+	for i := range visible {
+		visible[i] = -1
+		if i < 30 || i >= 700 {
+			visible[i] = y[i]
+		}
+	}
+	base := train.Dataset{X: x, NumInputs: 2, Targets: []train.Target{{Labels: visible}}}
+	labelled, unlabeled, val = rowsView(base, 0, 30), rowsView(base, 30, 700), rowsView(base, 700, rows)
+	m, err := nn.Build(nn.Spec{NumInputs: 2, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 12, Activation: "relu"}},
+		Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}}, rand.New(rand.NewPCG(3, 1)))
+	mustNoErr(t, err)
+	tc = train.Config{Epochs: 20, BatchSize: 16, Seed: 4, Optimizer: optimLR(0.01), EarlyStopping: train.EarlyStopping{Disabled: true}}
+	_, err = train.Fit(context.Background(), m, labelled, val, tc)
+	mustNoErr(t, err)
+	tc.Epochs = 3
+	return m, labelled, unlabeled, val, tc
+}
+
+// TestSelfTrainRestart checks Restart against a hand-written loop: round r picks with round
+// r−1's model and trains a fresh copy of the starting weights with seed Seed+r.
+func TestSelfTrainRestart(t *testing.T) {
+	ctx := context.Background()
+	m, labelled, unlabeled, val, tc := selfTrainSetup(t)
+	start := snapshot(m)
+	opts := PseudoLabelOptions{Threshold: 0.8}
+	teacher, err := nn.Build(m.Spec(), rand.New(rand.NewPCG(9, 9)))
+	mustNoErr(t, err)
+	start.restoreTo(teacher)
+	for round := 1; round <= 2; round++ {
+		labels, weights, picked, err := PseudoLabel(teacher, unlabeled, opts)
+		mustNoErr(t, err)
+		combined, err := withPseudoLabels(labelled, unlabeled, 0, picked, labels, weights)
+		mustNoErr(t, err)
+		start.restoreTo(teacher)
+		rtc := tc
+		rtc.Seed = tc.Seed + uint64(round)
+		_, err = train.Fit(ctx, teacher, combined, val, rtc)
+		mustNoErr(t, err)
+	}
+	opts.Restart = true
+	rep, err := SelfTrain(ctx, m, labelled, unlabeled, val, tc, opts, 2, nil)
+	mustNoErr(t, err)
+	if rep.BestRound != 2 {
+		t.Errorf("best round %d without KeepBest, want the last (2)", rep.BestRound)
+	}
+	want := paramCopy(teacher)
+	for name, got := range paramCopy(m) {
+		for i := range got {
+			if math.Abs(float64(got[i]-want[name][i])) > 1e-5 {
+				t.Fatalf("%s[%d] = %g, hand-written restart loop %g", name, i, got[i], want[name][i])
+			}
+		}
+	}
+	// Continuing instead of restarting must give other weights (the test above is not vacuous).
+	m2, labelled, unlabeled, val, tc := selfTrainSetup(t)
+	_, err = SelfTrain(ctx, m2, labelled, unlabeled, val, tc, PseudoLabelOptions{Threshold: 0.8}, 2, nil)
+	mustNoErr(t, err)
+	if reflect.DeepEqual(paramCopy(m2), want) {
+		t.Error("continuing and restarting gave the same weights")
+	}
+}
+
+// TestSelfTrainKeepBest checks that with KeepBest the model ends with the best validation
+// accuracy seen (starting model included) and that BestRound names it.
+func TestSelfTrainKeepBest(t *testing.T) {
+	m, labelled, unlabeled, val, tc := selfTrainSetup(t)
+	tc.Optimizer = optimLR(0.2) // a large LR makes the rounds' accuracies differ
+	rep, err := SelfTrain(context.Background(), m, labelled, unlabeled, val, tc, PseudoLabelOptions{Threshold: 0.8, KeepBest: true}, 3, nil)
+	mustNoErr(t, err)
+	best, bestRound := rep.InitialValAccuracy, 0
+	for _, r := range rep.Rounds {
+		if r.ValAccuracy >= best {
+			best, bestRound = r.ValAccuracy, r.Round
+		}
+	}
+	if rep.BestRound != bestRound {
+		t.Errorf("best round %d, want %d (rounds %+v)", rep.BestRound, bestRound, rep.Rounds)
+	}
+	t.Logf("initial %.3f, rounds %+v, best %d", rep.InitialValAccuracy, rep.Rounds, rep.BestRound)
+	got, err := accuracy(m, val, 0)
+	mustNoErr(t, err)
+	if math.Abs(got-best) > 1e-12 {
+		t.Errorf("final val accuracy %.4f, want the best %.4f", got, best)
+	}
+}
+
+// TestSelfTrainEnsembleDecay checks EnsembleDecay against a hand-written loop: round r picks
+// from Z_r / (1 − dʳ), where Z_r = d·Z_{r−1} + (1 − d)·p_r and p_r is the current model's
+// prediction.
+func TestSelfTrainEnsembleDecay(t *testing.T) {
+	ctx := context.Background()
+	const decay, rounds = 0.6, 3
+	m, labelled, unlabeled, val, tc := selfTrainSetup(t)
+	opts := PseudoLabelOptions{Threshold: 0.8}
+	ref, err := nn.Build(m.Spec(), rand.New(rand.NewPCG(9, 9)))
+	mustNoErr(t, err)
+	snapshot(m).restoreTo(ref)
+	var z []float64
+	var refAdded []int
+	for round := 1; round <= rounds; round++ {
+		p, k, err := predictView(ref, unlabeled, 0)
+		mustNoErr(t, err)
+		if z == nil {
+			z = make([]float64, len(p))
+		}
+		q := make([]float32, len(p))
+		for i := range p {
+			z[i] = decay*z[i] + (1-decay)*float64(p[i])
+			q[i] = float32(z[i] / (1 - math.Pow(decay, float64(round))))
+		}
+		labels, weights, picked, err := selectConfident(q, k, opts)
+		mustNoErr(t, err)
+		refAdded = append(refAdded, len(picked))
+		combined, err := withPseudoLabels(labelled, unlabeled, 0, picked, labels, weights)
+		mustNoErr(t, err)
+		rtc := tc
+		rtc.Seed = tc.Seed + uint64(round)
+		_, err = train.Fit(ctx, ref, combined, val, rtc)
+		mustNoErr(t, err)
+	}
+	opts.EnsembleDecay = decay
+	rep, err := SelfTrain(ctx, m, labelled, unlabeled, val, tc, opts, rounds, nil)
+	mustNoErr(t, err)
+	for i, r := range rep.Rounds {
+		if r.Added != refAdded[i] {
+			t.Errorf("round %d added %d rows, hand-written loop %d", r.Round, r.Added, refAdded[i])
+		}
+	}
+	want := paramCopy(ref)
+	for name, got := range paramCopy(m) {
+		for i := range got {
+			if math.Abs(float64(got[i]-want[name][i])) > 1e-5 {
+				t.Fatalf("%s[%d] = %g, hand-written loop %g", name, i, got[i], want[name][i])
+			}
+		}
+	}
+	// Without the ensemble the weights differ (the comparison above is not vacuous).
+	m2, labelled, unlabeled, val, tc := selfTrainSetup(t)
+	_, err = SelfTrain(ctx, m2, labelled, unlabeled, val, tc, PseudoLabelOptions{Threshold: 0.8}, rounds, nil)
+	mustNoErr(t, err)
+	if reflect.DeepEqual(paramCopy(m2), want) {
+		t.Error("self-training with and without the ensemble gave the same weights")
+	}
+	if _, err := SelfTrain(ctx, m, labelled, unlabeled, val, tc, PseudoLabelOptions{EnsembleDecay: 1}, 1, nil); err == nil {
+		t.Error("ensemble decay 1 accepted")
+	}
+}

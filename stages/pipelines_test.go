@@ -34,10 +34,11 @@ var pipelineFloors = map[string]struct {
 		floors:    map[string]float64{"eval:mean/test_accuracy": 0.96, "eval:vote/test_accuracy": 0.95, "members:oob_accuracy": 0.93},
 	},
 	"mnist-semisupervised.toml": {
-		// Scaled down: the first 6,000 MNIST rows on the peers' split, 20 + 10 labels per class,
+		// Scaled down: the first 6,000 MNIST rows on the peers' split, 20 + 5 labels per class,
 		// short schedules. The full study's figures are in the issue notes; the claim "DAE +
 		// pseudo-labels beats supervised-only" is asserted over seeds by pretrain's
-		// TestMNISTPretrainingBeatsSupervised.
+		// TestMNISTPretrainingBeatsSupervised. Lowest values over pipeline seeds 1-3 (weight 0.3):
+		// supervised .794, finetuned .780, pseudo .821, round-1 pseudo-label accuracy .995.
 		overrides: []string{"load.limit=6000", "load.peer_split=true", "split.split_column=split", "few.per_class=20", "few.val_per_class=5",
 			"dae.epochs=2", "supervised.epochs=25", "finetuned.epochs=25", "pseudo.rounds=2", "pseudo.epochs=5"},
 		floors: map[string]float64{"compare:supervised/test_accuracy": 0.70, "compare:finetuned/test_accuracy": 0.70, "compare:pseudo/test_accuracy": 0.75,

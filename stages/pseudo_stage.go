@@ -22,6 +22,10 @@ func pseudoLabelKind() pipeline.KindSpec {
 		{Name: "weight", Type: pipeline.TypeFloat, Default: 1.0, Min: pipeline.Bound(0), Doc: "Sample weight of a pseudo-labelled row (labelled rows weigh 1)."},
 		{Name: "confidence_weight", Type: pipeline.TypeBool, Default: false, Doc: "Multiply weight by the row's top class probability."},
 		{Name: "rounds", Type: pipeline.TypeInt, Default: int64(3), Min: pipeline.Bound(1), Doc: "Rounds of labelling and training; pseudo-labels are recomputed every round."},
+		{Name: "restart", Type: pipeline.TypeBool, Default: false, Doc: "Train every round from the `model` input's weights instead of continuing from the previous round's (the pseudo-labels still come from the previous round's model): the student does not inherit the teacher's fit to its own mistakes."},
+		{Name: "views", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Pseudo-labels average the predictions of the clean row and of this many copies augmented as the train table's augment stage says (test-time augmentation; 0: clean rows only, and no effect without augmentation)."},
+		{Name: "ensemble_decay", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.99), Doc: "Pseudo-labels come from an exponential moving average, with this decay, of the probabilities predicted in every round so far (temporal ensembling over rounds, bias-corrected); 0: the current round's prediction only."},
+		{Name: "keep_best", Type: pipeline.TypeBool, Default: false, Doc: "Output the weights of the best validation accuracy over the starting model and the rounds (ties: the later) instead of the last round's; the manifest's `best_round` says which."},
 	}
 	for _, f := range trainFields() {
 		switch f.Name {
@@ -31,7 +35,7 @@ func pseudoLabelKind() pipeline.KindSpec {
 	}
 	return pipeline.KindSpec{
 		Kind: "pseudo_label", Shape: pipeline.ShapeTrain,
-		Doc: "Self-training (Lee 2013): the model labels the unlabeled rows it is confident about, and training continues from its weights on the labelled plus the pseudo-labelled rows (marked by their weight), for several rounds. " +
+		Doc: "Self-training (Lee 2013): the model labels the unlabeled rows it is confident about, and training continues from its weights (or, with `restart`, starts again from the input model's) on the labelled plus the pseudo-labelled rows (marked by their weight), for several rounds. The train table's augmentation applies to the pseudo-labelled rows too. " +
 			"The manifest records per round the rows added and, when mask_labels kept the true labels in `_hidden_<target>`, the accuracy of those pseudo-labels (an evaluation only: hidden labels are never trained on). Outputs a `model` bundle.",
 		Fields: fields,
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
@@ -44,7 +48,8 @@ func pseudoLabelKind() pipeline.KindSpec {
 			if err != nil {
 				return nil, err
 			}
-			opts := pretrain.PseudoLabelOptions{Threshold: c.Float("threshold"), TopShare: c.Float("top_share"), Weight: c.Float("weight"), ConfidenceWeight: c.Bool("confidence_weight")}
+			opts := pretrain.PseudoLabelOptions{Threshold: c.Float("threshold"), TopShare: c.Float("top_share"), Weight: c.Float("weight"), ConfidenceWeight: c.Bool("confidence_weight"),
+				Restart: c.Bool("restart"), Views: c.Int("views"), EnsembleDecay: c.Float("ensemble_decay"), KeepBest: c.Bool("keep_best")}
 			return &pseudoStage{ts: ts, opts: opts, rounds: c.Int("rounds")}, nil
 		},
 	}
@@ -125,6 +130,10 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if tc.Augment, err = augmenterFor(trainT.Lineage(), plan); err != nil {
 		return err
 	}
+	if s.opts.Views > 0 && tc.Augment == nil {
+		return &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("views = %d, but the train table has no augmentation to draw the views from", s.opts.Views),
+			Hint: "feed train from an augment stage, or remove views"}
+	}
 	n, release, err := sc.CPU(ctx, max(s.ts.workers, sc.Workers()))
 	if err != nil {
 		return err
@@ -141,17 +150,23 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		p := fmt.Sprintf("round_%d/", r.Round)
 		sc.Metrics.Set(p+"added_rows", float64(r.Added))
 		sc.Metrics.Set(p+"val_accuracy", r.ValAccuracy)
+		info := map[string]any{"round": r.Round, "added": r.Added, "val_accuracy": r.ValAccuracy, "epochs": r.Epochs, "seconds": r.Seconds}
+		// NaN (no hidden labels, or no row added) has no JSON form: the key is left out.
 		if !math.IsNaN(r.PseudoAccuracy) {
 			sc.Metrics.Set(p+"pseudo_label_accuracy", r.PseudoAccuracy)
+			info["pseudo_accuracy"] = r.PseudoAccuracy
 		}
-		rounds = append(rounds, map[string]any{"round": r.Round, "added": r.Added, "pseudo_accuracy": r.PseudoAccuracy, "val_accuracy": r.ValAccuracy, "epochs": r.Epochs, "seconds": r.Seconds})
+		rounds = append(rounds, info)
 		sc.Progress(int64(r.Round), int64(s.rounds), "rounds")
 	}
 	sc.SetInfo("rounds", rounds)
 	sc.SetInfo("unlabeled_rows", len(unl))
 	sc.SetInfo("labelled_rows", len(lab))
-	if len(rep.Rounds) > 0 {
-		sc.Metrics.Set("val_accuracy", rep.Rounds[len(rep.Rounds)-1].ValAccuracy)
+	sc.SetInfo("best_round", rep.BestRound)
+	if rep.BestRound == 0 {
+		sc.Metrics.Set("val_accuracy", rep.InitialValAccuracy)
+	} else {
+		sc.Metrics.Set("val_accuracy", rep.Rounds[rep.BestRound-1].ValAccuracy)
 	}
 	b := &Bundle{Model: m, Pre: src.Pre, Meta: src.Meta}
 	b.Meta.Stage = sc.Name
