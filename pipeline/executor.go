@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -254,7 +255,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 			rs.slots[ref].consumers++
 		}
 	}
-	rs.writeManifest()
+	_ = rs.writeManifest() // logged; the final write decides
 	log.Info().Str("pipeline", p.Name).Str("dir", dir).Int("stages", len(p.Stages)).Int("workers", p.Workers).
 		Uint64("seed", p.Seed).Msg("run started")
 
@@ -308,7 +309,14 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	man.ExitCode = ExitCode(man.Status)
 	rs.mu.Unlock()
-	rs.writeManifest()
+	if err := rs.writeManifest(); err != nil {
+		// Without a manifest the run cannot be trusted, whatever its stages did.
+		rs.mu.Lock()
+		man.Status, man.Error = StatusFailed, err.Error()
+		man.ExitCode = ExitCode(man.Status)
+		rs.mu.Unlock()
+		runErr = errors.Join(runErr, err)
+	}
 	ev := log.Info()
 	if man.Status != StatusSucceeded {
 		ev = log.Error()
@@ -447,7 +455,7 @@ func (rs *runState) setStatus(st *stageState, status, msg string) {
 	st.man.Status = status
 	st.man.Error = msg
 	rs.mu.Unlock()
-	rs.writeManifest()
+	_ = rs.writeManifest() // logged; the final write decides
 }
 
 func (rs *runState) finishStage(st *stageState, status, msg string) {
@@ -480,6 +488,14 @@ func (rs *runState) finishStage(st *stageState, status, msg string) {
 	}
 	m.Metrics = sc.Metrics.Snapshot()
 	sc.infoMu.Lock()
+	// JSON has no NaN or Inf: such a metric (an AUC of a one-class split, a diverged loss) is
+	// moved to a note that says so, never dropped silently.
+	for k, v := range m.Metrics {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			delete(m.Metrics, k)
+			sc.notes = append(sc.notes, fmt.Sprintf("metric %s is %v (not representable in the manifest's JSON)", k, v))
+		}
+	}
 	if len(sc.info) > 0 {
 		m.Info = sc.info
 	}
@@ -490,20 +506,24 @@ func (rs *runState) finishStage(st *stageState, status, msg string) {
 	}
 	sc.infoMu.Unlock()
 	rs.mu.Unlock()
-	rs.writeManifest()
+	_ = rs.writeManifest() // logged; the final write decides
 }
 
-func (rs *runState) writeManifest() {
+// writeManifest writes manifest.json atomically. Its error is logged; the run's final write
+// also returns it, so that a run whose manifest could not be written does not report success.
+func (rs *runState) writeManifest() error {
 	rs.mu.Lock()
 	b, err := json.MarshalIndent(rs.man, "", "  ")
 	rs.mu.Unlock()
 	if err != nil {
 		rs.log.Error().Err(err).Msg("encode manifest")
-		return
+		return fmt.Errorf("encode manifest.json: %w", err)
 	}
 	if err := WriteFileAtomic(filepath.Join(rs.dir, "manifest.json"), append(b, '\n')); err != nil {
 		rs.log.Error().Err(err).Msg("write manifest")
+		return fmt.Errorf("write manifest.json: %w", err)
 	}
+	return nil
 }
 
 func moduleVersions() map[string]string {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -199,6 +200,11 @@ func (sc *StageContext) SetInfo(key string, v any) {
 	defer sc.infoMu.Unlock()
 	if sc.info == nil {
 		sc.info = map[string]any{}
+	}
+	// The manifest is JSON: a value JSON cannot hold (a NaN, an Inf, a channel) is kept as its
+	// printed form rather than breaking the manifest.
+	if _, err := json.Marshal(v); err != nil {
+		v = fmt.Sprint(v)
 	}
 	sc.info[key] = v
 }
