@@ -52,7 +52,7 @@ func backendsUnderTest() []Backend {
 }
 
 func TestSgemmMatchesNaive(t *testing.T) {
-	sizes := []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 31, 65}, {129, 10, 257}, {300, 7, 5}}
+	sizes := []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 31, 65}, {129, 10, 257}, {300, 7, 5}, {70, 400, 33}}
 	for _, be := range backendsUnderTest() {
 		for _, sz := range sizes {
 			for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
@@ -149,5 +149,20 @@ func BenchmarkSgemm(b *testing.B) {
 				b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// TestGonumStaysSerial: the gonum backend runs within the caller's goroutine (no goroutines of
+// its own, outside the CPU budget) and allocates nothing, even for products large enough that
+// gonum would go parallel.
+func TestGonumStaysSerial(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	m, n, k := 256, 256, 128
+	a, b, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+	allocs := testing.AllocsPerRun(5, func() {
+		Gonum{}.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+	})
+	if allocs != 0 {
+		t.Errorf("gonum backend allocates %v times per product", allocs)
 	}
 }
