@@ -746,15 +746,7 @@ func (m *Model) Predict(b Batch) (Outputs, error) {
 	if err := m.checkBatch(b); err != nil {
 		return Outputs{}, err
 	}
-	out := Outputs{Heads: make([][]float32, len(m.heads)), Width: make([]int, len(m.heads))}
-	for i, h := range m.heads {
-		w := h.k
-		if h.spec.Kind == HeadBinary {
-			w = 2
-		}
-		out.Width[i] = w
-		out.Heads[i] = make([]float32, b.Rows*w)
-	}
+	out := m.newOutputs(b.Rows)
 	chunk := max(m.rows, 256)
 	for lo := 0; lo < b.Rows; lo += chunk {
 		hi := min(lo+chunk, b.Rows)

@@ -15,6 +15,15 @@ func (m *Model) PredictLoss(b Batch, t Targets) (Outputs, Loss, error) {
 	if err != nil {
 		return Outputs{}, Loss{}, err
 	}
+	out := m.newOutputs(b.Rows)
+	for i, h := range m.heads {
+		m.headOutputTo(out.Heads[i], h, b.Rows)
+	}
+	return out, loss, nil
+}
+
+// newOutputs allocates per-head outputs for rows rows (see Outputs for the widths).
+func (m *Model) newOutputs(rows int) Outputs {
 	out := Outputs{Heads: make([][]float32, len(m.heads)), Width: make([]int, len(m.heads))}
 	for i, h := range m.heads {
 		w := h.k
@@ -22,8 +31,7 @@ func (m *Model) PredictLoss(b Batch, t Targets) (Outputs, Loss, error) {
 			w = 2
 		}
 		out.Width[i] = w
-		out.Heads[i] = make([]float32, b.Rows*w)
-		m.headOutputTo(out.Heads[i], h, b.Rows)
+		out.Heads[i] = make([]float32, rows*w)
 	}
-	return out, loss, nil
+	return out
 }
