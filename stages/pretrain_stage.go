@@ -35,7 +35,7 @@ func pretrainKind() pipeline.KindSpec {
 		{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table to learn from: every row counts, labelled or not (labels are ignored)."},
 		{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "Rows for early stopping on the reconstruction loss (default: a seeded 10% of input)."},
 		{Name: "type", Type: pipeline.TypeString, Default: "denoising", Enum: []string{"plain", "denoising", "sparse"}, Doc: "Undercomplete (plain), denoising (inputs corrupted while training, targets clean), or sparse (L1 activity penalty on the code)."},
-		{Name: "corruption", Type: pipeline.TypeTable, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate; Vincent et al. 2010) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
+		{Name: "corruption", Type: pipeline.TypeTable, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate, Vincent et al. 2010, and the kept ones divided by 1 - rate so that a corrupted input has the clean input's expectation; unscaled = true keeps them as they are) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
 		{Name: "tied", Type: pipeline.TypeBool, Default: false, Doc: "The decoder reuses the transposed encoder weights (own biases)."},
 		{Name: "sparsity", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 activity penalty on the code (type sparse; default 1e-3 there)."},
 	}
