@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
 	"github.com/pipe-ml/pipe/nn/train"
 )
 
@@ -53,6 +54,23 @@ type PseudoLabelOptions struct {
 	// starting model's or one of the rounds' (ties go to the later one). Default false: the
 	// last round's weights.
 	KeepBest bool
+	// Anneal makes the rounds one training run for the learning rate: it follows a single
+	// cosine from the optimizer's rate at the start of round 1 to 0 at the end of the last
+	// round (each round anneals its share, from base·c((r−1)/R) to base·c(r/R) with
+	// c(t) = (1+cos πt)/2), replacing the config's own schedule. The late rounds then refine
+	// with small steps instead of ending on a constant rate's noise. Default false: every
+	// round runs the config's schedule from the start.
+	Anneal bool
+}
+
+// annealedRound returns tc with the learning rate of round r (1-based) of rounds under
+// PseudoLabelOptions.Anneal.
+func annealedRound(tc train.Config, r, rounds int) train.Config {
+	base := tc.Optimizer.EffectiveLR()
+	c := func(t float64) float64 { return (1 + math.Cos(math.Pi*t)) / 2 }
+	tc.Optimizer.LR = base * c(float64(r-1)/float64(rounds))
+	tc.Schedule = optim.ScheduleConfig{Name: "cosine", MinLR: base * c(float64(r)/float64(rounds))}
+	return tc
 }
 
 func (o PseudoLabelOptions) withDefaults() (PseudoLabelOptions, error) {
@@ -349,6 +367,9 @@ func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.
 		}
 		rtc := tc
 		rtc.Seed = tc.Seed + uint64(round)
+		if opts.Anneal {
+			rtc = annealedRound(rtc, round, rounds)
+		}
 		res, err := train.Fit(ctx, m, combined, val, rtc)
 		if err != nil {
 			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)

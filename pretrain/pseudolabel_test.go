@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
 	"github.com/pipe-ml/pipe/nn/train"
 )
 
@@ -265,6 +266,55 @@ func TestSelfTrainRestart(t *testing.T) {
 	mustNoErr(t, err)
 	if reflect.DeepEqual(paramCopy(m2), want) {
 		t.Error("continuing and restarting gave the same weights")
+	}
+}
+
+// TestSelfTrainAnneal checks Anneal against a hand-written loop whose round r trains at a
+// cosine from base·(1+cos(π(r−1)/R))/2 down to base·(1+cos(πr/R))/2, and checks the round
+// boundaries of the schedule: continuous, from base to 0.
+func TestSelfTrainAnneal(t *testing.T) {
+	ctx := context.Background()
+	const rounds = 3
+	m, labelled, unlabeled, val, tc := selfTrainSetup(t)
+	tc.Schedule = optim.ScheduleConfig{Name: "step", StepEpochs: 1, Gamma: 0.5} // replaced by Anneal
+	base := tc.Optimizer.LR
+	teacher, err := nn.Build(m.Spec(), rand.New(rand.NewPCG(9, 9)))
+	mustNoErr(t, err)
+	snapshot(m).restoreTo(teacher)
+	opts := PseudoLabelOptions{Threshold: 0.8}
+	for round := 1; round <= rounds; round++ {
+		labels, weights, picked, err := PseudoLabel(teacher, unlabeled, opts)
+		mustNoErr(t, err)
+		combined, err := withPseudoLabels(labelled, unlabeled, 0, picked, labels, weights)
+		mustNoErr(t, err)
+		rtc := tc
+		rtc.Seed = tc.Seed + uint64(round)
+		rtc.Optimizer.LR = base * (1 + math.Cos(math.Pi*float64(round-1)/rounds)) / 2
+		rtc.Schedule = optim.ScheduleConfig{Name: "cosine", MinLR: base * (1 + math.Cos(math.Pi*float64(round)/rounds)) / 2}
+		_, err = train.Fit(ctx, teacher, combined, val, rtc)
+		mustNoErr(t, err)
+	}
+	opts.Anneal = true
+	_, err = SelfTrain(ctx, m, labelled, unlabeled, val, tc, opts, rounds, nil)
+	mustNoErr(t, err)
+	want := paramCopy(teacher)
+	for name, got := range paramCopy(m) {
+		for i := range got {
+			if math.Abs(float64(got[i]-want[name][i])) > 1e-5 {
+				t.Fatalf("%s[%d] = %g, hand-written annealed loop %g", name, i, got[i], want[name][i])
+			}
+		}
+	}
+	prevEnd := base
+	for r := 1; r <= rounds; r++ {
+		rc := annealedRound(tc, r, rounds)
+		if math.Abs(rc.Optimizer.LR-prevEnd) > 1e-15 || rc.Schedule.MinLR > rc.Optimizer.LR {
+			t.Errorf("round %d: lr %g -> %g, want to start where round %d ended (%g) and fall", r, rc.Optimizer.LR, rc.Schedule.MinLR, r-1, prevEnd)
+		}
+		prevEnd = rc.Schedule.MinLR
+	}
+	if prevEnd != 0 {
+		t.Errorf("the last round ends at lr %g, want 0", prevEnd)
 	}
 }
 

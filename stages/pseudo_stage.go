@@ -25,6 +25,7 @@ func pseudoLabelKind() pipeline.KindSpec {
 		{Name: "restart", Type: pipeline.TypeBool, Default: false, Doc: "Train every round from the `model` input's weights instead of continuing from the previous round's (the pseudo-labels still come from the previous round's model): the student does not inherit the teacher's fit to its own mistakes."},
 		{Name: "views", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Pseudo-labels average the predictions of the clean row and of this many copies augmented as the train table's augment stage says (test-time augmentation; 0: clean rows only, and no effect without augmentation)."},
 		{Name: "ensemble_decay", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.99), Doc: "Pseudo-labels come from an exponential moving average, with this decay, of the probabilities predicted in every round so far (temporal ensembling over rounds, bias-corrected); 0: the current round's prediction only."},
+		{Name: "anneal", Type: pipeline.TypeBool, Default: false, Doc: "The rounds share one cosine learning-rate schedule, from the optimizer's rate at the start of round 1 to 0 at the end of the last round, instead of each round running `schedule` from the start: the last rounds refine with small steps."},
 		{Name: "keep_best", Type: pipeline.TypeBool, Default: false, Doc: "Output the weights of the best validation accuracy over the starting model and the rounds (ties: the later) instead of the last round's; the manifest's `best_round` says which."},
 	}
 	for _, f := range trainFields() {
@@ -49,7 +50,7 @@ func pseudoLabelKind() pipeline.KindSpec {
 				return nil, err
 			}
 			opts := pretrain.PseudoLabelOptions{Threshold: c.Float("threshold"), TopShare: c.Float("top_share"), Weight: c.Float("weight"), ConfidenceWeight: c.Bool("confidence_weight"),
-				Restart: c.Bool("restart"), Views: c.Int("views"), EnsembleDecay: c.Float("ensemble_decay"), KeepBest: c.Bool("keep_best")}
+				Restart: c.Bool("restart"), Views: c.Int("views"), EnsembleDecay: c.Float("ensemble_decay"), KeepBest: c.Bool("keep_best"), Anneal: c.Bool("anneal")}
 			return &pseudoStage{ts: ts, opts: opts, rounds: c.Int("rounds")}, nil
 		},
 	}
