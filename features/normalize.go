@@ -29,7 +29,8 @@ type NormalizeOptions struct {
 	// Default (empty): NormalizeStandard.
 	Method string
 	// Columns lists the feature columns to scale. Default (nil or empty): every numeric
-	// (integer or float) feature column of the first batch.
+	// (integer or float) feature column of the first batch, except encode's index columns
+	// (int32 category ids marked with KeyCardinality), which are never scaled.
 	Columns []string
 }
 
@@ -87,6 +88,9 @@ func (f *normalizeFitter) Observe(rec arrow.RecordBatch) error {
 		}
 		names, err := selectColumns(rec.Schema(), f.opts.Columns, KindNormalize, schema.IsNumeric, "numeric")
 		if err != nil {
+			return err
+		}
+		if names, err = withoutIndexColumns(rec.Schema(), names, len(f.opts.Columns) > 0); err != nil {
 			return err
 		}
 		f.method = method
@@ -503,4 +507,25 @@ func (t *normalizeTransform) Describe() map[string]any {
 
 func (t *normalizeTransform) Counters() map[string]int64 {
 	return map[string]int64{"rows_applied": t.applied.Load()}
+}
+
+// withoutIndexColumns drops encode's index columns (int32 category ids, marked with
+// KeyCardinality) from names: scaling them would turn category ids into numbers. Listed
+// explicitly, such a column is an error.
+func withoutIndexColumns(s *arrow.Schema, names []string, listed bool) ([]string, error) {
+	out := names[:0:0]
+	for _, name := range names {
+		f := s.Field(s.FieldIndices(name)[0])
+		if f.HasMetadata() && f.Metadata.FindKey(KeyCardinality) >= 0 {
+			if listed {
+				return nil, fmt.Errorf("%s: column %q holds encode's category indices (for an embedding), not numbers; remove it from columns", KindNormalize, name)
+			}
+			continue
+		}
+		out = append(out, name)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: the table has no numeric feature columns to scale (index-encoded categorical columns are left as they are); remove the stage", KindNormalize)
+	}
+	return out, nil
 }

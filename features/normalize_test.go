@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/pipe-ml/pipe/schema"
 )
@@ -319,5 +320,49 @@ func TestNormalizeConcurrentApply(t *testing.T) {
 	}
 	if got := tr.Counters()["rows_applied"]; got != workers*4 {
 		t.Errorf("rows_applied = %d, want %d", got, workers*4)
+	}
+}
+
+// TestNormalizeLeavesIndexColumns: encode's index columns (category ids for an embedding) are
+// not scaled by default, and listing one is an error; the numeric columns are scaled as usual.
+func TestNormalizeLeavesIndexColumns(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rec := makeRecord(t, mem, "",
+		testColumn{name: "colour", str: []string{"red", "blue", "red", "green"}},
+		testColumn{name: "x", f64: []float64{1, 2, 3, 6}})
+	defer rec.Release()
+	enc := fitBatches(t, NewEncodeFitter(EncodeOptions{Categorical: EncodeIndex}), rec, 4)
+	coded, err := enc.Apply(context.Background(), mem, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coded.Release()
+	ids := coded.Column(coded.Schema().FieldIndices("colour")[0]).(*array.Int32).Int32Values()
+	tr := fitBatches(t, NewNormalizeFitter(NormalizeOptions{}), coded, 4)
+	out, err := tr.Apply(context.Background(), mem, coded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Release()
+	col, ok := out.Column(out.Schema().FieldIndices("colour")[0]).(*array.Int32)
+	if !ok {
+		t.Fatalf("colour became %s, want encode's int32 indices untouched", out.Schema().Field(out.Schema().FieldIndices("colour")[0]).Type)
+	}
+	for i, v := range col.Int32Values() {
+		if v != ids[i] {
+			t.Errorf("colour row %d: index %d, encode gave %d", i, v, ids[i])
+		}
+	}
+	mean, std := naiveMeanStd([]float64{1, 2, 3, 6})
+	x := float32Column(t, out, "x")
+	for i, v := range []float64{1, 2, 3, 6} {
+		if want := (v - mean) / std; !near(float64(x.Value(i)), want, 1e-6) {
+			t.Errorf("x row %d: %g, want %g", i, x.Value(i), want)
+		}
+	}
+	f := NewNormalizeFitter(NormalizeOptions{Columns: []string{"colour", "x"}})
+	if err := f.Observe(coded); err == nil || !strings.Contains(err.Error(), "category indices") {
+		t.Errorf("normalizing an index column on request: %v, want an error saying it holds category indices", err)
 	}
 }

@@ -183,7 +183,7 @@ func normalizeKind() pipeline.KindSpec {
 		"Scales numeric feature columns with statistics fitted on the training table only, in one streaming pass: `standard` (mean 0, std 1; Welford), `minmax` ([0, 1]), `robust` (median and IQR) or `log1p`. A constant column maps to 0. Outputs float32 columns.",
 		[]pipeline.Field{
 			{Name: "method", Type: pipeline.TypeString, Default: "standard", Enum: []string{"standard", "minmax", "robust", "log1p"}, Doc: "The scaling."},
-			{Name: "columns", Type: pipeline.TypeStrings, Doc: "The columns to scale. Default: every numeric feature column."},
+			{Name: "columns", Type: pipeline.TypeStrings, Doc: "The columns to scale. Default: every numeric feature column except encode's index columns (category ids for embeddings, which are never scaled)."},
 		},
 		"[stages.normalize]\nkind = \"normalize\"\nfit = \"split.train\"\napply = [\"split.train\", \"split.val\", \"split.test\"]\nmethod = \"standard\"",
 		func(c *pipeline.StageConfig) (func() features.Fitter, error) {
