@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/train"
 	"github.com/pipe-ml/pipe/pipeline"
 	"github.com/pipe-ml/pipe/pretrain"
 )
@@ -34,7 +35,7 @@ func pretrainKind() pipeline.KindSpec {
 	fields := []pipeline.Field{
 		{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table to learn from: every row counts, labelled or not (labels are ignored)."},
 		{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "Rows for early stopping on the reconstruction loss (default: a seeded 10% of input)."},
-		{Name: "type", Type: pipeline.TypeString, Default: "denoising", Enum: []string{"plain", "denoising", "sparse"}, Doc: "Undercomplete (plain), denoising (inputs corrupted while training, targets clean), or sparse (L1 activity penalty on the code)."},
+		{Name: "type", Type: pipeline.TypeString, Default: "denoising", Enum: []string{"plain", "denoising", "sparse", "embeddings"}, Doc: "Undercomplete (plain), denoising (inputs corrupted while training, targets clean), or sparse (L1 activity penalty on the code) autoencoder of the numeric and one-hot columns; or embeddings: masked-column prediction over the index-encoded categorical columns (encode categorical = \"index\"), which pretrains their embedding tables (emb_<column>, the names a train stage gives them): every row hides one of its categorical columns, chosen afresh at every step, and a softmax head per column predicts it from the other columns and the numeric ones through `layers` (default one dense layer of 64, not transferred). Needs at least two categorical columns."},
 		{Name: "corruption", Type: pipeline.TypeTable, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate, Vincent et al. 2010, and the kept ones divided by 1 - rate so that a corrupted input has the clean input's expectation; unscaled = true keeps them as they are) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
 		{Name: "tied", Type: pipeline.TypeBool, Default: false, Doc: "The decoder reuses the transposed encoder weights (own biases)."},
 		{Name: "sparsity", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 activity penalty on the code (type sparse; default 1e-3 there)."},
@@ -48,7 +49,8 @@ func pretrainKind() pipeline.KindSpec {
 		Kind: "pretrain", Shape: pipeline.ShapeTrain,
 		Doc: "Trains an autoencoder on a table's feature columns, for unsupervised pretraining: rows with a null target count as unlabeled data. " +
 			"The decoder mirrors the encoder; numeric columns are reconstructed with MSE, one-hot groups (encode's `<column>=<value>` columns) with softmax cross-entropy. " +
-			"Outputs the `encoder`, whose layers (named enc_1, enc_2, ... unless named) a train stage loads with init_from, and the per-epoch reconstruction loss.",
+			"Outputs the `encoder`, whose layers (named enc_1, enc_2, ... unless named) a train stage loads with init_from, and the per-epoch reconstruction loss. " +
+			"With type = \"embeddings\" it pretrains the embedding tables of index-encoded categorical columns instead (masked-column prediction), and init_from loads those tables.",
 		Fields: fields,
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
 			return []pipeline.Port{{Name: "encoder", Kind: pipeline.PortArtifact}}
@@ -59,6 +61,13 @@ func pretrainKind() pipeline.KindSpec {
 			ts, err := parseTrainSpec(c)
 			if err != nil {
 				return nil, err
+			}
+			if c.String("type") == "embeddings" {
+				var trunk []nn.LayerSpec
+				if c.IsSet("layers") {
+					trunk = ts.layers
+				}
+				return &pretrainStage{ts: ts, embeddings: true, trunk: trunk}, nil
 			}
 			if c.Value("layers") == nil {
 				return nil, c.Errorf("layers", "the encoder needs layers, e.g. [ { dense = 256 }, { dense = 64 } ]")
@@ -82,6 +91,10 @@ func pretrainKind() pipeline.KindSpec {
 type pretrainStage struct {
 	ts  *trainSpec
 	cfg pretrain.AutoencoderConfig
+	// embeddings selects masked-column pretraining of the categorical embeddings, with
+	// trunk as its layers (nil: the library's default).
+	embeddings bool
+	trunk      []nn.LayerSpec
 }
 
 // oneHotGroups finds encode's one-hot blocks (<column>=<value>, contiguous) among the inputs.
@@ -134,8 +147,18 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		}
 		val = vd.ds
 	}
-	cfg := s.cfg
-	cfg.Groups = oneHotGroups(plan.Numeric)
+	if s.embeddings && len(plan.Categorical) < 2 {
+		return &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("type = \"embeddings\" predicts each categorical column from the others, and the input has %d index-encoded categorical column(s)", len(plan.Categorical)),
+			Hint: "encode the categorical columns with an encode stage (categorical = \"index\"), or use an autoencoder type"}
+	}
+	if !s.embeddings && len(plan.Categorical) > 0 {
+		var cols []string
+		for _, c := range plan.Categorical {
+			cols = append(cols, c.Column)
+		}
+		return &pipeline.DataError{Stage: sc.Name, Column: strings.Join(cols, ", "), Msg: fmt.Sprintf("a %s autoencoder reconstructs numeric and one-hot columns, and these are index-encoded categorical columns", s.cfg.Type),
+			Hint: "encode them one-hot (encode categorical = \"onehot\") to reconstruct them with cross-entropy, leave them out with features = [...], or pretrain their embeddings in a separate stage with type = \"embeddings\""}
+	}
 	tc := s.ts.cfg
 	tc.Seed = sc.Seed(1)
 	tc.Logger = sc.Log
@@ -145,6 +168,11 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	}
 	defer release()
 	tc.Workers = n
+	if s.embeddings {
+		return s.runEmbeddings(ctx, sc, plan, data.ds, val, tc)
+	}
+	cfg := s.cfg
+	cfg.Groups = oneHotGroups(plan.Numeric)
 	enc, rep, err := pretrain.TrainAutoencoder(ctx, cfg, data.ds, val, tc)
 	if err != nil {
 		return err
@@ -166,6 +194,44 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		return err
 	}
 	if err := writeSeries(filepath.Join(dir, "history.csv"), map[string][]float64{"train_reconstruction_loss": rep.TrainLoss, "val_reconstruction_loss": rep.ValLoss}); err != nil {
+		return err
+	}
+	if err := enc.Save(filepath.Join(dir, "encoder")); err != nil {
+		return err
+	}
+	return sc.SetArtifact("encoder", &EncoderArtifact{Enc: enc, Plan: *plan})
+}
+
+// runEmbeddings pretrains the categorical embedding tables by masked-column prediction.
+func (s *pretrainStage) runEmbeddings(ctx context.Context, sc *pipeline.StageContext, plan *InputPlan, data, val train.Dataset, tc train.Config) error {
+	spec, err := s.ts.embeddingSpecs(plan)
+	if err != nil {
+		return err
+	}
+	enc, rep, err := pretrain.PretrainEmbeddings(ctx, pretrain.EmbeddingConfig{Embeddings: spec, Trunk: s.trunk}, data, val, tc)
+	if err != nil {
+		return err
+	}
+	if len(rep.TrainLoss) > 0 {
+		sc.Metrics.Set("train_masked_loss", rep.TrainLoss[len(rep.TrainLoss)-1])
+	}
+	if len(rep.ValLoss) > 0 {
+		sc.Metrics.Set("val_masked_loss", rep.ValLoss[min(rep.BestEpoch, len(rep.ValLoss)-1)])
+	}
+	for name, acc := range rep.ValAccuracy {
+		sc.Metrics.Set("val_accuracy/"+name, acc)
+	}
+	var tables []string
+	for _, e := range spec {
+		tables = append(tables, e.Name)
+	}
+	sc.SetInfo("epochs", len(rep.TrainLoss))
+	sc.SetInfo("embeddings", tables)
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	if err := writeSeries(filepath.Join(dir, "history.csv"), map[string][]float64{"train_masked_loss": rep.TrainLoss, "val_masked_loss": rep.ValLoss}); err != nil {
 		return err
 	}
 	if err := enc.Save(filepath.Join(dir, "encoder")); err != nil {

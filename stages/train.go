@@ -141,8 +141,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
-	if src != nil && !s.layersSet {
-		// No layers of its own: the trunk is the source's (encoder or model) layers.
+	if src != nil && !s.layersSet && len(src.TransferLayers()) > 0 {
+		// No layers of its own: the trunk is the source's (encoder or model) layers (an
+		// embeddings encoder has none: the default trunk stays).
 		s.spec.layers = src.TransferLayers()
 	}
 	spec, err := s.spec.modelSpec(plan)

@@ -251,16 +251,25 @@ func trimPrefix(s, p string) string {
 	return s
 }
 
-// modelSpec builds the network for a plan.
-func (ts *trainSpec) modelSpec(plan *InputPlan) (nn.Spec, error) {
-	spec := nn.Spec{NumInputs: len(plan.Numeric), L1: ts.l1, L2: ts.l2}
+// embeddingSpecs returns the embedding of every categorical input of plan: named
+// emb_<column> (init_from transfers tables by these names), embedding_dim wide or
+// min(50, ceil(cardinality/2)).
+func (ts *trainSpec) embeddingSpecs(plan *InputPlan) ([]nn.EmbeddingSpec, error) {
+	var out []nn.EmbeddingSpec
 	for _, c := range plan.Categorical {
 		dim := ts.embDim
 		if dim == 0 {
 			dim = min(50, (c.Cardinality+1)/2)
 		}
-		spec.Embeddings = append(spec.Embeddings, nn.EmbeddingSpec{Name: "emb_" + c.Column, Column: c.Column, Cardinality: c.Cardinality, Dim: dim})
+		out = append(out, nn.EmbeddingSpec{Name: "emb_" + c.Column, Column: c.Column, Cardinality: c.Cardinality, Dim: dim})
 	}
+	return out, nil
+}
+
+// modelSpec builds the network for a plan.
+func (ts *trainSpec) modelSpec(plan *InputPlan) (nn.Spec, error) {
+	spec := nn.Spec{NumInputs: len(plan.Numeric), L1: ts.l1, L2: ts.l2}
+	spec.Embeddings, _ = ts.embeddingSpecs(plan)
 	if ts.inputNoise > 0 {
 		spec.Layers = append(spec.Layers, nn.LayerSpec{Type: nn.LayerGaussianNoise, Name: "input_noise", Stddev: ts.inputNoise})
 	}

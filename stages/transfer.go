@@ -28,7 +28,7 @@ func (b *Bundle) TransferLayers() []nn.LayerSpec { return b.Model.Spec().Layers 
 
 func transferFields() []pipeline.Field {
 	return []pipeline.Field{
-		{Name: "init_from", Type: pipeline.TypeInput, Port: pipeline.PortArtifact, Doc: "Start from the layers of another stage's model or of a pretrain stage's encoder (e.g. \"dae.encoder\"): every layer with the same name is loaded, with a shape check. Without `layers`, the trunk is the source's layers. Fine-tuning uses cosine annealing unless `schedule` is set."},
+		{Name: "init_from", Type: pipeline.TypeInput, Port: pipeline.PortArtifact, Doc: "Start from the layers of another stage's model or of a pretrain stage's encoder (e.g. \"dae.encoder\"): every layer, and every embedding table (emb_<column>), with the same name is loaded, with a shape check. Without `layers`, the trunk is the source's layers. Fine-tuning uses cosine annealing unless `schedule` is set."},
 		{Name: "init_from_path", Type: pipeline.TypeString, Doc: "Like init_from, from a bundle directory of an earlier run (relative to the pipeline file)."},
 		{Name: "freeze", Type: pipeline.TypeStrings, Doc: "Layers or params to freeze, by anchored regular expression: \"enc_.*\", \"dense_1\", \"dense_1/W\"."},
 		{Name: "unfreeze", Type: pipeline.TypeTable, Doc: "Gradual unfreezing of the transferred layers: { every_epochs = 3, lr_scale = 0.1 }: all start frozen and one more is unfrozen, from the top, every N epochs, training at lr × lr_scale (discriminative fine-tuning). layers = [...] lists them (default: the transferred layers)."},
@@ -103,6 +103,12 @@ func (t *transferSpec) apply(sc *pipeline.StageContext, m *nn.Model, src Transfe
 		for _, l := range src.TransferLayers() {
 			if m.Param(l.Name+"/W") != nil || hasLayer(m, l.Name) {
 				layers = append(layers, l.Name)
+			}
+		}
+		// Embedding tables travel by name too (emb_<column>), shape-checked like layers.
+		for _, e := range src.TransferModel().Spec().Embeddings {
+			if m.Param(e.Name+"/W") != nil {
+				layers = append(layers, e.Name)
 			}
 		}
 		if len(layers) == 0 {
