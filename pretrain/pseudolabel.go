@@ -260,7 +260,8 @@ type RoundReport struct {
 	// Added is the number of pseudo-labelled rows trained on in this round.
 	Added int
 	// PseudoAccuracy is the accuracy of the added rows' pseudo-labels against the hidden
-	// labels (NaN when SelfTrain got none, or no row was added).
+	// labels, over the added rows whose hidden label is known (NaN when SelfTrain got none,
+	// or no such row was added).
 	PseudoAccuracy float64
 	// ValAccuracy is the accuracy on the validation set after the round's training.
 	ValAccuracy float64
@@ -288,8 +289,8 @@ type SelfTrainReport struct {
 // pseudo-labelled rows as to the labelled ones. The pseudo-labels are recomputed from scratch
 // every round. With opts.KeepBest m ends with the weights of best validation accuracy
 // (SelfTrainReport.BestRound says which), otherwise with the last round's. hidden, when not
-// nil, holds the true labels of unlabeled's rows (positions in unlabeled) and is used only to
-// report the pseudo-labels' accuracy. val must hold labels for the pseudo-labelled head; it is
+// nil, holds the true labels of unlabeled's rows (positions in unlabeled; negative: unknown) and
+// is used only to report the pseudo-labels' accuracy. val must hold labels for the pseudo-labelled head; it is
 // the early-stopping set of every round. labelled, unlabeled and val are not modified.
 func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.Dataset, tc train.Config, opts PseudoLabelOptions, rounds int, hidden []int32) (SelfTrainReport, error) {
 	var rep SelfTrainReport
@@ -349,14 +350,20 @@ func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.
 			}
 		}
 		rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN()}
-		if hidden != nil && len(picked) > 0 {
-			ok := 0
+		if hidden != nil {
+			ok, known := 0, 0
 			for i, p := range picked {
+				if hidden[p] < 0 {
+					continue // no true label to compare with
+				}
+				known++
 				if hidden[p] == labels[i] {
 					ok++
 				}
 			}
-			rr.PseudoAccuracy = float64(ok) / float64(len(picked))
+			if known > 0 {
+				rr.PseudoAccuracy = float64(ok) / float64(known)
+			}
 		}
 		combined, err := withPseudoLabels(labelled, unlabeled, h, picked, labels, weights)
 		if err != nil {

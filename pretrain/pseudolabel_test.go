@@ -403,3 +403,38 @@ func TestSelfTrainEnsembleDecay(t *testing.T) {
 		t.Error("ensemble decay 1 accepted")
 	}
 }
+
+// TestSelfTrainAccuracyOverKnownLabels checks that the reported pseudo-label accuracy counts
+// only the picked rows whose true label is known (hidden >= 0): rows of a separate unlabeled
+// source have none, and must not count as wrong.
+func TestSelfTrainAccuracyOverKnownLabels(t *testing.T) {
+	m, labelled, unlabeled, val, tc := selfTrainSetup(t)
+	_, truth := blobs(800, 5)
+	hidden := make([]int32, unlabeled.Len())
+	for i := range hidden {
+		hidden[i] = -1
+		if i%3 == 0 {
+			hidden[i] = truth[unlabeled.Index[i]]
+		}
+	}
+	opts := PseudoLabelOptions{Threshold: 0.8}
+	labels, _, picked, err := PseudoLabel(m, unlabeled, opts) // round 1 picks with the starting model
+	mustNoErr(t, err)
+	ok, known := 0, 0
+	for i, p := range picked {
+		if hidden[p] >= 0 {
+			known++
+			if hidden[p] == labels[i] {
+				ok++
+			}
+		}
+	}
+	if known == 0 || known == len(picked) {
+		t.Fatalf("%d of %d picked rows have a known label: the test needs some of each", known, len(picked))
+	}
+	rep, err := SelfTrain(context.Background(), m, labelled, unlabeled, val, tc, opts, 1, hidden)
+	mustNoErr(t, err)
+	if got, want := rep.Rounds[0].PseudoAccuracy, float64(ok)/float64(known); math.Abs(got-want) > 1e-12 {
+		t.Errorf("pseudo-label accuracy %.4f, want %.4f (%d right of the %d picked rows with a known label)", got, want, ok, known)
+	}
+}
