@@ -34,6 +34,7 @@ var unsupervisedExcluded = map[string]bool{"target": true, "task": true, "tasks"
 func pretrainKind() pipeline.KindSpec {
 	fields := []pipeline.Field{
 		{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table to learn from: every row counts, labelled or not (labels are ignored)."},
+		unlabeledField("their rows are learnt from together with input's."),
 		{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "Rows for early stopping on the reconstruction loss (default: a seeded 10% of input)."},
 		{Name: "type", Type: pipeline.TypeString, Default: "denoising", Enum: []string{"plain", "denoising", "sparse", "embeddings"}, Doc: "Undercomplete (plain), denoising (inputs corrupted while training, targets clean), or sparse (L1 activity penalty on the code) autoencoder of the numeric and one-hot columns; or embeddings: masked-column prediction over the index-encoded categorical columns (encode categorical = \"index\"), which pretrains their embedding tables (emb_<column>, the names a train stage gives them): every row hides one of its categorical columns, chosen afresh at every step, and a softmax head per column predicts it from the other columns and the numeric ones through `layers` (default one dense layer of 64, not transferred). Needs at least two categorical columns."},
 		{Name: "corruption", Type: pipeline.TypeTable, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate, Vincent et al. 2010, and the kept ones divided by 1 - rate so that a corrupted input has the clean input's expectation; unscaled = true keeps them as they are) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
@@ -146,6 +147,19 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 			return err
 		}
 		val = vd.ds
+	}
+	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrowRecord) (arrowRecord, error), error) {
+		return replayLineage(ctx, sc, in.Lineage(), t)
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range extra {
+		appendRows(&data.ds, e)
+	}
+	sc.SetInfo("rows", data.ds.Len())
+	if nExtra > 0 {
+		sc.SetInfo("unlabeled_table_rows", nExtra)
 	}
 	if s.embeddings && len(plan.Categorical) < 2 {
 		return &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("type = \"embeddings\" predicts each categorical column from the others, and the input has %d index-encoded categorical column(s)", len(plan.Categorical)),

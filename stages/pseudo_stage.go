@@ -17,6 +17,7 @@ func pseudoLabelKind() pipeline.KindSpec {
 		{Name: "model", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortArtifact, Doc: "The model to start from (a train stage's output): its architecture, weights and inputs."},
 		{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table: rows with a target are labelled, rows with a null target are the unlabeled pool."},
 		{Name: "val", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The labelled validation table (early stopping in every round)."},
+		unlabeledField("their rows join the train table's unlabeled rows in the pool that is pseudo-labelled."),
 		{Name: "threshold", Type: pipeline.TypeFloat, Default: 0.95, Min: pipeline.Bound(0.5), Max: pipeline.Bound(1), Doc: "A row is pseudo-labelled when its top class probability reaches this."},
 		{Name: "top_share", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Instead of threshold: the most confident share of the rows predicted as each class."},
 		{Name: "weight", Type: pipeline.TypeFloat, Default: 1.0, Min: pipeline.Bound(0), Doc: "Sample weight of a pseudo-labelled row (labelled rows weigh 1)."},
@@ -118,12 +119,30 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 			unl = append(unl, i)
 		}
 	}
-	if len(unl) == 0 {
-		return &pipeline.DataError{Stage: sc.Name, Msg: "the train table has no unlabeled rows (null target) to pseudo-label", Hint: "use mask_labels, or feed a table with unlabeled rows"}
-	}
 	hidden, err := hiddenLabels(ctx, sc, trainT, plan.Targets[head], unl)
 	if err != nil {
 		return err
+	}
+	// Extra unlabeled tables join the pool, preprocessed as the model's inputs were.
+	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrowRecord) (arrowRecord, error), error) {
+		from := alreadyApplied(src, t.Lineage())
+		return func(rec arrowRecord) (arrowRecord, error) { return src.PreprocessFrom(ctx, sc.Mem, rec, from) }, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range extra {
+		first := all.ds.Len()
+		appendRows(&all.ds, e)
+		for i := first; i < all.ds.Len(); i++ {
+			unl = append(unl, i)
+			if hidden != nil {
+				hidden = append(hidden, -1) // no true label to evaluate against
+			}
+		}
+	}
+	if len(unl) == 0 {
+		return &pipeline.DataError{Stage: sc.Name, Msg: "the train table has no unlabeled rows (null target) to pseudo-label", Hint: "use mask_labels, feed a table with unlabeled rows, or add tables of them with unlabeled = [...]"}
 	}
 	tc := s.ts.cfg
 	tc.Seed = sc.Seed(1)
@@ -162,6 +181,9 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	}
 	sc.SetInfo("rounds", rounds)
 	sc.SetInfo("unlabeled_rows", len(unl))
+	if nExtra > 0 {
+		sc.SetInfo("unlabeled_table_rows", nExtra)
+	}
 	sc.SetInfo("labelled_rows", len(lab))
 	sc.SetInfo("best_round", rep.BestRound)
 	if rep.BestRound == 0 {
