@@ -278,6 +278,18 @@ type SelfTrainReport struct {
 	// BestRound is the round whose weights m ended with: the last one, or with KeepBest the
 	// one of best validation accuracy (0: the starting weights).
 	BestRound int
+	// Last is the pseudo-labelling of the last round: the rows of unlabeled it picked
+	// (positions), their labels, the top-class probability each was picked with, and the
+	// sample weight each was trained with.
+	Last PseudoLabels
+}
+
+// PseudoLabels is one round's pseudo-labelling.
+type PseudoLabels struct {
+	Picked     []int
+	Labels     []int32
+	Confidence []float32
+	Weights    []float32
 }
 
 // SelfTrain runs rounds of self-training on m (in place): each round predicts the rows of
@@ -348,6 +360,11 @@ func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.
 			if labels, weights, picked, err = selectConfident(probs, k, opts); err != nil {
 				return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
 			}
+			conf := make([]float32, len(picked))
+			for i, r := range picked {
+				conf[i] = probs[r*k+int(labels[i])]
+			}
+			rep.Last = PseudoLabels{Picked: picked, Labels: labels, Confidence: conf, Weights: weights}
 		}
 		rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN()}
 		if hidden != nil {

@@ -155,7 +155,7 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		return err
 	}
 	for _, e := range extra {
-		appendRows(&data.ds, e)
+		appendRows(&data.ds, e.ds)
 	}
 	sc.SetInfo("rows", data.ds.Len())
 	if nExtra > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 
 	"github.com/pipe-ml/pipe/internal/arrowutil"
 	"github.com/pipe-ml/pipe/nn"
@@ -38,7 +39,7 @@ func pseudoLabelKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "pseudo_label", Shape: pipeline.ShapeTrain,
 		Doc: "Self-training (Lee 2013): the model labels the unlabeled rows it is confident about, and training continues from its weights (or, with `restart`, starts again from the input model's) on the labelled plus the pseudo-labelled rows (marked by their weight), for several rounds. The train table's augmentation applies to the pseudo-labelled rows too. " +
-			"The manifest records per round the rows added and, when mask_labels kept the true labels in `_hidden_<target>`, the accuracy of those pseudo-labels (an evaluation only: hidden labels are never trained on). Outputs a `model` bundle.",
+			"The manifest records per round the rows added and, when mask_labels kept the true labels in `_hidden_<target>`, the accuracy of those pseudo-labels (an evaluation only: hidden labels are never trained on). Outputs a `model` bundle; pseudo_labels.csv in the stage directory lists the last round's pseudo-labelled rows (table, _row, label, confidence, weight).",
 		Fields: fields,
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
 			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
@@ -131,11 +132,19 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err != nil {
 		return err
 	}
+	// Where each pool row comes from, for pseudo_labels.csv.
+	source := make([]string, len(unl))
+	rowID := make([]int64, len(unl))
+	for i, r := range unl {
+		source[i], rowID[i] = trainT.Name(), rowIDOf(all, r)
+	}
 	for _, e := range extra {
 		first := all.ds.Len()
-		appendRows(&all.ds, e)
+		appendRows(&all.ds, e.ds)
 		for i := first; i < all.ds.Len(); i++ {
 			unl = append(unl, i)
+			source = append(source, e.name)
+			rowID = append(rowID, rowIDOf(e.tensors, i-first))
 			if hidden != nil {
 				hidden = append(hidden, -1) // no true label to evaluate against
 			}
@@ -191,6 +200,9 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	} else {
 		sc.Metrics.Set("val_accuracy", rep.Rounds[rep.BestRound-1].ValAccuracy)
 	}
+	if err := writePseudoLabels(sc, rep.Last, source, rowID, plan.Targets[head].Labels); err != nil {
+		return err
+	}
 	b := &Bundle{Model: m, Pre: src.Pre, Meta: src.Meta}
 	b.Meta.Stage = sc.Name
 	b.Meta.Metrics = sc.Metrics.Snapshot()
@@ -237,4 +249,40 @@ func hiddenLabels(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Ta
 		out[i] = all[row]
 	}
 	return out, nil
+}
+
+// rowIDOf returns the _row id of row i of t (i+1 when the table had none).
+func rowIDOf(t *tensors, i int) int64 {
+	if i < len(t.rowIDs) {
+		return t.rowIDs[i]
+	}
+	return int64(i) + 1
+}
+
+// writePseudoLabels writes the last round's pseudo-labels to pseudo_labels.csv in the stage
+// directory: which table and row each came from, the class, its probability and the weight
+// it was trained with. The file is written whole or not at all.
+func writePseudoLabels(sc *pipeline.StageContext, last pretrain.PseudoLabels, source []string, rowID []int64, classes []string) error {
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("table,_row,label,confidence,weight\n")
+	for i, p := range last.Picked {
+		label := fmt.Sprint(last.Labels[i])
+		if int(last.Labels[i]) < len(classes) {
+			label = classes[last.Labels[i]]
+		}
+		fmt.Fprintf(&b, "%s,%d,%s,%g,%g\n", csvField(source[p]), rowID[p], csvField(label), last.Confidence[i], last.Weights[i])
+	}
+	return pipeline.WriteFileAtomic(filepath.Join(dir, "pseudo_labels.csv"), []byte(b.String()))
+}
+
+// csvField quotes s for CSV when it needs it.
+func csvField(s string) string {
+	if strings.ContainsAny(s, ",\"\n\r") {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	return s
 }

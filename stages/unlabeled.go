@@ -17,14 +17,21 @@ func unlabeledField(use string) pipeline.Field {
 		Doc: "More tables of unlabeled rows, e.g. a separate source: " + use + " They need the main table's feature columns; a raw table gets the main table's fitted preprocessing replayed (impute, encode, normalize), and a target column, if present, is ignored."}
 }
 
+// unlabeledTable is one materialized table of the `unlabeled` field.
+type unlabeledTable struct {
+	name string
+	*tensors
+}
+
 // readUnlabeled reads every table of the `unlabeled` field as features only (plan's inputs;
-// pre, when not nil, returns the batch transform of a table) and returns their datasets.
-func readUnlabeled(ctx context.Context, sc *pipeline.StageContext, plan *InputPlan, pre func(*pipeline.Table) (func(arrowRecord) (arrowRecord, error), error)) ([]train.Dataset, int, error) {
+// pre, when not nil, returns the batch transform of a table) and returns them with their
+// total number of rows.
+func readUnlabeled(ctx context.Context, sc *pipeline.StageContext, plan *InputPlan, pre func(*pipeline.Table) (func(arrowRecord) (arrowRecord, error), error)) ([]unlabeledTable, int, error) {
 	tables, err := sc.Inputs(ctx, "unlabeled")
 	if err != nil {
 		return nil, 0, err
 	}
-	var out []train.Dataset
+	var out []unlabeledTable
 	rows := 0
 	for _, t := range tables {
 		if err := t.Wait(ctx); err != nil {
@@ -44,7 +51,7 @@ func readUnlabeled(ctx context.Context, sc *pipeline.StageContext, plan *InputPl
 			return nil, 0, &pipeline.DataError{Stage: sc.Name, Msg: "the unlabeled table " + t.Name() + " has no rows", Hint: "check its source, or remove it from unlabeled"}
 		}
 		rows += d.ds.Len()
-		out = append(out, d.ds)
+		out = append(out, unlabeledTable{name: t.Name(), tensors: d})
 	}
 	return out, rows, nil
 }

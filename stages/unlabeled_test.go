@@ -1,8 +1,12 @@
 package stages
 
 import (
+	"encoding/csv"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,7 +60,7 @@ epochs = 3
 // pseudo_label's pool (their labels ignored), and that the pseudo-label accuracy is
 // computed over the rows whose true label mask_labels kept, only.
 func TestUnlabeledTables(t *testing.T) {
-	m, _, err := runTOML(t, ".", unlabeledPipeline)
+	m, dir, err := runTOML(t, ".", unlabeledPipeline)
 	if err != nil {
 		t.Fatalf("%v (manifest error: %s)", err, m.Error)
 	}
@@ -74,6 +78,43 @@ func TestUnlabeledTables(t *testing.T) {
 	}
 	if got, want := num(t, m.Stages["pseudo"].Info["unlabeled_rows"]), trainRows-labelled+extra; got != want {
 		t.Errorf("pool of %v unlabeled rows, want the train table's %v plus the extra table's %v", got, trainRows-labelled, extra)
+	}
+	// pseudo_labels.csv marks the last round's pseudo-labelled rows, from both tables.
+	f, err := os.Open(filepath.Join(dir, "stages", "pseudo", "pseudo_labels.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(recs[0], ",") != "table,_row,label,confidence,weight" {
+		t.Fatalf("pseudo_labels.csv header %v", recs[0])
+	}
+	if got, want := len(recs)-1, int(m.Stages["pseudo"].Metrics["round_2/added_rows"]); got != want {
+		t.Errorf("pseudo_labels.csv has %d rows, the last round added %d", got, want)
+	}
+	tables := map[string]int{}
+	seen := map[string]bool{}
+	for _, r := range recs[1:] {
+		tables[r[0]]++
+		if seen[r[0]+"/"+r[1]] {
+			t.Errorf("row %s of %s listed twice", r[1], r[0])
+		}
+		seen[r[0]+"/"+r[1]] = true
+		if c, err := strconv.ParseFloat(r[3], 64); err != nil || c < 0.1 || c > 1 {
+			t.Errorf("confidence %q not a probability above chance", r[3])
+		}
+		if l, err := strconv.Atoi(r[2]); err != nil || l < 0 || l > 9 {
+			t.Errorf("label %q is not a digit class", r[2])
+		}
+		if r[4] != "1" {
+			t.Errorf("weight %q, want the default 1", r[4])
+		}
+	}
+	if len(tables) != 2 {
+		t.Errorf("pseudo-labels come from tables %v, want the train table and the unlabeled one", tables)
 	}
 	for r := 1; r <= 2; r++ {
 		acc, ok := m.Stages["pseudo"].Metrics[fmt.Sprintf("round_%d/pseudo_label_accuracy", r)]
