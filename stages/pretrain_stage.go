@@ -191,23 +191,29 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err != nil {
 		return err
 	}
-	if len(rep.TrainLoss) > 0 {
-		sc.Metrics.Set("train_reconstruction_loss", rep.TrainLoss[len(rep.TrainLoss)-1])
-	}
-	if len(rep.ValLoss) > 0 {
-		sc.Metrics.Set("val_reconstruction_loss", rep.ValLoss[min(rep.BestEpoch, len(rep.ValLoss)-1)])
-	}
 	if cfg.Type == pretrain.TypeDenoising {
 		sc.SetInfo("corruption", map[string]any{"kind": rep.CorruptionKind, "rate": rep.CorruptionRate, "measured": rep.MeasuredCorruption})
 	}
-	sc.SetInfo("epochs", len(rep.TrainLoss))
 	sc.SetInfo("code_width", enc.CodeWidth())
 	sc.SetInfo("layers", enc.ParamLayers())
+	return publishEncoder(sc, plan, enc, "reconstruction_loss", rep.TrainLoss, rep.ValLoss, rep.BestEpoch)
+}
+
+// publishEncoder records the per-epoch losses (metrics train_<loss> and val_<loss> at the
+// best epoch, history.csv), saves the encoder in the stage directory and outputs it.
+func publishEncoder(sc *pipeline.StageContext, plan *InputPlan, enc *pretrain.Encoder, loss string, trainLoss, valLoss []float64, best int) error {
+	if len(trainLoss) > 0 {
+		sc.Metrics.Set("train_"+loss, trainLoss[len(trainLoss)-1])
+	}
+	if len(valLoss) > 0 {
+		sc.Metrics.Set("val_"+loss, valLoss[min(best, len(valLoss)-1)])
+	}
+	sc.SetInfo("epochs", len(trainLoss))
 	dir, err := sc.Dir()
 	if err != nil {
 		return err
 	}
-	if err := writeSeries(filepath.Join(dir, "history.csv"), map[string][]float64{"train_reconstruction_loss": rep.TrainLoss, "val_reconstruction_loss": rep.ValLoss}); err != nil {
+	if err := writeSeries(filepath.Join(dir, "history.csv"), map[string][]float64{"train_" + loss: trainLoss, "val_" + loss: valLoss}); err != nil {
 		return err
 	}
 	if err := enc.Save(filepath.Join(dir, "encoder")); err != nil {
@@ -226,12 +232,6 @@ func (s *pretrainStage) runEmbeddings(ctx context.Context, sc *pipeline.StageCon
 	if err != nil {
 		return err
 	}
-	if len(rep.TrainLoss) > 0 {
-		sc.Metrics.Set("train_masked_loss", rep.TrainLoss[len(rep.TrainLoss)-1])
-	}
-	if len(rep.ValLoss) > 0 {
-		sc.Metrics.Set("val_masked_loss", rep.ValLoss[min(rep.BestEpoch, len(rep.ValLoss)-1)])
-	}
 	for name, acc := range rep.ValAccuracy {
 		sc.Metrics.Set("val_accuracy/"+name, acc)
 	}
@@ -239,17 +239,6 @@ func (s *pretrainStage) runEmbeddings(ctx context.Context, sc *pipeline.StageCon
 	for _, e := range spec {
 		tables = append(tables, e.Name)
 	}
-	sc.SetInfo("epochs", len(rep.TrainLoss))
 	sc.SetInfo("embeddings", tables)
-	dir, err := sc.Dir()
-	if err != nil {
-		return err
-	}
-	if err := writeSeries(filepath.Join(dir, "history.csv"), map[string][]float64{"train_masked_loss": rep.TrainLoss, "val_masked_loss": rep.ValLoss}); err != nil {
-		return err
-	}
-	if err := enc.Save(filepath.Join(dir, "encoder")); err != nil {
-		return err
-	}
-	return sc.SetArtifact("encoder", &EncoderArtifact{Enc: enc, Plan: *plan})
+	return publishEncoder(sc, plan, enc, "masked_loss", rep.TrainLoss, rep.ValLoss, rep.BestEpoch)
 }
