@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 )
@@ -65,26 +64,23 @@ func (a activation) applyTo(y, z []float32) {
 		}
 	case actLeakyReLU:
 		for i, v := range z {
-			if v < 0 {
-				v *= leakySlope
-			}
-			y[i] = v
+			y[i] = max(v, 0) + leakySlope*min(v, 0)
 		}
 	case actGELU:
 		for i, v := range z {
-			x := float64(v)
-			y[i] = float32(0.5 * x * (1 + math.Erf(x/math.Sqrt2)))
+			cdf, _ := gaussCDF32(v)
+			y[i] = v * cdf
 		}
 	case actELU:
 		for i, v := range z {
 			if v < 0 {
-				v = float32(math.Expm1(float64(v)))
+				v = exp32(v) - 1
 			}
 			y[i] = v
 		}
 	case actTanh:
 		for i, v := range z {
-			y[i] = float32(math.Tanh(float64(v)))
+			y[i] = tanh32(v)
 		}
 	case actSigmoid:
 		for i, v := range z {
@@ -109,10 +105,8 @@ func (a activation) backwardInPlace(d, y, z []float32) {
 	case actGELU:
 		z = z[:len(d)]
 		for i, v := range z {
-			x := float64(v)
-			cdf := 0.5 * (1 + math.Erf(x/math.Sqrt2))
-			pdf := math.Exp(-0.5*x*x) / math.Sqrt(2*math.Pi)
-			d[i] *= float32(cdf + x*pdf)
+			cdf, pdf := gaussCDF32(v)
+			d[i] *= cdf + v*pdf
 		}
 	case actELU:
 		for i, v := range y {
@@ -129,12 +123,4 @@ func (a activation) backwardInPlace(d, y, z []float32) {
 			d[i] *= v * (1 - v)
 		}
 	}
-}
-
-func sigmoid32(v float32) float32 {
-	if v >= 0 {
-		return float32(1 / (1 + math.Exp(-float64(v))))
-	}
-	e := math.Exp(float64(v))
-	return float32(e / (1 + e))
 }

@@ -70,7 +70,7 @@ func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64,
 			}
 			var s float64
 			for j, v := range z {
-				e := math.Exp(float64(v - mx))
+				e := float64(exp32(v - mx))
 				p[j] = float32(e)
 				s += e
 			}

@@ -782,7 +782,7 @@ func (m *Model) headOutputTo(dst []float32, h *head, rows int) {
 			}
 			var s float64
 			for j, v := range z {
-				e := math.Exp(float64(v - mx))
+				e := float64(exp32(v - mx))
 				p[j] = float32(e)
 				s += e
 			}

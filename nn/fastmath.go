@@ -1,0 +1,98 @@
+package nn
+
+import "math"
+
+// Float32 elementary functions for the activations and the softmax: polynomial
+// approximations evaluated in float32, several times faster than converting to float64 for
+// math.Exp / math.Erf / math.Tanh, and accurate to a few float32 ulps (the tests bound them
+// against the float64 functions over the whole range).
+
+const (
+	log2e32  = 1.44269504088896341
+	expHi32  = 88.72283905206835 // above: +Inf
+	expLo32  = -87.33654475055310 // below: 0 (the smallest normal float32 is e^-87.3)
+	ln2Hi32  = 0.693359375
+	ln2Lo32  = -2.12194440e-4
+	invSqrt2 = 0.70710678118654752440
+	// invSqrt2Pi is 1/√(2π), the standard normal density at 0.
+	invSqrt2Pi = 0.39894228040143267794
+)
+
+// exp32 returns e^x with a relative error below 2e-7 (Cephes expf: x = n·ln2 + r with
+// |r| ≤ ln2/2, e^r by a degree-6 polynomial, 2^n through the exponent bits). It returns
+// +Inf above 88.72, 0 below -87.34 (no subnormals), and NaN for NaN.
+func exp32(x float32) float32 {
+	if !(x <= expHi32) { // also NaN
+		if x != x {
+			return x
+		}
+		return float32(math.Inf(1))
+	}
+	if x < expLo32 {
+		return 0
+	}
+	// n = round(x·log2 e), half away from zero (a conversion, not a call to math.Floor).
+	fx := x * log2e32
+	ni := int32(fx + 0.5)
+	if fx < 0 {
+		ni = int32(fx - 0.5)
+	}
+	n := float32(ni)
+	r := x - n*ln2Hi32
+	r -= n * ln2Lo32
+	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
+	y := p*r*r + r + 1
+	if ni > 127 { // e^x just below the float32 maximum: 2^128 itself is not representable
+		return y * math.Float32frombits(uint32(ni+126)<<23) * 2
+	}
+	return y * math.Float32frombits(uint32(ni+127)<<23)
+}
+
+// gaussCDF32 returns Φ(x) = (1 + erf(x/√2)) / 2 and the density φ(x) = e^(-x²/2)/√(2π),
+// with absolute errors below 3e-7 (erf by Abramowitz & Stegun 7.1.26, whose error is 1.5e-7;
+// e^(-x²/2) is shared by both).
+func gaussCDF32(x float32) (cdf, pdf float32) {
+	e := exp32(-0.5 * x * x)
+	pdf = invSqrt2Pi * e
+	a := x * invSqrt2
+	if a < 0 {
+		a = -a
+	}
+	t := 1 / (1 + 0.3275911*a)
+	poly := ((((1.061405429*t-1.453152027)*t+1.421413741)*t-0.284496736)*t + 0.254829592) * t
+	half := 0.5 * poly * e // (1 - erf(|x|/√2)) / 2
+	if x < 0 {
+		return half, pdf
+	}
+	return 1 - half, pdf
+}
+
+// tanh32 returns tanh(x) with an absolute error below 2e-7 (Cephes tanhf: an odd polynomial
+// below 0.625, 1 - 2/(e^2|x| + 1) above).
+func tanh32(x float32) float32 {
+	a := x
+	if a < 0 {
+		a = -a
+	}
+	if a < 0.625 {
+		z := x * x
+		return ((((-5.70498872745e-3*z+2.06390887954e-2)*z-5.37397155531e-2)*z+1.33314422036e-1)*z-3.33332819422e-1)*z*x + x
+	}
+	if a > 9.1 {
+		return float32(math.Copysign(1, float64(x)))
+	}
+	y := 1 - 2/(exp32(2*a)+1)
+	if x < 0 {
+		return -y
+	}
+	return y
+}
+
+// sigmoid32 returns 1/(1+e^-v), computed on the side that does not overflow.
+func sigmoid32(v float32) float32 {
+	if v >= 0 {
+		return 1 / (1 + exp32(-v))
+	}
+	e := exp32(v)
+	return e / (1 + e)
+}

@@ -1,0 +1,109 @@
+package nn
+
+import (
+	"math"
+	"testing"
+)
+
+// grid returns the float32 values from lo to hi in steps of step, plus special points.
+func grid(lo, hi, step float64) []float32 {
+	var xs []float32
+	for x := lo; x <= hi; x += step {
+		xs = append(xs, float32(x))
+	}
+	return append(xs, 0, float32(math.Copysign(0, -1)), 1e-8, -1e-8, 1e-30, -1e-30)
+}
+
+// within reports whether got is within abs + rel·|want| of want.
+func within(got float32, want, abs, rel float64) bool {
+	return math.Abs(float64(got)-want) <= abs+rel*math.Abs(want)
+}
+
+func TestExp32(t *testing.T) {
+	for _, x := range grid(-87, 88.5, 0.0037) {
+		want := math.Exp(float64(x))
+		if got := exp32(x); !within(got, want, 0, 3e-7) {
+			t.Fatalf("exp32(%g) = %g, math.Exp %g (relative error %.2g)", x, got, want, math.Abs(float64(got)-want)/want)
+		}
+	}
+	if exp32(89) != float32(math.Inf(1)) || exp32(-88) != 0 || exp32(-1000) != 0 || !math.IsNaN(float64(exp32(float32(math.NaN())))) {
+		t.Errorf("exp32 edges: %g %g %g %g", exp32(89), exp32(-88), exp32(-1000), exp32(float32(math.NaN())))
+	}
+}
+
+func TestGaussCDF32(t *testing.T) {
+	for _, x := range grid(-12, 12, 0.0013) {
+		xf := float64(x)
+		cdf, pdf := gaussCDF32(x)
+		wantCDF := 0.5 * (1 + math.Erf(xf/math.Sqrt2))
+		wantPDF := math.Exp(-0.5*xf*xf) / math.Sqrt(2*math.Pi)
+		if !within(cdf, wantCDF, 3e-7, 0) || !within(pdf, wantPDF, 1e-8, 3e-7) {
+			t.Fatalf("gaussCDF32(%g) = %g, %g; want %g, %g", x, cdf, pdf, wantCDF, wantPDF)
+		}
+	}
+}
+
+func TestTanhSigmoid32(t *testing.T) {
+	for _, x := range grid(-20, 20, 0.0011) {
+		xf := float64(x)
+		if got, want := tanh32(x), math.Tanh(xf); !within(got, want, 2e-7, 1e-6) {
+			t.Fatalf("tanh32(%g) = %g, want %g", x, got, want)
+		}
+		if got, want := sigmoid32(x), 1/(1+math.Exp(-xf)); !within(got, want, 1e-8, 4e-7) {
+			t.Fatalf("sigmoid32(%g) = %g, want %g", x, got, want)
+		}
+	}
+	if tanh32(100) != 1 || tanh32(-100) != -1 || sigmoid32(-200) != 0 || sigmoid32(200) != 1 {
+		t.Errorf("saturation: %g %g %g %g", tanh32(100), tanh32(-100), sigmoid32(-200), sigmoid32(200))
+	}
+}
+
+// TestActivationsAgainstFloat64 checks every activation's forward and backward pass against
+// the float64 definitions.
+func TestActivationsAgainstFloat64(t *testing.T) {
+	z := grid(-15, 15, 0.0017)
+	ref := map[activation]struct{ f, df func(float64) float64 }{
+		actGELU: {func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) },
+			func(x float64) float64 {
+				return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi)
+			}},
+		actELU: {func(x float64) float64 {
+			if x < 0 {
+				return math.Expm1(x)
+			}
+			return x
+		}, func(x float64) float64 {
+			if x < 0 {
+				return math.Exp(x)
+			}
+			return 1
+		}},
+		actTanh:    {math.Tanh, func(x float64) float64 { return 1 - math.Tanh(x)*math.Tanh(x) }},
+		actSigmoid: {func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }, func(x float64) float64 { s := 1 / (1 + math.Exp(-x)); return s * (1 - s) }},
+		actLeakyReLU: {func(x float64) float64 { return max(x, 0) + leakySlope*min(x, 0) },
+			func(x float64) float64 {
+				if x < 0 {
+					return leakySlope
+				}
+				return 1
+			}},
+	}
+	for a, r := range ref {
+		y := make([]float32, len(z))
+		a.applyTo(y, z)
+		d := make([]float32, len(z))
+		for i := range d {
+			d[i] = 1
+		}
+		a.backwardInPlace(d, y, z)
+		for i, x := range z {
+			xf := float64(x)
+			if !within(y[i], r.f(xf), 4e-7, 1e-6) {
+				t.Fatalf("%s(%g) = %g, want %g", a, x, y[i], r.f(xf))
+			}
+			if !within(d[i], r.df(xf), 1e-6, 2e-6) {
+				t.Fatalf("%s'(%g) = %g, want %g", a, x, d[i], r.df(xf))
+			}
+		}
+	}
+}
