@@ -9,7 +9,7 @@ import "math"
 
 const (
 	log2e32  = 1.44269504088896341
-	expHi32  = 88.72283905206835 // above: +Inf
+	expHi32  = 88.72283905206835  // above: +Inf
 	expLo32  = -87.33654475055310 // below: 0 (the smallest normal float32 is e^-87.3)
 	ln2Hi32  = 0.693359375
 	ln2Lo32  = -2.12194440e-4
