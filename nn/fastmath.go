@@ -96,3 +96,14 @@ func sigmoid32(v float32) float32 {
 	e := exp32(v)
 	return e / (1 + e)
 }
+
+// sigmoidExact is the sigmoid through float64 math.Exp, correctly rounded to float32: the
+// heads use it (their probabilities are reported and compared), the activations use
+// sigmoid32.
+func sigmoidExact(v float32) float32 {
+	if v >= 0 {
+		return float32(1 / (1 + math.Exp(-float64(v))))
+	}
+	e := math.Exp(float64(v))
+	return float32(e / (1 + e))
+}

@@ -70,7 +70,7 @@ func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64,
 			}
 			var s float64
 			for j, v := range z {
-				e := float64(exp32(v - mx))
+				e := math.Exp(float64(v - mx))
 				p[j] = float32(e)
 				s += e
 			}
@@ -139,7 +139,7 @@ func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64,
 		var total float64
 		for r := 0; r < rows; r++ {
 			z := float64(logits[r])
-			p := sigmoid32(logits[r])
+			p := sigmoidExact(logits[r])
 			probs[r] = p
 			l := t.Labels[r]
 			if l < 0 || wsum == 0 {

@@ -782,7 +782,7 @@ func (m *Model) headOutputTo(dst []float32, h *head, rows int) {
 			}
 			var s float64
 			for j, v := range z {
-				e := float64(exp32(v - mx))
+				e := math.Exp(float64(v - mx))
 				p[j] = float32(e)
 				s += e
 			}
@@ -792,7 +792,7 @@ func (m *Model) headOutputTo(dst []float32, h *head, rows int) {
 		}
 	case HeadBinary:
 		for r := 0; r < rows; r++ {
-			p := sigmoid32(logits[r])
+			p := sigmoidExact(logits[r])
 			dst[2*r], dst[2*r+1] = 1-p, p
 		}
 	default:
