@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -304,10 +305,20 @@ func printSummary(w io.Writer, m *pipeline.Manifest) {
 	}
 }
 
-// headlineMetrics picks the metrics worth a line in the summary: test and val metrics.
+// headlineMetrics picks the metrics worth a line in the summary: test and val metrics; of
+// per-round metrics (round_<n>/..., e.g. pseudo_label's), only the last round's.
 func headlineMetrics(ms map[string]float64) []string {
+	lastRound := -1
+	for k := range ms {
+		if n, ok := roundOf(k); ok {
+			lastRound = max(lastRound, n)
+		}
+	}
 	var keys []string
 	for k := range ms {
+		if n, ok := roundOf(k); ok && n != lastRound {
+			continue
+		}
 		base := k[strings.LastIndex(k, "/")+1:]
 		if strings.HasPrefix(base, "test_") || strings.HasPrefix(base, "val_") || strings.HasPrefix(base, "oob_") {
 			keys = append(keys, k)
@@ -318,6 +329,20 @@ func headlineMetrics(ms map[string]float64) []string {
 		keys = keys[:24]
 	}
 	return keys
+}
+
+// roundOf returns n for a metric named round_<n>/...
+func roundOf(k string) (int, bool) {
+	rest, ok := strings.CutPrefix(k, "round_")
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	return n, err == nil
 }
 
 // startCPUProfile starts the runtime's CPU profiler writing to path; the returned function

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,5 +204,19 @@ func TestGradcheckCommand(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestHeadlineMetricsLastRoundOnly: of per-round metrics only the last round's get a line, so
+// a 40-round pseudo_label stage does not flood the summary; other val/test metrics stay.
+func TestHeadlineMetricsLastRoundOnly(t *testing.T) {
+	ms := map[string]float64{"initial/val_accuracy": 0.9, "val_accuracy": 0.95, "train_loss": 0.1}
+	for r := 1; r <= 40; r++ {
+		ms[fmt.Sprintf("round_%d/val_accuracy", r)] = 0.9
+		ms[fmt.Sprintf("round_%d/added_rows", r)] = 100
+	}
+	got := strings.Join(headlineMetrics(ms), " ")
+	if want := "initial/val_accuracy round_40/val_accuracy val_accuracy"; got != want {
+		t.Errorf("headline metrics %q, want %q", got, want)
 	}
 }
