@@ -192,10 +192,8 @@ func mseObjectiveL(outs [][]float32, rows, k int, y []float32) (objective, int, 
 			quad += w[a] * s
 			lin += b[a] * w[a]
 		}
-		if grad != nil {
-			for a := range grad {
-				grad[a] = 2 * (gw[a] - b[a])
-			}
+		for a := range grad {
+			grad[a] = 2 * (gw[a] - b[a])
 		}
 		return max(quad-2*lin+c, 0)
 	}, n, smoothness(lips), nil

@@ -138,13 +138,6 @@ func (k *KindSpec) field(name string) *Field {
 	return nil
 }
 
-func (k *KindSpec) fieldNames() []string {
-	names := make([]string, len(k.Fields))
-	for i, f := range k.Fields {
-		names[i] = f.Name
-	}
-	return names
-}
 
 // Registry holds the stage kinds a pipeline may use. The zero value is not usable: call
 // NewRegistry. A Registry is filled once, then read concurrently.

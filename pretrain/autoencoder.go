@@ -363,7 +363,6 @@ type corruptor struct {
 	kind      string
 	rate      float64
 	unscaled  bool // mask: keep values as they are instead of dividing them by 1-rate
-	user      func(b *nn.Batch, t *nn.Targets, rng *rand.Rand)
 	masked    int64
 	values    int64
 	noiseSumS float64

@@ -51,11 +51,10 @@ func ensembleKind() pipeline.KindSpec {
 }
 
 type ensembleStage struct {
-	cfg      ensemble.Config
-	bases    []*trainSpec
-	shared   *trainSpec // target, features, tasks
-	workers  int
-	combiner string
+	cfg     ensemble.Config
+	bases   []*trainSpec
+	shared  *trainSpec // target, features, tasks
+	workers int
 }
 
 func newEnsembleStage(c *pipeline.StageConfig) (pipeline.Stage, error) {

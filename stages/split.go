@@ -93,8 +93,6 @@ func newSplit(c *pipeline.StageConfig) (pipeline.Stage, error) {
 type rowKeys struct {
 	classes []int32
 	groups  []uint64
-	given   []features.Role // split_column
-	rowIDs  []int64
 	n       int
 }
 

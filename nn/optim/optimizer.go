@@ -150,13 +150,13 @@ func (c Config) validate(name string) error {
 		}
 	}
 	if c.Nesterov && name != NameSGD {
-		return fmt.Errorf("Nesterov applies to sgd only")
+		return fmt.Errorf("nesterov applies to sgd only")
 	}
 	if c.Nesterov && c.Momentum == 0 {
-		return fmt.Errorf("Nesterov needs Momentum > 0 (as in PyTorch)")
+		return fmt.Errorf("nesterov needs momentum > 0 (as in PyTorch)")
 	}
 	if c.Centered && name != NameRMSProp {
-		return fmt.Errorf("Centered applies to rmsprop only")
+		return fmt.Errorf("centered applies to rmsprop only")
 	}
 	return nil
 }

@@ -389,9 +389,9 @@ func TestNewValidates(t *testing.T) {
 		{Config{Name: "lamb"}, "valid: sgd, rmsprop, adam, adamw, adagrad"},
 		{Config{Name: "adam", Beta1: 1}, "Beta1"},
 		{Config{Name: "sgd", Momentum: -0.1}, "Momentum"},
-		{Config{Name: "adam", Nesterov: true}, "Nesterov"},
-		{Config{Name: "sgd", Nesterov: true}, "Momentum > 0"},
-		{Config{Name: "adam", Centered: true}, "Centered"},
+		{Config{Name: "adam", Nesterov: true}, "nesterov"},
+		{Config{Name: "sgd", Nesterov: true}, "momentum > 0"},
+		{Config{Name: "adam", Centered: true}, "centered"},
 		{Config{Name: "adamw", LR: math.NaN()}, "LR"},
 	}
 	for _, tc := range tests {

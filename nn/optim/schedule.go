@@ -141,7 +141,7 @@ func (c ScheduleConfig) validate() error {
 		}
 	}
 	if c.Factor >= 1 {
-		return fmt.Errorf("Factor is %v, want < 1", c.Factor)
+		return fmt.Errorf("factor is %v, want < 1", c.Factor)
 	}
 	return nil
 }
@@ -204,7 +204,6 @@ func (s *schedule) cosine(base float64, p Progress) float64 {
 			start := t0 * (math.Pow(m, n) - 1) / (m - 1)
 			ti = t0 * math.Pow(m, n)
 			if e < start { // rounding at a boundary
-				n--
 				ti /= m
 				start -= ti
 			} else if e >= start+ti {

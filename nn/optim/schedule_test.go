@@ -176,7 +176,7 @@ func TestScheduleConfigErrors(t *testing.T) {
 		wantErr string
 	}{
 		{ScheduleConfig{Name: "linear"}, "valid: constant, step, exponential, cosine, plateau"},
-		{ScheduleConfig{Name: "plateau", Factor: 1.5}, "Factor"},
+		{ScheduleConfig{Name: "plateau", Factor: 1.5}, "factor"},
 		{ScheduleConfig{Name: "step", Gamma: -1}, "Gamma"},
 		{ScheduleConfig{Name: "cosine", T0: -1}, "T0"},
 		{ScheduleConfig{WarmupSteps: -5}, "WarmupSteps"},

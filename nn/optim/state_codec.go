@@ -29,13 +29,6 @@ func newStateWriter(kind string) *stateWriter {
 func (w *stateWriter) uint64(v uint64)   { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
 func (w *stateWriter) int64(v int64)     { w.uint64(uint64(v)) }
 func (w *stateWriter) float64(v float64) { w.uint64(math.Float64bits(v)) }
-func (w *stateWriter) bool(v bool) {
-	if v {
-		w.uint64(1)
-	} else {
-		w.uint64(0)
-	}
-}
 func (w *stateWriter) string(s string) {
 	w.uint64(uint64(len(s)))
 	w.b = append(w.b, s...)
@@ -85,7 +78,6 @@ func (r *stateReader) uint64() uint64 {
 }
 func (r *stateReader) int64() int64     { return int64(r.uint64()) }
 func (r *stateReader) float64() float64 { return math.Float64frombits(r.uint64()) }
-func (r *stateReader) bool() bool       { return r.uint64() != 0 }
 
 // length reads a count of items of size bytes each and checks that many bytes remain.
 func (r *stateReader) length(size int) int {

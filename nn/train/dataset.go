@@ -45,7 +45,8 @@ func (d Dataset) baseRows() int {
 	if len(d.Cat) > 0 {
 		return len(d.Cat[0])
 	}
-	for _, t := range d.Targets {
+	if len(d.Targets) > 0 {
+		t := d.Targets[0]
 		if t.Labels != nil {
 			return len(t.Labels)
 		}
