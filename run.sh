@@ -61,6 +61,8 @@ test)
 		gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') >&2
 		exit 1
 	fi
+	echo "== staticcheck (v0.8.2, pinned here)" >&2
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	echo "== go test -race ./... (pure Go)" >&2
 	go test -race -count=1 -timeout 40m ./...
 	if have_openblas; then
