@@ -138,7 +138,6 @@ func (k *KindSpec) field(name string) *Field {
 	return nil
 }
 
-
 // Registry holds the stage kinds a pipeline may use. The zero value is not usable: call
 // NewRegistry. A Registry is filled once, then read concurrently.
 type Registry struct {
