@@ -40,6 +40,7 @@ func pretrainKind() pipeline.KindSpec {
 		{Name: "corruption", Type: pipeline.TypeTable, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate, Vincent et al. 2010, and the kept ones divided by 1 - rate so that a corrupted input has the clean input's expectation; unscaled = true keeps them as they are) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
 		{Name: "tied", Type: pipeline.TypeBool, Default: false, Doc: "The decoder reuses the transposed encoder weights (own biases)."},
 		{Name: "sparsity", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 activity penalty on the code (type sparse; default 1e-3 there)."},
+		{Name: "revive_dead", Type: pipeline.TypeBool, Default: false, Doc: "After training, re-initialise (He normal, bias 0) the encoder's ReLU units that are zero on every training row: dead units pass nothing on and get no gradient when fine-tuned, so the transferred layer is narrower than it looks. The manifest's `revived` counts them per layer."},
 	}
 	for _, f := range trainFields() {
 		if !unsupervisedExcluded[f.Name] {
@@ -84,7 +85,7 @@ func pretrainKind() pipeline.KindSpec {
 					return nil, c.Errorf("corruption", "%v", jsonErr(err))
 				}
 			}
-			return &pretrainStage{ts: ts, cfg: cfg}, nil
+			return &pretrainStage{ts: ts, cfg: cfg, revive: c.Bool("revive_dead")}, nil
 		},
 	}
 }
@@ -96,6 +97,7 @@ type pretrainStage struct {
 	// trunk as its layers (nil: the library's default).
 	embeddings bool
 	trunk      []nn.LayerSpec
+	revive     bool
 }
 
 // oneHotGroups finds encode's one-hot blocks (<column>=<value>, contiguous) among the inputs.
@@ -190,6 +192,13 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	enc, rep, err := pretrain.TrainAutoencoder(ctx, cfg, data.ds, val, tc)
 	if err != nil {
 		return err
+	}
+	if s.revive {
+		n, err := pretrain.ReviveDeadUnits(enc, data.ds, sc.Rand(2))
+		if err != nil {
+			return err
+		}
+		sc.SetInfo("revived", n)
 	}
 	if cfg.Type == pretrain.TypeDenoising {
 		sc.SetInfo("corruption", map[string]any{"kind": rep.CorruptionKind, "rate": rep.CorruptionRate, "measured": rep.MeasuredCorruption})

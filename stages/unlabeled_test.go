@@ -39,6 +39,7 @@ input = "scale.train"
 unlabeled = ["scale.test"]
 layers = [ { dense = 32 } ]
 epochs = 3
+revive_dead = true
 [stages.sup]
 kind = "train"
 train = "scale.train"
@@ -71,6 +72,9 @@ func TestUnlabeledTables(t *testing.T) {
 	}
 	if got := num(t, m.Stages["pseudo"].Info["unlabeled_table_rows"]); got != extra {
 		t.Errorf("pseudo_label took %v rows from the unlabeled table, pretrain %v", got, extra)
+	}
+	if _, ok := m.Stages["dae"].Info["revived"].(map[string]any); !ok {
+		t.Errorf("dae info revived = %v, want the revived units per layer", m.Stages["dae"].Info["revived"])
 	}
 	labelled := num(t, m.Stages["pseudo"].Info["labelled_rows"])
 	if labelled != 100 {
