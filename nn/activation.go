@@ -67,10 +67,7 @@ func (a activation) applyTo(y, z []float32) {
 			y[i] = max(v, 0) + leakySlope*min(v, 0)
 		}
 	case actGELU:
-		for i, v := range z {
-			cdf, _ := gaussCDF32(v)
-			y[i] = v * cdf
-		}
+		elementwise.GELU(y, z)
 	case actELU:
 		for i, v := range z {
 			if v < 0 {
@@ -103,11 +100,7 @@ func (a activation) backwardInPlace(d, y, z []float32) {
 			}
 		}
 	case actGELU:
-		z = z[:len(d)]
-		for i, v := range z {
-			cdf, pdf := gaussCDF32(v)
-			d[i] *= cdf + v*pdf
-		}
+		elementwise.GELUBackward(d, z)
 	case actELU:
 		for i, v := range y {
 			if v < 0 {

@@ -2,20 +2,17 @@ package nn
 
 import "math"
 
-// Float32 elementary functions for the activations and the softmax: polynomial
-// approximations evaluated in float32, several times faster than converting to float64 for
-// math.Exp / math.Erf / math.Tanh, and accurate to a few float32 ulps (the tests bound them
-// against the float64 functions over the whole range).
+// Float32 elementary functions for the ELU, tanh and sigmoid activations (GELU's, vectorised,
+// are in package elementwise): polynomial approximations evaluated in float32, several times
+// faster than converting to float64 for math.Exp / math.Tanh, and accurate to a few float32
+// ulps (the tests bound them against the float64 functions over the whole range).
 
 const (
-	log2e32  = 1.44269504088896341
-	expHi32  = 88.72283905206835  // above: +Inf
-	expLo32  = -87.33654475055310 // below: 0 (the smallest normal float32 is e^-87.3)
-	ln2Hi32  = 0.693359375
-	ln2Lo32  = -2.12194440e-4
-	invSqrt2 = 0.70710678118654752440
-	// invSqrt2Pi is 1/√(2π), the standard normal density at 0.
-	invSqrt2Pi = 0.39894228040143267794
+	log2e32 = 1.44269504088896341
+	expHi32 = 88.72283905206835  // above: +Inf
+	expLo32 = -87.33654475055310 // below: 0 (the smallest normal float32 is e^-87.3)
+	ln2Hi32 = 0.693359375
+	ln2Lo32 = -2.12194440e-4
 )
 
 // exp32 returns e^x with a relative error below 2e-7 (Cephes expf: x = n·ln2 + r with
@@ -46,25 +43,6 @@ func exp32(x float32) float32 {
 		return y * math.Float32frombits(uint32(ni+126)<<23) * 2
 	}
 	return y * math.Float32frombits(uint32(ni+127)<<23)
-}
-
-// gaussCDF32 returns Φ(x) = (1 + erf(x/√2)) / 2 and the density φ(x) = e^(-x²/2)/√(2π),
-// with absolute errors below 3e-7 (erf by Abramowitz & Stegun 7.1.26, whose error is 1.5e-7;
-// e^(-x²/2) is shared by both).
-func gaussCDF32(x float32) (cdf, pdf float32) {
-	e := exp32(-0.5 * x * x)
-	pdf = invSqrt2Pi * e
-	a := x * invSqrt2
-	if a < 0 {
-		a = -a
-	}
-	t := 1 / (1 + 0.3275911*a)
-	poly := ((((1.061405429*t-1.453152027)*t+1.421413741)*t-0.284496736)*t + 0.254829592) * t
-	half := 0.5 * poly * e // (1 - erf(|x|/√2)) / 2
-	if x < 0 {
-		return half, pdf
-	}
-	return 1 - half, pdf
 }
 
 // tanh32 returns tanh(x) with an absolute error below 2e-7 (Cephes tanhf: an odd polynomial

@@ -31,18 +31,6 @@ func TestExp32(t *testing.T) {
 	}
 }
 
-func TestGaussCDF32(t *testing.T) {
-	for _, x := range grid(-12, 12, 0.0013) {
-		xf := float64(x)
-		cdf, pdf := gaussCDF32(x)
-		wantCDF := 0.5 * (1 + math.Erf(xf/math.Sqrt2))
-		wantPDF := math.Exp(-0.5*xf*xf) / math.Sqrt(2*math.Pi)
-		if !within(cdf, wantCDF, 3e-7, 0) || !within(pdf, wantPDF, 1e-8, 3e-7) {
-			t.Fatalf("gaussCDF32(%g) = %g, %g; want %g, %g", x, cdf, pdf, wantCDF, wantPDF)
-		}
-	}
-}
-
 func TestTanhSigmoid32(t *testing.T) {
 	for _, x := range grid(-20, 20, 0.0011) {
 		xf := float64(x)
