@@ -26,6 +26,9 @@ func l2GradVector(w, g []float32, c float32) (float32, int) { return 0, 0 }
 // Prefetch is a no-op off amd64 (see the amd64 version).
 func Prefetch(x []float32) {}
 
+// useAVX2 is false off amd64 (GELU's assembly needs it).
+var useAVX2 = false
+
 func geluVector(y, z []float32) int { return 0 }
 
 func geluBackwardVector(d, z []float32) int { return 0 }
