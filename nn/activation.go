@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 )
@@ -69,20 +70,11 @@ func (a activation) applyTo(y, z []float32) {
 	case actGELU:
 		elementwise.GELU(y, z)
 	case actELU:
-		for i, v := range z {
-			if v < 0 {
-				v = exp32(v) - 1
-			}
-			y[i] = v
-		}
+		elementwise.ELU(y, z)
 	case actTanh:
-		for i, v := range z {
-			y[i] = tanh32(v)
-		}
+		elementwise.Tanh(y, z)
 	case actSigmoid:
-		for i, v := range z {
-			y[i] = sigmoid32(v)
-		}
+		elementwise.Sigmoid(y, z)
 	}
 }
 
@@ -116,4 +108,15 @@ func (a activation) backwardInPlace(d, y, z []float32) {
 			d[i] *= v * (1 - v)
 		}
 	}
+}
+
+// sigmoidExact is the sigmoid through float64 math.Exp, correctly rounded to float32: the
+// heads use it (their probabilities are reported and compared); the sigmoid activation uses
+// elementwise.Sigmoid.
+func sigmoidExact(v float32) float32 {
+	if v >= 0 {
+		return float32(1 / (1 + math.Exp(-float64(v))))
+	}
+	e := math.Exp(float64(v))
+	return float32(e / (1 + e))
 }

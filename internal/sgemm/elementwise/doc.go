@@ -1,6 +1,6 @@
 // Package elementwise holds the element-wise loops of an MLP training step that are worth
 // vectorising next to the GEMM: bias-add (+ ReLU) forward, the ReLU backward mask, GELU
-// forward and backward, column sums (bias gradients), and the SGD, SGD-momentum and
+// forward and backward, ELU, tanh and sigmoid forward, column sums (bias gradients), and the SGD, SGD-momentum and
 // Adam/AdamW updates. On amd64 with AVX they
 // run in Go assembly, 8 floats per instruction; elsewhere (or with the build tag purego) a
 // pure-Go loop computes the same thing.

@@ -32,3 +32,5 @@ var useAVX2 = false
 func geluVector(y, z []float32) int { return 0 }
 
 func geluBackwardVector(d, z []float32) int { return 0 }
+
+func unaryVector(op int, y, z []float32) int { return 0 }

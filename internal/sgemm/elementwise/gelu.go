@@ -51,9 +51,10 @@ const (
 	geluA5         = 0.254829592
 )
 
-// geluTerms returns Φ(v) and φ(v), rounding after every operation (no fused multiply-add).
-func geluTerms(v float32) (cdf, pdf float32) {
-	arg := float32(float32(geluMinusHalf*v) * v) // -v²/2 <= 0 (or NaN)
+// expNonPos returns e^arg for arg <= 0 (or NaN) with a relative error below 2e-7, rounding
+// after every operation: arg = n·ln2 + r, e^r by a degree-6 polynomial (Cephes expf), 2^n
+// through the exponent bits; below -87.34 (no float32 normal) it is 0.
+func expNonPos(arg float32) float32 {
 	fx := float32(arg * geluLog2e)
 	ni := int32(fx - geluHalf) // round(fx), fx <= 0
 	n := float32(ni)
@@ -70,6 +71,13 @@ func geluTerms(v float32) (cdf, pdf float32) {
 	if arg < geluExpLo {
 		e = 0
 	}
+	return e
+}
+
+// geluTerms returns Φ(v) and φ(v), rounding after every operation (no fused multiply-add).
+func geluTerms(v float32) (cdf, pdf float32) {
+	arg := float32(float32(geluMinusHalf*v) * v) // -v²/2 <= 0 (or NaN)
+	e := expNonPos(arg)
 	pdf = geluInvSqrt2Pi * e
 	a := float32(v * geluInvSqrt2)
 	a = math.Float32frombits(math.Float32bits(a) &^ (1 << 31))

@@ -19,33 +19,6 @@ func within(got float32, want, abs, rel float64) bool {
 	return math.Abs(float64(got)-want) <= abs+rel*math.Abs(want)
 }
 
-func TestExp32(t *testing.T) {
-	for _, x := range grid(-87, 88.5, 0.0037) {
-		want := math.Exp(float64(x))
-		if got := exp32(x); !within(got, want, 0, 3e-7) {
-			t.Fatalf("exp32(%g) = %g, math.Exp %g (relative error %.2g)", x, got, want, math.Abs(float64(got)-want)/want)
-		}
-	}
-	if exp32(89) != float32(math.Inf(1)) || exp32(-88) != 0 || exp32(-1000) != 0 || !math.IsNaN(float64(exp32(float32(math.NaN())))) {
-		t.Errorf("exp32 edges: %g %g %g %g", exp32(89), exp32(-88), exp32(-1000), exp32(float32(math.NaN())))
-	}
-}
-
-func TestTanhSigmoid32(t *testing.T) {
-	for _, x := range grid(-20, 20, 0.0011) {
-		xf := float64(x)
-		if got, want := tanh32(x), math.Tanh(xf); !within(got, want, 2e-7, 1e-6) {
-			t.Fatalf("tanh32(%g) = %g, want %g", x, got, want)
-		}
-		if got, want := sigmoid32(x), 1/(1+math.Exp(-xf)); !within(got, want, 1e-8, 4e-7) {
-			t.Fatalf("sigmoid32(%g) = %g, want %g", x, got, want)
-		}
-	}
-	if tanh32(100) != 1 || tanh32(-100) != -1 || sigmoid32(-200) != 0 || sigmoid32(200) != 1 {
-		t.Errorf("saturation: %g %g %g %g", tanh32(100), tanh32(-100), sigmoid32(-200), sigmoid32(200))
-	}
-}
-
 // TestActivationsAgainstFloat64 checks every activation's forward and backward pass against
 // the float64 definitions.
 func TestActivationsAgainstFloat64(t *testing.T) {
