@@ -120,32 +120,13 @@ func predictViews(m *nn.Model, d train.Dataset, h, views int, augment func(*nn.B
 		views = 0
 	}
 	n := d.Len()
-	ni := d.NumInputs
 	const chunk = 4096
 	var out []float32
 	width := 0
-	x := make([]float32, min(chunk, n)*ni)
-	cat := make([][]int32, len(d.Cat))
-	for c := range cat {
-		cat[c] = make([]int32, min(chunk, n))
-	}
+	g := newGatherer(d, chunk)
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
-		rows := hi - lo
-		b := nn.Batch{Rows: rows, X: x[:rows*ni], Cat: make([][]int32, len(d.Cat))}
-		for i := lo; i < hi; i++ {
-			r := i
-			if d.Index != nil {
-				r = d.Index[i]
-			}
-			copy(b.X[(i-lo)*ni:(i-lo+1)*ni], d.X[r*ni:(r+1)*ni])
-			for c, col := range d.Cat {
-				cat[c][i-lo] = col[r]
-			}
-		}
-		for c := range cat {
-			b.Cat[c] = cat[c][:rows]
-		}
+		b := g.batch(lo, hi)
 		o, err := m.Predict(b)
 		if err != nil {
 			return nil, 0, fmt.Errorf("pretrain: predict rows %d-%d: %w", lo, hi, err)
@@ -667,4 +648,41 @@ func concatBase(a, b train.Dataset) train.Dataset {
 		out.Weights = append(append([]float32(nil), a.Weights...), make([]float32, nb)...)
 	}
 	return out
+}
+
+// gatherer copies row ranges of a dataset (through its Index) into reused batch buffers.
+type gatherer struct {
+	d   train.Dataset
+	x   []float32
+	cat [][]int32
+}
+
+// newGatherer makes buffers for batches of up to chunk rows of d.
+func newGatherer(d train.Dataset, chunk int) *gatherer {
+	rows := min(chunk, d.Len())
+	g := &gatherer{d: d, x: make([]float32, rows*d.NumInputs), cat: make([][]int32, len(d.Cat))}
+	for c := range g.cat {
+		g.cat[c] = make([]int32, rows)
+	}
+	return g
+}
+
+// batch returns rows [lo, hi) of the dataset; it is valid until the next call.
+func (g *gatherer) batch(lo, hi int) nn.Batch {
+	d, ni, rows := g.d, g.d.NumInputs, hi-lo
+	b := nn.Batch{Rows: rows, X: g.x[:rows*ni], Cat: make([][]int32, len(d.Cat))}
+	for i := lo; i < hi; i++ {
+		r := i
+		if d.Index != nil {
+			r = d.Index[i]
+		}
+		copy(b.X[(i-lo)*ni:(i-lo+1)*ni], d.X[r*ni:(r+1)*ni])
+		for c, col := range d.Cat {
+			g.cat[c][i-lo] = col[r]
+		}
+	}
+	for c := range g.cat {
+		b.Cat[c] = g.cat[c][:rows]
+	}
+	return b
 }

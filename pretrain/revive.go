@@ -29,27 +29,14 @@ func ReviveDeadUnits(e *Encoder, data train.Dataset, rng *rand.Rand) (map[string
 	if len(alive) == 0 || data.Len() == 0 {
 		return map[string]int{}, nil
 	}
-	n, ni := data.Len(), data.NumInputs
+	n := data.Len()
 	const chunk = 2048
-	x := make([]float32, min(chunk, n)*ni)
+	g := newGatherer(data, chunk)
 	codeTargets := make([]float32, min(chunk, n)*e.CodeWidth())
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		rows := hi - lo
-		b := nn.Batch{Rows: rows, X: x[:rows*ni], Cat: make([][]int32, len(data.Cat))}
-		for c := range data.Cat {
-			b.Cat[c] = make([]int32, rows)
-		}
-		for i := lo; i < hi; i++ {
-			r := i
-			if data.Index != nil {
-				r = data.Index[i]
-			}
-			copy(b.X[(i-lo)*ni:(i-lo+1)*ni], data.X[r*ni:(r+1)*ni])
-			for c, col := range data.Cat {
-				b.Cat[c][i-lo] = col[r]
-			}
-		}
+		b := g.batch(lo, hi)
 		// EvalLoss runs the eval-mode forward pass into the buffers LayerTensors reads (the
 		// code head's targets are irrelevant: zeros).
 		if _, err := m.EvalLoss(b, nn.Targets{Heads: []nn.HeadTargets{{Values: codeTargets[:rows*e.CodeWidth()]}}}); err != nil {

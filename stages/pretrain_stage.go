@@ -233,10 +233,7 @@ func publishEncoder(sc *pipeline.StageContext, plan *InputPlan, enc *pretrain.En
 
 // runEmbeddings pretrains the categorical embedding tables by masked-column prediction.
 func (s *pretrainStage) runEmbeddings(ctx context.Context, sc *pipeline.StageContext, plan *InputPlan, data, val train.Dataset, tc train.Config) error {
-	spec, err := s.ts.embeddingSpecs(plan)
-	if err != nil {
-		return err
-	}
+	spec := s.ts.embeddingSpecs(plan)
 	enc, rep, err := pretrain.PretrainEmbeddings(ctx, pretrain.EmbeddingConfig{Embeddings: spec, Trunk: s.trunk}, data, val, tc)
 	if err != nil {
 		return err

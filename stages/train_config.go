@@ -254,7 +254,7 @@ func trimPrefix(s, p string) string {
 // embeddingSpecs returns the embedding of every categorical input of plan: named
 // emb_<column> (init_from transfers tables by these names), embedding_dim wide or
 // min(50, ceil(cardinality/2)).
-func (ts *trainSpec) embeddingSpecs(plan *InputPlan) ([]nn.EmbeddingSpec, error) {
+func (ts *trainSpec) embeddingSpecs(plan *InputPlan) []nn.EmbeddingSpec {
 	var out []nn.EmbeddingSpec
 	for _, c := range plan.Categorical {
 		dim := ts.embDim
@@ -263,13 +263,13 @@ func (ts *trainSpec) embeddingSpecs(plan *InputPlan) ([]nn.EmbeddingSpec, error)
 		}
 		out = append(out, nn.EmbeddingSpec{Name: "emb_" + c.Column, Column: c.Column, Cardinality: c.Cardinality, Dim: dim})
 	}
-	return out, nil
+	return out
 }
 
 // modelSpec builds the network for a plan.
 func (ts *trainSpec) modelSpec(plan *InputPlan) (nn.Spec, error) {
 	spec := nn.Spec{NumInputs: len(plan.Numeric), L1: ts.l1, L2: ts.l2}
-	spec.Embeddings, _ = ts.embeddingSpecs(plan)
+	spec.Embeddings = ts.embeddingSpecs(plan)
 	if ts.inputNoise > 0 {
 		spec.Layers = append(spec.Layers, nn.LayerSpec{Type: nn.LayerGaussianNoise, Name: "input_noise", Stddev: ts.inputNoise})
 	}
