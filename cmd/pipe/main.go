@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/pipe-ml/pipe/internal/cli"
+	"github.com/pipe-ml/pipe/cli"
 )
 
 func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -27,7 +27,7 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 
 // TestReadmeStageReference keeps the README's stage reference equal to `pipe docs`.
 func TestReadmeStageReference(t *testing.T) {
-	path := "../../README.md"
+	path := "../README.md"
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -50,12 +50,12 @@ func TestReadmeStageReference(t *testing.T) {
 		return
 	}
 	if s != want {
-		t.Error("README stage reference is out of date: run go test ./internal/cli -run Readme -update")
+		t.Error("README stage reference is out of date: run go test ./cli -run Readme -update")
 	}
 }
 
 func TestValidate(t *testing.T) {
-	code, out, _ := runCLI("validate", "../../pipelines/digits-mlp.toml")
+	code, out, _ := runCLI("validate", "../pipelines/digits-mlp.toml")
 	if code != 0 || !strings.Contains(out, "valid") {
 		t.Errorf("valid pipeline: code %d, %q", code, out)
 	}
@@ -89,7 +89,7 @@ func TestUnknownCommand(t *testing.T) {
 }
 
 func TestGraphAndDocs(t *testing.T) {
-	code, out, _ := runCLI("graph", "--format", "mermaid", "../../pipelines/digits-mlp.toml")
+	code, out, _ := runCLI("graph", "--format", "mermaid", "../pipelines/digits-mlp.toml")
 	if code != 0 || !strings.Contains(out, "split -->|train| normalize") {
 		t.Errorf("graph: %d\n%s", code, out)
 	}
@@ -101,7 +101,7 @@ func TestGraphAndDocs(t *testing.T) {
 
 func TestRunJSONLogsAndLastLine(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
-	code, out, errOut := runCLI("run", "../../pipelines/digits-mlp.toml", "--out", dir, "--log-format", "json",
+	code, out, errOut := runCLI("run", "../pipelines/digits-mlp.toml", "--out", dir, "--log-format", "json",
 		"--set", "model.epochs=3", "--set", "model.layers=[{dense=16}]")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
@@ -134,12 +134,12 @@ func TestSIGINT(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "pipe")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/pipe")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/pipe")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	dir := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command(bin, "run", "../../pipelines/digits-mlp.toml", "--out", dir, "--log-format", "json", "--log-level", "debug",
+	cmd := exec.Command(bin, "run", "../pipelines/digits-mlp.toml", "--out", dir, "--log-format", "json", "--log-level", "debug",
 		"--set", "model.epochs=100000", "--set", "model.early_stopping=false")
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
@@ -196,7 +196,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestGradcheckCommand(t *testing.T) {
-	code, out, errOut := runCLI("gradcheck", "../../pipelines/credit.toml")
+	code, out, errOut := runCLI("gradcheck", "../pipelines/credit.toml")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}

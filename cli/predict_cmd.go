@@ -21,7 +21,7 @@ var inputTypes = map[string]arrow.DataType{
 	"float32": arrow.PrimitiveTypes.Float32, "bool": arrow.FixedWidthTypes.Boolean, "utf8": arrow.BinaryTypes.String,
 }
 
-func cmdPredict(args []string, stdout, stderr io.Writer) int {
+func (a *app) cmdPredict(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("predict", stderr)
 	model := fs.String("model", "", "the bundle directory (stages/<name>/bundle of a run)")
 	input := fs.String("input", "", "the rows to score: .csv, .csv.gz, .parquet or .arrow")
@@ -81,7 +81,7 @@ func cmdPredict(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdSummary(args []string, stdout, stderr io.Writer) int {
+func (a *app) cmdSummary(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: pipe summary BUNDLE")
 		return pipeline.ExitConfig

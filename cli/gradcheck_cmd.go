@@ -24,7 +24,7 @@ var sourceKinds = map[string]bool{"dataset": true, "csv": true, "parquet": true,
 
 // cmdGradcheck checks the analytic gradients of the models of a pipeline (or of one bundle)
 // against central finite differences, on a small batch.
-func cmdGradcheck(args []string, stdout, stderr io.Writer) int {
+func (a *app) cmdGradcheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("gradcheck", stderr)
 	rows := fs.Int("rows", 8, "rows in the checked batch")
 	var sets stringList
@@ -40,7 +40,7 @@ func cmdGradcheck(args []string, stdout, stderr io.Writer) int {
 		bundles = []string{target}
 	} else {
 		// Build the configured models by running the pipeline on a few rows for one epoch.
-		p, code := load(target, sets, stderr)
+		p, code := a.load(target, sets, stderr)
 		if code != 0 {
 			return code
 		}
@@ -53,7 +53,7 @@ func cmdGradcheck(args []string, stdout, stderr io.Writer) int {
 				over = append(over, s.Name+".epochs=1")
 			}
 		}
-		if p, code = load(target, over, stderr); code != 0 {
+		if p, code = a.load(target, over, stderr); code != 0 {
 			return code
 		}
 		dir, err := os.MkdirTemp("", "pipe-gradcheck-")

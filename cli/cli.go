@@ -47,8 +47,69 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// Command is the pipe command-line program: run, validate, graph, docs, datasets, predict,
+// summary, gradcheck and version, with the built-in stage kinds and any a program adds. The
+// zero value is the plain pipe command.
+//
+// A Go program that registers its own stage kinds gets the whole command, with its progress
+// bar, run summary, signal handling and exit codes, from one call:
+//
+//	func main() {
+//		cmd := cli.Command{Register: func(r *pipeline.Registry) error { return r.Register(myKind()) }}
+//		os.Exit(cmd.Main(os.Args[1:], os.Stdout, os.Stderr))
+//	}
+type Command struct {
+	// Name is the program's name in usage lines and messages. Default "pipe".
+	Name string
+	// Register adds the program's own stage kinds after the built-in ones. nil: none.
+	Register func(r *pipeline.Registry) error
+}
+
 // Main runs the pipe command with args (without the program name) and returns its exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return (&Command{}).Main(args, stdout, stderr)
+}
+
+// Main runs the command with args (without the program name) and returns its exit code.
+func (c *Command) Main(args []string, stdout, stderr io.Writer) int {
+	reg, err := c.Registry()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", c.name(), err)
+		return pipeline.ExitConfig
+	}
+	a := &app{cmd: c, reg: reg}
+	return a.main(args, stdout, stderr)
+}
+
+func (c *Command) name() string {
+	if c.Name == "" {
+		return "pipe"
+	}
+	return c.Name
+}
+
+// Registry returns the registry of stage kinds the command runs: the built-in kinds, then the
+// program's own. A duplicate kind name is an error.
+func (c *Command) Registry() (*pipeline.Registry, error) {
+	r := pipeline.NewRegistry()
+	if err := stages.Register(r); err != nil {
+		return nil, err
+	}
+	if c.Register != nil {
+		if err := c.Register(r); err != nil {
+			return nil, fmt.Errorf("registering the program's stage kinds: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// app is one invocation of a Command.
+type app struct {
+	cmd *Command
+	reg *pipeline.Registry
+}
+
+func (a *app) main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return pipeline.ExitConfig
@@ -56,13 +117,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return cmdRun(rest, stdout, stderr)
+		return a.cmdRun(rest, stdout, stderr)
 	case "validate":
-		return cmdValidate(rest, stdout, stderr)
+		return a.cmdValidate(rest, stdout, stderr)
 	case "graph":
-		return cmdGraph(rest, stdout, stderr)
+		return a.cmdGraph(rest, stdout, stderr)
 	case "docs":
-		return cmdDocs(rest, stdout, stderr)
+		return a.cmdDocs(rest, stdout, stderr)
 	case "datasets":
 		return cmdDatasets(rest, stdout, stderr)
 	case "version", "--version":
@@ -73,7 +134,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if extra, ok := extraCommands[cmd]; ok {
-		return extra(rest, stdout, stderr)
+		return extra(a, rest, stdout, stderr)
 	}
 	msg := fmt.Sprintf("pipe: unknown command %q", cmd)
 	names := []string{"run", "validate", "graph", "docs", "datasets", "version", "help"}
@@ -88,10 +149,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 // extraCommands are the commands that live in their own files.
-var extraCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"predict":   cmdPredict,
-	"summary":   cmdSummary,
-	"gradcheck": cmdGradcheck,
+var extraCommands = map[string]func(a *app, args []string, stdout, stderr io.Writer) int{
+	"predict":   (*app).cmdPredict,
+	"summary":   (*app).cmdSummary,
+	"gradcheck": (*app).cmdGradcheck,
 }
 
 // Version is pipe's version from the build info.
@@ -109,10 +170,10 @@ func Version() string {
 	return "devel"
 }
 
-// Registry returns the registry of built-in stage kinds.
+// Registry returns the registry of the built-in stage kinds.
 func Registry() *pipeline.Registry {
-	r := pipeline.NewRegistry()
-	if err := stages.Register(r); err != nil {
+	r, err := (&Command{}).Registry()
+	if err != nil {
 		panic(err) // a broken built-in table is a programming error
 	}
 	return r
@@ -140,8 +201,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func load(path string, overrides []string, stderr io.Writer) (*pipeline.Pipeline, int) {
-	p, err := pipeline.Load(path, Registry(), pipeline.LoadOptions{Overrides: overrides})
+func (a *app) load(path string, overrides []string, stderr io.Writer) (*pipeline.Pipeline, int) {
+	p, err := pipeline.Load(path, a.reg, pipeline.LoadOptions{Overrides: overrides})
 	if err != nil {
 		errs := pipeline.ConfigErrors(err)
 		if len(errs) == 0 {
@@ -159,7 +220,7 @@ func load(path string, overrides []string, stderr io.Writer) (*pipeline.Pipeline
 	return p, 0
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
+func (a *app) cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("validate", stderr)
 	var sets stringList
 	fs.Var(&sets, "set", "override a key: stage.key=value (repeatable)")
@@ -168,7 +229,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pipe validate FILE [--set stage.key=value]...")
 		return pipeline.ExitConfig
 	}
-	p, code := load(pos[0], sets, stderr)
+	p, code := a.load(pos[0], sets, stderr)
 	if code != 0 {
 		return code
 	}
@@ -176,7 +237,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdGraph(args []string, stdout, stderr io.Writer) int {
+func (a *app) cmdGraph(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("graph", stderr)
 	format := fs.String("format", "dot", "dot or mermaid")
 	pos, err := parseInterspersed(fs, args)
@@ -184,7 +245,7 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pipe graph FILE [--format dot|mermaid]")
 		return pipeline.ExitConfig
 	}
-	p, code := load(pos[0], nil, stderr)
+	p, code := a.load(pos[0], nil, stderr)
 	if code != 0 {
 		return code
 	}
@@ -200,8 +261,8 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdDocs(args []string, stdout, stderr io.Writer) int {
-	doc, err := pipeline.Docs(Registry(), args...)
+func (a *app) cmdDocs(args []string, stdout, stderr io.Writer) int {
+	doc, err := pipeline.Docs(a.reg, args...)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipe docs: %v\n", err)
 		return pipeline.ExitConfig
@@ -210,7 +271,7 @@ func cmdDocs(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
+func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	var sets stringList
 	fs.Var(&sets, "set", "override a key: stage.key=value (repeatable)")
@@ -235,7 +296,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipe run: --log-level: %v\n", err)
 		return pipeline.ExitConfig
 	}
-	p, code := load(pos[0], sets, stderr)
+	p, code := a.load(pos[0], sets, stderr)
 	if code != 0 {
 		return code
 	}
