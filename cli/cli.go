@@ -16,6 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pipe-ml/pipe/bundle"
+	"github.com/pipe-ml/pipe/features"
 	"github.com/pipe-ml/pipe/pipeline"
 	"github.com/pipe-ml/pipe/stages"
 )
@@ -63,6 +65,10 @@ type Command struct {
 	Name string
 	// Register adds the program's own stage kinds after the built-in ones. nil: none.
 	Register func(r *pipeline.Registry) error
+	// Transforms registers the decoders of the program's own saved transforms (those its
+	// kinds record with pipeline.ReplayableTransformStage), after pipe's own, so that
+	// `predict` and `summary` can load bundles that hold them. nil: none.
+	Transforms func(d *bundle.Decoders) error
 }
 
 // Main runs the pipe command with args (without the program name) and returns its exit code.
@@ -103,11 +109,28 @@ func (c *Command) Registry() (*pipeline.Registry, error) {
 	return r, nil
 }
 
+// Decoders returns the registry of saved-transform decoders the command loads bundles with:
+// pipe's own (features.RegisterTransforms), then the program's.
+func (c *Command) Decoders() (*bundle.Decoders, error) {
+	d := bundle.NewDecoders()
+	if err := features.RegisterTransforms(d); err != nil {
+		return nil, err
+	}
+	if c.Transforms != nil {
+		if err := c.Transforms(d); err != nil {
+			return nil, fmt.Errorf("registering the program's transforms: %w", err)
+		}
+	}
+	return d, nil
+}
+
 // app is one invocation of a Command.
 type app struct {
 	cmd *Command
 	reg *pipeline.Registry
 }
+
+func (a *app) decoders() (*bundle.Decoders, error) { return a.cmd.Decoders() }
 
 func (a *app) main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/pipe-ml/pipe/bundle"
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/pipeline"
-	"github.com/pipe-ml/pipe/stages"
 )
 
 // gradcheckTolerance is the worst relative error a tensor may show. Central differences on a
@@ -78,7 +78,7 @@ func (a *app) cmdGradcheck(args []string, stdout, stderr io.Writer) int {
 	}
 	worst := 0.0
 	for _, dir := range bundles {
-		b, err := stages.LoadBundle(dir)
+		b, err := bundle.LoadModel(dir)
 		if err != nil {
 			fmt.Fprintf(stderr, "pipe gradcheck: %v\n", err)
 			return pipeline.ExitFailed

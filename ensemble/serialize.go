@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pipe-ml/pipe/internal/atomicfile"
 	"github.com/pipe-ml/pipe/nn"
 )
 
@@ -47,7 +48,7 @@ func (e *Ensemble) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("ensemble: save: encode %s: %w", ManifestFile, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ManifestFile), append(js, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ManifestFile), append(js, '\n')); err != nil {
 		return fmt.Errorf("ensemble: save: %w", err)
 	}
 	return nil
@@ -96,27 +97,3 @@ func Load(dir string) (*Ensemble, error) {
 	return e, nil
 }
 
-// writeFileAtomic writes data to a temporary file next to path, syncs it and renames it over
-// path.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}

@@ -33,6 +33,10 @@ type Transform interface {
 	Describe() map[string]any
 	// Counters returns counts accumulated by Apply, e.g. {"unknown_categories": 3, "unknown_by_column/job": 3}.
 	Counters() map[string]int64
+	// Marshal returns the transform's versioned JSON form (the package function Marshal), so
+	// that a model bundle can save it and replay it at prediction time: a Transform is a
+	// bundle.Transform.
+	Marshal() ([]byte, error)
 }
 
 // Transform kinds.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pipe-ml/pipe/internal/atomicfile"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
 
@@ -52,10 +52,6 @@ func (m *Model) Save(dir string) error {
 	}
 	if err := writeAtomic(filepath.Join(dir, SpecFile), append(js, '\n')); err != nil {
 		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the renames durable where the platform supports it
-		_ = d.Close()
 	}
 	return nil
 }
@@ -98,20 +94,7 @@ func (m *Model) writeWeights(w io.Writer) error {
 }
 
 func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("nn: save model: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("nn: save model: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(path, data); err != nil {
 		return fmt.Errorf("nn: save model: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/pipe-ml/pipe/internal/arrowutil"
 	"github.com/pipe-ml/pipe/schema"
 )
 
@@ -85,27 +86,13 @@ func SourceStage(src Source) Stage {
 }
 
 // WithRowIDField returns s with the _row column (int64, role id) appended.
-func WithRowIDField(s *arrow.Schema) *arrow.Schema {
-	fields := append(append([]arrow.Field(nil), s.Fields()...), schema.WithRole(arrow.Field{Name: schema.RowIDColumn, Type: arrow.PrimitiveTypes.Int64}, schema.RoleID))
-	md := s.Metadata()
-	return arrow.NewSchema(fields, &md)
-}
+func WithRowIDField(s *arrow.Schema) *arrow.Schema { return arrowutil.WithRowIDField(s) }
 
 // AddRowID returns a new batch equal to rec plus the _row column numbered from start. out is
 // the output schema (WithRowIDField of rec's schema, possibly with more metadata). The caller
 // releases both rec and the result.
 func AddRowID(mem memory.Allocator, rec arrow.RecordBatch, start int64, out *arrow.Schema) arrow.RecordBatch {
-	b := array.NewInt64Builder(mem)
-	defer b.Release()
-	n := int(rec.NumRows())
-	b.Reserve(n)
-	for i := 0; i < n; i++ {
-		b.UnsafeAppend(start + int64(i))
-	}
-	ids := b.NewArray()
-	defer ids.Release()
-	cols := append(append([]arrow.Array(nil), rec.Columns()...), ids)
-	return array.NewRecordBatch(out, cols, rec.NumRows())
+	return arrowutil.AddRowID(mem, rec, start, out)
 }
 
 // SinkFunc is the shape of a stage that writes a table out.
@@ -127,8 +114,10 @@ func SinkStage(fn SinkFunc) Stage {
 type MapFunc func(ctx context.Context, sc *StageContext, in arrow.RecordBatch) (arrow.RecordBatch, error)
 
 // TransformStage runs a streaming, batch-by-batch transform from input field "input" to output
-// "out". outSchema gives the output schema from the input's; the split role and lineage carry
-// over.
+// "out". outSchema gives the output schema from the input's; the split role carries over. The
+// transform cannot be replayed at prediction time, so the output's lineage records it as such
+// and a model trained on the output is refused (unless the kind declares KeepsFeatures): use
+// ReplayableTransformStage for a transform that changes features.
 func TransformStage(outSchema func(in *arrow.Schema) (*arrow.Schema, error), fn MapFunc) Stage {
 	return StageFunc(func(ctx context.Context, sc *StageContext) error {
 		in, err := sc.Input(ctx, "input")
@@ -144,6 +133,33 @@ func TransformStage(outSchema func(in *arrow.Schema) (*arrow.Schema, error), fn 
 			return err
 		}
 		return MapTable(ctx, sc, in, out, fn)
+	})
+}
+
+// ReplayableTransformStage runs a saved, replayable transform as a streaming stage from input
+// field "input" to output "out": each batch goes through t.Apply, and the output table's
+// lineage records t, so that a model trained downstream is bundled with it and replays it on
+// raw rows at prediction time. t.Kind names its decoder, which a program registers with
+// bundle.Decoders.Register (see examples/customstage). outSchema gives the output schema from
+// the input's; the split role carries over.
+func ReplayableTransformStage(outSchema func(in *arrow.Schema) (*arrow.Schema, error), t FittedTransform) Stage {
+	return StageFunc(func(ctx context.Context, sc *StageContext) error {
+		in, err := sc.Input(ctx, "input")
+		if err != nil {
+			return err
+		}
+		s, err := outSchema(in.Schema())
+		if err != nil {
+			return err
+		}
+		step := LineageStep{Stage: sc.Name, Kind: t.Kind(), FitOn: in.Split(), Transform: t, Input: in.Schema()}
+		out, err := sc.NewTable("out", s, in.Split(), append(in.Lineage(), step))
+		if err != nil {
+			return err
+		}
+		return MapTable(ctx, sc, in, out, func(ctx context.Context, sc *StageContext, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+			return t.Apply(ctx, sc.Mem, rec)
+		})
 	})
 }
 

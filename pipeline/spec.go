@@ -127,6 +127,14 @@ type KindSpec struct {
 	New func(c *StageConfig) (Stage, error)
 	// Example is an optional TOML snippet shown in the reference.
 	Example string
+	// KeepsFeatures says that the stage's output tables hold its input tables' feature values
+	// unchanged (it selects, splits or reorders rows, or changes labels only), so that a model
+	// trained on them needs nothing replayed for this stage. When false (the default) and the
+	// stage does not record its own step in the lineage it gives NewTable, the engine records
+	// the stage as a step that cannot be replayed, and a model trained downstream is refused:
+	// a transform that a bundle cannot replay would make its predictions silently wrong. Use
+	// ReplayableTransformStage for a transform that can be saved.
+	KeepsFeatures bool
 }
 
 func (k *KindSpec) field(name string) *Field {

@@ -157,12 +157,36 @@ func (sc *StageContext) NewTable(port string, s *arrow.Schema, split string, lin
 	if split != "" {
 		s = schema.WithSplit(s, split)
 	}
+	lineage = sc.lineageOf(lineage)
 	t := newTable(sc.Name+"."+port, s, lineage, sc.Mem, sc.run.budget, filepath.Join(sc.run.dir, "spill"))
 	if err := sc.run.publish(Ref{Stage: sc.Name, Port: port, Kind: PortTable}, &slot{table: t}); err != nil {
 		t.Release()
 		return nil, err
 	}
 	return t, nil
+}
+
+// lineageOf is the lineage an output table gets: the one the stage gives, plus a step that
+// cannot be replayed when the stage reads tables, does not declare KeepsFeatures and did not
+// record a step of its own.
+func (sc *StageContext) lineageOf(given []LineageStep) []LineageStep {
+	if sc.Config.Spec == nil || sc.Config.Spec.KeepsFeatures {
+		return given
+	}
+	if n := len(given); n > 0 && given[n-1].Stage == sc.Name {
+		return given // the stage recorded its own step
+	}
+	readsTables := false
+	for _, r := range sc.Config.AllInputs() {
+		if r.Kind == PortTable {
+			readsTables = true
+			break
+		}
+	}
+	if !readsTables {
+		return given // a source: its table is where lineage starts
+	}
+	return append(append([]LineageStep(nil), given...), LineageStep{Stage: sc.Name, Kind: sc.Config.Kind})
 }
 
 // SetArtifact publishes the artifact of an output port.

@@ -34,7 +34,13 @@ type LineageStep struct {
 	Stage     string          // the stage that fitted it
 	Kind      string          // "impute", "encode", "normalize", ...
 	FitOn     string          // the split role of the table it was fitted on
-	Transform FittedTransform // nil for steps that are not replayable at prediction time
+	// Transform replays the step on raw rows at prediction time. nil: the step cannot be
+	// replayed (a stage that changed the table without saying how), and a model trained on
+	// the table is refused, since its predictions on raw rows would skip the step.
+	Transform FittedTransform
+	// TrainOnly marks a step that changes training batches only (augmentation): it is not
+	// replayed at prediction time.
+	TrainOnly bool
 	// Input is the schema of the table the transform was applied to. The first step's Input is
 	// the source's schema: the columns a model bundle asks for at prediction time.
 	Input *arrow.Schema
@@ -53,9 +59,11 @@ func (s LineageStep) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		Stage string          `json:"stage"`
 		Kind  string          `json:"kind"`
-		FitOn string          `json:"fit_on"`
-		State json.RawMessage `json:"state,omitempty"`
-	}{s.Stage, s.Kind, s.FitOn, state})
+		FitOn      string          `json:"fit_on"`
+		TrainOnly  bool            `json:"train_only,omitempty"`
+		Replayable bool            `json:"replayable"`
+		State      json.RawMessage `json:"state,omitempty"`
+	}{s.Stage, s.Kind, s.FitOn, s.TrainOnly, s.Transform != nil, state})
 }
 
 // memBudget accounts the bytes of table data held in memory across a run.

@@ -20,6 +20,9 @@ const (
 	KeyRole = "pipe.role"
 	// KeySplit is the schema-metadata key of a table's split role.
 	KeySplit = "pipe.split"
+	// KeyCardinality is the field-metadata key of an index-encoded categorical column's number
+	// of indexes (the unknown bucket included): such a column feeds an embedding.
+	KeyCardinality = "pipe.cardinality"
 )
 
 // Column roles.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -90,7 +91,7 @@ func augmentKind() pipeline.KindSpec {
 					return &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("%s is the %s split: augmentation applies to training data only", in.Name(), in.Split()),
 						Hint: "augment the train split; val and test stay as they are"}
 				}
-				step := pipeline.LineageStep{Stage: sc.Name, Kind: "augment", FitOn: in.Split(), Transform: spec, Input: in.Schema()}
+				step := pipeline.LineageStep{Stage: sc.Name, Kind: "augment", FitOn: in.Split(), Transform: spec, TrainOnly: true, Input: in.Schema()}
 				out, err := sc.NewTable("out", in.Schema(), in.Split(), append(in.Lineage(), step))
 				if err != nil {
 					return err
@@ -106,7 +107,7 @@ func augmentKind() pipeline.KindSpec {
 
 // augmenterFor builds the trainer's per-batch augmentation from the augment steps of a
 // training table's lineage, or nil when there is none.
-func augmenterFor(lineage []pipeline.LineageStep, plan *InputPlan) (func(*nn.Batch, *nn.Targets, *rand.Rand), error) {
+func augmenterFor(lineage []pipeline.LineageStep, plan *bundle.InputPlan) (func(*nn.Batch, *nn.Targets, *rand.Rand), error) {
 	var augs []features.Augmenter
 	var mix *tableMixup
 	var mixStages []string
@@ -122,7 +123,7 @@ func augmenterFor(lineage []pipeline.LineageStep, plan *InputPlan) (func(*nn.Bat
 			if err := m.Validate(); err != nil {
 				return nil, fmt.Errorf("augment stage %q: %w", st.Stage, err)
 			}
-			mix = &tableMixup{mix: m, cols: cols, heads: plan.heads()}
+			mix = &tableMixup{mix: m, cols: cols, heads: plan.Heads()}
 		}
 		if a.Noise > 0 {
 			augs = append(augs, features.GaussianNoise{Std: a.Noise})

@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"encoding/csv"
+	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -20,12 +21,12 @@ import (
 
 // mixupPlan has rows numeric columns (so an identity X reveals every row's partner and λ), one
 // embedding column, and a softmax (3 classes), a binary and a regression target.
-func mixupPlan(rows int) *InputPlan {
-	p := &InputPlan{Categorical: []CatInput{{Column: "city", Cardinality: 50}},
-		Targets: []TargetPlan{
-			{Column: "kind", Head: "kind", Task: taskClassification, Labels: []string{"a", "b", "c"}},
-			{Column: "churn", Head: "churn", Task: taskBinary, Labels: []string{"no", "yes"}},
-			{Column: "spend", Head: "spend", Task: taskRegression, Std: 1},
+func mixupPlan(rows int) *bundle.InputPlan {
+	p := &bundle.InputPlan{Categorical: []bundle.CatInput{{Column: "city", Cardinality: 50}},
+		Targets: []bundle.TargetPlan{
+			{Column: "kind", Head: "kind", Task: bundle.TaskClassification, Labels: []string{"a", "b", "c"}},
+			{Column: "churn", Head: "churn", Task: bundle.TaskBinary, Labels: []string{"no", "yes"}},
+			{Column: "spend", Head: "spend", Task: bundle.TaskRegression, Std: 1},
 		}}
 	for i := range rows {
 		p.Numeric = append(p.Numeric, "x"+strconv.Itoa(i))
@@ -33,7 +34,7 @@ func mixupPlan(rows int) *InputPlan {
 	return p
 }
 
-func mixupAugmenter(t *testing.T, plan *InputPlan, alpha float64) func(*nn.Batch, *nn.Targets, *rand.Rand) {
+func mixupAugmenter(t *testing.T, plan *bundle.InputPlan, alpha float64) func(*nn.Batch, *nn.Targets, *rand.Rand) {
 	t.Helper()
 	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: &AugmentSpec{Mixup: alpha}}}, plan)
 	if err != nil {
@@ -196,7 +197,7 @@ func TestMixupTrainingDeterministicAndConcurrencySafe(t *testing.T) {
 	aug := mixupAugmenter(t, plan, 0.2)
 	trainSet, val := mixupDataset(1, 300, cols), mixupDataset(2, 100, cols)
 	spec := nn.Spec{NumInputs: cols, Embeddings: []nn.EmbeddingSpec{{Cardinality: 50, Dim: 3}},
-		Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 16, Activation: "relu"}}, Heads: plan.heads()}
+		Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 16, Activation: "relu"}}, Heads: plan.Heads()}
 	fit := func(augment func(*nn.Batch, *nn.Targets, *rand.Rand)) [][]float32 {
 		m, err := nn.Build(spec, rand.New(rand.NewPCG(1, 2)))
 		if err != nil {

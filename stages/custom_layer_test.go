@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"github.com/pipe-ml/pipe/bundle"
+	"github.com/pipe-ml/pipe/features"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -109,11 +111,11 @@ path = "scores.csv"
 	if acc := m.Stages["eval"].Metrics["test_accuracy"]; acc < 0.90 {
 		t.Errorf("test accuracy %.3f with a custom block, want ≥ 0.90", acc)
 	}
-	p, err := LoadPredictor(filepath.Join(dir, "stages/model/bundle"))
+	p, err := bundle.Load(filepath.Join(dir, "stages/model/bundle"), features.Decoders())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := p.(*Bundle)
+	b := p.(*bundle.Bundle)
 	var found bool
 	for _, l := range b.Model.Spec().Layers {
 		found = found || (l.Type == nn.LayerCustom && l.Custom == "test_feature_scale" && l.Name == "scale")

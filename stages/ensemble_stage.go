@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -239,21 +240,21 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	opts := ensemble.Options{Logger: sc.Log, OnMemberDone: func(r ensemble.MemberReport) {
 		sc.Progress(done.Add(1), int64(members), "members")
 	}}
-	var val = trainData.ds
+	var val = trainData.Data
 	val.Index = []int{}
 	if valData != nil {
-		val = valData.ds
+		val = valData.Data
 	}
-	ens, rep, err := ensemble.Train(ctx, cfg, trainData.ds, val, sc.Seed(0), opts)
+	ens, rep, err := ensemble.Train(ctx, cfg, trainData.Data, val, sc.Seed(0), opts)
 	if err != nil {
 		return err
 	}
 	s.report(sc, rep, plan)
-	eb := &EnsembleBundle{Bundle: Bundle{Meta: BundleMeta{Format: BundleFormat, FormatVersion: BundleVersion, Kind: "ensemble", Stage: sc.Name, Plan: *plan}}, Ens: ens}
-	if err := fillPreprocessing(&eb.Bundle, trainT); err != nil {
-		return err
+	eb, err := bundle.NewEnsemble(sc.Name, ens, plan, bundleSteps(trainT.Lineage()), trainT.Schema())
+	if err != nil {
+		return &pipeline.DataError{Stage: sc.Name, File: trainT.Name(), Msg: err.Error()}
 	}
-	eb = eb.withCombiner(ensemble.CombinerMean)
+	eb = eb.WithCombiner(ensemble.CombinerMean)
 	dir, err := sc.Dir()
 	if err != nil {
 		return err
@@ -264,18 +265,8 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	return sc.SetArtifact("ensemble", eb)
 }
 
-// fillPreprocessing copies a training table's lineage into a bundle (as newBundle does).
-func fillPreprocessing(b *Bundle, t *pipeline.Table) error {
-	nb, err := newBundle("", nil, &b.Meta.Plan, t.Lineage(), t.Schema())
-	if err != nil {
-		return err
-	}
-	b.Pre, b.Meta.Preprocessing, b.Meta.Input = nb.Pre, nb.Meta.Preprocessing, nb.Meta.Input
-	return nil
-}
-
 // report puts the ensemble's report into the manifest and the log.
-func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, plan *InputPlan) {
+func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, plan *bundle.InputPlan) {
 	multi := len(plan.Targets) > 1
 	for _, m := range rep.Members {
 		prefix := fmt.Sprintf("member_%02d/", m.Index)
@@ -375,40 +366,40 @@ func combineKind() pipeline.KindSpec {
 
 func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
 	method := sc.Config.String("method")
-	var eb *EnsembleBundle
+	var eb *bundle.EnsembleBundle
 	if ref, ok := sc.Config.Input("ensemble"); ok {
 		a, err := sc.ArtifactOf(ctx, ref)
 		if err != nil {
 			return err
 		}
-		e, ok := a.(*EnsembleBundle)
+		e, ok := a.(*bundle.EnsembleBundle)
 		if !ok {
 			return fmt.Errorf("ensemble input %s is a %s, not an ensemble", ref, a.ArtifactKind())
 		}
-		c, err := clonePredictor(e) // this stage sets its own combiner
+		c, err := e.Clone() // this stage sets its own combiner
 		if err != nil {
 			return err
 		}
-		eb = c.(*EnsembleBundle)
+		eb = c.(*bundle.EnsembleBundle)
 	} else {
 		var models []*nn.Model
 		var names []string
-		var first *Bundle
+		var first *bundle.Bundle
 		for _, ref := range sc.Config.Inputs("models") {
 			a, err := sc.ArtifactOf(ctx, ref)
 			if err != nil {
 				return err
 			}
-			b, ok := a.(*Bundle)
+			b, ok := a.(*bundle.Bundle)
 			if !ok {
 				return fmt.Errorf("models: %s is a %s, not a model bundle", ref, a.ArtifactKind())
 			}
 			if first == nil {
 				first = b
-			} else if err := samePlan(first, b); err != nil {
+			} else if err := bundle.SamePlan(first, b); err != nil {
 				return fmt.Errorf("models: %s and %s cannot be combined: %v; train them on the same table", sc.Config.Inputs("models")[0], ref, err)
 			}
-			m, err := cloneModel(b.Model)
+			m, err := bundle.CloneModel(b.Model)
 			if err != nil {
 				return err
 			}
@@ -419,7 +410,7 @@ func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
 		if err != nil {
 			return err
 		}
-		eb = &EnsembleBundle{Bundle: Bundle{Meta: first.Meta, Pre: first.Pre}, Ens: ens}
+		eb = &bundle.EnsembleBundle{Bundle: bundle.Bundle{Meta: first.Meta, Pre: first.Pre}, Ens: ens}
 		eb.Meta.Stage = sc.Name
 	}
 	if method == ensemble.CombinerWeighted {
@@ -432,7 +423,7 @@ func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
 			return fmt.Errorf("method %q for head %s: %w", method, h.Name, err)
 		}
 	}
-	out := eb.withCombiner(method)
+	out := eb.WithCombiner(method)
 	out.Meta.Stage = sc.Name
 	dir, err := sc.Dir()
 	if err != nil {
@@ -445,21 +436,17 @@ func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
 }
 
 // fitWeighted fits the weighted combiner of every head on the val table.
-func fitWeighted(ctx context.Context, sc *pipeline.StageContext, eb *EnsembleBundle) error {
+func fitWeighted(ctx context.Context, sc *pipeline.StageContext, eb *bundle.EnsembleBundle) error {
 	t, err := sc.Input(ctx, "val")
 	if err != nil {
 		return err
 	}
-	from := alreadyApplied(eb, t.Lineage())
-	plan := eb.InputPlan()
-	data, err := plan.materializeWith(ctx, sc, t, true, func(rec arrowRecord) (arrowRecord, error) {
-		return eb.PreprocessFrom(ctx, sc.Mem, rec, from)
-	})
+	data, err := materialize(ctx, sc, eb.InputPlan(), t, true, preprocessor(ctx, sc, eb, t))
 	if err != nil {
 		return err
 	}
-	rows := len(data.rowIDs)
-	b := nn.Batch{Rows: rows, X: data.ds.X, Cat: data.ds.Cat}
+	rows := len(data.RowIDs)
+	b := nn.Batch{Rows: rows, X: data.Data.X, Cat: data.Data.Cat}
 	outs, err := eb.Ens.MemberOutputs(b)
 	if err != nil {
 		return err
@@ -473,9 +460,9 @@ func fitWeighted(ctx context.Context, sc *pipeline.StageContext, eb *EnsembleBun
 		var w ensemble.Weighted
 		var fit ensemble.WeightFit
 		if hs.Kind == nn.HeadRegression {
-			w, fit, err = ensemble.FitWeightsMSE(per, rows, k, data.ds.Targets[h].Values, ensemble.WeightFitOptions{})
+			w, fit, err = ensemble.FitWeightsMSE(per, rows, k, data.Data.Targets[h].Values, ensemble.WeightFitOptions{})
 		} else {
-			w, fit, err = ensemble.FitWeightsLogLoss(per, rows, k, data.ds.Targets[h].Labels, ensemble.WeightFitOptions{})
+			w, fit, err = ensemble.FitWeightsLogLoss(per, rows, k, data.Data.Targets[h].Labels, ensemble.WeightFitOptions{})
 		}
 		if err != nil {
 			return fmt.Errorf("head %s: weighted combiner: %w", hs.Name, err)

@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"path/filepath"
 	"sort"
@@ -60,11 +61,11 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		if err != nil {
 			return err
 		}
-		shared, ok := a.(Predictor)
+		shared, ok := a.(bundle.Predictor)
 		if !ok {
 			return fmt.Errorf("%s is a %s, not a model", ref, a.ArtifactKind())
 		}
-		p, err := clonePredictor(shared)
+		p, err := shared.Clone()
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 				for k, v := range m {
 					sc.Metrics.Set(prefix+task+split+"_"+k, v)
 				}
-				if tp.Task == taskRegression {
+				if tp.Task == bundle.TaskRegression {
 					errs[h][split] = m["rmse"]
 				} else {
 					errs[h][split] = 1 - m["accuracy"]
@@ -111,10 +112,10 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 				label = strings.Trim(label+" "+tp.Head, " ")
 			}
 			unit := "error (1 - accuracy)"
-			if tp.Task == taskRegression {
+			if tp.Task == bundle.TaskRegression {
 				unit = "RMSE"
 			}
-			text, diag := biasVariance(errs[h], unit, tp.Task == taskRegression)
+			text, diag := biasVariance(errs[h], unit, tp.Task == bundle.TaskRegression)
 			key := label
 			if key == "" {
 				key = tp.Head
@@ -132,12 +133,12 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 }
 
 // headScores computes one head's metrics on a table.
-func headScores(tp TargetPlan, data *tensors, out nn.Outputs, h int) map[string]float64 {
+func headScores(tp bundle.TargetPlan, data *bundle.Tensors, out nn.Outputs, h int) map[string]float64 {
 	m := map[string]float64{}
 	w := out.Width[h]
-	rows := len(data.rowIDs)
-	if tp.Task == taskRegression {
-		y := data.raw[h]
+	rows := len(data.RowIDs)
+	if tp.Task == bundle.TaskRegression {
+		y := data.Raw[h]
 		pred := make([]float32, rows)
 		for i := 0; i < rows; i++ {
 			pred[i] = float32(float64(out.Heads[h][i*w])*tp.Std + tp.Mean)
@@ -147,7 +148,7 @@ func headScores(tp TargetPlan, data *tensors, out nn.Outputs, h int) map[string]
 		m["r2"] = metrics.R2(y, pred)
 		return m
 	}
-	labels := data.ds.Targets[h].Labels
+	labels := data.Data.Targets[h].Labels
 	probs := out.Heads[h]
 	k := w
 	m["accuracy"] = metrics.Accuracy(labels, probs, k)
@@ -210,17 +211,17 @@ func biasVariance(e splitError, unit string, regression bool) (string, []string)
 }
 
 // writeWorst saves the k rows with the largest loss for one head.
-func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp TargetPlan, data *tensors, out nn.Outputs, h, k int) error {
-	rows := len(data.rowIDs)
+func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp bundle.TargetPlan, data *bundle.Tensors, out nn.Outputs, h, k int) error {
+	rows := len(data.RowIDs)
 	w := out.Width[h]
 	loss := make([]float64, rows)
 	for i := 0; i < rows; i++ {
-		if tp.Task == taskRegression {
-			y := float64(data.raw[h][i])
+		if tp.Task == bundle.TaskRegression {
+			y := float64(data.Raw[h][i])
 			p := float64(out.Heads[h][i*w])*tp.Std + tp.Mean
 			loss[i] = (y - p) * (y - p)
 		} else {
-			l := data.ds.Targets[h].Labels[i]
+			l := data.Data.Targets[h].Labels[i]
 			if l < 0 {
 				loss[i] = math.Inf(-1)
 				continue
@@ -243,15 +244,15 @@ func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp 
 	bld := array.NewRecordBuilder(sc.Mem, s)
 	defer bld.Release()
 	for _, i := range idx {
-		bld.Field(0).(*array.Int64Builder).Append(data.rowIDs[i])
+		bld.Field(0).(*array.Int64Builder).Append(data.RowIDs[i])
 		bld.Field(1).(*array.Float64Builder).Append(loss[i])
-		if tp.Task == taskRegression {
-			bld.Field(2).(*array.StringBuilder).Append(fmt.Sprint(data.raw[h][i]))
+		if tp.Task == bundle.TaskRegression {
+			bld.Field(2).(*array.StringBuilder).Append(fmt.Sprint(data.Raw[h][i]))
 			bld.Field(3).(*array.StringBuilder).Append(fmt.Sprint(float64(out.Heads[h][i*w])*tp.Std + tp.Mean))
 			bld.Field(4).(*array.Float64Builder).AppendNull()
 			continue
 		}
-		l := data.ds.Targets[h].Labels[i]
+		l := data.Data.Targets[h].Labels[i]
 		if l < 0 {
 			bld.Field(2).(*array.StringBuilder).AppendNull()
 			bld.Field(4).(*array.Float64Builder).AppendNull()
@@ -259,7 +260,7 @@ func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp 
 			bld.Field(2).(*array.StringBuilder).Append(tp.Labels[l])
 			bld.Field(4).(*array.Float64Builder).Append(float64(out.Heads[h][i*w+int(l)]))
 		}
-		bld.Field(3).(*array.StringBuilder).Append(tp.Labels[argmax(out.Heads[h][i*w:i*w+len(tp.Labels)])])
+		bld.Field(3).(*array.StringBuilder).Append(tp.Labels[bundle.Argmax(out.Heads[h][i*w:i*w+len(tp.Labels)])])
 	}
 	rec := bld.NewRecordBatch()
 	defer rec.Release()

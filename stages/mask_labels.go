@@ -20,7 +20,7 @@ const HiddenPrefix = "_hidden_"
 
 func maskLabelsKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
-		Kind: "mask_labels", Shape: pipeline.ShapeTransform,
+		Kind: "mask_labels", Shape: pipeline.ShapeTransform, KeepsFeatures: true,
 		Doc: "Hides labels, for honest semi-supervised experiments on fully labelled data. Keeps `per_class` labels per class (or a `fraction` of each class) in train, " +
 			"moves `val_per_class` labelled rows per class to a val table, and hides every other label: the target becomes null and the true label moves to the reserved column " +
 			"`_hidden_<target>` (role hidden), which no stage uses as a feature or a target; only the pseudo-label accuracy report reads it. Seeded.",

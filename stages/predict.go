@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 
 	"github.com/pipe-ml/pipe/pipeline"
 )
@@ -28,11 +29,11 @@ func runPredict(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
-	shared, ok := a.(Predictor)
+	shared, ok := a.(bundle.Predictor)
 	if !ok {
 		return fmt.Errorf("model input is a %s, not a model bundle", a.ArtifactKind())
 	}
-	p, err := clonePredictor(shared)
+	p, err := shared.Clone()
 	if err != nil {
 		return err
 	}
@@ -45,15 +46,15 @@ func runPredict(ctx context.Context, sc *pipeline.StageContext) error {
 		return err
 	}
 	plan := p.InputPlan()
-	s := predictionSchema(plan, in.Split())
+	s := bundle.PredictionSchema(plan, nil)
 	t, err := sc.NewTable("out", s, in.Split(), nil)
 	if err != nil {
 		return err
 	}
-	rows := len(data.rowIDs)
+	rows := len(data.RowIDs)
 	for start := 0; start < rows; start += 16384 {
 		end := min(start+16384, rows)
-		rec, err := predictionBatch(sc.Mem, plan, t.Schema(), data.rowIDs, out, start, end)
+		rec, err := bundle.PredictionBatch(sc.Mem, plan, t.Schema(), data.RowIDs, nil, out, start, end)
 		if err != nil {
 			return err
 		}

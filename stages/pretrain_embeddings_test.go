@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"github.com/pipe-ml/pipe/bundle"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func TestPretrainEmbeddingsTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadBundle(filepath.Join(dir, "stages", "model", "bundle"))
+	b, err := bundle.LoadModel(filepath.Join(dir, "stages", "model", "bundle"))
 	if err != nil {
 		t.Fatal(err)
 	}

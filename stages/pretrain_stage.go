@@ -3,6 +3,8 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/pipe-ml/pipe/bundle"
 	"path/filepath"
 	"strings"
 
@@ -16,7 +18,7 @@ import (
 // init_from.
 type EncoderArtifact struct {
 	Enc  *pretrain.Encoder
-	Plan InputPlan // the inputs it was trained on
+	Plan bundle.InputPlan // the inputs it was trained on
 }
 
 // ArtifactKind is "encoder".
@@ -133,33 +135,33 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err != nil {
 		return err
 	}
-	data, err := plan.materialize(ctx, sc, in, false)
+	data, err := materialize(ctx, sc, plan, in, false, nil)
 	if err != nil {
 		return err
 	}
-	var val = data.ds
+	var val = data.Data
 	val.Index = []int{}
 	if _, ok := sc.Config.Input("val"); ok {
 		vt, err := sc.Input(ctx, "val")
 		if err != nil {
 			return err
 		}
-		vd, err := plan.materialize(ctx, sc, vt, false)
+		vd, err := materialize(ctx, sc, plan, vt, false, nil)
 		if err != nil {
 			return err
 		}
-		val = vd.ds
+		val = vd.Data
 	}
-	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrowRecord) (arrowRecord, error), error) {
+	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
 		return replayLineage(ctx, sc, in.Lineage(), t)
 	})
 	if err != nil {
 		return err
 	}
 	for _, e := range extra {
-		appendRows(&data.ds, e.ds)
+		appendRows(&data.Data, e.Data)
 	}
-	sc.SetInfo("rows", data.ds.Len())
+	sc.SetInfo("rows", data.Data.Len())
 	if nExtra > 0 {
 		sc.SetInfo("unlabeled_table_rows", nExtra)
 	}
@@ -185,16 +187,16 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	defer release()
 	tc.Workers = n
 	if s.embeddings {
-		return s.runEmbeddings(ctx, sc, plan, data.ds, val, tc)
+		return s.runEmbeddings(ctx, sc, plan, data.Data, val, tc)
 	}
 	cfg := s.cfg
 	cfg.Groups = oneHotGroups(plan.Numeric)
-	enc, rep, err := pretrain.TrainAutoencoder(ctx, cfg, data.ds, val, tc)
+	enc, rep, err := pretrain.TrainAutoencoder(ctx, cfg, data.Data, val, tc)
 	if err != nil {
 		return err
 	}
 	if s.revive {
-		n, err := pretrain.ReviveDeadUnits(enc, data.ds, sc.Rand(2))
+		n, err := pretrain.ReviveDeadUnits(enc, data.Data, sc.Rand(2))
 		if err != nil {
 			return err
 		}
@@ -210,7 +212,7 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 
 // publishEncoder records the per-epoch losses (metrics train_<loss> and val_<loss> at the
 // best epoch, history.csv), saves the encoder in the stage directory and outputs it.
-func publishEncoder(sc *pipeline.StageContext, plan *InputPlan, enc *pretrain.Encoder, loss string, trainLoss, valLoss []float64, best int) error {
+func publishEncoder(sc *pipeline.StageContext, plan *bundle.InputPlan, enc *pretrain.Encoder, loss string, trainLoss, valLoss []float64, best int) error {
 	if len(trainLoss) > 0 {
 		sc.Metrics.Set("train_"+loss, trainLoss[len(trainLoss)-1])
 	}
@@ -232,7 +234,7 @@ func publishEncoder(sc *pipeline.StageContext, plan *InputPlan, enc *pretrain.En
 }
 
 // runEmbeddings pretrains the categorical embedding tables by masked-column prediction.
-func (s *pretrainStage) runEmbeddings(ctx context.Context, sc *pipeline.StageContext, plan *InputPlan, data, val train.Dataset, tc train.Config) error {
+func (s *pretrainStage) runEmbeddings(ctx context.Context, sc *pipeline.StageContext, plan *bundle.InputPlan, data, val train.Dataset, tc train.Config) error {
 	spec := s.ts.embeddingSpecs(plan)
 	enc, rep, err := pretrain.PretrainEmbeddings(ctx, pretrain.EmbeddingConfig{Embeddings: spec, Trunk: s.trunk}, data, val, tc)
 	if err != nil {

@@ -3,6 +3,8 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"path/filepath"
 	"strings"
@@ -69,7 +71,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err != nil {
 		return err
 	}
-	src, ok := a.(*Bundle)
+	src, ok := a.(*bundle.Bundle)
 	if !ok {
 		return fmt.Errorf("model: a %s is not a single model bundle", a.ArtifactKind())
 	}
@@ -90,16 +92,11 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		return err
 	}
 	plan := &src.Meta.Plan
-	from := alreadyApplied(src, trainT.Lineage())
-	pre := func(rec arrowRecord) (arrowRecord, error) { return src.PreprocessFrom(ctx, sc.Mem, rec, from) }
-	all, err := plan.materializeWith(ctx, sc, trainT, true, pre)
+	all, err := materialize(ctx, sc, plan, trainT, true, preprocessor(ctx, sc, src, trainT))
 	if err != nil {
 		return err
 	}
-	vfrom := alreadyApplied(src, valT.Lineage())
-	val, err := plan.materializeWith(ctx, sc, valT, true, func(rec arrowRecord) (arrowRecord, error) {
-		return src.PreprocessFrom(ctx, sc.Mem, rec, vfrom)
-	})
+	val, err := materialize(ctx, sc, plan, valT, true, preprocessor(ctx, sc, src, valT))
 	if err != nil {
 		return err
 	}
@@ -111,7 +108,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		}
 	}
 	s.opts.Head = plan.Targets[head].Head
-	labels := all.ds.Targets[head].Labels
+	labels := all.Data.Targets[head].Labels
 	var lab, unl []int
 	for i, l := range labels {
 		if l >= 0 {
@@ -125,9 +122,8 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		return err
 	}
 	// Extra unlabeled tables join the pool, preprocessed as the model's inputs were.
-	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrowRecord) (arrowRecord, error), error) {
-		from := alreadyApplied(src, t.Lineage())
-		return func(rec arrowRecord) (arrowRecord, error) { return src.PreprocessFrom(ctx, sc.Mem, rec, from) }, nil
+	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
+		return preprocessor(ctx, sc, src, t), nil
 	})
 	if err != nil {
 		return err
@@ -139,12 +135,12 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		source[i], rowID[i] = trainT.Name(), rowIDOf(all, r)
 	}
 	for _, e := range extra {
-		first := all.ds.Len()
-		appendRows(&all.ds, e.ds)
-		for i := first; i < all.ds.Len(); i++ {
+		first := all.Data.Len()
+		appendRows(&all.Data, e.Data)
+		for i := first; i < all.Data.Len(); i++ {
 			unl = append(unl, i)
 			source = append(source, e.name)
-			rowID = append(rowID, rowIDOf(e.tensors, i-first))
+			rowID = append(rowID, rowIDOf(e.Tensors, i-first))
 			if hidden != nil {
 				hidden = append(hidden, -1) // no true label to evaluate against
 			}
@@ -169,7 +165,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	}
 	defer release()
 	tc.Workers = n
-	rep, err := pretrain.SelfTrain(ctx, m, all.ds.Subset(lab), all.ds.Subset(unl), val.ds, tc, s.opts, s.rounds, hidden)
+	rep, err := pretrain.SelfTrain(ctx, m, all.Data.Subset(lab), all.Data.Subset(unl), val.Data, tc, s.opts, s.rounds, hidden)
 	if err != nil {
 		return err
 	}
@@ -203,7 +199,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err := writePseudoLabels(sc, rep.Last, source, rowID, plan.Targets[head].Labels); err != nil {
 		return err
 	}
-	b := &Bundle{Model: m, Pre: src.Pre, Meta: src.Meta}
+	b := &bundle.Bundle{Model: m, Pre: src.Pre, Meta: src.Meta}
 	b.Meta.Stage = sc.Name
 	b.Meta.Metrics = sc.Metrics.Snapshot()
 	dir, err := sc.Dir()
@@ -218,7 +214,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 
 // hiddenLabels reads _hidden_<target> (mask_labels) for the unlabeled rows, as class ids of
 // the target (-1 where absent); nil when the table has no such column.
-func hiddenLabels(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Table, tp TargetPlan, unl []int) ([]int32, error) {
+func hiddenLabels(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Table, tp bundle.TargetPlan, unl []int) ([]int32, error) {
 	col := HiddenPrefix + tp.Column
 	idx := t.Schema().FieldIndices(col)
 	if idx == nil {
@@ -252,9 +248,9 @@ func hiddenLabels(ctx context.Context, sc *pipeline.StageContext, t *pipeline.Ta
 }
 
 // rowIDOf returns the _row id of row i of t (i+1 when the table had none).
-func rowIDOf(t *tensors, i int) int64 {
-	if i < len(t.rowIDs) {
-		return t.rowIDs[i]
+func rowIDOf(t *bundle.Tensors, i int) int64 {
+	if i < len(t.RowIDs) {
+		return t.RowIDs[i]
 	}
 	return int64(i) + 1
 }

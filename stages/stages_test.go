@@ -5,6 +5,8 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
+	"github.com/pipe-ml/pipe/features"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -277,7 +279,7 @@ path = "scores.csv"
 		t.Fatal(err)
 	}
 	runPreds := readCSV(t, filepath.Join(dir, "stages/save/scores.csv"))
-	p, err := LoadPredictor(filepath.Join(dir, "stages/model/bundle"))
+	p, err := bundle.Load(filepath.Join(dir, "stages/model/bundle"), features.Decoders())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +347,7 @@ tables = ["scale.test"]
 		t.Errorf("test accuracy with augmentation %.3f, below 0.95", acc)
 	}
 	// The bundle does not replay augmentation at prediction time.
-	b, err := LoadBundle(filepath.Join(dir, "stages/model/bundle"))
+	b, err := bundle.LoadModel(filepath.Join(dir, "stages/model/bundle"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +366,7 @@ tables = ["scale.test"]
 // TestAugmenterImageOffset: the image region starts at the `first` column's position among the
 // model's numeric inputs, wherever other columns come.
 func TestAugmenterImageOffset(t *testing.T) {
-	plan := &InputPlan{Numeric: []string{"age", "px0", "px1", "px2", "px3"}}
+	plan := &bundle.InputPlan{Numeric: []string{"age", "px0", "px1", "px2", "px3"}}
 	spec := &AugmentSpec{Shift: 1}
 	spec.Image = &struct {
 		Height int    `json:"height"`
@@ -452,7 +454,7 @@ func TestEnsembleSameResultWhateverTheWorkers(t *testing.T) {
 		}
 	}
 	// The ensemble bundle loads alone and predicts the same as the run.
-	p, err := LoadPredictor(filepath.Join(dir1, "stages/mean/bundle"))
+	p, err := bundle.Load(filepath.Join(dir1, "stages/mean/bundle"), features.Decoders())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +468,7 @@ func TestEnsembleSameResultWhateverTheWorkers(t *testing.T) {
 
 // predictCSV runs Predict over a raw CSV file and returns the header and each row's printed
 // values, by _row.
-func predictCSV(t *testing.T, p Predictor, path string) (header []string, byRow map[string][]string) {
+func predictCSV(t *testing.T, p bundle.Predictor, path string) (header []string, byRow map[string][]string) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -476,7 +478,7 @@ func predictCSV(t *testing.T, p Predictor, path string) (header []string, byRow 
 	}
 	defer r.Release()
 	byRow = map[string][]string{}
-	err = Predict(context.Background(), p, r, mem, func(rec arrow.RecordBatch) error {
+	_, err = bundle.Predict(context.Background(), p, r, mem, bundle.PredictOptions{}, func(rec arrow.RecordBatch) error {
 		if header == nil {
 			for _, f := range rec.Schema().Fields() {
 				header = append(header, f.Name)
@@ -582,11 +584,11 @@ epochs = 5
 	if got := m.Stages["tuned"].Info["transferred_layers"]; fmt.Sprint(got) != "[enc_1 enc_2]" {
 		t.Errorf("transferred layers %v", got)
 	}
-	base, err := LoadBundle(filepath.Join(dir, "stages/base/bundle"))
+	base, err := bundle.LoadModel(filepath.Join(dir, "stages/base/bundle"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tuned, err := LoadBundle(filepath.Join(dir, "stages/tuned/bundle"))
+	tuned, err := bundle.LoadModel(filepath.Join(dir, "stages/tuned/bundle"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"os"
 	"path/filepath"
@@ -65,8 +66,8 @@ type trainStage struct {
 // supervised is a train or ensemble stage's data, planned and materialised.
 type supervised struct {
 	trainT             *pipeline.Table
-	plan               *InputPlan
-	trainData, valData *tensors // valData nil without a val table
+	plan               *bundle.InputPlan
+	trainData, valData *bundle.Tensors // valData nil without a val table
 }
 
 // loadSupervised reads the train (and val) inputs, decides features, targets and tasks, and
@@ -74,6 +75,9 @@ type supervised struct {
 func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpec) (*supervised, error) {
 	trainT, err := sc.Input(ctx, "train")
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBundleable(sc, trainT); err != nil {
 		return nil, err
 	}
 	var valT *pipeline.Table
@@ -112,20 +116,20 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 		return nil, sc.Config.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
 	}
 	d := &supervised{trainT: trainT, plan: plan}
-	if d.trainData, err = plan.materialize(ctx, sc, trainT, true); err != nil {
+	if d.trainData, err = materialize(ctx, sc, plan, trainT, true, nil); err != nil {
 		return nil, err
 	}
 	if valT != nil {
-		if d.valData, err = plan.materialize(ctx, sc, valT, true); err != nil {
+		if d.valData, err = materialize(ctx, sc, plan, valT, true, nil); err != nil {
 			return nil, err
 		}
-		labelledOnly(&d.valData.ds)
+		labelledOnly(&d.valData.Data)
 	}
-	if n := labelledOnly(&d.trainData.ds); n > 0 {
+	if n := labelledOnly(&d.trainData.Data); n > 0 {
 		sc.Note("%d training rows have no label for any target (unlabeled) and are skipped", n)
 		sc.SetInfo("unlabeled_rows_skipped", n)
 	}
-	if d.trainData.ds.Len() == 0 {
+	if d.trainData.Data.Len() == 0 {
 		return nil, &pipeline.DataError{Stage: sc.Name, Msg: "no training row has a label", Hint: "check the target column and mask_labels' per_class"}
 	}
 	return d, nil
@@ -187,7 +191,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	}))
 	var val train.Dataset
 	if valData != nil {
-		val = valData.ds
+		val = valData.Data
 	}
 	dir, derr := sc.Dir()
 	if derr != nil {
@@ -197,7 +201,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if s.spec.monitor > 0 {
 		hooks = append(hooks, train.Monitor("monitor", s.spec.monitor, 20, mon.record)...)
 	}
-	res, err := train.Fit(ctx, m, trainData.ds, val, cfg, hooks...)
+	res, err := train.Fit(ctx, m, trainData.Data, val, cfg, hooks...)
 	if merr := mon.write(filepath.Join(dir, "monitor.csv")); merr != nil && err == nil {
 		err = merr
 	}
@@ -234,7 +238,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 			sc.Metrics.Set(metricKey(k), v)
 		}
 	}
-	b, err := newBundle(sc.Name, m, plan, trainT.Lineage(), trainT.Schema())
+	b, err := newBundle(sc, m, plan, trainT)
 	if err != nil {
 		return err
 	}
@@ -245,7 +249,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	return sc.SetArtifact("model", b)
 }
 
-func targetNames(p *InputPlan) []string {
+func targetNames(p *bundle.InputPlan) []string {
 	var out []string
 	for _, t := range p.Targets {
 		out = append(out, t.Column)
@@ -325,13 +329,13 @@ func logSummary(sc *pipeline.StageContext, m *nn.Model) {
 }
 
 // Summary describes a predictor: its inputs, targets and the model summary table.
-func Summary(p Predictor) string {
+func Summary(p bundle.Predictor) string {
 	var b strings.Builder
 	plan := p.InputPlan()
 	fmt.Fprintf(&b, "inputs: %d numeric, %d categorical (embeddings)\n", len(plan.Numeric), len(plan.Categorical))
 	for _, t := range plan.Targets {
 		switch t.Task {
-		case taskRegression:
+		case bundle.TaskRegression:
 			fmt.Fprintf(&b, "target %s: regression (head %s)\n", t.Column, t.Head)
 		default:
 			fmt.Fprintf(&b, "target %s: %s, %d classes (head %s)\n", t.Column, t.Task, len(t.Labels), t.Head)
@@ -340,7 +344,7 @@ func Summary(p Predictor) string {
 	for _, s := range p.PreSteps() {
 		fmt.Fprintf(&b, "preprocessing: %s (fitted by stage %s)\n", s.Kind, s.Stage)
 	}
-	if bd, ok := p.(*Bundle); ok {
+	if bd, ok := p.(*bundle.Bundle); ok {
 		b.WriteString(modelSummary(bd.Model))
 	}
 	return b.String()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"sort"
 
@@ -254,7 +255,7 @@ func trimPrefix(s, p string) string {
 // embeddingSpecs returns the embedding of every categorical input of plan: named
 // emb_<column> (init_from transfers tables by these names), embedding_dim wide or
 // min(50, ceil(cardinality/2)).
-func (ts *trainSpec) embeddingSpecs(plan *InputPlan) []nn.EmbeddingSpec {
+func (ts *trainSpec) embeddingSpecs(plan *bundle.InputPlan) []nn.EmbeddingSpec {
 	var out []nn.EmbeddingSpec
 	for _, c := range plan.Categorical {
 		dim := ts.embDim
@@ -267,14 +268,14 @@ func (ts *trainSpec) embeddingSpecs(plan *InputPlan) []nn.EmbeddingSpec {
 }
 
 // modelSpec builds the network for a plan.
-func (ts *trainSpec) modelSpec(plan *InputPlan) (nn.Spec, error) {
+func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 	spec := nn.Spec{NumInputs: len(plan.Numeric), L1: ts.l1, L2: ts.l2}
 	spec.Embeddings = ts.embeddingSpecs(plan)
 	if ts.inputNoise > 0 {
 		spec.Layers = append(spec.Layers, nn.LayerSpec{Type: nn.LayerGaussianNoise, Name: "input_noise", Stddev: ts.inputNoise})
 	}
 	spec.Layers = append(spec.Layers, ts.layers...)
-	spec.Heads = plan.heads()
+	spec.Heads = plan.Heads()
 	for i := range spec.Heads {
 		h := &spec.Heads[i]
 		t := ts.tasks[plan.Targets[i].Column]
@@ -316,7 +317,7 @@ func (ts *trainSpec) modelSpec(plan *InputPlan) (nn.Spec, error) {
 }
 
 // unknownTasks reports tasks entries that name no target.
-func (ts *trainSpec) unknownTasks(plan *InputPlan) []string {
+func (ts *trainSpec) unknownTasks(plan *bundle.InputPlan) []string {
 	known := map[string]bool{}
 	for _, t := range plan.Targets {
 		known[t.Column] = true

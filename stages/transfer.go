@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 	"strings"
 
 	"github.com/pipe-ml/pipe/nn"
@@ -19,12 +20,6 @@ type TransferSource interface {
 	// TransferLayers are the trunk layers to copy (bottom to top), with their names.
 	TransferLayers() []nn.LayerSpec
 }
-
-// TransferModel implements TransferSource.
-func (b *Bundle) TransferModel() *nn.Model { return b.Model }
-
-// TransferLayers implements TransferSource: the bundle's trunk (not its heads).
-func (b *Bundle) TransferLayers() []nn.LayerSpec { return b.Model.Spec().Layers }
 
 func transferFields() []pipeline.Field {
 	return []pipeline.Field{
@@ -87,7 +82,7 @@ func (t *transferSpec) source(ctx context.Context, sc *pipeline.StageContext) (T
 		}
 		return s, nil
 	case t.fromPath != "":
-		b, err := LoadBundle(t.fromPath)
+		b, err := bundle.LoadModel(t.fromPath)
 		if err != nil {
 			return nil, fmt.Errorf("init_from_path: %w", err)
 		}

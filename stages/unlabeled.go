@@ -3,6 +3,8 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"strings"
 
@@ -20,13 +22,13 @@ func unlabeledField(use string) pipeline.Field {
 // unlabeledTable is one materialized table of the `unlabeled` field.
 type unlabeledTable struct {
 	name string
-	*tensors
+	*bundle.Tensors
 }
 
 // readUnlabeled reads every table of the `unlabeled` field as features only (plan's inputs;
 // pre, when not nil, returns the batch transform of a table) and returns them with their
 // total number of rows.
-func readUnlabeled(ctx context.Context, sc *pipeline.StageContext, plan *InputPlan, pre func(*pipeline.Table) (func(arrowRecord) (arrowRecord, error), error)) ([]unlabeledTable, int, error) {
+func readUnlabeled(ctx context.Context, sc *pipeline.StageContext, plan *bundle.InputPlan, pre func(*pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error)) ([]unlabeledTable, int, error) {
 	tables, err := sc.Inputs(ctx, "unlabeled")
 	if err != nil {
 		return nil, 0, err
@@ -37,21 +39,21 @@ func readUnlabeled(ctx context.Context, sc *pipeline.StageContext, plan *InputPl
 		if err := t.Wait(ctx); err != nil {
 			return nil, 0, err
 		}
-		var f func(arrowRecord) (arrowRecord, error)
+		var f func(arrow.RecordBatch) (arrow.RecordBatch, error)
 		if pre != nil {
 			if f, err = pre(t); err != nil {
 				return nil, 0, err
 			}
 		}
-		d, err := plan.materializeWith(ctx, sc, t, false, f)
+		d, err := materialize(ctx, sc, plan, t, false, f)
 		if err != nil {
 			return nil, 0, err
 		}
-		if d.ds.Len() == 0 {
+		if d.Data.Len() == 0 {
 			return nil, 0, &pipeline.DataError{Stage: sc.Name, Msg: "the unlabeled table " + t.Name() + " has no rows", Hint: "check its source, or remove it from unlabeled"}
 		}
-		rows += d.ds.Len()
-		out = append(out, unlabeledTable{name: t.Name(), tensors: d})
+		rows += d.Data.Len()
+		out = append(out, unlabeledTable{name: t.Name(), Tensors: d})
 	}
 	return out, rows, nil
 }
@@ -90,7 +92,7 @@ func appendRows(dst *train.Dataset, src train.Dataset) {
 // want (the main input's lineage) that t has not been through yet, so that a raw source gets
 // the main table's preprocessing; nil when t already has it all. A table that went through
 // steps want lacks (or others) is an error: its features would not mean the same.
-func replayLineage(ctx context.Context, sc *pipeline.StageContext, want []pipeline.LineageStep, t *pipeline.Table) (func(arrowRecord) (arrowRecord, error), error) {
+func replayLineage(ctx context.Context, sc *pipeline.StageContext, want []pipeline.LineageStep, t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
 	have := t.Lineage()
 	n := 0
 	for n < len(want) && n < len(have) && want[n].Stage == have[n].Stage && want[n].Kind == have[n].Kind {
@@ -121,7 +123,7 @@ func replayLineage(ctx context.Context, sc *pipeline.StageContext, want []pipeli
 	}
 	rest := want[n:]
 	sc.Note("unlabeled table %s: replaying %s", t.Name(), steps(rest))
-	return func(rec arrowRecord) (arrowRecord, error) {
+	return func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 		rec.Retain()
 		for _, st := range rest {
 			out, err := st.Transform.Apply(ctx, sc.Mem, rec)

@@ -31,6 +31,10 @@ type CSVOptions struct {
 	// metadata (such as pipe.role) is kept. Supported types: int64, int32, float64, float32,
 	// bool and utf8 (string). Default nil: every column is inferred.
 	Schema *arrow.Schema
+	// TypeHints gives the types of columns by name where the header has them; names the
+	// header lacks are ignored (the caller checks the columns it needs itself), and Schema
+	// wins over a hint. Supported types as for Schema. Default nil.
+	TypeHints map[string]arrow.DataType
 	// SampleRows is how many data rows, from the start of the input, type inference reads.
 	// A column is int64 if every non-null sampled field is an integer, float64 if every one
 	// is a number (NaN/Inf literals count as numbers so that they are then reported), bool

@@ -238,6 +238,18 @@ func planColumns(header []string, o CSVOptions, headerLine int64) ([]csvColumn, 
 			fields[j] = f
 		}
 	}
+	for name, typ := range o.TypeHints {
+		j, ok := seen[name]
+		if !ok || !cols[j].inferred {
+			continue
+		}
+		k, err := kindOf(typ)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: column %q: %w", o.Name, name, err)
+		}
+		cols[j].kind, cols[j].inferred = k, false
+		fields[j].Type = typ
+	}
 	return cols, arrow.NewSchema(fields, &md), nil
 }
 
