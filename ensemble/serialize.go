@@ -96,4 +96,3 @@ func Load(dir string) (*Ensemble, error) {
 	}
 	return e, nil
 }
-

@@ -31,9 +31,9 @@ type FittedTransform interface {
 
 // LineageStep is one fitted transform in the chain that produced a table from its source.
 type LineageStep struct {
-	Stage     string          // the stage that fitted it
-	Kind      string          // "impute", "encode", "normalize", ...
-	FitOn     string          // the split role of the table it was fitted on
+	Stage string // the stage that fitted it
+	Kind  string // "impute", "encode", "normalize", ...
+	FitOn string // the split role of the table it was fitted on
 	// Transform replays the step on raw rows at prediction time. nil: the step cannot be
 	// replayed (a stage that changed the table without saying how), and a model trained on
 	// the table is refused, since its predictions on raw rows would skip the step.
@@ -57,8 +57,8 @@ func (s LineageStep) MarshalJSON() ([]byte, error) {
 		state = b
 	}
 	return json.Marshal(struct {
-		Stage string          `json:"stage"`
-		Kind  string          `json:"kind"`
+		Stage      string          `json:"stage"`
+		Kind       string          `json:"kind"`
 		FitOn      string          `json:"fit_on"`
 		TrainOnly  bool            `json:"train_only,omitempty"`
 		Replayable bool            `json:"replayable"`
