@@ -439,8 +439,8 @@ func (b *Bundle) CheckInput(s *arrow.Schema) error {
 	for i, f := range s.Fields() {
 		have[i] = f.Name
 	}
-	e := &ColumnError{Msg: fmt.Sprintf("the input lacks %d of the %d columns the model was trained on: %s", len(missing), len(b.Meta.Input), names.List(missing, 20)),
-		Hint: "the input has: " + names.List(have, 20) + "; add the missing columns (with the names they had in training)"}
+	e := &ColumnError{Msg: fmt.Sprintf("%d of the %d columns the model was trained on are missing: %s", len(missing), len(b.Meta.Input), names.List(missing, 20)),
+		Hint: "the rows have: " + names.List(have, 20) + "; add the missing columns, with the names they had in training"}
 	if len(missing) == 1 {
 		e.Column = missing[0]
 		if s := names.Suggest(missing[0], have); s != "" {

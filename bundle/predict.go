@@ -164,6 +164,9 @@ func predictBatch(ctx context.Context, p Predictor, plan *InputPlan, rec arrow.R
 	data := plan.NewTensors(false)
 	err = plan.AppendBatch(pre, TensorizeOptions{Table: opts.Table}, data)
 	pre.Release()
+	if ce, ok := err.(*ColumnError); ok && ce.Row > 0 {
+		ce.Hint = "the model cannot score this row: fix the value in the input; to score such rows, retrain with a pipeline that imputes or rescales this column"
+	}
 	if err != nil {
 		return err
 	}

@@ -112,11 +112,11 @@ func (a *app) cmdPredict(args []string, stdout, stderr io.Writer) int {
 
 // checkPredictPaths refuses an output that would destroy the input or cannot be a file.
 func checkPredictPaths(input, output string) string {
-	if _, _, err := tableio.FormatOf(output); err != nil {
-		return fmt.Sprintf("--output: %v", err)
-	}
 	if st, err := os.Stat(output); err == nil && st.IsDir() {
 		return fmt.Sprintf("--output %s is a directory; give the path of a new file", output)
+	}
+	if _, _, err := tableio.FormatOf(output); err != nil {
+		return fmt.Sprintf("--output: %v", err)
 	}
 	if sameFile(input, output) {
 		return fmt.Sprintf("--output %s is the input file; writing it would destroy the rows being scored: choose another path", output)
