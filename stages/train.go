@@ -210,6 +210,13 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+			if res.Interrupted {
+				// Keep what was learned: the best weights so far become the bundle, marked
+				// partial in its bundle.json and in the manifest.
+				if perr := savePartial(sc, m, plan, trainT, dir, res); perr != nil {
+					return errors.Join(err, perr)
+				}
+			}
 			return err
 		}
 		return fmt.Errorf("training: %w", err)
@@ -247,6 +254,25 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		return err
 	}
 	return sc.SetArtifact("model", b)
+}
+
+// savePartial writes the best-so-far weights of an interrupted training as the stage's bundle,
+// marked partial.
+func savePartial(sc *pipeline.StageContext, m *nn.Model, plan *bundle.InputPlan, trainT *pipeline.Table, dir string, res train.Result) error {
+	b, err := newBundle(sc, m, plan, trainT)
+	if err != nil {
+		return err
+	}
+	b.Meta.Partial = true
+	if err := b.Save(filepath.Join(dir, "bundle")); err != nil {
+		return err
+	}
+	sc.SetInfo("partial", true)
+	sc.SetInfo("epochs", res.Epochs)
+	sc.SetInfo("best_epoch", res.BestEpoch+1)
+	sc.Note("interrupted after %d epochs: the best weights so far (epoch %d, %s %.4g) are saved as a partial bundle in %s",
+		res.Epochs, res.BestEpoch+1, res.Metric, res.BestMetric, filepath.Join(dir, "bundle"))
+	return nil
 }
 
 func targetNames(p *bundle.InputPlan) []string {

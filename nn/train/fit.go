@@ -30,6 +30,9 @@ type Result struct {
 	// BaseLR is the base learning rate used (the range-test suggestion with AutoLR).
 	BaseLR    float64
 	RangeTest *optim.RangeTestResult
+	// Interrupted reports that ctx was canceled after at least one completed epoch: the model
+	// then holds the best weights so far (as after a finished run), usable as a partial model.
+	Interrupted bool
 }
 
 // Seeds of the independent random streams derived from Config.Seed.
@@ -49,7 +52,9 @@ const (
 // loss or gradient was not finite those are the weights before that step (or, if they were
 // already non-finite, the last completed epoch's), and the error names the epoch, step and
 // layer. Cancelling ctx stops within one step and returns an error wrapping ctx's, with the
-// Result so far.
+// Result so far; when an epoch had completed, the model then holds the best weights so far
+// (the best epoch's with early stopping, the EMA average with EMADecay) and
+// Result.Interrupted is set, so that the work done is not lost.
 func Fit(ctx context.Context, m *nn.Model, trainSet, val Dataset, cfg Config, hooks ...Hook) (Result, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -79,7 +84,9 @@ func Fit(ctx context.Context, m *nn.Model, trainSet, val Dataset, cfg Config, ho
 		return res, err
 	}
 	err = r.loop(ctx)
-	r.finish(err == nil)
+	interrupted := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && r.bestEpoch >= 0
+	r.finish(err == nil || interrupted)
+	res.Interrupted = interrupted
 	return res, err
 }
 

@@ -591,3 +591,52 @@ func TestAugmentSoftTargets(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelKeepsBestWeights cancels a long training in the middle of an epoch, after the
+// validation loss has passed its best: the model holds the best epoch's weights, as after a
+// finished run, and the result says it was interrupted. Before any epoch completed there is
+// nothing to keep, and Interrupted stays false.
+func TestCancelKeepsBestWeights(t *testing.T) {
+	train, val := blobs(1, 60), blobs(2, 300)
+	m := buildModel(t, nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 64, Activation: "relu"}}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var atBest [][]float32
+	best := math.Inf(1)
+	epochs := 0
+	hooks := []Hook{
+		OnEpochEnd("track", 0, func(e *EpochInfo) error {
+			epochs++
+			if v := e.Metrics["val_loss"]; v < best {
+				best, atBest = v, weightsOf(e.Model)
+			}
+			return nil
+		}),
+		OnStep("cancel", 0, func(s *StepInfo) error {
+			if epochs == 12 {
+				cancel() // mid-epoch 13: the weights now are not any epoch's
+			}
+			return nil
+		}),
+	}
+	res, err := Fit(ctx, m, train, val, Config{Epochs: 500, BatchSize: 8, Seed: 1, Optimizer: optim.Config{LR: 0.01},
+		EarlyStopping: EarlyStopping{Patience: 400}}, hooks...)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if !res.Interrupted || res.Epochs != 12 {
+		t.Fatalf("interrupted %v after %d epochs, want true after 12", res.Interrupted, res.Epochs)
+	}
+	if res.BestMetric != best {
+		t.Errorf("best metric %v, hook saw %v", res.BestMetric, best)
+	}
+	sameWeights(t, atBest, weightsOf(m))
+
+	m2 := buildModel(t, nn.Spec{NumInputs: 6, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}})
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	stop := OnStep("cancel", 0, func(s *StepInfo) error { cancel2(); return nil })
+	res2, err := Fit(ctx2, m2, train, val, Config{Epochs: 5, BatchSize: 8, Seed: 1}, stop)
+	if !errors.Is(err, context.Canceled) || res2.Interrupted {
+		t.Errorf("cancelled in the first epoch: err %v, interrupted %v (nothing to keep)", err, res2.Interrupted)
+	}
+}
