@@ -244,4 +244,3 @@ func TestSavedFilesAreReadableByOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-

@@ -21,8 +21,8 @@ func TestInferTask(t *testing.T) {
 	}{
 		{false, false, 3, 10, TaskClassification},
 		{false, false, 2, 10, TaskBinary},
-		{true, true, 3, 100, TaskRegression},  // a float target is never classes
-		{true, true, 2, 100, TaskRegression},  // not even with two values
+		{true, true, 3, 100, TaskRegression},       // a float target is never classes
+		{true, true, 2, 100, TaskRegression},       // not even with two values
 		{true, false, 50, 100, TaskClassification}, // 50 values, 2 rows each: classes
 		{true, false, 51, 1000, TaskRegression},    // above MaxClassesAuto
 		{true, false, 50, 99, TaskRegression},      // fewer than 2 rows per value
