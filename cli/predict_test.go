@@ -121,3 +121,28 @@ func TestSummaryOfRunAndStageDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryOfEnsemble shows an ensemble bundle's members, its combiner and every member's
+// layers.
+func TestSummaryOfEnsemble(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := runCLI("run", "../pipelines/digits-ensemble.toml", "--out", dir, "--log-format", "json", "--no-progress",
+		"--set", "members.members=3", "--set", `members.member={ layers = [ { dense = 16 } ], epochs = 2 }`)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := runCLI("summary", filepath.Join(dir, "stages", "vote"))
+	if code != 0 {
+		t.Fatalf("summary: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"ensemble: 3 members", "combined by vote", "member 0", "member 2", "dense_1", "preprocessing: normalize"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	// The run has four bundles (members, vote, mean, weighted): the run directory is ambiguous.
+	code, _, stderr = runCLI("summary", dir)
+	if code != 2 || !strings.Contains(stderr, "4 model bundles") {
+		t.Errorf("summary of a run with several bundles: exit %d, %s", code, stderr)
+	}
+}
