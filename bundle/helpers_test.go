@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -203,4 +202,3 @@ func smallModel(t testing.TB, plan *InputPlan) *nn.Model {
 	return m
 }
 
-func itoa(i int) string { return strconv.Itoa(i) }

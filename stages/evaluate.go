@@ -61,13 +61,9 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		if err != nil {
 			return err
 		}
-		shared, ok := a.(bundle.Predictor)
-		if !ok {
-			return fmt.Errorf("%s is a %s, not a model", ref, a.ArtifactKind())
-		}
-		p, err := shared.Clone()
+		p, err := predictorOf(a)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", ref, err)
 		}
 		prefix := ""
 		if len(refs) > 1 {

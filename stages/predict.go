@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 
 	"github.com/pipe-ml/pipe/pipeline"
@@ -29,11 +28,7 @@ func runPredict(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
-	shared, ok := a.(bundle.Predictor)
-	if !ok {
-		return fmt.Errorf("model input is a %s, not a model bundle", a.ArtifactKind())
-	}
-	p, err := shared.Clone()
+	p, err := predictorOf(a)
 	if err != nil {
 		return err
 	}
