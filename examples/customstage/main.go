@@ -30,11 +30,14 @@ func clipKind() pipeline.KindSpec {
 		Doc: "Clips every numeric feature column to [min, max].",
 		Fields: []pipeline.Field{
 			{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table."},
-			{Name: "min", Type: pipeline.TypeFloat, Default: math.Inf(-1), Doc: "Lower bound."},
+			{Name: "min", Type: pipeline.TypeFloat, Doc: "Lower bound. Default: none."},
 			{Name: "max", Type: pipeline.TypeFloat, Required: true, Doc: "Upper bound."},
 		},
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
-			lo, hi := c.Float("min"), c.Float("max")
+			lo, hi := math.Inf(-1), c.Float("max")
+			if c.IsSet("min") {
+				lo = c.Float("min")
+			}
 			if lo > hi {
 				return nil, c.Errorf("min", "min %v is above max %v", lo, hi)
 			}
