@@ -274,8 +274,8 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 	p.MemoryBudget, _ = pvals["memory_budget"].(int64)
 
 	stagesRaw, ok := raw["stages"].(map[string]any)
-	if !ok {
-		if raw["stages"] == nil {
+	if !ok || len(stagesRaw) == 0 {
+		if ok || raw["stages"] == nil {
 			add(&ConfigError{File: file, Msg: "the pipeline has no stages", Hint: "add [stages.<name>] tables with a kind each"})
 		} else {
 			l, c := at("stages")
@@ -678,7 +678,17 @@ func parseOverrideKey(key string) ([]overridePart, bool) {
 // applyOverride applies one --set assignment to the raw document and returns the key path it
 // set ("stages.model.epochs", "stages.model.layers[0].dense").
 func applyOverride(raw map[string]any, ov string) (string, *ConfigError) {
+	// Tables created on the way are removed again when the assignment fails, so that a
+	// wrong --set leaves the document as it was.
+	type created struct {
+		in  map[string]any
+		key string
+	}
+	var made []created
 	fail := func(stage, key, msg, hint string) (string, *ConfigError) {
+		for i := len(made) - 1; i >= 0; i-- {
+			delete(made[i].in, made[i].key)
+		}
 		return "", &ConfigError{File: "--set", Arg: ov, Stage: stage, Key: key, Msg: msg, Hint: hint}
 	}
 	key, val, ok := strings.Cut(ov, "=")
@@ -686,16 +696,26 @@ func applyOverride(raw map[string]any, ov string) (string, *ConfigError) {
 	if !ok || key == "" {
 		return fail("", "", "not stage.key=value", "write for example --set model.epochs=20")
 	}
+	parts, ok := parseOverrideKey(key)
+	if !ok || len(parts) < 2 || parts[0].index >= 0 {
+		return fail("", key, "expected stage.key=value or pipeline.key=value", "a nested key is stage.table.key, an array element stage.list[0].key")
+	}
 	var parsed map[string]any
 	var v any = val
 	if err := toml.Unmarshal([]byte("v = "+val), &parsed); err == nil {
 		v = parsed["v"]
-	} else if t := strings.TrimSpace(val); intLiteral.MatchString(t) {
-		return fail("", key, fmt.Sprintf("the integer %s is out of range", t), fmt.Sprintf("integers are 64-bit: at most %d", int64(math.MaxInt64)))
-	}
-	parts, ok := parseOverrideKey(key)
-	if !ok || len(parts) < 2 || parts[0].index >= 0 {
-		return fail("", key, "expected stage.key=value or pipeline.key=value", "a nested key is stage.table.key, an array element stage.list[0].key")
+	} else {
+		stage, rel := parts[0].name, key[len(parts[0].name)+1:]
+		if stage == "pipeline" {
+			stage = ""
+		}
+		t := strings.TrimSpace(val)
+		if intLiteral.MatchString(t) {
+			return fail(stage, rel, fmt.Sprintf("the integer %s is out of range", t), fmt.Sprintf("integers are 64-bit: from %d to %d", int64(math.MinInt64), int64(math.MaxInt64)))
+		}
+		if _, err := strconv.ParseFloat(strings.ReplaceAll(t, "_", ""), 64); errors.Is(err, strconv.ErrRange) {
+			return fail(stage, rel, fmt.Sprintf("the number %s is out of range", t), fmt.Sprintf("numbers are 64-bit floats: at most about %.3g", math.MaxFloat64))
+		}
 	}
 	var m map[string]any
 	var path string
@@ -703,8 +723,12 @@ func applyOverride(raw map[string]any, ov string) (string, *ConfigError) {
 	if parts[0].name == "pipeline" {
 		pm, _ := raw["pipeline"].(map[string]any)
 		if pm == nil {
+			if raw["pipeline"] != nil {
+				return fail("", "pipeline", "is "+tomlTypeName(raw["pipeline"])+", not a table", "")
+			}
 			pm = map[string]any{}
 			raw["pipeline"] = pm
+			made = append(made, created{raw, "pipeline"})
 		}
 		m, path = pm, "pipeline"
 	} else {
@@ -732,6 +756,9 @@ func applyOverride(raw map[string]any, ov string) (string, *ConfigError) {
 		rel := strings.TrimPrefix(strings.TrimPrefix(path, "stages."+stage+"."), "pipeline.")
 		if p.index >= 0 {
 			l, isList := m[p.name].([]any)
+			if m[p.name] == nil {
+				return fail(stage, rel, fmt.Sprintf("is not set: it has no element %d to change", p.index), fmt.Sprintf("set the whole array, e.g. --set %s=[...]", strings.SplitN(key, ".", 2)[0]+"."+rel))
+			}
 			if !isList {
 				return fail(stage, rel, fmt.Sprintf("is %s, not an array", tomlTypeName(m[p.name])), "")
 			}
@@ -758,6 +785,7 @@ func applyOverride(raw map[string]any, ov string) (string, *ConfigError) {
 		case nil:
 			n := map[string]any{}
 			m[p.name] = n
+			made = append(made, created{m, p.name})
 			m = n
 		case map[string]any:
 			m = next
