@@ -234,14 +234,18 @@ func nestedRegistry(t testing.TB) *Registry {
 		Outputs: func(*StageConfig) []Port {
 			return []Port{{Name: "train", Kind: PortTable, Split: "train"}, {Name: "val", Kind: PortTable, Split: "val"}}
 		},
-		New: func(*StageConfig) (Stage, error) { return StageFunc(func(context.Context, *StageContext) error { return nil }), nil },
+		New: func(*StageConfig) (Stage, error) {
+			return StageFunc(func(context.Context, *StageContext) error { return nil }), nil
+		},
 	}, {
 		Kind: "pass", Shape: ShapeTransform, Doc: "Carries its input's rows.",
 		Fields: []Field{{Name: "input", Type: TypeInput, Required: true, Port: PortTable, Doc: "The table."}},
 		Outputs: func(c *StageConfig) []Port {
 			return []Port{{Name: "out", Kind: PortTable, From: c.Strings("input")[0]}}
 		},
-		New: func(*StageConfig) (Stage, error) { return StageFunc(func(context.Context, *StageContext) error { return nil }), nil },
+		New: func(*StageConfig) (Stage, error) {
+			return StageFunc(func(context.Context, *StageContext) error { return nil }), nil
+		},
 	}}
 	for _, k := range kinds {
 		if err := r.Register(k); err != nil {
