@@ -96,8 +96,24 @@ func layerFields() []pipeline.Field {
 	}
 }
 
+// layerKeys are the keys each layer type takes besides name and the penalties (l1, l2,
+// activity_l1, activity_l2): in the short form ({ dense = 64, ... }) and in the long form
+// ({ type = "dense", units = 64, ... }). A key outside them would be ignored by nn, so it is
+// an error.
+var layerKeys = map[string]struct{ short, long []string }{
+	nn.LayerDense:         {[]string{"dense", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}, []string{"units", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}},
+	nn.LayerResidual:      {[]string{"residual", "activation", "init", "dropout", "norm", "momentum", "eps"}, []string{"units", "activation", "init", "dropout", "norm", "momentum", "eps"}},
+	nn.LayerBatchNorm:     {[]string{"batch_norm", "momentum", "eps"}, []string{"momentum", "eps"}},
+	nn.LayerLayerNorm:     {[]string{"layer_norm", "eps"}, []string{"eps"}},
+	nn.LayerGaussianNoise: {[]string{"gaussian_noise"}, []string{"stddev"}},
+	nn.LayerDropout:       {[]string{"dropout"}, []string{"rate"}},
+	nn.LayerActivation:    {[]string{"activation"}, []string{"activation"}},
+	nn.LayerCustom:        {[]string{"custom", "units", "dropout"}, []string{"custom", "units", "dropout"}},
+}
+
 // checkLayer says what is wrong with the shape of a decoded layer table (its keys' types and
-// ranges are checked by its spec): one layer type, and the keys that type needs.
+// ranges are checked by its spec): one layer type, the keys that type needs, and no key it
+// would ignore.
 func checkLayer(m map[string]any) string {
 	var shapes []string
 	for _, k := range layerShapes {
@@ -105,21 +121,29 @@ func checkLayer(m map[string]any) string {
 			shapes = append(shapes, k)
 		}
 	}
-	typ, _ := m["type"].(string)
+	typ, long := m["type"].(string)
 	if typ == nn.LayerCustom && len(shapes) == 2 && shapes[1] == "custom" {
 		shapes = shapes[:1] // { type = "custom", custom = "name" }
 	}
 	switch {
 	case len(shapes) > 1:
 		return fmt.Sprintf("a layer has one type, found %s: write one layer per table", strings.Join(shapes, " and "))
-	case len(shapes) == 0:
-		if _, ok := m["dropout"]; ok {
-			return ""
+	case len(shapes) == 1 && !long:
+		typ = shapes[0]
+	default:
+		_, hasDropout := m["dropout"]
+		_, hasActivation := m["activation"]
+		switch {
+		case long:
+		case hasDropout && hasActivation:
+			return "a dropout layer has no activation: put the activation on the layer before it, or in a table of its own"
+		case hasDropout:
+			typ = nn.LayerDropout
+		case hasActivation:
+			typ = nn.LayerActivation
+		default:
+			return "no layer type: write a short form such as { dense = 64 } or { dropout = 0.2 }, or type = \"...\""
 		}
-		if _, ok := m["activation"]; ok {
-			return ""
-		}
-		return "no layer type: write a short form such as { dense = 64 } or { dropout = 0.2 }, or type = \"...\""
 	}
 	if v, ok := m["batch_norm"].(bool); ok && !v {
 		return "batch_norm = false is no layer: leave the table out"
@@ -127,17 +151,32 @@ func checkLayer(m map[string]any) string {
 	if v, ok := m["layer_norm"].(bool); ok && !v {
 		return "layer_norm = false is no layer: leave the table out"
 	}
-	if _, ok := m["units"]; ok && typ != nn.LayerDense && typ != nn.LayerResidual && typ != nn.LayerCustom {
-		return "units goes with type = \"dense\", \"residual\" or \"custom\"; the short form is { dense = 64 }"
-	}
-	need := map[string]string{nn.LayerDense: "units", nn.LayerResidual: "units", nn.LayerActivation: "activation", nn.LayerCustom: "custom"}
-	if k, ok := need[typ]; ok {
-		if _, has := m[k]; !has {
-			return fmt.Sprintf("type = %q needs %s", typ, k)
+	keys := layerKeys[typ].short
+	if long {
+		keys = layerKeys[typ].long
+		need := map[string]string{nn.LayerDense: "units", nn.LayerResidual: "units", nn.LayerActivation: "activation", nn.LayerCustom: "custom"}
+		if k, ok := need[typ]; ok {
+			if _, has := m[k]; !has {
+				return fmt.Sprintf("type = %q needs %s", typ, k)
+			}
 		}
 	}
-	if _, ok := m["tie"]; ok && shapes[0] != "dense" && typ != nn.LayerDense {
-		return "tie is only supported on dense layers"
+	allowed := map[string]bool{"type": true, "name": true, "l1": true, "l2": true, "activity_l1": true, "activity_l2": true}
+	for _, k := range keys {
+		allowed[k] = true
+	}
+	var extra []string
+	for _, f := range layerFields() {
+		if _, ok := m[f.Name]; ok && !allowed[f.Name] {
+			extra = append(extra, f.Name)
+		}
+	}
+	if len(extra) > 0 {
+		form := "{ " + keys[0] + " = ... }"
+		if long {
+			form = fmt.Sprintf("type = %q", typ)
+		}
+		return fmt.Sprintf("%s does not apply to a %s layer (%s takes %s)", strings.Join(extra, " and "), typ, form, strings.Join(keys, ", "))
 	}
 	if n, ok := m["name"].(string); ok && (n == "" || strings.Contains(n, "/")) {
 		return fmt.Sprintf("layer name %q: a name is not empty and has no '/'", n)
