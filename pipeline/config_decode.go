@@ -79,6 +79,9 @@ func joinKey(prefix, key string) string {
 	if prefix == "" {
 		return key
 	}
+	if key == "" {
+		return prefix
+	}
 	return prefix + "." + key
 }
 
