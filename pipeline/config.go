@@ -378,8 +378,8 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 				}
 				sc.refs[f.Name] = append(sc.refs[f.Name], ref)
 				if f.Splits != nil && ref.Kind == PortTable {
+					// Reported; the stage's own checks still run (the reference resolves).
 					if split := p.splitOf(ref, 0); split != "" && !contains(f.Splits, split) {
-						refsOK[sc.Name] = false
 						ce := sc.Errorf(key, "input %q is the %s split, but %s takes %s", r, split, f.Name, orList(f.Splits))
 						ce.Hint = f.Doc
 						add(ce)

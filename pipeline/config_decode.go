@@ -193,9 +193,10 @@ func (d *decoder) value(f *Field, v any, abs, rel string) (any, bool) {
 				return nil, false
 			}
 			if d.dir != "" {
+				// Reported, but the value stands: the stage's own checks still run, so that
+				// one validation reports its other problems too.
 				if msg, hint := checkInputPath(s, d.dir); msg != "" {
 					d.fail(abs, rel, msg, hint)
-					return nil, false
 				}
 			}
 		case PathName:
