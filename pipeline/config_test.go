@@ -532,6 +532,11 @@ func TestSplitRolesAreCheckedStatically(t *testing.T) {
 			t.Errorf("input %s: %v", c.input, err)
 		}
 	}
+	// The stage's own checks still run.
+	_, err := Parse([]byte(base+"input = \"s.val\"\npicky = true\n"), "p.toml", ".", nestedRegistry(t), LoadOptions{})
+	if errs := ConfigErrors(err); len(errs) != 2 || errs[1].Key != "picky" {
+		t.Errorf("a split error held back the stage's own checks: %v", err)
+	}
 }
 
 func TestListNames(t *testing.T) {
