@@ -58,7 +58,9 @@ func (r Ref) String() string { return r.Stage + "." + r.Port }
 
 // StageConfig is the decoded, validated config of one stage. Values have their defaults
 // filled in and their types normalised: integers are int64, numbers float64, string lists
-// []string, sizes int64 bytes.
+// []string, sizes int64 bytes. A nested table declared by Field.Fields or Field.Elem is a
+// map[string]any (an array of them a []any) whose values are normalised the same way, with
+// their own defaults filled in.
 type StageConfig struct {
 	Name string
 	Kind string
@@ -72,6 +74,7 @@ type StageConfig struct {
 	set     map[string]bool
 	refs    map[string][]Ref
 	pos     map[string]position
+	sets    []override
 	file    string
 	outputs []Port
 	order   int
@@ -151,7 +154,7 @@ func (c *StageConfig) AllInputs() []Ref {
 // Outputs returns the stage's output ports.
 func (c *StageConfig) Outputs() []Port { return c.outputs }
 
-// Path resolves a path field against the pipeline file's directory.
+// Path resolves a path field against the pipeline file's directory (Dir).
 func (c *StageConfig) Path(key string) string {
 	p := c.String(key)
 	if p == "" || filepath.IsAbs(p) {
@@ -162,14 +165,9 @@ func (c *StageConfig) Path(key string) string {
 
 // Errorf returns a config error of this stage that points at key (which may be a nested path
 // such as "layers[1].dense").
+// A key set by --set points at the --set argument instead.
 func (c *StageConfig) Errorf(key, format string, args ...any) *ConfigError {
-	e := &ConfigError{File: c.file, Stage: c.Name, Key: key, Msg: fmt.Sprintf(format, args...)}
-	if p, ok := c.pos["stages."+c.Name+"."+key]; ok {
-		e.Line, e.Col = p.Line, p.Col
-	} else if p, ok := c.pos["stages."+c.Name]; ok {
-		e.Line, e.Col = p.Line, p.Col
-	}
-	return e
+	return errorAt(c.file, c.Name, c.pos, c.sets, joinKey("stages."+c.Name, key), key, fmt.Sprintf(format, args...), "")
 }
 
 // LoadOptions tune Load.
@@ -197,10 +195,18 @@ func Load(path string, reg *Registry, opts LoadOptions) (*Pipeline, error) {
 var stageNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 
 // Parse decodes and validates a pipeline from bytes. file names it in errors; dir is where
-// relative paths resolve.
+// relative paths resolve (made absolute).
+//
+// Every phase that can run does, and every problem is reported, sorted by position: TOML
+// syntax; --set overrides; every table against its spec (nested tables included); output
+// ports, references, split roles and cycles; and each stage's own constructor (New), for
+// every stage whose fields and references are sound.
 func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pipeline, error) {
 	if file == "" {
 		file = "pipeline.toml"
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	var raw map[string]any
 	if err := toml.Unmarshal(data, &raw); err != nil {
@@ -217,10 +223,14 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 	add := func(e *ConfigError) { errs = append(errs, e) }
 	at := func(key string) (int, int) { p := pos[key]; return p.Line, p.Col }
 
+	var sets []override
 	for _, ov := range opts.Overrides {
-		if e := applyOverride(raw, ov); e != nil {
+		path, e := applyOverride(raw, ov)
+		if e != nil {
 			add(e)
+			continue
 		}
+		sets = append(sets, override{path: path, arg: ov})
 	}
 
 	for k := range raw {
@@ -237,17 +247,19 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 	}
 
 	p := &Pipeline{File: file, Dir: dir, byName: map[string]*StageConfig{}}
-	pipeSpec := pipelineSpec()
-	pvals, pset, perrs := decodeFields(file, "", "pipeline", asTable(raw["pipeline"]), pipeSpec, pos)
-	errs = append(errs, perrs...)
+	pd := &decoder{file: file, dir: dir, pos: pos, sets: sets}
+	pvals, pset, _ := pd.table("pipeline", "", asTable(raw["pipeline"]), pipelineSpec(), nil)
+	errs = append(errs, pd.errs...)
 	if raw["pipeline"] != nil && asTable(raw["pipeline"]) == nil {
-		l, c := at("pipeline")
-		add(&ConfigError{File: file, Line: l, Col: c, Key: "pipeline", Msg: "must be a table", Hint: "write it as [pipeline]"})
+		add(errorAt(file, "", pos, sets, "pipeline", "pipeline", "must be a table", "write it as [pipeline]"))
 	}
 	p.Name, _ = pvals["name"].(string)
 	if !pset["name"] || p.Name == "" {
 		base := filepath.Base(file)
 		p.Name = strings.TrimSuffix(base, filepath.Ext(base))
+		if checkPlainName(p.Name) != "" || p.Name == "" {
+			p.Name = "pipeline"
+		}
 		pvals["name"] = p.Name
 	}
 	p.Description, _ = pvals["description"].(string)
@@ -262,8 +274,8 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 	p.MemoryBudget, _ = pvals["memory_budget"].(int64)
 
 	stagesRaw, ok := raw["stages"].(map[string]any)
-	if !ok {
-		if raw["stages"] == nil {
+	if !ok || len(stagesRaw) == 0 {
+		if ok || raw["stages"] == nil {
 			add(&ConfigError{File: file, Msg: "the pipeline has no stages", Hint: "add [stages.<name>] tables with a kind each"})
 		} else {
 			l, c := at("stages")
@@ -282,39 +294,53 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 		}
 		return names[i] < names[j]
 	})
+	// broken holds the stages that are written but cannot be built (no kind, an unknown
+	// kind...): their own error is reported, and references to them are not reported again.
+	broken := map[string]bool{}
+	// sound holds the stages whose fields decoded without a problem.
+	sound := map[string]bool{}
 	for i, name := range names {
 		l, c := at("stages." + name)
 		st := asTable(stagesRaw[name])
 		if st == nil {
+			broken[name] = true
 			add(&ConfigError{File: file, Line: l, Col: c, Stage: name, Msg: "a stage must be a table", Hint: fmt.Sprintf("write [stages.%s] followed by kind = \"...\"", name)})
 			continue
 		}
 		if !stageNameRE.MatchString(name) {
+			broken[name] = true
 			add(&ConfigError{File: file, Line: l, Col: c, Stage: name, Msg: "invalid stage name", Hint: "use letters, digits, '_' and '-' (no dots: a dot separates stage and port in references)"})
 			continue
 		}
-		kindName, _ := st["kind"].(string)
+		kindName, isString := st["kind"].(string)
 		if kindName == "" {
-			add(&ConfigError{File: file, Line: l, Col: c, Stage: name, Key: "kind", Msg: "missing", Hint: "every stage needs kind = \"...\"; `pipe docs` lists the kinds: " + strings.Join(reg.kindNames(), ", ")})
+			broken[name] = true
+			if st["kind"] != nil && !isString {
+				add(errorAt(file, name, pos, sets, "stages."+name+".kind", "kind", "expected a string, found "+tomlTypeName(st["kind"]), "`pipe docs` lists the kinds: "+ListNames(reg.kindNames(), 20)))
+				continue
+			}
+			add(&ConfigError{File: file, Line: l, Col: c, Stage: name, Key: "kind", Msg: "missing", Hint: "every stage needs kind = \"...\"; `pipe docs` lists the kinds: " + ListNames(reg.kindNames(), 20)})
 			continue
 		}
 		spec, ok := reg.Kind(kindName)
 		if !ok {
-			kl, kc := at("stages." + name + ".kind")
-			ce := &ConfigError{File: file, Line: kl, Col: kc, Stage: name, Key: "kind", Msg: fmt.Sprintf("unknown stage kind %q", kindName)}
+			broken[name] = true
+			ce := errorAt(file, name, pos, sets, "stages."+name+".kind", "kind", fmt.Sprintf("unknown stage kind %q", kindName), "")
 			if s := Suggest(kindName, reg.kindNames()); s != "" {
 				ce.Hint = fmt.Sprintf("did you mean %q?", s)
 			} else {
-				ce.Hint = "known kinds: " + strings.Join(reg.kindNames(), ", ")
+				ce.Hint = "known kinds: " + ListNames(reg.kindNames(), 20)
 			}
 			add(ce)
 			continue
 		}
 		delete(st, "kind")
-		vals, set, ferrs := decodeFields(file, name, "stages."+name, st, spec.Fields, pos)
-		errs = append(errs, ferrs...)
+		d := &decoder{file: file, stage: name, dir: dir, pos: pos, sets: sets}
+		vals, set, fieldsOK := d.table("stages."+name, "", st, spec.Fields, nil)
+		errs = append(errs, d.errs...)
+		sound[name] = fieldsOK
 		sc := &StageConfig{Name: name, Kind: kindName, Spec: spec, Dir: dir, RunSeed: p.Seed, values: vals, set: set,
-			refs: map[string][]Ref{}, pos: pos, file: file, order: i}
+			refs: map[string][]Ref{}, pos: pos, sets: sets, file: file, order: i}
 		p.Stages = append(p.Stages, sc)
 		p.byName[name] = sc
 	}
@@ -327,7 +353,9 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 			sc.outputs = []Port{{Name: "out", Kind: PortTable}}
 		}
 	}
+	refsOK := map[string]bool{}
 	for _, sc := range p.Stages {
+		refsOK[sc.Name] = true
 		for _, f := range sc.Spec.Fields {
 			if f.Type != TypeInput && f.Type != TypeInputs {
 				continue
@@ -340,12 +368,23 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 						key = fmt.Sprintf("%s[%d]", f.Name, i)
 					}
 				}
-				ref, ce := p.resolveRef(sc, key, r, f.Port)
-				if ce != nil {
-					add(ce)
+				ref, ok, ce := p.resolveRef(sc, key, r, f.Port, broken, sound)
+				if !ok {
+					refsOK[sc.Name] = false
+					if ce != nil {
+						add(ce)
+					}
 					continue
 				}
 				sc.refs[f.Name] = append(sc.refs[f.Name], ref)
+				if f.Splits != nil && ref.Kind == PortTable {
+					// Reported; the stage's own checks still run (the reference resolves).
+					if split := p.splitOf(ref, 0); split != "" && !contains(f.Splits, split) {
+						ce := sc.Errorf(key, "input %q is the %s split, but %s takes %s", r, split, f.Name, orList(f.Splits))
+						ce.Hint = f.Doc
+						add(ce)
+					}
+				}
 			}
 		}
 	}
@@ -355,20 +394,22 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 		add(&ConfigError{File: file, Line: l, Col: c, Stage: first.Name, Msg: "the stages form a cycle: " + strings.Join(cyc, " → "),
 			Hint: "a pipeline is a DAG; break the cycle by reading an earlier stage's output"})
 	}
-	if len(errs) == 0 {
-		for _, sc := range p.Stages {
-			st, err := sc.Spec.New(sc)
-			if err != nil {
-				var ce *ConfigError
-				if errors.As(err, &ce) {
-					errs = append(errs, err)
-				} else {
-					errs = append(errs, sc.Errorf("", "%v", err))
-				}
-				continue
-			}
-			sc.stage = st
+	// Each stage's own checks run when its own fields and references are sound, whatever
+	// is wrong elsewhere, so that one validation reports everything.
+	for _, sc := range p.Stages {
+		if !sound[sc.Name] || !refsOK[sc.Name] {
+			continue
 		}
+		st, err := sc.Spec.New(sc)
+		if err != nil {
+			if IsConfigError(err) {
+				errs = append(errs, err)
+			} else {
+				errs = append(errs, sc.Errorf("", "%v", err))
+			}
+			continue
+		}
+		sc.stage = st
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(sortErrors(errs)...)
@@ -381,10 +422,16 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 			if v == nil {
 				continue
 			}
+			f := sc.Spec.field(k)
 			// A single-reference field is written as the string it was given, so that the
 			// resolved config loads again as it is.
-			if refs, ok := v.([]string); ok && len(refs) == 1 && sc.Spec.field(k) != nil && sc.Spec.field(k).Type == TypeInput {
+			if refs, ok := v.([]string); ok && len(refs) == 1 && f != nil && f.Type == TypeInput {
 				v = refs[0]
+			}
+			// A file the pipeline reads is written as an absolute path, so that the resolved
+			// config loads again from the run directory.
+			if f != nil && f.Path == PathInput {
+				v = sc.Path(k)
 			}
 			m[k] = v
 		}
@@ -399,10 +446,63 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 	return p, nil
 }
 
-func (p *Pipeline) resolveRef(sc *StageConfig, key, r string, want PortKind) (Ref, *ConfigError) {
+// orList writes "train", "train or all", "train, all or unlabeled".
+func orList(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// splitOf returns the split role of the rows a table port carries, when the config alone
+// says so: the port's Split, or that of the table it carries the rows of (Port.From).
+func (p *Pipeline) splitOf(ref Ref, depth int) string {
+	target, ok := p.byName[ref.Stage]
+	if !ok || depth > len(p.Stages) {
+		return ""
+	}
+	for _, port := range target.outputs {
+		if port.Name != ref.Port {
+			continue
+		}
+		if port.Split != "" || port.From == "" {
+			return port.Split
+		}
+		from, ok := p.lookupRef(port.From)
+		if !ok {
+			return ""
+		}
+		return p.splitOf(from, depth+1)
+	}
+	return ""
+}
+
+// lookupRef resolves a reference without reporting anything.
+func (p *Pipeline) lookupRef(r string) (Ref, bool) {
 	stage, port, hasPort := strings.Cut(r, ".")
 	target, ok := p.byName[stage]
 	if !ok {
+		return Ref{}, false
+	}
+	if !hasPort {
+		port = target.Spec.DefaultOutput
+		if port == "" && len(target.outputs) > 0 {
+			port = target.outputs[0].Name
+		}
+	}
+	return Ref{Stage: stage, Port: port}, true
+}
+
+// resolveRef resolves reference r of sc's field key. ok is false when it does not resolve;
+// ce then says why, or is nil when the stage it names has problems of its own, already
+// reported (an unknown kind, or fields whose errors may hide its ports).
+func (p *Pipeline) resolveRef(sc *StageConfig, key, r string, want PortKind, broken, sound map[string]bool) (ref Ref, ok bool, ce *ConfigError) {
+	stage, port, hasPort := strings.Cut(r, ".")
+	if broken[stage] {
+		return Ref{}, false, nil
+	}
+	target, found := p.byName[stage]
+	if !found {
 		ce := sc.Errorf(key, "input %q: there is no stage %q", r, stage)
 		names := make([]string, 0, len(p.Stages))
 		for _, s := range p.Stages {
@@ -413,12 +513,12 @@ func (p *Pipeline) resolveRef(sc *StageConfig, key, r string, want PortKind) (Re
 		if s := Suggest(stage, names); s != "" {
 			ce.Hint = fmt.Sprintf("did you mean %q?", s)
 		} else {
-			ce.Hint = "stages: " + strings.Join(names, ", ")
+			ce.Hint = "stages: " + ListNames(names, 20)
 		}
-		return Ref{}, ce
+		return Ref{}, false, ce
 	}
 	if target == sc {
-		return Ref{}, sc.Errorf(key, "input %q: a stage cannot read its own output", r)
+		return Ref{}, false, sc.Errorf(key, "input %q: a stage cannot read its own output", r)
 	}
 	if !hasPort {
 		port = target.Spec.DefaultOutput
@@ -426,27 +526,31 @@ func (p *Pipeline) resolveRef(sc *StageConfig, key, r string, want PortKind) (Re
 			port = target.outputs[0].Name
 		}
 	}
-	var found *Port
+	var out *Port
 	portNames := make([]string, 0, len(target.outputs))
 	for i := range target.outputs {
 		portNames = append(portNames, target.outputs[i].Name)
 		if target.outputs[i].Name == port {
-			found = &target.outputs[i]
+			out = &target.outputs[i]
 		}
 	}
-	if found == nil {
+	if out == nil {
+		if !sound[stage] {
+			// Its ports may depend on the fields that failed (split's train_dev).
+			return Ref{}, false, nil
+		}
 		ce := sc.Errorf(key, "input %q: stage %q (kind %s) has no output %q", r, stage, target.Kind, port)
 		if s := Suggest(port, portNames); s != "" {
 			ce.Hint = fmt.Sprintf("did you mean %q?", stage+"."+s)
 		} else {
-			ce.Hint = "its outputs: " + strings.Join(portNames, ", ")
+			ce.Hint = "its outputs: " + ListNames(portNames, 20)
 		}
-		return Ref{}, ce
+		return Ref{}, false, ce
 	}
-	if found.Kind != want {
-		return Ref{}, sc.Errorf(key, "input %q is %s %s, but %q needs %s %s", r, article(found.Kind), found.Kind, key, article(want), want)
+	if out.Kind != want {
+		return Ref{}, false, sc.Errorf(key, "input %q is %s %s, but %q needs %s %s", r, article(out.Kind), out.Kind, key, article(want), want)
 	}
-	return Ref{Stage: stage, Port: port, Kind: found.Kind}, nil
+	return Ref{Stage: stage, Port: port, Kind: out.Kind}, true, nil
 }
 
 func article(k PortKind) string {
@@ -505,7 +609,7 @@ func asTable(v any) map[string]any {
 
 func pipelineSpec() []Field {
 	return []Field{
-		{Name: "name", Type: TypeString, Doc: "The pipeline's name: the run directory is runs/<name>/<run-id>/. Default: the file name without .toml."},
+		{Name: "name", Type: TypeString, Path: PathName, Doc: "The pipeline's name, a plain name without a separator or \"..\": the run directory is runs/<name>/<run-id>/. Default: the file name without .toml."},
 		{Name: "description", Type: TypeString, Doc: "Free text, kept in the manifest."},
 		{Name: "seed", Type: TypeInt, Default: int64(0), Min: Bound(0), Doc: "The run seed. Every random step derives its own seed from (seed, stage, index)."},
 		{Name: "workers", Type: TypeInt, Default: int64(0), Min: Bound(0), Doc: "The run-wide CPU budget shared by concurrent stages, ensemble members and GEMM threads. 0 means the number of cores."},
@@ -515,264 +619,6 @@ func pipelineSpec() []Field {
 
 // PipelineFields documents the [pipeline] table.
 func PipelineFields() []Field { return pipelineSpec() }
-
-// decodeFields checks a table against field specs: unknown keys, types, enums, ranges, required
-// keys; it fills defaults. prefix is the key path of the table ("stages.model").
-func decodeFields(file, stage, prefix string, raw map[string]any, fields []Field, pos map[string]position) (map[string]any, map[string]bool, []error) {
-	vals := map[string]any{}
-	set := map[string]bool{}
-	var errs []error
-	known := make([]string, 0, len(fields))
-	byName := map[string]*Field{}
-	for i := range fields {
-		known = append(known, fields[i].Name)
-		byName[fields[i].Name] = &fields[i]
-	}
-	mk := func(key, msg, hint string) *ConfigError {
-		p := pos[prefix+"."+key]
-		if p.Line == 0 {
-			p = pos[prefix]
-		}
-		return &ConfigError{File: file, Line: p.Line, Col: p.Col, Stage: stage, Key: key, Msg: msg, Hint: hint}
-	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		pi, pj := pos[prefix+"."+keys[i]], pos[prefix+"."+keys[j]]
-		if pi.Line != pj.Line {
-			return pi.Line < pj.Line
-		}
-		return keys[i] < keys[j]
-	})
-	for _, k := range keys {
-		v := raw[k]
-		f, ok := byName[k]
-		if !ok {
-			hint := ""
-			if s := Suggest(k, known); s != "" {
-				hint = fmt.Sprintf("did you mean %q?", s)
-			} else if len(known) > 0 {
-				hint = "valid keys: " + strings.Join(known, ", ")
-			}
-			errs = append(errs, mk(k, "unknown key", hint))
-			continue
-		}
-		nv, msg := normalise(f, v)
-		if msg != "" {
-			errs = append(errs, mk(k, msg, ""))
-			continue
-		}
-		if msg := checkValue(f, nv); msg != "" {
-			hint := ""
-			if len(f.Enum) > 0 {
-				if s, ok := nv.(string); ok {
-					if sg := Suggest(s, f.Enum); sg != "" {
-						hint = fmt.Sprintf("did you mean %q?", sg)
-					}
-				}
-			}
-			errs = append(errs, mk(k, msg, hint))
-			continue
-		}
-		vals[k] = nv
-		set[k] = true
-	}
-	for i := range fields {
-		f := &fields[i]
-		if _, present := raw[f.Name]; present || set[f.Name] {
-			continue // set, or set wrongly (already reported)
-		}
-		if f.Required {
-			p := pos[prefix]
-			errs = append(errs, &ConfigError{File: file, Line: p.Line, Col: p.Col, Stage: stage, Key: f.Name, Msg: "required key is missing", Hint: f.Doc})
-			continue
-		}
-		if f.Default != nil {
-			nv, msg := normalise(f, f.Default)
-			if msg != "" {
-				panic(fmt.Sprintf("field %s: bad default: %s", f.Name, msg))
-			}
-			vals[f.Name] = nv
-		}
-	}
-	return vals, set, errs
-}
-
-// normalise converts a decoded TOML value to the field's Go type, or says what is wrong.
-func normalise(f *Field, v any) (any, string) {
-	got := tomlTypeName(v)
-	bad := func() (any, string) { return nil, fmt.Sprintf("expected %s, found %s", f.Type, got) }
-	switch f.Type {
-	case TypeString:
-		if s, ok := v.(string); ok {
-			return s, ""
-		}
-		return bad()
-	case TypeInt:
-		switch x := v.(type) {
-		case int64:
-			return x, ""
-		case int:
-			return int64(x), ""
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-				return nil, fmt.Sprintf("expected an integer, found the float %v (write %d)", x, int64(x))
-			}
-		}
-		return bad()
-	case TypeFloat:
-		switch x := v.(type) {
-		case float64:
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, "must be a finite number"
-			}
-			return x, ""
-		case int64:
-			return float64(x), ""
-		case int:
-			return float64(x), ""
-		}
-		return bad()
-	case TypeFloatOrAuto:
-		switch x := v.(type) {
-		case string:
-			if x == "auto" {
-				return x, ""
-			}
-			return nil, fmt.Sprintf(`expected a number or "auto", found the string %q`, x)
-		case float64:
-			return x, ""
-		case int64:
-			return float64(x), ""
-		}
-		return bad()
-	case TypeBool:
-		if b, ok := v.(bool); ok {
-			return b, ""
-		}
-		return bad()
-	case TypeStrings, TypeInputs:
-		switch x := v.(type) {
-		case string:
-			return []string{x}, ""
-		case []string:
-			return x, ""
-		case []any:
-			out := make([]string, len(x))
-			for i, e := range x {
-				s, ok := e.(string)
-				if !ok {
-					return nil, fmt.Sprintf("element %d: expected a string, found %s", i, tomlTypeName(e))
-				}
-				out[i] = s
-			}
-			return out, ""
-		}
-		return bad()
-	case TypeInput:
-		if s, ok := v.(string); ok {
-			return []string{s}, ""
-		}
-		return bad()
-	case TypeTable:
-		if m, ok := v.(map[string]any); ok {
-			return m, ""
-		}
-		return bad()
-	case TypeList:
-		if l, ok := v.([]any); ok {
-			return l, ""
-		}
-		return bad()
-	case TypeSize:
-		switch x := v.(type) {
-		case int64:
-			return x, ""
-		case string:
-			n, err := ParseSize(x)
-			if err != nil {
-				return nil, err.Error()
-			}
-			return n, ""
-		}
-		return bad()
-	case TypeAny:
-		return v, ""
-	}
-	return v, ""
-}
-
-func checkValue(f *Field, v any) string {
-	if len(f.Enum) > 0 {
-		check := func(s string) string {
-			for _, e := range f.Enum {
-				if s == e {
-					return ""
-				}
-			}
-			return fmt.Sprintf("%q is not one of %s", s, strings.Join(quoteAll(f.Enum), ", "))
-		}
-		switch x := v.(type) {
-		case string:
-			if m := check(x); m != "" {
-				return m
-			}
-		case []string:
-			for _, s := range x {
-				if m := check(s); m != "" {
-					return m
-				}
-			}
-		}
-	}
-	var num float64
-	var isNum bool
-	switch x := v.(type) {
-	case int64:
-		num, isNum = float64(x), true
-	case float64:
-		num, isNum = x, true
-	}
-	if isNum {
-		if f.Min != nil && num < *f.Min {
-			return fmt.Sprintf("%v is below the minimum %v", num, *f.Min)
-		}
-		if f.Max != nil && num > *f.Max {
-			return fmt.Sprintf("%v is above the maximum %v", num, *f.Max)
-		}
-	}
-	return ""
-}
-
-func quoteAll(s []string) []string {
-	out := make([]string, len(s))
-	for i, x := range s {
-		out[i] = strconv.Quote(x)
-	}
-	return out
-}
-
-func tomlTypeName(v any) string {
-	switch x := v.(type) {
-	case string:
-		return fmt.Sprintf("the string %q", x)
-	case int64, int:
-		return fmt.Sprintf("the integer %v", x)
-	case float64:
-		return fmt.Sprintf("the float %v", x)
-	case bool:
-		return fmt.Sprintf("the boolean %v", x)
-	case []any, []string:
-		return "an array"
-	case map[string]any:
-		return "a table"
-	case nil:
-		return "nothing"
-	}
-	return fmt.Sprintf("a %T", v)
-}
 
 // ParseSize reads a byte size: "512MiB", "4GiB", "100MB", "1.5GiB" or a plain integer.
 func ParseSize(s string) (int64, error) {
@@ -790,64 +636,164 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 || math.IsInf(f, 0) {
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, fmt.Errorf("%q is not a byte size (write for example \"512MiB\" or \"4GiB\")", s)
+	}
+	if f*mult >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large a byte size (at most 8EiB)", s)
 	}
 	return int64(f * mult), nil
 }
 
-func applyOverride(raw map[string]any, ov string) *ConfigError {
+// intLiteral matches what a user means as an integer, to tell an out-of-range integer from a
+// string.
+var intLiteral = regexp.MustCompile(`^[+-]?[0-9][0-9_]*$`)
+
+// overridePart is one key of a --set path: a name, and an array index when written
+// "layers[1]".
+type overridePart struct {
+	name  string
+	index int // -1: none
+}
+
+func parseOverrideKey(key string) ([]overridePart, bool) {
+	var parts []overridePart
+	for _, s := range strings.Split(key, ".") {
+		p := overridePart{name: s, index: -1}
+		if name, idx, ok := strings.Cut(s, "["); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(idx, "]"))
+			if !strings.HasSuffix(idx, "]") || err != nil || n < 0 {
+				return nil, false
+			}
+			p = overridePart{name: name, index: n}
+		}
+		if p.name == "" {
+			return nil, false
+		}
+		parts = append(parts, p)
+	}
+	return parts, true
+}
+
+// applyOverride applies one --set assignment to the raw document and returns the key path it
+// set ("stages.model.epochs", "stages.model.layers[0].dense").
+func applyOverride(raw map[string]any, ov string) (string, *ConfigError) {
+	// Tables created on the way are removed again when the assignment fails, so that a
+	// wrong --set leaves the document as it was.
+	type created struct {
+		in  map[string]any
+		key string
+	}
+	var made []created
+	fail := func(stage, key, msg, hint string) (string, *ConfigError) {
+		for i := len(made) - 1; i >= 0; i-- {
+			delete(made[i].in, made[i].key)
+		}
+		return "", &ConfigError{File: "--set", Arg: ov, Stage: stage, Key: key, Msg: msg, Hint: hint}
+	}
 	key, val, ok := strings.Cut(ov, "=")
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
-		return &ConfigError{File: "--set", Msg: fmt.Sprintf("%q is not stage.key=value", ov)}
+		return fail("", "", "not stage.key=value", "write for example --set model.epochs=20")
+	}
+	parts, ok := parseOverrideKey(key)
+	if !ok || len(parts) < 2 || parts[0].index >= 0 {
+		return fail("", key, "expected stage.key=value or pipeline.key=value", "a nested key is stage.table.key, an array element stage.list[0].key")
 	}
 	var parsed map[string]any
 	var v any = val
 	if err := toml.Unmarshal([]byte("v = "+val), &parsed); err == nil {
 		v = parsed["v"]
-	}
-	parts := strings.Split(key, ".")
-	if len(parts) < 2 {
-		return &ConfigError{File: "--set", Key: key, Msg: "expected stage.key=value or pipeline.key=value"}
+	} else {
+		stage, rel := parts[0].name, key[len(parts[0].name)+1:]
+		if stage == "pipeline" {
+			stage = ""
+		}
+		t := strings.TrimSpace(val)
+		if intLiteral.MatchString(t) {
+			return fail(stage, rel, fmt.Sprintf("the integer %s is out of range", t), fmt.Sprintf("integers are 64-bit: from %d to %d", int64(math.MinInt64), int64(math.MaxInt64)))
+		}
+		if _, err := strconv.ParseFloat(strings.ReplaceAll(t, "_", ""), 64); errors.Is(err, strconv.ErrRange) {
+			return fail(stage, rel, fmt.Sprintf("the number %s is out of range", t), fmt.Sprintf("numbers are 64-bit floats: at most about %.3g", math.MaxFloat64))
+		}
 	}
 	var m map[string]any
-	if parts[0] == "pipeline" {
+	var path string
+	var stage string
+	if parts[0].name == "pipeline" {
 		pm, _ := raw["pipeline"].(map[string]any)
 		if pm == nil {
+			if raw["pipeline"] != nil {
+				return fail("", "pipeline", "is "+tomlTypeName(raw["pipeline"])+", not a table", "")
+			}
 			pm = map[string]any{}
 			raw["pipeline"] = pm
+			made = append(made, created{raw, "pipeline"})
 		}
-		m = pm
-		parts = parts[1:]
+		m, path = pm, "pipeline"
 	} else {
+		stage = parts[0].name
 		stages, _ := raw["stages"].(map[string]any)
-		st, _ := stages[parts[0]].(map[string]any)
+		st, _ := stages[stage].(map[string]any)
 		if st == nil {
 			names := make([]string, 0, len(stages))
 			for n := range stages {
 				names = append(names, n)
 			}
 			sort.Strings(names)
-			ce := &ConfigError{File: "--set", Stage: parts[0], Key: key, Msg: "no such stage"}
-			if s := Suggest(parts[0], names); s != "" {
-				ce.Hint = fmt.Sprintf("did you mean %q?", s)
+			hint := "stages: " + ListNames(names, 20)
+			if s := Suggest(stage, names); s != "" {
+				hint = fmt.Sprintf("did you mean %q?", s)
 			}
-			return ce
+			return fail(stage, key, "no such stage", hint)
 		}
-		m = st
-		parts = parts[1:]
+		m, path = st, "stages."+stage
 	}
-	for _, p := range parts[:len(parts)-1] {
-		next, _ := m[p].(map[string]any)
-		if next == nil {
-			next = map[string]any{}
-			m[p] = next
+	parts = parts[1:]
+	for i, p := range parts {
+		last := i == len(parts)-1
+		path = joinKey(path, p.name)
+		rel := strings.TrimPrefix(strings.TrimPrefix(path, "stages."+stage+"."), "pipeline.")
+		if p.index >= 0 {
+			l, isList := m[p.name].([]any)
+			if m[p.name] == nil {
+				return fail(stage, rel, fmt.Sprintf("is not set: it has no element %d to change", p.index), fmt.Sprintf("set the whole array, e.g. --set %s=[...]", strings.SplitN(key, ".", 2)[0]+"."+rel))
+			}
+			if !isList {
+				return fail(stage, rel, fmt.Sprintf("is %s, not an array", tomlTypeName(m[p.name])), "")
+			}
+			if p.index >= len(l) {
+				return fail(stage, rel, fmt.Sprintf("has %d elements: there is no element %d", len(l), p.index), "elements count from 0")
+			}
+			path += "[" + strconv.Itoa(p.index) + "]"
+			if last {
+				l[p.index] = v
+				return path, nil
+			}
+			next, isTable := l[p.index].(map[string]any)
+			if !isTable {
+				return fail(stage, rel+"["+strconv.Itoa(p.index)+"]", fmt.Sprintf("is %s, not a table", tomlTypeName(l[p.index])), "")
+			}
+			m = next
+			continue
 		}
-		m = next
+		if last {
+			m[p.name] = v
+			return path, nil
+		}
+		switch next := m[p.name].(type) {
+		case nil:
+			n := map[string]any{}
+			m[p.name] = n
+			made = append(made, created{m, p.name})
+			m = n
+		case map[string]any:
+			m = next
+		default:
+			return fail(stage, rel, fmt.Sprintf("is %s, not a table", tomlTypeName(next)), fmt.Sprintf("set it whole, e.g. --set %s=...; an array element is %s[0]", strings.SplitN(key, ".", 2)[0]+"."+rel, rel))
+		}
 	}
-	m[parts[len(parts)-1]] = v
-	return nil
+	return path, nil
 }
 
 // sortErrors orders problems by file position; problems without a position come last.

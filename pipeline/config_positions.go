@@ -22,8 +22,19 @@ func keyPositions(data []byte) map[string]position {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			table = keyParts(e.Key())
-			path := strings.Join(table, ".")
+			// A header inside an array of tables ([[a]] then [a.b] or [[a.c]]) belongs to
+			// the last element: "a[0].b", "a[0].c[2]".
+			parts := keyParts(e.Key())
+			path := ""
+			for i, part := range parts {
+				path = join(path, part)
+				if i == len(parts)-1 {
+					break
+				}
+				if n := arrayTableCount[path]; n > 0 {
+					path += "[" + strconv.Itoa(n-1) + "]"
+				}
+			}
 			headerPos := shapeOf(p, e)
 			if kit := e.Key(); kit.Next() && kit.Node().Raw.Length > 0 {
 				headerPos = shapeOf(p, kit.Node())
@@ -32,8 +43,8 @@ func keyPositions(data []byte) map[string]position {
 				n := arrayTableCount[path]
 				arrayTableCount[path] = n + 1
 				path += "[" + strconv.Itoa(n) + "]"
-				table = []string{path}
 			}
+			table = []string{path}
 			if _, ok := out[path]; !ok {
 				out[path] = headerPos
 			}

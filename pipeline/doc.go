@@ -6,8 +6,10 @@
 //
 // A pipeline file is decoded in steps, as Prometheus does: defaults, then a strict decode in
 // which an unknown key is an error with a suggestion, then validation that collects every
-// problem (types, ranges, enums, references, port kinds, cycles) and returns them together as
-// *ConfigError values joined with errors.Join.
+// problem (types, ranges, enums, references, port kinds, split roles, cycles, each kind's own
+// checks) and returns them together as *ConfigError values joined with errors.Join, sorted by
+// position. Nested tables (a layer, an optimizer, an ensemble's member) are declared in the
+// spec like top-level keys (Field.Fields, Field.Elem) and checked the same way.
 //
 // # Stages
 //

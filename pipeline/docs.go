@@ -52,7 +52,7 @@ func writeFields(b *strings.Builder, fields []Field) {
 	b.WriteString("| field | type | default | doc |\n| --- | --- | --- | --- |\n")
 	sorted := append([]Field(nil), fields...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Required && !sorted[j].Required })
-	for _, f := range sorted {
+	for _, f := range FlattenFields(sorted) {
 		def := "—"
 		switch {
 		case f.Required:
@@ -65,11 +65,22 @@ func writeFields(b *strings.Builder, fields []Field) {
 			doc += " One of: " + strings.Join(quoteAll(f.Enum), ", ") + "."
 		}
 		if f.Min != nil || f.Max != nil {
+			lo, hi := "[", "]"
+			if f.MinExclusive {
+				lo = "("
+			}
+			if f.MaxExclusive {
+				hi = ")"
+			}
 			switch {
 			case f.Min != nil && f.Max != nil:
-				doc += fmt.Sprintf(" Range [%v, %v].", *f.Min, *f.Max)
+				doc += fmt.Sprintf(" Range %s%v, %v%s.", lo, *f.Min, *f.Max, hi)
+			case f.Min != nil && f.MinExclusive:
+				doc += fmt.Sprintf(" Above %v.", *f.Min)
 			case f.Min != nil:
 				doc += fmt.Sprintf(" At least %v.", *f.Min)
+			case f.MaxExclusive:
+				doc += fmt.Sprintf(" Below %v.", *f.Max)
 			default:
 				doc += fmt.Sprintf(" At most %v.", *f.Max)
 			}

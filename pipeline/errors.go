@@ -10,6 +10,7 @@ import (
 // returns them joined (errors.Join); use errors.As or ConfigErrors to inspect them.
 type ConfigError struct {
 	File  string // the pipeline file, or "--set" for a command-line override
+	Arg   string // with File "--set": the argument as given ("model.epochs=abc")
 	Line  int    // 1-based; 0 when unknown
 	Col   int    // 1-based; 0 when unknown
 	Stage string // the stage name, when the problem is inside a stage
@@ -21,6 +22,10 @@ type ConfigError struct {
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
+	if e.Arg != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Arg)
+	}
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
 		if e.Col > 0 {

@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -18,11 +20,12 @@ const (
 	TypeStrings                 // a string, or an array of strings
 	TypeInput                   // a reference to one output port: "stage" or "stage.port"
 	TypeInputs                  // one reference, or an array of references
-	TypeTable                   // an inline table, checked by the stage
-	TypeList                    // an array of any values (for example inline tables), checked by the stage
+	TypeTable                   // an inline table: its keys are declared by Field.Fields (or its values by Field.Elem)
+	TypeList                    // an array: its elements are declared by Field.Elem
 	TypeFloatOrAuto             // a number, or the string "auto"
 	TypeSize                    // a byte size: an integer, or a string such as "512MiB" or "4GiB"
 	TypeAny                     // any value, checked by the stage
+	TypeBoolOrTable             // a boolean (on or off), or an inline table of settings (Field.Fields)
 )
 
 func (t Type) String() string {
@@ -51,6 +54,8 @@ func (t Type) String() string {
 		return "byte size"
 	case TypeAny:
 		return "any"
+	case TypeBoolOrTable:
+		return "boolean or table"
 	}
 	return "unknown"
 }
@@ -71,7 +76,9 @@ func (k PortKind) String() string {
 	return "table"
 }
 
-// Field declares one key of a stage's TOML table.
+// Field declares one key of a stage's TOML table, or of a table nested in it. Register checks
+// the declaration (a default must pass the field's own checks), and the loader checks every
+// value against it, nested tables included, reporting each problem at its line and column.
 type Field struct {
 	Name     string
 	Type     Type
@@ -79,10 +86,52 @@ type Field struct {
 	Required bool   // the key must be set
 	Doc      string // one or two sentences, shown by `pipe docs`
 	Enum     []string
-	Min, Max *float64 // inclusive bounds for numbers
+	Min, Max *float64 // bounds for numbers, inclusive unless MinExclusive/MaxExclusive
+	// MinExclusive and MaxExclusive make Min and Max strict: a share in [0, 1) is Min:
+	// Bound(0), Max: Bound(1), MaxExclusive: true.
+	MinExclusive, MaxExclusive bool
 	// Port is the kind of port an input field must reference (TypeInput, TypeInputs).
 	Port PortKind
+	// Splits lists the split roles ("train", "all", ...) a table referenced by an input field
+	// may carry, checked when the config alone says which role it carries (a split stage's
+	// outputs, and the tables derived from them: see Port.Split and Port.From). nil: any.
+	Splits []string
+
+	// Fields declares the keys of the nested table of a TypeTable or TypeBoolOrTable field,
+	// checked exactly like top-level fields: unknown keys (with a "did you mean"), types,
+	// enums, ranges, required keys and defaults, recursively. nil: see Elem.
+	Fields []Field
+	// Elem declares every element of a TypeList field (for example a layer table, or a
+	// number in a range), or every value of a TypeTable field whose keys are names the user
+	// chooses (per-target settings, column types). nil: not checked.
+	Elem *Field
+	// Len is the exact number of elements of a TypeList field (0: any number).
+	Len int
+	// Misplaced maps keys that a user may write into this field's nested table by mistake to
+	// a hint saying where they belong.
+	Misplaced map[string]string
+	// DocsSee, on a field with nested Fields, says where they are documented ("the train
+	// stage's fields"), so that `pipe docs` does not list them a second time.
+	DocsSee string
+	// Path says that a string field names a file: see PathKind.
+	Path PathKind
 }
+
+// PathKind says what a string field that names a file means.
+type PathKind int
+
+// Path kinds.
+const (
+	PathNone PathKind = iota
+	// PathInput is a file or directory the stage reads, relative to the pipeline file's
+	// directory. It must exist when the pipeline is loaded, and the resolved config holds it
+	// as an absolute path, so that it loads again from anywhere.
+	PathInput
+	// PathName is a plain name: a file the stage writes inside its own run directory, or a
+	// directory name. It has no directory part (no separator), is not absolute, and is not
+	// "." or "..", so that what is written stays inside its root.
+	PathName
+)
 
 // Bound returns a pointer to v, for Field.Min and Field.Max.
 func Bound(v float64) *float64 { return &v }
@@ -92,6 +141,13 @@ type Port struct {
 	Name string
 	Kind PortKind
 	Doc  string
+	// Split is the split role ("train", "val", "test", "train_dev") of the rows a table port
+	// carries, when the config alone says so (a split stage's outputs). Empty: see From.
+	Split string
+	// From is a reference ("stage" or "stage.port") to the table whose rows this table port
+	// carries, transformed (normalize.val carries impute.val's rows): it has that table's
+	// split role. Empty: unknown.
+	From string
 }
 
 // Shape is the role a stage kind plays in a DAG, for documentation and graphs.
@@ -166,12 +222,8 @@ func (r *Registry) Register(spec KindSpec) error {
 	if spec.New == nil {
 		return fmt.Errorf("register %q: New is nil", spec.Kind)
 	}
-	seen := map[string]bool{"kind": true}
-	for _, f := range spec.Fields {
-		if seen[f.Name] {
-			return fmt.Errorf("register %q: field %q declared twice (or reserved)", spec.Kind, f.Name)
-		}
-		seen[f.Name] = true
+	if err := checkFieldSpecs(spec.Fields, "", map[string]bool{"kind": true}); err != nil {
+		return fmt.Errorf("register %q: %w", spec.Kind, err)
 	}
 	s := spec
 	r.kinds[spec.Kind] = &s
@@ -208,6 +260,151 @@ func (r *Registry) kindNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// checkFieldSpecs checks field declarations (recursively, nested tables included), so that
+// a malformed spec fails at Register rather than inside Parse. prefix is the key path of the
+// table the fields belong to ("" or "optimizer."); reserved names may not be declared.
+func checkFieldSpecs(fields []Field, prefix string, reserved map[string]bool) error {
+	seen := map[string]bool{}
+	for i := range fields {
+		f := &fields[i]
+		if f.Name == "" {
+			return fmt.Errorf("field %d of %q has no name", i+1, strings.TrimSuffix(prefix, "."))
+		}
+		if seen[f.Name] || reserved[f.Name] {
+			return fmt.Errorf("field %q declared twice (or reserved)", prefix+f.Name)
+		}
+		seen[f.Name] = true
+		if err := checkFieldSpec(f, prefix+f.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkFieldSpec(f *Field, name string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("field %q: %s", name, fmt.Sprintf(format, args...))
+	}
+	numeric := f.Type == TypeInt || f.Type == TypeFloat || f.Type == TypeFloatOrAuto || f.Type == TypeSize
+	if (f.Min != nil || f.Max != nil) && !numeric {
+		return bad("Min and Max apply to numbers, not to a %s", f.Type)
+	}
+	if (f.MinExclusive && f.Min == nil) || (f.MaxExclusive && f.Max == nil) {
+		return bad("MinExclusive and MaxExclusive need Min and Max")
+	}
+	for _, b := range []*float64{f.Min, f.Max} {
+		if b != nil && (math.IsNaN(*b) || math.IsInf(*b, 0)) {
+			return bad("a bound must be a finite number, found %v (leave it nil for no bound)", *b)
+		}
+	}
+	if f.Min != nil && f.Max != nil && (*f.Min > *f.Max || (*f.Min == *f.Max && (f.MinExclusive || f.MaxExclusive))) {
+		return bad("no value fits between Min %v and Max %v", *f.Min, *f.Max)
+	}
+	if len(f.Enum) > 0 && f.Type != TypeString && f.Type != TypeStrings {
+		return bad("Enum applies to strings, not to a %s", f.Type)
+	}
+	if f.Fields != nil && f.Type != TypeTable && f.Type != TypeBoolOrTable {
+		return bad("nested Fields need a table type, not %s", f.Type)
+	}
+	if f.Elem != nil && f.Type != TypeTable && f.Type != TypeList {
+		return bad("Elem needs an array or table type, not %s", f.Type)
+	}
+	if f.Fields != nil && f.Elem != nil {
+		return bad("set Fields (fixed keys) or Elem (keys the user names), not both")
+	}
+	if f.Len < 0 || (f.Len > 0 && f.Type != TypeList) {
+		return bad("Len is the length of an array")
+	}
+	if f.Path != PathNone && f.Type != TypeString {
+		return bad("Path applies to strings, not to a %s", f.Type)
+	}
+	if f.Splits != nil && (f.Port != PortTable || (f.Type != TypeInput && f.Type != TypeInputs)) {
+		return bad("Splits applies to input fields that reference tables")
+	}
+	if f.Misplaced != nil && f.Fields == nil {
+		return bad("Misplaced needs nested Fields")
+	}
+	if f.Required && f.Default != nil {
+		return bad("a required field has no default")
+	}
+	if f.Elem != nil {
+		if f.Elem.Required || f.Elem.Default != nil {
+			return bad("Elem declares elements: it has no default and is not required")
+		}
+		if err := checkFieldSpec(f.Elem, name+"[]"); err != nil {
+			return err
+		}
+	}
+	if f.Fields != nil {
+		if err := checkFieldSpecs(f.Fields, name+".", nil); err != nil {
+			return err
+		}
+	}
+	if f.Default != nil {
+		d := &decoder{file: "default"}
+		if _, ok := d.value(f, f.Default, name, name); !ok {
+			msg := "invalid"
+			if ces := ConfigErrors(errors.Join(d.errs...)); len(ces) > 0 {
+				msg = ces[0].Msg
+			}
+			return bad("its default %v cannot pass its own checks: %s", f.Default, msg)
+		}
+	}
+	return nil
+}
+
+// ListNames joins names with ", ", cut after max of them with a count of the rest: "a, b, ...
+// (and 31 more)". max <= 0 lists them all.
+func ListNames(names []string, max int) string {
+	if max <= 0 || len(names) <= max {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, ... (and %d more)", strings.Join(names[:max], ", "), len(names)-max)
+}
+
+// FlattenFields returns fields with the nested fields of each one listed after it, named by
+// their path: "optimizer.lr", "layers[].dense", "tasks.<target>.loss_weight". `pipe docs`
+// shows them this way. A field whose nested fields are documented elsewhere (DocsSee) is not
+// expanded; its doc says where they are.
+func FlattenFields(fields []Field) []Field {
+	var out []Field
+	var walk func(prefix string, f Field)
+	walk = func(prefix string, f Field) {
+		name := prefix + f.Name
+		g := f
+		g.Name = name
+		if f.DocsSee != "" {
+			g.Doc = strings.TrimSpace(g.Doc + " Keys: " + f.DocsSee + ".")
+		}
+		out = append(out, g)
+		if f.DocsSee != "" {
+			return
+		}
+		for _, n := range f.Fields {
+			walk(name+".", n)
+		}
+		if f.Elem != nil {
+			e := *f.Elem
+			switch {
+			case f.Type == TypeList:
+				e.Name = name + "[]"
+			case e.Name != "":
+				e.Name = name + "." + e.Name
+			default:
+				e.Name = name + ".<key>"
+			}
+			if e.Doc == "" {
+				e.Doc = "Each element."
+			}
+			walk("", e)
+		}
+	}
+	for _, f := range fields {
+		walk("", f)
+	}
+	return out
 }
 
 // Suggest returns the candidate closest to s by edit distance, or "" when none is close.

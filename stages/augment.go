@@ -55,16 +55,23 @@ func augmentKind() pipeline.KindSpec {
 			"The table flows through unchanged; a train stage that reads it applies the augmentation to every training batch, drawn afresh at each step from its seeded stream. Validation, test and prediction data are never augmented. " +
 			"Place it after normalization (shifted-in pixels are filled with 0, the background after minmax scaling).",
 		Fields: []pipeline.Field{
-			{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table (its split role must be train)."},
+			{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Splits: []string{schema.SplitTrain}, Doc: "The training table (its split role must be train)."},
 			{Name: "noise", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "Standard deviation of Gaussian noise added to every numeric feature."},
 			{Name: "feature_dropout", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.95), Doc: "Probability of zeroing each feature of each row."},
-			{Name: "image", Type: pipeline.TypeTable, Doc: "The image-shaped columns: { height = 28, width = 28, first = \"px0\" } (height×width consecutive numeric columns from `first`, row-major)."},
+			{Name: "image", Type: pipeline.TypeTable, Fields: []pipeline.Field{
+				{Name: "height", Type: pipeline.TypeInt, Required: true, Min: pipeline.Bound(1), Doc: "Rows of pixels."},
+				{Name: "width", Type: pipeline.TypeInt, Required: true, Min: pipeline.Bound(1), Doc: "Columns of pixels."},
+				{Name: "first", Type: pipeline.TypeString, Required: true, Doc: "The column of the top-left pixel; the others follow it, row-major."},
+			}, Doc: "The image-shaped columns: { height = 28, width = 28, first = \"px0\" } (height×width consecutive numeric columns from `first`, row-major)."},
 			{Name: "shift", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Largest random shift of the image, in pixels, in each direction."},
 			{Name: "rotate", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(45), Doc: "Largest random rotation of the image, in degrees (bilinear)."},
 			{Name: "mixup", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(10), Doc: "Mixup's α (0.2 is typical; 0: off). Each training row becomes λ·itself + (1−λ)·another row of its batch, λ ~ Beta(α, α) drawn per row, and so do its targets: " +
 				"class labels become the same mix of the two one-hot labels (soft targets), regression targets and sample weights mix as values. " +
 				"Every numeric feature is mixed (image columns too); embedding index columns are taken from the dominant row (λ ≥ 0.5). " +
 				"A target missing in either row is missing in the mix (that head skips the row). The other augmentations run first. The train loss reported is then the loss on the mixed batches."},
+		},
+		Outputs: func(c *pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "out", Kind: pipeline.PortTable, From: firstRef(c, "input")}}
 		},
 		Example: "[stages.aug]\nkind = \"augment\"\ninput = \"scale.train\"\nimage = { height = 28, width = 28, first = \"px0\" }\nshift = 2\nrotate = 10",
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {

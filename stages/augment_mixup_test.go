@@ -292,7 +292,7 @@ tables = ["scale.test"]
 		t.Errorf("training loss with mixup did not fall to half its first epoch's: %v", loss)
 	}
 	bad := strings.Replace(src, `input = "scale.train"`, `input = "scale.val"`, 1)
-	if _, _, err := runTOML(t, ".", bad); err == nil || !strings.Contains(err.Error(), "training data only") {
+	if _, _, err := runTOML(t, ".", bad); !pipeline.IsConfigError(err) || !strings.Contains(err.Error(), `"scale.val" is the val split`) {
 		t.Errorf("mixup on the val table: %v", err)
 	}
 }

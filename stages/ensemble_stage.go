@@ -30,9 +30,9 @@ func ensembleKind() pipeline.KindSpec {
 			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table (an `augment` stage's output augments every member's training batches)."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table: members' early stopping, combiner scores and weights."},
 			{Name: "members", Type: pipeline.TypeInt, Default: int64(8), Min: pipeline.Bound(1), Doc: "The number of members."},
-			{Name: "member", Type: pipeline.TypeTable, Doc: "The members' train settings (any key of the train stage but train, val, target, features, task, tasks, workers): { layers = [...], epochs = 30, optimizer = {...} }."},
-			{Name: "specs", Type: pipeline.TypeList, Doc: "Heterogeneous members: a list of member tables, used in turn (member i gets specs[i % len])."},
-			{Name: "vary", Type: pipeline.TypeTable, Doc: "Per-member perturbations, drawn from the member's own seed: { dropout = [0.0, 0.3] (uniform), lr = [3e-4, 3e-3] (log-uniform), l2 = [1e-5, 1e-3] (log-uniform), batch_size = [32, 64, 128], optimizer = [\"adam\", \"sgd\"], activation = [\"relu\", \"gelu\"] }."},
+			memberTable("member", "The members' train settings: { layers = [...], epochs = 30, optimizer = {...} }."),
+			{Name: "specs", Type: pipeline.TypeList, Elem: ptr(memberTable("", "One member's train settings.")), Doc: "Heterogeneous members: a list of member tables, used in turn (member i gets specs[i % len])."},
+			{Name: "vary", Type: pipeline.TypeTable, Fields: varyFields(), Doc: "Per-member perturbations, drawn from the member's own seed: { dropout = [0.0, 0.3] (uniform), lr = [3e-4, 3e-3] (log-uniform), l2 = [1e-5, 1e-3] (log-uniform), batch_size = [32, 64, 128], optimizer = [\"adam\", \"sgd\"], activation = [\"relu\", \"gelu\"] }."},
 			{Name: "bootstrap", Type: pipeline.TypeBool, Default: true, Doc: "Sample each member's rows with replacement (n draws); the rows never drawn are its out-of-bag rows."},
 			{Name: "subsample", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Instead of bootstrap: a share of distinct rows per member (set bootstrap = false)."},
 			{Name: "feature_fraction", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "A random share of the input columns per member (0: all)."},
@@ -66,12 +66,12 @@ func newEnsembleStage(c *pipeline.StageConfig) (pipeline.Stage, error) {
 	tables := []map[string]any{c.Table("member")}
 	prefixes := []string{"member"}
 	if l := c.List("specs"); l != nil {
+		if len(l) == 0 {
+			return nil, c.Errorf("specs", "is empty: give at least one member table, or use member")
+		}
 		tables, prefixes = nil, nil
 		for i, x := range l {
-			m, ok := x.(map[string]any)
-			if !ok {
-				return nil, c.Errorf(fmt.Sprintf("specs[%d]", i), "expected a table of train settings")
-			}
+			m, _ := x.(map[string]any) // a table: the spec checked it
 			tables = append(tables, m)
 			prefixes = append(prefixes, fmt.Sprintf("specs[%d]", i))
 		}
@@ -80,11 +80,7 @@ func newEnsembleStage(c *pipeline.StageConfig) (pipeline.Stage, error) {
 		if m == nil {
 			m = map[string]any{}
 		}
-		ms, err := newMemberSettings(c, prefixes[i], m)
-		if err != nil {
-			return nil, err
-		}
-		ts, err := parseTrainSpec(ms)
+		ts, err := parseTrainSpec(newMemberSettings(c, prefixes[i], m))
 		if err != nil {
 			return nil, err
 		}
@@ -102,94 +98,75 @@ func newEnsembleStage(c *pipeline.StageConfig) (pipeline.Stage, error) {
 		s.cfg.Bootstrap = false
 	}
 	if v := c.Table("vary"); v != nil {
-		vary, err := parseVary(v)
+		vary, key, err := parseVary(v)
 		if err != nil {
-			return nil, c.Errorf("vary", "%v", err)
+			return nil, c.Errorf("vary."+key, "%v", err)
 		}
 		s.cfg.Vary = vary
 	}
 	return s, nil
 }
 
-func parseVary(v map[string]any) (ensemble.Vary, error) {
-	var out ensemble.Vary
-	rng := func(key string, x any) (ensemble.Range, error) {
-		if m, ok := x.(map[string]any); ok {
-			for k, inner := range m {
-				if k != "uniform" && k != "log_uniform" {
-					return ensemble.Range{}, fmt.Errorf("%s: unknown key %q (write [min, max], or { log_uniform = [min, max] })", key, k)
-				}
-				x = inner
-			}
-		}
-		l, ok := x.([]any)
-		if !ok || len(l) != 2 {
-			return ensemble.Range{}, fmt.Errorf("%s: expected [min, max]", key)
-		}
-		var r [2]float64
-		for i, e := range l {
-			switch n := e.(type) {
-			case float64:
-				r[i] = n
-			case int64:
-				r[i] = float64(n)
-			default:
-				return ensemble.Range{}, fmt.Errorf("%s: %v is not a number", key, e)
-			}
-		}
-		return ensemble.Range{Min: r[0], Max: r[1]}, nil
+func ptr[T any](v T) *T { return &v }
+
+// varyFields are the keys of vary: ranges [min, max] and lists to draw from.
+func varyFields() []pipeline.Field {
+	rng := func(name string, min float64, minExcl bool, max *float64, doc string) pipeline.Field {
+		return pipeline.Field{Name: name, Type: pipeline.TypeList, Len: 2, Doc: doc,
+			Elem: &pipeline.Field{Type: pipeline.TypeFloat, Min: pipeline.Bound(min), MinExclusive: minExcl, Max: max, MaxExclusive: max != nil}}
 	}
-	strs := func(key string, x any) ([]string, error) {
-		l, ok := x.([]any)
-		if !ok {
-			return nil, fmt.Errorf("%s: expected a list of names", key)
+	return []pipeline.Field{
+		rng("dropout", 0, false, pipeline.Bound(1), "[min, max], drawn uniformly: the dropout of every dense and residual layer and the rate of every dropout layer."),
+		rng("lr", 0, true, nil, "[min, max], drawn log-uniformly: the learning rate."),
+		rng("l2", 0, true, nil, "[min, max], drawn log-uniformly: the L2 penalty."),
+		{Name: "batch_size", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeInt, Min: pipeline.Bound(1)}, Doc: "Batch sizes, one drawn uniformly."},
+		{Name: "optimizer", Type: pipeline.TypeStrings, Enum: optimizers, Doc: "Optimizer names, one drawn uniformly."},
+		{Name: "activation", Type: pipeline.TypeStrings, Enum: activations, Doc: "Activations, one drawn uniformly: of every residual layer and every dense layer with a non-linear activation."},
+	}
+}
+
+// parseVary reads a vary table that varyFields checked; it returns the key of a problem.
+func parseVary(v map[string]any) (ensemble.Vary, string, error) {
+	var out ensemble.Vary
+	rng := func(key string) (ensemble.Range, error) {
+		l, _ := v[key].([]any)
+		if l == nil {
+			return ensemble.Range{}, nil
 		}
-		var out []string
-		for _, e := range l {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("%s: %v is not a name", key, e)
-			}
-			out = append(out, s)
+		lo, _ := l[0].(float64)
+		hi, _ := l[1].(float64)
+		if lo > hi {
+			return ensemble.Range{}, fmt.Errorf("[%v, %v]: min is above max", lo, hi)
 		}
-		return out, nil
+		return ensemble.Range{Min: lo, Max: hi}, nil
 	}
 	var err error
-	for k, x := range v {
-		switch k {
-		case "dropout":
-			out.Dropout, err = rng(k, x)
-		case "lr":
-			out.LR, err = rng(k, x)
-		case "l2":
-			out.L2, err = rng(k, x)
-		case "batch_size":
-			l, ok := x.([]any)
-			if !ok {
-				return out, fmt.Errorf("batch_size: expected a list of sizes")
-			}
-			for _, e := range l {
-				n, ok := e.(int64)
-				if !ok || n < 1 {
-					return out, fmt.Errorf("batch_size: %v is not a positive integer", e)
-				}
-				out.BatchSize = append(out.BatchSize, int(n))
-			}
-		case "optimizer":
-			out.Optimizer, err = strs(k, x)
-		case "activation":
-			out.Activation, err = strs(k, x)
-		default:
-			err = fmt.Errorf("unknown key %q (dropout, lr, l2, batch_size, optimizer, activation)", k)
-			if sg := pipeline.Suggest(k, []string{"dropout", "lr", "l2", "batch_size", "optimizer", "activation"}); sg != "" {
-				err = fmt.Errorf("unknown key %q (did you mean %q?)", k, sg)
-			}
+	if out.Dropout, err = rng("dropout"); err != nil {
+		return out, "dropout", err
+	}
+	if out.LR, err = rng("lr"); err != nil {
+		return out, "lr", err
+	}
+	if out.L2, err = rng("l2"); err != nil {
+		return out, "l2", err
+	}
+	if l, ok := v["batch_size"].([]any); ok {
+		if len(l) == 0 {
+			return out, "batch_size", fmt.Errorf("is empty: list the batch sizes to draw from")
 		}
-		if err != nil {
-			return out, err
+		for _, e := range l {
+			n, _ := e.(int64)
+			out.BatchSize = append(out.BatchSize, int(n))
 		}
 	}
-	return out, nil
+	out.Optimizer, _ = v["optimizer"].([]string)
+	out.Activation, _ = v["activation"].([]string)
+	for _, k := range []string{"optimizer", "activation"} {
+		if l, ok := v[k].([]string); ok && len(l) == 0 {
+			return out, k, fmt.Errorf("is empty: list the names to draw from")
+		}
+	}
+	return out, "", nil
 }
 
 func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) error {

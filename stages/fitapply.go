@@ -45,9 +45,17 @@ func applyPorts(c *pipeline.StageConfig) []pipeline.Port {
 		if seen[name] > 1 {
 			name = fmt.Sprintf("%s_%d", name, seen[name])
 		}
-		ports = append(ports, pipeline.Port{Name: name, Kind: pipeline.PortTable, Doc: "the transformed " + r})
+		ports = append(ports, pipeline.Port{Name: name, Kind: pipeline.PortTable, Doc: "the transformed " + r, From: r})
 	}
 	return append(ports, pipeline.Port{Name: "transform", Kind: pipeline.PortArtifact, Doc: "the fitted transform"})
+}
+
+// firstRef returns the (first) reference an input field holds, as written, or "".
+func firstRef(c *pipeline.StageConfig, key string) string {
+	if r := c.Strings(key); len(r) > 0 {
+		return r[0]
+	}
+	return ""
 }
 
 func portNameOf(ref string) string {
@@ -62,7 +70,7 @@ func portNameOf(ref string) string {
 // applies it to several.
 func fitApplyKind(kind, doc string, fields []pipeline.Field, example string, newFitter func(c *pipeline.StageConfig) (func() features.Fitter, error)) pipeline.KindSpec {
 	base := []pipeline.Field{
-		{Name: "fit", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table the statistics are fitted on: the training split. Fitting on a val or test table is an error (leakage)."},
+		{Name: "fit", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Splits: []string{schema.SplitTrain, schema.SplitAll, schema.SplitUnlabeled}, Doc: "The table the statistics are fitted on: the training split. A val or test table is refused: it would leak held-out rows into training."},
 		{Name: "apply", Type: pipeline.TypeInputs, Port: pipeline.PortTable, Doc: "The tables to transform with the fitted statistics; each output is named after its input's port. Default: the fit table."},
 	}
 	return pipeline.KindSpec{

@@ -31,8 +31,8 @@ func maskLabelsKind() pipeline.KindSpec {
 			{Name: "fraction", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Share of each class's labels kept in train, when per_class is 0."},
 			{Name: "val_per_class", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Labelled rows per class moved to the val output (they count among the labels you keep)."},
 		},
-		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
-			return []pipeline.Port{{Name: "train", Kind: pipeline.PortTable}, {Name: "val", Kind: pipeline.PortTable}}
+		Outputs: func(c *pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "train", Kind: pipeline.PortTable, From: firstRef(c, "input")}, {Name: "val", Kind: pipeline.PortTable, Split: schema.SplitVal}}
 		},
 		DefaultOutput: "train",
 		Example:       "[stages.few]\nkind = \"mask_labels\"\ninput = \"split.train\"\nper_class = 90\nval_per_class = 10",

@@ -1,15 +1,12 @@
 package stages
 
 import (
-	"fmt"
-	"math"
-	"sort"
-
 	"github.com/pipe-ml/pipe/pipeline"
 )
 
 // memberSettings reads an inline table of train settings (an ensemble's `member`, or one entry
-// of its `specs`) with the train stage's fields, defaults and key checks.
+// of its `specs`) as parseTrainSpec reads a train stage's config. The table was checked
+// against memberFields when the pipeline was loaded.
 type memberSettings struct {
 	c      *pipeline.StageConfig
 	prefix string // "member" or "specs[2]"
@@ -17,72 +14,45 @@ type memberSettings struct {
 	fields map[string]pipeline.Field
 }
 
-// memberFieldNames are the train fields a member may set (data and target fields belong to
-// the ensemble stage itself).
+// memberExcluded are the train fields a member may not set: data and target fields belong to
+// the ensemble stage itself.
 var memberExcluded = map[string]bool{"train": true, "val": true, "target": true, "features": true, "task": true, "tasks": true, "workers": true}
 
-func newMemberSettings(c *pipeline.StageConfig, prefix string, m map[string]any) (*memberSettings, error) {
-	ms := &memberSettings{c: c, prefix: prefix, m: m, fields: map[string]pipeline.Field{}}
-	var names []string
+// memberFields are the keys of a member table (`member`, an entry of `specs`): the train
+// stage's fields but memberExcluded, with their types, ranges, defaults and nested tables.
+func memberFields() []pipeline.Field {
+	var out []pipeline.Field
 	for _, f := range trainFields() {
 		if !memberExcluded[f.Name] {
-			ms.fields[f.Name] = f
-			names = append(names, f.Name)
+			out = append(out, f)
 		}
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		f, ok := ms.fields[k]
-		if !ok {
-			e := c.Errorf(prefix+"."+k, "unknown key of a member")
-			if s := pipeline.Suggest(k, names); s != "" {
-				e.Hint = fmt.Sprintf("did you mean %q?", s)
-			} else if memberExcluded[k] {
-				e.Hint = "set it on the ensemble stage itself: all members share it"
-			}
-			return nil, e
-		}
-		if err := checkMemberType(f, m[k]); err != "" {
-			return nil, c.Errorf(prefix+"."+k, "%s", err)
-		}
-	}
-	return ms, nil
+	return out
 }
 
-func checkMemberType(f pipeline.Field, v any) string {
-	switch f.Type {
-	case pipeline.TypeInt:
-		if _, ok := v.(int64); !ok {
-			return fmt.Sprintf("expected an integer, found %v", v)
-		}
-	case pipeline.TypeFloat:
-		switch x := v.(type) {
-		case int64:
-		case float64:
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return "must be finite"
-			}
-		default:
-			return fmt.Sprintf("expected a number, found %v", v)
-		}
-	case pipeline.TypeString:
-		if _, ok := v.(string); !ok {
-			return fmt.Sprintf("expected a string, found %v", v)
-		}
-	case pipeline.TypeTable:
-		if _, ok := v.(map[string]any); !ok {
-			return "expected a table"
-		}
-	case pipeline.TypeList:
-		if _, ok := v.([]any); !ok {
-			return "expected an array"
-		}
+// memberMisplaced gives the hint for a key that belongs to the ensemble stage itself.
+func memberMisplaced() map[string]string {
+	out := map[string]string{}
+	for k := range memberExcluded {
+		out[k] = "set it on the ensemble stage itself: all members share it"
 	}
-	return ""
+	return out
+}
+
+// memberTable is the spec of one member table.
+func memberTable(name, doc string) pipeline.Field {
+	return pipeline.Field{Name: name, Type: pipeline.TypeTable, Fields: memberFields(), Misplaced: memberMisplaced(),
+		DocsSee: "the train stage's fields but train, val, target, features, task, tasks and workers", Doc: doc}
+}
+
+// newMemberSettings reads a member table that the ensemble's spec has checked and filled
+// with defaults.
+func newMemberSettings(c *pipeline.StageConfig, prefix string, m map[string]any) *memberSettings {
+	ms := &memberSettings{c: c, prefix: prefix, m: m, fields: map[string]pipeline.Field{}}
+	for _, f := range memberFields() {
+		ms.fields[f.Name] = f
+	}
+	return ms
 }
 
 func (s *memberSettings) value(key string) any {

@@ -39,7 +39,11 @@ func pretrainKind() pipeline.KindSpec {
 		unlabeledField("their rows are learnt from together with input's."),
 		{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "Rows for early stopping on the reconstruction loss (default: a seeded 10% of input)."},
 		{Name: "type", Type: pipeline.TypeString, Default: "denoising", Enum: []string{"plain", "denoising", "sparse", "embeddings"}, Doc: "Undercomplete (plain), denoising (inputs corrupted while training, targets clean), or sparse (L1 activity penalty on the code) autoencoder of the numeric and one-hot columns; or embeddings: masked-column prediction over the index-encoded categorical columns (encode categorical = \"index\"), which pretrains their embedding tables (emb_<column>, the names a train stage gives them): every row hides one of its categorical columns, chosen afresh at every step, and a softmax head per column predicts it from the other columns and the numeric ones through `layers` (default one dense layer of 64, not transferred). Needs at least two categorical columns."},
-		{Name: "corruption", Type: pipeline.TypeTable, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate, Vincent et al. 2010, and the kept ones divided by 1 - rate so that a corrupted input has the clean input's expectation; unscaled = true keeps them as they are) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
+		{Name: "corruption", Type: pipeline.TypeTable, Fields: []pipeline.Field{
+			{Name: "kind", Type: pipeline.TypeString, Default: pretrain.CorruptMask, Enum: []string{pretrain.CorruptMask, pretrain.CorruptGaussian}, Doc: "mask: inputs zeroed; gaussian: noise added."},
+			{Name: "rate", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "mask: the probability, in [0, 1) (0: 0.25); gaussian: the noise's standard deviation (0: 0.1)."},
+			{Name: "unscaled", Type: pipeline.TypeBool, Doc: "mask: keep the kept values as they are instead of dividing them by 1 - rate."},
+		}, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate, Vincent et al. 2010, and the kept ones divided by 1 - rate so that a corrupted input has the clean input's expectation; unscaled = true keeps them as they are) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
 		{Name: "tied", Type: pipeline.TypeBool, Default: false, Doc: "The decoder reuses the transposed encoder weights (own biases)."},
 		{Name: "sparsity", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 activity penalty on the code (type sparse; default 1e-3 there)."},
 		{Name: "revive_dead", Type: pipeline.TypeBool, Default: false, Doc: "After training, re-initialise (He normal, bias 0) the encoder's ReLU units that are zero on every training row: dead units pass nothing on and get no gradient when fine-tuned, so the transferred layer is narrower than it looks. The manifest's `revived` counts them per layer."},
@@ -85,6 +89,9 @@ func pretrainKind() pipeline.KindSpec {
 			if cr := c.Table("corruption"); cr != nil {
 				if err := decodeStrict(cr, &cfg.Corruption); err != nil {
 					return nil, c.Errorf("corruption", "%v", jsonErr(err))
+				}
+				if cfg.Corruption.Kind == pretrain.CorruptMask && cfg.Corruption.Rate >= 1 {
+					return nil, c.Errorf("corruption.rate", "a mask rate is a probability below 1, found %v", cfg.Corruption.Rate)
 				}
 			}
 			return &pretrainStage{ts: ts, cfg: cfg, revive: c.Bool("revive_dead")}, nil

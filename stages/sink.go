@@ -11,10 +11,10 @@ import (
 func writeKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "write", Shape: pipeline.ShapeSink,
-		Doc: "Writes a table to a CSV, Parquet or Arrow IPC file, chosen by the extension (.csv, .parquet, .arrow). The file is written to a temporary name and renamed when complete, so a crash never leaves a half-written file. A relative path is inside the stage's run directory.",
+		Doc: "Writes a table to a CSV, Parquet or Arrow IPC file, chosen by the extension (.csv, .parquet, .arrow), in the stage's run directory. The file is written to a temporary name and renamed when complete, so a crash never leaves a half-written file.",
 		Fields: []pipeline.Field{
 			{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table to write."},
-			{Name: "path", Type: pipeline.TypeString, Required: true, Doc: "The output file: relative paths are under stages/<name>/ of the run; absolute paths are used as they are."},
+			{Name: "path", Type: pipeline.TypeString, Required: true, Path: pipeline.PathName, Doc: "The output file's name: it is written under stages/<name>/ of the run, so it has no directory part."},
 		},
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port { return nil },
 		Example: "[stages.save]\nkind = \"write\"\ninput = \"normalize.test\"\npath = \"test.parquet\"",

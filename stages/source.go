@@ -39,8 +39,8 @@ func csvKind() pipeline.KindSpec {
 		Doc: "Reads a CSV file (or .csv.gz). Column types are declared in `schema` or inferred from a sample of rows (not only the first). " +
 			"Quoting, empty fields (null) and a header row are handled. A malformed row is an error naming the file, line, row and column, unless on_bad_row = \"skip\", which drops and counts it. Adds the row id column `_row`.",
 		Fields: append([]pipeline.Field{
-			{Name: "path", Type: pipeline.TypeString, Required: true, Doc: "The file, relative to the pipeline file."},
-			{Name: "schema", Type: pipeline.TypeTable, Doc: "Column types by name: \"int64\", \"int32\", \"float64\", \"float32\", \"bool\" or \"string\". Unnamed columns are inferred."},
+			{Name: "path", Type: pipeline.TypeString, Required: true, Path: pipeline.PathInput, Doc: "The file, relative to the pipeline file."},
+			{Name: "schema", Type: pipeline.TypeTable, Elem: &pipeline.Field{Name: "<column>", Type: pipeline.TypeString, Enum: csvTypeNames, Doc: "The column's type."}, Doc: "Column types by name: \"int64\", \"int32\", \"float64\", \"float32\", \"bool\" or \"string\". Unnamed columns are inferred."},
 			{Name: "delimiter", Type: pipeline.TypeString, Default: ",", Doc: "The field separator, one ASCII character."},
 			{Name: "null_values", Type: pipeline.TypeStrings, Default: []string{"", "NA"}, Doc: "Field texts read as null."},
 			{Name: "on_bad_row", Type: pipeline.TypeString, Default: "fail", Enum: []string{"fail", "skip"}, Doc: "What a malformed row does: stop the run with a precise error, or be skipped and counted in the manifest."},
@@ -56,7 +56,7 @@ func parquetKind() pipeline.KindSpec {
 		Kind: "parquet", Shape: pipeline.ShapeSource,
 		Doc: "Reads a Parquet file through arrow-go's reader. Adds the row id column `_row`.",
 		Fields: append([]pipeline.Field{
-			{Name: "path", Type: pipeline.TypeString, Required: true, Doc: "The file, relative to the pipeline file."},
+			{Name: "path", Type: pipeline.TypeString, Required: true, Path: pipeline.PathInput, Doc: "The file, relative to the pipeline file."},
 		}, sourceFields()...),
 		New: newFileSource("parquet"),
 	}
@@ -67,11 +67,14 @@ func arrowKind() pipeline.KindSpec {
 		Kind: "arrow", Shape: pipeline.ShapeSource,
 		Doc: "Reads an Arrow IPC file (.arrow, .ipc, .feather). Adds the row id column `_row`.",
 		Fields: append([]pipeline.Field{
-			{Name: "path", Type: pipeline.TypeString, Required: true, Doc: "The file, relative to the pipeline file."},
+			{Name: "path", Type: pipeline.TypeString, Required: true, Path: pipeline.PathInput, Doc: "The file, relative to the pipeline file."},
 		}, sourceFields()...),
 		New: newFileSource("arrow"),
 	}
 }
+
+// csvTypeNames are the keys of csvTypes, for the schema field's spec.
+var csvTypeNames = []string{"int64", "int32", "float64", "float32", "bool", "string"}
 
 var csvTypes = map[string]arrow.DataType{
 	"int64": arrow.PrimitiveTypes.Int64, "int32": arrow.PrimitiveTypes.Int32, "float64": arrow.PrimitiveTypes.Float64,

@@ -26,7 +26,7 @@ func splitKind() pipeline.KindSpec {
 			"split_column takes the assignment from a column (values train, val, test) and overrides all of that.",
 		Fields: []pipeline.Field{
 			{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table to split."},
-			{Name: "ratios", Type: pipeline.TypeList, Doc: "[train, val, test] shares summing to 1. Default: sized by row count."},
+			{Name: "ratios", Type: pipeline.TypeList, Len: 3, Elem: &pipeline.Field{Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1)}, Doc: "[train, val, test] shares summing to 1. Default: sized by row count."},
 			{Name: "stratify", Type: pipeline.TypeString, Default: "auto", Doc: "The column whose classes keep their proportions in every split. \"auto\": the target column when it looks like classes (string, bool, or integer with at most 50 distinct values); \"none\": no stratification."},
 			{Name: "group_by", Type: pipeline.TypeString, Doc: "A column whose values (patients, users...) must never appear in two splits."},
 			{Name: "mode", Type: pipeline.TypeString, Default: "count", Enum: []string{"count", "hash"}, Doc: "count: exact quotas (two passes). hash: one pass, approximate shares; needs ratios."},
@@ -36,10 +36,11 @@ func splitKind() pipeline.KindSpec {
 		},
 		Outputs: func(c *pipeline.StageConfig) []pipeline.Port {
 			ports := []pipeline.Port{
-				{Name: "train", Kind: pipeline.PortTable}, {Name: "val", Kind: pipeline.PortTable}, {Name: "test", Kind: pipeline.PortTable},
+				{Name: "train", Kind: pipeline.PortTable, Split: schema.SplitTrain}, {Name: "val", Kind: pipeline.PortTable, Split: schema.SplitVal},
+				{Name: "test", Kind: pipeline.PortTable, Split: schema.SplitTest},
 			}
 			if c.Float("train_dev") > 0 {
-				ports = append(ports, pipeline.Port{Name: "train_dev", Kind: pipeline.PortTable})
+				ports = append(ports, pipeline.Port{Name: "train_dev", Kind: pipeline.PortTable, Split: schema.SplitTrainDev})
 			}
 			return ports
 		},

@@ -3,7 +3,6 @@ package stages
 import (
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 	"github.com/pipe-ml/pipe/features"
@@ -185,10 +184,19 @@ func TestGroupSplitKeepsGroupsApart(t *testing.T) {
 
 func TestFitOnTestIsRefused(t *testing.T) {
 	src := "[stages.load]\nkind = \"dataset\"\nname = \"iris\"\n[stages.split]\nkind = \"split\"\ninput = \"load\"\n[stages.n]\nkind = \"normalize\"\nfit = \"split.test\"\napply = [\"split.train\"]\n"
+	// The config says split.test is the test split: refused when the pipeline loads, at the
+	// key, before anything runs.
 	_, _, err := runTOML(t, ".", src)
-	var de *pipeline.DataError
-	if !errors.As(err, &de) || !strings.Contains(err.Error(), "leaks held-out data") {
+	ces := pipeline.ConfigErrors(err)
+	if len(ces) != 1 || ces[0].Key != "fit" || ces[0].Line != 9 || !strings.Contains(ces[0].Msg, `"split.test" is the test split`) {
 		t.Errorf("fit on test: %v", err)
+	}
+	// Through a transform, the role follows the rows: impute.test carries split.test's.
+	src2 := strings.Replace(src, "[stages.n]", "[stages.imp]\nkind = \"impute\"\nfit = \"split.train\"\napply = [\"split.train\", \"split.test\"]\n[stages.n]", 1)
+	src2 = strings.Replace(src2, `fit = "split.test"`, `fit = "imp.test"`, 1)
+	_, _, err = runTOML(t, ".", src2)
+	if ces := pipeline.ConfigErrors(err); len(ces) != 1 || !strings.Contains(ces[0].Msg, `"imp.test" is the test split`) {
+		t.Errorf("fit on a transformed test table: %v", err)
 	}
 }
 
@@ -356,9 +364,9 @@ tables = ["scale.test"]
 			t.Error("the bundle carries the train-time augmentation")
 		}
 	}
-	// Augmenting a held-out table is refused.
+	// Augmenting a held-out table is refused when the pipeline loads.
 	bad := strings.Replace(src, `input = "scale.train"`, `input = "scale.val"`, 1)
-	if _, _, err := runTOML(t, ".", bad); err == nil || !strings.Contains(err.Error(), "training data only") {
+	if _, _, err := runTOML(t, ".", bad); !pipeline.IsConfigError(err) || !strings.Contains(err.Error(), `"scale.val" is the val split`) {
 		t.Errorf("augmenting val: %v", err)
 	}
 }
@@ -526,7 +534,7 @@ func samePredictions(t *testing.T, run [][]string, header []string, byRow map[st
 // the member and its error in the manifest; under "fail" the run fails.
 func TestEnsembleDropsAFailingMember(t *testing.T) {
 	src := strings.Replace(ensembleSrc, `member = { layers = [ { dense = 16 } ], epochs = 15 }`,
-		`specs = [ { layers = [ { dense = 16 } ], epochs = 5 }, { layers = [ { dense = 16, activation = "nope" } ], epochs = 5 } ]
+		`specs = [ { layers = [ { dense = 16 } ], epochs = 5 }, { layers = [ { dense = 16 }, { custom = "nope" } ], epochs = 5 } ]
 on_member_error = "drop"`, 1)
 	m, _, err := runTOML(t, ".", src)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
@@ -24,17 +25,17 @@ func trainFields() []pipeline.Field {
 		{Name: "target", Type: pipeline.TypeStrings, Doc: "The target column(s); several make a multi-task model with one head each. Default: the columns with the target role."},
 		{Name: "features", Type: pipeline.TypeStrings, Doc: "The feature columns. Default: every feature column (numeric, or int32 index columns from encode, which feed embeddings)."},
 		{Name: "task", Type: pipeline.TypeString, Default: "auto", Enum: []string{"auto", "classification", "binary", "regression"}, Doc: "The task of a single target. auto: strings and booleans are classes; integers with at most 50 distinct values (and at least 2 rows per value) are classes; otherwise regression. 2 classes give a binary (sigmoid) head."},
-		{Name: "tasks", Type: pipeline.TypeTable, Doc: "Per-target settings of a multi-task model: { <target> = { task = \"binary\", loss_weight = 0.5, label_smoothing = 0.1, class_weight = \"balanced\" } }."},
-		{Name: "layers", Type: pipeline.TypeList, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia). Default: [{ dense = 128 }, { dense = 64 }]."},
+		{Name: "tasks", Type: pipeline.TypeTable, Elem: &pipeline.Field{Name: "<target>", Type: pipeline.TypeTable, Fields: taskFields(), Doc: "The settings of one target."}, Doc: "Per-target settings of a multi-task model: { <target> = { task = \"binary\", loss_weight = 0.5, label_smoothing = 0.1, class_weight = \"balanced\" } }."},
+		{Name: "layers", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeTable, Fields: layerFields(), Doc: "One layer: a short form ({ dense = 64 }, { dropout = 0.3 }...) or type = \"...\" with its keys."}, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia). Default: [{ dense = 128 }, { dense = 64 }]."},
 		{Name: "activation", Type: pipeline.TypeString, Default: "relu", Enum: []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}, Doc: "The activation of dense layers that do not name one. The initializer follows it: He for the ReLU family, Glorot otherwise."},
 		{Name: "embedding_dim", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Width of the embedding of each index-encoded categorical column. 0: min(50, ceil(cardinality/2))."},
-		{Name: "optimizer", Type: pipeline.TypeTable, Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw."},
-		{Name: "schedule", Type: pipeline.TypeTable, Doc: "{ name = \"constant\" | \"step\" | \"exponential\" | \"cosine\" | \"plateau\", warmup_steps, step_epochs, gamma, t0, t_mult, min_lr, factor, patience, min_delta, cooldown }. Default: constant; cosine when fine-tuning from init_from."},
+		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw."},
+		{Name: "schedule", Type: pipeline.TypeTable, Fields: scheduleFields(), Doc: "{ name = \"constant\" | \"step\" | \"exponential\" | \"cosine\" | \"plateau\", warmup_steps, step_epochs, gamma, t0, t_mult, min_lr, factor, patience, min_delta, cooldown }. Default: constant; cosine when fine-tuning from init_from."},
 		{Name: "epochs", Type: pipeline.TypeInt, Default: int64(200), Min: pipeline.Bound(1), Doc: "The maximum number of epochs (early stopping usually ends training sooner)."},
 		{Name: "batch_size", Type: pipeline.TypeInt, Default: int64(64), Min: pipeline.Bound(1), Doc: "The mini-batch size."},
-		{Name: "batch_growth", Type: pipeline.TypeTable, Doc: "{ every_epochs = 10, factor = 2, max = 1024 }: grow the batch size during training. Default: fixed."},
-		{Name: "early_stopping", Type: pipeline.TypeAny, Doc: "{ metric = \"val_loss\", patience = 15, min_delta = 0 }, or false to train every epoch. On by default; the best epoch's weights are restored. Without a val table a seeded 10% of train is held out, and the manifest says so."},
-		{Name: "clip", Type: pipeline.TypeTable, Doc: "Gradient clipping: { norm = 1.0 } (global L2 norm) and/or { value = 0.5 }. Default: off."},
+		{Name: "batch_growth", Type: pipeline.TypeTable, Fields: batchGrowthFields(), Doc: "{ every_epochs = 10, factor = 2, max = 1024 }: grow the batch size during training. Default: fixed."},
+		{Name: "early_stopping", Type: pipeline.TypeBoolOrTable, Fields: earlyStoppingFields(), Doc: "{ metric = \"val_loss\", patience = 15, min_delta = 0 }, or false to train every epoch. On by default; the best epoch's weights are restored. Without a val table a seeded 10% of train is held out, and the manifest says so."},
+		{Name: "clip", Type: pipeline.TypeTable, Fields: clipFields(), Doc: "Gradient clipping: { norm = 1.0 } (global L2 norm) and/or { value = 0.5 }. Default: off."},
 		{Name: "ema", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.99999), Doc: "Polyak averaging: decay of an exponential moving average of the weights, used for evaluation and the saved model (e.g. 0.999). 0: off."},
 		{Name: "l1", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 penalty on every weight matrix (not biases or norms)."},
 		{Name: "l2", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L2 penalty on every weight matrix (not biases or norms). For decoupled weight decay use optimizer = { name = \"adamw\", weight_decay = ... }."},
@@ -45,6 +46,244 @@ func trainFields() []pipeline.Field {
 		{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "GEMM threads, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
 		{Name: "monitor_every", Type: pipeline.TypeInt, Default: int64(100), Min: pipeline.Bound(0), Doc: "Every this many steps, record per layer the activation mean, std, histogram and dead-ReLU share and the output-gradient norm, and per parameter ‖g‖/‖w‖ and the update/param ratio, to monitor.csv (0: off). Warnings go to the log: dead ReLUs over half a layer, update ratios far from 1e-3."},
 	}
+}
+
+// Layer types, activations and initializers, as nn names them.
+var (
+	layerTypes  = []string{nn.LayerDense, nn.LayerActivation, nn.LayerDropout, nn.LayerBatchNorm, nn.LayerLayerNorm, nn.LayerGaussianNoise, nn.LayerResidual, nn.LayerCustom}
+	activations = []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}
+	inits       = []string{"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal", "zeros"}
+	optimizers  = []string{optim.NameAdam, optim.NameAdamW, optim.NameSGD, optim.NameRMSProp, optim.NameAdagrad}
+	schedules   = []string{optim.ScheduleConstant, optim.ScheduleStep, optim.ScheduleExponential, optim.ScheduleCosine, optim.SchedulePlateau}
+)
+
+// layerShapes are the keys that say what a layer is; a layer has exactly one of them.
+var layerShapes = []string{"type", "dense", "residual", "batch_norm", "layer_norm", "gaussian_noise", "custom"}
+
+// layerFields are the keys of one entry of `layers` (nn.LayerSpec): the short forms
+// ({ dense = 64 }, { dropout = 0.3 }, { activation = "tanh" }...) and the long form with type.
+func layerFields() []pipeline.Field {
+	share := func(name, doc string) pipeline.Field {
+		return pipeline.Field{Name: name, Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1), MaxExclusive: true, Doc: doc}
+	}
+	nonNeg := func(name, doc string) pipeline.Field {
+		return pipeline.Field{Name: name, Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: doc}
+	}
+	return []pipeline.Field{
+		{Name: "dense", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "A dense layer of this many units."},
+		{Name: "residual", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "A residual block of this width (two dense layers and a skip connection)."},
+		{Name: "batch_norm", Type: pipeline.TypeBool, Doc: "true: a batch normalisation layer."},
+		{Name: "layer_norm", Type: pipeline.TypeBool, Doc: "true: a layer normalisation layer."},
+		{Name: "gaussian_noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "A layer that adds Gaussian noise of this standard deviation while training."},
+		{Name: "custom", Type: pipeline.TypeString, Doc: "A block a Go program registered with nn.RegisterCustom."},
+		share("dropout", "On a dense or residual layer: dropout after it (inside the block). Alone: a dropout layer with this rate."),
+		{Name: "activation", Type: pipeline.TypeString, Enum: activations, Doc: "On a dense or residual layer: its activation (default: the stage's activation for dense, relu for residual). Alone: an activation layer."},
+		{Name: "type", Type: pipeline.TypeString, Enum: layerTypes, Doc: "The long form: the layer type, with units, rate, stddev... as keys."},
+		{Name: "units", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "With type = \"dense\" or \"residual\": the width; with \"custom\": the block's output width (optional)."},
+		share("rate", "With type = \"dropout\": the drop probability."),
+		nonNeg("stddev", "With type = \"gaussian_noise\": the noise's standard deviation."),
+		{Name: "name", Type: pipeline.TypeString, Doc: "The layer's name (params are named <name>/W); init_from and freeze match layers by name. Default: <type>_<n>."},
+		{Name: "init", Type: pipeline.TypeString, Enum: inits, Doc: "The weight initializer. Default: He normal for the ReLU family, Glorot uniform otherwise."},
+		{Name: "no_bias", Type: pipeline.TypeBool, Doc: "A dense layer without a bias."},
+		{Name: "norm", Type: pipeline.TypeString, Enum: []string{nn.LayerBatchNorm, nn.LayerLayerNorm}, Doc: "The normalisation inside a residual block (default none)."},
+		{Name: "momentum", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Batch normalisation's running-statistics momentum (0: 0.1)."},
+		nonNeg("eps", "The normalisation epsilon (0: 1e-5)."),
+		{Name: "tie", Type: pipeline.TypeString, Doc: "A dense layer that uses the weights of the named dense layer."},
+		{Name: "tie_transpose", Type: pipeline.TypeBool, Doc: "With tie: use the transposed weights (tied autoencoders)."},
+		nonNeg("l1", "L1 penalty on this layer's weights (replaces the stage's l1)."),
+		nonNeg("l2", "L2 penalty on this layer's weights (replaces the stage's l2)."),
+		nonNeg("activity_l1", "L1 penalty on this layer's outputs."),
+		nonNeg("activity_l2", "L2 penalty on this layer's outputs."),
+	}
+}
+
+// layerKeys are the keys each layer type takes besides name and the penalties (l1, l2,
+// activity_l1, activity_l2): in the short form ({ dense = 64, ... }) and in the long form
+// ({ type = "dense", units = 64, ... }). A key outside them would be ignored by nn, so it is
+// an error.
+var layerKeys = map[string]struct{ short, long []string }{
+	nn.LayerDense:         {[]string{"dense", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}, []string{"units", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}},
+	nn.LayerResidual:      {[]string{"residual", "activation", "init", "dropout", "norm", "momentum", "eps"}, []string{"units", "activation", "init", "dropout", "norm", "momentum", "eps"}},
+	nn.LayerBatchNorm:     {[]string{"batch_norm", "momentum", "eps"}, []string{"momentum", "eps"}},
+	nn.LayerLayerNorm:     {[]string{"layer_norm", "eps"}, []string{"eps"}},
+	nn.LayerGaussianNoise: {[]string{"gaussian_noise"}, []string{"stddev"}},
+	nn.LayerDropout:       {[]string{"dropout"}, []string{"rate"}},
+	nn.LayerActivation:    {[]string{"activation"}, []string{"activation"}},
+	nn.LayerCustom:        {[]string{"custom", "units", "dropout"}, []string{"custom", "units", "dropout"}},
+}
+
+// checkLayer says what is wrong with the shape of a decoded layer table (its keys' types and
+// ranges are checked by its spec): one layer type, the keys that type needs, and no key it
+// would ignore.
+func checkLayer(m map[string]any) string {
+	var shapes []string
+	for _, k := range layerShapes {
+		if _, ok := m[k]; ok {
+			shapes = append(shapes, k)
+		}
+	}
+	typ, long := m["type"].(string)
+	if typ == nn.LayerCustom && len(shapes) == 2 && shapes[1] == "custom" {
+		shapes = shapes[:1] // { type = "custom", custom = "name" }
+	}
+	switch {
+	case len(shapes) > 1:
+		return fmt.Sprintf("a layer has one type, found %s: write one layer per table", strings.Join(shapes, " and "))
+	case len(shapes) == 1 && !long:
+		typ = shapes[0]
+	default:
+		_, hasDropout := m["dropout"]
+		_, hasActivation := m["activation"]
+		switch {
+		case long:
+		case hasDropout && hasActivation:
+			return "a dropout layer has no activation: put the activation on the layer before it, or in a table of its own"
+		case hasDropout:
+			typ = nn.LayerDropout
+		case hasActivation:
+			typ = nn.LayerActivation
+		default:
+			return "no layer type: write a short form such as { dense = 64 } or { dropout = 0.2 }, or type = \"...\""
+		}
+	}
+	if v, ok := m["batch_norm"].(bool); ok && !v {
+		return "batch_norm = false is no layer: leave the table out"
+	}
+	if v, ok := m["layer_norm"].(bool); ok && !v {
+		return "layer_norm = false is no layer: leave the table out"
+	}
+	keys := layerKeys[typ].short
+	if long {
+		keys = layerKeys[typ].long
+		need := map[string]string{nn.LayerDense: "units", nn.LayerResidual: "units", nn.LayerActivation: "activation", nn.LayerCustom: "custom"}
+		if k, ok := need[typ]; ok {
+			if _, has := m[k]; !has {
+				return fmt.Sprintf("type = %q needs %s", typ, k)
+			}
+		}
+	}
+	allowed := map[string]bool{"type": true, "name": true, "l1": true, "l2": true, "activity_l1": true, "activity_l2": true}
+	for _, k := range keys {
+		allowed[k] = true
+	}
+	var extra []string
+	for _, f := range layerFields() {
+		if _, ok := m[f.Name]; ok && !allowed[f.Name] {
+			extra = append(extra, f.Name)
+		}
+	}
+	if len(extra) > 0 {
+		form := "{ " + keys[0] + " = ... }"
+		if long {
+			form = fmt.Sprintf("type = %q", typ)
+		}
+		return fmt.Sprintf("%s does not apply to a %s layer (%s takes %s)", strings.Join(extra, " and "), typ, form, strings.Join(keys, ", "))
+	}
+	if n, ok := m["name"].(string); ok && (n == "" || strings.Contains(n, "/")) {
+		return fmt.Sprintf("layer name %q: a name is not empty and has no '/'", n)
+	}
+	return ""
+}
+
+func optimizerFields() []pipeline.Field {
+	decay := func(name, doc string) pipeline.Field {
+		return pipeline.Field{Name: name, Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1), MaxExclusive: true, Doc: doc}
+	}
+	return []pipeline.Field{
+		{Name: "name", Type: pipeline.TypeString, Default: optim.NameAdam, Enum: optimizers, Doc: "The optimizer."},
+		{Name: "lr", Type: pipeline.TypeFloatOrAuto, Min: pipeline.Bound(0), MinExclusive: true, Doc: "The learning rate, or \"auto\" (the LR range test). Default: the optimizer's (sgd and adagrad 0.01, the others 1e-3)."},
+		decay("momentum", "sgd's momentum (0: none)."),
+		{Name: "nesterov", Type: pipeline.TypeBool, Doc: "sgd: Nesterov momentum (needs momentum > 0)."},
+		decay("beta1", "adam/adamw's first-moment decay (0: 0.9)."),
+		decay("beta2", "adam/adamw's second-moment decay (0: 0.999)."),
+		{Name: "eps", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Added to the denominator (0: the optimizer's default)."},
+		decay("rho", "rmsprop's squared-gradient decay (0: 0.9)."),
+		{Name: "weight_decay", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "adamw: decoupled weight decay (0: 0.01); the others: an L2 term added to the gradient."},
+	}
+}
+
+func scheduleFields() []pipeline.Field {
+	count := func(name, doc string) pipeline.Field {
+		return pipeline.Field{Name: name, Type: pipeline.TypeInt, Min: pipeline.Bound(0), Doc: doc}
+	}
+	return []pipeline.Field{
+		{Name: "name", Type: pipeline.TypeString, Default: optim.ScheduleConstant, Enum: schedules, Doc: "The schedule."},
+		count("warmup_steps", "Linear warmup over this many steps, composed with any schedule (0: none)."),
+		count("step_epochs", "step: epochs between decays (0: 30)."),
+		{Name: "gamma", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "step: the decay factor (0: 0.1); exponential: per epoch (0: 0.95)."},
+		count("t0", "cosine: the first period in epochs (0: the planned epochs)."),
+		count("t_mult", "cosine: warm restarts, each period this many times the last (0: no restarts)."),
+		{Name: "min_lr", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "cosine's final rate, and a floor for the others."},
+		{Name: "factor", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1), MaxExclusive: true, Doc: "plateau: the rate is multiplied by this (0: 0.1)."},
+		count("patience", "plateau: epochs without improvement before a reduction (0: 10)."),
+		{Name: "min_delta", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "plateau: the improvement that counts."},
+		count("cooldown", "plateau: epochs after a reduction that are not counted."),
+	}
+}
+
+func batchGrowthFields() []pipeline.Field {
+	return []pipeline.Field{
+		{Name: "every_epochs", Type: pipeline.TypeInt, Required: true, Min: pipeline.Bound(1), Doc: "Grow the batch every this many epochs."},
+		{Name: "factor", Type: pipeline.TypeInt, Default: int64(2), Min: pipeline.Bound(2), Doc: "The batch size is multiplied by this."},
+		{Name: "max", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "The largest batch size (0: the training rows)."},
+	}
+}
+
+func earlyStoppingFields() []pipeline.Field {
+	return []pipeline.Field{
+		{Name: "metric", Type: pipeline.TypeString, Default: "val_loss", Doc: "The metric watched: val_loss, val_logloss, val_accuracy, <head>/val_loss..."},
+		{Name: "patience", Type: pipeline.TypeInt, Default: int64(15), Min: pipeline.Bound(1), Doc: "Epochs without improvement before training stops."},
+		{Name: "min_delta", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "The improvement that counts."},
+		{Name: "enabled", Type: pipeline.TypeBool, Default: true, Doc: "false: train every epoch."},
+	}
+}
+
+func clipFields() []pipeline.Field {
+	return []pipeline.Field{
+		{Name: "norm", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "Rescale the gradients so that their global L2 norm is at most this."},
+		{Name: "value", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "Clamp every gradient to [-value, value]."},
+	}
+}
+
+func taskFields() []pipeline.Field {
+	return []pipeline.Field{
+		{Name: "task", Type: pipeline.TypeString, Enum: []string{"auto", "classification", "binary", "regression"}, Doc: "The target's task (default auto, as the stage's task)."},
+		{Name: "loss", Type: pipeline.TypeString, Enum: []string{nn.LossCrossEntropy, nn.LossMSE, nn.LossMAE, nn.LossHuber}, Doc: "The head's loss: cross_entropy for classes; mse (default), mae or huber for regression."},
+		{Name: "loss_weight", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "The weight of this head's loss in the total (0: 1)."},
+		{Name: "label_smoothing", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1), MaxExclusive: true, Doc: "Label smoothing of this head (default: the stage's)."},
+		{Name: "class_weight", Type: pipeline.TypeAny, Doc: "\"balanced\" or a list of weights in class order (default: the stage's)."},
+		{Name: "huber_delta", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "The Huber threshold (0: 1)."},
+	}
+}
+
+// checkClassWeight says what is wrong with a class_weight value: "balanced", or a list of
+// non-negative numbers.
+func checkClassWeight(v any) string {
+	switch w := v.(type) {
+	case nil:
+	case string:
+		if w != "balanced" {
+			return fmt.Sprintf("%q is not \"balanced\" or a list of weights", w)
+		}
+	case []any:
+		for i, x := range w {
+			var f float64
+			switch n := x.(type) {
+			case float64:
+				f = n
+			case int64:
+				f = float64(n)
+			default:
+				return fmt.Sprintf("element %d: expected a number, found %v", i, x)
+			}
+			if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+				return fmt.Sprintf("element %d: %v is not a weight (a finite number >= 0)", i, x)
+			}
+		}
+	default:
+		return fmt.Sprintf("expected \"balanced\" or a list of weights, found %v", v)
+	}
+	return ""
 }
 
 func toJSON(v any) ([]byte, error) { return json.Marshal(v) }
@@ -107,10 +346,23 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 		layers = defaultLayers
 	}
 	act := c.String("activation")
+	names := map[string]int{}
 	for i, l := range layers {
+		key := fmt.Sprintf("layers[%d]", i)
+		if m, ok := l.(map[string]any); ok {
+			if msg := checkLayer(m); msg != "" {
+				return nil, c.Errorf(key, "%s", msg)
+			}
+			if n, ok := m["name"].(string); ok {
+				if j, dup := names[n]; dup {
+					return nil, c.Errorf(key+".name", "layer name %q is taken by layers[%d]", n, j)
+				}
+				names[n] = i
+			}
+		}
 		var ls nn.LayerSpec
 		if err := decodeStrict(l, &ls); err != nil {
-			return nil, c.Errorf(fmt.Sprintf("layers[%d]", i), "%v", jsonErr(err))
+			return nil, c.Errorf(key, "%v", jsonErr(err))
 		}
 		if (ls.Type == nn.LayerDense) && ls.Activation == "" {
 			ls.Activation = act
@@ -118,13 +370,25 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 		ts.layers = append(ts.layers, ls)
 	}
 	if t := c.Table("tasks"); t != nil {
-		for name, v := range t {
+		targets := make([]string, 0, len(t))
+		for name := range t {
+			targets = append(targets, name)
+		}
+		sort.Strings(targets)
+		for _, name := range targets {
+			v := t[name]
 			var s taskSettings
 			if err := decodeStrict(v, &s); err != nil {
 				return nil, c.Errorf("tasks."+name, "%v", jsonErr(err))
 			}
+			if msg := checkClassWeight(s.ClassWeight); msg != "" {
+				return nil, c.Errorf("tasks."+name+".class_weight", "%s", msg)
+			}
 			ts.tasks[name] = s
 		}
+	}
+	if msg := checkClassWeight(ts.classWeight); msg != "" {
+		return nil, c.Errorf("class_weight", "%s", msg)
 	}
 	cfg := &ts.cfg
 	cfg.Epochs = c.Int("epochs")

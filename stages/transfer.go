@@ -24,9 +24,13 @@ type TransferSource interface {
 func transferFields() []pipeline.Field {
 	return []pipeline.Field{
 		{Name: "init_from", Type: pipeline.TypeInput, Port: pipeline.PortArtifact, Doc: "Start from the layers of another stage's model or of a pretrain stage's encoder (e.g. \"dae.encoder\"): every layer, and every embedding table (emb_<column>), with the same name is loaded, with a shape check. Without `layers`, the trunk is the source's layers. Fine-tuning uses cosine annealing unless `schedule` is set."},
-		{Name: "init_from_path", Type: pipeline.TypeString, Doc: "Like init_from, from a bundle directory of an earlier run (relative to the pipeline file)."},
+		{Name: "init_from_path", Type: pipeline.TypeString, Path: pipeline.PathInput, Doc: "Like init_from, from a bundle directory of an earlier run (relative to the pipeline file)."},
 		{Name: "freeze", Type: pipeline.TypeStrings, Doc: "Layers or params to freeze, by anchored regular expression: \"enc_.*\", \"dense_1\", \"dense_1/W\"."},
-		{Name: "unfreeze", Type: pipeline.TypeTable, Doc: "Gradual unfreezing of the transferred layers: { every_epochs = 3, lr_scale = 0.1 }: all start frozen and one more is unfrozen, from the top, every N epochs, training at lr × lr_scale (discriminative fine-tuning). layers = [...] lists them (default: the transferred layers)."},
+		{Name: "unfreeze", Type: pipeline.TypeTable, Fields: []pipeline.Field{
+			{Name: "every_epochs", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "One more layer is unfrozen every this many epochs."},
+			{Name: "lr_scale", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "The learning-rate multiplier of the unfrozen layers (default 1)."},
+			{Name: "layers", Type: pipeline.TypeStrings, Doc: "The layers to unfreeze, bottom to top (default: the transferred layers)."},
+		}, Doc: "Gradual unfreezing of the transferred layers: { every_epochs = 3, lr_scale = 0.1 }: all start frozen and one more is unfrozen, from the top, every N epochs, training at lr × lr_scale (discriminative fine-tuning). layers = [...] lists them (default: the transferred layers)."},
 	}
 }
 

@@ -40,11 +40,14 @@ func clipKind() pipeline.KindSpec {
 		Doc: "Clips every numeric feature column to [min, max]. A model trained downstream replays it at prediction time.",
 		Fields: []pipeline.Field{
 			{Name: "input", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The table."},
-			{Name: "min", Type: pipeline.TypeFloat, Default: -math.MaxFloat64, Doc: "Lower bound (default: none)."},
+			{Name: "min", Type: pipeline.TypeFloat, Doc: "Lower bound. Default: none."},
 			{Name: "max", Type: pipeline.TypeFloat, Required: true, Doc: "Upper bound."},
 		},
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
-			t := clipTransform{Min: c.Float("min"), Max: c.Float("max")}
+			t := clipTransform{Min: -math.MaxFloat64, Max: c.Float("max")} // no lower bound unless set
+			if c.IsSet("min") {
+				t.Min = c.Float("min")
+			}
 			if t.Min > t.Max {
 				return nil, c.Errorf("min", "min %v is above max %v", t.Min, t.Max)
 			}
