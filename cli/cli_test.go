@@ -172,8 +172,16 @@ func TestSIGINT(t *testing.T) {
 	if m.Status != pipeline.StatusCanceled || m.Stages["model"].Status != pipeline.StatusCanceled {
 		t.Errorf("manifest status %s, model %s", m.Status, m.Stages["model"].Status)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "stages/model/bundle/bundle.json")); err == nil {
-		t.Error("an interrupted training left a bundle that looks whole")
+	// What was learned is kept, marked partial in bundle.json and in the manifest: never a
+	// bundle that looks whole.
+	if raw, err := os.ReadFile(filepath.Join(dir, "stages/model/bundle/bundle.json")); err == nil {
+		var meta struct{ Partial bool }
+		if err := json.Unmarshal(raw, &meta); err != nil || !meta.Partial {
+			t.Errorf("an interrupted training left a bundle not marked partial (%v)", err)
+		}
+		if m.Stages["model"].Info["partial"] != true {
+			t.Errorf("the manifest does not mark the model partial: %v", m.Stages["model"].Info)
+		}
 	}
 }
 
