@@ -2,6 +2,7 @@ package tableio
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -38,6 +39,10 @@ type CSVReader struct {
 	wg      sync.WaitGroup
 	stopped sync.Once
 
+	// checkStream: the input is a compressed stream, so a bad row may be the garbled text of
+	// a damaged file; Next then reads on to find the file's error (see streamError).
+	checkStream bool
+
 	cur      arrow.RecordBatch
 	err      error
 	finished bool
@@ -73,7 +78,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		end, lines, ok := scanRow(data, pos)
 		if !ok && !src.eof {
 			if data, err = src.fill(data); err != nil {
-				return nil, fmt.Errorf("%s: reading the header: %w", o.Name, err)
+				return nil, readError(o.Name, "reading the header", err)
 			}
 			if !bomChecked && (len(data) >= 3 || src.eof) {
 				bomChecked = true
@@ -127,7 +132,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		end, _, ok := scanRow(data, scan)
 		if !ok && !src.eof {
 			if data, err = src.fill(data); err != nil {
-				return nil, fmt.Errorf("%s: reading the sample rows: %w", o.Name, err)
+				return nil, readError(o.Name, "reading the sample rows", err)
 			}
 			continue
 		}
@@ -258,13 +263,33 @@ func (s *csvSource) fill(data []byte) ([]byte, error) {
 		copy(grown, data)
 		data = grown
 	}
-	n, err := io.ReadFull(s.r, data[len(data):len(data)+want])
+	// Not io.ReadFull: it reports a short read as io.ErrUnexpectedEOF, which is also what a
+	// truncated gzip stream returns, and the two must not be confused. Only io.EOF ends the
+	// input.
+	buf := data[len(data) : len(data)+want]
+	n := 0
+	var err error
+	for n < len(buf) && err == nil {
+		var m int
+		m, err = s.r.Read(buf[n:])
+		n += m
+	}
 	data = data[:len(data)+n]
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
+	if err == io.EOF {
 		s.eof = true
 		return data, nil
 	}
 	return data, err
+}
+
+// readError is the error of a failed read of the input: a *CorruptFileError as it is (it names
+// the file), another error wrapped with the file's name and what was being read.
+func readError(name, what string, err error) error {
+	var ce *CorruptFileError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("%s: %s: %w", name, what, err)
 }
 
 // runChunker cuts the input into chunks of up to BatchRows complete rows, in order, and
@@ -285,7 +310,7 @@ func (rd *CSVReader) runChunker(src *csvSource, data []byte, line int64, jobs ch
 				if !src.eof {
 					var err error
 					if data, err = src.fill(data); err != nil {
-						rd.sendError(fmt.Errorf("%s: reading: %w", rd.opts.Name, err))
+						rd.sendError(readError(rd.opts.Name, "reading", err))
 						return
 					}
 					continue
@@ -398,6 +423,12 @@ func (rd *CSVReader) Next() bool {
 		}
 		if res.err != nil {
 			rd.err = res.err
+			var re *RowError
+			if rd.checkStream && errors.As(res.err, &re) {
+				if serr := rd.streamError(); serr != nil {
+					rd.err = fmt.Errorf("%w. The damage first showed as a bad row: %v", serr, re)
+				}
+			}
 			rd.stop()
 			return false
 		}
@@ -406,6 +437,22 @@ func (rd *CSVReader) Next() bool {
 			return true
 		}
 	}
+}
+
+// streamError reads the rest of the input after a bad row, releasing the batches, and returns
+// the first error that is not a bad row (a damaged compressed stream), or nil.
+func (rd *CSVReader) streamError() error {
+	for slot := range rd.results {
+		res := <-slot
+		if res.rec != nil {
+			res.rec.Release()
+		}
+		var re *RowError
+		if res.err != nil && !errors.As(res.err, &re) {
+			return res.err
+		}
+	}
+	return nil
 }
 
 // RecordBatch returns the current batch, owned by the reader: valid until the next call to

@@ -1,7 +1,6 @@
 package tableio
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -114,9 +113,9 @@ func openCSV(f *os.File, gz bool, path string, mem memory.Allocator, opts CSVOpt
 	var in io.Reader = f
 	closers := []io.Closer{f}
 	if gz {
-		zr, err := gzip.NewReader(f)
+		zr, err := openGzip(f, opts.Name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: not a valid gzip file (%w); a .csv.gz file must be gzip-compressed CSV", path, err)
+			return nil, err
 		}
 		in = zr
 		closers = []io.Closer{zr, f}
@@ -125,6 +124,10 @@ func openCSV(f *os.File, gz bool, path string, mem memory.Allocator, opts CSVOpt
 	if err != nil {
 		return nil, err
 	}
+	// A damaged compressed stream garbles the text before the decompressor notices (the CRC
+	// is checked at the end): a bad row there may be the damage, so the reader reads on to
+	// tell the file's error from the row's.
+	rd.checkStream = gz
 	return &closingReader{Reader: rd, closers: closers}, nil
 }
 
