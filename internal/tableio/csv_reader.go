@@ -43,6 +43,8 @@ type CSVReader struct {
 	// a damaged file; Next then reads on to find the file's error (see streamError).
 	checkStream bool
 
+	warnings []string
+
 	cur      arrow.RecordBatch
 	err      error
 	finished bool
@@ -106,6 +108,11 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	cols, schema, err := planColumns(header, o, line-1)
 	if err != nil {
 		return nil, err
+	}
+	var warnings []string
+	suspect := suspectDelimiter(header, byte(o.Delimiter))
+	if suspect != 0 {
+		warnings = append(warnings, delimiterWarning(o.Name, header[0], byte(o.Delimiter), suspect))
 	}
 
 	// Sample rows for inference (at least one row, to tell an empty table apart).
@@ -185,7 +192,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	md := schema.Metadata()
 	schema = arrow.NewSchema(fields, &md)
 
-	rd := &CSVReader{mem: mem, opts: o, schema: schema,
+	rd := &CSVReader{mem: mem, opts: o, schema: schema, warnings: warnings,
 		results: make(chan chan chunkResult, o.Workers+1),
 		done:    make(chan struct{})}
 	jobs := make(chan *csvChunk, o.Workers)
@@ -194,6 +201,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	go rd.runChunker(src, data[pos:], line, jobs, free)
 	for range o.Workers {
 		p := newBlockParser(mem, schema, cols, &o)
+		p.suspect = suspect
 		go rd.runParser(p, jobs, free)
 	}
 	return rd, nil
@@ -462,6 +470,10 @@ func (rd *CSVReader) RecordBatch() arrow.RecordBatch { return rd.cur }
 // Err returns the error that stopped Next: a *RowError for a bad row (when OnBadRow is
 // "fail"), or an I/O error. It is nil at a clean end.
 func (rd *CSVReader) Err() error { return rd.err }
+
+// Warnings describes what in the input looks wrong without being an error: a header that
+// reads as one column holding another separator (set the delimiter).
+func (rd *CSVReader) Warnings() []string { return append([]string(nil), rd.warnings...) }
 
 // SkippedRows is the number of bad rows skipped so far (OnBadRow = "skip").
 func (rd *CSVReader) SkippedRows() int64 { return rd.skipped }

@@ -98,6 +98,14 @@ func (c *closingReader) SkippedRows() int64 {
 	return 0
 }
 
+// Warnings forwards the wrapped CSV reader's warnings (none for other formats).
+func (c *closingReader) Warnings() []string {
+	if w, ok := c.Reader.(interface{ Warnings() []string }); ok {
+		return w.Warnings()
+	}
+	return nil
+}
+
 func (c *closingReader) Release() {
 	c.Reader.Release()
 	for _, cl := range c.closers {
