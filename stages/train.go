@@ -170,11 +170,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		sc.Note("training batches are augmented (%s)", augmentStages(trainT.Lineage()))
 	}
 	cfg.Logger = sc.Log
-	want := s.spec.workers
-	if want == 0 {
-		want = sc.Workers()
-	}
-	n, release, err := sc.CPU(ctx, want)
+	n, release, err := takeCPU(ctx, sc, s.spec.workers)
 	if err != nil {
 		return err
 	}
