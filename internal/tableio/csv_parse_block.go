@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -408,6 +409,11 @@ func (p *blockParser) convert(b *columnBuffer, n int, val *uint64, text []byte, 
 			return &RowError{File: p.name, Line: line, Row: row, Column: p.cols[j].name,
 				Reason: "the text of this block's column exceeds 2 GiB",
 				Hint:   "Lower batch_rows so that a batch of this column holds less than 2 GiB of text."}
+		}
+		if !utf8.Valid(text) {
+			return &RowError{File: p.name, Line: line, Row: row, Column: p.cols[j].name, Value: errorValue(text),
+				Reason: fmt.Sprintf("the text %q is not UTF-8 (%s)", errorValue(text), invalidUTF8(text)),
+				Hint:   utf8Hint + `, or set on_bad_row = "skip".`}
 		}
 		b.strData = append(b.strData, text...)
 		b.i32[n+1] = int32(len(b.strData))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -99,6 +100,11 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		fields, next, hl, problem := fr.splitRecord(data, pos)
 		if problem != fieldOK {
 			return nil, fmt.Errorf("%s:%d: the header row has a broken quote; quote a column name as \"name\" and double quotes inside it", o.Name, line)
+		}
+		for j, name := range fields {
+			if !utf8.ValidString(name) {
+				return nil, fmt.Errorf("%s:%d: the name of column %d, %q, is not UTF-8 (%s). %s.", o.Name, line, j+1, name, invalidUTF8([]byte(name)), utf8Hint)
+			}
 		}
 		header = fields
 		pos = next
