@@ -116,6 +116,11 @@ func (s *fitApplyStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	leakageOf(sc).addFitted(FittedAudit{Stage: sc.Name, Kind: s.kind, Table: fitRef.String(), Split: fitT.Split()})
 	sc.SetInfo("fitted_on", map[string]any{"table": fitRef.String(), "split": fitT.Split(), "rows": fitT.Rows()})
 	sc.SetInfo("fitted", tr.Describe())
+	if n, ok := tr.(interface{ Notes() []string }); ok {
+		for _, msg := range n.Notes() {
+			sc.Note("%s", msg)
+		}
+	}
 	state, err := features.Marshal(tr)
 	if err != nil {
 		return err
