@@ -293,7 +293,7 @@ func withRoles(in pipeline.RecordReader, targets []string, explicit bool, ignore
 	for _, t := range targets {
 		if s.FieldIndices(t) == nil {
 			if explicit {
-				return nil, fmt.Errorf("target column %q is not in the input (columns: %s)", t, strings.Join(fieldNames(s), ", "))
+				return nil, fmt.Errorf("target column %q is not in the input (%s)", t, columnsHint(t, s))
 			}
 			continue
 		}
@@ -302,7 +302,7 @@ func withRoles(in pipeline.RecordReader, targets []string, explicit bool, ignore
 	drop := map[string]bool{}
 	for _, c := range ignore {
 		if s.FieldIndices(c) == nil {
-			return nil, fmt.Errorf("ignored column %q is not in the input (columns: %s)", c, strings.Join(fieldNames(s), ", "))
+			return nil, fmt.Errorf("ignored column %q is not in the input (%s)", c, columnsHint(c, s))
 		}
 		drop[c] = true
 	}
@@ -320,6 +320,29 @@ func withRoles(in pipeline.RecordReader, targets []string, explicit bool, ignore
 	}
 	md := s.Metadata()
 	return &roleReader{in: in, out: arrow.NewSchema(fields, &md), keep: keep}, nil
+}
+
+// maxListedColumns is how many names an error lists before it counts the rest.
+const maxListedColumns = 20
+
+// columnList joins a schema's column names for a message: the first 20, then how many more,
+// so that a table of 784 pixel columns does not flood it.
+func columnList(s *arrow.Schema) string {
+	names := fieldNames(s)
+	if len(names) <= maxListedColumns {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, ... and %d more", strings.Join(names[:maxListedColumns], ", "), len(names)-maxListedColumns)
+}
+
+// columnsHint is what a message about a missing column says: a close name if there is one,
+// and the columns there are.
+func columnsHint(name string, s *arrow.Schema) string {
+	hint := "columns: " + columnList(s)
+	if sg := pipeline.Suggest(name, fieldNames(s)); sg != "" {
+		hint = fmt.Sprintf("did you mean %q? %s", sg, hint)
+	}
+	return hint
 }
 
 func fieldNames(s *arrow.Schema) []string {

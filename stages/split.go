@@ -109,7 +109,7 @@ func (s *splitStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	}
 	for _, col := range []string{s.groupBy, s.column} {
 		if col != "" && sch.FieldIndices(col) == nil {
-			return &pipeline.DataError{Stage: sc.Name, Column: col, Msg: "no such column", Hint: "columns: " + strings.Join(fieldNames(sch), ", ")}
+			return &pipeline.DataError{Stage: sc.Name, Column: col, Msg: "no such column", Hint: columnsHint(col, sch)}
 		}
 	}
 	seed := sc.Seed()

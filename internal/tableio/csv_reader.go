@@ -245,8 +245,8 @@ func planColumns(header []string, o CSVOptions, headerLine int64) ([]csvColumn, 
 		for _, f := range o.Schema.Fields() {
 			j, ok := seen[f.Name]
 			if !ok {
-				return nil, nil, fmt.Errorf("%s: the declared schema has a column %q that the header does not have (header: %v); fix the name in the schema",
-					o.Name, f.Name, header)
+				return nil, nil, fmt.Errorf("%s: the declared schema has a column %q that the header does not have (header: %s); fix the name in the schema",
+					o.Name, f.Name, columnList(header))
 			}
 			k, err := kindOf(f.Type)
 			if err != nil {
