@@ -112,6 +112,9 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 		return nil, sc.Config.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
 	}
 	d := &supervised{trainT: trainT, plan: plan}
+	if err := warnIDColumns(ctx, sc, trainT, plan.Numeric); err != nil {
+		return nil, err
+	}
 	if d.trainData, err = plan.materialize(ctx, sc, trainT, true); err != nil {
 		return nil, err
 	}
