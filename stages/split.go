@@ -541,7 +541,7 @@ func badSplitValue(stage, column string, id int64, v string, valid bool) error {
 		}
 	}
 	if sg != "" {
-		e.Hint = fmt.Sprintf("did you mean %q? The values are case-sensitive; fix the column, or drop the row before the split", sg)
+		e.Hint = fmt.Sprintf("did you mean %q? Split values are exact (lower case, no spaces): fix the column, or drop the row before the split", sg)
 	}
 	return e
 }

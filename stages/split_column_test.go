@@ -72,10 +72,18 @@ path = "iris_split.csv"
 kind = "split"
 input = "load"
 split_column = "split"
+[stages.enc]
+kind = "encode"
+fit = "split.train"
+apply = ["split.train", "split.val"]
+[stages.scale]
+kind = "normalize"
+fit = "enc.train"
+apply = ["enc.train", "enc.val"]
 [stages.model]
 kind = "train"
-train = "split.train"
-val = "split.val"
+train = "scale.train"
+val = "scale.val"
 layers = [ { dense = 8 } ]
 epochs = 2
 [stages.raw]
@@ -89,6 +97,12 @@ input = "raw"
 	m, _, err := runTOML(t, dir, src)
 	if err != nil {
 		t.Fatalf("scoring a table without the split column: %v", err)
+	}
+	if n := m.Stages["enc"].Metrics["unknown_categories"]; n != 0 {
+		t.Errorf("encode met %v unknown categories: it encoded the split column", n)
+	}
+	if notes := strings.Join(m.Stages["enc"].Notes, "\n"); !strings.Contains(notes, "no string, dictionary or bool feature column") {
+		t.Errorf("encode found a categorical column to encode: %q", notes)
 	}
 	if got := m.Stages["scores"].RowsOut; got != 150 {
 		t.Errorf("scored %d rows, want 150", got)
