@@ -39,7 +39,8 @@ type EncodeOptions struct {
 	// Default (0): DefaultMaxCardinality (50).
 	MaxCardinality int
 	// Columns lists the feature columns to encode. Default (nil or empty): every utf8,
-	// large_utf8, string-dictionary and bool feature column of the first batch.
+	// large_utf8, string-dictionary and bool feature column of the first batch; when there
+	// is none, the transform encodes nothing, passes batches through, and says so in Notes.
 	Columns []string
 }
 

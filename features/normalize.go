@@ -58,6 +58,7 @@ func NewNormalizeFitter(opts NormalizeOptions) Fitter {
 
 type normalizeFitter struct {
 	opts    NormalizeOptions
+	workers int // SetWorkers; 0: GOMAXPROCS
 	method  string
 	started bool
 	rows    int64
@@ -72,6 +73,10 @@ type normalizeAccumulator struct {
 	values        columnValues // robust only
 	keepAllValues bool
 }
+
+// SetWorkers bounds the goroutines Finish uses (robust: the columns' quantiles, selected
+// concurrently) to n, the caller's CPU budget. Default (0 or never called): GOMAXPROCS.
+func (f *normalizeFitter) SetWorkers(n int) { f.workers = n }
 
 func normalizeMethod(m string) (string, error) {
 	switch m {
@@ -292,8 +297,8 @@ func (f *normalizeFitter) Finish() (Transform, error) {
 		t.Columns[i] = NormalizeColumn{Name: c.name, N: c.n, Mean: c.mean, Std: math.Sqrt(c.m2 / float64(c.n)), Min: c.min, Max: c.max}
 	}
 	if f.method == NormalizeRobust {
-		// Columns are independent: select their quantiles on GOMAXPROCS goroutines.
-		forEachParallel(len(f.cols), func(i int) {
+		// Columns are independent: select their quantiles concurrently.
+		forEachParallel(len(f.cols), f.workers, func(i int) {
 			q := f.cols[i].values.quantiles(0.25, 0.5, 0.75)
 			t.Columns[i].Q25, t.Columns[i].Median, t.Columns[i].Q75 = q[0], q[1], q[2]
 			f.cols[i].values = columnValues{}

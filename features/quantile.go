@@ -213,9 +213,13 @@ func appendValid[T float32 | float64](dst, v []T, val validity) []T {
 	return dst
 }
 
-// forEachParallel calls fn(0..n-1) on up to GOMAXPROCS goroutines and waits for them.
-func forEachParallel(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
+// forEachParallel calls fn(0..n-1) on up to workers goroutines (0: GOMAXPROCS) and waits
+// for them.
+func forEachParallel(n, workers int, fn func(i int)) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, n)
 	var next sync.Mutex
 	i := 0
 	var wg sync.WaitGroup

@@ -178,3 +178,17 @@ func TestCSVSourceHoldsCPUUntilParsed(t *testing.T) {
 		t.Error("the tokens are still held after an early Release")
 	}
 }
+
+// TestRobustNormalizeTakesCPUFromTheBudget: a robust normalize, whose fit selects quantiles
+// on several goroutines, takes them from the budget: one with [pipeline] workers = 1.
+func TestRobustNormalizeTakesCPUFromTheBudget(t *testing.T) {
+	src := "[pipeline]\nworkers = 1\n[stages.load]\nkind = \"dataset\"\nname = \"wine\"\n[stages.split]\nkind = \"split\"\ninput = \"load\"\n" +
+		"[stages.scale]\nkind = \"normalize\"\nfit = \"split.train\"\nmethod = \"robust\"\n"
+	m, _, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Stages["scale"].Info["workers"]; got != 1.0 {
+		t.Errorf("robust normalize fitted with %v workers, want 1", got)
+	}
+}

@@ -109,7 +109,7 @@ func (s *fitApplyStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err := r.Err(); err != nil {
 		return err
 	}
-	tr, err := fitter.Finish()
+	tr, err := finishWithCPU(ctx, sc, fitter)
 	if err != nil {
 		return &pipeline.DataError{Stage: sc.Name, Msg: err.Error()}
 	}
