@@ -413,7 +413,7 @@ func (p *blockParser) convert(b *columnBuffer, n int, val *uint64, text []byte, 
 		if !utf8.Valid(text) {
 			return &RowError{File: p.name, Line: line, Row: row, Column: p.cols[j].name, Value: errorValue(text),
 				Reason: fmt.Sprintf("the text %q is not UTF-8 (%s)", errorValue(text), invalidUTF8(text)),
-				Hint:   utf8Hint + `, or set on_bad_row = "skip".`}
+				Hint:   "R" + utf8Hint[1:] + `, or set on_bad_row = "skip".`}
 		}
 		b.strData = append(b.strData, text...)
 		b.i32[n+1] = int32(len(b.strData))

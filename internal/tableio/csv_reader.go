@@ -103,7 +103,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		}
 		for j, name := range fields {
 			if !utf8.ValidString(name) {
-				return nil, fmt.Errorf("%s:%d: the name of column %d, %q, is not UTF-8 (%s). %s.", o.Name, line, j+1, name, invalidUTF8([]byte(name)), utf8Hint)
+				return nil, fmt.Errorf("%s:%d: the name of column %d, %q, is not UTF-8 (%s): %s", o.Name, line, j+1, name, invalidUTF8([]byte(name)), utf8Hint)
 			}
 		}
 		header = fields

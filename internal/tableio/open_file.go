@@ -204,7 +204,7 @@ func (l *limitReader) Next() bool {
 		n = l.limit - l.seen
 	}
 	if j, i, v, ok := firstInvalidUTF8(l.RecordBatch()); !ok {
-		l.err = fmt.Errorf("%s: row %d, column %q: the text %q is not UTF-8 (%s). %s.",
+		l.err = fmt.Errorf("%s: row %d, column %q: the text %q is not UTF-8 (%s): %s",
 			l.name, l.seen+int64(i)+1, rec.Schema().Field(j).Name, errorValue(v), invalidUTF8(v), utf8Hint)
 		return false
 	}

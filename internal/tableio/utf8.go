@@ -15,7 +15,7 @@ import (
 // bundle predicts.
 
 // utf8Hint says what to do about text that is not UTF-8.
-const utf8Hint = "Re-encode the file as UTF-8 (for example iconv -f latin1 -t utf-8 in.csv > out.csv)"
+const utf8Hint = "re-encode the file as UTF-8 (for example iconv -f latin1 -t utf-8 in.csv > out.csv)"
 
 // invalidUTF8 describes the first invalid byte of b: "byte 0xe9 at offset 3".
 func invalidUTF8(b []byte) string {
