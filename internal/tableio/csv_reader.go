@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -43,6 +44,7 @@ type CSVReader struct {
 	// checkStream: the input is a compressed stream, so a bad row may be the garbled text of
 	// a damaged file; Next then reads on to find the file's error (see streamError).
 	checkStream bool
+	draining    atomic.Bool // streamError is reading on: parsers skip their chunks
 
 	warnings []string
 
@@ -397,7 +399,11 @@ func (rd *CSVReader) runParser(p *blockParser, jobs <-chan *csvChunk, free chan 
 			if !ok {
 				return
 			}
-			c.result <- p.parse(c) // buffered: never blocks
+			if rd.draining.Load() {
+				c.result <- chunkResult{} // only the stream's end is of interest now
+			} else {
+				c.result <- p.parse(c) // buffered: never blocks
+			}
 			select {
 			case free <- c.data[:0]:
 			default:
@@ -456,6 +462,7 @@ func (rd *CSVReader) Next() bool {
 // streamError reads the rest of the input after a bad row, releasing the batches, and returns
 // the first error that is not a bad row (a damaged compressed stream), or nil.
 func (rd *CSVReader) streamError() error {
+	rd.draining.Store(true)
 	for slot := range rd.results {
 		res := <-slot
 		if res.rec != nil {
