@@ -70,3 +70,25 @@ func TestSemicolonFileGetsADelimiterHint(t *testing.T) {
 		t.Errorf("notes with the right delimiter: %v", m.Stages["load"].Notes)
 	}
 }
+
+// TestRandomSampleWithOneWorker: a random sample counts the rows in a pass of its own before
+// the main reader takes the CPU, so with [pipeline] workers = 1 (one token, which a reader
+// holds until it ends) the count does not wait forever for the main reader's token.
+func TestRandomSampleWithOneWorker(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("x,target\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "%d,%d\n", i, i%2)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := runTOML(t, dir, "[pipeline]\nworkers = 1\n[stages.load]\nkind = \"csv\"\npath = \"d.csv\"\nlimit = 10\nsample = \"random\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Stages["load"].RowsOut; got != 10 {
+		t.Errorf("sampled %d rows, want 10", got)
+	}
+}
