@@ -3,6 +3,7 @@ package features
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -196,11 +197,23 @@ func fieldByName(s *arrow.Schema, name, kind string) (int, error) {
 	idx := s.FieldIndices(name)
 	switch len(idx) {
 	case 0:
-		return -1, fmt.Errorf("%s: column %q is not in the table (columns: %v)", kind, name, columnNames(s))
+		return -1, fmt.Errorf("%s: column %q is not in the table (columns: %s)", kind, name, columnList(columnNames(s)))
 	case 1:
 		return idx[0], nil
 	}
 	return -1, fmt.Errorf("%s: column name %q appears %d times in the table", kind, name, len(idx))
+}
+
+// maxListedColumns is how many names an error lists before it counts the rest.
+const maxListedColumns = 20
+
+// columnList joins column names for an error message: the first 20, then how many more, so
+// that a table of 784 pixel columns does not flood the message.
+func columnList(names []string) string {
+	if len(names) <= maxListedColumns {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, ... and %d more", strings.Join(names[:maxListedColumns], ", "), len(names)-maxListedColumns)
 }
 
 func columnNames(s *arrow.Schema) []string {

@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pipe-ml/pipe/schema"
 )
 
 // Encoding methods.
@@ -37,7 +39,8 @@ type EncodeOptions struct {
 	// Default (0): DefaultMaxCardinality (50).
 	MaxCardinality int
 	// Columns lists the feature columns to encode. Default (nil or empty): every utf8,
-	// large_utf8, string-dictionary and bool feature column of the first batch.
+	// large_utf8, string-dictionary and bool feature column of the first batch; when there
+	// is none, the transform encodes nothing, passes batches through, and says so in Notes.
 	Columns []string
 }
 
@@ -88,9 +91,15 @@ func (f *encodeFitter) Observe(rec arrow.RecordBatch) error {
 		if f.opts.MaxCardinality < 0 {
 			return fmt.Errorf("encode: MaxCardinality %d is negative; use 0 for the default (%d)", f.opts.MaxCardinality, DefaultMaxCardinality)
 		}
-		names, err := selectColumns(rec.Schema(), f.opts.Columns, KindEncode, isCategorical, "string, dictionary or bool")
-		if err != nil {
-			return err
+		// With no column listed and none to encode, the transform is a no-op (Notes says so):
+		// a pipeline that encodes "whatever is categorical" also runs on numeric data.
+		var names []string
+		if len(f.opts.Columns) > 0 || slices.ContainsFunc(rec.Schema().Fields(), func(f arrow.Field) bool {
+			return schema.IsFeature(f) && isCategorical(f.Type)
+		}) {
+			if names, err = selectColumns(rec.Schema(), f.opts.Columns, KindEncode, isCategorical, "string, dictionary or bool"); err != nil {
+				return err
+			}
 		}
 		f.mode = mode
 		f.maxCard = f.opts.MaxCardinality
@@ -309,10 +318,7 @@ func unmarshalEncode(raw json.RawMessage) (Transform, error) {
 	if m, err := encodeMode(t.Method); err != nil || m != t.Method {
 		return nil, fmt.Errorf("invalid method %q", t.Method)
 	}
-	if len(t.Columns) == 0 {
-		return nil, fmt.Errorf("no columns")
-	}
-	for _, c := range t.Columns {
+	for _, c := range t.Columns { // no columns: a no-op
 		if !slices.IsSorted(c.Categories) || len(c.Categories) == 0 {
 			return nil, fmt.Errorf("column %q: categories are empty or not sorted", c.Name)
 		}
@@ -510,13 +516,26 @@ func (t *encodeTransform) Describe() map[string]any {
 			"nulls":       c.Nulls,
 		}
 	}
-	return map[string]any{
+	d := map[string]any{
 		"kind":            KindEncode,
 		"method":          t.Method,
 		"max_cardinality": t.MaxCardinality,
 		"rows_seen":       t.RowsSeen,
 		"columns":         cols,
 	}
+	if notes := t.Notes(); len(notes) > 0 {
+		d["notes"] = notes
+	}
+	return d
+}
+
+// Notes says what a person should know about the fitted transform: that it encodes nothing,
+// when the training table had no categorical feature column.
+func (t *encodeTransform) Notes() []string {
+	if len(t.Columns) == 0 {
+		return []string{"no string, dictionary or bool feature column to encode: the tables pass through unchanged"}
+	}
+	return nil
 }
 
 // Counters returns "rows_applied", "unknown_categories" and "null_categories" totals and

@@ -166,6 +166,10 @@ func (f *imputeFitter) Observe(rec arrow.RecordBatch) error {
 				return fmt.Errorf("impute: column %q has non-finite value %g at %s; impute treats only nulls as missing: clean the source", c.name, x, rowLabel(rowIDs(rec), k))
 			}
 			c.sum += x
+			if f.numeric == ImputeMean && math.IsInf(c.sum, 0) {
+				return fmt.Errorf("impute: column %q: the sum of its values overflows float64 at %s (value %g), so their mean cannot be computed; "+
+					"rescale the column at the source (divide it by a power of ten), or impute with numeric = %q", c.name, rowLabel(rowIDs(rec), k), x, ImputeMedian)
+			}
 		}
 		if f.numeric == ImputeMedian {
 			if f32 != nil {

@@ -47,7 +47,10 @@ type NormalizeOptions struct {
 //
 // A constant column (std 0, IQR 0 or max == min on the training rows) maps to 0 and is listed
 // in Describe()["constant_columns"]; nothing is divided by zero. Nulls stay null. A NaN or ±Inf
-// value, at fit or apply time, is an error naming the column and the row's _row id.
+// value, at fit or apply time, is an error naming the column and the row's _row id, as is a
+// value at apply time whose scaled value overflows float32. A column whose sum or variance
+// overflows float64 (magnitudes beyond about 1e154 next to small ones) is an error at fit time
+// naming the column, for every method (its statistics are recorded whatever the method).
 // A column that is entirely null in the training rows is an error at Finish.
 func NewNormalizeFitter(opts NormalizeOptions) Fitter {
 	return &normalizeFitter{opts: opts}
@@ -55,6 +58,7 @@ func NewNormalizeFitter(opts NormalizeOptions) Fitter {
 
 type normalizeFitter struct {
 	opts    NormalizeOptions
+	workers int // SetWorkers; 0: GOMAXPROCS
 	method  string
 	started bool
 	rows    int64
@@ -69,6 +73,10 @@ type normalizeAccumulator struct {
 	values        columnValues // robust only
 	keepAllValues bool
 }
+
+// SetWorkers bounds the goroutines Finish uses (robust: the columns' quantiles, selected
+// concurrently) to n, the caller's CPU budget. Default (0 or never called): GOMAXPROCS.
+func (f *normalizeFitter) SetWorkers(n int) { f.workers = n }
 
 func normalizeMethod(m string) (string, error) {
 	switch m {
@@ -119,17 +127,20 @@ func (f *normalizeFitter) Observe(rec arrow.RecordBatch) error {
 		} else {
 			bad = c.accumulate64(f64, val)
 		}
-		if bad == sumOverflows {
-			return fmt.Errorf("normalize: column %q: the values' sum overflows float64 (magnitudes near 1e308); rescale the column at the source", c.name)
-		}
 		if bad < 0 && f.method == NormalizeLog1p {
-			bad = firstAtMostMinusOne(f32, f64, val)
-			if bad >= 0 {
+			if low := firstAtMostMinusOne(f32, f64, val); low >= 0 {
 				if ids == nil {
 					ids = rowIDs(rec)
 				}
-				return fmt.Errorf("normalize: log1p: column %q has value %g ≤ -1 at %s; log1p is defined for x > -1: shift the column or use another method", c.name, valueAt(f32, f64, bad), rowLabel(ids, bad))
+				return fmt.Errorf("normalize: log1p: column %q has value %g ≤ -1 at %s; log1p is defined for x > -1: shift the column or use another method", c.name, valueAt(f32, f64, low), rowLabel(ids, low))
 			}
+		}
+		switch bad {
+		case sumOverflows:
+			return fmt.Errorf("normalize: column %q: the values' sum overflows float64 (magnitudes near 1e308), so their mean and variance cannot be computed; %s", c.name, rescaleHint)
+		case varianceOverflows:
+			return fmt.Errorf("normalize: column %q: its variance overflows float64 (values up to %g in magnitude: a squared deviation beyond 1.8e308), so it cannot be scaled; %s",
+				c.name, math.Max(math.Abs(c.min), math.Abs(c.max)), rescaleHint)
 		}
 		if bad >= 0 {
 			if ids == nil {
@@ -180,8 +191,14 @@ func (c *normalizeAccumulator) accumulate64(v []float64, val validity) int {
 	return accumulateMoments(c, v, val)
 }
 
-// sumOverflows is accumulateMoments' result for finite values whose float64 sum overflows.
-const sumOverflows = -2
+// Results of accumulateMoments for finite values whose moments overflow float64.
+const (
+	sumOverflows      = -2
+	varianceOverflows = -3
+)
+
+// rescaleHint says what to do about a column whose statistics overflow float64.
+const rescaleHint = "rescale the column at the source (divide it by a power of ten), clip its outliers, or drop it with ignore = [...] on the source"
 
 // accumulateMoments merges one batch's count, mean, M2, min and max into c and returns the index
 // of the first non-finite valid value, sumOverflows, or -1.
@@ -246,18 +263,21 @@ func accumulateMoments[T float32 | float64](c *normalizeAccumulator, v []T, val 
 			}
 		}
 	}
-	// Chan, Golub & LeVeque: merge (n, mean, m2) of the batch into the running moments.
-	total := c.n + n
-	delta := mean - c.mean
-	c.mean += delta * float64(n) / float64(total)
-	c.m2 += m2 + delta*delta*float64(c.n)*float64(n)/float64(total)
-	c.n = total
 	if min < c.min {
 		c.min = min
 	}
 	if max > c.max {
 		c.max = max
 	}
+	// Chan, Golub & LeVeque: merge (n, mean, m2) of the batch into the running moments.
+	total := c.n + n
+	delta := mean - c.mean
+	newMean := c.mean + delta*float64(n)/float64(total)
+	newM2 := c.m2 + m2 + delta*delta*float64(c.n)*float64(n)/float64(total)
+	if math.IsInf(m2, 0) || math.IsInf(newM2, 0) || math.IsNaN(newM2) || math.IsInf(newMean, 0) {
+		return varianceOverflows
+	}
+	c.mean, c.m2, c.n = newMean, newM2, total
 	return -1
 }
 
@@ -277,8 +297,8 @@ func (f *normalizeFitter) Finish() (Transform, error) {
 		t.Columns[i] = NormalizeColumn{Name: c.name, N: c.n, Mean: c.mean, Std: math.Sqrt(c.m2 / float64(c.n)), Min: c.min, Max: c.max}
 	}
 	if f.method == NormalizeRobust {
-		// Columns are independent: select their quantiles on GOMAXPROCS goroutines.
-		forEachParallel(len(f.cols), func(i int) {
+		// Columns are independent: select their quantiles concurrently.
+		forEachParallel(len(f.cols), f.workers, func(i int) {
 			q := f.cols[i].values.quantiles(0.25, 0.5, 0.75)
 			t.Columns[i].Q25, t.Columns[i].Median, t.Columns[i].Q75 = q[0], q[1], q[2]
 			f.cols[i].values = columnValues{}
@@ -428,15 +448,17 @@ func (t *normalizeTransform) Apply(ctx context.Context, mem memory.Allocator, re
 }
 
 // affineTo writes (src - shift) * scale into dst (0 where scale is 0, 0 at null slots) and
-// returns the index of the first non-finite valid input, or -1.
+// returns the index of the first valid input that is not finite or whose scaled value is not
+// a finite float32 (a value far outside the training range), or -1.
 func affineTo[T float32 | float64](dst []float32, src []T, val validity, shift, scale float64) (int, string) {
 	dst = dst[:len(src)]
 	bad := false
 	if val.all() {
 		for i, x := range src {
 			f := float64(x)
-			bad = bad || f-f != 0
-			dst[i] = float32((f - shift) * scale)
+			y := float32((f - shift) * scale)
+			bad = bad || f-f != 0 || y-y != 0
+			dst[i] = y
 		}
 	} else {
 		for i, x := range src {
@@ -445,15 +467,22 @@ func affineTo[T float32 | float64](dst []float32, src []T, val validity, shift, 
 				continue
 			}
 			f := float64(x)
-			bad = bad || f-f != 0
-			dst[i] = float32((f - shift) * scale)
+			y := float32((f - shift) * scale)
+			bad = bad || f-f != 0 || y-y != 0
+			dst[i] = y
 		}
 	}
 	if bad {
 		for i, x := range src {
+			if !val.valid(i) {
+				continue
+			}
 			f := float64(x)
-			if val.valid(i) && f-f != 0 {
+			if f-f != 0 {
 				return i, "non-finite value"
+			}
+			if y := float32((f - shift) * scale); y-y != 0 {
+				return i, fmt.Sprintf("a value so far outside the training range (shift %g, scale %g) that its scaled value overflows float32:", shift, scale)
 			}
 		}
 	}

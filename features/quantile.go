@@ -144,9 +144,18 @@ func selectQuantiles[T float32 | float64](v []T, qs []float64) []float64 {
 			v[lo+1], v[m] = v[m], v[lo+1]
 			done = lo + 2
 		}
-		out[i] = a + frac*(float64(v[lo+1])-a)
+		out[i] = lerp(a, float64(v[lo+1]), frac)
 	}
 	return out
+}
+
+// lerp interpolates a + frac·(b - a) between two sorted values; when b - a overflows float64
+// (a near -1e308, b near 1e308) it takes the weighted mean instead, which cannot.
+func lerp(a, b, frac float64) float64 {
+	if d := b - a; !math.IsInf(d, 0) {
+		return a + frac*d
+	}
+	return a*(1-frac) + b*frac
 }
 
 // selectRank reorders v so that v[k] is the value of rank k, values before it ≤ v[k] and
@@ -204,9 +213,13 @@ func appendValid[T float32 | float64](dst, v []T, val validity) []T {
 	return dst
 }
 
-// forEachParallel calls fn(0..n-1) on up to GOMAXPROCS goroutines and waits for them.
-func forEachParallel(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
+// forEachParallel calls fn(0..n-1) on up to workers goroutines (0: GOMAXPROCS) and waits
+// for them.
+func forEachParallel(n, workers int, fn func(i int)) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, n)
 	var next sync.Mutex
 	i := 0
 	var wg sync.WaitGroup

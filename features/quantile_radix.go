@@ -105,7 +105,7 @@ func radixQuantiles[T float32 | float64](chunks [][]T, n int, qs []float64) []fl
 			out[i] = a
 			continue
 		}
-		out[i] = a + frac*(valueAt(lo+1)-a)
+		out[i] = lerp(a, valueAt(lo+1), frac)
 	}
 	return out
 }

@@ -5,7 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestSelectQuantiles compares quickselect quantiles with a sorted reference on random data
@@ -129,4 +131,33 @@ func TestRadixQuantiles(t *testing.T) {
 			t.Error("the radix path flattened the chunks (an extra copy of the column)")
 		}
 	})
+}
+
+// TestForEachParallelBound: forEachParallel calls fn once per index and never runs more than
+// workers calls at once.
+func TestForEachParallelBound(t *testing.T) {
+	for _, workers := range []int{1, 3} {
+		var running, peak atomic.Int32
+		seen := make([]atomic.Int32, 40)
+		forEachParallel(len(seen), workers, func(i int) {
+			r := running.Add(1)
+			for {
+				p := peak.Load()
+				if r <= p || peak.CompareAndSwap(p, r) {
+					break
+				}
+			}
+			time.Sleep(200 * time.Microsecond)
+			seen[i].Add(1)
+			running.Add(-1)
+		})
+		if p := peak.Load(); p > int32(workers) {
+			t.Errorf("workers %d: %d calls ran at once", workers, p)
+		}
+		for i := range seen {
+			if n := seen[i].Load(); n != 1 {
+				t.Errorf("workers %d: index %d called %d times", workers, i, n)
+			}
+		}
+	}
 }

@@ -87,3 +87,39 @@ func TestRowHashTypes(t *testing.T) {
 		t.Error("int32 1 and float32 1 hash differently")
 	}
 }
+
+// TestRowHashSkipsNonFeatureRoles: a column of any role other than feature and target (id,
+// split, hidden, weight, or a role pipe does not know) never enters the hash: rows that differ
+// only there hash alike; the same column as a feature tells them apart.
+func TestRowHashSkipsNonFeatureRoles(t *testing.T) {
+	mem := newCheckedAllocator()
+	defer mem.AssertSize(t, 0)
+	for _, role := range []string{schema.RoleID, schema.RoleSplit, schema.RoleHidden, schema.RoleWeight, "custom"} {
+		t.Run(role, func(t *testing.T) {
+			for _, other := range []testColumn{
+				{name: "other", role: role, str: []string{"train", "test"}},
+				{name: "other", role: role, f64: []float64{1, 2}},
+			} {
+				rec := makeRecord(t, mem, "", testColumn{name: "x", f64: []float64{5, 5}}, other)
+				h, err := RowHash(rec)
+				rec.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h[0] != h[1] {
+					t.Errorf("rows that differ only in a %s column hash differently", role)
+				}
+				other.role = ""
+				rec = makeRecord(t, mem, "", testColumn{name: "x", f64: []float64{5, 5}}, other)
+				h, err = RowHash(rec)
+				rec.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h[0] == h[1] {
+					t.Errorf("as a feature, the column does not tell the rows apart")
+				}
+			}
+		})
+	}
+}

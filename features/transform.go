@@ -125,7 +125,7 @@ func selectColumns(s *arrow.Schema, names []string, kind string, accept func(arr
 			}
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("%s: the table has no %s feature columns (columns: %v); remove the stage or list the columns to use", kind, what, columnNames(s))
+			return nil, fmt.Errorf("%s: the table has no %s feature columns (columns: %s); remove the stage or list the columns to use", kind, what, columnList(columnNames(s)))
 		}
 		return out, nil
 	}

@@ -202,11 +202,7 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 			cfg.Specs = append(cfg.Specs, m)
 		}
 	}
-	want := s.workers
-	if want == 0 {
-		want = sc.Workers()
-	}
-	n, release, err := sc.CPU(ctx, want)
+	n, release, err := takeCPU(ctx, sc, s.workers)
 	if err != nil {
 		return err
 	}

@@ -117,13 +117,18 @@ func (s *fitApplyStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err := r.Err(); err != nil {
 		return err
 	}
-	tr, err := fitter.Finish()
+	tr, err := finishWithCPU(ctx, sc, fitter)
 	if err != nil {
 		return &pipeline.DataError{Stage: sc.Name, Msg: err.Error()}
 	}
 	leakageOf(sc).addFitted(FittedAudit{Stage: sc.Name, Kind: s.kind, Table: fitRef.String(), Split: fitT.Split()})
 	sc.SetInfo("fitted_on", map[string]any{"table": fitRef.String(), "split": fitT.Split(), "rows": fitT.Rows()})
 	sc.SetInfo("fitted", tr.Describe())
+	if n, ok := tr.(interface{ Notes() []string }); ok {
+		for _, msg := range n.Notes() {
+			sc.Note("%s", msg)
+		}
+	}
 	state, err := features.Marshal(tr)
 	if err != nil {
 		return err

@@ -187,7 +187,7 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	tc := s.ts.cfg
 	tc.Seed = sc.Seed(1)
 	tc.Logger = sc.Log
-	n, release, err := sc.CPU(ctx, max(s.ts.workers, sc.Workers()))
+	n, release, err := takeCPU(ctx, sc, s.ts.workers)
 	if err != nil {
 		return err
 	}

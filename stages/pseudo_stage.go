@@ -159,7 +159,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		return &pipeline.DataError{Stage: sc.Name, Msg: fmt.Sprintf("views = %d, but the train table has no augmentation to draw the views from", s.opts.Views),
 			Hint: "feed train from an augment stage, or remove views"}
 	}
-	n, release, err := sc.CPU(ctx, max(s.ts.workers, sc.Workers()))
+	n, release, err := takeCPU(ctx, sc, s.ts.workers)
 	if err != nil {
 		return err
 	}

@@ -133,24 +133,73 @@ type fileSource struct {
 }
 
 func (f *fileSource) open(ctx context.Context, sc *pipeline.StageContext) (pipeline.RecordReader, func() int64, error) {
-	opts := f.opts
-	n, release, err := sc.CPU(ctx, 2)
+	r, err := f.openReader(ctx, sc.Mem, sc.CPU)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer release()
-	opts.Workers = n
-	r, err := tableio.OpenFile(f.path, sc.Mem, opts)
-	if err != nil {
-		return nil, nil, err
+	for _, msg := range r.Warnings() {
+		warnNote(sc, "%s", msg)
 	}
 	skipped := func() int64 {
-		if s, ok := r.(interface{ SkippedRows() int64 }); ok {
+		if s, ok := r.inner.(interface{ SkippedRows() int64 }); ok {
 			return s.SkippedRows()
 		}
 		return 0
 	}
 	return r, skipped, nil
+}
+
+// cpuFunc takes tokens of the run's CPU budget, as StageContext.CPU does.
+type cpuFunc func(ctx context.Context, want int) (n int, release func(), err error)
+
+// openReader opens the file with parser goroutines taken from cpu. The parsers run until the
+// input is parsed, so the tokens are held until then: they are given back when the reader
+// ends (Next returns false, at the end or on an error) or is released, whichever comes first.
+func (f *fileSource) openReader(ctx context.Context, mem memory.Allocator, cpu cpuFunc) (*cpuHeldReader, error) {
+	opts := f.opts
+	n, release, err := cpu(ctx, 2)
+	if err != nil {
+		return nil, err
+	}
+	opts.Workers = n
+	r, err := tableio.OpenFile(f.path, mem, opts)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &cpuHeldReader{inner: r, release: release}, nil
+}
+
+// cpuHeldReader holds CPU tokens for the parsers of the reader it wraps, until that reader
+// ends or is released.
+type cpuHeldReader struct {
+	inner   tableio.Reader
+	release func() // safe to call more than once
+}
+
+func (c *cpuHeldReader) Schema() *arrow.Schema          { return c.inner.Schema() }
+func (c *cpuHeldReader) RecordBatch() arrow.RecordBatch { return c.inner.RecordBatch() }
+func (c *cpuHeldReader) Err() error                     { return c.inner.Err() }
+
+// Warnings forwards the wrapped reader's warnings (a CSV file's suspect delimiter).
+func (c *cpuHeldReader) Warnings() []string {
+	if w, ok := c.inner.(interface{ Warnings() []string }); ok {
+		return w.Warnings()
+	}
+	return nil
+}
+
+func (c *cpuHeldReader) Next() bool {
+	if c.inner.Next() {
+		return true
+	}
+	c.release()
+	return false
+}
+
+func (c *cpuHeldReader) Release() {
+	c.inner.Release()
+	c.release()
 }
 
 type opener func(ctx context.Context, sc *pipeline.StageContext) (pipeline.RecordReader, func() int64, error)
@@ -164,23 +213,31 @@ func sourceWithOptions(c *pipeline.StageConfig, open opener) pipeline.Stage {
 	limit := int64(c.Int(fLimit))
 	random := c.String(fSample) == "random"
 	return pipeline.SourceStage(pipeline.SourceFunc(func(ctx context.Context, sc *pipeline.StageContext) (pipeline.RecordReader, error) {
+		// A random sample counts the rows first, in a pass of its own: the reader of that pass
+		// gives its CPU back before the main reader takes some.
+		var total int64
+		if limit > 0 && random {
+			var err error
+			if total, err = countRows(ctx, sc, open); err != nil {
+				return nil, err
+			}
+		}
 		r, skipped, err := open(ctx, sc)
 		if err != nil {
 			return nil, err
 		}
 		out, err := withRoles(r, targets, targetsSet, ignore)
 		if err != nil {
+			de := &pipeline.DataError{Stage: sc.Name, Msg: err.Error()}
+			if w, ok := r.(interface{ Warnings() []string }); ok && len(w.Warnings()) > 0 {
+				de.Hint = strings.Join(w.Warnings(), "; ") // a wrong delimiter, say
+			}
 			r.Release()
-			return nil, &pipeline.DataError{Stage: sc.Name, Msg: err.Error()}
+			return nil, de
 		}
 		var rr pipeline.RecordReader = out
 		if limit > 0 {
 			if random {
-				total, err := countRows(ctx, sc, open)
-				if err != nil {
-					rr.Release()
-					return nil, err
-				}
 				rr = &sampleReader{in: rr, mem: sc.Mem, want: limit, total: total, rng: sc.Rand(0)}
 				sc.SetInfo("sample", map[string]any{"rows": min(limit, total), "of": total, "method": "seeded selection sampling (Knuth's algorithm S)"})
 			} else {
@@ -239,7 +296,7 @@ func withRoles(in pipeline.RecordReader, targets []string, explicit bool, ignore
 	for _, t := range targets {
 		if s.FieldIndices(t) == nil {
 			if explicit {
-				return nil, fmt.Errorf("target column %q is not in the input (columns: %s)", t, strings.Join(fieldNames(s), ", "))
+				return nil, fmt.Errorf("target column %q is not in the input (%s)", t, columnsHint(t, s))
 			}
 			continue
 		}
@@ -248,7 +305,7 @@ func withRoles(in pipeline.RecordReader, targets []string, explicit bool, ignore
 	drop := map[string]bool{}
 	for _, c := range ignore {
 		if s.FieldIndices(c) == nil {
-			return nil, fmt.Errorf("ignored column %q is not in the input (columns: %s)", c, strings.Join(fieldNames(s), ", "))
+			return nil, fmt.Errorf("ignored column %q is not in the input (%s)", c, columnsHint(c, s))
 		}
 		drop[c] = true
 	}
@@ -266,6 +323,29 @@ func withRoles(in pipeline.RecordReader, targets []string, explicit bool, ignore
 	}
 	md := s.Metadata()
 	return &roleReader{in: in, out: arrow.NewSchema(fields, &md), keep: keep}, nil
+}
+
+// maxListedColumns is how many names an error lists before it counts the rest.
+const maxListedColumns = 20
+
+// columnList joins a schema's column names for a message: the first 20, then how many more,
+// so that a table of 784 pixel columns does not flood it.
+func columnList(s *arrow.Schema) string {
+	names := fieldNames(s)
+	if len(names) <= maxListedColumns {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, ... and %d more", strings.Join(names[:maxListedColumns], ", "), len(names)-maxListedColumns)
+}
+
+// columnsHint is what a message about a missing column says: a close name if there is one,
+// and the columns there are.
+func columnsHint(name string, s *arrow.Schema) string {
+	hint := "columns: " + columnList(s)
+	if sg := pipeline.Suggest(name, fieldNames(s)); sg != "" {
+		hint = fmt.Sprintf("did you mean %q? %s", sg, hint)
+	}
+	return hint
 }
 
 func fieldNames(s *arrow.Schema) []string {

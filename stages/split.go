@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/pipe-ml/pipe/features"
 	"github.com/pipe-ml/pipe/internal/arrowutil"
@@ -109,7 +110,7 @@ func (s *splitStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	}
 	for _, col := range []string{s.groupBy, s.column} {
 		if col != "" && sch.FieldIndices(col) == nil {
-			return &pipeline.DataError{Stage: sc.Name, Column: col, Msg: "no such column", Hint: "columns: " + strings.Join(fieldNames(sch), ", ")}
+			return &pipeline.DataError{Stage: sc.Name, Column: col, Msg: "no such column", Hint: columnsHint(col, sch)}
 		}
 	}
 	seed := sc.Seed()
@@ -271,13 +272,21 @@ var splitRoleByName = map[string]features.Role{
 // write streams the rows to the split tables and records the audit.
 func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *pipeline.Table, roles []features.Role, ratios features.Ratios, strat string, seed uint64) error {
 	sch := in.Schema()
+	// The split column is the assignment, not a feature: the output tables give it the split
+	// role, so that no transform or model takes it as an input, and the duplicate audit below
+	// does not hash it (every held-out row would otherwise look unique).
+	outSch, err := splitColumnSchema(sch, s.column)
+	if err != nil {
+		return &pipeline.DataError{Stage: sc.Name, Column: s.column, Msg: err.Error(),
+			Hint: "split on another column, or name the target another way in the source's target = [...]"}
+	}
 	tables := map[features.Role]*pipeline.Table{}
 	for _, role := range []features.Role{features.RoleTrain, features.RoleVal, features.RoleTest, features.RoleTrainDev} {
 		name := role.String()
 		if role == features.RoleTrainDev && s.trainDev == 0 {
 			continue
 		}
-		t, err := sc.NewTable(name, sch, name, in.Lineage())
+		t, err := sc.NewTable(name, outSch, name, in.Lineage())
 		if err != nil {
 			return err
 		}
@@ -292,8 +301,7 @@ func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *p
 	row := 0
 	r := sc.Scan(ctx, in)
 	defer r.Release()
-	for r.Next() {
-		rec := r.RecordBatch()
+	step := func(rec arrow.RecordBatch) error {
 		n := int(rec.NumRows())
 		batchRoles := make([]features.Role, n)
 		switch {
@@ -305,8 +313,7 @@ func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *p
 			for i := range vals {
 				role, ok := splitRoleByName[vals[i]]
 				if !valid[i] || !ok {
-					return &pipeline.DataError{Stage: sc.Name, Row: ids[i] + 1, Column: s.column,
-						Msg: fmt.Sprintf("split value %q is not train, val, test or train_dev", vals[i]), Hint: "fix the column or drop the row before the split"}
+					return badSplitValue(sc.Name, s.column, ids[i], vals[i], valid[i])
 				}
 				if role == features.RoleTrain && s.trainDev > 0 {
 					if features.HashRole(uint64(ids[i]), seed, features.Ratios{Train: 1 - s.trainDev, TrainDev: 0, Val: s.trainDev}) == features.RoleVal {
@@ -383,6 +390,17 @@ func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *p
 				return err
 			}
 			counts[role] += len(rows)
+		}
+		return nil
+	}
+	for r.Next() {
+		// The batch under the output schema: the same columns, the split column's role set.
+		rec := r.RecordBatch()
+		rec = array.NewRecordBatch(outSch, rec.Columns(), rec.NumRows())
+		err := step(rec)
+		rec.Release()
+		if err != nil {
+			return err
 		}
 	}
 	if err := r.Err(); err != nil {
@@ -482,4 +500,49 @@ func rowIDs(rec arrow.RecordBatch) []int64 {
 		out[i] = int64(v)
 	}
 	return out
+}
+
+// splitColumnSchema returns s with the split column (if any) given the split role. A split
+// column that is a target (or an id) cannot be both: that is an error.
+func splitColumnSchema(s *arrow.Schema, column string) (*arrow.Schema, error) {
+	if column == "" {
+		return s, nil
+	}
+	idx := s.FieldIndices(column)
+	if idx == nil {
+		return nil, fmt.Errorf("no such column")
+	}
+	fields := s.Fields()
+	f := fields[idx[0]]
+	switch role := schema.Role(f); role {
+	case schema.RoleFeature, schema.RoleSplit:
+	default:
+		return nil, fmt.Errorf("split_column %q has the %s role: a column that holds the split cannot also be a %s", column, role, role)
+	}
+	fields[idx[0]] = schema.WithRole(f, schema.RoleSplit)
+	md := s.Metadata()
+	return arrow.NewSchema(fields, &md), nil
+}
+
+// badSplitValue is the error of a split column's value that names no split.
+func badSplitValue(stage, column string, id int64, v string, valid bool) error {
+	names := []string{schema.SplitTrain, schema.SplitVal, schema.SplitTest, schema.SplitTrainDev}
+	e := &pipeline.DataError{Stage: stage, Row: id + 1, Column: column,
+		Hint: "fix the column, or drop the row before the split"}
+	if !valid {
+		e.Msg = "the split value is null: every row needs one of train, val, test or train_dev"
+		return e
+	}
+	e.Msg = fmt.Sprintf("split value %q is not train, val, test or train_dev", v)
+	low := strings.ToLower(strings.TrimSpace(v))
+	sg := pipeline.Suggest(low, names)
+	for _, name := range names[:3] { // "validation" → val, "training" → train, "testing" → test
+		if strings.HasPrefix(low, name) {
+			sg = name
+		}
+	}
+	if sg != "" {
+		e.Hint = fmt.Sprintf("did you mean %q? Split values are exact (lower case, no spaces): fix the column, or drop the row before the split", sg)
+	}
+	return e
 }

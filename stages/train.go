@@ -116,6 +116,9 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 		return nil, sc.Config.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
 	}
 	d := &supervised{trainT: trainT, plan: plan}
+	if err := warnIDColumns(ctx, sc, trainT, plan.Numeric); err != nil {
+		return nil, err
+	}
 	if d.trainData, err = materialize(ctx, sc, plan, trainT, true, nil); err != nil {
 		return nil, err
 	}
@@ -174,11 +177,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		sc.Note("training batches are augmented (%s)", augmentStages(trainT.Lineage()))
 	}
 	cfg.Logger = sc.Log
-	want := s.spec.workers
-	if want == 0 {
-		want = sc.Workers()
-	}
-	n, release, err := sc.CPU(ctx, want)
+	n, release, err := takeCPU(ctx, sc, s.spec.workers)
 	if err != nil {
 		return err
 	}

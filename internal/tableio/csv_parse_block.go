@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -59,6 +60,7 @@ type blockParser struct {
 	skip       bool
 	name       string
 	sampleRows int
+	suspect    byte // the separator a one-column header seems to use instead (0: none)
 	fr         fieldReader
 	// scratch holds the fixed-width values of up to groupRows rows, row-major (int64 or
 	// float64 bits). Rows are parsed into it and scattered to the columns a group at a
@@ -408,6 +410,11 @@ func (p *blockParser) convert(b *columnBuffer, n int, val *uint64, text []byte, 
 				Reason: "the text of this block's column exceeds 2 GiB",
 				Hint:   "Lower batch_rows so that a batch of this column holds less than 2 GiB of text."}
 		}
+		if !utf8.Valid(text) {
+			return &RowError{File: p.name, Line: line, Row: row, Column: p.cols[j].name, Value: errorValue(text),
+				Reason: fmt.Sprintf("the text %q is not UTF-8 (%s)", errorValue(text), invalidUTF8(text)),
+				Hint:   "R" + utf8Hint[1:] + `, or set on_bad_row = "skip".`}
+		}
 		b.strData = append(b.strData, text...)
 		b.i32[n+1] = int32(len(b.strData))
 	}
@@ -426,6 +433,12 @@ func (p *blockParser) typeError(text []byte, j int, line, row int64) *RowError {
 	if col.inferred {
 		hint = fmt.Sprintf(`The column's type %s was inferred from the first %d rows. Fix the value, declare the column as %s in [stages.load.schema], or set on_bad_row = "skip".`,
 			col.kind, p.sampleRows, suggest)
+	}
+	if decimalComma(text) {
+		hint += " The value has a decimal comma: pipe reads numbers with a decimal point, so write the column with points (or declare it as string)."
+	} else if c := separatorIn(text, p.delim); c != 0 {
+		hint += fmt.Sprintf(" The value holds %s: if the file (or this row) is separated by %s, set delimiter = %s; a file must use one separator throughout.",
+			quoteDelimiter(c), quoteDelimiter(c), quoteDelimiter(c))
 	}
 	return &RowError{File: p.name, Line: line, Row: row, Column: col.name, Value: errorValue(text),
 		Expected: col.kind.String(), Hint: hint}
@@ -464,9 +477,17 @@ func (p *blockParser) fieldCountError(data []byte, rowStart, end, j int, line, r
 			pos = e + 1
 		}
 	}
+	hint := `Fix the row (a field that contains the delimiter, a quote or a line break must be quoted), or set on_bad_row = "skip".`
+	switch c := rowDelimiter(data[rowStart:], p.delim, len(p.cols)); {
+	case p.suspect != 0:
+		hint = fmt.Sprintf("The header reads as one column: the file looks separated by %s; set delimiter = %s on the source.",
+			quoteDelimiter(p.suspect), quoteDelimiter(p.suspect))
+	case c != 0:
+		hint = fmt.Sprintf(`This row looks separated by %s, unlike the header (delimiter %s): the file mixes separators; make them one, or set on_bad_row = "skip".`,
+			quoteDelimiter(c), quoteDelimiter(p.delim))
+	}
 	return &RowError{File: p.name, Line: line, Row: row,
-		Reason: fmt.Sprintf("expected %d fields, found %d", len(p.cols), found),
-		Hint:   `Fix the row (a field that contains the delimiter, a quote or a line break must be quoted), or set on_bad_row = "skip".`}
+		Reason: fmt.Sprintf("expected %d fields, found %d", len(p.cols), found), Hint: hint}
 }
 
 // build turns the first n rows of bufs into a record batch; the caller owns it.

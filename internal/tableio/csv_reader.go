@@ -2,9 +2,12 @@ package tableio
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -37,6 +40,13 @@ type CSVReader struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	stopped sync.Once
+
+	// checkStream: the input is a compressed stream, so a bad row may be the garbled text of
+	// a damaged file; Next then reads on to find the file's error (see streamError).
+	checkStream bool
+	draining    atomic.Bool // streamError is reading on: parsers skip their chunks
+
+	warnings []string
 
 	cur      arrow.RecordBatch
 	err      error
@@ -73,7 +83,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		end, lines, ok := scanRow(data, pos)
 		if !ok && !src.eof {
 			if data, err = src.fill(data); err != nil {
-				return nil, fmt.Errorf("%s: reading the header: %w", o.Name, err)
+				return nil, readError(o.Name, "reading the header", err)
 			}
 			if !bomChecked && (len(data) >= 3 || src.eof) {
 				bomChecked = true
@@ -93,6 +103,11 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		if problem != fieldOK {
 			return nil, fmt.Errorf("%s:%d: the header row has a broken quote; quote a column name as \"name\" and double quotes inside it", o.Name, line)
 		}
+		for j, name := range fields {
+			if !utf8.ValidString(name) {
+				return nil, fmt.Errorf("%s:%d: the name of column %d, %q, is not UTF-8 (%s): %s", o.Name, line, j+1, name, invalidUTF8([]byte(name)), utf8Hint)
+			}
+		}
 		header = fields
 		pos = next
 		line += int64(hl)
@@ -101,6 +116,11 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	cols, schema, err := planColumns(header, o, line-1)
 	if err != nil {
 		return nil, err
+	}
+	var warnings []string
+	suspect := suspectDelimiter(header, byte(o.Delimiter))
+	if suspect != 0 {
+		warnings = append(warnings, delimiterWarning(o.Name, header[0], byte(o.Delimiter), suspect))
 	}
 
 	// Sample rows for inference (at least one row, to tell an empty table apart).
@@ -127,7 +147,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		end, _, ok := scanRow(data, scan)
 		if !ok && !src.eof {
 			if data, err = src.fill(data); err != nil {
-				return nil, fmt.Errorf("%s: reading the sample rows: %w", o.Name, err)
+				return nil, readError(o.Name, "reading the sample rows", err)
 			}
 			continue
 		}
@@ -180,7 +200,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	md := schema.Metadata()
 	schema = arrow.NewSchema(fields, &md)
 
-	rd := &CSVReader{mem: mem, opts: o, schema: schema,
+	rd := &CSVReader{mem: mem, opts: o, schema: schema, warnings: warnings,
 		results: make(chan chan chunkResult, o.Workers+1),
 		done:    make(chan struct{})}
 	jobs := make(chan *csvChunk, o.Workers)
@@ -189,6 +209,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	go rd.runChunker(src, data[pos:], line, jobs, free)
 	for range o.Workers {
 		p := newBlockParser(mem, schema, cols, &o)
+		p.suspect = suspect
 		go rd.runParser(p, jobs, free)
 	}
 	return rd, nil
@@ -226,8 +247,8 @@ func planColumns(header []string, o CSVOptions, headerLine int64) ([]csvColumn, 
 		for _, f := range o.Schema.Fields() {
 			j, ok := seen[f.Name]
 			if !ok {
-				return nil, nil, fmt.Errorf("%s: the declared schema has a column %q that the header does not have (header: %v); fix the name in the schema",
-					o.Name, f.Name, header)
+				return nil, nil, fmt.Errorf("%s: the declared schema has a column %q that the header does not have (header: %s); fix the name in the schema",
+					o.Name, f.Name, columnList(header))
 			}
 			k, err := kindOf(f.Type)
 			if err != nil {
@@ -270,13 +291,33 @@ func (s *csvSource) fill(data []byte) ([]byte, error) {
 		copy(grown, data)
 		data = grown
 	}
-	n, err := io.ReadFull(s.r, data[len(data):len(data)+want])
+	// Not io.ReadFull: it reports a short read as io.ErrUnexpectedEOF, which is also what a
+	// truncated gzip stream returns, and the two must not be confused. Only io.EOF ends the
+	// input.
+	buf := data[len(data) : len(data)+want]
+	n := 0
+	var err error
+	for n < len(buf) && err == nil {
+		var m int
+		m, err = s.r.Read(buf[n:])
+		n += m
+	}
 	data = data[:len(data)+n]
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
+	if err == io.EOF {
 		s.eof = true
 		return data, nil
 	}
 	return data, err
+}
+
+// readError is the error of a failed read of the input: a *CorruptFileError as it is (it names
+// the file), another error wrapped with the file's name and what was being read.
+func readError(name, what string, err error) error {
+	var ce *CorruptFileError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("%s: %s: %w", name, what, err)
 }
 
 // runChunker cuts the input into chunks of up to BatchRows complete rows, in order, and
@@ -297,7 +338,7 @@ func (rd *CSVReader) runChunker(src *csvSource, data []byte, line int64, jobs ch
 				if !src.eof {
 					var err error
 					if data, err = src.fill(data); err != nil {
-						rd.sendError(fmt.Errorf("%s: reading: %w", rd.opts.Name, err))
+						rd.sendError(readError(rd.opts.Name, "reading", err))
 						return
 					}
 					continue
@@ -370,7 +411,11 @@ func (rd *CSVReader) runParser(p *blockParser, jobs <-chan *csvChunk, free chan 
 			if !ok {
 				return
 			}
-			c.result <- p.parse(c) // buffered: never blocks
+			if rd.draining.Load() {
+				c.result <- chunkResult{} // only the stream's end is of interest now
+			} else {
+				c.result <- p.parse(c) // buffered: never blocks
+			}
 			select {
 			case free <- c.data[:0]:
 			default:
@@ -410,6 +455,12 @@ func (rd *CSVReader) Next() bool {
 		}
 		if res.err != nil {
 			rd.err = res.err
+			var re *RowError
+			if rd.checkStream && errors.As(res.err, &re) {
+				if serr := rd.streamError(); serr != nil {
+					rd.err = fmt.Errorf("%w. The damage first showed as a bad row: %v", serr, re)
+				}
+			}
 			rd.stop()
 			return false
 		}
@@ -420,6 +471,23 @@ func (rd *CSVReader) Next() bool {
 	}
 }
 
+// streamError reads the rest of the input after a bad row, releasing the batches, and returns
+// the first error that is not a bad row (a damaged compressed stream), or nil.
+func (rd *CSVReader) streamError() error {
+	rd.draining.Store(true)
+	for slot := range rd.results {
+		res := <-slot
+		if res.rec != nil {
+			res.rec.Release()
+		}
+		var re *RowError
+		if res.err != nil && !errors.As(res.err, &re) {
+			return res.err
+		}
+	}
+	return nil
+}
+
 // RecordBatch returns the current batch, owned by the reader: valid until the next call to
 // Next or Release; Retain it to keep it.
 func (rd *CSVReader) RecordBatch() arrow.RecordBatch { return rd.cur }
@@ -427,6 +495,10 @@ func (rd *CSVReader) RecordBatch() arrow.RecordBatch { return rd.cur }
 // Err returns the error that stopped Next: a *RowError for a bad row (when OnBadRow is
 // "fail"), or an I/O error. It is nil at a clean end.
 func (rd *CSVReader) Err() error { return rd.err }
+
+// Warnings describes what in the input looks wrong without being an error: a header that
+// reads as one column holding another separator (set the delimiter).
+func (rd *CSVReader) Warnings() []string { return append([]string(nil), rd.warnings...) }
 
 // SkippedRows is the number of bad rows skipped so far (OnBadRow = "skip").
 func (rd *CSVReader) SkippedRows() int64 { return rd.skipped }

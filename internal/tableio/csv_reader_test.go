@@ -239,7 +239,7 @@ func TestCSVReaderBad(t *testing.T) {
 			name: "declared column missing from the header",
 			in:   "a\n1\n",
 			opts: tableio.CSVOptions{Name: "f.csv", Schema: arrow.NewSchema([]arrow.Field{{Name: "b", Type: arrow.PrimitiveTypes.Int64}}, nil)},
-			err:  `f.csv: the declared schema has a column "b" that the header does not have (header: [a]); fix the name in the schema`,
+			err:  `f.csv: the declared schema has a column "b" that the header does not have (header: a); fix the name in the schema`,
 		},
 		{
 			name: "quote as delimiter",

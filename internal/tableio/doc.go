@@ -19,6 +19,16 @@
 // that names the file, line, row and column and says how to fix it; with OnBadRow = "skip"
 // it is dropped, counted (SkippedRows) and the first ten are described (SkippedExamples).
 //
+// Text must be UTF-8: a field of a string column (or a column name) that is not is a bad row
+// (or a header error) naming its row and column, and a Parquet or IPC string value that is not
+// is an error naming its row and column. A header that reads as one column holding another
+// separator (';', a tab, ',', '|') gives a warning (CSVReader.Warnings) that names the
+// delimiter to set, and the errors such a file causes carry the same hint.
+//
+// A .csv.gz whose gzip stream is truncated or corrupt (a failed CRC check) is a
+// *CorruptFileError for the whole file, whatever OnBadRow says: a bad row that the damage
+// produced before the decompressor noticed it is reported as the damage.
+//
 // Column types are declared (CSVOptions.Schema, by column name) or inferred from the first
 // SampleRows rows (int64, float64, bool or utf8). A later value that does not fit an inferred
 // type is not widened silently: it is a *RowError naming its row, whose hint says to declare

@@ -1,7 +1,6 @@
 package tableio
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +98,14 @@ func (c *closingReader) SkippedRows() int64 {
 	return 0
 }
 
+// Warnings forwards the wrapped CSV reader's warnings (none for other formats).
+func (c *closingReader) Warnings() []string {
+	if w, ok := c.Reader.(interface{ Warnings() []string }); ok {
+		return w.Warnings()
+	}
+	return nil
+}
+
 func (c *closingReader) Release() {
 	c.Reader.Release()
 	for _, cl := range c.closers {
@@ -114,9 +121,9 @@ func openCSV(f *os.File, gz bool, path string, mem memory.Allocator, opts CSVOpt
 	var in io.Reader = f
 	closers := []io.Closer{f}
 	if gz {
-		zr, err := gzip.NewReader(f)
+		zr, err := openGzip(f, opts.Name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: not a valid gzip file (%w); a .csv.gz file must be gzip-compressed CSV", path, err)
+			return nil, err
 		}
 		in = zr
 		closers = []io.Closer{zr, f}
@@ -125,6 +132,10 @@ func openCSV(f *os.File, gz bool, path string, mem memory.Allocator, opts CSVOpt
 	if err != nil {
 		return nil, err
 	}
+	// A damaged compressed stream garbles the text before the decompressor notices (the CRC
+	// is checked at the end): a bad row there may be the damage, so the reader reads on to
+	// tell the file's error from the row's.
+	rd.checkStream = gz
 	return &closingReader{Reader: rd, closers: closers}, nil
 }
 
@@ -191,6 +202,11 @@ func (l *limitReader) Next() bool {
 	if l.limit > 0 && l.seen+n > l.limit {
 		l.cur = rec.NewSlice(0, l.limit-l.seen)
 		n = l.limit - l.seen
+	}
+	if j, i, v, ok := firstInvalidUTF8(l.RecordBatch()); !ok {
+		l.err = fmt.Errorf("%s: row %d, column %q: the text %q is not UTF-8 (%s): %s",
+			l.name, l.seen+int64(i)+1, rec.Schema().Field(j).Name, errorValue(v), invalidUTF8(v), utf8Hint)
+		return false
 	}
 	l.seen += n
 	return true

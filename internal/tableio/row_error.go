@@ -52,3 +52,14 @@ func errorValue(b []byte) string {
 	}
 	return string(b)
 }
+
+// maxListedColumns is how many names an error lists before it counts the rest.
+const maxListedColumns = 20
+
+// columnList joins column names for an error message: the first 20, then how many more.
+func columnList(names []string) string {
+	if len(names) <= maxListedColumns {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, ... and %d more", strings.Join(names[:maxListedColumns], ", "), len(names)-maxListedColumns)
+}
