@@ -137,9 +137,9 @@ kind = "split"
 input = "load"
 `, c.name, c.ignore)
 			for _, part := range []string{"train", "val", "test"} {
-				own += fmt.Sprintf("[stages.save_%s]\nkind = \"write\"\ninput = \"split.%s\"\npath = %q\n", part, part, filepath.Join(dir, part+".csv"))
+				own += fmt.Sprintf("[stages.save_%s]\nkind = \"write\"\ninput = \"split.%s\"\npath = %q\n", part, part, part+".csv")
 			}
-			m, _, err := runTOML(t, dir, own)
+			m, runDir, err := runTOML(t, dir, own)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +151,7 @@ input = "load"
 			var data [][]string
 			var splits []string
 			for _, part := range []string{"train", "val", "test"} {
-				rows := readCSV(t, filepath.Join(dir, part+".csv"))
+				rows := readCSV(t, filepath.Join(runDir, "stages", "save_"+part, part+".csv"))
 				if data == nil {
 					data = rows[:1]
 				} else if strings.Join(rows[0], ",") != strings.Join(data[0], ",") {
