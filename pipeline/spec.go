@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/pipe-ml/pipe/internal/names"
 )
 
 // Type is the type of a stage field, as written in TOML.
@@ -357,12 +359,7 @@ func checkFieldSpec(f *Field, name string) error {
 
 // ListNames joins names with ", ", cut after max of them with a count of the rest: "a, b, ...
 // (and 31 more)". max <= 0 lists them all.
-func ListNames(names []string, max int) string {
-	if max <= 0 || len(names) <= max {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s, ... (and %d more)", strings.Join(names[:max], ", "), len(names)-max)
-}
+func ListNames(list []string, max int) string { return names.List(list, max) }
 
 // FlattenFields returns fields with the nested fields of each one listed after it, named by
 // their path: "optimizer.lr", "layers[].dense", "tasks.<target>.loss_weight". `pipe docs`
@@ -408,47 +405,4 @@ func FlattenFields(fields []Field) []Field {
 }
 
 // Suggest returns the candidate closest to s by edit distance, or "" when none is close.
-func Suggest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		d := levenshtein(strings.ToLower(s), strings.ToLower(c))
-		if d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 2
-	if len(s) > 6 {
-		limit = 3
-	}
-	if bestD <= limit || (best != "" && (strings.HasPrefix(best, s) || strings.HasPrefix(s, best)) && len(s) >= 3) {
-		return best
-	}
-	return ""
-}
-
-// levenshtein is the optimal-string-alignment distance: insertions, deletions, substitutions
-// and transpositions of adjacent characters each cost one.
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
-}
+func Suggest(s string, candidates []string) string { return names.Suggest(s, candidates) }

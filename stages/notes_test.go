@@ -92,7 +92,7 @@ func TestMissingColumnErrorsAreShort(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{`did you mean "label"`, "pixel_19, ... and 21 more"} {
+	for _, want := range []string{`did you mean "label"`, "pixel_19, ... (and 21 more)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

@@ -325,18 +325,9 @@ func withRoles(in pipeline.RecordReader, targets []string, explicit bool, ignore
 	return &roleReader{in: in, out: arrow.NewSchema(fields, &md), keep: keep}, nil
 }
 
-// maxListedColumns is how many names an error lists before it counts the rest.
-const maxListedColumns = 20
-
 // columnList joins a schema's column names for a message: the first 20, then how many more,
 // so that a table of 784 pixel columns does not flood it.
-func columnList(s *arrow.Schema) string {
-	names := fieldNames(s)
-	if len(names) <= maxListedColumns {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s, ... and %d more", strings.Join(names[:maxListedColumns], ", "), len(names)-maxListedColumns)
-}
+func columnList(s *arrow.Schema) string { return pipeline.ListNames(fieldNames(s), 20) }
 
 // columnsHint is what a message about a missing column says: a close name if there is one,
 // and the columns there are.

@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"github.com/pipe-ml/pipe/bundle"
 	"hash/fnv"
 	"sort"
 	"strings"
@@ -309,7 +310,7 @@ func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *p
 			copy(batchRoles, roles[row:row+n])
 		case s.column != "":
 			vals, valid := arrowutil.Strings(rec.Column(sch.FieldIndices(s.column)[0]))
-			ids := rowIDs(rec)
+			ids := bundle.RowIDs(rec)
 			for i := range vals {
 				role, ok := splitRoleByName[vals[i]]
 				if !valid[i] || !ok {
@@ -327,7 +328,7 @@ func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *p
 			if s.groupBy != "" {
 				keys = hashValues(rec.Column(sch.FieldIndices(s.groupBy)[0]))
 			} else {
-				for _, id := range rowIDs(rec) {
+				for _, id := range bundle.RowIDs(rec) {
 					keys = append(keys, uint64(id))
 				}
 			}
@@ -482,24 +483,6 @@ func (s *splitStage) write(ctx context.Context, sc *pipeline.StageContext, in *p
 		}
 	}
 	return nil
-}
-
-// rowIDs returns the _row column of a batch (0.. when absent).
-func rowIDs(rec arrow.RecordBatch) []int64 {
-	idx := rec.Schema().FieldIndices(schema.RowIDColumn)
-	n := int(rec.NumRows())
-	out := make([]int64, n)
-	if idx == nil {
-		for i := range out {
-			out[i] = int64(i)
-		}
-		return out
-	}
-	vals, _ := arrowutil.Float64s(rec.Column(idx[0]))
-	for i, v := range vals {
-		out[i] = int64(v)
-	}
-	return out
 }
 
 // splitColumnSchema returns s with the split column (if any) given the split role. A split
