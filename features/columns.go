@@ -2,8 +2,8 @@ package features
 
 import (
 	"fmt"
+	"github.com/pipe-ml/pipe/internal/names"
 	"strconv"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -204,17 +204,9 @@ func fieldByName(s *arrow.Schema, name, kind string) (int, error) {
 	return -1, fmt.Errorf("%s: column name %q appears %d times in the table", kind, name, len(idx))
 }
 
-// maxListedColumns is how many names an error lists before it counts the rest.
-const maxListedColumns = 20
-
 // columnList joins column names for an error message: the first 20, then how many more, so
 // that a table of 784 pixel columns does not flood the message.
-func columnList(names []string) string {
-	if len(names) <= maxListedColumns {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s, ... and %d more", strings.Join(names[:maxListedColumns], ", "), len(names)-maxListedColumns)
-}
+func columnList(list []string) string { return names.List(list, 20) }
 
 func columnNames(s *arrow.Schema) []string {
 	names := make([]string, s.NumFields())

@@ -27,7 +27,7 @@ func TestLongColumnListsAreCut(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: no error", name)
 		}
-		if !strings.Contains(err.Error(), "c19, ... and 10 more") || strings.Contains(err.Error(), "c20") {
+		if !strings.Contains(err.Error(), "c19, ... (and 10 more)") || strings.Contains(err.Error(), "c20") {
 			t.Errorf("%s: the column list is not cut after 20 names: %v", name, err)
 		}
 	}

@@ -2,6 +2,7 @@ package tableio
 
 import (
 	"fmt"
+	"github.com/pipe-ml/pipe/internal/names"
 	"strings"
 )
 
@@ -53,13 +54,6 @@ func errorValue(b []byte) string {
 	return string(b)
 }
 
-// maxListedColumns is how many names an error lists before it counts the rest.
-const maxListedColumns = 20
-
-// columnList joins column names for an error message: the first 20, then how many more.
-func columnList(names []string) string {
-	if len(names) <= maxListedColumns {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s, ... and %d more", strings.Join(names[:maxListedColumns], ", "), len(names)-maxListedColumns)
-}
+// columnList joins column names for an error message: the first 20, then how many more, so
+// that a table of 784 pixel columns does not flood the message.
+func columnList(list []string) string { return names.List(list, 20) }

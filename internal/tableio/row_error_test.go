@@ -27,7 +27,7 @@ func TestLongHeaderListsAreCut(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	if !strings.Contains(err.Error(), "c19, ... and 5 more") || strings.Contains(err.Error(), "c20") {
+	if !strings.Contains(err.Error(), "c19, ... (and 5 more)") || strings.Contains(err.Error(), "c20") {
 		t.Errorf("the header list is not cut after 20 names: %v", err)
 	}
 }
