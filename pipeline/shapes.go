@@ -119,21 +119,7 @@ type MapFunc func(ctx context.Context, sc *StageContext, in arrow.RecordBatch) (
 // and a model trained on the output is refused (unless the kind declares KeepsFeatures): use
 // ReplayableTransformStage for a transform that changes features.
 func TransformStage(outSchema func(in *arrow.Schema) (*arrow.Schema, error), fn MapFunc) Stage {
-	return StageFunc(func(ctx context.Context, sc *StageContext) error {
-		in, err := sc.Input(ctx, "input")
-		if err != nil {
-			return err
-		}
-		s, err := outSchema(in.Schema())
-		if err != nil {
-			return err
-		}
-		out, err := sc.NewTable("out", s, in.Split(), in.Lineage())
-		if err != nil {
-			return err
-		}
-		return MapTable(ctx, sc, in, out, fn)
-	})
+	return mapStage(outSchema, nil, fn)
 }
 
 // ReplayableTransformStage runs a saved, replayable transform as a streaming stage from input
@@ -143,6 +129,14 @@ func TransformStage(outSchema func(in *arrow.Schema) (*arrow.Schema, error), fn 
 // bundle.Decoders.Register (see examples/customstage). outSchema gives the output schema from
 // the input's; the split role carries over.
 func ReplayableTransformStage(outSchema func(in *arrow.Schema) (*arrow.Schema, error), t FittedTransform) Stage {
+	return mapStage(outSchema, t, func(ctx context.Context, sc *StageContext, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+		return t.Apply(ctx, sc.Mem, rec)
+	})
+}
+
+// mapStage streams input "input" through fn into output "out"; t, when not nil, is recorded
+// in the output's lineage as this stage's replayable step.
+func mapStage(outSchema func(in *arrow.Schema) (*arrow.Schema, error), t FittedTransform, fn MapFunc) Stage {
 	return StageFunc(func(ctx context.Context, sc *StageContext) error {
 		in, err := sc.Input(ctx, "input")
 		if err != nil {
@@ -152,14 +146,15 @@ func ReplayableTransformStage(outSchema func(in *arrow.Schema) (*arrow.Schema, e
 		if err != nil {
 			return err
 		}
-		step := LineageStep{Stage: sc.Name, Kind: t.Kind(), FitOn: in.Split(), Transform: t, Input: in.Schema()}
-		out, err := sc.NewTable("out", s, in.Split(), append(in.Lineage(), step))
+		lineage := in.Lineage()
+		if t != nil {
+			lineage = append(lineage, LineageStep{Stage: sc.Name, Kind: t.Kind(), FitOn: in.Split(), Transform: t, Input: in.Schema()})
+		}
+		out, err := sc.NewTable("out", s, in.Split(), lineage)
 		if err != nil {
 			return err
 		}
-		return MapTable(ctx, sc, in, out, func(ctx context.Context, sc *StageContext, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
-			return t.Apply(ctx, sc.Mem, rec)
-		})
+		return MapTable(ctx, sc, in, out, fn)
 	})
 }
 
