@@ -34,4 +34,3 @@ func TestRunFilesFollowTheUmask(t *testing.T) {
 		}
 	}
 }
-
