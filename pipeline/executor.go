@@ -287,7 +287,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		return nil, &RefusedError{Dir: dir, Reason: "cannot write pipeline.toml", Err: err}
 	}
 	if err := reserveSpace(dir); err != nil {
-		rs.warn(fmt.Sprintf("could not set aside space for the final manifest (%v): on a full disk the run may end without one", err))
+		man.Warnings = append(man.Warnings, fmt.Sprintf("could not set aside space for the final manifest (%v): on a full disk the run may end without one", err))
 	}
 	log.Info().Str("pipeline", p.Name).Str("dir", dir).Int("stages", len(p.Stages)).Int("workers", p.Workers).
 		Uint64("seed", p.Seed).Int("pid", me.PID).Str("host", me.Host).Msg("run started")
@@ -385,14 +385,6 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	ev.Str("status", man.Status).Float64("seconds", man.Seconds).Msg("run finished")
 	return &Result{Dir: dir, Manifest: man}, runErr
-}
-
-// warn records a run-level warning in the manifest and logs it.
-func (rs *runState) warn(msg string) {
-	rs.mu.Lock()
-	rs.man.Warnings = append(rs.man.Warnings, msg)
-	rs.mu.Unlock()
-	rs.log.Warn().Msg(msg)
 }
 
 // checkLogFile reports, once, that log.jsonl could no longer be written: in the manifest's

@@ -100,7 +100,8 @@ func checkSystemDir(dir string) error {
 	if err != nil {
 		return &RefusedError{Dir: dir, Reason: "cannot make the path absolute", Err: err}
 	}
-	for _, p := range []string{abs, resolvePath(abs)} {
+	resolved := resolvePath(abs)
+	for _, p := range []string{abs, resolved} {
 		if r := systemDirReason(p); r != "" {
 			if p != abs {
 				r = "resolves to " + p + ": " + r
@@ -108,7 +109,26 @@ func checkSystemDir(dir string) error {
 			return &RefusedError{Dir: dir, Reason: r}
 		}
 	}
+	// Nor does a run add a directory at the root of the file system.
+	if top := topMissing(resolved); top != "" && filepath.Dir(top) == string(filepath.Separator) {
+		return &RefusedError{Dir: dir, Reason: fmt.Sprintf("would create %s at the root of the file system; choose a directory inside an existing one", top)}
+	}
 	return nil
+}
+
+// topMissing returns the topmost directory of path (absolute, resolved) that does not exist,
+// or "" when path exists.
+func topMissing(path string) string {
+	missing := ""
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			return missing
+		}
+		missing = p
+		if filepath.Dir(p) == p {
+			return missing
+		}
+	}
 }
 
 // runDir is a run directory made ready for a run: locked, and empty apart from its lock file.
@@ -174,7 +194,7 @@ func lockRefusal(dir string, err error) error {
 		}
 		return &RefusedError{Dir: dir, Reason: reason, Holder: &h}
 	}
-	return &RefusedError{Dir: dir, Reason: "cannot lock it (is it writable?)", Err: err}
+	return &RefusedError{Dir: dir, Reason: "cannot take its lock (is it writable, and does its file system support flock?)", Err: err}
 }
 
 // checkEmpty refuses a directory that holds anything but a lock file: a run (running,

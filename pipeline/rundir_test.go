@@ -73,6 +73,7 @@ func TestRunRefusesUnusableDirs(t *testing.T) {
 		{"home, relative", home + "/../home", "is your home directory"},
 		{"a link to /etc", toEtc, "resolves to /etc"},
 		{"a dangling link", dangling, "is a symbolic link to"},
+		{"a new directory in /", "/pipe-test-run-never-created/run", "would create /pipe-test-run-never-created at the root"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := dirEntries(t, c.dir)
@@ -89,8 +90,17 @@ func TestRunRefusesUnusableDirs(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat("/etc/pipe-test-run-never-created"); err == nil {
-		t.Error("a run created a directory in /etc")
+	for _, d := range []string{"/etc/pipe-test-run-never-created", "/pipe-test-run-never-created"} {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("a run created %s", d)
+		}
+	}
+	// Nor does a runs directory at the root: runs/<pipeline> would be created there.
+	if _, err := Run(context.Background(), p, RunOptions{RunsDir: "/"}); !IsRefused(err) {
+		t.Errorf("RunsDir /: %v", err)
+	}
+	if _, err := os.Stat("/" + p.Name); err == nil {
+		t.Errorf("a run created /%s", p.Name)
 	}
 	if b, _ := os.ReadFile(filepath.Join(notRun, "thesis.tex")); string(b) != "precious" {
 		t.Error("the refused run touched a file of the directory")
