@@ -2,7 +2,8 @@
 # The two commands of the README, for a fresh machine:
 #   ./run.sh example   build pipe and run pipelines/digits-mlp.toml end to end on the embedded digits dataset
 #   ./run.sh test      run the whole test suite with -race (what CI runs), on the pure-Go build and,
-#                      when OpenBLAS is available, on the openblas build too
+#                      when OpenBLAS is available, on the openblas build too; then the tests that
+#                      skip under -race (zero allocations) without it
 # Set-up happens here: Go modules are downloaded, and Debian's libopenblas-dev is installed when
 # apt-get can (root, reachable mirror); without it pipe builds and runs in pure Go.
 set -euo pipefail
@@ -65,6 +66,10 @@ test)
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	echo "== go test -race ./... (pure Go)" >&2
 	go test -race -count=1 -timeout 40m ./...
+	# The race detector makes sync.Pool drop items, so the zero-allocation tests skip under
+	# -race; run them once without it (a test in cli keeps this list complete).
+	echo "== go test (no -race): the zero-allocation tests" >&2
+	go test -count=1 -timeout 10m -run 'TestTrainStepDoesNotAllocate|TestSgemmAllocatesNothing' ./nn ./internal/sgemm
 	if have_openblas; then
 		echo "== go test -race -tags openblas (numeric packages and stages)" >&2
 		go test -race -count=1 -timeout 30m -tags openblas ./nn/... ./stages/... ./internal/sgemm/...
@@ -73,7 +78,7 @@ test)
 	fi
 	;;
 *)
-	sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -21,27 +22,6 @@ import (
 	"github.com/pipe-ml/pipe/pipeline"
 	"github.com/pipe-ml/pipe/stages"
 )
-
-const usage = `pipe runs machine-learning pipelines written as TOML DAGs of stages.
-
-Usage:
-  pipe run FILE [--out DIR] [--set stage.key=value]... [--log-format console|json] [--data-dir DIR]
-  pipe validate FILE [--set stage.key=value]...
-  pipe graph FILE [--format dot|mermaid]
-  pipe docs [KIND...]
-  pipe datasets
-  pipe summary BUNDLE
-  pipe gradcheck FILE|BUNDLE [--rows N]
-  pipe predict --model BUNDLE --input FILE --output FILE
-  pipe version
-
-Exit codes:
-  0    success (validate: the pipeline is valid)
-  1    the run failed (a stage returned an error); see manifest.json and the log
-  2    usage or config error; nothing ran
-  3    the run finished degraded (something was dropped, e.g. an ensemble member)
-  130  interrupted (SIGINT or SIGTERM); the manifest says "canceled"
-`
 
 // stringList is a repeatable flag.
 type stringList []string
@@ -134,48 +114,45 @@ func (a *app) decoders() (*bundle.Decoders, error) { return a.cmd.Decoders() }
 
 func (a *app) main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, a.usage())
 		return pipeline.ExitConfig
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return a.cmdRun(rest, stdout, stderr)
-	case "validate":
-		return a.cmdValidate(rest, stdout, stderr)
-	case "graph":
-		return a.cmdGraph(rest, stdout, stderr)
-	case "docs":
-		return a.cmdDocs(rest, stdout, stderr)
-	case "datasets":
-		return cmdDatasets(rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "pipe", Version())
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+	name, rest := args[0], args[1:]
+	switch name {
+	case "--version":
+		name = "version"
+	case "help", "-h", "-help", "--help":
+		if len(rest) == 0 {
+			fmt.Fprint(stdout, a.usage())
+			return 0
+		}
+		name, rest = rest[0], []string{"--help"}
 	}
-	if extra, ok := extraCommands[cmd]; ok {
-		return extra(a, rest, stdout, stderr)
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+		if c.name != name {
+			continue
+		}
+		if wantsHelp(rest) {
+			fmt.Fprint(stdout, a.help(c))
+			return 0
+		}
+		if c.name == "version" {
+			if len(rest) > 0 {
+				return a.usageError(stderr, "version", "takes no arguments")
+			}
+			fmt.Fprintln(stdout, a.cmd.name(), Version())
+			return 0
+		}
+		return c.run(a, rest, stdout, stderr)
 	}
-	msg := fmt.Sprintf("pipe: unknown command %q", cmd)
-	names := []string{"run", "validate", "graph", "docs", "datasets", "version", "help"}
-	for n := range extraCommands {
-		names = append(names, n)
-	}
-	if s := pipeline.Suggest(cmd, names); s != "" {
+	msg := fmt.Sprintf("%s: unknown command %q", a.cmd.name(), name)
+	if s := pipeline.Suggest(name, append(names, "help")); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	fmt.Fprintf(stderr, "%s\n\n%s", msg, usage)
+	fmt.Fprintf(stderr, "%s\n\n%s", msg, a.usage())
 	return pipeline.ExitConfig
-}
-
-// extraCommands are the commands that live in their own files.
-var extraCommands = map[string]func(a *app, args []string, stdout, stderr io.Writer) int{
-	"predict":   (*app).cmdPredict,
-	"summary":   (*app).cmdSummary,
-	"gradcheck": (*app).cmdGradcheck,
 }
 
 // Version is pipe's version from the build info.
@@ -202,9 +179,16 @@ func Registry() *pipeline.Registry {
 	return r
 }
 
+// newFlags returns the flag set of a command. flag prints only a parse error to stderr (the
+// command prints its usage); -h and --help never reach it (main answers them), except from
+// flagsOf, which gets the set through its flagProbe.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("pipe "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	if probe, ok := stderr.(*flagProbe); ok {
+		probe.fs = fs
+	}
 	return fs
 }
 
@@ -246,11 +230,13 @@ func (a *app) load(path string, overrides []string, stderr io.Writer) (*pipeline
 func (a *app) cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("validate", stderr)
 	var sets stringList
-	fs.Var(&sets, "set", "override a key: stage.key=value (repeatable)")
+	fs.Var(&sets, "set", "override a key, `stage.key=value`; the value is read as TOML (repeatable)")
 	pos, err := parseInterspersed(fs, args)
-	if err != nil || len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: pipe validate FILE [--set stage.key=value]...")
-		return pipeline.ExitConfig
+	if err != nil {
+		return a.usageError(stderr, "validate", "")
+	}
+	if len(pos) != 1 {
+		return a.usageError(stderr, "validate", "takes one pipeline file")
 	}
 	p, code := a.load(pos[0], sets, stderr)
 	if code != 0 {
@@ -262,11 +248,13 @@ func (a *app) cmdValidate(args []string, stdout, stderr io.Writer) int {
 
 func (a *app) cmdGraph(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("graph", stderr)
-	format := fs.String("format", "dot", "dot or mermaid")
+	format := fs.String("format", "dot", "print the graph as `dot|mermaid` (Graphviz or Mermaid)")
 	pos, err := parseInterspersed(fs, args)
-	if err != nil || len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: pipe graph FILE [--format dot|mermaid]")
-		return pipeline.ExitConfig
+	if err != nil {
+		return a.usageError(stderr, "graph", "")
+	}
+	if len(pos) != 1 {
+		return a.usageError(stderr, "graph", "takes one pipeline file")
 	}
 	p, code := a.load(pos[0], nil, stderr)
 	if code != 0 {
@@ -297,18 +285,20 @@ func (a *app) cmdDocs(args []string, stdout, stderr io.Writer) int {
 func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	var sets stringList
-	fs.Var(&sets, "set", "override a key: stage.key=value (repeatable)")
-	out := fs.String("out", "", "the run directory, used exactly (default runs/<pipeline>/<run-id>)")
-	runs := fs.String("runs", "runs", "the parent of run directories when --out is not given")
-	logFormat := fs.String("log-format", "console", "console (human) or json (one JSON object per line)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	dataDir := fs.String("data-dir", "", "where to look first for datasets that are not embedded (MNIST)")
+	fs.Var(&sets, "set", "override a key, `stage.key=value`; the value is read as TOML (repeatable)")
+	out := fs.String("out", "", "the run directory `DIR`, used exactly: it must not exist or be empty (default: a new runs/<pipeline>/<run-id>)")
+	runs := fs.String("runs", "runs", "the `DIR` that holds <pipeline>/<run-id> when --out is not given")
+	logFormat := fs.String("log-format", "console", "write log lines to stderr as `console|json` (json: one JSON object per line, for jobs)")
+	logLevel := fs.String("log-level", "info", "show log lines of this level and above, `debug|info|warn|error` (log.jsonl has all)")
+	dataDir := fs.String("data-dir", "", "the `DIR` to look in first for datasets that are not embedded (MNIST)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for `go tool pprof`)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE`, for go tool pprof")
 	pos, err := parseInterspersed(fs, args)
-	if err != nil || len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: pipe run FILE [--out DIR] [--set stage.key=value]... [--log-format console|json]")
-		return pipeline.ExitConfig
+	if err != nil {
+		return a.usageError(stderr, "run", "")
+	}
+	if len(pos) != 1 {
+		return a.usageError(stderr, "run", "takes one pipeline file")
 	}
 	if *logFormat != "console" && *logFormat != "json" {
 		fmt.Fprintf(stderr, "pipe run: --log-format must be console or json, not %q\n", *logFormat)
@@ -332,7 +322,7 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	defer close(done)
@@ -358,7 +348,11 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	})
 	disp.finish()
 	if res == nil {
+		// Refused before anything ran: a run directory that is not new or empty, or locked.
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
+		if pipeline.IsRefused(err) {
+			return pipeline.ExitConfig
+		}
 		return pipeline.ExitFailed
 	}
 	m := res.Manifest
@@ -381,12 +375,43 @@ func printSummary(w io.Writer, m *pipeline.Manifest) {
 		}
 		fmt.Fprintln(w, line)
 		for _, k := range headlineMetrics(s.Metrics) {
-			fmt.Fprintf(w, "      %-32s %.4f\n", k, s.Metrics[k])
+			fmt.Fprintf(w, "      %-32s %s\n", k, formatMetric(k, s.Metrics[k]))
 		}
 	}
 	for _, d := range m.Dropped {
 		fmt.Fprintf(w, "  dropped: %s\n", d)
 	}
+}
+
+// countWords are the words (between underscores) that make a metric a count: val_rows,
+// test_rows, duplicate_rows_across_splits, members_kept, best_epoch, added_rows.
+var countWords = map[string]bool{
+	"rows": true, "count": true, "epoch": true, "epochs": true, "members": true, "kept": true, "added": true,
+	"steps": true, "batches": true, "classes": true, "features": true, "columns": true,
+}
+
+// isCount reports whether a metric's name says it counts something: its last path element
+// (after the last "/") starts with n_ or num_, or has a word of countWords.
+func isCount(key string) bool {
+	base := key[strings.LastIndex(key, "/")+1:]
+	if strings.HasPrefix(base, "n_") || strings.HasPrefix(base, "num_") {
+		return true
+	}
+	for _, w := range strings.Split(base, "_") {
+		if countWords[w] {
+			return true
+		}
+	}
+	return false
+}
+
+// formatMetric prints a count with an integral value as an integer, anything else with four
+// decimals.
+func formatMetric(key string, v float64) string {
+	if isCount(key) && v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return fmt.Sprintf("%.4f", v)
 }
 
 // headlineMetrics picks the metrics worth a line in the summary: test and val metrics; of

@@ -62,6 +62,14 @@ type RunOptions struct {
 	Version string
 	// GEMM names the matrix-product backend, recorded in the manifest.
 	GEMM string
+	// Heartbeat is how often the running run rewrites heartbeat_at in its manifest, by which
+	// ReadRun tells a run on another host that died from one that runs. Default
+	// DefaultHeartbeat (10 s).
+	Heartbeat time.Duration
+
+	// Test seams; nil is the real thing.
+	openLog   func(path string) (io.WriteCloser, error) // creates log.jsonl
+	writeFile func(path string, data []byte) error      // writes manifest.json
 }
 
 // Result is what a run produced.
@@ -114,18 +122,25 @@ func (c *cpuBudget) acquire(ctx context.Context, want int) (int, func(), error) 
 }
 
 type runState struct {
-	p      *Pipeline
-	dir    string
-	mem    memory.Allocator
-	budget *memBudget
-	cpu    *cpuBudget
-	log    zerolog.Logger
+	p       *Pipeline
+	dir     string
+	mem     memory.Allocator
+	budget  *memBudget
+	cpu     *cpuBudget
+	log     zerolog.Logger
+	logFile *logFileWriter
 
 	mu       sync.Mutex
 	slots    map[Ref]*slot
 	man      *Manifest
 	runInfoM map[string]any
 	stages   map[string]*stageState
+
+	// writeMu orders manifest writes, so that an older state never replaces a newer one.
+	writeMu     sync.Mutex
+	writeFile   func(path string, data []byte) error
+	writeFailed bool // a manifest write failed and was logged: later failures are not
+	logReported bool // the log file's failure is in the manifest's warnings
 }
 
 func (r *runState) slotOf(ref Ref) *slot {
@@ -146,22 +161,6 @@ func (r *runState) publish(ref Ref, s *slot) error {
 	cur.table, cur.artifact = s.table, s.artifact
 	close(cur.ready)
 	return nil
-}
-
-func (r *runState) await(ctx context.Context, ref Ref) (*slot, error) {
-	s := r.slotOf(ref)
-	if s == nil {
-		return nil, fmt.Errorf("unknown input %s", ref)
-	}
-	select {
-	case <-s.ready:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	if s.err != nil {
-		return nil, fmt.Errorf("input %s: %w", ref, s.err)
-	}
-	return s, nil
 }
 
 func (r *runState) setRunInfo(key string, v any) {
@@ -188,36 +187,53 @@ func NewRunID(now time.Time) string {
 // streams a table while its producer writes it. The first error cancels the run. ctx canceled
 // by the caller ends the run "canceled" (use context.WithCancelCause with ErrCanceled).
 //
-// Run always writes the run directory and its manifest, even when it fails; the returned error
-// is the first stage error (nil when the run succeeded or ended degraded).
+// The run directory is opts.Dir exactly, which must be absent or empty, or a new
+// <RunsDir>/<pipeline>/<run-id>. Before anything runs, Run refuses, with a *RefusedError and
+// nothing written, a directory that is not empty, already holds a run, is a file or a system
+// directory, or is locked by another run. The run holds the directory's lock (LockFile) for
+// its whole life.
+//
+// Once it has started, Run always writes the run directory and its manifest, even when it
+// fails; the returned error is the first stage error (nil when the run succeeded or ended
+// degraded).
 func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	start := time.Now()
 	runID := NewRunID(start)
-	dir := opts.Dir
-	if dir == "" {
+	var rd *runDir
+	var err error
+	if opts.Dir != "" {
+		rd, err = openRunDir(opts.Dir)
+	} else {
 		root := opts.RunsDir
 		if root == "" {
 			root = "runs"
 		}
-		dir = filepath.Join(root, p.Name, runID)
+		rd, runID, err = newRunDir(ctx, root, p.Name, runID)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create run directory: %w", err)
+	if err != nil {
+		return nil, err
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
-		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
-			return nil, fmt.Errorf("run directory %s already holds a run; choose another --out or remove it", dir)
-		}
-	}
+	defer rd.lock.release() // last: after the final manifest
+	dir := rd.path
 	mem := opts.Mem
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	logFile, err := os.Create(filepath.Join(dir, "log.jsonl"))
-	if err != nil {
-		return nil, fmt.Errorf("create log: %w", err)
+	heartbeat := opts.Heartbeat
+	if heartbeat <= 0 {
+		heartbeat = DefaultHeartbeat
 	}
-	defer logFile.Close()
+	openLog := opts.openLog
+	if openLog == nil {
+		openLog = func(path string) (io.WriteCloser, error) { return os.Create(path) }
+	}
+	lf, err := openLog(filepath.Join(dir, "log.jsonl"))
+	if err != nil {
+		rd.abandon()
+		return nil, &RefusedError{Dir: dir, Reason: "cannot create log.jsonl", Err: err}
+	}
+	defer lf.Close()
+	logFile := &logFileWriter{w: lf}
 	var w io.Writer = logFile
 	if opts.LogWriter != nil {
 		level := opts.LogLevel
@@ -228,18 +244,24 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	log := zerolog.New(w).With().Timestamp().Str("run", runID).Logger()
 
+	me := thisProcess()
 	man := &Manifest{
 		FormatVersion: ManifestVersion, Pipeline: p.Name, Description: p.Description, RunID: runID,
 		Status: StatusRunning, Seed: p.Seed, ConfigHash: p.Hash(), ConfigFile: p.File, Overrides: opts.Overrides,
 		Workers: p.Workers, MemoryBudget: p.MemoryBudget, GoVersion: runtime.Version(), PipeVersion: opts.Version,
 		Modules: moduleVersions(), GEMM: opts.GEMM, StartedAt: start.UTC(), Stages: map[string]*StageManifest{},
+		PID: me.PID, Host: me.Host, HeartbeatSeconds: heartbeat.Seconds(),
+	}
+	if cores := runtime.NumCPU(); p.Workers > cores {
+		man.Warnings = append(man.Warnings, fmt.Sprintf("workers = %d is more than the %d cores of this machine: "+
+			"stages compete for cores (results are the same, runs slower); set [pipeline] workers to %d or less", p.Workers, cores, cores))
 	}
 	rs := &runState{p: p, dir: dir, mem: mem, budget: &memBudget{limit: p.MemoryBudget},
-		cpu: &cpuBudget{size: p.Workers, sem: semaphore.NewWeighted(int64(p.Workers))}, log: log,
-		slots: map[Ref]*slot{}, man: man, runInfoM: map[string]any{}, stages: map[string]*stageState{}}
-
-	if err := WriteFileAtomic(filepath.Join(dir, "pipeline.toml"), p.Resolved()); err != nil {
-		return nil, err
+		cpu: &cpuBudget{size: p.Workers, sem: semaphore.NewWeighted(int64(p.Workers))}, log: log, logFile: logFile,
+		slots: map[Ref]*slot{}, man: man, runInfoM: map[string]any{}, stages: map[string]*stageState{},
+		writeFile: opts.writeFile}
+	if rs.writeFile == nil {
+		rs.writeFile = WriteFileAtomic
 	}
 	for _, sc := range p.Stages {
 		man.StageOrder = append(man.StageOrder, sc.Name)
@@ -255,9 +277,40 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 			rs.slots[ref].consumers++
 		}
 	}
-	_ = rs.writeManifest() // logged; the final write decides
+	// Nothing has run yet: a directory that cannot take the run's files refuses the run.
+	if err := rs.writeManifest(); err != nil {
+		rd.abandon("log.jsonl", "manifest.json")
+		return nil, &RefusedError{Dir: dir, Reason: "cannot write the manifest", Err: err}
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "pipeline.toml"), p.Resolved()); err != nil {
+		rd.abandon("log.jsonl", "manifest.json", "pipeline.toml")
+		return nil, &RefusedError{Dir: dir, Reason: "cannot write pipeline.toml", Err: err}
+	}
+	if err := reserveSpace(dir); err != nil {
+		man.Warnings = append(man.Warnings, fmt.Sprintf("could not set aside space for the final manifest (%v): on a full disk the run may end without one", err))
+	}
 	log.Info().Str("pipeline", p.Name).Str("dir", dir).Int("stages", len(p.Stages)).Int("workers", p.Workers).
-		Uint64("seed", p.Seed).Msg("run started")
+		Uint64("seed", p.Seed).Int("pid", me.PID).Str("host", me.Host).Msg("run started")
+	for _, w := range man.Warnings {
+		log.Warn().Msg(w)
+	}
+
+	// The heartbeat: a running run rewrites its manifest at least this often.
+	stopBeat, beatDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		t := time.NewTicker(heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				rs.checkLogFile()
+				_ = rs.writeManifest() // logged; the final write decides
+			case <-stopBeat:
+				return
+			}
+		}
+	}()
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -267,6 +320,8 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		g.Go(func() error { return rs.runStage(ctx, gctx, st, opts) })
 	}
 	runErr := g.Wait()
+	close(stopBeat)
+	<-beatDone
 	if runErr != nil {
 		// Report the stage that failed first, not a stage that stopped because of it.
 		for _, sc := range p.Stages {
@@ -286,6 +341,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	rs.mu.Unlock()
 
+	rs.checkLogFile()
 	fin := time.Now().UTC()
 	rs.mu.Lock()
 	man.FinishedAt = &fin
@@ -309,7 +365,13 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	man.ExitCode = ExitCode(man.Status)
 	rs.mu.Unlock()
-	if err := rs.writeManifest(); err != nil {
+	err = rs.writeManifest()
+	if err != nil && freeReserve(dir) {
+		// A full disk: the space set aside at the start takes the final manifest.
+		err = rs.writeManifest()
+	}
+	freeReserve(dir)
+	if err != nil {
 		// Without a manifest the run cannot be trusted, whatever its stages did.
 		rs.mu.Lock()
 		man.Status, man.Error = StatusFailed, err.Error()
@@ -323,6 +385,25 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	ev.Str("status", man.Status).Float64("seconds", man.Seconds).Msg("run finished")
 	return &Result{Dir: dir, Manifest: man}, runErr
+}
+
+// checkLogFile reports, once, that log.jsonl could no longer be written: in the manifest's
+// warnings and on the log's other output (the file itself takes no more lines).
+func (rs *runState) checkLogFile() {
+	err := rs.logFile.failure()
+	if err == nil {
+		return
+	}
+	rs.mu.Lock()
+	first := !rs.logReported
+	rs.logReported = true
+	rs.mu.Unlock()
+	if first {
+		rs.log.Error().Err(err).Msg("log.jsonl could not be written (a full disk?): the log file ends here; the manifest is still written")
+		rs.mu.Lock()
+		rs.man.Warnings = append(rs.man.Warnings, fmt.Sprintf("log.jsonl could not be written from %s on (%v): the log file is incomplete", time.Now().UTC().Format(time.RFC3339), err))
+		rs.mu.Unlock()
+	}
 }
 
 // levelWriter forwards log lines at or above min. Writes are serialised: stages log from
@@ -463,7 +544,8 @@ func (rs *runState) finishStage(st *stageState, status, msg string) {
 	rs.mu.Lock()
 	m := st.man
 	m.Status, m.Error = status, msg
-	m.Seconds = time.Since(st.started).Seconds()
+	total, waited := time.Since(st.started), sc.waited()
+	m.Seconds, m.WaitedSeconds = max(total-waited, 0).Seconds(), waited.Seconds()
 	sc.readMu.Lock()
 	m.RowsIn = sc.readRows
 	sc.readMu.Unlock()
@@ -509,18 +591,26 @@ func (rs *runState) finishStage(st *stageState, status, msg string) {
 	_ = rs.writeManifest() // logged; the final write decides
 }
 
-// writeManifest writes manifest.json atomically. Its error is logged; the run's final write
-// also returns it, so that a run whose manifest could not be written does not report success.
+// writeManifest writes manifest.json atomically, with a fresh heartbeat_at. The first failure
+// is logged (later ones are not: a full disk would repeat it at every stage event); the run's
+// final write also returns it, so that a run whose manifest could not be written does not
+// report success.
 func (rs *runState) writeManifest() error {
+	rs.writeMu.Lock()
+	defer rs.writeMu.Unlock()
 	rs.mu.Lock()
+	now := time.Now().UTC()
+	rs.man.HeartbeatAt = &now
 	b, err := json.MarshalIndent(rs.man, "", "  ")
 	rs.mu.Unlock()
-	if err != nil {
-		rs.log.Error().Err(err).Msg("encode manifest")
-		return fmt.Errorf("encode manifest.json: %w", err)
+	if err == nil {
+		err = rs.writeFile(filepath.Join(rs.dir, "manifest.json"), append(b, '\n'))
 	}
-	if err := WriteFileAtomic(filepath.Join(rs.dir, "manifest.json"), append(b, '\n')); err != nil {
-		rs.log.Error().Err(err).Msg("write manifest")
+	if err != nil {
+		if !rs.writeFailed {
+			rs.writeFailed = true
+			rs.log.Error().Err(err).Msg("write manifest.json")
+		}
 		return fmt.Errorf("write manifest.json: %w", err)
 	}
 	return nil

@@ -26,9 +26,9 @@ const (
 const (
 	ExitOK       = 0   // succeeded (or `pipe validate` found no problem)
 	ExitFailed   = 1   // the run failed: a stage returned an error (data error, NaN loss, I/O...)
-	ExitConfig   = 2   // usage or config error: nothing ran
+	ExitConfig   = 2   // usage or config error, or a refused run directory (RefusedError): nothing ran
 	ExitDegraded = 3   // the run finished but dropped something (e.g. an ensemble member)
-	ExitCanceled = 130 // interrupted by SIGINT or SIGTERM
+	ExitCanceled = 130 // interrupted by SIGINT, SIGTERM or SIGHUP
 )
 
 // ExitCode maps a run status to the documented exit code.
@@ -47,47 +47,61 @@ func ExitCode(status string) int {
 // Manifest is manifest.json: what ran, with what, and how it ended. Its format is stable
 // within ManifestVersion.
 type Manifest struct {
-	FormatVersion int                       `json:"format_version"`
-	Pipeline      string                    `json:"pipeline"`
-	Description   string                    `json:"description,omitempty"`
-	RunID         string                    `json:"run_id"`
-	Status        string                    `json:"status"`
-	Error         string                    `json:"error,omitempty"`
-	ExitCode      int                       `json:"exit_code"`
-	Seed          uint64                    `json:"seed"`
-	ConfigHash    string                    `json:"config_hash"`
-	ConfigFile    string                    `json:"config_file"`
-	Overrides     []string                  `json:"overrides,omitempty"`
-	Workers       int                       `json:"workers"`
-	MemoryBudget  int64                     `json:"memory_budget_bytes"`
-	PeakTableMem  int64                     `json:"peak_table_memory_bytes"`
-	GoVersion     string                    `json:"go_version"`
-	PipeVersion   string                    `json:"pipe_version"`
-	Modules       map[string]string         `json:"modules,omitempty"`
-	GEMM          string                    `json:"gemm,omitempty"`
-	StartedAt     time.Time                 `json:"started_at"`
-	FinishedAt    *time.Time                `json:"finished_at,omitempty"`
-	Seconds       float64                   `json:"seconds"`
-	Stages        map[string]*StageManifest `json:"stages"`
-	StageOrder    []string                  `json:"stage_order"`
-	Dropped       []string                  `json:"dropped,omitempty"`
-	Run           map[string]any            `json:"run,omitempty"`
+	FormatVersion int               `json:"format_version"`
+	Pipeline      string            `json:"pipeline"`
+	Description   string            `json:"description,omitempty"`
+	RunID         string            `json:"run_id"`
+	Status        string            `json:"status"`
+	Error         string            `json:"error,omitempty"`
+	ExitCode      int               `json:"exit_code"`
+	Seed          uint64            `json:"seed"`
+	ConfigHash    string            `json:"config_hash"`
+	ConfigFile    string            `json:"config_file"`
+	Overrides     []string          `json:"overrides,omitempty"`
+	Workers       int               `json:"workers"`
+	MemoryBudget  int64             `json:"memory_budget_bytes"`
+	PeakTableMem  int64             `json:"peak_table_memory_bytes"`
+	GoVersion     string            `json:"go_version"`
+	PipeVersion   string            `json:"pipe_version"`
+	Modules       map[string]string `json:"modules,omitempty"`
+	GEMM          string            `json:"gemm,omitempty"`
+	StartedAt     time.Time         `json:"started_at"`
+	FinishedAt    *time.Time        `json:"finished_at,omitempty"`
+	Seconds       float64           `json:"seconds"`
+	// PID and Host are the process that ran (or runs) the run. While it runs, it rewrites
+	// HeartbeatAt every HeartbeatSeconds; ReadRun uses them to tell a crashed run from a
+	// running one.
+	PID              int        `json:"pid"`
+	Host             string     `json:"host"`
+	HeartbeatAt      *time.Time `json:"heartbeat_at,omitempty"`
+	HeartbeatSeconds float64    `json:"heartbeat_seconds,omitempty"`
+	// Warnings are run-level problems that did not stop the run (more workers than cores, a
+	// log file that could not be written).
+	Warnings   []string                  `json:"warnings,omitempty"`
+	Stages     map[string]*StageManifest `json:"stages"`
+	StageOrder []string                  `json:"stage_order"`
+	Dropped    []string                  `json:"dropped,omitempty"`
+	Run        map[string]any            `json:"run,omitempty"`
 }
 
 // StageManifest is one stage's entry in the manifest.
 type StageManifest struct {
-	Kind    string                `json:"kind"`
-	Status  string                `json:"status"`
-	Error   string                `json:"error,omitempty"`
-	Seconds float64               `json:"seconds"`
-	RowsIn  int64                 `json:"rows_in"`
-	RowsOut int64                 `json:"rows_out"`
-	Batches int                   `json:"batches"`
-	Outputs map[string]OutputInfo `json:"outputs"`
-	Metrics map[string]float64    `json:"metrics"`
-	Info    map[string]any        `json:"info,omitempty"`
-	Notes   []string              `json:"notes,omitempty"`
-	Dropped []string              `json:"dropped,omitempty"`
+	Kind   string `json:"kind"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Seconds is the stage's own time: from its start to its end, less the time it spent
+	// waiting for an input (a table or artifact another stage had not produced yet), which is
+	// WaitedSeconds.
+	Seconds       float64               `json:"seconds"`
+	WaitedSeconds float64               `json:"waited_seconds,omitempty"`
+	RowsIn        int64                 `json:"rows_in"`
+	RowsOut       int64                 `json:"rows_out"`
+	Batches       int                   `json:"batches"`
+	Outputs       map[string]OutputInfo `json:"outputs"`
+	Metrics       map[string]float64    `json:"metrics"`
+	Info          map[string]any        `json:"info,omitempty"`
+	Notes         []string              `json:"notes,omitempty"`
+	Dropped       []string              `json:"dropped,omitempty"`
 }
 
 // OutputInfo describes one output port after the stage ran.

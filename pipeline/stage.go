@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -60,6 +61,14 @@ type StageContext struct {
 	notes    []string
 	degraded []string
 	progress func(done, total int64, unit string)
+
+	// Time blocked waiting for inputs not produced yet, which is not the stage's own time:
+	// waitedFor is the total of past waits, waiting the number of goroutines blocked now
+	// (a stage may wait in several), since when at least one has been.
+	waitMu    sync.Mutex
+	waitedFor time.Duration
+	waiting   int
+	waitSince time.Time
 }
 
 // Seed derives the seed of one random step of this stage from the run seed, the stage name
@@ -107,7 +116,7 @@ func (sc *StageContext) tableOf(ctx context.Context, ref Ref) (*Table, error) {
 	if ref.Kind != PortTable {
 		return nil, fmt.Errorf("input %s is an artifact, not a table", ref)
 	}
-	s, err := sc.run.await(ctx, ref)
+	s, err := sc.await(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +148,65 @@ func (sc *StageContext) ArtifactOf(ctx context.Context, ref Ref) (Artifact, erro
 	if ref.Kind != PortArtifact {
 		return nil, fmt.Errorf("input %s is a table, not an artifact", ref)
 	}
-	s, err := sc.run.await(ctx, ref)
+	s, err := sc.await(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	return s.artifact, nil
+}
+
+// await waits until ref's producer has created it (or failed). The time blocked counts in the
+// stage's waited_seconds, not in its seconds.
+func (sc *StageContext) await(ctx context.Context, ref Ref) (*slot, error) {
+	s := sc.run.slotOf(ref)
+	if s == nil {
+		return nil, fmt.Errorf("unknown input %s", ref)
+	}
+	select {
+	case <-s.ready:
+	default:
+		sc.waitBegins()
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			sc.waitEnds()
+			return nil, context.Cause(ctx)
+		}
+		sc.waitEnds()
+	}
+	if s.err != nil {
+		return nil, fmt.Errorf("input %s: %w", ref, s.err)
+	}
+	return s, nil
+}
+
+func (sc *StageContext) waitBegins() {
+	sc.waitMu.Lock()
+	defer sc.waitMu.Unlock()
+	if sc.waiting == 0 {
+		sc.waitSince = time.Now()
+	}
+	sc.waiting++
+}
+
+func (sc *StageContext) waitEnds() {
+	sc.waitMu.Lock()
+	defer sc.waitMu.Unlock()
+	sc.waiting--
+	if sc.waiting == 0 {
+		sc.waitedFor += time.Since(sc.waitSince)
+	}
+}
+
+// waited is the time the stage has spent blocked on inputs so far.
+func (sc *StageContext) waited() time.Duration {
+	sc.waitMu.Lock()
+	defer sc.waitMu.Unlock()
+	d := sc.waitedFor
+	if sc.waiting > 0 {
+		d += time.Since(sc.waitSince)
+	}
+	return d
 }
 
 // NewTable creates the table of an output port. split is its split role (recorded in the
