@@ -38,7 +38,7 @@ func commands() []command {
 		{name: "graph", args: "FILE", about: "Prints the pipeline's stage graph.", run: (*app).cmdGraph, hasFlags: true},
 		{name: "docs", args: "[KIND...]", about: "Prints the reference of the stage kinds (all, or those named).", run: (*app).cmdDocs},
 		{name: "datasets", about: "Lists the built-in datasets.", run: func(_ *app, args []string, stdout, stderr io.Writer) int { return cmdDatasets(args, stdout, stderr) }},
-		{name: "summary", args: "BUNDLE", about: "Prints a model bundle's inputs, preprocessing and layers.", run: (*app).cmdSummary},
+		{name: "summary", args: "BUNDLE", about: "Prints a model bundle's inputs, preprocessing and layers (every member's, for an ensemble). BUNDLE is the bundle, its stage directory, or a run directory that holds one bundle.", run: (*app).cmdSummary},
 		{name: "gradcheck", args: "FILE|BUNDLE", about: "Checks backpropagation against finite differences for the pipeline's models (or a bundle's).", run: (*app).cmdGradcheck, hasFlags: true},
 		{name: "predict", about: "Scores the rows of a file with a model bundle.", run: (*app).cmdPredict, hasFlags: true, required: []string{"model", "input", "output"}},
 		{name: "version", about: "Prints pipe's version."},
@@ -57,7 +57,7 @@ const exitCodes = `Exit codes:
 `
 
 // placeholders name the values of flags whose usage text does not (with a `NAME`).
-var placeholders = map[string]string{"set": "stage.key=value", "rows": "N", "model": "BUNDLE", "input": "FILE", "output": "FILE"}
+var placeholders = map[string]string{"set": "stage.key=value", "rows": "N", "model": "BUNDLE", "input": "FILE", "output": "FILE", "keep": "COL,COL"}
 
 // flagProbe is the stderr a command gets when flagsOf asks for its flag set.
 type flagProbe struct {

@@ -3,10 +3,9 @@ package train
 import (
 	"bytes"
 	"encoding/gob"
-	"errors"
 	"fmt"
+	"github.com/pipe-ml/pipe/internal/atomicfile"
 	"os"
-	"path/filepath"
 
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
@@ -121,20 +120,7 @@ func (c *Checkpoint) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("train: save checkpoint: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(b)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(path, b); err != nil {
 		return fmt.Errorf("train: save checkpoint: %w", err)
 	}
 	return nil
