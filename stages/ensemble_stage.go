@@ -395,7 +395,7 @@ func combineKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "combine", Shape: pipeline.ShapeTrain,
 		Doc: "Combines an ensemble, or bundles trained elsewhere (other train stages on the same table), into one bundle with one method: `mean` averages probabilities (or values), " +
-			"`vote` is the majority of predicted classes (ties broken by summed probability, then by the lowest class), `median` is for regression, and `weighted` fits non-negative weights summing to 1 on the val table " +
+			"`vote` is the majority of predicted classes (ties broken by summed probability, then by the lowest class; its outputs are 0/1 votes, not probabilities, so evaluate reports no logloss or auc for it), `median` is for regression, and `weighted` fits non-negative weights summing to 1 on the val table " +
 			"(by log-loss for classes, MSE for regression). The bundle is self-contained: the members are copied into it.",
 		Fields: []pipeline.Field{
 			{Name: "ensemble", Type: pipeline.TypeInput, Port: pipeline.PortArtifact, Doc: "An ensemble stage's output."},

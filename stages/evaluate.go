@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/pipe-ml/pipe/ensemble"
 	"github.com/pipe-ml/pipe/internal/tableio"
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/metrics"
@@ -23,8 +24,8 @@ func evaluateKind() pipeline.KindSpec {
 		Kind: "evaluate", Shape: pipeline.ShapeSink,
 		Doc: "Scores one or more models on one or more tables and owns the test metrics. Writes every metric to the manifest as " +
 			"[<model>/][<task>/]<split>_<metric> (the model prefix only with several models, the task prefix only with several heads): accuracy, logloss, f1_macro and auc " +
-			"for classes; rmse, mae and r2 in the target's units for regression. Prints the bias/variance/mismatch table (train, train_dev, val and test error, each next to " +
-			"its chance error: that of always predicting the majority class, or the mean (R² = 0); and the diagnosis they imply: a train error within 10% of chance is underfitting), and saves the worst-k rows by loss per task and table, with their `_row`, as Parquet.",
+			"for classes (accuracy and f1_macro only for a `combine` with method = \"vote\": its outputs are 0/1 votes, and a log-loss or AUC of those would mislead); rmse, mae and r2 in the target's units for regression. Prints the bias/variance/mismatch table (train, train_dev, val and test error, each next to " +
+			"its chance error: that of always predicting the majority class, or the mean (R² = 0); and the diagnosis they imply: a model that removes less than 10% of the chance error on train, or of the variance for regression, is underfitting), and saves the worst-k rows by loss per task and table, with their `_row`, as Parquet.",
 		Fields: []pipeline.Field{
 			{Name: "models", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortArtifact, Doc: "The bundles to score (train, ensemble or combine outputs)."},
 			{Name: "tables", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortTable, Doc: "The tables to score them on; each table's split role names its metrics."},
@@ -73,6 +74,12 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 			prefix = ref.Stage + "/"
 		}
 		plan := p.InputPlan()
+		voted := hardVoteHeads(p)
+		for _, tp := range plan.Targets {
+			if voted[tp.Head] {
+				sc.Note("%s (head %s) combines its members by hard vote: its outputs are 0/1 votes, not probabilities, so logloss and auc are left out of its metrics", ref, tp.Head)
+			}
+		}
 		errs, chance := make([]splitError, len(plan.Targets)), make([]splitError, len(plan.Targets))
 		for i := range errs {
 			errs[i], chance[i] = splitError{}, splitError{}
@@ -88,7 +95,7 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 				if len(plan.Targets) > 1 {
 					task = tp.Head + "/"
 				}
-				m := headScores(tp, data, out, h)
+				m := headScores(tp, data, out, h, voted[tp.Head])
 				for k, v := range m {
 					sc.Metrics.Set(prefix+task+split+"_"+k, v)
 				}
@@ -132,8 +139,27 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	return nil
 }
 
-// headScores computes one head's metrics on a table.
-func headScores(tp TargetPlan, data *tensors, out nn.Outputs, h int) map[string]float64 {
+// hardVoteHeads returns the heads that a predictor combines by hard vote (ensemble.Vote).
+// Their outputs are one-hot votes, not probabilities.
+func hardVoteHeads(p Predictor) map[string]bool {
+	eb, ok := p.(*EnsembleBundle)
+	if !ok {
+		return nil
+	}
+	out := map[string]bool{}
+	for head, c := range eb.Meta.Combiners {
+		if c == ensemble.CombinerVote {
+			out[head] = true
+		}
+	}
+	return out
+}
+
+// headScores computes one head's metrics on a table. For hard votes (0/1 outputs) it leaves
+// out the metrics that need probabilities: the log-loss of a wrong vote is that of a
+// probability of 0 (clipped to 1e-15, 34.5 nats), and the AUC of 0/1 scores is that of a
+// single threshold; both would read as if the ensemble were badly calibrated or ranked.
+func headScores(tp TargetPlan, data *tensors, out nn.Outputs, h int, hardVotes bool) map[string]float64 {
 	m := map[string]float64{}
 	w := out.Width[h]
 	rows := len(data.rowIDs)
@@ -152,8 +178,11 @@ func headScores(tp TargetPlan, data *tensors, out nn.Outputs, h int) map[string]
 	probs := out.Heads[h]
 	k := w
 	m["accuracy"] = metrics.Accuracy(labels, probs, k)
-	m["logloss"] = metrics.LogLoss(labels, probs, k)
 	m["f1_macro"] = metrics.F1Macro(labels, probs, k)
+	if hardVotes {
+		return m
+	}
+	m["logloss"] = metrics.LogLoss(labels, probs, k)
 	if auc := metrics.ROCAUC(labels, probs, k); !math.IsNaN(auc) {
 		m["auc"] = auc
 	}
