@@ -335,8 +335,8 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 	}
 	sc.SetInfo("members", members)
 	if ran > 0 {
-		sc.Log.Info().Msgf("members ran %d to %d epochs, %d of %d stopped early (per member: info.members in the manifest, %s)",
-			minEpochs, maxEpochs, stopped, len(rep.Members), filepath.ToSlash(filepath.Join("members", "member_NN", "history.csv")))
+		sc.Log.Info().Msgf("members ran %d to %d epochs, %d of %d stopped early (per member: info.members in the manifest, members/member_NN/history.csv)",
+			minEpochs, maxEpochs, stopped, len(rep.Members))
 	}
 	var lines []string
 	for _, c := range rep.Combiners {
