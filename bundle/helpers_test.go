@@ -201,4 +201,3 @@ func smallModel(t testing.TB, plan *InputPlan) *nn.Model {
 	}
 	return m
 }
-

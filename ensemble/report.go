@@ -6,6 +6,7 @@ import (
 
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/metrics"
+	"github.com/pipe-ml/pipe/nn/train"
 )
 
 // Report describes a Train run.
@@ -54,12 +55,16 @@ type MemberReport struct {
 	LR        float64
 	BatchSize int
 	Optimizer string
-	// Summary of the member's train.Result.
+	// Summary of the member's train.Result: Epochs is the number of epochs it ran, BestEpoch
+	// (0-based) the epoch of its best early-stopping metric.
 	Epochs, Steps, BestEpoch int
 	Metric                   string
 	BestMetric               float64
 	StoppedEarly             bool
 	CarvedValidation         bool
+	// History is the member's per-epoch metrics (train.Result.History; what it ran before an
+	// error, for a failed member).
+	History train.History
 	// Val holds the member's metrics on the validation set with train.History's keys
 	// (accuracy and logloss, or rmse, mae and r2; "<head>/<key>" with several heads).
 	Val map[string]float64

@@ -269,6 +269,7 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 	res, err := train.Fit(ctx, j.model, trainSet, val, tc, hooks...)
 	r.Epochs, r.Steps, r.BestEpoch = res.Epochs, res.Steps, res.BestEpoch
 	r.Metric, r.BestMetric, r.StoppedEarly, r.CarvedValidation = res.Metric, res.BestMetric, res.StoppedEarly, res.CarvedValidation
+	r.History = res.History
 	if res.BaseLR > 0 {
 		r.LR = res.BaseLR
 	}

@@ -16,12 +16,22 @@ type SummaryRow struct {
 }
 
 // Summary describes a model layer by layer (embeddings, trunk, heads) with its parameter
-// count, plus warnings (a single dense layer holding more than half of the parameters).
+// count, plus warnings.
 type Summary struct {
-	Rows     []SummaryRow
-	Total    int
+	Rows  []SummaryRow
+	Total int
+	// Warnings holds at most one line: it names the layer (an embedding, a trunk layer or a
+	// head) that holds more than 90% of the parameters, when that layer has more than a
+	// million of them. A small model, whatever its shape, is not flagged.
 	Warnings []string
 }
+
+// A layer is flagged by Summary when it holds more than lopsidedShare of the parameters and
+// more than lopsidedParams of them.
+const (
+	lopsidedShare  = 0.9
+	lopsidedParams = 1_000_000
+)
 
 // Summary returns the model's summary.
 func (m *Model) Summary() Summary {
@@ -55,16 +65,38 @@ func (m *Model) Summary() Summary {
 		if s.Total > 0 {
 			s.Rows[i].Share = float64(s.Rows[i].Params) / float64(s.Total)
 		}
-		r := s.Rows[i]
-		if (r.Kind == LayerDense || strings.HasPrefix(r.Kind, "head:")) && r.Share > 0.5 {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("layer %s holds %.0f%% of the %d parameters: consider a narrower layer or an embedding/bottleneck before it", r.Layer, 100*r.Share, s.Total))
+		if r := s.Rows[i]; r.Share > lopsidedShare && r.Params > lopsidedParams {
+			s.Warnings = append(s.Warnings, lopsidedWarning(r, s.Total))
 		}
 	}
 	return s
 }
 
-// String formats the summary as an aligned text table followed by the total and warnings.
+// lopsidedWarning says what to do about a layer that holds most of a large model.
+func lopsidedWarning(r SummaryRow, total int) string {
+	what, fix := "layer", "a narrower layer, or a bottleneck before it, shrinks it"
+	switch {
+	case r.Kind == "embedding":
+		what, fix = "embedding", "a smaller embedding_dim, or fewer categories (merge the rare ones before encoding), shrinks it"
+	case strings.HasPrefix(r.Kind, "head:"):
+		what, fix = "head", "a narrower last trunk layer shrinks it"
+	}
+	return fmt.Sprintf("%s %s holds %.0f%% of the model's %d parameters (%d): %s", what, r.Layer, 100*r.Share, total, r.Params, fix)
+}
+
+// String formats the summary as Table does, followed by the warnings.
 func (s Summary) String() string {
+	var b strings.Builder
+	b.WriteString(s.Table())
+	for _, w := range s.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
+	}
+	return b.String()
+}
+
+// Table formats the summary as an aligned text table followed by the total, without the
+// warnings (for a caller that reports them on their own).
+func (s Summary) Table() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "layer\tkind\toutput\tparams\tshare")
@@ -73,8 +105,5 @@ func (s Summary) String() string {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(&b, "total trainable parameters: %d\n", s.Total)
-	for _, w := range s.Warnings {
-		fmt.Fprintf(&b, "warning: %s\n", w)
-	}
 	return b.String()
 }

@@ -33,11 +33,7 @@ func Docs(reg *Registry, kinds ...string) (string, error) {
 	for _, k := range list {
 		fmt.Fprintf(&b, "### `%s` (%s)\n\n%s\n\n", k.Kind, k.Shape, strings.TrimSpace(k.Doc))
 		writeFields(&b, k.Fields)
-		if k.Outputs == nil {
-			b.WriteString("Outputs: `out` (table).\n\n")
-		} else if k.Example == "" {
-			b.WriteString("\n")
-		}
+		fmt.Fprintf(&b, "Outputs: %s\n\n", outputsDoc(k))
 		if k.Example != "" {
 			fmt.Fprintf(&b, "```toml\n%s\n```\n\n", strings.TrimSpace(k.Example))
 		}
@@ -102,4 +98,39 @@ func formatDefault(v any) string {
 		return "[" + strings.Join(quoteAll(x), ", ") + "]"
 	}
 	return fmt.Sprint(v)
+}
+
+// outputsDoc describes a kind's output ports: its OutputsDoc, or else the ports of a stage of
+// that kind with every field at its default (the default port marked when there are several).
+func outputsDoc(k *KindSpec) string {
+	if d := strings.TrimSpace(k.OutputsDoc); d != "" {
+		return d
+	}
+	ports := []Port{{Name: "out", Kind: PortTable}}
+	if k.Outputs != nil {
+		d := &decoder{stage: k.Kind, pos: map[string]position{}}
+		vals, set, _ := d.table("", "", map[string]any{}, k.Fields, nil) // missing required keys do not matter here
+		ports = k.Outputs(&StageConfig{Name: k.Kind, Kind: k.Kind, Spec: k, values: vals, set: set, refs: map[string][]Ref{}})
+	}
+	if len(ports) == 0 {
+		return "none (a sink)."
+	}
+	def := k.DefaultOutput
+	if def == "" {
+		def = ports[0].Name
+	}
+	parts := make([]string, len(ports))
+	sep := ", "
+	for i, p := range ports {
+		what := p.Kind.String()
+		if len(ports) > 1 && p.Name == def {
+			what += ", the default"
+		}
+		parts[i] = fmt.Sprintf("`%s` (%s)", p.Name, what)
+		if p.Doc != "" {
+			parts[i] += ": " + p.Doc
+			sep = "; " // a port's doc may hold commas
+		}
+	}
+	return strings.Join(parts, sep) + "."
 }

@@ -177,6 +177,9 @@ type KindSpec struct {
 	// stage that applies a fitted transform to several tables names its outputs after them).
 	// nil means one table port named "out".
 	Outputs func(c *StageConfig) []Port
+	// OutputsDoc describes the output ports in `pipe docs` (Markdown) where they depend on the
+	// config. Empty: the docs list the ports Outputs returns for a stage of defaults.
+	OutputsDoc string
 	// DefaultOutput is the port a reference that names only the stage resolves to. Empty:
 	// the first port that Outputs returns.
 	DefaultOutput string

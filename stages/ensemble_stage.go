@@ -45,6 +45,8 @@ func ensembleKind() pipeline.KindSpec {
 			return []pipeline.Port{{Name: "ensemble", Kind: pipeline.PortArtifact}}
 		},
 		DefaultOutput: "ensemble",
+		OutputsDoc: "`ensemble` (artifact): the members, combined by mean. The stage directory also holds each member's per-epoch history, " +
+			"members/member_NN/history.csv, and the manifest's info.members gives each member's epochs_run, best_epoch and stopped_early, to see where early stopping cut members short.",
 		Example: "[stages.members]\nkind = \"ensemble\"\ntrain = \"scale.train\"\nval = \"scale.val\"\nmembers = 8\n" +
 			"member = { layers = [ { dense = 256 }, { dense = 128 } ], epochs = 30 }\nvary = { dropout = [0.0, 0.3], lr = [3e-4, 3e-3] }",
 		New: newEnsembleStage,
@@ -223,26 +225,70 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		return err
 	}
 	s.report(sc, rep, plan)
+	dir, err := sc.Dir()
+	if err != nil {
+		return err
+	}
+	if err := writeMemberHistories(dir, rep); err != nil {
+		return err
+	}
 	eb, err := bundle.NewEnsemble(sc.Name, ens, plan, bundleSteps(trainT.Lineage()), trainT.Schema())
 	if err != nil {
 		return &pipeline.DataError{Stage: sc.Name, File: trainT.Name(), Msg: err.Error()}
 	}
 	eb = eb.WithCombiner(ensemble.CombinerMean)
-	dir, err := sc.Dir()
-	if err != nil {
-		return err
-	}
 	if err := eb.Save(filepath.Join(dir, "bundle")); err != nil {
 		return err
 	}
 	return sc.SetArtifact("ensemble", eb)
 }
 
+// memberHistoryFile is where a member's per-epoch history goes in the stage directory.
+func memberHistoryFile(index int) string {
+	return filepath.Join("members", fmt.Sprintf("member_%02d", index), "history.csv")
+}
+
+// writeMemberHistories writes every member's per-epoch history (the train stage's
+// history.csv format), dropped members' included, to memberHistoryFile.
+func writeMemberHistories(dir string, rep ensemble.Report) error {
+	for _, m := range rep.Members {
+		if err := writeHistory(filepath.Join(dir, memberHistoryFile(m.Index)), m.History); err != nil {
+			return fmt.Errorf("member %d: history: %w", m.Index, err)
+		}
+	}
+	return nil
+}
+
 // report puts the ensemble's report into the manifest and the log.
 func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, plan *bundle.InputPlan) {
 	multi := len(plan.Targets) > 1
+	members := make([]map[string]any, 0, len(rep.Members))
+	ran, stopped := 0, 0
+	minEpochs, maxEpochs := -1, 0
 	for _, m := range rep.Members {
 		prefix := fmt.Sprintf("member_%02d/", m.Index)
+		info := map[string]any{"member": m.Index, "epochs_run": m.Epochs, "stopped_early": m.StoppedEarly}
+		if m.Name != "" {
+			info["name"] = m.Name
+		}
+		if m.Epochs > 0 {
+			info["best_epoch"] = m.BestEpoch + 1 // 1-based, as the train stage's best_epoch
+			ran++
+			if minEpochs < 0 || m.Epochs < minEpochs {
+				minEpochs = m.Epochs
+			}
+			maxEpochs = max(maxEpochs, m.Epochs)
+		}
+		if m.StoppedEarly {
+			stopped++
+		}
+		if len(m.History.Epochs) > 0 {
+			info["history"] = filepath.ToSlash(memberHistoryFile(m.Index))
+		}
+		if m.Dropped {
+			info["dropped"] = true
+		}
+		members = append(members, info)
 		if m.Dropped {
 			sc.Degrade("member %d dropped: %v", m.Index, m.Err)
 			continue
@@ -250,6 +296,11 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 		for k, v := range m.Val {
 			sc.Metrics.Set(prefix+valKey(k), v)
 		}
+	}
+	sc.SetInfo("members", members)
+	if ran > 0 {
+		sc.Log.Info().Msgf("members ran %d to %d epochs, %d of %d stopped early (per member: info.members in the manifest, members/member_NN/history.csv)",
+			minEpochs, maxEpochs, stopped, len(rep.Members))
 	}
 	var lines []string
 	for _, c := range rep.Combiners {
@@ -308,7 +359,7 @@ func combineKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "combine", Shape: pipeline.ShapeTrain,
 		Doc: "Combines an ensemble, or bundles trained elsewhere (other train stages on the same table), into one bundle with one method: `mean` averages probabilities (or values), " +
-			"`vote` is the majority of predicted classes (ties broken by summed probability, then by the lowest class), `median` is for regression, and `weighted` fits non-negative weights summing to 1 on the val table " +
+			"`vote` is the majority of predicted classes (ties broken by summed probability, then by the lowest class; its outputs are 0/1 votes, not probabilities, so evaluate reports no logloss or auc for it), `median` is for regression, and `weighted` fits non-negative weights summing to 1 on the val table " +
 			"(by log-loss for classes, MSE for regression). The bundle is self-contained: the members are copied into it.",
 		Fields: []pipeline.Field{
 			{Name: "ensemble", Type: pipeline.TypeInput, Port: pipeline.PortArtifact, Doc: "An ensemble stage's output."},

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/pipe-ml/pipe/ensemble"
 	"github.com/pipe-ml/pipe/internal/tableio"
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/metrics"
@@ -24,8 +25,8 @@ func evaluateKind() pipeline.KindSpec {
 		Kind: "evaluate", Shape: pipeline.ShapeSink,
 		Doc: "Scores one or more models on one or more tables and owns the test metrics. Writes every metric to the manifest as " +
 			"[<model>/][<task>/]<split>_<metric> (the model prefix only with several models, the task prefix only with several heads): accuracy, logloss, f1_macro and auc " +
-			"for classes; rmse, mae and r2 in the target's units for regression. Prints the bias/variance/mismatch table (train, train_dev, val and test error, and the " +
-			"diagnosis they imply), and saves the worst-k rows by loss per task and table, with their `_row`, as Parquet.",
+			"for classes (accuracy and f1_macro only for a `combine` with method = \"vote\": its outputs are 0/1 votes, and a log-loss or AUC of those would mislead); rmse, mae and r2 in the target's units for regression. Prints the bias/variance/mismatch table (train, train_dev, val and test error, each next to " +
+			"its chance error: that of always predicting the majority class, or the mean (R² = 0); and the diagnosis they imply: a model that removes less than 10% of the chance error on train, or of the variance for regression, is underfitting), and saves the worst-k rows by loss per task and table, with their `_row`, as Parquet.",
 		Fields: []pipeline.Field{
 			{Name: "models", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortArtifact, Doc: "The bundles to score (train, ensemble or combine outputs)."},
 			{Name: "tables", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortTable, Doc: "The tables to score them on; each table's split role names its metrics."},
@@ -70,9 +71,15 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 			prefix = ref.Stage + "/"
 		}
 		plan := p.InputPlan()
-		errs := make([]splitError, len(plan.Targets))
+		voted := hardVoteHeads(p)
+		for _, tp := range plan.Targets {
+			if voted[tp.Head] {
+				sc.Note("%s (head %s) combines its members by hard vote: its outputs are 0/1 votes, not probabilities, so logloss and auc are left out of its metrics", ref, tp.Head)
+			}
+		}
+		errs, chance := make([]splitError, len(plan.Targets)), make([]splitError, len(plan.Targets))
 		for i := range errs {
-			errs[i] = splitError{}
+			errs[i], chance[i] = splitError{}, splitError{}
 		}
 		for _, t := range tables {
 			data, out, err := scoreTable(ctx, sc, p, t, true)
@@ -85,7 +92,7 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 				if len(plan.Targets) > 1 {
 					task = tp.Head + "/"
 				}
-				m := headScores(tp, data, out, h)
+				m := headScores(tp, data, out, h, voted[tp.Head])
 				for k, v := range m {
 					sc.Metrics.Set(prefix+task+split+"_"+k, v)
 				}
@@ -94,6 +101,7 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 				} else {
 					errs[h][split] = 1 - m["accuracy"]
 				}
+				chance[h][split] = chanceError(tp, data, h)
 				if s.k > 0 {
 					name := fmt.Sprintf("worst_%s%s_%s.parquet", strings.ReplaceAll(prefix, "/", "_"), split, tp.Head)
 					if err := writeWorst(ctx, sc, filepath.Join(dir, name), tp, data, out, h, s.k); err != nil {
@@ -111,12 +119,12 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 			if tp.Task == bundle.TaskRegression {
 				unit = "RMSE"
 			}
-			text, diag := biasVariance(errs[h], unit, tp.Task == bundle.TaskRegression)
+			text, diag := biasVariance(errs[h], chance[h], unit, tp.Task == bundle.TaskRegression)
 			key := label
 			if key == "" {
 				key = tp.Head
 			}
-			tableReport[key] = map[string]any{"errors": map[string]float64(errs[h]), "diagnosis": diag, "unit": unit}
+			tableReport[key] = map[string]any{"errors": map[string]float64(errs[h]), "chance": map[string]float64(chance[h]), "diagnosis": diag, "unit": unit}
 			if label != "" {
 				fmt.Fprintf(&report, "%s\n", label)
 			}
@@ -128,8 +136,27 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	return nil
 }
 
-// headScores computes one head's metrics on a table.
-func headScores(tp bundle.TargetPlan, data *bundle.Tensors, out nn.Outputs, h int) map[string]float64 {
+// hardVoteHeads returns the heads that a predictor combines by hard vote (ensemble.Vote).
+// Their outputs are one-hot votes, not probabilities.
+func hardVoteHeads(p bundle.Predictor) map[string]bool {
+	eb, ok := p.(*bundle.EnsembleBundle)
+	if !ok {
+		return nil
+	}
+	out := map[string]bool{}
+	for head, c := range eb.Meta.Combiners {
+		if c == ensemble.CombinerVote {
+			out[head] = true
+		}
+	}
+	return out
+}
+
+// headScores computes one head's metrics on a table. For hard votes (0/1 outputs) it leaves
+// out the metrics that need probabilities: the log-loss of a wrong vote is that of a
+// probability of 0 (clipped to 1e-15, 34.5 nats), and the AUC of 0/1 scores is that of a
+// single threshold; both would read as if the ensemble were badly calibrated or ranked.
+func headScores(tp bundle.TargetPlan, data *bundle.Tensors, out nn.Outputs, h int, hardVotes bool) map[string]float64 {
 	m := map[string]float64{}
 	w := out.Width[h]
 	rows := len(data.RowIDs)
@@ -148,26 +175,93 @@ func headScores(tp bundle.TargetPlan, data *bundle.Tensors, out nn.Outputs, h in
 	probs := out.Heads[h]
 	k := w
 	m["accuracy"] = metrics.Accuracy(labels, probs, k)
-	m["logloss"] = metrics.LogLoss(labels, probs, k)
 	m["f1_macro"] = metrics.F1Macro(labels, probs, k)
+	if hardVotes {
+		return m
+	}
+	m["logloss"] = metrics.LogLoss(labels, probs, k)
 	if auc := metrics.ROCAUC(labels, probs, k); !math.IsNaN(auc) {
 		m["auc"] = auc
 	}
 	return m
 }
 
-// biasVariance formats the table of errors per split and the diagnosis they imply. The gaps
-// are read as Ng's recipe: train error is avoidable bias (taking the Bayes error as ~0),
-// train_dev - train is variance, val - train_dev is data mismatch, test - val is overfitting to
-// the validation set. A gap counts when it exceeds max(0.01, 10% of the val error) (for RMSE:
-// 10% of the val RMSE).
-func biasVariance(e splitError, unit string, regression bool) (string, []string) {
+// chanceError is the error of the best constant guess on a table, the level of a model that
+// learned nothing: for classes, 1 − the share of the most frequent label (always predicting
+// the majority class); for regression, the RMSE of predicting the table's mean (its standard
+// deviation: R² = 0). Rows without a label are left out; NaN when none has one.
+func chanceError(tp bundle.TargetPlan, data *bundle.Tensors, h int) float64 {
+	if tp.Task == bundle.TaskRegression {
+		var sum, n float64
+		for _, y := range data.Raw[h] {
+			if y == y {
+				sum += float64(y)
+				n++
+			}
+		}
+		if n == 0 {
+			return math.NaN()
+		}
+		mean, ss := sum/n, 0.0
+		for _, y := range data.Raw[h] {
+			if y == y {
+				ss += (float64(y) - mean) * (float64(y) - mean)
+			}
+		}
+		return math.Sqrt(ss / n)
+	}
+	counts := map[int32]int{}
+	n, most := 0, 0
+	for _, l := range data.Data.Targets[h].Labels {
+		if l < 0 {
+			continue
+		}
+		n++
+		counts[l]++
+		most = max(most, counts[l])
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return 1 - float64(most)/float64(n)
+}
+
+// chanceSkill is the share of the chance error a model removes: 1 − error/chance for classes,
+// R² = 1 − (RMSE/σ)² for regression. Below it, a result is read as chance level.
+const chanceSkill = 0.1
+
+// atChance reports whether err is no better than chance (see chanceSkill); never when the
+// chance error is 0 or unknown (a table with one class, or no labels).
+func atChance(err, chance float64, regression bool) bool {
+	if !(chance > 0) || math.IsNaN(err) {
+		return false
+	}
+	r := err / chance
+	if regression {
+		r *= r
+	}
+	return 1-r < chanceSkill
+}
+
+// biasVariance formats the table of errors per split, next to the chance error of each split,
+// and the diagnosis they imply. A train error at chance level (the model removes less than
+// 10% of the error of the best constant guess: the majority class, or the mean with R² ≈ 0)
+// is underfitting whatever the gaps. Otherwise the gaps are read as Ng's recipe: train error
+// is avoidable bias (taking the Bayes error as ~0), train_dev - train is variance, val -
+// train_dev is data mismatch, test - val is overfitting to the validation set. A gap counts
+// when it exceeds max(0.01, 10% of the val error) (for RMSE: 10% of the val RMSE).
+func biasVariance(e, chance splitError, unit string, regression bool) (string, []string) {
 	var b strings.Builder
 	order := []string{schema.SplitTrain, schema.SplitTrainDev, schema.SplitVal, schema.SplitTest}
-	fmt.Fprintf(&b, "  %-10s %s\n", "split", unit)
+	constant := "majority class"
+	if regression {
+		constant = "mean (R² = 0)"
+	}
+	w := max(10, len(unit))
+	fmt.Fprintf(&b, "  %-10s %-*s %s\n", "split", w, unit, "chance: "+constant)
 	for _, s := range order {
 		if v, ok := e[s]; ok {
-			fmt.Fprintf(&b, "  %-10s %.4f\n", s, v)
+			fmt.Fprintf(&b, "  %-10s %-*.4f %.4f\n", s, w, v, chance[s])
 		}
 	}
 	ref := e[schema.SplitVal]
@@ -183,7 +277,24 @@ func biasVariance(e splitError, unit string, regression bool) (string, []string)
 	dev, hasDev := e[schema.SplitTrainDev]
 	val, hasVal := e[schema.SplitVal]
 	test, hasTest := e[schema.SplitTest]
-	if hasTrain && !regression && train > tol && train > 0.05 {
+	heldOut := "" // the split judged against chance when train is not scored
+	if hasVal {
+		heldOut = schema.SplitVal
+	} else if hasTest {
+		heldOut = schema.SplitTest
+	}
+	what := "error"
+	if regression {
+		what = "RMSE"
+	}
+	switch {
+	case hasTrain && atChance(train, chance[schema.SplitTrain], regression):
+		diag = append(diag, fmt.Sprintf("underfit (chance level): train %s %.4f is no better than %.4f, that of always predicting the %s; "+
+			"the model learned nothing: check that the features carry the target, then try a higher learning rate, more epochs or a larger model", what, train, chance[schema.SplitTrain], constant))
+	case !hasTrain && heldOut != "" && atChance(e[heldOut], chance[heldOut], regression):
+		diag = append(diag, fmt.Sprintf("chance level: %s %s %.4f is no better than %.4f, that of always predicting the %s; "+
+			"score the train table too to tell underfitting from overfitting", heldOut, what, e[heldOut], chance[heldOut], constant))
+	case hasTrain && !regression && train > tol && train > 0.05:
 		diag = append(diag, fmt.Sprintf("high bias (underfit): train error %.4f; try a larger model, longer training or less regularisation", train))
 	}
 	if hasTrain && hasDev && dev-train > tol {

@@ -74,7 +74,9 @@ func fitApplyKind(kind, doc string, fields []pipeline.Field, example string, new
 		{Name: "apply", Type: pipeline.TypeInputs, Port: pipeline.PortTable, Doc: "The tables to transform with the fitted statistics; each output is named after its input's port. Default: the fit table."},
 	}
 	return pipeline.KindSpec{
-		Kind: kind, Shape: pipeline.ShapeFit, Doc: doc + " Outputs: one table per `apply` input, named after its port, and the fitted `transform` artifact, which travels in the lineage of every output so a model bundle carries it into prediction.",
+		Kind: kind, Shape: pipeline.ShapeFit, Doc: doc,
+		OutputsDoc: "one table per `apply` input (or the fit table when apply is not set), named after its port (" + kind + " applied to `split.val` gives `" + kind + ".val`; " +
+			"the stage's name alone means the first), and the fitted `transform` (artifact), which travels in the lineage of every output so a model bundle carries it into prediction.",
 		Fields:  append(base, fields...),
 		Outputs: applyPorts, DefaultOutput: "", Example: example,
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {

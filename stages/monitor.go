@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/pipe-ml/pipe/nn/train"
@@ -12,9 +13,10 @@ import (
 
 // monitorLog keeps the monitoring samples of a training run and warns once per problem.
 type monitorLog struct {
-	sc     *pipeline.StageContext
-	rows   [][]string
-	warned map[string]bool
+	sc       *pipeline.StageContext
+	rows     [][]string
+	warned   map[string]bool
+	warnings []string
 }
 
 func newMonitorLog(sc *pipeline.StageContext) *monitorLog {
@@ -26,8 +28,10 @@ func (l *monitorLog) warn(key, format string, args ...any) {
 		return
 	}
 	l.warned[key] = true
-	l.sc.Log.Warn().Msg(fmt.Sprintf(format, args...))
-	l.sc.Note(format, args...)
+	msg := fmt.Sprintf(format, args...)
+	l.sc.Log.Warn().Msg(msg) // once: a note would log it a second time
+	l.warnings = append(l.warnings, msg)
+	l.sc.SetInfo("monitor_warnings", slices.Clone(l.warnings))
 }
 
 func f(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }

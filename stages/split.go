@@ -47,6 +47,7 @@ func splitKind() pipeline.KindSpec {
 			return ports
 		},
 		DefaultOutput: "train",
+		OutputsDoc:    "`train` (table, the default), `val` (table), `test` (table), and `train_dev` (table) when train_dev > 0.",
 		Example:       "[stages.split]\nkind = \"split\"\ninput = \"load\"\nstratify = \"target\"\ntrain_dev = 0.05",
 		New:           newSplit,
 	}

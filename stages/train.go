@@ -338,13 +338,13 @@ func metricKey(k string) string {
 func countParams(m *nn.Model) int { return m.Summary().Total }
 
 // logSummary logs the model summary (every layer, its output shape, parameters and share of
-// the total) and its warnings, which also go to the manifest's notes.
+// the total) and, once, its warning, which also goes to the manifest's info.summary_warning.
 func logSummary(sc *pipeline.StageContext, m *nn.Model) {
 	s := m.Summary()
-	sc.Log.Info().Int("params", s.Total).Msg("model summary\n" + s.String())
+	sc.Log.Info().Int("params", s.Total).Msg("model summary\n" + s.Table())
 	for _, w := range s.Warnings {
 		sc.Log.Warn().Msg(w)
-		sc.Note("%s", w)
+		sc.SetInfo("summary_warning", w)
 	}
 	rows := make([]map[string]any, 0, len(s.Rows))
 	for _, r := range s.Rows {
