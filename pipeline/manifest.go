@@ -102,6 +102,21 @@ type StageManifest struct {
 	Info          map[string]any        `json:"info,omitempty"`
 	Notes         []string              `json:"notes,omitempty"`
 	Dropped       []string              `json:"dropped,omitempty"`
+	// CacheKey is the stage's content key in the stage store: a hash of its kind and kind
+	// version, pipe's version, its resolved config, its inputs' keys and its seed (and, for a
+	// source, the identity of its data). Cached says the stage did not run: its outputs were
+	// read back from the store under CacheKey.
+	CacheKey string `json:"cache_key,omitempty"`
+	Cached   bool   `json:"cached,omitempty"`
+	// Attempts lists every attempt of a stage that declares retries, failed ones first.
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is one try of a stage that declares retries.
+type Attempt struct {
+	StartedAt time.Time `json:"started_at"`
+	Seconds   float64   `json:"seconds"`
+	Error     string    `json:"error,omitempty"` // empty for the attempt that succeeded
 }
 
 // OutputInfo describes one output port after the stage ran.
