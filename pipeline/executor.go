@@ -62,6 +62,9 @@ type RunOptions struct {
 	Version string
 	// GEMM names the matrix-product backend, recorded in the manifest.
 	GEMM string
+	// Store is the stage store: finished stages' outputs by cache key, and the checkpoints of
+	// unfinished ones. nil: no cache, no checkpoints.
+	Store Store
 	// Heartbeat is how often the running run rewrites heartbeat_at in its manifest, by which
 	// ReadRun tells a run on another host that died from one that runs. Default
 	// DefaultHeartbeat (10 s).
@@ -129,6 +132,7 @@ type runState struct {
 	cpu     *cpuBudget
 	log     zerolog.Logger
 	logFile *logFileWriter
+	store   Store // nil: no stage store
 
 	mu       sync.Mutex
 	slots    map[Ref]*slot

@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -51,6 +53,7 @@ type StageContext struct {
 
 	run      *runState
 	st       *stageState
+	cacheKey string // the stage's key in the stage store ("" without a store)
 	dirOnce  sync.Once
 	dir      string
 	dirErr   error
@@ -251,6 +254,38 @@ func (sc *StageContext) lineageOf(given []LineageStep) []LineageStep {
 	}
 	return append(append([]LineageStep(nil), given...), LineageStep{Stage: sc.Name, Kind: sc.Config.Kind})
 }
+
+// SaveCheckpoint stores data as the stage's checkpoint called name, replacing an earlier one,
+// so that the stage, interrupted and run again with the same cache key (pipe run --resume),
+// continues from it (LoadCheckpoint). Without a stage store it does nothing. The store makes it
+// visible whole or not at all.
+func (sc *StageContext) SaveCheckpoint(ctx context.Context, name string, data []byte) error {
+	if sc.run.store == nil || sc.cacheKey == "" {
+		return nil
+	}
+	if err := sc.run.store.Put(ctx, checkpointKey(sc.cacheKey, name), bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
+// LoadCheckpoint returns the checkpoint called name that an earlier, interrupted run of this
+// stage (the same cache key: the same kind, config, inputs, seed and code) saved, or an error
+// wrapping ErrNotFound when there is none (or no stage store).
+func (sc *StageContext) LoadCheckpoint(ctx context.Context, name string) ([]byte, error) {
+	if sc.run.store == nil || sc.cacheKey == "" {
+		return nil, ErrNotFound
+	}
+	r, err := sc.run.store.Get(ctx, checkpointKey(sc.cacheKey, name))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// checkpointKey is where the stage store keeps a stage's checkpoint.
+func checkpointKey(cacheKey, name string) string { return "checkpoints/" + cacheKey + "/" + name }
 
 // SetArtifact publishes the artifact of an output port.
 func (sc *StageContext) SetArtifact(port string, a Artifact) error {
