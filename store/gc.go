@@ -11,9 +11,8 @@ import (
 )
 
 // DefaultMaxBytes is the default size limit of a store, 20 GiB: room for the outputs of many
-// runs of the bundled pipelines (an MNIST ensemble's entries take a few hundred MiB), small
-// enough for a laptop's disk. `pipe run` trims its store to it at the end of a run and
-// `pipe gc` without --max-size trims to it.
+// runs of the bundled pipelines, small enough for a laptop's disk. `pipe gc` without
+// --max-size trims the store to it, and so does a run that trims its store when it ends.
 const DefaultMaxBytes int64 = 20 << 30
 
 // DefaultStaleAfter is how long an incomplete entry, a checkpoint or a temporary file must
@@ -235,4 +234,19 @@ func removeEntry(ctx context.Context, s pipeline.Store, e EntryInfo) (int64, err
 		b.removeEmptyDirs(e.Prefix, objs)
 	}
 	return freed, nil
+}
+
+// FormatBytes writes a byte size the way pipeline.ParseSize reads it: "512B", "20GiB",
+// "1.5MiB" (binary units, one decimal when not whole).
+func FormatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v, u := float64(n), 0
+	for (v >= 1024 || v <= -1024) && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	if u == 0 || v == float64(int64(v)) {
+		return fmt.Sprintf("%d%s", int64(v), units[u])
+	}
+	return fmt.Sprintf("%.1f%s", v, units[u])
 }
