@@ -409,3 +409,15 @@ func TestKeptKeys(t *testing.T) {
 		t.Errorf("a damaged manifest: %v, want an error naming it", err)
 	}
 }
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1KiB", 2560: "2.5KiB", 20 << 30: "20GiB", 3<<40 + 1<<39: "3.5TiB"} {
+		got := FormatBytes(n)
+		if got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := pipeline.ParseSize(got); err != nil || back != n {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", got, back, err, n)
+		}
+	}
+}
