@@ -3,9 +3,11 @@ package train
 import (
 	"bytes"
 	"encoding/gob"
+	"errors"
 	"fmt"
-	"github.com/pipe-ml/pipe/internal/atomicfile"
 	"os"
+
+	"github.com/pipe-ml/pipe/internal/atomicfile"
 
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
@@ -48,7 +50,19 @@ type Checkpoint struct {
 	BadEpochs   int
 	BestWeights []Tensor
 	History     History
+	// Stopped reports that training ended at this epoch (early stopping): Fit resumed from
+	// it trains no further epoch.
+	Stopped bool
+	// RangeTest is the AutoLR sweep of the run (nil without AutoLR), returned again in the
+	// Result of a resumed Fit.
+	RangeTest *optim.RangeTestResult
+	// AugmentState is Config.AugmentState's marshalled state (nil when not set).
+	AugmentState []byte
 }
+
+// ErrCheckpoint is wrapped by the error of a Fit whose Config.Resume does not fit the model
+// or the config. Fit returns it before changing the model.
+var ErrCheckpoint = errors.New("train: the checkpoint does not fit this model and config")
 
 // MarshalBinary encodes the checkpoint (gob; floats bit-exact).
 func (c *Checkpoint) MarshalBinary() ([]byte, error) {
@@ -98,7 +112,8 @@ func snapshotInto(dst []Tensor, m *nn.Model) {
 	}
 }
 
-// restore copies tensors into the model by name, checking sizes.
+// restore copies tensors into the model by name, checking sizes first: on error the model is
+// unchanged.
 func restore(m *nn.Model, ts []Tensor) error {
 	for _, t := range ts {
 		p := m.Param(t.Name)
@@ -108,9 +123,45 @@ func restore(m *nn.Model, ts []Tensor) error {
 		if len(p.Value) != len(t.Value) {
 			return fmt.Errorf("train: checkpoint tensor %q has %d values, the model's has %d", t.Name, len(t.Value), len(p.Value))
 		}
-		copy(p.Value, t.Value)
+	}
+	for _, t := range ts {
+		copy(m.Param(t.Name).Value, t.Value)
 	}
 	return nil
+}
+
+// RestoreWeights copies named tensors (a Checkpoint's Weights, or a snapshot of the same
+// layout) into m's params and buffers. Every tensor is checked against the model (name and
+// size) before anything is copied, so on error m is unchanged.
+func RestoreWeights(m *nn.Model, ts []Tensor) error { return restore(m, ts) }
+
+// Snapshot copies m's params and buffers as named tensors, in the model's order (the layout
+// of a Checkpoint's Weights).
+func Snapshot(m *nn.Model) []Tensor { return snapshot(m) }
+
+// sameLayout checks that ts has the layout of snapshot(m): the same names and sizes in the
+// same order.
+func sameLayout(m *nn.Model, ts []Tensor) error {
+	all := append(append([]*optim.Param(nil), m.Params()...), m.Buffers()...)
+	if len(ts) != len(all) {
+		return fmt.Errorf("%d tensors, the model has %d", len(ts), len(all))
+	}
+	for i, p := range all {
+		if ts[i].Name != p.Name || len(ts[i].Value) != len(p.Value) {
+			return fmt.Errorf("tensor %d is %q (%d values), the model's is %q (%d values)", i, ts[i].Name, len(ts[i].Value), p.Name, len(p.Value))
+		}
+	}
+	return nil
+}
+
+// specBytes is a canonical encoding of a spec for comparison (gob leaves out empty slices,
+// so a spec that went through a checkpoint compares equal to the original).
+func specBytes(s nn.Spec) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(s); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Save writes the checkpoint to path atomically (temporary file in the same directory, fsync,

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"encoding"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -70,9 +71,25 @@ type Config struct {
 	// augmented batches (with mixup, the cross-entropy with the mixed targets), not on the
 	// clean training rows; the other train metrics are computed on clean rows.
 	Augment func(b *nn.Batch, t *nn.Targets, rng *rand.Rand)
+	// AugmentState, when set, is the state that the owner of Augment keeps across steps
+	// (counters of what it did, say) and that a resumed Fit must continue from: every
+	// checkpoint carries its MarshalBinary, and Fit with Resume restores it with
+	// UnmarshalBinary before training. Default nil: Augment keeps no state of its own.
+	AugmentState interface {
+		encoding.BinaryMarshaler
+		encoding.BinaryUnmarshaler
+	}
 	// Resume continues from a checkpoint taken by a previous Fit with the same data and
-	// config (see EpochInfo.Checkpoint).
+	// config (see EpochInfo.Checkpoint). A checkpoint that does not fit the model or the
+	// config (another spec, optimizer or tensor layout, or a damaged state) is an error
+	// wrapping ErrCheckpoint, returned before the model is changed, so that the caller can
+	// discard it and train afresh.
 	Resume *Checkpoint
+	// Hooks are run like the hooks passed to Fit, which come after them in the list that is
+	// ordered by priority and name (so between two hooks of the same priority and name, the
+	// one of Hooks runs first). They let a caller give hooks to code that calls Fit for it
+	// (pretraining, ensembles). Default none.
+	Hooks []Hook
 	// Logger receives progress messages (default: the zero zerolog.Logger, which discards).
 	Logger zerolog.Logger
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func Fit(ctx context.Context, m *nn.Model, trainSet, val Dataset, cfg Config, ho
 		return res, err
 	}
 	r := &run{cfg: cfg, m: m, train: trainSet, val: val, res: &res}
-	r.stepHooks, r.epochHooks = sortHooks(hooks)
+	r.stepHooks, r.epochHooks = sortHooks(append(append([]Hook(nil), cfg.Hooks...), hooks...))
 	if err := r.setup(ctx); err != nil {
 		return res, err
 	}
@@ -115,6 +116,9 @@ type run struct {
 	badEpochs   int
 	bestWeights []Tensor
 	lastGood    []Tensor // weights at the end of the last completed epoch
+	// stopped: early stopping ended training at the last completed epoch (recorded in the
+	// checkpoints taken at that epoch's end, so that a Fit resumed from one stops too).
+	stopped bool
 
 	buf        *batchBuffers
 	perm       []int
@@ -246,39 +250,68 @@ func (r *run) autoLR(ctx context.Context) error {
 	return nil
 }
 
+// resume restores the training state of c. Everything is checked and decoded before the
+// model's weights are touched, so that on error (wrapping ErrCheckpoint) the model is as the
+// caller gave it.
 func (r *run) resume(c *Checkpoint) error {
-	if err := restore(r.m, c.Weights); err != nil {
-		return err
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrCheckpoint, fmt.Sprintf(format, args...))
+	}
+	want, err := specBytes(r.m.Spec())
+	if err != nil {
+		return fmt.Errorf("train: encode the model spec: %w", err)
+	}
+	if got, err := specBytes(c.Spec); err != nil || !bytes.Equal(got, want) {
+		return bad("it was taken from a model of another spec")
+	}
+	if err := sameLayout(r.m, c.Weights); err != nil {
+		return bad("weights: %v", err)
+	}
+	if err := sameLayout(r.m, c.BestWeights); err != nil {
+		return bad("best weights: %v", err)
 	}
 	if c.OptimizerName != r.opt.Name() {
-		return fmt.Errorf("train: checkpoint optimizer %q, config selects %q", c.OptimizerName, r.opt.Name())
+		return bad("optimizer %q, the config selects %q", c.OptimizerName, r.opt.Name())
+	}
+	if (c.EMA != nil) != (r.cfg.EMADecay > 0) {
+		return bad("EMA state present: %v, the config's EMA decay is %g", c.EMA != nil, r.cfg.EMADecay)
 	}
 	if err := r.opt.UnmarshalState(c.Optimizer); err != nil {
-		return fmt.Errorf("train: checkpoint optimizer state: %w", err)
+		return bad("optimizer state: %v", err)
 	}
 	if err := r.sched.UnmarshalState(c.Schedule); err != nil {
-		return fmt.Errorf("train: checkpoint schedule state: %w", err)
+		return bad("schedule state: %v", err)
 	}
 	if c.EMA != nil {
 		r.ema = optim.NewEMA(r.m.Params(), r.cfg.EMADecay)
 		if err := r.ema.UnmarshalState(c.EMA); err != nil {
-			return fmt.Errorf("train: checkpoint EMA state: %w", err)
+			return bad("EMA state: %v", err)
 		}
 	}
 	if err := r.shuffle.UnmarshalBinary(c.ShuffleRNG); err != nil {
-		return fmt.Errorf("train: checkpoint shuffle state: %w", err)
+		return bad("shuffle state: %v", err)
 	}
 	if err := r.m.NoiseSource().UnmarshalBinary(c.NoiseRNG); err != nil {
-		return fmt.Errorf("train: checkpoint noise state: %w", err)
+		return bad("noise state: %v", err)
 	}
 	if c.AugmentRNG != nil {
 		if err := r.augment.UnmarshalBinary(c.AugmentRNG); err != nil {
-			return fmt.Errorf("train: checkpoint augmentation state: %w", err)
+			return bad("augmentation state: %v", err)
 		}
+	}
+	if r.cfg.AugmentState != nil && c.AugmentState != nil {
+		if err := r.cfg.AugmentState.UnmarshalBinary(c.AugmentState); err != nil {
+			return bad("augmenter state: %v", err)
+		}
+	}
+	if err := restore(r.m, c.Weights); err != nil { // checked above: cannot fail
+		return bad("%v", err)
 	}
 	r.epoch, r.step, r.baseLR = c.Epoch, c.Step, c.BaseLR
 	r.bestMetric, r.bestEpoch, r.badEpochs = c.BestMetric, c.BestEpoch, c.BadEpochs
 	r.bestWeights = c.BestWeights
+	r.stopped = c.Stopped
+	r.res.RangeTest = c.RangeTest
 	r.res.History = History{Epochs: append([]map[string]float64(nil), c.History.Epochs...)}
 	return nil
 }
@@ -286,7 +319,7 @@ func (r *run) resume(c *Checkpoint) error {
 func (r *run) checkpoint() (*Checkpoint, error) {
 	c := &Checkpoint{Version: checkpointVersion, Spec: r.m.Spec(), Weights: snapshot(r.m), OptimizerName: r.opt.Name(),
 		Epoch: r.epoch, Step: r.step, BaseLR: r.baseLR, BestMetric: r.bestMetric, BestEpoch: r.bestEpoch,
-		BadEpochs: r.badEpochs, History: r.res.History}
+		BadEpochs: r.badEpochs, History: r.res.History, Stopped: r.stopped, RangeTest: r.res.RangeTest}
 	c.BestWeights = make([]Tensor, len(r.bestWeights))
 	for i, t := range r.bestWeights {
 		c.BestWeights[i] = Tensor{Name: t.Name, Value: append([]float32(nil), t.Value...)}
@@ -312,12 +345,21 @@ func (r *run) checkpoint() (*Checkpoint, error) {
 	if c.AugmentRNG, err = r.augment.MarshalBinary(); err != nil {
 		return nil, err
 	}
+	if r.cfg.AugmentState != nil {
+		if c.AugmentState, err = r.cfg.AugmentState.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("train: checkpoint the augmenter's state: %w", err)
+		}
+	}
 	return c, nil
 }
 
 func (r *run) loop(ctx context.Context) error {
 	cfg := r.cfg
 	n := r.train.Len()
+	if r.stopped {
+		r.res.StoppedEarly = true // resumed from the checkpoint of the epoch that stopped
+		return nil
+	}
 	for ; r.epoch < cfg.Epochs; r.epoch++ {
 		bs := cfg.batchSize(r.epoch, n)
 		stepsPerEpoch := (n + bs - 1) / bs
@@ -396,6 +438,7 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		r.res.History.Epochs = append(r.res.History.Epochs, metrics)
 		stop := r.earlyStop(metrics)
+		r.stopped = stop
 		snapshotInto(r.lastGood, r.m)
 		epochDone := r.epoch
 		r.epoch++ // the checkpoint counts this epoch as completed
