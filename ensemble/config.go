@@ -146,6 +146,32 @@ type Options struct {
 	// OnMemberDone, when set, is called once per member when it finishes (successfully or
 	// not), from the member's goroutine (from Train's for a member whose model did not build).
 	OnMemberDone func(MemberReport)
+
+	// Checkpoint, Finished and Restore make an interrupted Train resumable: record what
+	// Checkpoint and Finished are given (by member index, never by completion order), and
+	// give it back through Restore to a later Train with the same arguments. That Train does
+	// not train the finished members again and continues the interrupted ones from their
+	// checkpoints, and its ensemble and Report (timings and peaks aside) are bit-identical to
+	// those of an uninterrupted Train. The three are called from the members' goroutines,
+	// several at a time: they must be safe for concurrent use. Default nil: nothing is
+	// recorded or restored.
+
+	// Checkpoint is called at the end of every epoch of member i, after the other epoch
+	// hooks, with the complete state to continue its training from. An error is the
+	// member's error.
+	Checkpoint func(member int, c *train.Checkpoint) error
+	// Finished is called once member i has finished training, with its final weights and
+	// training summary (before its validation and out-of-bag predictions, which a restored
+	// member recomputes). An error is the member's error.
+	Finished func(member int, m *FinishedMember) error
+	// Restore is called before member i trains. It returns what an earlier Train recorded of
+	// it: the member's FinishedMember (it is then not trained: its weights and summary are
+	// taken from the record), or else its latest checkpoint (training continues from it), or
+	// neither. A record or checkpoint that does not fit the member's recipe (another spec or
+	// optimizer, another tensor layout, a damaged state) is set aside with a warning in the
+	// Report and the member trains from the start: a resume is never wrong. An error is the
+	// member's error.
+	Restore func(member int) (*FinishedMember, *train.Checkpoint, error)
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -18,6 +18,11 @@
 // errors, timings and memory estimates; the out-of-bag predictions and score; the members'
 // diversity; and the gain of each combiner over the best single member on the validation set.
 //
+// Train is resumable: Options.Checkpoint and Options.Finished hand out, per member, the
+// trainer's epoch checkpoints and the record of a finished member (FinishedMember, with a
+// versioned binary form), and Options.Restore gives them back to a later Train, which then
+// trains only what was left and ends bit-identical to an uninterrupted one.
+//
 // An Ensemble predicts per head with a chosen combiner (Predict, PredictHeads), exposes the
 // members' raw outputs (MemberOutputs) and their diversity, and is saved and loaded as a
 // directory of nn model directories plus ensemble.json (Save, Load); New assembles one from

@@ -78,6 +78,12 @@ type MemberReport struct {
 	Seconds           float64
 	EstimatedBytes    int64
 	Started, Finished time.Duration
+	// Restored reports that the member was not trained by this Train but taken from the
+	// record of an earlier one (Options.Restore), and ResumedFrom the number of epochs of
+	// the checkpoint its training continued from (0: it trained from the start). Like the
+	// timings, they describe how this Train ran, not what it produced.
+	Restored    bool
+	ResumedFrom int
 }
 
 // CombinerScore is one combiner's score on the validation set for one head.

@@ -27,6 +27,13 @@ type memberJob struct {
 	valOut nn.Outputs // predictions on the validation rows
 	oobPos []int      // positions of base the member did not train on
 	oobOut nn.Outputs // its predictions on them
+
+	// warnings of this member for the Report, added in member order after training.
+	warnings []string
+}
+
+func (j *memberJob) warn(format string, args ...any) {
+	j.warnings = append(j.warnings, fmt.Sprintf(format, args...))
 }
 
 // Train trains cfg.Members members on base (the training rows) and returns the ensemble, a
@@ -48,6 +55,12 @@ type memberJob struct {
 // reported, and Train fails when fewer than cfg.MinMembers remain. Cancelling ctx stops every
 // member within one training step and returns an error wrapping ctx's. The Report is filled as
 // far as training got, also on error.
+//
+// Resume: with Options.Checkpoint and Options.Finished recording what an interrupted Train
+// did, and Options.Restore giving it back, a Train with the same arguments takes the finished
+// members from their records (their validation and out-of-bag predictions are recomputed: the
+// same forward passes) and continues the interrupted ones from their last epoch's checkpoint,
+// with the same ensemble and Report as an uninterrupted Train, whatever the workers of either.
 func Train(ctx context.Context, cfg Config, base, val train.Dataset, seed uint64, opts Options) (*Ensemble, Report, error) {
 	start := time.Now()
 	ens, rep, err := trainEnsemble(ctx, cfg, base, val, seed, opts, start)
@@ -96,6 +109,9 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 	}
 	poolErr := p.Wait()
 	rep.PeakConcurrent, rep.PeakEstimatedBytes = b.peaks()
+	for _, j := range jobs {
+		rep.Warnings = append(rep.Warnings, j.warnings...)
+	}
 
 	var kept []*memberJob
 	var firstErr error
@@ -256,17 +272,48 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 	r.TrainRows, r.OOBRows = len(sample.pos), len(sample.oob)
 	r.UniqueRows = n - len(sample.oob)
 
-	var hooks []train.Hook
-	if j.mask != nil {
-		j.mask.apply()
-		hooks = append(hooks, j.mask.hook())
+	var finished *FinishedMember
+	var ck *train.Checkpoint
+	if opts.Restore != nil {
+		if finished, ck, err = opts.Restore(j.index); err != nil {
+			return fmt.Errorf("ensemble: member %d (%s): restore: %w", j.index, name, err)
+		}
 	}
-	if opts.Hooks != nil {
-		hooks = append(hooks, opts.Hooks(j.index)...)
+	if finished != nil {
+		if rerr := restoreFinished(j.model, finished); rerr != nil {
+			j.warn("member %d (%s): its record of an earlier training is set aside and it trains again: %v", j.index, name, rerr)
+			finished = nil
+		}
 	}
-	tc := j.recipe.Train
-	tc.Logger = opts.Logger.With().Int("member", j.index).Str("member_name", name).Logger()
-	res, err := train.Fit(ctx, j.model, trainSet, val, tc, hooks...)
+	var res train.Result
+	if finished != nil {
+		res = finished.result()
+		r.Restored = true
+		if j.mask != nil {
+			j.mask.apply() // the record's weights are masked already
+		}
+	} else {
+		var hooks []train.Hook
+		if j.mask != nil {
+			j.mask.apply()
+			hooks = append(hooks, j.mask.hook())
+		}
+		if opts.Hooks != nil {
+			hooks = append(hooks, opts.Hooks(j.index)...)
+		}
+		if opts.Checkpoint != nil {
+			hooks = append(hooks, train.OnEpochEnd("ensemble_checkpoint", math.MaxInt, func(e *train.EpochInfo) error {
+				c, err := e.Checkpoint()
+				if err != nil {
+					return err
+				}
+				return opts.Checkpoint(j.index, c)
+			}))
+		}
+		tc := j.recipe.Train
+		tc.Logger = opts.Logger.With().Int("member", j.index).Str("member_name", name).Logger()
+		res, err = fitMember(ctx, j, trainSet, val, tc, ck, hooks)
+	}
 	r.Epochs, r.Steps, r.BestEpoch = res.Epochs, res.Steps, res.BestEpoch
 	r.Metric, r.BestMetric, r.StoppedEarly, r.CarvedValidation = res.Metric, res.BestMetric, res.StoppedEarly, res.CarvedValidation
 	r.History = res.History
@@ -278,6 +325,11 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 	}
 	if j.mask != nil {
 		j.mask.apply()
+	}
+	if finished == nil && opts.Finished != nil {
+		if err := opts.Finished(j.index, finishedRecord(j.model, res)); err != nil {
+			return fmt.Errorf("ensemble: member %d (%s): record the finished member: %w", j.index, name, err)
+		}
 	}
 	heads := j.model.Heads()
 	if val.Len() > 0 {

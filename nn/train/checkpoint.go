@@ -154,6 +154,15 @@ func sameLayout(m *nn.Model, ts []Tensor) error {
 	return nil
 }
 
+// SameSpec reports whether a and b describe the same model, as Fit's resume checks a
+// checkpoint's spec (empty and nil lists are the same; a spec that went through a checkpoint's
+// encoding compares equal to the original).
+func SameSpec(a, b nn.Spec) bool {
+	x, errA := specBytes(a)
+	y, errB := specBytes(b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
+}
+
 // specBytes is a canonical encoding of a spec for comparison (gob leaves out empty slices,
 // so a spec that went through a checkpoint compares equal to the original).
 func specBytes(s nn.Spec) ([]byte, error) {

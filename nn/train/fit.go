@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -257,11 +256,7 @@ func (r *run) resume(c *Checkpoint) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrCheckpoint, fmt.Sprintf(format, args...))
 	}
-	want, err := specBytes(r.m.Spec())
-	if err != nil {
-		return fmt.Errorf("train: encode the model spec: %w", err)
-	}
-	if got, err := specBytes(c.Spec); err != nil || !bytes.Equal(got, want) {
+	if !SameSpec(c.Spec, r.m.Spec()) {
 		return bad("it was taken from a model of another spec")
 	}
 	if err := sameLayout(r.m, c.Weights); err != nil {
