@@ -1,7 +1,9 @@
 package pretrain
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -408,6 +410,30 @@ func (c *corruptor) augment(b *nn.Batch, t *nn.Targets, rng *rand.Rand) {
 	c.values += int64(len(x))
 }
 
+// corruptorState is the part of a corruptor that a checkpoint carries (train.Config's
+// AugmentState), so that a resumed training measures over every batch, as an uninterrupted one.
+type corruptorState struct {
+	Masked, Values int64
+	NoiseSumS      float64
+}
+
+// MarshalBinary encodes the counters (gob; floats bit-exact).
+func (c *corruptor) MarshalBinary() ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(corruptorState{Masked: c.masked, Values: c.values, NoiseSumS: c.noiseSumS})
+	return buf.Bytes(), err
+}
+
+// UnmarshalBinary restores counters written by MarshalBinary.
+func (c *corruptor) UnmarshalBinary(b []byte) error {
+	var st corruptorState
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return fmt.Errorf("pretrain: corruption counters: %w", err)
+	}
+	c.masked, c.values, c.noiseSumS = st.Masked, st.Values, st.NoiseSumS
+	return nil
+}
+
 func (c *corruptor) measured() float64 {
 	if c.values == 0 {
 		return 0
@@ -425,6 +451,12 @@ func (c *corruptor) measured() float64 {
 // the clean X; the denoising corruption runs as tc.Augment on the input batch only, so tc
 // must not carry an Augment of its own (it would corrupt inputs and targets inconsistently).
 // X must be finite (impute missing values first). data and val are not modified.
+//
+// Checkpoints and resume go through tc: hooks in tc.Hooks see every epoch's end (and can take
+// its checkpoint: train.EpochInfo.Checkpoint, which also carries the corruption's measurement
+// counters), and tc.Resume continues an interrupted training bit-identically (encoder weights
+// and Report, timing aside). A checkpoint that does not fit is an error wrapping
+// train.ErrCheckpoint.
 func TrainAutoencoder(ctx context.Context, cfg AutoencoderConfig, data, val train.Dataset, tc train.Config) (*Encoder, Report, error) {
 	return trainAutoencoder(ctx, cfg, data, val, tc, nil)
 }
@@ -467,7 +499,7 @@ func trainAutoencoder(ctx context.Context, cfg AutoencoderConfig, data, val trai
 	var cor *corruptor
 	if lay.cfg.Type == TypeDenoising {
 		cor = &corruptor{kind: lay.cfg.Corruption.Kind, rate: lay.cfg.Corruption.Rate, unscaled: lay.cfg.Corruption.Unscaled}
-		tc.Augment = cor.augment
+		tc.Augment, tc.AugmentState = cor.augment, cor
 		rep.CorruptionKind, rep.CorruptionRate = cor.kind, cor.rate
 	}
 	start := time.Now()

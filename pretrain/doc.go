@@ -7,6 +7,12 @@
 // augmented views and over rounds, and keep the round of best validation accuracy: see
 // PseudoLabelOptions).
 //
+// Resume: TrainAutoencoder and PretrainEmbeddings take epoch checkpoints through hooks in
+// train.Config.Hooks and continue from one with train.Config.Resume; SelfTrainWith hands out
+// the state after every round (SelfTrainState, with a versioned binary form) and the epoch
+// checkpoints of the round in progress, and continues from them. A resumed run ends with the
+// weights and report of an uninterrupted one, bit for bit.
+//
 // The package works on train.Dataset views and nn types only: it knows nothing of Arrow or of
 // the pipeline engine, which builds its stages on top of it.
 //

@@ -48,7 +48,8 @@ type EmbeddingReport struct {
 // masked-column prediction (see EmbeddingConfig) and returns an Encoder holding the tables
 // (no trunk layers: its code is the numeric block followed by the embeddings). data's targets
 // are ignored; val, when not empty, gives the early-stopping set. tc.Augment must be nil (the
-// masking is installed as the augmentation).
+// masking is installed as the augmentation). As with TrainAutoencoder, tc.Hooks can take
+// epoch checkpoints and tc.Resume continues from one bit-identically.
 func PretrainEmbeddings(ctx context.Context, cfg EmbeddingConfig, data, val train.Dataset, tc train.Config) (*Encoder, EmbeddingReport, error) {
 	var rep EmbeddingReport
 	if tc.Augment != nil {

@@ -1,10 +1,14 @@
 package pretrain
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -263,6 +267,10 @@ type SelfTrainReport struct {
 	// (positions), their labels, the top-class probability each was picked with, and the
 	// sample weight each was trained with.
 	Last PseudoLabels
+	// ResumedRounds is the number of rounds taken from SelfTrainRun.State, and ResumedEpochs
+	// the epochs of the next round's training taken from SelfTrainRun.Epoch (0: none). Like
+	// the timings, they describe how this run went, not its result.
+	ResumedRounds, ResumedEpochs int
 }
 
 // PseudoLabels is one round's pseudo-labelling.
@@ -285,7 +293,173 @@ type PseudoLabels struct {
 // nil, holds the true labels of unlabeled's rows (positions in unlabeled; negative: unknown) and
 // is used only to report the pseudo-labels' accuracy. val must hold labels for the pseudo-labelled head; it is
 // the early-stopping set of every round. labelled, unlabeled and val are not modified.
+//
+// SelfTrain is SelfTrainWith without checkpoints.
 func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.Dataset, tc train.Config, opts PseudoLabelOptions, rounds int, hidden []int32) (SelfTrainReport, error) {
+	return SelfTrainWith(ctx, m, labelled, unlabeled, val, tc, opts, rounds, hidden, SelfTrainRun{})
+}
+
+// SelfTrainRun holds the checkpoint hooks and the resume state of SelfTrainWith. None of them
+// changes the result. The zero value records nothing and starts from the first round.
+type SelfTrainRun struct {
+	// RoundEnd, when set, is called after every finished round with the state to continue
+	// from (State). An error ends SelfTrain with it.
+	RoundEnd func(s *SelfTrainState) error
+	// Checkpoint, when set, is called at the end of every epoch of round's training (1-based
+	// round) with the trainer's checkpoint, after the other epoch hooks. An error ends
+	// SelfTrain with it.
+	Checkpoint func(round int, c *train.Checkpoint) error
+	// State, when set, is the last state an earlier, interrupted SelfTrainWith with the same
+	// arguments gave RoundEnd: the rounds it covers are not run again.
+	State *SelfTrainState
+	// Epoch, when set, is the last checkpoint an earlier SelfTrainWith gave Checkpoint, and
+	// EpochRound its round: when that is the round after State's (round 1 without State), the
+	// round's training continues from it (its pseudo-labels are recomputed from State, the
+	// same predictions); otherwise it is not used.
+	Epoch      *train.Checkpoint
+	EpochRound int
+}
+
+// selfTrainVersion is the encoding version of SelfTrainState.MarshalBinary.
+const selfTrainVersion = 1
+
+// SelfTrainState is the state of a self-training after a finished round.
+type SelfTrainState struct {
+	// Version is the encoding version (set by MarshalBinary).
+	Version int
+	// Round is the number of rounds finished.
+	Round int
+	// Spec is the model's spec; a state of another spec is not used.
+	Spec nn.Spec
+	// Weights are the model's params and buffers after Round (train.Snapshot's layout);
+	// Start the weights the self-training started with (with opts.Restart, else nil).
+	Weights []train.Tensor
+	Start   []train.Tensor
+	// BestWeights, BestAccuracy and Report.BestRound are KeepBest's best so far (weights nil
+	// without KeepBest).
+	BestWeights  []train.Tensor
+	BestAccuracy float64
+	// ViewRNG is the PCG state of the augmented views' stream.
+	ViewRNG []byte
+	// Ensemble is EnsembleDecay's moving average of the predictions (rows×classes; nil when
+	// off).
+	Ensemble []float64
+	// Report is the report so far: the initial validation accuracy, the finished rounds and
+	// the last pseudo-labels.
+	Report SelfTrainReport
+}
+
+// MarshalBinary encodes the state (gob; floats bit-exact).
+func (s *SelfTrainState) MarshalBinary() ([]byte, error) {
+	type plain SelfTrainState // without the methods: gob would call MarshalBinary again
+	c := *s
+	c.Version = selfTrainVersion
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode((*plain)(&c)); err != nil {
+		return nil, fmt.Errorf("pretrain: encode self-training state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalBinary decodes a state written by MarshalBinary.
+func (s *SelfTrainState) UnmarshalBinary(b []byte) error {
+	type plain SelfTrainState
+	var tmp plain
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&tmp); err != nil {
+		return fmt.Errorf("pretrain: decode self-training state: %w", err)
+	}
+	if tmp.Version != selfTrainVersion {
+		return fmt.Errorf("pretrain: self-training state version %d, this build reads version %d", tmp.Version, selfTrainVersion)
+	}
+	*s = SelfTrainState(tmp)
+	return nil
+}
+
+// selfTrain is the running state of SelfTrainWith.
+type selfTrain struct {
+	m        *nn.Model
+	start    weights // with Restart
+	best     weights // with KeepBest
+	bestAcc  float64
+	viewPCG  *rand.PCG
+	viewRNG  *rand.Rand
+	ensemble []float64 // EnsembleDecay's moving average, rows×classes
+	rep      SelfTrainReport
+	round    int // rounds finished
+}
+
+// state captures the state after the last finished round.
+func (st *selfTrain) state() (*SelfTrainState, error) {
+	rng, err := st.viewPCG.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	s := &SelfTrainState{Version: selfTrainVersion, Round: st.round, Spec: st.m.Spec(), Weights: train.Snapshot(st.m),
+		BestAccuracy: st.bestAcc, ViewRNG: rng, Ensemble: slices.Clone(st.ensemble), Report: st.rep}
+	s.Report.Rounds = slices.Clone(st.rep.Rounds)
+	s.Report.ResumedRounds, s.Report.ResumedEpochs = 0, 0
+	if st.start != nil {
+		s.Start = st.start.tensors(st.m)
+	}
+	if st.best != nil {
+		s.BestWeights = st.best.tensors(st.m)
+	}
+	return s, nil
+}
+
+// resume checks s against the model and the options and, when it fits, sets the running state
+// and the model's weights from it. On error m is unchanged.
+func (st *selfTrain) resume(s *SelfTrainState, opts PseudoLabelOptions, rounds int, unlabeled train.Dataset) error {
+	switch {
+	case !train.SameSpec(s.Spec, st.m.Spec()):
+		return errors.New("it is of a model of another spec")
+	case s.Round < 0 || s.Round > rounds || len(s.Report.Rounds) != s.Round:
+		return fmt.Errorf("it has %d rounds (%d reported) of %d", s.Round, len(s.Report.Rounds), rounds)
+	case (s.Start != nil) != opts.Restart || (s.BestWeights != nil) != opts.KeepBest:
+		return errors.New("it was taken with other restart or keep_best options")
+	case (s.Ensemble != nil) != (opts.EnsembleDecay > 0 && s.Round > 0 && unlabeled.Len() > 0):
+		return errors.New("it was taken with another ensemble decay")
+	case s.Ensemble != nil && len(s.Ensemble)%unlabeled.Len() != 0:
+		return fmt.Errorf("its moving average has %d values for %d unlabelled rows", len(s.Ensemble), unlabeled.Len())
+	}
+	w, err := weightsOf(st.m, s.Weights)
+	if err != nil {
+		return fmt.Errorf("weights: %w", err)
+	}
+	var start, best weights
+	if s.Start != nil {
+		if start, err = weightsOf(st.m, s.Start); err != nil {
+			return fmt.Errorf("starting weights: %w", err)
+		}
+	}
+	if s.BestWeights != nil {
+		if best, err = weightsOf(st.m, s.BestWeights); err != nil {
+			return fmt.Errorf("best weights: %w", err)
+		}
+	}
+	pcg := rand.NewPCG(0, 0)
+	if err := pcg.UnmarshalBinary(s.ViewRNG); err != nil {
+		return fmt.Errorf("views' random state: %w", err)
+	}
+	w.restoreTo(st.m)
+	st.start, st.best, st.bestAcc = start, best, s.BestAccuracy
+	st.viewPCG, st.viewRNG = pcg, rand.New(pcg)
+	st.ensemble = slices.Clone(s.Ensemble)
+	st.rep = s.Report
+	st.rep.Rounds = slices.Clone(s.Report.Rounds)
+	st.rep.ResumedRounds = s.Round
+	st.round = s.Round
+	return nil
+}
+
+// SelfTrainWith is SelfTrain with checkpoints (run.RoundEnd after every round, run.Checkpoint
+// after every epoch of a round's training) and resume: given the last state and epoch
+// checkpoint an interrupted SelfTrainWith handed out, and m built as before (the same spec),
+// it continues where that one stopped, with the same final weights and report (timings and the
+// Resumed fields aside) as an uninterrupted run. A state or checkpoint that does not fit (another
+// spec or options, a damaged state) is set aside with a warning on tc.Logger, and the rounds
+// it covered run again: a resume is never wrong.
+func SelfTrainWith(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.Dataset, tc train.Config, opts PseudoLabelOptions, rounds int, hidden []int32, run SelfTrainRun) (SelfTrainReport, error) {
 	var rep SelfTrainReport
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -302,102 +476,169 @@ func SelfTrain(ctx context.Context, m *nn.Model, labelled, unlabeled, val train.
 		return rep, fmt.Errorf("pretrain: self-train: labelled data has %d inputs and %d categorical columns, unlabelled %d and %d",
 			labelled.NumInputs, len(labelled.Cat), unlabeled.NumInputs, len(unlabeled.Cat))
 	}
-	if rep.InitialValAccuracy, err = accuracy(m, val, h); err != nil {
-		return rep, err
-	}
-	var start, best weights
-	if opts.Restart {
-		start = snapshot(m)
-	}
-	bestAcc := rep.InitialValAccuracy
-	if opts.KeepBest {
-		best = snapshot(m)
-	}
-	viewRNG := rand.New(rand.NewPCG(tc.Seed, streamViews))
-	var ensemble []float64 // EnsembleDecay's moving average, rows×classes
-	for round := 1; round <= rounds; round++ {
-		if err := ctx.Err(); err != nil {
-			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+	st := &selfTrain{m: m}
+	epochRound := 1 // the round whose training may continue from run.Epoch
+	if run.State != nil {
+		if err := st.resume(run.State, opts, rounds, unlabeled); err != nil {
+			// The epoch checkpoint came with that state: it is not used either.
+			tc.Logger.Warn().Err(err).Int("rounds", run.State.Round).Msg("self-training: the saved state of the finished rounds is set aside; they run again")
+			epochRound = -1
+		} else {
+			epochRound = st.round + 1
 		}
-		began := time.Now()
-		var labels []int32
-		var weights []float32
-		var picked []int
-		if unlabeled.Len() > 0 {
-			probs, k, err := predictViews(m, unlabeled, h, opts.Views, tc.Augment, viewRNG)
-			if err != nil {
-				return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
-			}
-			if d := opts.EnsembleDecay; d > 0 {
-				if ensemble == nil {
-					ensemble = make([]float64, len(probs))
-				}
-				correction := 1 / (1 - math.Pow(d, float64(round)))
-				for i, p := range probs {
-					ensemble[i] = d*ensemble[i] + (1-d)*float64(p)
-					probs[i] = float32(ensemble[i] * correction)
-				}
-			}
-			if labels, weights, picked, err = selectConfident(probs, k, opts); err != nil {
-				return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
-			}
-			conf := make([]float32, len(picked))
-			for i, r := range picked {
-				conf[i] = probs[r*k+int(labels[i])]
-			}
-			rep.Last = PseudoLabels{Picked: picked, Labels: labels, Confidence: conf, Weights: weights}
-		}
-		rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN()}
-		if hidden != nil {
-			ok, known := 0, 0
-			for i, p := range picked {
-				if hidden[p] < 0 {
-					continue // no true label to compare with
-				}
-				known++
-				if hidden[p] == labels[i] {
-					ok++
-				}
-			}
-			if known > 0 {
-				rr.PseudoAccuracy = float64(ok) / float64(known)
-			}
-		}
-		combined, err := withPseudoLabels(labelled, unlabeled, h, picked, labels, weights)
-		if err != nil {
-			return rep, err
+	}
+	if st.viewPCG == nil { // from the start
+		if st.rep.InitialValAccuracy, err = accuracy(m, val, h); err != nil {
+			return st.rep, err
 		}
 		if opts.Restart {
-			start.restoreTo(m)
+			st.start = snapshot(m)
 		}
-		rtc := tc
-		rtc.Seed = tc.Seed + uint64(round)
-		if opts.Anneal {
-			rtc = annealedRound(rtc, round, rounds)
+		st.bestAcc = st.rep.InitialValAccuracy
+		if opts.KeepBest {
+			st.best = snapshot(m)
 		}
-		res, err := train.Fit(ctx, m, combined, val, rtc)
-		if err != nil {
-			return rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+		st.viewPCG = rand.NewPCG(tc.Seed, streamViews)
+		st.viewRNG = rand.New(st.viewPCG)
+	}
+	for round := st.round + 1; round <= rounds; round++ {
+		if err := ctx.Err(); err != nil {
+			return st.rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
 		}
-		rr.Epochs = res.Epochs
-		if rr.ValAccuracy, err = accuracy(m, val, h); err != nil {
-			return rep, err
+		var ck *train.Checkpoint
+		if run.Epoch != nil && run.EpochRound == round && round == epochRound {
+			ck = run.Epoch
 		}
-		if opts.KeepBest && !(rr.ValAccuracy < bestAcc) {
-			bestAcc, rep.BestRound = rr.ValAccuracy, round
-			best = snapshot(m)
+		if err := st.runRound(ctx, round, rounds, h, labelled, unlabeled, val, tc, opts, hidden, run.Checkpoint, ck); err != nil {
+			return st.rep, err
 		}
-		rr.Seconds = time.Since(began).Seconds()
-		rep.Rounds = append(rep.Rounds, rr)
-		tc.Logger.Info().Int("round", round).Int("added", rr.Added).Float64("pseudo_accuracy", rr.PseudoAccuracy).
-			Float64("val_accuracy", rr.ValAccuracy).Msg("self-training round")
+		if run.RoundEnd != nil {
+			s, err := st.state()
+			if err != nil {
+				return st.rep, fmt.Errorf("pretrain: self-train round %d: state: %w", round, err)
+			}
+			if err := run.RoundEnd(s); err != nil {
+				return st.rep, fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+			}
+		}
 	}
 	if opts.KeepBest {
-		best.restoreTo(m)
+		st.best.restoreTo(m)
 	} else {
-		rep.BestRound = len(rep.Rounds)
+		st.rep.BestRound = len(st.rep.Rounds)
 	}
-	return rep, nil
+	return st.rep, nil
+}
+
+// runRound runs one round: pseudo-labels from the current model, then training (from ck when
+// it fits).
+func (st *selfTrain) runRound(ctx context.Context, round, rounds, h int, labelled, unlabeled, val train.Dataset, tc train.Config, opts PseudoLabelOptions, hidden []int32,
+	checkpoint func(int, *train.Checkpoint) error, ck *train.Checkpoint) error {
+	m := st.m
+	began := time.Now()
+	var labels []int32
+	var weights []float32
+	var picked []int
+	if unlabeled.Len() > 0 {
+		probs, k, err := predictViews(m, unlabeled, h, opts.Views, tc.Augment, st.viewRNG)
+		if err != nil {
+			return fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+		}
+		if d := opts.EnsembleDecay; d > 0 {
+			if st.ensemble == nil {
+				st.ensemble = make([]float64, len(probs))
+			}
+			if len(st.ensemble) != len(probs) {
+				return fmt.Errorf("pretrain: self-train round %d: the moving average has %d values, the predictions %d", round, len(st.ensemble), len(probs))
+			}
+			correction := 1 / (1 - math.Pow(d, float64(round)))
+			for i, p := range probs {
+				st.ensemble[i] = d*st.ensemble[i] + (1-d)*float64(p)
+				probs[i] = float32(st.ensemble[i] * correction)
+			}
+		}
+		if labels, weights, picked, err = selectConfident(probs, k, opts); err != nil {
+			return fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+		}
+		conf := make([]float32, len(picked))
+		for i, r := range picked {
+			conf[i] = probs[r*k+int(labels[i])]
+		}
+		st.rep.Last = PseudoLabels{Picked: picked, Labels: labels, Confidence: conf, Weights: weights}
+	}
+	rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN()}
+	if hidden != nil {
+		ok, known := 0, 0
+		for i, p := range picked {
+			if hidden[p] < 0 {
+				continue // no true label to compare with
+			}
+			known++
+			if hidden[p] == labels[i] {
+				ok++
+			}
+		}
+		if known > 0 {
+			rr.PseudoAccuracy = float64(ok) / float64(known)
+		}
+	}
+	combined, err := withPseudoLabels(labelled, unlabeled, h, picked, labels, weights)
+	if err != nil {
+		return err
+	}
+	if opts.Restart {
+		st.start.restoreTo(m)
+	}
+	rtc := tc
+	rtc.Seed = tc.Seed + uint64(round)
+	if opts.Anneal {
+		rtc = annealedRound(rtc, round, rounds)
+	}
+	var hooks []train.Hook
+	if checkpoint != nil {
+		hooks = append(hooks, train.OnEpochEnd("self_train_checkpoint", math.MaxInt, func(e *train.EpochInfo) error {
+			c, err := e.Checkpoint()
+			if err != nil {
+				return err
+			}
+			return checkpoint(round, c)
+		}))
+	}
+	res, err := fitRound(ctx, m, combined, val, rtc, ck, hooks, &st.rep)
+	if err != nil {
+		return fmt.Errorf("pretrain: self-train round %d: %w", round, err)
+	}
+	rr.Epochs = res.Epochs
+	if rr.ValAccuracy, err = accuracy(m, val, h); err != nil {
+		return err
+	}
+	if opts.KeepBest && !(rr.ValAccuracy < st.bestAcc) {
+		st.bestAcc, st.rep.BestRound = rr.ValAccuracy, round
+		st.best = snapshot(m)
+	}
+	rr.Seconds = time.Since(began).Seconds()
+	st.rep.Rounds = append(st.rep.Rounds, rr)
+	st.round = round
+	tc.Logger.Info().Int("round", round).Int("added", rr.Added).Float64("pseudo_accuracy", rr.PseudoAccuracy).
+		Float64("val_accuracy", rr.ValAccuracy).Msg("self-training round")
+	return nil
+}
+
+// fitRound trains a round, from ck when it is set and fits (rep.ResumedEpochs then says from
+// which epoch), else from the model's weights.
+func fitRound(ctx context.Context, m *nn.Model, set, val train.Dataset, tc train.Config, ck *train.Checkpoint, hooks []train.Hook, rep *SelfTrainReport) (train.Result, error) {
+	if ck != nil {
+		tc.Resume = ck
+		res, err := train.Fit(ctx, m, set, val, tc, hooks...)
+		if err == nil || !errors.Is(err, train.ErrCheckpoint) {
+			rep.ResumedEpochs = ck.Epoch
+			return res, err
+		}
+		// Fit refused it before changing the model.
+		tc.Logger.Warn().Err(err).Msg("self-training: the checkpoint of the round in progress is set aside; the round trains from its start")
+		tc.Resume = nil
+	}
+	return train.Fit(ctx, m, set, val, tc, hooks...)
 }
 
 // streamViews is the PCG stream of SelfTrain's augmented prediction views.
@@ -416,6 +657,32 @@ func snapshot(m *nn.Model) weights {
 		w = append(w, append([]float32(nil), p.Value...))
 	}
 	return w
+}
+
+// tensors names w's tensors as m's params and buffers (train.Snapshot's layout).
+func (w weights) tensors(m *nn.Model) []train.Tensor {
+	var out []train.Tensor
+	for i, p := range append(append([]*optim.Param(nil), m.Params()...), m.Buffers()...) {
+		out = append(out, train.Tensor{Name: p.Name, Value: slices.Clone(w[i])})
+	}
+	return out
+}
+
+// weightsOf checks that ts has the layout of m's params and buffers (names and sizes, in
+// order) and returns their values.
+func weightsOf(m *nn.Model, ts []train.Tensor) (weights, error) {
+	all := append(append([]*optim.Param(nil), m.Params()...), m.Buffers()...)
+	if len(ts) != len(all) {
+		return nil, fmt.Errorf("%d tensors, the model has %d", len(ts), len(all))
+	}
+	w := make(weights, len(ts))
+	for i, p := range all {
+		if ts[i].Name != p.Name || len(ts[i].Value) != len(p.Value) {
+			return nil, fmt.Errorf("tensor %d is %q (%d values), the model's is %q (%d values)", i, ts[i].Name, len(ts[i].Value), p.Name, len(p.Value))
+		}
+		w[i] = ts[i].Value
+	}
+	return w, nil
 }
 
 // restoreTo copies w back into m, which must be the model (or an identically built one) w
