@@ -58,6 +58,12 @@ type Checkpoint struct {
 	RangeTest *optim.RangeTestResult
 	// AugmentState is Config.AugmentState's marshalled state (nil when not set).
 	AugmentState []byte
+	// Frozen and LRScales are, per param (in the model's order), whether it is frozen and
+	// its learning-rate multiplier at the end of the epoch: a resumed Fit restores them, so a
+	// schedule that changes them between epochs (gradual unfreezing) goes on from where it
+	// stood. nil in checkpoints written before they existed: the model's own are kept.
+	Frozen   []bool
+	LRScales []float32
 }
 
 // ErrCheckpoint is wrapped by the error of a Fit whose Config.Resume does not fit the model

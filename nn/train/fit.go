@@ -299,8 +299,17 @@ func (r *run) resume(c *Checkpoint) error {
 			return bad("augmenter state: %v", err)
 		}
 	}
+	params := r.m.Params()
+	if c.Frozen != nil && (len(c.Frozen) != len(params) || len(c.LRScales) != len(params)) {
+		return bad("%d frozen flags and %d learning-rate multipliers for %d params", len(c.Frozen), len(c.LRScales), len(params))
+	}
 	if err := restore(r.m, c.Weights); err != nil { // checked above: cannot fail
 		return bad("%v", err)
+	}
+	if c.Frozen != nil {
+		for i, p := range params {
+			p.Frozen, p.LRScale = c.Frozen[i], c.LRScales[i]
+		}
 	}
 	r.epoch, r.step, r.baseLR = c.Epoch, c.Step, c.BaseLR
 	r.bestMetric, r.bestEpoch, r.badEpochs = c.BestMetric, c.BestEpoch, c.BadEpochs
@@ -339,6 +348,10 @@ func (r *run) checkpoint() (*Checkpoint, error) {
 	}
 	if c.AugmentRNG, err = r.augment.MarshalBinary(); err != nil {
 		return nil, err
+	}
+	for _, p := range r.m.Params() {
+		c.Frozen = append(c.Frozen, p.Frozen)
+		c.LRScales = append(c.LRScales, p.LRScale)
 	}
 	if r.cfg.AugmentState != nil {
 		if c.AugmentState, err = r.cfg.AugmentState.MarshalBinary(); err != nil {

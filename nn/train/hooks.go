@@ -30,7 +30,9 @@ type EpochInfo struct {
 	Metrics map[string]float64
 	Model   *nn.Model
 	// Checkpoint captures the complete training state at the end of this epoch; Fit with
-	// Config.Resume set to it continues bit-identically.
+	// Config.Resume set to it continues bit-identically. It includes what the hooks that ran
+	// before it changed (the params' frozen flags and learning-rate multipliers): call it from
+	// a hook that runs after every hook that changes the model (priority math.MaxInt).
 	Checkpoint func() (*Checkpoint, error)
 }
 

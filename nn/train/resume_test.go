@@ -229,3 +229,45 @@ func TestResumeRefusesAForeignCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeRestoresTrainability: a hook that unfreezes a layer and changes its learning-rate
+// multiplier at the end of epoch 0 (gradual unfreezing) is not run again for the epochs a
+// resumed Fit skips, so the checkpoint carries the params' frozen flags and multipliers.
+func TestResumeRestoresTrainability(t *testing.T) {
+	train, val := blobs(1, 200), blobs(2, 64)
+	spec := nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Name: "base", Units: 16, Activation: "relu"}}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}}
+	frozen := func(t *testing.T) *nn.Model {
+		m := buildModel(t, spec)
+		if n, err := m.Freeze("base"); err != nil || n == 0 {
+			t.Fatalf("freeze: %d, %v", n, err)
+		}
+		return m
+	}
+	unfreeze := OnEpochEnd("unfreeze", 0, func(e *EpochInfo) error {
+		if e.Epoch == 0 {
+			for _, p := range e.Model.Params() {
+				if p.Frozen {
+					p.Frozen, p.LRScale = false, 0.5
+				}
+			}
+		}
+		return nil
+	})
+	cfg := Config{Epochs: 4, BatchSize: 32, Seed: 3, EarlyStopping: EarlyStopping{Disabled: true}}
+	m := frozen(t)
+	var c *Checkpoint
+	if _, err := Fit(context.Background(), m, train, val, cfg, unfreeze, checkpointAt(1, &c)); err != nil {
+		t.Fatal(err)
+	}
+	resumed := frozen(t)
+	cfg.Resume = c
+	if _, err := Fit(context.Background(), resumed, train, val, cfg, unfreeze); err != nil {
+		t.Fatal(err)
+	}
+	sameWeights(t, weightsOf(m), weightsOf(resumed))
+	for _, p := range resumed.Params() {
+		if p.Frozen {
+			t.Fatalf("%s still frozen after the resume", p.Name)
+		}
+	}
+}
