@@ -10,6 +10,7 @@ import (
 
 	"github.com/pipe-ml/pipe/ensemble"
 	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/train"
 	"github.com/pipe-ml/pipe/pipeline"
 )
 
@@ -215,6 +216,8 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	opts := ensemble.Options{Logger: sc.Log, OnMemberDone: func(r ensemble.MemberReport) {
 		sc.Progress(done.Add(1), int64(members), "members")
 	}}
+	cp := newCheckpoints(sc)
+	memberCheckpoints(ctx, cp, &opts)
 	var val = trainData.Data
 	val.Index = []int{}
 	if valData != nil {
@@ -222,6 +225,7 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	}
 	ens, rep, err := ensemble.Train(ctx, cfg, trainData.Data, val, sc.Seed(0), opts)
 	if err != nil {
+		cp.flush(ctx)
 		return err
 	}
 	s.report(sc, rep, plan)
@@ -241,6 +245,39 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		return err
 	}
 	return sc.SetArtifact("ensemble", eb)
+}
+
+// memberCheckpointName and memberDoneName are the checkpoints of member i: the trainer's
+// checkpoint of its last epoch, and the record of the finished member.
+func memberCheckpointName(i int) string { return fmt.Sprintf("member_%02d.ckpt", i) }
+func memberDoneName(i int) string       { return fmt.Sprintf("member_%02d.done", i) }
+
+// memberCheckpoints makes opts save every member's epoch checkpoints and its record once it
+// finished, by member index, and give them back to a later run of the stage: finished members
+// are not trained again and interrupted ones continue from their last checkpoint (see
+// checkpoints).
+func memberCheckpoints(ctx context.Context, cp *checkpoints, opts *ensemble.Options) {
+	opts.Checkpoint = func(i int, c *train.Checkpoint) error {
+		cp.save(ctx, memberCheckpointName(i), c.MarshalBinary)
+		return nil
+	}
+	opts.Finished = func(i int, f *ensemble.FinishedMember) error {
+		cp.forget(memberCheckpointName(i))
+		cp.saveNow(ctx, memberDoneName(i), f.MarshalBinary)
+		return nil
+	}
+	opts.Restore = func(i int) (*ensemble.FinishedMember, *train.Checkpoint, error) {
+		if b := cp.load(ctx, memberDoneName(i)); b != nil {
+			var f ensemble.FinishedMember
+			err := f.UnmarshalBinary(b)
+			if err == nil {
+				return &f, nil, nil
+			}
+			cp.setAside(memberDoneName(i), err)
+		}
+		name := memberCheckpointName(i)
+		return nil, cp.decodeCheckpoint(name, cp.load(ctx, name)), nil
+	}
 }
 
 // memberHistoryFile is where a member's per-epoch history goes in the stage directory.
@@ -265,6 +302,7 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 	members := make([]map[string]any, 0, len(rep.Members))
 	ran, stopped := 0, 0
 	minEpochs, maxEpochs := -1, 0
+	restored, resumed := 0, []string(nil)
 	for _, m := range rep.Members {
 		prefix := fmt.Sprintf("member_%02d/", m.Index)
 		info := map[string]any{"member": m.Index, "epochs_run": m.Epochs, "stopped_early": m.StoppedEarly}
@@ -288,6 +326,14 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 		if m.Dropped {
 			info["dropped"] = true
 		}
+		if m.Restored {
+			info["restored"] = true
+			restored++
+		}
+		if m.ResumedFrom > 0 {
+			info["resumed_from_epoch"] = m.ResumedFrom
+			resumed = append(resumed, fmt.Sprintf("member %d from epoch %d", m.Index, m.ResumedFrom))
+		}
 		members = append(members, info)
 		if m.Dropped {
 			sc.Degrade("member %d dropped: %v", m.Index, m.Err)
@@ -298,6 +344,13 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 		}
 	}
 	sc.SetInfo("members", members)
+	if restored > 0 {
+		sc.Note("%d finished members taken from an earlier, interrupted run (not trained again)", restored)
+		sc.SetInfo("restored_members", restored)
+	}
+	if len(resumed) > 0 {
+		sc.Note("resumed from the checkpoints of %s", strings.Join(resumed, ", "))
+	}
 	if ran > 0 {
 		sc.Log.Info().Msgf("members ran %d to %d epochs, %d of %d stopped early (per member: info.members in the manifest, members/member_NN/history.csv)",
 			minEpochs, maxEpochs, stopped, len(rep.Members))

@@ -193,13 +193,22 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	}
 	defer release()
 	tc.Workers = n
+	epochs := tc.Epochs
+	tc.Hooks = append(tc.Hooks, train.OnEpochEnd("progress", 100, func(e *train.EpochInfo) error {
+		sc.Progress(int64(e.Epoch+1), int64(epochs), "epoch")
+		return nil
+	}))
 	if s.embeddings {
 		return s.runEmbeddings(ctx, sc, plan, data.Data, val, tc)
 	}
 	cfg := s.cfg
 	cfg.Groups = oneHotGroups(plan.Numeric)
-	enc, rep, err := pretrain.TrainAutoencoder(ctx, cfg, data.Data, val, tc)
-	if err != nil {
+	var enc *pretrain.Encoder
+	var rep pretrain.Report
+	if err := runWithCheckpoints(ctx, sc, pretrainCheckpointName, tc, func(tc train.Config) (err error) {
+		enc, rep, err = pretrain.TrainAutoencoder(ctx, cfg, data.Data, val, tc)
+		return err
+	}); err != nil {
 		return err
 	}
 	if s.revive {
@@ -243,8 +252,12 @@ func publishEncoder(sc *pipeline.StageContext, plan *bundle.InputPlan, enc *pret
 // runEmbeddings pretrains the categorical embedding tables by masked-column prediction.
 func (s *pretrainStage) runEmbeddings(ctx context.Context, sc *pipeline.StageContext, plan *bundle.InputPlan, data, val train.Dataset, tc train.Config) error {
 	spec := s.ts.embeddingSpecs(plan)
-	enc, rep, err := pretrain.PretrainEmbeddings(ctx, pretrain.EmbeddingConfig{Embeddings: spec, Trunk: s.trunk}, data, val, tc)
-	if err != nil {
+	var enc *pretrain.Encoder
+	var rep pretrain.EmbeddingReport
+	if err := runWithCheckpoints(ctx, sc, pretrainCheckpointName, tc, func(tc train.Config) (err error) {
+		enc, rep, err = pretrain.PretrainEmbeddings(ctx, pretrain.EmbeddingConfig{Embeddings: spec, Trunk: s.trunk}, data, val, tc)
+		return err
+	}); err != nil {
 		return err
 	}
 	for name, acc := range rep.ValAccuracy {

@@ -165,9 +165,21 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	}
 	defer release()
 	tc.Workers = n
-	rep, err := pretrain.SelfTrain(ctx, m, all.Data.Subset(lab), all.Data.Subset(unl), val.Data, tc, s.opts, s.rounds, hidden)
+	cp := newCheckpoints(sc)
+	run := selfTrainCheckpoints(ctx, cp, func(round int) { sc.Progress(int64(round), int64(s.rounds), "rounds") })
+	rep, err := pretrain.SelfTrainWith(ctx, m, all.Data.Subset(lab), all.Data.Subset(unl), val.Data, tc, s.opts, s.rounds, hidden, run)
 	if err != nil {
+		cp.flush(ctx)
 		return err
+	}
+	if rep.ResumedRounds > 0 || rep.ResumedEpochs > 0 {
+		if rep.ResumedEpochs > 0 {
+			sc.Note("resumed an earlier, interrupted run after %d finished rounds, round %d from the checkpoint of its epoch %d", rep.ResumedRounds, rep.ResumedRounds+1, rep.ResumedEpochs)
+		} else {
+			sc.Note("resumed an earlier, interrupted run after %d finished rounds", rep.ResumedRounds)
+		}
+		sc.SetInfo("resumed_from_round", rep.ResumedRounds)
+		sc.SetInfo("resumed_from_epoch", rep.ResumedEpochs)
 	}
 	sc.Metrics.Set("initial/val_accuracy", rep.InitialValAccuracy)
 	var rounds []map[string]any
@@ -182,7 +194,6 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 			info["pseudo_accuracy"] = r.PseudoAccuracy
 		}
 		rounds = append(rounds, info)
-		sc.Progress(int64(r.Round), int64(s.rounds), "rounds")
 	}
 	sc.SetInfo("rounds", rounds)
 	sc.SetInfo("unlabeled_rows", len(unl))

@@ -200,7 +200,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if s.spec.monitor > 0 {
 		hooks = append(hooks, train.Monitor("monitor", s.spec.monitor, 20, mon.record)...)
 	}
-	res, err := train.Fit(ctx, m, trainData.Data, val, cfg, hooks...)
+	res, err := fitWithCheckpoints(ctx, sc, m, trainData.Data, val, cfg, hooks, mon)
 	if merr := mon.write(filepath.Join(dir, "monitor.csv")); merr != nil && err == nil {
 		err = merr
 	}
@@ -253,6 +253,47 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		return err
 	}
 	return sc.SetArtifact("model", b)
+}
+
+// fitWithCheckpoints trains m as train.Fit does, saving the stage's checkpoint (train.ckpt:
+// the trainer's state and the monitoring samples) at every epoch's end, and continuing from
+// the one an interrupted run of the stage left, if any (see checkpoints).
+func fitWithCheckpoints(ctx context.Context, sc *pipeline.StageContext, m *nn.Model, trainSet, val train.Dataset, cfg train.Config, hooks []train.Hook, mon *monitorLog) (train.Result, error) {
+	cp := newCheckpoints(sc)
+	var resumed *trainStageCheckpoint
+	if b := cp.load(ctx, trainCheckpointName); b != nil {
+		var t trainStageCheckpoint
+		if err := t.decode(b); err != nil {
+			cp.setAside(trainCheckpointName, err)
+		} else {
+			resumed = &t
+		}
+	}
+	hooks = append(hooks, cp.epochHook(ctx, trainCheckpointName, func(ck *train.Checkpoint) func() ([]byte, error) {
+		st := mon.state()
+		return (&trainStageCheckpoint{Train: ck, Monitor: st}).encode
+	}))
+	if resumed != nil {
+		cfg.Resume = resumed.Train
+		mon.restore(resumed.Monitor)
+	}
+	res, err := train.Fit(ctx, m, trainSet, val, cfg, hooks...)
+	if resumed != nil {
+		if errors.Is(err, train.ErrCheckpoint) {
+			// Fit refused it before changing the model: train from the start.
+			cp.setAside(trainCheckpointName, err)
+			mon.restore(monitorState{})
+			cfg.Resume = nil
+			res, err = train.Fit(ctx, m, trainSet, val, cfg, hooks...)
+		} else {
+			sc.Note("resumed from the checkpoint of epoch %d", resumed.Train.Epoch)
+			sc.SetInfo("resumed_from_epoch", resumed.Train.Epoch)
+		}
+	}
+	if err != nil {
+		cp.flush(ctx)
+	}
+	return res, err
 }
 
 // savePartial writes the best-so-far weights of an interrupted training as the stage's bundle,
