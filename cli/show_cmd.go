@@ -83,7 +83,26 @@ func (a *app) cmdShow(args []string, stdout, stderr io.Writer) int {
 		if !filepath.IsLocal(file) || !filepath.IsLocal(pos[1]) {
 			return a.usageError(stderr, "show", fmt.Sprintf("STAGE and FILE name a file inside the run's stages/ directory; %q/%q does not", pos[1], pos[2]))
 		}
-		if err := view.print(stdout, filepath.Join(dir, "stages", pos[1], file), mem); err != nil {
+		path := filepath.Join(dir, "stages", pos[1], file)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			var names []string
+			if ents, err := os.ReadDir(filepath.Dir(path)); err == nil {
+				for _, e := range ents {
+					if _, _, err := tableio.FormatOf(e.Name()); err == nil && !e.IsDir() {
+						names = append(names, e.Name())
+					}
+				}
+			}
+			msg := fmt.Sprintf("run %s has no file %s", dir, filepath.Join("stages", pos[1], file))
+			if len(names) > 0 {
+				msg += fmt.Sprintf("; the table files of stage %s: %s", pos[1], strings.Join(names, ", "))
+			} else {
+				msg += fmt.Sprintf("; pipe show %s %s lists the stage's files", dir, pos[1])
+			}
+			fmt.Fprintf(stderr, "pipe show: %s\n", msg)
+			return pipeline.ExitConfig
+		}
+		if err := view.print(stdout, path, mem); err != nil {
 			return fail(err)
 		}
 		return 0

@@ -191,6 +191,10 @@ func TestShowTableFiles(t *testing.T) {
 	if code != 0 || out != outs[0] {
 		t.Errorf("pipe show RUN STAGE FILE: exit %d, %s\n%s", code, errOut, out)
 	}
+	code, _, errOut = runCLI("show", run, "eval", "worst_val_out.parquet")
+	if code != pipeline.ExitConfig || !strings.Contains(errOut, "worst_val_out.parquet") || !strings.Contains(errOut, "worst_test_out.parquet") {
+		t.Errorf("a file the stage does not have: exit %d, %s (want its table files named)", code, errOut)
+	}
 	// A damaged file is an error that names it; a file that is not a table says what is.
 	bad := writeFile(t, filepath.Join(dir, "bad.parquet"), "not parquet at all")
 	if code, _, errOut := runCLI("show", bad); code != pipeline.ExitFailed || !strings.Contains(errOut, bad) {
