@@ -56,7 +56,7 @@ type StageContext struct {
 	cacheKey string // the stage's key in the stage store ("" without a store)
 	// held, when not nil, keeps the outputs of an attempt of a stage that declares retries
 	// from other stages until the attempt succeeds (see runAttempts).
-	held *heldOutputs
+	held     *heldOutputs
 	dirOnce  sync.Once
 	dir      string
 	dirErr   error
