@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+// The stage store as pipe run uses it. These two functions are the command's seam to the
+// store package (a blob store on a directory or a URL, and its gc): while they are nil, pipe
+// run has no stage store, so nothing is cached (and --store, --no-cache and --refresh change
+// nothing).
+var (
+	// openStore opens the stage store at location (a directory path or a URL); close releases
+	// it.
+	openStore func(ctx context.Context, location string) (s pipeline.Store, close func() error, err error)
+	// trimStore removes from s the entries that no run under runsDirs refers to, oldest
+	// first, until s holds at most maxBytes (0: the store's default limit).
+	trimStore func(ctx context.Context, s pipeline.Store, maxBytes int64, runsDirs []string) error
+)
+
+// buildID identifies this build for the stage store's keys when its version does not: a
+// development build ("devel...") gets the SHA-256 of its executable, so that a rebuilt pipe
+// with other code never reuses the outputs of the last one (a Go build is reproducible: the
+// same code gives the same executable, and keeps its cache). A released version needs
+// nothing more: "".
+func buildID(version string) string {
+	if !strings.HasPrefix(version, "devel") {
+		return ""
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "unknown-executable"
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return "unreadable-executable"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unreadable-executable"
+	}
+	return "exe-sha256:" + hex.EncodeToString(h.Sum(nil))
+}
