@@ -41,6 +41,7 @@ func commands() []command {
 		{name: "summary", args: "BUNDLE", about: "Prints a model bundle's inputs, preprocessing and layers (every member's, for an ensemble). BUNDLE is the bundle, its stage directory, or a run directory that holds one bundle.", run: (*app).cmdSummary},
 		{name: "gradcheck", args: "FILE|BUNDLE", about: "Checks backpropagation against finite differences for the pipeline's models (or a bundle's).", run: (*app).cmdGradcheck, hasFlags: true},
 		{name: "predict", about: "Scores the rows of a file with a model bundle.", run: (*app).cmdPredict, hasFlags: true, required: []string{"model", "input", "output"}},
+		{name: "gc", about: "Removes stage-store entries no kept run refers to, oldest first, down to the size limit, and crashed writers' leftovers.", run: (*app).cmdGC, hasFlags: true},
 		{name: "version", about: "Prints pipe's version."},
 	}
 }
