@@ -342,7 +342,7 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 			return pipeline.ExitConfig
 		}
 	}
-	store, closeStore, code := openRunStore(p, *storeLoc, *runs, *noCache, stderr)
+	runStore, closeStore, code := openRunStore(p, *storeLoc, *runs, *noCache, stderr)
 	if code != 0 {
 		return code
 	}
@@ -380,9 +380,9 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := pipeline.RunOptions{
 		Dir: *out, RunsDir: *runs, LogWriter: logw, LogLevel: level, DataDir: *dataDir, Progress: disp.event,
-		Overrides: sets, Version: Version(), GEMM: gemmName(), Store: store, NoCache: *noCache, Refresh: refresh,
+		Overrides: sets, Version: Version(), GEMM: gemmName(), Store: runStore, NoCache: *noCache, Refresh: refresh,
 	}
-	if store != nil {
+	if runStore != nil {
 		opts.BuildID = buildID(opts.Version)
 	}
 	res, err := pipeline.Run(ctx, p, opts)
@@ -399,10 +399,10 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil && !errors.Is(err, pipeline.ErrCanceled) {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 	}
-	if store != nil && !*noCache && trimStore != nil {
+	if runStore != nil && !*noCache {
 		// The store's size limit: what no run refers to goes, oldest first. A failure to
 		// trim does not change how the run ended.
-		if terr := trimStore(context.Background(), store, p.StoreMaxSize, keptRunsDirs(*runs, res.Dir)); terr != nil {
+		if terr := trimStore(context.Background(), runStore, p.StoreMaxSize, keptRunsDirs(*runs, res.Dir)); terr != nil {
 			fmt.Fprintf(stderr, "pipe run: the stage store could not be trimmed to its size limit: %v\n", terr)
 		}
 	}
@@ -528,9 +528,6 @@ func startCPUProfile(path string) (func(), error) {
 // and store nothing; with --no-cache it is only used for the cache keys in the manifest, and a
 // failure is not an error.
 func openRunStore(p *pipeline.Pipeline, flagLoc, runsDir string, noCache bool, stderr io.Writer) (pipeline.Store, func() error, int) {
-	if openStore == nil {
-		return nil, nil, 0
-	}
 	loc := flagLoc
 	if loc == "" {
 		loc = p.Store

@@ -9,19 +9,34 @@ import (
 	"strings"
 
 	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/store"
 )
 
-// The stage store as pipe run uses it. These two functions are the command's seam to the
-// store package (a blob store on a directory or a URL, and its gc): while they are nil, pipe
-// run has no stage store, so nothing is cached (and --store, --no-cache and --refresh change
-// nothing).
+// The stage store as pipe run uses it: opened with the store package, and trimmed after the
+// run with its gc. Variables, so that tests can put a store of their own in.
 var (
 	// openStore opens the stage store at location (a directory path or a URL); close releases
 	// it.
-	openStore func(ctx context.Context, location string) (s pipeline.Store, close func() error, err error)
+	openStore = func(ctx context.Context, location string) (pipeline.Store, func() error, error) {
+		b, err := store.Open(ctx, location)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, b.Close, nil
+	}
 	// trimStore removes from s the entries that no run under runsDirs refers to, oldest
-	// first, until s holds at most maxBytes (0: the store's default limit).
-	trimStore func(ctx context.Context, s pipeline.Store, maxBytes int64, runsDirs []string) error
+	// first, until s holds at most maxBytes (0: store.DefaultMaxBytes).
+	trimStore = func(ctx context.Context, s pipeline.Store, maxBytes int64, runsDirs []string) error {
+		kept, err := store.KeptKeys(runsDirs...)
+		if err != nil {
+			return err
+		}
+		if maxBytes <= 0 {
+			maxBytes = store.DefaultMaxBytes
+		}
+		_, err = store.GC(ctx, s, store.GCOptions{Kept: kept, MaxBytes: maxBytes})
+		return err
+	}
 )
 
 // buildID identifies this build for the stage store's keys when its version does not: a

@@ -155,3 +155,74 @@ func TestRunCacheFlags(t *testing.T) {
 		t.Errorf("--no-cache with a store that cannot be opened: %s", m.Status)
 	}
 }
+
+// TestRunWithTheStoreDirectory: with the real store, pipe run stores every stage under
+// runs/.store, the next run reads them all back, and after a run the store is trimmed to
+// store_max_size: entries of a deleted run go, those of the runs that remain stay.
+func TestRunWithTheStoreDirectory(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "tiny.toml")
+	src := strings.Replace(cacheCLISrc, `store_max_size = "1MiB"`, `store_max_size = 1`, 1)
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runs := filepath.Join(base, "runs")
+	run := func(args ...string) (*pipeline.Manifest, string) {
+		t.Helper()
+		code, out, errOut := runCLI(append([]string{"run", file, "--runs", runs, "--log-format", "json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		dir := strings.TrimPrefix(lines[len(lines)-1], "run: ")
+		return cliManifest(t, dir), dir
+	}
+	committed := func(key string) bool {
+		_, err := os.Stat(filepath.Join(runs, ".store", "stages", key, "entry.json"))
+		return err == nil
+	}
+	m1, dir1 := run()
+	for name, s := range m1.Stages {
+		if !committed(s.CacheKey) {
+			t.Errorf("%s: no entry in runs/.store", name)
+		}
+	}
+	m2, _ := run()
+	for name, s := range m2.Stages {
+		if !s.Cached {
+			t.Errorf("%s: not read back from runs/.store", name)
+		}
+	}
+	// Only the scaling changes: load and split stay, scale and save are new.
+	if err := os.RemoveAll(dir1); err != nil {
+		t.Fatal(err)
+	}
+	m3, _ := run("--set", "scale.method=\"minmax\"")
+	if !m3.Stages["split"].Cached || m3.Stages["scale"].Cached {
+		t.Fatalf("split cached %v, scale cached %v", m3.Stages["split"].Cached, m3.Stages["scale"].Cached)
+	}
+	// The second run (kept) refers to the first run's keys: they stay. Remove it too, and the
+	// next run's trim removes them.
+	for name, s := range m2.Stages {
+		if !committed(s.CacheKey) {
+			t.Errorf("%s: an entry a kept run refers to was removed", name)
+		}
+	}
+	ids, _ := os.ReadDir(filepath.Join(runs, "tiny"))
+	for _, e := range ids {
+		if e.IsDir() && e.Name() != m3.RunID {
+			os.RemoveAll(filepath.Join(runs, "tiny", e.Name()))
+		}
+	}
+	m4, _ := run("--set", "scale.method=\"minmax\"")
+	for name, s := range m4.Stages {
+		if !committed(s.CacheKey) || !s.Cached {
+			t.Errorf("%s: the kept run's entry is gone (cached %v)", name, s.Cached)
+		}
+	}
+	for _, name := range []string{"scale", "save"} {
+		if committed(m2.Stages[name].CacheKey) {
+			t.Errorf("%s: the entry no run refers to was not trimmed", name)
+		}
+	}
+}
