@@ -141,10 +141,9 @@ func (l *lazyOutput) get() error {
 // fails the stage.
 func (rs *runState) restoreStage(ctx context.Context, st *stageState, e *storeEntry, slog zerolog.Logger) (ok bool, err error) {
 	sc := st.sc
-	dir, err := sc.Dir()
-	if err != nil {
-		return false, err
-	}
+	// The stage directory is created only when there are files to restore, as a stage that
+	// runs creates it only when it writes one.
+	dir := filepath.Join(rs.dir, "stages", st.cfg.Name)
 	if err := restoreFiles(ctx, rs.store, e, dir); err != nil {
 		return false, fmt.Errorf("files: %w", err)
 	}

@@ -69,7 +69,8 @@ func stageKeys(ctx context.Context, p *Pipeline, env keyEnv) (keys map[string]st
 
 // stageKey is the SHA-256 of everything a stage's outputs depend on: its kind and the kind's
 // version, pipe's version, the stage's name and the run seed (the seed the stage derives),
-// its config with defaults filled in (input references and KeyExempt fields aside), the keys
+// its config with defaults filled in (input references and KeyExempt fields aside; file paths
+// absolute), the keys
 // and ports of its inputs, and the identity of the data it reads (its kind's Fingerprint).
 // inputKeys maps each producing stage to its key.
 func stageKey(ctx context.Context, sc *StageConfig, inputKeys map[string]string, env keyEnv) (string, error) {
@@ -97,6 +98,12 @@ func stageKey(ctx context.Context, sc *StageConfig, inputKeys map[string]string,
 	k.int(int64(len(names)))
 	for _, name := range names {
 		k.str(name)
+		if f := sc.Spec.field(name); f != nil && f.Path == PathInput {
+			// As the resolved config writes it (absolute), so that a run of the resolved
+			// pipeline.toml (a resumed run) has the key of the run it came from.
+			k.value(sc.Path(name))
+			continue
+		}
 		k.value(sc.values[name])
 	}
 	k.str("inputs")

@@ -558,3 +558,33 @@ func TestCacheKindNotOptedIn(t *testing.T) {
 		t.Errorf("kinds that did not opt in were stored: %d objects", len(objs))
 	}
 }
+
+// TestCacheKeysOfTheResolvedConfig: the run directory's pipeline.toml (defaults filled in,
+// paths absolute), loaded from elsewhere, gives every stage the key of the run it came from:
+// a resumed run finds the original's checkpoints and entries.
+func TestCacheKeysOfTheResolvedConfig(t *testing.T) {
+	c := newCacheRun(t)
+	c.dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(c.dir, "data.txt"), []byte("4\n5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := fiveSrc + "\n[stages.more]\nkind = \"lines\"\npath = \"data.txt\"\n\n[stages.total]\nkind = \"sum\"\ninput = [\"more\", \"s1\"]\nworkers = 2\n"
+	m1, _ := c.run(c.parse(src), RunOptions{})
+	resolved, err := os.ReadFile(filepath.Join(c.lastDir, "pipeline.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := Parse(resolved, "pipeline.toml", t.TempDir(), cacheRegistry(c.counts, 0), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, ran := c.run(p2, RunOptions{})
+	for _, n := range m1.StageOrder {
+		if m1.Stages[n].CacheKey != m2.Stages[n].CacheKey {
+			t.Errorf("%s: key %s from the file, %s from the resolved config", n, m1.Stages[n].CacheKey, m2.Stages[n].CacheKey)
+		}
+	}
+	if len(ran) != 0 {
+		t.Errorf("the resolved config ran %v", ran)
+	}
+}

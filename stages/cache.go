@@ -37,7 +37,7 @@ const (
 func fingerprintField() pipeline.Field {
 	return pipeline.Field{Name: fFingerprint, Type: pipeline.TypeString, Default: "stat", Enum: []string{"stat", "content"},
 		Doc: "How the stage store's cache knows that the file changed: `stat` (its path, size and modification time: free, but a touched file counts as changed) " +
-			"or `content` (the SHA-256 of its bytes, read at the start of every run: a file moved, copied or touched without a change keeps its cached results)."}
+			"or `content` (the SHA-256 of its bytes, read at the start of every run: a file touched, or written again with the same bytes, keeps its cached results)."}
 }
 
 // fileFingerprint is the identity of a file source's data: FileIdentity of its path, by stat
