@@ -304,7 +304,7 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "the `DIR` to look in first for datasets that are not embedded (MNIST)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE`, for go tool pprof")
-	storeLoc := fs.String("store", "", "the stage store, a directory or a `URL` (default: [pipeline] store, else .store in the --runs directory)")
+	storeLoc := fs.String("store", "", "the stage store, a directory or a `URL` (default: [pipeline] store, else .store in the --runs directory, or beside --out when only --out is given)")
 	noCache := fs.Bool("no-cache", false, "run every stage: read nothing back from the stage store and store nothing")
 	var refresh stringList
 	fs.Var(&refresh, "refresh", "run `STAGE` and every stage downstream of it even when cached, and store them again (repeatable)")
@@ -342,7 +342,20 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 			return pipeline.ExitConfig
 		}
 	}
-	runStore, closeStore, code := openRunStore(p, *storeLoc, *runs, *noCache, stderr)
+	loc := *storeLoc
+	if loc == "" {
+		loc = p.Store
+	}
+	if loc == "" {
+		loc = filepath.Join(*runs, ".store")
+		if *out != "" && !flagSet(fs, "runs") {
+			// A run placed with --out alone keeps its store beside it (a job writing
+			// /data/runs/<date> shares /data/runs/.store), not in a runs directory of the
+			// current directory.
+			loc = filepath.Join(filepath.Dir(filepath.Clean(*out)), ".store")
+		}
+	}
+	runStore, closeStore, code := openRunStore(loc, *noCache, stderr)
 	if code != 0 {
 		return code
 	}
@@ -522,19 +535,11 @@ func startCPUProfile(path string) (func(), error) {
 	}, nil
 }
 
-// openRunStore opens the stage store of a run: --store, else the pipeline's [pipeline] store,
-// else .store in the runs directory. A store that cannot be opened refuses the run (exit 2)
-// before anything runs, since a run that silently skipped its cache would recompute every stage
-// and store nothing; with --no-cache it is only used for the cache keys in the manifest, and a
-// failure is not an error.
-func openRunStore(p *pipeline.Pipeline, flagLoc, runsDir string, noCache bool, stderr io.Writer) (pipeline.Store, func() error, int) {
-	loc := flagLoc
-	if loc == "" {
-		loc = p.Store
-	}
-	if loc == "" {
-		loc = filepath.Join(runsDir, ".store")
-	}
+// openRunStore opens the stage store of a run at loc. A store that cannot be opened refuses
+// the run (exit 2) before anything runs, since a run that silently skipped its cache would
+// recompute every stage and store nothing; with --no-cache it is only used for the cache keys
+// in the manifest, and a failure is not an error.
+func openRunStore(loc string, noCache bool, stderr io.Writer) (pipeline.Store, func() error, int) {
 	s, closeFn, err := openStore(context.Background(), loc)
 	if err != nil {
 		if noCache {
@@ -557,4 +562,15 @@ func keptRunsDirs(runsDir, runDir string) []string {
 		}
 	}
 	return out
+}
+
+// flagSet reports whether the flag called name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
 }

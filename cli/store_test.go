@@ -115,6 +115,14 @@ func TestRunCacheFlags(t *testing.T) {
 	if cachedOf(m) != 4 || strings.Count(out, " cached ") != 4 {
 		t.Errorf("second run: %d cached; summary:\n%s", cachedOf(m), out)
 	}
+	// With --out alone, the store is beside the run directory.
+	outDir := filepath.Join(t.TempDir(), "job", "today")
+	if code, out, errOut := runCLI("run", file, "--out", outDir, "--log-format", "json"); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if last := f.opened[len(f.opened)-1]; last != filepath.Join(filepath.Dir(outDir), ".store") {
+		t.Errorf("--out alone: store opened at %q", last)
+	}
 	m, _ = run("--no-cache")
 	if cachedOf(m) != 0 {
 		t.Errorf("--no-cache: %d cached", cachedOf(m))
