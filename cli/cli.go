@@ -355,12 +355,24 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 			loc = filepath.Join(filepath.Dir(filepath.Clean(*out)), ".store")
 		}
 	}
-	runStore, closeStore, code := openRunStore(loc, *noCache, stderr)
-	if code != 0 {
-		return code
-	}
-	if closeStore != nil {
-		defer closeStore()
+	var runStore pipeline.Store
+	var closeStore func() error
+	defer func() {
+		if closeStore != nil {
+			closeStore()
+		}
+	}()
+	// Opened by Run once the run directory is accepted: a refused run creates no store.
+	open := func(ctx context.Context) (pipeline.Store, error) {
+		s, c, err := openStore(ctx, loc)
+		if err != nil {
+			if *noCache {
+				return nil, nil // only the keys in the manifest are lost
+			}
+			return nil, fmt.Errorf("%s: %w (give another with --store or [pipeline] store, or run with --no-cache)", loc, err)
+		}
+		runStore, closeStore = s, c
+		return s, nil
 	}
 	disp := newDisplay(stderr, *logFormat == "console" && !*noProgress, len(p.Stages))
 	var logw io.Writer = disp
@@ -393,10 +405,8 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := pipeline.RunOptions{
 		Dir: *out, RunsDir: *runs, LogWriter: logw, LogLevel: level, DataDir: *dataDir, Progress: disp.event,
-		Overrides: sets, Version: Version(), GEMM: gemmName(), Store: runStore, NoCache: *noCache, Refresh: refresh,
-	}
-	if runStore != nil {
-		opts.BuildID = buildID(opts.Version)
+		Overrides: sets, Version: Version(), GEMM: gemmName(), OpenStore: open, NoCache: *noCache, Refresh: refresh,
+		BuildID: buildID(Version()),
 	}
 	res, err := pipeline.Run(ctx, p, opts)
 	disp.finish()
@@ -533,22 +543,6 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
-}
-
-// openRunStore opens the stage store of a run at loc. A store that cannot be opened refuses
-// the run (exit 2) before anything runs, since a run that silently skipped its cache would
-// recompute every stage and store nothing; with --no-cache it is only used for the cache keys
-// in the manifest, and a failure is not an error.
-func openRunStore(loc string, noCache bool, stderr io.Writer) (pipeline.Store, func() error, int) {
-	s, closeFn, err := openStore(context.Background(), loc)
-	if err != nil {
-		if noCache {
-			return nil, nil, 0
-		}
-		fmt.Fprintf(stderr, "pipe run: cannot open the stage store %s: %v\n(give another with --store or [pipeline] store, or run with --no-cache)\n", loc, err)
-		return nil, nil, pipeline.ExitConfig
-	}
-	return s, closeFn, 0
 }
 
 // keptRunsDirs are the directories whose runs keep their stage store entries when the store

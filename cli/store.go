@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/pipe-ml/pipe/pipeline"
 	"github.com/pipe-ml/pipe/store"
@@ -48,6 +49,17 @@ func buildID(version string) string {
 	if !strings.HasPrefix(version, "devel") {
 		return ""
 	}
+	exeHashOnce.Do(func() { exeHash = hashExecutable() })
+	return exeHash
+}
+
+var (
+	exeHashOnce sync.Once
+	exeHash     string
+)
+
+// hashExecutable is the SHA-256 of the running executable, or a word saying why there is none.
+func hashExecutable() string {
 	exe, err := os.Executable()
 	if err != nil {
 		return "unknown-executable"

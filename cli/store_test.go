@@ -153,7 +153,7 @@ func TestRunCacheFlags(t *testing.T) {
 	}
 	f.openErr = errors.New("permission denied")
 	code, _, errOut = runCLI("run", file, "--out", dir)
-	if code != pipeline.ExitConfig || !strings.Contains(errOut, "cannot open the stage store") {
+	if code != pipeline.ExitConfig || !strings.Contains(errOut, "the stage store cannot be opened") || !strings.Contains(errOut, "permission denied") {
 		t.Errorf("store not opened: exit %d\n%s", code, errOut)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {

@@ -588,3 +588,35 @@ func TestCacheKeysOfTheResolvedConfig(t *testing.T) {
 		t.Errorf("the resolved config ran %v", ran)
 	}
 }
+
+// TestOpenStoreAfterTheRunDirectory: a store opened through OpenStore is opened only once the
+// run directory is accepted (a refused run opens none), and one that cannot be opened refuses
+// the run with nothing written.
+func TestOpenStoreAfterTheRunDirectory(t *testing.T) {
+	c := newCacheRun(t)
+	p := c.parse(fiveSrc)
+	opened := 0
+	open := func(context.Context) (Store, error) { opened++; return c.store, nil }
+	if _, err := Run(context.Background(), p, RunOptions{Dir: "/", OpenStore: open}); !IsRefused(err) || opened != 0 {
+		t.Errorf("refused run: %v, store opened %d times", err, opened)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	_, err := Run(context.Background(), p, RunOptions{Dir: dir, OpenStore: func(context.Context) (Store, error) {
+		return nil, errors.New("permission denied")
+	}})
+	var re *RefusedError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "stage store cannot be opened: permission denied") {
+		t.Errorf("store not opened: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused run left %s", dir)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	if _, err := Run(context.Background(), p, RunOptions{Dir: dir, Mem: mem, OpenStore: open}); err != nil || opened != 1 {
+		t.Fatalf("run: %v, store opened %d times", err, opened)
+	}
+	if m := readManifest(t, dir); !hexKey.MatchString(m.Stages["src"].CacheKey) {
+		t.Errorf("no key with the opened store: %q", m.Stages["src"].CacheKey)
+	}
+}

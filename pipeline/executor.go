@@ -65,6 +65,11 @@ type RunOptions struct {
 	// Store is the stage store: finished stages' outputs by cache key, and the checkpoints of
 	// unfinished ones. nil: no cache, no checkpoints, and no cache keys in the manifest.
 	Store Store
+	// OpenStore, when set and Store is nil, opens the stage store once the run directory is
+	// accepted, so that a refused run writes nothing, not even the store's directory. Its
+	// error refuses the run (a *RefusedError, nothing runs); it may return a nil Store (no
+	// store). Run does not close the store.
+	OpenStore func(ctx context.Context) (Store, error)
 	// NoCache: no stage is read back from the store, nor stored there (pipe run --no-cache).
 	// Keys are still computed and recorded, and checkpoints still work. Default false.
 	NoCache bool
@@ -249,6 +254,14 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	defer rd.lock.release() // last: after the final manifest
 	dir := rd.path
+	if opts.Store == nil && opts.OpenStore != nil {
+		s, err := opts.OpenStore(ctx)
+		if err != nil {
+			rd.abandon()
+			return nil, &RefusedError{Dir: dir, Reason: "the stage store cannot be opened", Err: err}
+		}
+		opts.Store = s
+	}
 	mem := opts.Mem
 	if mem == nil {
 		mem = memory.DefaultAllocator
