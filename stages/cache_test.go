@@ -294,3 +294,40 @@ func TestBuiltinKindsAreCacheable(t *testing.T) {
 		t.Error("an unknown transform kind decodes")
 	}
 }
+
+// TestDatasetFingerprint: an embedded dataset's data is part of pipe itself (its name and
+// pipe's version are in the key); MNIST's identity is that of its idx files, which changes
+// when one of them does.
+func TestDatasetFingerprint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, f := range []string{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parse := func(name string) *pipeline.StageConfig {
+		p, err := pipeline.Parse([]byte("[stages.load]\nkind = \"dataset\"\nname = \""+name+"\"\n"), "p.toml", ".", registry(t), pipeline.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, _ := p.Stage("load")
+		return sc
+	}
+	env := pipeline.FingerprintEnv{DataDir: dir}
+	if id, err := datasetFingerprint(ctx, parse("iris"), env); err != nil || id != "" {
+		t.Errorf("iris: %q, %v", id, err)
+	}
+	mnist := parse("mnist")
+	before, err := datasetFingerprint(ctx, mnist, env)
+	if err != nil || before == "" {
+		t.Fatalf("mnist: %q, %v", before, err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := datasetFingerprint(ctx, mnist, env); after == before {
+		t.Error("a changed idx file kept MNIST's identity")
+	}
+}
