@@ -54,8 +54,8 @@ const exitCodes = `Exit codes:
   0    success (validate: the pipeline is valid)
   1    the run failed (a stage returned an error); see manifest.json and the log
   2    usage or config error, or the run directory was refused (not empty and not a run,
-       already a run, a file, a system directory, locked by another run, not writable);
-       nothing ran
+       already a run, a file, a system directory, locked by another run, not writable), or
+       the stage store cannot be opened; nothing ran
   3    the run finished degraded (something was dropped, e.g. an ensemble member)
   130  interrupted (SIGINT, SIGTERM or SIGHUP); the manifest says "canceled"
 `
