@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -84,6 +85,16 @@ func (c *Command) Registry() (*pipeline.Registry, error) {
 	if c.Register != nil {
 		if err := c.Register(r); err != nil {
 			return nil, fmt.Errorf("registering the program's stage kinds: %w", err)
+		}
+	}
+	if c.Transforms != nil {
+		// The stage store reads tables and bundles back with the program's transforms too.
+		d, err := c.Decoders()
+		if err != nil {
+			return nil, err
+		}
+		if err := stages.UseDecoders(r, d); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil
@@ -293,6 +304,10 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "the `DIR` to look in first for datasets that are not embedded (MNIST)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE`, for go tool pprof")
+	storeLoc := fs.String("store", "", "the stage store, a directory or a `URL` (default: [pipeline] store, else .store in the --runs directory, or beside --out when only --out is given)")
+	noCache := fs.Bool("no-cache", false, "run every stage: read nothing back from the stage store and store nothing")
+	var refresh stringList
+	fs.Var(&refresh, "refresh", "run `STAGE` and every stage downstream of it even when cached, and store them again (repeatable)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return a.usageError(stderr, "run", "")
@@ -312,6 +327,52 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	p, code := a.load(pos[0], sets, stderr)
 	if code != 0 {
 		return code
+	}
+	for _, name := range refresh {
+		if _, ok := p.Stage(name); !ok {
+			var names []string
+			for _, sc := range p.Stages {
+				names = append(names, sc.Name)
+			}
+			hint := "its stages: " + pipeline.ListNames(names, 20)
+			if s := pipeline.Suggest(name, names); s != "" {
+				hint = fmt.Sprintf("did you mean %q?", s)
+			}
+			fmt.Fprintf(stderr, "pipe run: --refresh %s: the pipeline has no such stage (%s)\n", name, hint)
+			return pipeline.ExitConfig
+		}
+	}
+	loc := *storeLoc
+	if loc == "" {
+		loc = p.Store
+	}
+	if loc == "" {
+		loc = filepath.Join(*runs, ".store")
+		if *out != "" && !flagSet(fs, "runs") {
+			// A run placed with --out alone keeps its store beside it (a job writing
+			// /data/runs/<date> shares /data/runs/.store), not in a runs directory of the
+			// current directory.
+			loc = filepath.Join(filepath.Dir(filepath.Clean(*out)), ".store")
+		}
+	}
+	var runStore pipeline.Store
+	var closeStore func() error
+	defer func() {
+		if closeStore != nil {
+			closeStore()
+		}
+	}()
+	// Opened by Run once the run directory is accepted: a refused run creates no store.
+	open := func(ctx context.Context) (pipeline.Store, error) {
+		s, c, err := openStore(ctx, loc)
+		if err != nil {
+			if *noCache {
+				return nil, nil // only the keys in the manifest are lost
+			}
+			return nil, fmt.Errorf("%s: %w (give another with --store or [pipeline] store, or run with --no-cache)", loc, err)
+		}
+		runStore, closeStore = s, c
+		return s, nil
 	}
 	disp := newDisplay(stderr, *logFormat == "console" && !*noProgress, len(p.Stages))
 	var logw io.Writer = disp
@@ -342,15 +403,17 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	res, err := pipeline.Run(ctx, p, pipeline.RunOptions{
+	opts := pipeline.RunOptions{
 		Dir: *out, RunsDir: *runs, LogWriter: logw, LogLevel: level, DataDir: *dataDir, Progress: disp.event,
-		Overrides: sets, Version: Version(), GEMM: gemmName(),
-	})
+		Overrides: sets, Version: Version(), GEMM: gemmName(), OpenStore: open, NoCache: *noCache, Refresh: refresh,
+		BuildID: buildID(Version()),
+	}
+	res, err := pipeline.Run(ctx, p, opts)
 	disp.finish()
 	if res == nil {
 		// Refused before anything ran: a run directory that is not new or empty, or locked.
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
-		if pipeline.IsRefused(err) {
+		if pipeline.IsRefused(err) || pipeline.IsConfigError(err) {
 			return pipeline.ExitConfig
 		}
 		return pipeline.ExitFailed
@@ -358,6 +421,13 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	m := res.Manifest
 	if err != nil && !errors.Is(err, pipeline.ErrCanceled) {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
+	}
+	if runStore != nil && !*noCache {
+		// The store's size limit: what no run refers to goes, oldest first. A failure to
+		// trim does not change how the run ended.
+		if terr := trimStore(context.Background(), runStore, p.StoreMaxSize, keptRunsDirs(*runs, res.Dir)); terr != nil {
+			fmt.Fprintf(stderr, "pipe run: the stage store could not be trimmed to its size limit: %v\n", terr)
+		}
 	}
 	printSummary(stdout, m)
 	fmt.Fprintf(stdout, "run: %s\n", res.Dir)
@@ -369,7 +439,11 @@ func printSummary(w io.Writer, m *pipeline.Manifest) {
 	fmt.Fprintf(w, "%s: %s in %.1fs\n", m.Pipeline, m.Status, m.Seconds)
 	for _, name := range m.StageOrder {
 		s := m.Stages[name]
-		line := fmt.Sprintf("  %-14s %-10s %-9s %7.2fs", name, s.Kind, s.Status, s.Seconds)
+		status := s.Status
+		if s.Cached {
+			status = "cached" // succeeded, read back from the stage store
+		}
+		line := fmt.Sprintf("  %-14s %-10s %-9s %7.2fs", name, s.Kind, status, s.Seconds)
 		if s.RowsOut > 0 {
 			line += fmt.Sprintf("  %d rows", s.RowsOut)
 		}
@@ -469,4 +543,28 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// keptRunsDirs are the directories whose runs keep their stage store entries when the store
+// is trimmed: the runs directory and the run itself (which --out may put elsewhere), those
+// that exist.
+func keptRunsDirs(runsDir, runDir string) []string {
+	var out []string
+	for _, d := range []string{runsDir, runDir} {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// flagSet reports whether the flag called name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
 }

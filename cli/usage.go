@@ -39,6 +39,9 @@ func commands() []command {
 		{name: "docs", args: "[KIND...]", about: "Prints the reference of the stage kinds (all, or those named).", run: (*app).cmdDocs},
 		{name: "datasets", about: "Lists the built-in datasets.", run: func(_ *app, args []string, stdout, stderr io.Writer) int { return cmdDatasets(args, stdout, stderr) }},
 		{name: "summary", args: "BUNDLE", about: "Prints a model bundle's inputs, preprocessing and layers (every member's, for an ensemble). BUNDLE is the bundle, its stage directory, or a run directory that holds one bundle.", run: (*app).cmdSummary},
+		{name: "runs", args: "[PIPELINE]", about: "Lists the runs under the runs directory, newest first: status (crashed: the process is gone), start, duration, cached stages, headline metrics.", run: (*app).cmdRuns, hasFlags: true, extra: runsJSONDoc},
+		{name: "show", args: "RUN [STAGE [FILE]]", about: showAbout, run: (*app).cmdShow, hasFlags: true, extra: showExtra},
+		{name: "compare", args: "RUN_A RUN_B", about: "Compares two runs: their configs key by key, their stages' status and cache use, and their metrics.", run: (*app).cmdCompare, hasFlags: true, extra: compareExtra},
 		{name: "gradcheck", args: "FILE|BUNDLE", about: "Checks backpropagation against finite differences for the pipeline's models (or a bundle's).", run: (*app).cmdGradcheck, hasFlags: true},
 		{name: "predict", about: "Scores the rows of a file with a model bundle.", run: (*app).cmdPredict, hasFlags: true, required: []string{"model", "input", "output"}},
 		{name: "gc", about: "Removes stage-store entries no kept run refers to, oldest first, down to the size limit, and crashed writers' leftovers.", run: (*app).cmdGC, hasFlags: true},
@@ -51,8 +54,8 @@ const exitCodes = `Exit codes:
   0    success (validate: the pipeline is valid)
   1    the run failed (a stage returned an error); see manifest.json and the log
   2    usage or config error, or the run directory was refused (not empty and not a run,
-       already a run, a file, a system directory, locked by another run, not writable);
-       nothing ran
+       already a run, a file, a system directory, locked by another run, not writable), or
+       the stage store cannot be opened; nothing ran
   3    the run finished degraded (something was dropped, e.g. an ensemble member)
   130  interrupted (SIGINT, SIGTERM or SIGHUP); the manifest says "canceled"
 `

@@ -26,9 +26,17 @@ type Pipeline struct {
 	Seed         uint64
 	Workers      int   // the run-wide CPU budget
 	MemoryBudget int64 // bytes of table data held in memory before spilling
+	// Store is [pipeline] store: where the stage store is (a path made absolute against the
+	// pipeline file's directory, or a URL), "" when the file does not say.
+	Store string
+	// StoreMaxSize is [pipeline] store_max_size in bytes; 0: the store's default limit.
+	StoreMaxSize int64
 	Stages       []*StageConfig
 	byName       map[string]*StageConfig
 	resolved     []byte
+	// reg is the registry the pipeline was parsed with: the stage store reads outputs back
+	// with its transform decoder and artifact loaders.
+	reg *Registry
 }
 
 // Stage returns the named stage's config.
@@ -72,6 +80,7 @@ type StageConfig struct {
 
 	values  map[string]any
 	set     map[string]bool
+	common  stageCommon // the keys every stage table may hold (cache, retries, retry_backoff)
 	refs    map[string][]Ref
 	pos     map[string]position
 	sets    []override
@@ -246,7 +255,7 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 		}
 	}
 
-	p := &Pipeline{File: file, Dir: dir, byName: map[string]*StageConfig{}}
+	p := &Pipeline{File: file, Dir: dir, byName: map[string]*StageConfig{}, reg: reg}
 	pd := &decoder{file: file, dir: dir, pos: pos, sets: sets}
 	pvals, pset, _ := pd.table("pipeline", "", asTable(raw["pipeline"]), pipelineSpec(), nil)
 	errs = append(errs, pd.errs...)
@@ -272,6 +281,11 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 		p.Workers = runtime.NumCPU()
 	}
 	p.MemoryBudget, _ = pvals["memory_budget"].(int64)
+	p.StoreMaxSize, _ = pvals["store_max_size"].(int64)
+	if st, _ := pvals["store"].(string); st != "" {
+		p.Store = resolveStoreLocation(st, dir)
+		pvals["store"] = p.Store
+	}
 
 	stagesRaw, ok := raw["stages"].(map[string]any)
 	if !ok || len(stagesRaw) == 0 {
@@ -336,11 +350,12 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 		}
 		delete(st, "kind")
 		d := &decoder{file: file, stage: name, dir: dir, pos: pos, sets: sets}
-		vals, set, fieldsOK := d.table("stages."+name, "", st, spec.Fields, nil)
+		vals, set, fieldsOK := d.table("stages."+name, "", st, append(append([]Field(nil), spec.Fields...), commonDecodeFields()...), nil)
+		common, commonOK := d.common("stages."+name, vals, set)
 		errs = append(errs, d.errs...)
-		sound[name] = fieldsOK
+		sound[name] = fieldsOK && commonOK
 		sc := &StageConfig{Name: name, Kind: kindName, Spec: spec, Dir: dir, RunSeed: p.Seed, values: vals, set: set,
-			refs: map[string][]Ref{}, pos: pos, sets: sets, file: file, order: i}
+			common: common, refs: map[string][]Ref{}, pos: pos, sets: sets, file: file, order: i}
 		p.Stages = append(p.Stages, sc)
 		p.byName[name] = sc
 	}
@@ -433,6 +448,9 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 			if f != nil && f.Path == PathInput {
 				v = sc.Path(k)
 			}
+			m[k] = v
+		}
+		for k, v := range sc.common.written {
 			m[k] = v
 		}
 		stages[sc.Name] = m
@@ -614,6 +632,8 @@ func pipelineSpec() []Field {
 		{Name: "seed", Type: TypeInt, Default: int64(0), Min: Bound(0), Doc: "The run seed. Every random step derives its own seed from (seed, stage, index)."},
 		{Name: "workers", Type: TypeInt, Default: int64(0), Min: Bound(0), Doc: "The run-wide CPU budget shared by concurrent stages, ensemble members and GEMM threads. 0 means the number of cores."},
 		{Name: "memory_budget", Type: TypeSize, Default: "2GiB", Doc: "Table data held in memory before tables spill to Arrow IPC files in the run directory."},
+		{Name: "store", Type: TypeString, Doc: "The stage store, which keeps every finished stage's outputs under a content key so that a later run reuses them (the cache): a directory (relative to the pipeline file) or a URL (`file:///abs/dir`, `mem://`). `pipe run --store` overrides it. Default: `.store` in the runs directory (runs/.store)."},
+		{Name: "store_max_size", Type: TypeSize, Doc: "After a run, the stage store is trimmed to this size, as `pipe gc` does: entries that neither the run nor any run under the runs directory refers to are removed, oldest first. Default: the store's own limit, 20GiB (store.DefaultMaxBytes)."},
 	}
 }
 

@@ -29,6 +29,8 @@ func Docs(reg *Registry, kinds ...string) (string, error) {
 	if len(kinds) == 0 {
 		b.WriteString("### `[pipeline]`\n\n")
 		writeFields(&b, pipelineSpec())
+		b.WriteString("### Keys of every stage\n\nEvery `[stages.<name>]` table holds these beside its kind's fields.\n\n")
+		writeFields(&b, CommonFields())
 	}
 	for _, k := range list {
 		fmt.Fprintf(&b, "### `%s` (%s)\n\n%s\n\n", k.Kind, k.Shape, strings.TrimSpace(k.Doc))

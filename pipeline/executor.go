@@ -63,8 +63,24 @@ type RunOptions struct {
 	// GEMM names the matrix-product backend, recorded in the manifest.
 	GEMM string
 	// Store is the stage store: finished stages' outputs by cache key, and the checkpoints of
-	// unfinished ones. nil: no cache, no checkpoints.
+	// unfinished ones. nil: no cache, no checkpoints, and no cache keys in the manifest.
 	Store Store
+	// OpenStore, when set and Store is nil, opens the stage store once the run directory is
+	// accepted, so that a refused run writes nothing, not even the store's directory. Its
+	// error refuses the run (a *RefusedError, nothing runs); it may return a nil Store (no
+	// store). Run does not close the store.
+	OpenStore func(ctx context.Context) (Store, error)
+	// NoCache: no stage is read back from the store, nor stored there (pipe run --no-cache).
+	// Keys are still computed and recorded, and checkpoints still work. Default false.
+	NoCache bool
+	// Refresh names stages that run even when their key is in the store, with every stage
+	// downstream of them; their entries are written again (pipe run --refresh). A name that
+	// is not a stage of the pipeline is a *ConfigError, before anything runs.
+	Refresh []string
+	// BuildID identifies the build beside Version when Version alone does not change with the
+	// code (a development build: the pipe command passes the SHA-256 of its executable). It
+	// is part of every cache key. Default "".
+	BuildID string
 	// Heartbeat is how often the running run rewrites heartbeat_at in its manifest, by which
 	// ReadRun tells a run on another host that died from one that runs. Default
 	// DefaultHeartbeat (10 s).
@@ -86,6 +102,9 @@ type slot struct {
 	table    *Table
 	artifact Artifact
 	err      error
+	// lazy reads a cached stage's output back from the store when a reader first asks for
+	// it (nil: the output is there once ready is closed).
+	lazy *lazyOutput
 	// consumers still to finish before the table can be released
 	consumers int
 	// producerDone: the producing stage has returned; a table is released only when its
@@ -99,6 +118,8 @@ type stageState struct {
 	err     error // set when the stage itself failed
 	man     *StageManifest
 	started time.Time
+	// waitedBefore is the time earlier attempts of the stage waited for inputs.
+	waitedBefore time.Duration
 }
 
 type cpuBudget struct {
@@ -132,7 +153,8 @@ type runState struct {
 	cpu     *cpuBudget
 	log     zerolog.Logger
 	logFile *logFileWriter
-	store   Store // nil: no stage store
+	store   Store      // nil: no stage store
+	cache   *cachePlan // nil: no stage store
 
 	mu       sync.Mutex
 	slots    map[Ref]*slot
@@ -201,6 +223,19 @@ func NewRunID(now time.Time) string {
 // fails; the returned error is the first stage error (nil when the run succeeded or ended
 // degraded).
 func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
+	for _, name := range opts.Refresh {
+		if _, ok := p.byName[name]; !ok {
+			names := make([]string, 0, len(p.Stages))
+			for _, sc := range p.Stages {
+				names = append(names, sc.Name)
+			}
+			ce := &ConfigError{Arg: "--refresh " + name, Stage: name, Msg: "no such stage to refresh", Hint: "stages: " + ListNames(names, 20)}
+			if s := Suggest(name, names); s != "" {
+				ce.Hint = fmt.Sprintf("did you mean %q?", s)
+			}
+			return nil, ce
+		}
+	}
 	start := time.Now()
 	runID := NewRunID(start)
 	var rd *runDir
@@ -219,6 +254,14 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	}
 	defer rd.lock.release() // last: after the final manifest
 	dir := rd.path
+	if opts.Store == nil && opts.OpenStore != nil {
+		s, err := opts.OpenStore(ctx)
+		if err != nil {
+			rd.abandon()
+			return nil, &RefusedError{Dir: dir, Reason: "the stage store cannot be opened", Err: err}
+		}
+		opts.Store = s
+	}
 	mem := opts.Mem
 	if mem == nil {
 		mem = memory.DefaultAllocator
@@ -263,7 +306,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	rs := &runState{p: p, dir: dir, mem: mem, budget: &memBudget{limit: p.MemoryBudget},
 		cpu: &cpuBudget{size: p.Workers, sem: semaphore.NewWeighted(int64(p.Workers))}, log: log, logFile: logFile,
 		slots: map[Ref]*slot{}, man: man, runInfoM: map[string]any{}, stages: map[string]*stageState{},
-		writeFile: opts.writeFile}
+		writeFile: opts.writeFile, store: opts.Store}
 	if rs.writeFile == nil {
 		rs.writeFile = WriteFileAtomic
 	}
@@ -315,6 +358,12 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 			}
 		}
 	}()
+
+	rs.cache = rs.planCache(ctx, opts)
+	if cached := rs.cache.cachedStages(); len(cached) > 0 {
+		log.Info().Strs("stages", cached).Msgf("%d of %d stages are read back from the stage store (cached)", len(cached), len(p.Stages))
+	}
+	_ = rs.writeManifest() // with the cache keys; logged, the final write decides
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -434,27 +483,30 @@ func (w *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
 func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts RunOptions) (err error) {
 	sc := st.cfg
 	slog := rs.log.With().Str("stage", sc.Name).Str("kind", sc.Kind).Logger()
-	ctxStage := &StageContext{Config: sc, Name: sc.Name, Mem: rs.mem, Log: slog, Metrics: NewMetrics(), DataDir: opts.DataDir, run: rs, st: st}
-	if opts.Progress != nil {
-		ctxStage.progress = func(done, total int64, unit string) {
-			opts.Progress(Event{Stage: sc.Name, Done: done, Total: total, Unit: unit})
-		}
-	}
-	st.sc = ctxStage
+	st.sc = rs.newStageContext(st, opts, slog)
 	st.started = time.Now()
 	rs.setStatus(st, StatusRunning, "")
 	slog.Debug().Msg("stage started")
 	if opts.Progress != nil {
 		opts.Progress(Event{Stage: sc.Name, Status: StatusRunning})
 	}
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("stage %q: internal error (panic): %v\n%s", sc.Name, r, debug.Stack())
-			}
-		}()
-		err = sc.stage.Run(ctx, ctxStage)
-	}()
+	if e := rs.cache.hit(sc.Name); e != nil {
+		restored, rerr := rs.restoreStage(parent, st, e, slog)
+		if restored {
+			return rs.endCached(st, e, rerr, opts, slog)
+		}
+		// Nothing was published: the stage runs, from a clean directory.
+		if cerr := rs.cleanStageDir(sc.Name); cerr != nil {
+			rerr = errors.Join(rerr, fmt.Errorf("clean its directory: %w", cerr))
+		}
+		slog.Warn().Err(rerr).Str("key", e.Key).Msg("could not read the stage back from the stage store: it runs")
+		rs.mu.Lock()
+		rs.man.Warnings = append(rs.man.Warnings, fmt.Sprintf("stage %s: its stored outputs (key %s) could not be read back (%v); it ran instead", sc.Name, e.Key, rerr))
+		rs.mu.Unlock()
+		st.waitedBefore += st.sc.waited()
+		st.sc = rs.newStageContext(st, opts, slog)
+	}
+	err = rs.runAttempts(ctx, st, opts, slog)
 	// Classify the outcome: a stage stopped by another stage's failure or by the caller is not
 	// itself a failure.
 	status, msg := StatusSucceeded, ""
@@ -476,7 +528,183 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 			msg = err.Error()
 		}
 	}
-	// Close outputs; fail the ports that were never produced.
+	rs.closeOutputs(st, err)
+	if status == StatusFailed {
+		rs.mu.Lock()
+		st.err = err
+		rs.mu.Unlock()
+	}
+	rs.collectStage(st, status, msg)
+	if status == StatusSucceeded {
+		// Stored before the tables may be released; a successful stage is stored even when
+		// another stage has failed meanwhile (a later run, or a resumed one, reuses it).
+		rs.storeIfCacheable(parent, st, slog)
+	}
+	rs.mu.Lock()
+	rs.outputsDoneLocked(st)
+	rs.mu.Unlock()
+	_ = rs.writeManifest() // logged; the final write decides
+	if opts.Progress != nil {
+		opts.Progress(Event{Stage: sc.Name, Status: status})
+	}
+	switch status {
+	case StatusFailed:
+		slog.Error().Err(err).Msg("stage failed")
+	case StatusSucceeded:
+		slog.Info().Float64("seconds", st.man.Seconds).Int64("rows_in", st.man.RowsIn).Int64("rows_out", st.man.RowsOut).Msg("stage done")
+	}
+	if status == StatusSkipped || status == StatusCanceled {
+		return errUpstream
+	}
+	return err
+}
+
+// newStageContext returns a fresh context for one attempt of a stage.
+func (rs *runState) newStageContext(st *stageState, opts RunOptions, slog zerolog.Logger) *StageContext {
+	sc := st.cfg
+	ctxStage := &StageContext{Config: sc, Name: sc.Name, Mem: rs.mem, Log: slog, Metrics: NewMetrics(), DataDir: opts.DataDir, run: rs, st: st}
+	if rs.cache != nil {
+		ctxStage.cacheKey = rs.cache.keys[sc.Name]
+	}
+	if sc.Retries() > 0 {
+		ctxStage.held = &heldOutputs{}
+	}
+	if opts.Progress != nil {
+		ctxStage.progress = func(done, total int64, unit string) {
+			opts.Progress(Event{Stage: sc.Name, Done: done, Total: total, Unit: unit})
+		}
+	}
+	return ctxStage
+}
+
+// callStage runs one attempt of a stage, recovering a panic into an error.
+func callStage(ctx context.Context, sc *StageContext) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stage %q: internal error (panic): %v\n%s", sc.Name, r, debug.Stack())
+		}
+	}()
+	return sc.Config.stage.Run(ctx, sc)
+}
+
+// runAttempts runs a stage, and again after a failed attempt as its retries key allows: an
+// attempt that failed with an error that is not a config error, not a cancellation and not an
+// upstream failure is tried again from a clean stage directory after retryDelay. The outputs
+// of a stage that declares retries are held until an attempt succeeds (StageContext.held), so
+// that no other stage reads a failed attempt's rows: such a stage does not stream its tables
+// to its readers. Every attempt of a stage that declares retries goes into its manifest
+// entry's attempts.
+func (rs *runState) runAttempts(ctx context.Context, st *stageState, opts RunOptions, slog zerolog.Logger) error {
+	retries := st.cfg.Retries()
+	for attempt := 0; ; attempt++ {
+		begin := time.Now()
+		err := callStage(ctx, st.sc)
+		if h := st.sc.held; h != nil {
+			if herr := h.release(rs, err == nil); err == nil {
+				err = herr
+			}
+		}
+		if retries > 0 {
+			a := Attempt{StartedAt: begin.UTC(), Seconds: time.Since(begin).Seconds()}
+			if err != nil {
+				a.Error = err.Error()
+			}
+			rs.mu.Lock()
+			st.man.Attempts = append(st.man.Attempts, a)
+			rs.mu.Unlock()
+		}
+		if err == nil || attempt >= retries {
+			return err
+		}
+		if why := rs.noRetry(ctx, st, err); why != "" {
+			slog.Debug().Msgf("not retried: %s", why)
+			return err
+		}
+		delay := retryDelay(st.cfg.RetryBackoff(), attempt)
+		slog.Warn().Err(err).Int("attempt", attempt+1).Int("attempts", retries+1).Dur("retry_in", delay).Msg("stage attempt failed: retrying")
+		st.waitedBefore += st.sc.waited()
+		if cerr := rs.cleanStageDir(st.cfg.Name); cerr != nil {
+			return errors.Join(err, fmt.Errorf("clean the stage directory for a retry: %w", cerr))
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		}
+		st.sc = rs.newStageContext(st, opts, slog)
+	}
+}
+
+// noRetry says why a failed attempt is not tried again, or "".
+func (rs *runState) noRetry(ctx context.Context, st *stageState, err error) string {
+	var ce *ConfigError
+	switch {
+	case ctx.Err() != nil:
+		return "the run is stopping"
+	case errors.Is(err, errUpstream):
+		return "an input failed"
+	case errors.As(err, &ce):
+		return "a config error"
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, port := range st.cfg.outputs {
+		select {
+		case <-rs.slots[Ref{Stage: st.cfg.Name, Port: port.Name, Kind: port.Kind}].ready:
+			return fmt.Sprintf("output %s was published: other stages may already have read it", port.Name)
+		default:
+		}
+	}
+	return ""
+}
+
+// retryDelay is the delay before retry number attempt+1: base, doubled per earlier retry,
+// capped at MaxRetryBackoff. It is the same in every run (no jitter).
+func retryDelay(base time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 0; i < attempt && d < MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxRetryBackoff)
+}
+
+// endCached ends a stage read back from the store (err: reading it back failed after its
+// outputs were published, which fails the stage).
+func (rs *runState) endCached(st *stageState, e *storeEntry, err error, opts RunOptions, slog zerolog.Logger) error {
+	name := st.cfg.Name
+	if err != nil {
+		err = fmt.Errorf("stage %q: %w", name, err)
+		rs.closeOutputs(st, err)
+		rs.mu.Lock()
+		st.err = err
+		rs.mu.Unlock()
+		rs.collectStage(st, StatusFailed, err.Error())
+		rs.mu.Lock()
+		st.man.CacheKey = e.Key
+		rs.outputsDoneLocked(st)
+		rs.mu.Unlock()
+		_ = rs.writeManifest()
+		if opts.Progress != nil {
+			opts.Progress(Event{Stage: name, Status: StatusFailed})
+		}
+		slog.Error().Err(err).Msg("stage failed")
+		return err
+	}
+	rs.closeOutputs(st, nil)
+	rs.finishCached(st, e)
+	if opts.Progress != nil {
+		opts.Progress(Event{Stage: name, Status: StatusSucceeded})
+	}
+	slog.Info().Str("key", e.Key).Float64("seconds", st.man.Seconds).Float64("saved_seconds", e.Seconds).Msg("stage cached: read back from the stage store")
+	return nil
+}
+
+// closeOutputs closes the stage's output tables, fails the ports that were never produced,
+// and releases the stage's hold on its inputs.
+func (rs *runState) closeOutputs(st *stageState, err error) {
+	sc := st.cfg
 	rs.mu.Lock()
 	for _, port := range sc.outputs {
 		s := rs.slots[Ref{Stage: sc.Name, Port: port.Name, Kind: port.Kind}]
@@ -504,25 +732,6 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 	for _, ref := range sc.AllInputs() {
 		rs.consumed(ref)
 	}
-	if status == StatusFailed {
-		rs.mu.Lock()
-		st.err = err
-		rs.mu.Unlock()
-	}
-	rs.finishStage(st, status, msg)
-	if opts.Progress != nil {
-		opts.Progress(Event{Stage: sc.Name, Status: status})
-	}
-	switch status {
-	case StatusFailed:
-		slog.Error().Err(err).Msg("stage failed")
-	case StatusSucceeded:
-		slog.Info().Float64("seconds", st.man.Seconds).Int64("rows_in", st.man.RowsIn).Int64("rows_out", st.man.RowsOut).Msg("stage done")
-	}
-	if status == StatusSkipped || status == StatusCanceled {
-		return errUpstream
-	}
-	return err
 }
 
 func (rs *runState) consumed(ref Ref) {
@@ -543,12 +752,15 @@ func (rs *runState) setStatus(st *stageState, status, msg string) {
 	_ = rs.writeManifest() // logged; the final write decides
 }
 
-func (rs *runState) finishStage(st *stageState, status, msg string) {
+// collectStage fills a stage's manifest entry when it ends: status, time, rows, outputs,
+// metrics, info and notes.
+func (rs *runState) collectStage(st *stageState, status, msg string) {
 	sc := st.sc
 	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	m := st.man
 	m.Status, m.Error = status, msg
-	total, waited := time.Since(st.started), sc.waited()
+	total, waited := time.Since(st.started), st.waitedBefore+sc.waited()
 	m.Seconds, m.WaitedSeconds = max(total-waited, 0).Seconds(), waited.Seconds()
 	sc.readMu.Lock()
 	m.RowsIn = sc.readRows
@@ -566,11 +778,6 @@ func (rs *runState) finishStage(st *stageState, status, msg string) {
 			oi.Type = s.artifact.ArtifactKind()
 		}
 		m.Outputs[port.Name] = oi
-		s.producerDone = true
-		// A table whose readers are all done (or that nobody reads) is released now.
-		if s.consumers == 0 && s.table != nil {
-			s.table.Release()
-		}
 	}
 	m.Metrics = sc.Metrics.Snapshot()
 	sc.infoMu.Lock()
@@ -591,8 +798,18 @@ func (rs *runState) finishStage(st *stageState, status, msg string) {
 		rs.man.Dropped = append(rs.man.Dropped, st.cfg.Name+": "+d)
 	}
 	sc.infoMu.Unlock()
-	rs.mu.Unlock()
-	_ = rs.writeManifest() // logged; the final write decides
+}
+
+// outputsDoneLocked marks the stage's outputs as no longer written: a table whose readers are
+// all done (or that nobody reads) is released now. rs.mu is held.
+func (rs *runState) outputsDoneLocked(st *stageState) {
+	for _, port := range st.cfg.outputs {
+		s := rs.slots[Ref{Stage: st.cfg.Name, Port: port.Name, Kind: port.Kind}]
+		s.producerDone = true
+		if s.consumers == 0 && s.table != nil {
+			s.table.Release()
+		}
+	}
 }
 
 // writeManifest writes manifest.json atomically, with a fresh heartbeat_at. The first failure

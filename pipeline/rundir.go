@@ -169,6 +169,12 @@ func openRunDir(dir string) (*runDir, error) {
 		return nil, &RefusedError{Dir: dir, Reason: "is a file, not a directory; choose a new or empty directory"}
 	}
 	if err := checkEmpty(dir); err != nil {
+		// A run that has just taken the directory has files there before its manifest: name
+		// that run rather than its files.
+		if held, known := probeLock(filepath.Join(dir, LockFile)); known && held {
+			h, _ := readLockHolder(filepath.Join(dir, LockFile))
+			return nil, lockRefusal(dir, &errLockBusy{holder: h})
+		}
 		return nil, err
 	}
 	lock, err := tryLock(dir)

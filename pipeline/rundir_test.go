@@ -159,6 +159,30 @@ func TestRunRefusesLockedDir(t *testing.T) {
 	}
 }
 
+// TestRunRefusesStartingRunByItsLock: a directory another run has just taken (its lock held,
+// its log written, its manifest not yet) is refused as that run's, naming it, not as a
+// directory of files that hold no run.
+func TestRunRefusesStartingRunByItsLock(t *testing.T) {
+	p := parse(t, tinySrc)
+	dir := t.TempDir()
+	other, err := tryLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.release()
+	if err := os.WriteFile(filepath.Join(dir, "log.jsonl"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), p, RunOptions{Dir: dir})
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Holder == nil || re.Holder.PID != os.Getpid() || !strings.Contains(re.Reason, "another run is using it") {
+		t.Fatalf("want a RefusedError naming the run that holds the directory, got %v", err)
+	}
+	if names := dirEntries(t, dir); !slices.Equal(names, []string{LockFile, "log.jsonl"}) {
+		t.Errorf("the refused run wrote into the directory: %v", names)
+	}
+}
+
 // TestConcurrentRunsIntoOneDir: of two runs started together into one directory, exactly one
 // runs; the other is refused.
 func TestConcurrentRunsIntoOneDir(t *testing.T) {

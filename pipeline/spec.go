@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -117,6 +118,11 @@ type Field struct {
 	DocsSee string
 	// Path says that a string field names a file: see PathKind.
 	Path PathKind
+	// KeyExempt says that the field cannot change what the stage produces (a worker count:
+	// results are the same for any number of workers), so it is left out of the stage's cache
+	// key: a run that changes only it reuses the stage's stored outputs. Only top-level fields
+	// are checked for it.
+	KeyExempt bool
 }
 
 // PathKind says what a string field that names a file means.
@@ -196,7 +202,50 @@ type KindSpec struct {
 	// a transform that a bundle cannot replay would make its predictions silently wrong. Use
 	// ReplayableTransformStage for a transform that can be saved.
 	KeepsFeatures bool
+
+	// Cacheable opts the kind into the stage store's cache: a stage of it whose cache key is in
+	// the store is not run, and its outputs are read back instead. Set it only when a stage's
+	// outputs (tables, artifacts, the files of its directory, metrics, info and notes) depend
+	// on nothing but what the key holds: the kind and Version, pipe's version, the stage's
+	// config, its inputs, its seed and the identity of the data it reads (Fingerprint). Its
+	// artifacts must have a loader (Registry.SetArtifactLoader) and the transforms in its
+	// tables' lineage a decoder (Registry.SetTransformDecoder); a stage whose outputs lack
+	// one is not stored. Default false: the stage always runs.
+	Cacheable bool
+	// Version is the version of the kind's results. Bump it whenever a change of the kind's
+	// code changes what a stage of it produces from the same config and inputs (a new default
+	// behaviour, a fixed bug, another algorithm): it is part of every cache key, so stored
+	// outputs of the old code are no longer reused. pipe's own version is part of the key too,
+	// so a released pipe never reuses another release's outputs; Version is what keeps a
+	// development build, or a program that adds kinds, honest between releases. Default 0.
+	Version int
+	// Fingerprint returns the identity of the data a stage reads from outside the pipeline
+	// (a file's path, size and modification time, or its content's hash; a dataset's files),
+	// which is part of its cache key: when the data changes, so does the key. It runs before
+	// the run starts, once per stage. nil: the identity of every file that a PathInput field
+	// names (FileIdentity with content false). An error leaves the stage, and every stage
+	// that reads its outputs, out of the cache for this run (it runs).
+	Fingerprint func(ctx context.Context, c *StageConfig, env FingerprintEnv) (string, error)
+	// Restored, when set, is called when a stage of the kind is read back from the stage store
+	// instead of run, after its outputs and manifest entry are restored: it redoes what the
+	// stage does beyond its own outputs (a run-level audit: see StageContext.RunInfoOrInit),
+	// from the restored entry (StageContext.RestoredInfo, Metrics). nil: nothing to redo.
+	Restored func(sc *StageContext) error
 }
+
+// FingerprintEnv is what a Fingerprint sees of the run beside the stage's config.
+type FingerprintEnv struct {
+	// DataDir is RunOptions.DataDir: where datasets that are not embedded are looked for.
+	DataDir string
+}
+
+// TransformDecoder rebuilds a fitted transform of a table's lineage from its kind and the
+// bytes its Marshal returned, to read a stored table back with its lineage.
+type TransformDecoder func(kind string, state []byte) (FittedTransform, error)
+
+// ArtifactLoader reads an artifact back from the directory of the stage that produced it
+// (the stage's files, restored from the stage store into the run's stages/<name>/).
+type ArtifactLoader func(ctx context.Context, stageDir string) (Artifact, error)
 
 func (k *KindSpec) field(name string) *Field {
 	for i := range k.Fields {
@@ -211,10 +260,32 @@ func (k *KindSpec) field(name string) *Field {
 // NewRegistry. A Registry is filled once, then read concurrently.
 type Registry struct {
 	kinds map[string]*KindSpec
+	// decoder and loaders read stored outputs back (the stage store's cache).
+	decoder TransformDecoder
+	loaders map[string]ArtifactLoader
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{kinds: map[string]*KindSpec{}} }
+func NewRegistry() *Registry {
+	return &Registry{kinds: map[string]*KindSpec{}, loaders: map[string]ArtifactLoader{}}
+}
+
+// SetTransformDecoder sets the function that rebuilds the fitted transforms of a stored
+// table's lineage, replacing an earlier one (stages.Register sets pipe's; a program that adds
+// transforms sets one that knows them too). Without one, a stage whose output tables have
+// fitted transforms in their lineage is not cached.
+func (r *Registry) SetTransformDecoder(fn TransformDecoder) { r.decoder = fn }
+
+// TransformDecoder returns the function SetTransformDecoder set, or nil.
+func (r *Registry) TransformDecoder() TransformDecoder { return r.decoder }
+
+// SetArtifactLoader sets the function that reads artifacts of the given kind (as ArtifactKind
+// names it) back from their stage's directory, replacing an earlier one. A stage with an
+// artifact output whose kind has no loader is not cached.
+func (r *Registry) SetArtifactLoader(kind string, fn ArtifactLoader) { r.loaders[kind] = fn }
+
+// ArtifactLoader returns the loader of an artifact kind, or nil.
+func (r *Registry) ArtifactLoader(kind string) ArtifactLoader { return r.loaders[kind] }
 
 // Register adds a stage kind. A duplicate or malformed kind is an error.
 func (r *Registry) Register(spec KindSpec) error {
@@ -227,7 +298,7 @@ func (r *Registry) Register(spec KindSpec) error {
 	if spec.New == nil {
 		return fmt.Errorf("register %q: New is nil", spec.Kind)
 	}
-	if err := checkFieldSpecs(spec.Fields, "", map[string]bool{"kind": true}); err != nil {
+	if err := checkFieldSpecs(spec.Fields, "", reservedKeys()); err != nil {
 		return fmt.Errorf("register %q: %w", spec.Kind, err)
 	}
 	s := spec

@@ -54,6 +54,9 @@ type StageContext struct {
 	run      *runState
 	st       *stageState
 	cacheKey string // the stage's key in the stage store ("" without a store)
+	// held, when not nil, keeps the outputs of an attempt of a stage that declares retries
+	// from other stages until the attempt succeeds (see runAttempts).
+	held     *heldOutputs
 	dirOnce  sync.Once
 	dir      string
 	dirErr   error
@@ -180,6 +183,15 @@ func (sc *StageContext) await(ctx context.Context, ref Ref) (*slot, error) {
 	if s.err != nil {
 		return nil, fmt.Errorf("input %s: %w", ref, s.err)
 	}
+	if s.lazy != nil {
+		// A cached stage's output that no running stage was expected to read: read back now.
+		sc.waitBegins()
+		err := s.lazy.get()
+		sc.waitEnds()
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", ref, err)
+		}
+	}
 	return s, nil
 }
 
@@ -225,7 +237,7 @@ func (sc *StageContext) NewTable(port string, s *arrow.Schema, split string, lin
 	}
 	lineage = sc.lineageOf(lineage)
 	t := newTable(sc.Name+"."+port, s, lineage, sc.Mem, sc.run.budget, filepath.Join(sc.run.dir, "spill"))
-	if err := sc.run.publish(Ref{Stage: sc.Name, Port: port, Kind: PortTable}, &slot{table: t}); err != nil {
+	if err := sc.publish(Ref{Stage: sc.Name, Port: port, Kind: PortTable}, &slot{table: t}); err != nil {
 		t.Release()
 		return nil, err
 	}
@@ -293,7 +305,7 @@ func (sc *StageContext) SetArtifact(port string, a Artifact) error {
 	if !ok || p.Kind != PortArtifact {
 		return fmt.Errorf("stage %q has no artifact output %q", sc.Name, port)
 	}
-	return sc.run.publish(Ref{Stage: sc.Name, Port: port, Kind: PortArtifact}, &slot{artifact: a})
+	return sc.publish(Ref{Stage: sc.Name, Port: port, Kind: PortArtifact}, &slot{artifact: a})
 }
 
 func (sc *StageContext) port(name string) (Port, bool) {

@@ -37,7 +37,7 @@ type AugmentSpec struct {
 }
 
 // Kind is "augment".
-func (a *AugmentSpec) Kind() string { return "augment" }
+func (a *AugmentSpec) Kind() string { return augmentKindName }
 
 // Apply is the identity: augmentation happens per batch inside training.
 func (a *AugmentSpec) Apply(_ context.Context, _ memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {

@@ -22,7 +22,8 @@ func datasetKind() pipeline.KindSpec {
 			{Name: "name", Type: pipeline.TypeString, Required: true, Enum: names, Doc: "The dataset."},
 			{Name: "peer_split", Type: pipeline.TypeBool, Default: false, Doc: "Add the shipped split (train/val/test per row) as the column `split`."},
 		}, sourceFields()...),
-		Example: "[stages.load]\nkind = \"dataset\"\nname = \"digits\"\npeer_split = true",
+		Example:     "[stages.load]\nkind = \"dataset\"\nname = \"digits\"\npeer_split = true",
+		Fingerprint: datasetFingerprint,
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
 			name := c.String("name")
 			peer := c.Bool("peer_split")

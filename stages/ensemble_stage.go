@@ -37,7 +37,7 @@ func ensembleKind() pipeline.KindSpec {
 			{Name: "bootstrap", Type: pipeline.TypeBool, Default: true, Doc: "Sample each member's rows with replacement (n draws); the rows never drawn are its out-of-bag rows."},
 			{Name: "subsample", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Instead of bootstrap: a share of distinct rows per member (set bootstrap = false)."},
 			{Name: "feature_fraction", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "A random share of the input columns per member (0: all)."},
-			{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Members trained at the same time, taken from the run's CPU budget. 0: as many as the budget has free."},
+			{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "Members trained at the same time, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
 			{Name: "memory_budget", Type: pipeline.TypeSize, Default: int64(0), Doc: "A member does not start while the estimated memory of the running members would exceed this (e.g. \"4GiB\"). 0: no bound."},
 			{Name: "on_member_error", Type: pipeline.TypeString, Default: "fail", Enum: []string{"fail", "drop"}, Doc: "fail: a member's error fails the stage. drop: the member is left out, logged and recorded; the run ends degraded."},
 			{Name: "min_members", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "With drop: the stage fails when fewer members remain."},
@@ -241,7 +241,7 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		return &pipeline.DataError{Stage: sc.Name, File: trainT.Name(), Msg: err.Error()}
 	}
 	eb = eb.WithCombiner(ensemble.CombinerMean)
-	if err := eb.Save(filepath.Join(dir, "bundle")); err != nil {
+	if err := eb.Save(filepath.Join(dir, bundleDir)); err != nil {
 		return err
 	}
 	return sc.SetArtifact("ensemble", eb)
@@ -506,7 +506,7 @@ func runCombine(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
-	if err := out.Save(filepath.Join(dir, "bundle")); err != nil {
+	if err := out.Save(filepath.Join(dir, bundleDir)); err != nil {
 		return err
 	}
 	return sc.SetArtifact("model", out)

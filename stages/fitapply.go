@@ -79,6 +79,7 @@ func fitApplyKind(kind, doc string, fields []pipeline.Field, example string, new
 			"the stage's name alone means the first), and the fitted `transform` (artifact), which travels in the lineage of every output so a model bundle carries it into prediction.",
 		Fields:  append(base, fields...),
 		Outputs: applyPorts, DefaultOutput: "", Example: example,
+		Restored: restoredFitted(kind),
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
 			nf, err := newFitter(c)
 			if err != nil {
@@ -139,7 +140,7 @@ func (s *fitApplyStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err != nil {
 		return err
 	}
-	if err := pipeline.WriteFileAtomic(filepath.Join(dir, "transform.json"), state); err != nil {
+	if err := pipeline.WriteFileAtomic(filepath.Join(dir, transformFile), state); err != nil {
 		return err
 	}
 	if err := sc.SetArtifact("transform", TransformArtifact{tr}); err != nil {

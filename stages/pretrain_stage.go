@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/pipe-ml/pipe/bundle"
@@ -243,7 +244,15 @@ func publishEncoder(sc *pipeline.StageContext, plan *bundle.InputPlan, enc *pret
 	if err := writeSeries(filepath.Join(dir, "history.csv"), map[string][]float64{"train_" + loss: trainLoss, "val_" + loss: valLoss}); err != nil {
 		return err
 	}
-	if err := enc.Save(filepath.Join(dir, "encoder")); err != nil {
+	if err := enc.Save(filepath.Join(dir, encoderDir)); err != nil {
+		return err
+	}
+	// The plan goes with the encoder, so that the stage store reads the artifact back whole.
+	pj, err := json.Marshal(plan)
+	if err != nil {
+		return err
+	}
+	if err := pipeline.WriteFileAtomic(filepath.Join(dir, encoderDir, encoderPlanFile), pj); err != nil {
 		return err
 	}
 	return sc.SetArtifact("encoder", &EncoderArtifact{Enc: enc, Plan: *plan})

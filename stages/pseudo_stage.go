@@ -217,7 +217,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err != nil {
 		return err
 	}
-	if err := b.Save(filepath.Join(dir, "bundle")); err != nil {
+	if err := b.Save(filepath.Join(dir, bundleDir)); err != nil {
 		return err
 	}
 	return sc.SetArtifact("model", b)

@@ -45,9 +45,11 @@ func csvKind() pipeline.KindSpec {
 			{Name: "null_values", Type: pipeline.TypeStrings, Default: []string{"", "NA"}, Doc: "Field texts read as null."},
 			{Name: "on_bad_row", Type: pipeline.TypeString, Default: "fail", Enum: []string{"fail", "skip"}, Doc: "What a malformed row does: stop the run with a precise error, or be skipped and counted in the manifest."},
 			{Name: "sample_rows", Type: pipeline.TypeInt, Default: int64(10000), Min: pipeline.Bound(1), Doc: "Rows read to infer column types."},
+			fingerprintField(),
 		}, sourceFields()...),
-		Example: "[stages.load]\nkind = \"csv\"\npath = \"credit_data.csv\"\ntarget = \"target\"",
-		New:     newFileSource("csv"),
+		Example:     "[stages.load]\nkind = \"csv\"\npath = \"credit_data.csv\"\ntarget = \"target\"",
+		New:         newFileSource("csv"),
+		Fingerprint: fileFingerprint,
 	}
 }
 
@@ -57,8 +59,10 @@ func parquetKind() pipeline.KindSpec {
 		Doc: "Reads a Parquet file through arrow-go's reader. Adds the row id column `_row`.",
 		Fields: append([]pipeline.Field{
 			{Name: "path", Type: pipeline.TypeString, Required: true, Path: pipeline.PathInput, Doc: "The file, relative to the pipeline file."},
+			fingerprintField(),
 		}, sourceFields()...),
-		New: newFileSource("parquet"),
+		New:         newFileSource("parquet"),
+		Fingerprint: fileFingerprint,
 	}
 }
 
@@ -68,8 +72,10 @@ func arrowKind() pipeline.KindSpec {
 		Doc: "Reads an Arrow IPC file (.arrow, .ipc, .feather). Adds the row id column `_row`.",
 		Fields: append([]pipeline.Field{
 			{Name: "path", Type: pipeline.TypeString, Required: true, Path: pipeline.PathInput, Doc: "The file, relative to the pipeline file."},
+			fingerprintField(),
 		}, sourceFields()...),
-		New: newFileSource("arrow"),
+		New:         newFileSource("arrow"),
+		Fingerprint: fileFingerprint,
 	}
 }
 

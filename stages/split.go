@@ -19,7 +19,7 @@ import (
 
 func splitKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
-		Kind: "split", Shape: pipeline.ShapeTransform, KeepsFeatures: true,
+		Kind: "split", Shape: pipeline.ShapeTransform, KeepsFeatures: true, Restored: restoredSplit,
 		Doc: "Splits a table into train, val and test (and train_dev, carved from train). By default the ratios are sized by the row count " +
 			"(about 70/15/15 up to 10,000 rows, then a held-out share of 15%·√(10,000/n) each, never below 1%: about 98/1/1 at millions of rows) " +
 			"and recorded in the manifest. The default count mode reads the table once to count, then assigns exact per-class quotas (stratified) " +

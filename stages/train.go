@@ -249,7 +249,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		return err
 	}
 	b.Meta.Metrics = sc.Metrics.Snapshot()
-	if err := b.Save(filepath.Join(dir, "bundle")); err != nil {
+	if err := b.Save(filepath.Join(dir, bundleDir)); err != nil {
 		return err
 	}
 	return sc.SetArtifact("model", b)
@@ -304,14 +304,14 @@ func savePartial(sc *pipeline.StageContext, m *nn.Model, plan *bundle.InputPlan,
 		return err
 	}
 	b.Meta.Partial = true
-	if err := b.Save(filepath.Join(dir, "bundle")); err != nil {
+	if err := b.Save(filepath.Join(dir, bundleDir)); err != nil {
 		return err
 	}
 	sc.SetInfo("partial", true)
 	sc.SetInfo("epochs", res.Epochs)
 	sc.SetInfo("best_epoch", res.BestEpoch+1)
 	sc.Note("interrupted after %d epochs: the best weights so far (epoch %d, %s %.4g) are saved as a partial bundle in %s",
-		res.Epochs, res.BestEpoch+1, res.Metric, res.BestMetric, filepath.Join(dir, "bundle"))
+		res.Epochs, res.BestEpoch+1, res.Metric, res.BestMetric, filepath.Join(dir, bundleDir))
 	return nil
 }
 

@@ -43,7 +43,7 @@ func trainFields() []pipeline.Field {
 		{Name: "target_noise", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "Standard deviation of Gaussian noise added to (standardised) regression targets while training."},
 		{Name: "label_smoothing", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.5), Doc: "Label smoothing of classification heads."},
 		{Name: "class_weight", Type: pipeline.TypeAny, Doc: "\"balanced\" (inverse class frequency in train), or a list of weights in class order. Default: none."},
-		{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "GEMM threads, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
+		{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "GEMM threads, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
 		{Name: "monitor_every", Type: pipeline.TypeInt, Default: int64(100), Min: pipeline.Bound(0), Doc: "Every this many steps, record per layer the activation mean, std, histogram and dead-ReLU share and the output-gradient norm, and per parameter ‖g‖/‖w‖ and the update/param ratio, to monitor.csv (0: off). Warnings go to the log: dead ReLUs over half a layer, update ratios far from 1e-3."},
 	}
 }

@@ -1,0 +1,3 @@
+// Package storetest holds an in-memory pipeline.Store for tests of the stage store's users
+// (the stages, the command), with counters of what was put and read.
+package storetest
