@@ -161,9 +161,11 @@ func sameLayout(m *nn.Model, ts []Tensor) error {
 }
 
 // SameSpec reports whether a and b describe the same model, as Fit's resume checks a
-// checkpoint's spec (empty and nil lists are the same; a spec that went through a checkpoint's
-// encoding compares equal to the original).
+// checkpoint's spec: empty and nil lists are the same, and the FormatVersion that nn's Save
+// writes is left out (a model read back from disk is the model that was saved), so a spec that
+// went through a checkpoint's encoding or a model file compares equal to the original.
 func SameSpec(a, b nn.Spec) bool {
+	a.FormatVersion, b.FormatVersion = 0, 0
 	x, errA := specBytes(a)
 	y, errB := specBytes(b)
 	return errA == nil && errB == nil && bytes.Equal(x, y)

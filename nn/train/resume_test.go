@@ -271,3 +271,37 @@ func TestResumeRestoresTrainability(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeIntoAModelReadBack: a checkpoint of a model resumes into the same model saved
+// and read back (nn.Load, whose spec carries the file's format version), as a stage that
+// starts from a bundle of the stage store does.
+func TestResumeIntoAModelReadBack(t *testing.T) {
+	train, val := blobs(1, 128), blobs(2, 64)
+	start := buildModel(t, richSpec())
+	dir := t.TempDir()
+	if err := start.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Epochs: 3, Seed: 1}
+	var c *Checkpoint
+	if _, err := Fit(context.Background(), start, train, val, cfg, checkpointAt(0, &c)); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := nn.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Spec().FormatVersion == c.Spec.FormatVersion {
+		t.Fatalf("format versions %d and %d: the test needs them to differ", loaded.Spec().FormatVersion, c.Spec.FormatVersion)
+	}
+	cfg.Resume = c
+	if _, err := Fit(context.Background(), loaded, train, val, cfg); err != nil {
+		t.Fatalf("resume into the model read back: %v", err)
+	}
+	sameWeights(t, weightsOf(start), weightsOf(loaded))
+	wider := richSpec()
+	wider.Layers[1].Units++
+	if !SameSpec(buildModel(t, richSpec()).Spec(), start.Spec()) || SameSpec(buildModel(t, wider).Spec(), start.Spec()) {
+		t.Error("SameSpec does not tell the same spec from another")
+	}
+}
