@@ -51,8 +51,7 @@ func resumeRun(t *testing.T, store pipeline.Store, src string, cancelAt func(pip
 
 // resumeCase is a pipeline whose stage is interrupted and resumed.
 type resumeCase struct {
-	name string
-	src  string
+	src string
 	// stage is the stage interrupted at the event cancelAt accepts; outputs are the
 	// directories of its outputs (in its stage directory) and files its other files that the
 	// resumed run must write exactly as an uninterrupted one.
