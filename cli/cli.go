@@ -21,6 +21,7 @@ import (
 	"github.com/pipe-ml/pipe/bundle"
 	"github.com/pipe-ml/pipe/features"
 	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/runinfo"
 	"github.com/pipe-ml/pipe/stages"
 )
 
@@ -308,9 +309,29 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	noCache := fs.Bool("no-cache", false, "run every stage: read nothing back from the stage store and store nothing")
 	var refresh stringList
 	fs.Var(&refresh, "refresh", "run `STAGE` and every stage downstream of it even when cached, and store them again (repeatable)")
+	resumeDir := fs.String("resume", "", "continue the interrupted (canceled, crashed or failed) run in `DIR`, in place: finished stages come back from the stage store, interrupted training continues from its last checkpoint; FILE may be left out (the run's own config file is used)")
+	resumeChanged := fs.Bool("resume-changed", false, "with --resume, when the config changed since the run: start a new run instead, which reuses what it can through the cache")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return a.usageError(stderr, "run", "")
+	}
+	var resumed *pipeline.Manifest
+	if *resumeDir != "" {
+		if *out != "" && !*resumeChanged {
+			return a.usageError(stderr, "run", "--resume continues the run in its own directory; --out goes with --resume-changed only")
+		}
+		m, _, err := pipeline.ReadRun(*resumeDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipe run: --resume %s: no run to resume there: %v\n", *resumeDir, err)
+			return pipeline.ExitConfig
+		}
+		resumed = m
+		if len(pos) == 0 && m.ConfigFile != "" {
+			pos = []string{m.ConfigFile}
+		}
+		sets = append(append(stringList(nil), m.Overrides...), sets...)
+	} else if *resumeChanged {
+		return a.usageError(stderr, "run", "--resume-changed goes with --resume")
 	}
 	if len(pos) != 1 {
 		return a.usageError(stderr, "run", "takes one pipeline file")
@@ -326,7 +347,31 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	p, code := a.load(pos[0], sets, stderr)
 	if code != 0 {
+		if resumed != nil {
+			fmt.Fprintf(stderr, "pipe run: --resume %s: the run's pipeline file %s cannot be loaded as it was; name the file: pipe run FILE --resume %s\n", *resumeDir, pos[0], *resumeDir)
+		}
 		return code
+	}
+	resumeInPlace := false
+	if resumed != nil {
+		if p.Hash() == resumed.ConfigHash {
+			resumeInPlace = true
+		} else {
+			old, _ := os.ReadFile(filepath.Join(*resumeDir, "pipeline.toml"))
+			changes, derr := runinfo.DiffConfigs(old, p.Resolved())
+			if !*resumeChanged {
+				fmt.Fprintf(stderr, "pipe run: --resume %s: the config changed since the run (%s), so its results would not be the run's:\n", *resumeDir, pos[0])
+				for _, c := range changes {
+					fmt.Fprintf(stderr, "  %s: %s -> %s\n", c.Path, orNone(c.A), orNone(c.B))
+				}
+				if derr != nil || len(changes) == 0 {
+					fmt.Fprintln(stderr, "  (the resolved configs differ; pipe compare shows runs side by side)")
+				}
+				fmt.Fprintln(stderr, "restore the config, or run with --resume-changed to start a new run that reuses what it can through the cache")
+				return pipeline.ExitConfig
+			}
+			fmt.Fprintf(stderr, "pipe run: --resume %s: the config changed since the run (%d keys); starting a new run that reuses what it can through the cache\n", *resumeDir, len(changes))
+		}
 	}
 	for _, name := range refresh {
 		if _, ok := p.Stage(name); !ok {
@@ -343,6 +388,9 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	loc := *storeLoc
+	if loc == "" && resumed != nil && resumed.Store != "" {
+		loc = resumed.Store // the store the run wrote its entries and checkpoints to
+	}
 	if loc == "" {
 		loc = p.Store
 	}
@@ -406,7 +454,10 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	opts := pipeline.RunOptions{
 		Dir: *out, RunsDir: *runs, LogWriter: logw, LogLevel: level, DataDir: *dataDir, Progress: disp.event,
 		Overrides: sets, Version: Version(), GEMM: gemmName(), OpenStore: open, NoCache: *noCache, Refresh: refresh,
-		BuildID: buildID(Version()),
+		BuildID: buildID(Version()), StoreLocation: absLocation(loc),
+	}
+	if resumeInPlace {
+		opts.Dir, opts.Resume = *resumeDir, true
 	}
 	res, err := pipeline.Run(ctx, p, opts)
 	disp.finish()
@@ -432,6 +483,18 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	printSummary(stdout, m)
 	fmt.Fprintf(stdout, "run: %s\n", res.Dir)
 	return pipeline.ExitCode(m.Status)
+}
+
+// absLocation is a store location as a resumed run can find it again from any directory: a
+// path made absolute, a URL as it is.
+func absLocation(loc string) string {
+	if strings.Contains(loc, "://") {
+		return loc
+	}
+	if abs, err := filepath.Abs(loc); err == nil {
+		return abs
+	}
+	return loc
 }
 
 // printSummary prints each stage's status and its headline metrics.

@@ -62,6 +62,15 @@ type RunOptions struct {
 	Version string
 	// GEMM names the matrix-product backend, recorded in the manifest.
 	GEMM string
+	// Resume continues the interrupted run (canceled, failed or crashed) in Dir, in place: the
+	// run keeps its id, its stages directory is cleared, and every stage runs again, its
+	// outputs read back from the store when it had finished (the cache) and its training
+	// continued from its checkpoints when it had not. The pipeline must be the one the run
+	// ran (the caller compares the config hashes). Without Store, everything runs again.
+	Resume bool
+	// StoreLocation names the store (a directory or URL) in the manifest, so that a resumed
+	// run finds it again.
+	StoreLocation string
 	// Store is the stage store: finished stages' outputs by cache key, and the checkpoints of
 	// unfinished ones. nil: no cache, no checkpoints, and no cache keys in the manifest.
 	Store Store
@@ -240,9 +249,18 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	runID := NewRunID(start)
 	var rd *runDir
 	var err error
-	if opts.Dir != "" {
+	var resumed *Manifest
+	switch {
+	case opts.Resume:
+		if opts.Dir == "" {
+			return nil, &RefusedError{Reason: "resume needs the run directory"}
+		}
+		if rd, resumed, err = openRunDirForResume(opts.Dir); err == nil {
+			runID = resumed.RunID
+		}
+	case opts.Dir != "":
 		rd, err = openRunDir(opts.Dir)
-	} else {
+	default:
 		root := opts.RunsDir
 		if root == "" {
 			root = "runs"
@@ -273,6 +291,11 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	openLog := opts.openLog
 	if openLog == nil {
 		openLog = func(path string) (io.WriteCloser, error) { return os.Create(path) }
+		if resumed != nil { // the interrupted attempt's log stays, the resumed one follows
+			openLog = func(path string) (io.WriteCloser, error) {
+				return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, fileMode)
+			}
+		}
 	}
 	lf, err := openLog(filepath.Join(dir, "log.jsonl"))
 	if err != nil {
@@ -298,6 +321,11 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		Workers: p.Workers, MemoryBudget: p.MemoryBudget, GoVersion: runtime.Version(), PipeVersion: opts.Version,
 		Modules: moduleVersions(), GEMM: opts.GEMM, StartedAt: start.UTC(), Stages: map[string]*StageManifest{},
 		PID: me.PID, Host: me.Host, HeartbeatSeconds: heartbeat.Seconds(),
+	}
+	man.Store = opts.StoreLocation
+	if resumed != nil {
+		man.StartedAt = resumed.StartedAt
+		man.Resumptions = append(append([]Resumption(nil), resumed.Resumptions...), Resumption{At: start.UTC(), From: resumed.Status})
 	}
 	if cores := runtime.NumCPU(); p.Workers > cores {
 		man.Warnings = append(man.Warnings, fmt.Sprintf("workers = %d is more than the %d cores of this machine: "+

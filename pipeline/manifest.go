@@ -66,8 +66,13 @@ type Manifest struct {
 	Modules       map[string]string `json:"modules,omitempty"`
 	GEMM          string            `json:"gemm,omitempty"`
 	StartedAt     time.Time         `json:"started_at"`
-	FinishedAt    *time.Time        `json:"finished_at,omitempty"`
-	Seconds       float64           `json:"seconds"`
+	// Resumptions lists each time the run was resumed (pipe run --resume) after it was
+	// interrupted; StartedAt stays the first start, and Seconds is the last attempt's time.
+	Resumptions []Resumption `json:"resumptions,omitempty"`
+	// Store is where the run's stage store is (a directory or URL), when it has one.
+	Store      string     `json:"store,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Seconds    float64    `json:"seconds"`
 	// PID and Host are the process that ran (or runs) the run. While it runs, it rewrites
 	// HeartbeatAt every HeartbeatSeconds; ReadRun uses them to tell a crashed run from a
 	// running one.

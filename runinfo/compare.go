@@ -372,3 +372,19 @@ func tomlText(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// DiffConfigs lists the keys whose values differ between two resolved configs (TOML texts,
+// as a run's pipeline.toml), sorted by path, named as Compare names them.
+func DiffConfigs(a, b []byte) ([]ConfigChange, error) {
+	var ca, cb map[string]any
+	if err := toml.Unmarshal(a, &ca); err != nil {
+		return nil, fmt.Errorf("the first config: %w", err)
+	}
+	if err := toml.Unmarshal(b, &cb); err != nil {
+		return nil, fmt.Errorf("the second config: %w", err)
+	}
+	var out []ConfigChange
+	diffConfig("", ca, cb, &out)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
