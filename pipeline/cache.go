@@ -20,6 +20,9 @@ type cachePlan struct {
 	keys  map[string]string
 	hits  map[string]*storeEntry
 	write map[string]bool
+	// fresh are the stages that must not continue from an earlier attempt's checkpoints:
+	// --no-cache, --refresh and cache = false ask for the stage to be computed anew.
+	fresh map[string]bool
 }
 
 // planCache computes every stage's key and looks its entry up. Without a store there is no
@@ -30,7 +33,7 @@ func (rs *runState) planCache(ctx context.Context, opts RunOptions) *cachePlan {
 		return nil
 	}
 	p := rs.p
-	cp := &cachePlan{hits: map[string]*storeEntry{}, write: map[string]bool{}}
+	cp := &cachePlan{hits: map[string]*storeEntry{}, write: map[string]bool{}, fresh: map[string]bool{}}
 	var problems map[string]error
 	cp.keys, problems = stageKeys(ctx, p, keyEnv{version: opts.Version, buildID: opts.BuildID, dataDir: opts.DataDir})
 	refresh := downstreamOf(p, opts.Refresh)
@@ -46,16 +49,19 @@ func (rs *runState) planCache(ctx context.Context, opts RunOptions) *cachePlan {
 		}
 		switch {
 		case opts.NoCache:
+			cp.fresh[sc.Name] = true
 			continue
 		case !sc.Spec.Cacheable:
 			slog.Debug().Msgf("not cached: kind %s has not opted in to the cache (KindSpec.Cacheable)", sc.Kind)
 			continue
 		case !sc.Cache():
+			cp.fresh[sc.Name] = true
 			slog.Debug().Msg("not cached: cache = false")
 			continue
 		}
 		cp.write[sc.Name] = true
 		if refresh[sc.Name] {
+			cp.fresh[sc.Name] = true
 			slog.Debug().Msg("not read from the store: --refresh (the stage runs and its entry is written again)")
 			continue
 		}
@@ -319,10 +325,15 @@ func (rs *runState) finishCached(st *stageState, e *storeEntry) {
 	_ = rs.writeManifest() // logged; the final write decides
 }
 
-// storeIfCacheable stores a succeeded stage's outputs when the plan says so. A failure to
-// store never fails the run: it is logged and listed in the manifest's warnings.
+// storeIfCacheable stores a succeeded stage's outputs when the plan says so, then removes its
+// checkpoints, which a finished stage no longer needs. A failure to store never fails the
+// run: it is logged and listed in the manifest's warnings.
 func (rs *runState) storeIfCacheable(ctx context.Context, st *stageState, slog zerolog.Logger) {
-	if rs.cache == nil || !rs.cache.write[st.cfg.Name] {
+	if rs.cache == nil {
+		return
+	}
+	defer rs.dropCheckpoints(ctx, st, slog)
+	if !rs.cache.write[st.cfg.Name] {
 		return
 	}
 	rs.mu.Lock()
@@ -342,6 +353,25 @@ func (rs *runState) storeIfCacheable(ctx context.Context, st *stageState, slog z
 		return
 	}
 	slog.Debug().Str("key", st.sc.cacheKey).Float64("seconds", time.Since(begin).Seconds()).Msg("stored in the stage store")
+}
+
+// dropCheckpoints removes the checkpoints of a stage that finished. A failure leaves them for
+// pipe gc.
+func (rs *runState) dropCheckpoints(ctx context.Context, st *stageState, slog zerolog.Logger) {
+	key := rs.cache.keys[st.cfg.Name]
+	if key == "" {
+		return
+	}
+	objs, err := rs.store.List(ctx, checkpointKey(key, ""))
+	if err != nil {
+		slog.Debug().Err(err).Msg("could not list the stage's checkpoints")
+		return
+	}
+	for _, o := range objs {
+		if err := rs.store.Delete(ctx, o.Key); err != nil {
+			slog.Debug().Err(err).Str("object", o.Key).Msg("could not remove a checkpoint")
+		}
+	}
 }
 
 // cleanStageDir empties a stage's directory before it runs again (a retry, or a cached stage

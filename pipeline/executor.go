@@ -593,6 +593,7 @@ func (rs *runState) newStageContext(st *stageState, opts RunOptions, slog zerolo
 	ctxStage := &StageContext{Config: sc, Name: sc.Name, Mem: rs.mem, Log: slog, Metrics: NewMetrics(), DataDir: opts.DataDir, run: rs, st: st}
 	if rs.cache != nil {
 		ctxStage.cacheKey = rs.cache.keys[sc.Name]
+		ctxStage.freshStart = rs.cache.fresh[sc.Name]
 	}
 	if sc.Retries() > 0 {
 		ctxStage.held = &heldOutputs{}

@@ -54,6 +54,9 @@ type StageContext struct {
 	run      *runState
 	st       *stageState
 	cacheKey string // the stage's key in the stage store ("" without a store)
+	// freshStart: the stage is to be computed anew (--no-cache, --refresh, cache = false), so
+	// an earlier attempt's checkpoints are not continued from.
+	freshStart bool
 	// held, when not nil, keeps the outputs of an attempt of a stage that declares retries
 	// from other stages until the attempt succeeds (see runAttempts).
 	held     *heldOutputs
@@ -283,9 +286,10 @@ func (sc *StageContext) SaveCheckpoint(ctx context.Context, name string, data []
 
 // LoadCheckpoint returns the checkpoint called name that an earlier, interrupted run of this
 // stage (the same cache key: the same kind, config, inputs, seed and code) saved, or an error
-// wrapping ErrNotFound when there is none (or no stage store).
+// wrapping ErrNotFound when there is none (or no stage store, or the stage is to be computed
+// anew: --no-cache, --refresh, cache = false).
 func (sc *StageContext) LoadCheckpoint(ctx context.Context, name string) ([]byte, error) {
-	if sc.run.store == nil || sc.cacheKey == "" {
+	if sc.run.store == nil || sc.cacheKey == "" || sc.freshStart {
 		return nil, ErrNotFound
 	}
 	r, err := sc.run.store.Get(ctx, checkpointKey(sc.cacheKey, name))

@@ -430,3 +430,67 @@ epochs = 5
 		})
 	}
 }
+
+// TestCheckpointsGoWhenTheStageFinishes: a finished stage's checkpoints are removed from the
+// store, and a stage that is to be computed anew (--no-cache, --refresh, cache = false) does
+// not continue from an interrupted attempt's checkpoints.
+func TestCheckpointsGoWhenTheStageFinishes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains small models")
+	}
+	src := resumeDigits + `
+[stages.model]
+kind = "train"
+train = "scale.train"
+val = "scale.val"
+layers = [ { dense = 16 } ]
+epochs = 8
+early_stopping = { patience = 8 }
+`
+	checkpoints := func(s *storetest.MemStore) int {
+		objs, err := s.List(context.Background(), "checkpoints/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(objs)
+	}
+	for _, c := range []struct {
+		name      string
+		overrides []string
+	}{
+		{"cache = false", []string{"model.cache=false"}},
+		{"refresh", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store := storetest.New()
+			if _, _, err := resumeRun(t, store, src, progressAt("model", "epoch", 3), c.overrides...); !errors.Is(err, pipeline.ErrCanceled) {
+				t.Fatalf("interrupted run: %v", err)
+			}
+			if checkpoints(store) == 0 {
+				t.Fatal("the interrupted training left no checkpoint")
+			}
+			// Run again, asking for the model to be computed anew.
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			p, err := pipeline.Parse([]byte(src), "resume.toml", ".", registry(t), pipeline.LoadOptions{Overrides: c.overrides})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := pipeline.RunOptions{Dir: filepath.Join(t.TempDir(), "run"), Mem: mem, Store: store, Version: "test"}
+			if c.name == "refresh" {
+				opts.Refresh = []string{"model"}
+			}
+			res, err := pipeline.Run(context.Background(), p, opts)
+			mem.AssertSize(t, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := res.Manifest.Stages["model"]
+			if _, resumed := st.Info["resumed_from_epoch"]; resumed {
+				t.Errorf("the stage continued from the interrupted attempt's checkpoint: %v", st.Info)
+			}
+			if n := checkpoints(store); n != 0 {
+				t.Errorf("%d checkpoint objects left after the stage finished", n)
+			}
+		})
+	}
+}
