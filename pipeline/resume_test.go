@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -24,8 +25,11 @@ func TestResumeContinuesInPlace(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
+	var mu sync.Mutex // progress events come from the stages' goroutines
 	done := map[string]bool{}
 	res, err := Run(ctx, p, RunOptions{Dir: dir, Mem: mem, Store: c.store, Version: "v1.0.0", Progress: func(ev Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		if ev.Status == StatusSucceeded {
 			done[ev.Stage] = true
 			if done["src"] && done["s1"] && done["s2"] {
