@@ -235,7 +235,8 @@ func TestRegressionAggregates(t *testing.T) {
 	}
 }
 
-// TestSeriesJSON: NaN and infinities are null in JSON, and null reads back as NaN.
+// TestSeriesJSON: NaN and infinities are null in JSON, and null reads back as NaN; so is a
+// member's unknown val metric.
 func TestSeriesJSON(t *testing.T) {
 	s := Series{Name: "val_loss", Values: []float64{1.5, math.NaN(), math.Inf(1), 1e-9, 0}}
 	b, err := json.Marshal(Curve{Series: []Series{s}})
@@ -252,5 +253,21 @@ func TestSeriesJSON(t *testing.T) {
 	got := c.Series[0].Values
 	if got[0] != 1.5 || !math.IsNaN(got[1]) || !math.IsNaN(got[2]) || got[3] != 1e-9 {
 		t.Errorf("read back %v", got)
+	}
+
+	// A member whose val metric is unknown: null, and NaN again when read back.
+	mb, err := json.Marshal(Member{Index: 2, Name: "m", ValMetric: math.NaN(), EpochsRun: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mb), `"val_metric":null`) || !strings.Contains(string(mb), `"epochs_run":3`) {
+		t.Errorf("member JSON %s", mb)
+	}
+	var m Member
+	if err := json.Unmarshal(mb, &m); err != nil || !math.IsNaN(m.ValMetric) || m.Index != 2 || m.EpochsRun != 3 {
+		t.Errorf("member read back %+v, %v", m, err)
+	}
+	if mb, _ := json.Marshal(Member{ValMetric: 0.5}); !strings.Contains(string(mb), `"val_metric":0.5`) {
+		t.Errorf("member JSON %s", mb)
 	}
 }

@@ -113,24 +113,58 @@ func orNaN(v float64, ok bool) float64 {
 	return v
 }
 
-// jsonNumber reads a number out of a decoded JSON value (float64, or a numeric string the
-// manifest wrote for a NaN or an infinity).
+// jsonNumber reads a finite number out of a decoded JSON value; ok is false for anything
+// else (the manifest writes a NaN or an infinity as a string, which is not read as a number).
 func jsonNumber(v any) (float64, bool) {
+	var f float64
 	switch x := v.(type) {
 	case float64:
-		return x, true
+		f = x
 	case int:
-		return float64(x), true
+		f = float64(x)
 	case int64:
-		return float64(x), true
+		f = float64(x)
 	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	case string:
-		f, err := strconv.ParseFloat(x, 64)
-		return f, err == nil
+		var err error
+		if f, err = x.Float64(); err != nil {
+			return 0, false
+		}
+	default:
+		return 0, false
 	}
-	return 0, false
+	return f, finite(f)
+}
+
+// MarshalJSON encodes m with an unknown val metric (NaN: a dropped member, or an older run
+// that does not say which metric) as null.
+func (m Member) MarshalJSON() ([]byte, error) {
+	type plain Member
+	var val *float64
+	if finite(m.ValMetric) {
+		val = &m.ValMetric
+	}
+	return json.Marshal(struct {
+		plain
+		ValMetric *float64 `json:"val_metric"`
+	}{plain(m), val})
+}
+
+// UnmarshalJSON decodes a Member, a null val metric as NaN.
+func (m *Member) UnmarshalJSON(data []byte) error {
+	type plain Member
+	var raw struct {
+		plain
+		ValMetric *float64 `json:"val_metric"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*m = Member(raw.plain)
+	m.ValMetric = math.NaN()
+	if raw.ValMetric != nil {
+		m.ValMetric = *raw.ValMetric
+	}
+	return nil
 }
 
 // jsonInt reads an integer out of a decoded JSON value.
