@@ -41,7 +41,8 @@ func (b *builder) readConfig() {
 //
 // An edge is read from the resolved config without the registry: every string, or string in
 // an array, of a stage table's top-level keys (kind aside) that names another stage, as
-// "<stage>" or "<stage>.<port>", is an input reference of that key. A port must be one the
+// "<stage>" or "<stage>.<port>", is an input reference of that key (Edge.From names the port
+// when the reference leaves it out and the stage has a single output). A port must be one the
 // manifest lists for the stage when it lists any. (A plain string value that happens to equal
 // another stage's name is therefore taken for a reference: name stages apart from values.)
 // Layers are the longest path from a source (a stage without inputs), rows the order within
@@ -77,7 +78,7 @@ func (b *builder) graph() Graph {
 				if !ok {
 					continue
 				}
-				e := Edge{From: ref, To: to + "." + key}
+				e := Edge{From: b.port(ref), To: to + "." + key}
 				if seen[e] {
 					continue
 				}
@@ -137,6 +138,17 @@ func (b *builder) reference(ref, self string, known map[string]bool) (string, bo
 		}
 	}
 	return stage, true
+}
+
+// port names a reference's port: a bare "<stage>" of a stage the manifest lists one output
+// for is "<stage>.<output>"; any other reference stays as written.
+func (b *builder) port(ref string) string {
+	if s, ok := b.m.Stages[ref]; ok && len(s.Outputs) == 1 {
+		for p := range s.Outputs {
+			return ref + "." + p
+		}
+	}
+	return ref
 }
 
 // stringsOf returns a TOML value's strings: the value itself, or an array's string elements.

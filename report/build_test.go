@@ -57,9 +57,10 @@ func stageManifest(kind string, outputs ...string) *pipeline.StageManifest {
 }
 
 // TestGraphFromTheConfig: edges come from every top-level string or string array of a stage
-// table that names another stage or one of its ports, whatever the kinds (no registry); a
-// nested table, the stage itself, a port the stage does not have and a plain value are not
-// edges; layers are the longest path from a source.
+// table that names another stage or one of its ports, whatever the kinds (no registry), a
+// bare stage name getting the port of a stage with one output; a nested table, the stage
+// itself, a port the stage does not have and a plain value are not edges; layers are the
+// longest path from a source.
 func TestGraphFromTheConfig(t *testing.T) {
 	m := &pipeline.Manifest{StageOrder: []string{"a", "e", "b", "c", "d"}, Stages: map[string]*pipeline.StageManifest{
 		"a": stageManifest("src", "out"), "e": stageManifest("src", "out"), "b": stageManifest("t", "out"),
@@ -86,13 +87,14 @@ weights = [1, 2]
 kind = "sink"
 models = ["c.model"]
 tables = ["b"]
+extra = "c"
 `
 	dir := writeRun(t, m, toml, nil)
 	r, err := Build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Edge{{From: "a", To: "b.input"}, {From: "a.out", To: "c.inputs"}, {From: "b.out", To: "c.inputs"}, {From: "c.model", To: "d.models"}, {From: "b", To: "d.tables"}}
+	want := []Edge{{From: "a.out", To: "b.input"}, {From: "a.out", To: "c.inputs"}, {From: "b.out", To: "c.inputs"}, {From: "c.model", To: "d.models"}, {From: "b.out", To: "d.tables"}, {From: "c", To: "d.extra"}}
 	if !slices.Equal(r.Graph.Edges, want) {
 		t.Errorf("edges %v, want %v", r.Graph.Edges, want)
 	}
