@@ -94,7 +94,7 @@ extra = "c"
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Edge{{From: "a.out", To: "b.input"}, {From: "a.out", To: "c.inputs"}, {From: "b.out", To: "c.inputs"}, {From: "c.model", To: "d.models"}, {From: "b.out", To: "d.tables"}, {From: "c", To: "d.extra"}}
+	want := []Edge{{From: "a.out", To: "b.input"}, {From: "a.out", To: "c.inputs"}, {From: "b.out", To: "c.inputs"}, {From: "c", To: "d.extra"}, {From: "c.model", To: "d.models"}, {From: "b.out", To: "d.tables"}}
 	if !slices.Equal(r.Graph.Edges, want) {
 		t.Errorf("edges %v, want %v", r.Graph.Edges, want)
 	}
