@@ -25,7 +25,7 @@ func trainKind() pipeline.KindSpec {
 		Doc: "Trains a neural network (a trunk of layers and one head per target) on a training table, with a validation table for early stopping. " +
 			"Defaults follow established practice: ReLU layers with He init, Adam, early stopping on the validation loss that restores the best weights, " +
 			"the loss chosen from the target's type (softmax cross-entropy, binary cross-entropy, or MSE on a standardised target), and a model summary in the log. " +
-			"A row whose label is missing for one target still trains the other heads. Outputs the `model` bundle (stages/<name>/bundle/) and writes the per-epoch history to history.csv.",
+			"A row whose label is missing for one target still trains the other heads. Outputs the `model` bundle (stages/<name>/bundle/) and writes the per-epoch history to history.csv (and, with lr = \"auto\", the LR range test's sweep to lr_range_test.csv: step, lr, smoothed loss).",
 		Fields: append(append([]pipeline.Field{
 			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table, for early stopping and schedules. Without it, a seeded 10% of train is held out."},
