@@ -416,7 +416,11 @@ func memberCurves(members []Member, histories map[int]*table) []Curve {
 	}
 	var out []Curve
 	for _, key := range []string{"val_loss", "loss"} {
-		c := Curve{Title: "members: " + strings.ReplaceAll(key, "_", " "), XLabel: "epoch", YLabel: "loss", X: x}
+		title := "members: val loss"
+		if key == "loss" {
+			title = "members: train loss"
+		}
+		c := Curve{Title: title, XLabel: "epoch", YLabel: "loss", X: x}
 		for _, m := range members {
 			t := histories[m.Index]
 			if t == nil || t.cols[key] == nil {
