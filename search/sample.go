@@ -87,14 +87,13 @@ func valueAxis(d Dist, v float64) (a, b float64) {
 	return lo, hi
 }
 
-// Contains reports whether the range can draw the value v.
+// Contains reports whether the range can draw the value v. An integer k can be drawn when
+// [k−½, k+½] overlaps [Lo−½, Hi+½] by more than a point: Lo−1 < k < Hi+1.
 func (r Range) Contains(v float64) bool {
-	a, b := r.axis()
-	va, vb := valueAxis(r.Dist, v)
 	if r.Dist.integer() {
-		return math.Max(a, va) < math.Min(b, vb)
+		return v == math.Trunc(v) && r.Lo-1 < v && v < r.Hi+1
 	}
-	return va >= a && vb <= b
+	return v >= r.Lo && v <= r.Hi
 }
 
 // Region is the part of a space that one round samples: a Range per numeric parameter and

@@ -41,8 +41,8 @@ func (d Dist) log() bool { return d == LogUniform || d == LogInt }
 // integer reports whether d draws integers.
 func (d Dist) integer() bool { return d == Int || d == LogInt }
 
-// maxExactInt bounds int parameters to integers that a float64 holds exactly.
-const maxExactInt = 1 << 53
+// maxExactInt bounds int parameters to integers whose halves a float64 holds exactly.
+const maxExactInt = 1 << 51
 
 // Param is one parameter of a Space.
 type Param struct {
@@ -406,7 +406,7 @@ func (sp *spaceParser) bounds(name string, d Dist, v any) (lo, hi float64, ok bo
 			sp.fail(name, key, "use uniform or log_uniform for a float parameter", "the %s bound %s is not an integer", which, FormatValue(e))
 			return 0, 0, false
 		case d.integer() && math.Abs(x) > maxExactInt:
-			sp.fail(name, key, "", "the %s bound %s is beyond ±2^53", which, FormatValue(e))
+			sp.fail(name, key, "", "the %s bound %s is beyond ±2^51", which, FormatValue(e))
 			return 0, 0, false
 		}
 		b[i] = x
@@ -415,6 +415,9 @@ func (sp *spaceParser) bounds(name string, d Dist, v any) (lo, hi float64, ok bo
 	switch {
 	case lo > hi:
 		sp.fail(name, key, fmt.Sprintf("write %s = [%s, %s]", key, FormatValue(list[1]), FormatValue(list[0])), "bounds reversed: the lower bound %s is above the upper bound %s", FormatValue(list[0]), FormatValue(list[1]))
+		return 0, 0, false
+	case math.IsInf(hi-lo, 0):
+		sp.fail(name, key, "narrow the range, or use log_uniform", "the range from %s to %s is too wide to sample", FormatValue(list[0]), FormatValue(list[1]))
 		return 0, 0, false
 	case lo == hi:
 		sp.fail(name, key, "a parameter with one value is fixed: set it in the base config instead", "the bounds are equal (%s)", FormatValue(list[0]))

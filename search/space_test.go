@@ -83,6 +83,8 @@ func TestParseSpaceErrors(t *testing.T) {
 		{"not two bounds", `lr = { uniform = [0.1] }`, "lr", "uniform", []string{"[lower, upper]"}, 0},
 		{"bound not a number", `lr = { uniform = [0, "1"] }`, "lr", "uniform", []string{"upper bound \"1\" is not a number"}, 0},
 		{"infinite bound", `lr = { uniform = [0, inf] }`, "lr", "uniform", []string{"upper bound is inf"}, 0},
+		{"too wide", `u = { uniform = [-1e308, 1e308] }`, "u", "uniform", []string{"too wide to sample"}, 0},
+		{"int beyond 2^51", `u = { int = [0, 4503599627370496] }`, "u", "int", []string{"beyond ±2^51"}, 0},
 		{"empty choice", `act = { choice = [] }`, "act", "choice", []string{"empty choice"}, 0},
 		{"choice not a list", `act = { choice = "relu" }`, "act", "choice", []string{"array of values"}, 0},
 		{"duplicate choice", `act = { choice = ["relu", "tanh", "relu"] }`, "act", "choice", []string{"listed twice", "positions 1 and 3"}, 0},
