@@ -56,12 +56,13 @@
 // reported value so far at its first report at or after e.
 //
 //   - ASHA (the default): rungs at epochs MinEpochs·η^k (η = Reduction, default 3). At a rung,
-//     a trial is judged among the n trials judged there (itself included): it continues when
-//     fewer than max(1, ⌊n/η⌋) of them are strictly better, that is when it is in the top 1/η,
-//     or the best while n < η (as Optuna's successive halving).
+//     a trial is compared with the other trials that reached the rung (which ones: see below);
+//     with n trials in all, itself included, it continues when fewer than max(1, ⌊n/η⌋) of
+//     the others are strictly better, that is when it is in the top 1/η, or the best while
+//     n < η (as Optuna's successive halving).
 //   - Median stopping: at every epoch e ≥ MinEpochs, a trial stops when its value is strictly
-//     worse than the median of the other trials' values at e, once at least MinTrials other
-//     trials have one.
+//     worse than the median of the values at e of the other trials that reached e (the same
+//     ones as for ASHA), once there are at least MinTrials of them.
 //
 // # Determinism with concurrency
 //

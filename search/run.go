@@ -125,10 +125,11 @@ type Config struct {
 	// Workers is the number of trials run at the same time; default runtime.GOMAXPROCS(0).
 	// Results do not depend on it.
 	Workers int
-	// Seed seeds the search: each trial's sampling and, unless TrialSeed is set, its Seed.
+	// Seed seeds the default TrialSeed (and is otherwise unused).
 	Seed uint64
-	// TrialSeed gives trial i's Seed; default DeriveTrialSeed(Seed, i). A stage sets it to
-	// derive the seed from (run seed, stage, trial).
+	// TrialSeed gives trial i's Seed; default DeriveTrialSeed(Seed, i). Trial i's parameters
+	// are drawn from a stream derived from that seed too, so the seeds determine the whole
+	// search. A stage sets it to derive the seed from (run seed, stage, trial).
 	TrialSeed func(index int) uint64
 	// Restore holds the records of trials that finished in an earlier, interrupted run of the
 	// same search (same space, config and seeds), as OnTrialDone handed them out: those trials
