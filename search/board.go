@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // board holds what every trial of a search has reported, for the pruning decisions. A trial
@@ -88,21 +89,28 @@ func (b *board) own(i, e int) float64 {
 }
 
 // others waits until every trial below i has reported at or after epoch e or finished, and
-// returns the values at e of those that reached it, in index order. It returns ctx's error if
-// ctx ends first.
-func (b *board) others(ctx context.Context, i, e int) ([]float64, error) {
+// returns the values at e of those that reached it, in index order, and how long it waited.
+// It returns ctx's error if ctx ends first.
+func (b *board) others(ctx context.Context, i, e int) ([]float64, time.Duration, error) {
+	var start time.Time
 	for {
 		b.mu.Lock()
 		vals, ok := b.tryOthers(i, e)
 		ch := b.changed
 		b.mu.Unlock()
 		if ok {
-			return vals, nil
+			if start.IsZero() {
+				return vals, 0, nil
+			}
+			return vals, time.Since(start), nil
+		}
+		if start.IsZero() {
+			start = time.Now()
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, time.Since(start), ctx.Err()
 		}
 	}
 }

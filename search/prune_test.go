@@ -188,6 +188,18 @@ func TestASHADecisionsOnHandMadeHistories(t *testing.T) {
 				if got := out.Epochs; got != 6+4+4+1+1+6 {
 					t.Errorf("epochs = %d, want 22", got)
 				}
+				// With one worker, every lower trial has finished: nothing waits. In reverse
+				// order, the faster higher trials wait for the lower ones.
+				wait := 0.0
+				for _, tr := range out.Trials {
+					wait += tr.WaitSeconds
+				}
+				if workers == 1 && wait != 0 {
+					t.Errorf("waited %gs with one worker", wait)
+				}
+				if name == "reverse order" && workers == 6 && wait == 0 {
+					t.Error("no trial waited, though higher trials report first")
+				}
 			})
 		}
 	}

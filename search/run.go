@@ -84,6 +84,9 @@ type TrialResult struct {
 	Err string
 	// Seconds is the objective's wall time (for a restored trial, the recorded one).
 	Seconds float64
+	// WaitSeconds is the part of Seconds that the trial spent blocked in Report, waiting for
+	// trials with a lower index to reach the epoch it was judged at (its worker idled).
+	WaitSeconds float64
 }
 
 // Outcome is the result of a search.
@@ -384,7 +387,8 @@ type trialRun struct {
 	history  []Point
 	stopped  bool
 	prunedAt int
-	nextRung int // ASHA: the next rung to judge
+	nextRung int           // ASHA: the next rung to judge
+	waited   time.Duration // blocked in board.others
 }
 
 // runTrial runs the objective on t and records how it ended.
@@ -395,7 +399,7 @@ func (s *searchRun) runTrial(ctx context.Context, t Trial) (rec TrialResult, err
 	s.board.finish(t.Index)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	rec = TrialResult{Trial: t, History: tr.history, Seconds: time.Since(start).Seconds()}
+	rec = TrialResult{Trial: t, History: tr.history, Seconds: time.Since(start).Seconds(), WaitSeconds: tr.waited.Seconds()}
 	if n := len(tr.history); n > 0 {
 		rec.Epochs = tr.history[n-1].Epoch
 	}
@@ -478,7 +482,8 @@ func (tr *trialRun) judge(epoch int) (bool, error) {
 			if e > epoch {
 				return true, nil
 			}
-			others, err := b.others(tr.ctx, tr.index, e)
+			others, waited, err := b.others(tr.ctx, tr.index, e)
+			tr.waited += waited
 			if err != nil {
 				return false, err
 			}
@@ -491,7 +496,8 @@ func (tr *trialRun) judge(epoch int) (bool, error) {
 		if epoch < p.MinEpochs || tr.index < p.MinTrials {
 			return true, nil
 		}
-		others, err := b.others(tr.ctx, tr.index, epoch)
+		others, waited, err := b.others(tr.ctx, tr.index, epoch)
+		tr.waited += waited
 		if err != nil {
 			return false, err
 		}

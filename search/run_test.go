@@ -87,7 +87,7 @@ func comparable(o Outcome) Outcome {
 	c := o
 	c.Trials = make([]TrialResult, len(o.Trials))
 	for i, t := range o.Trials {
-		t.Seconds = 0
+		t.Seconds, t.WaitSeconds = 0, 0
 		if math.IsNaN(t.Value) {
 			t.Value = -12345
 		}
