@@ -1,0 +1,539 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Trial is one point of the search that the objective trains and scores.
+type Trial struct {
+	// Index numbers the trials of the whole search from 0, round after round.
+	Index int
+	// Round is the zoom round the trial belongs to, from 0.
+	Round int
+	// Params are the trial's parameter values.
+	Params Params
+	// Seed is for the objective's own randomness (weights, batches): Config.TrialSeed(Index).
+	Seed uint64
+}
+
+// Result is what an objective returns for a trial that ran to its end or was told to stop.
+type Result struct {
+	// Value is the trial's objective: for a trainer that restores its best epoch, the value
+	// at that epoch. It ranks the trials (NaN ranks last).
+	Value float64
+	// Metrics are other figures of the trial, kept in its TrialResult (optional).
+	Metrics map[string]float64
+}
+
+// Report is how an objective reports the objective's value at the end of an epoch (epochs
+// from 1, increasing; they need not be consecutive). It returns false when the trial is to
+// stop (pruned): the objective then returns its Result at once. It may block while the
+// decision waits on trials with a lower index, and returns an error when the search's context
+// ends, or for an epoch that does not increase (that report is not recorded). A report after
+// the trial was told to stop returns false and is not recorded. One trial's reports must not
+// be made concurrently.
+type Report func(epoch int, value float64) (continueTraining bool, err error)
+
+// Objective trains and scores one trial. It must depend only on the trial (its Params and
+// Seed), never on timing, so that the search's results do not depend on Config.Workers; it
+// should stop promptly when ctx ends. An error records the trial as failed and the search
+// goes on.
+type Objective func(ctx context.Context, trial Trial, report Report) (Result, error)
+
+// Status is how a trial ended.
+type Status string
+
+// The statuses of a finished trial.
+const (
+	Completed Status = "completed" // the objective returned without being told to stop
+	Pruned    Status = "pruned"    // a report told it to stop; its partial history is kept
+	Failed    Status = "failed"    // the objective returned an error (or panicked)
+)
+
+// Point is one report: the objective's value at the end of an epoch.
+type Point struct {
+	Epoch int
+	Value float64
+}
+
+// TrialResult is the record of a finished trial.
+type TrialResult struct {
+	Trial
+	Status Status
+	// Epochs is the last epoch reported (0 when none was).
+	Epochs int
+	// Value is Result.Value; NaN for a failed trial.
+	Value float64
+	// Metrics are Result.Metrics.
+	Metrics map[string]float64
+	// History holds every recorded report, in order (a pruned trial's partial history).
+	History []Point
+	// PrunedAt is the epoch of the report that told the trial to stop; 0 unless Pruned.
+	PrunedAt int
+	// Err is a failed trial's error.
+	Err string
+	// Seconds is the objective's wall time (for a restored trial, the recorded one).
+	Seconds float64
+	// WaitSeconds is the part of Seconds that the trial spent blocked in Report, waiting for
+	// trials with a lower index to reach the epoch it was judged at (its worker idled).
+	WaitSeconds float64
+}
+
+// Outcome is the result of a search.
+type Outcome struct {
+	// Trials holds every finished trial, by index (all of them unless Run returned an error).
+	Trials []TrialResult
+	// Best is the index in Trials of the best trial: the first of the ranking (see the
+	// package doc), so a completed trial whenever one completed; -1 when there is none.
+	Best int
+	// Regions[r] is the region that round r sampled.
+	Regions []Region
+	// Epochs is the total of the trials' epochs.
+	Epochs int
+}
+
+// BestTrial returns the best trial.
+func (o Outcome) BestTrial() (TrialResult, bool) {
+	if o.Best < 0 || o.Best >= len(o.Trials) {
+		return TrialResult{}, false
+	}
+	return o.Trials[o.Best], true
+}
+
+// Config configures Run. The zero value of every field but Space is its documented default.
+type Config struct {
+	// Space is the search space (required).
+	Space *Space
+	// Trials is the number of trials of the whole search; default 20.
+	Trials int
+	// Rounds is the number of zoom rounds, at most Trials; default 1 (pure random search).
+	// Round r gets ⌊Trials/Rounds⌋ trials, one more when r < Trials mod Rounds.
+	Rounds int
+	// Maximize makes a larger objective better; default false (smaller is better).
+	Maximize bool
+	// Zoom sets how each round's region narrows.
+	Zoom ZoomConfig
+	// Prune sets how trials are stopped early; default ASHA.
+	Prune PruneConfig
+	// Workers is the number of trials run at the same time; default runtime.GOMAXPROCS(0).
+	// Results do not depend on it.
+	Workers int
+	// Seed seeds the default TrialSeed (and is otherwise unused).
+	Seed uint64
+	// TrialSeed gives trial i's Seed; default DeriveTrialSeed(Seed, i). Trial i's parameters
+	// are drawn from a stream derived from that seed too, so the seeds determine the whole
+	// search. A stage sets it to derive the seed from (run seed, stage, trial).
+	TrialSeed func(index int) uint64
+	// Restore holds the records of trials that finished in an earlier, interrupted run of the
+	// same search (same space, config and seeds), as OnTrialDone handed them out: those trials
+	// are not run again. Completed and pruned records are used; failed ones run again. A record
+	// whose Round or Seed disagrees with the search is an error.
+	Restore []TrialResult
+	// OnTrialDone, when set, is called with each trial's record as it finishes (in finishing
+	// order, which depends on timing; never for a restored trial, never concurrently with
+	// itself). It must not block for long: trials wait for it.
+	OnTrialDone func(TrialResult)
+}
+
+// Default of Config.Trials.
+const DefaultTrials = 20
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Space == nil {
+		return c, errors.New("search: no space")
+	}
+	if c.Trials == 0 {
+		c.Trials = DefaultTrials
+	}
+	if c.Rounds == 0 {
+		c.Rounds = 1
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	switch {
+	case c.Trials < 1:
+		return c, fmt.Errorf("search: trials = %d: must be ≥ 1", c.Trials)
+	case c.Rounds < 1:
+		return c, fmt.Errorf("search: rounds = %d: must be ≥ 1", c.Rounds)
+	case c.Rounds > c.Trials:
+		return c, fmt.Errorf("search: rounds = %d is more than trials = %d: every round needs a trial", c.Rounds, c.Trials)
+	case c.Workers < 1:
+		return c, fmt.Errorf("search: workers = %d: must be ≥ 1", c.Workers)
+	}
+	if err := c.Prune.Validate(); err != nil {
+		return c, err
+	}
+	if err := c.Zoom.Validate(); err != nil {
+		return c, err
+	}
+	c.Prune = c.Prune.withDefaults()
+	c.Zoom = c.Zoom.withDefaults()
+	if c.TrialSeed == nil {
+		seed := c.Seed
+		c.TrialSeed = func(i int) uint64 { return DeriveTrialSeed(seed, i) }
+	}
+	return c, nil
+}
+
+// Validate checks a Config without running it.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
+// RoundSizes returns how many trials each round runs: ⌊trials/rounds⌋, plus one for the first
+// trials mod rounds rounds.
+func RoundSizes(trials, rounds int) []int {
+	if rounds < 1 {
+		return nil
+	}
+	out := make([]int, rounds)
+	for r := range out {
+		out[r] = trials / rounds
+		if r < trials%rounds {
+			out[r]++
+		}
+	}
+	return out
+}
+
+// DeriveTrialSeed is the default trial seed: a SplitMix64 mix of (seed, index).
+func DeriveTrialSeed(seed uint64, index int) uint64 {
+	return splitmix(splitmix(seed) ^ uint64(index)*0x9e3779b97f4a7c15)
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// sampleRand is the generator that draws trial seed's parameters: a stream apart from the
+// ones an objective builds from the same seed.
+func sampleRand(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(splitmix(seed^0x73616d706c652d31), 0x7365617263682d70))
+}
+
+// Run runs a search: round by round, it samples the round's trials from the region (the full
+// space in round 0), runs them with the objective on Config.Workers goroutines with pruning,
+// waits for all of them, and zooms the region around the best trials so far. It returns every
+// trial and the best.
+//
+// The Outcome (everything but the trials' Seconds) is the same for any Workers: see the
+// package doc for how the pruning decisions are made independent of timing.
+//
+// Run returns an error when the config is invalid, when every trial failed, or when ctx ends
+// (with the trials that finished before); it waits for every trial it started before it
+// returns.
+func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) {
+	out := Outcome{Best: -1}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return out, err
+	}
+	sizes := RoundSizes(cfg.Trials, cfg.Rounds)
+	roundOf := make([]int, cfg.Trials)
+	for r, i := 0, 0; r < len(sizes); r++ {
+		for range sizes[r] {
+			roundOf[i] = r
+			i++
+		}
+	}
+	restored := map[int]TrialResult{}
+	for _, rec := range cfg.Restore {
+		i := rec.Index
+		switch {
+		case i < 0 || i >= cfg.Trials:
+			return out, fmt.Errorf("search: restore: trial %d is outside the search's %d trials", i, cfg.Trials)
+		case rec.Round != roundOf[i]:
+			return out, fmt.Errorf("search: restore: trial %d is in round %d, not %d: the record comes from another search", i, roundOf[i], rec.Round)
+		case rec.Seed != cfg.TrialSeed(i):
+			return out, fmt.Errorf("search: restore: trial %d has seed %d, not %d: the record comes from another search", i, cfg.TrialSeed(i), rec.Seed)
+		}
+		if rec.Status == Completed || rec.Status == Pruned {
+			restored[i] = rec
+		}
+	}
+
+	s := &searchRun{cfg: cfg, objective: objective, board: newBoard(cfg.Trials), results: make([]TrialResult, cfg.Trials), finished: make([]bool, cfg.Trials)}
+	region := cfg.Space.Region()
+	first := 0
+	for r, n := range sizes {
+		out.Regions = append(out.Regions, region)
+		trials := make([]Trial, n)
+		for k := range trials {
+			i := first + k
+			seed := cfg.TrialSeed(i)
+			trials[k] = Trial{Index: i, Round: r, Seed: seed, Params: cfg.Space.Sample(region, sampleRand(seed))}
+		}
+		s.runRound(ctx, trials, restored)
+		first += n
+		if err := ctx.Err(); err != nil {
+			s.collect(&out)
+			return out, fmt.Errorf("search: stopped in round %d of %d with %d of %d trials finished: %w", r+1, len(sizes), countTrue(s.finished), cfg.Trials, err)
+		}
+		if r+1 < len(sizes) {
+			ranked := rankTrials(s.results[:first], cfg.Maximize)
+			top := make([]Params, 0, len(ranked))
+			for _, i := range ranked[:cfg.Zoom.TopCount(len(ranked))] {
+				top = append(top, s.results[i].Params)
+			}
+			if len(top) > 0 {
+				region = cfg.Space.Zoom(region, top, cfg.Zoom)
+			}
+		}
+	}
+	s.collect(&out)
+	ranked := rankTrials(out.Trials, cfg.Maximize)
+	if len(ranked) == 0 {
+		return out, fmt.Errorf("search: all %d trials failed; the first: trial %d: %s", len(out.Trials), out.Trials[0].Index, out.Trials[0].Err)
+	}
+	out.Best = ranked[0]
+	return out, nil
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, x := range b {
+		if x {
+			n++
+		}
+	}
+	return n
+}
+
+// searchRun is the state of one Run.
+type searchRun struct {
+	cfg       Config
+	objective Objective
+	board     *board
+	results   []TrialResult // by index
+	finished  []bool        // results[i] holds a finished trial
+	doneMu    sync.Mutex    // serialises OnTrialDone
+}
+
+func (s *searchRun) collect(out *Outcome) {
+	out.Trials = out.Trials[:0]
+	out.Epochs = 0
+	for i, ok := range s.finished {
+		if ok {
+			out.Trials = append(out.Trials, s.results[i])
+			out.Epochs += s.results[i].Epochs
+		}
+	}
+}
+
+// runRound runs one round's trials and waits for all of them. Trials start in index order,
+// each on a free worker slot, and hold it until they end: so every trial below a running
+// trial has started, and the lowest unfinished trial never waits. That is what keeps the
+// waits of the pruning decisions free of deadlock for any number of workers.
+func (s *searchRun) runRound(ctx context.Context, trials []Trial, restored map[int]TrialResult) {
+	for _, t := range trials {
+		if rec, ok := restored[t.Index]; ok {
+			rec.Trial = t
+			s.results[t.Index], s.finished[t.Index] = rec, true
+			s.board.restore(t.Index, rec.History, s.cfg.Maximize)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slots := make(chan struct{}, s.cfg.Workers)
+	var wg sync.WaitGroup
+dispatch:
+	for _, t := range trials {
+		if _, ok := restored[t.Index]; ok {
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break dispatch
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			rec, err := s.runTrial(ctx, t)
+			if err != nil && ctx.Err() != nil {
+				return // stopped by the search's end: not a finished trial
+			}
+			s.results[t.Index], s.finished[t.Index] = rec, true
+			if s.cfg.OnTrialDone != nil {
+				s.doneMu.Lock()
+				s.cfg.OnTrialDone(rec)
+				s.doneMu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// trialRun is one trial's reporting state.
+type trialRun struct {
+	s        *searchRun
+	ctx      context.Context
+	index    int
+	mu       sync.Mutex
+	history  []Point
+	stopped  bool
+	prunedAt int
+	nextRung int           // ASHA: the next rung to judge
+	waited   time.Duration // blocked in board.others
+}
+
+// runTrial runs the objective on t and records how it ended.
+func (s *searchRun) runTrial(ctx context.Context, t Trial) (rec TrialResult, err error) {
+	tr := &trialRun{s: s, ctx: ctx, index: t.Index}
+	start := time.Now()
+	res, err := callObjective(ctx, s.objective, t, tr.report)
+	s.board.finish(t.Index)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	rec = TrialResult{Trial: t, History: tr.history, Seconds: time.Since(start).Seconds(), WaitSeconds: tr.waited.Seconds()}
+	if n := len(tr.history); n > 0 {
+		rec.Epochs = tr.history[n-1].Epoch
+	}
+	switch {
+	case err != nil:
+		rec.Status, rec.Value, rec.Err = Failed, math.NaN(), err.Error()
+	case tr.stopped:
+		rec.Status, rec.Value, rec.Metrics, rec.PrunedAt = Pruned, res.Value, res.Metrics, tr.prunedAt
+	default:
+		rec.Status, rec.Value, rec.Metrics = Completed, res.Value, res.Metrics
+	}
+	return rec, err
+}
+
+// callObjective runs the objective, turning a panic into an error.
+func callObjective(ctx context.Context, obj Objective, t Trial, report Report) (res Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v%s", p, panicSite())
+		}
+	}()
+	return obj(ctx, t, report)
+}
+
+// panicSite returns " (at file:line)" for the frame that panicked: the first frame below the
+// runtime's panic machinery. A full stack is not kept, since its goroutine ids and argument
+// addresses would make the records differ between runs.
+func panicSite() string {
+	pcs := make([]uintptr, 32)
+	n := runtime.Callers(3, pcs)
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		if f.Function != "" && !strings.HasPrefix(f.Function, "runtime.") {
+			return fmt.Sprintf(" (at %s:%d in %s)", filepath.Base(f.File), f.Line, f.Function)
+		}
+		if !more {
+			return ""
+		}
+	}
+}
+
+func (tr *trialRun) report(epoch int, value float64) (bool, error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.stopped {
+		return false, nil
+	}
+	if err := tr.ctx.Err(); err != nil {
+		return false, err
+	}
+	if n := len(tr.history); (n > 0 && epoch <= tr.history[n-1].Epoch) || epoch < 1 {
+		last := 0
+		if n > 0 {
+			last = tr.history[n-1].Epoch
+		}
+		return false, fmt.Errorf("search: trial %d: report of epoch %d after epoch %d: epochs start at 1 and increase", tr.index, epoch, last)
+	}
+	tr.history = append(tr.history, Point{Epoch: epoch, Value: value})
+	b, cfg := tr.s.board, tr.s.cfg
+	b.add(tr.index, epoch, value, cfg.Maximize)
+	cont, err := tr.judge(epoch)
+	if err != nil {
+		return false, err
+	}
+	if !cont {
+		tr.stopped, tr.prunedAt = true, epoch
+		b.finish(tr.index)
+	}
+	return cont, nil
+}
+
+// judge makes the pruning decisions due at a report of epoch.
+func (tr *trialRun) judge(epoch int) (bool, error) {
+	p, maximize, b := tr.s.cfg.Prune, tr.s.cfg.Maximize, tr.s.board
+	switch p.Method {
+	case PruneASHA:
+		for {
+			e := p.rungEpoch(tr.nextRung)
+			if e > epoch {
+				return true, nil
+			}
+			others, waited, err := b.others(tr.ctx, tr.index, e)
+			tr.waited += waited
+			if err != nil {
+				return false, err
+			}
+			if !ashaContinue(b.own(tr.index, e), others, p.Reduction, maximize) {
+				return false, nil
+			}
+			tr.nextRung++
+		}
+	case PruneMedian:
+		if epoch < p.MinEpochs || tr.index < p.MinTrials {
+			return true, nil
+		}
+		others, waited, err := b.others(tr.ctx, tr.index, epoch)
+		tr.waited += waited
+		if err != nil {
+			return false, err
+		}
+		if len(others) < p.MinTrials {
+			return true, nil
+		}
+		return medianContinue(b.own(tr.index, epoch), others, maximize), nil
+	}
+	return true, nil
+}
+
+// rankTrials orders the trials that did not fail, best first, and returns their positions in
+// trials: completed trials by Value, then pruned ones by epochs reached (more first), then by
+// Value; a trial whose Value is NaN after every other; ties by index.
+func rankTrials(trials []TrialResult, maximize bool) []int {
+	var idx []int
+	for i, t := range trials {
+		if t.Status == Completed || t.Status == Pruned {
+			idx = append(idx, i)
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		x, y := trials[idx[a]], trials[idx[b]]
+		if nx, ny := math.IsNaN(x.Value), math.IsNaN(y.Value); nx != ny {
+			return ny
+		}
+		if x.Status != y.Status {
+			return x.Status == Completed
+		}
+		if x.Status == Pruned && x.Epochs != y.Epochs {
+			return x.Epochs > y.Epochs
+		}
+		if better(x.Value, y.Value, maximize) != better(y.Value, x.Value, maximize) {
+			return better(x.Value, y.Value, maximize)
+		}
+		return x.Index < y.Index
+	})
+	return idx
+}
