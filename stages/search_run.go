@@ -91,10 +91,7 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		Msg("search: " + strings.Join(s.space.Names(), ", "))
 	out, err := search.Run(ctx, cfg, r.trial)
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w", err)
-		}
-		return fmt.Errorf("search: %w", err)
+		return err // search.Run's errors say "search: ..." and wrap ctx's
 	}
 	best, _ := out.BestTrial()
 	dir, err := sc.Dir()
@@ -418,6 +415,9 @@ func (r *searchRun) final(ctx context.Context, dir string, best search.TrialResu
 			return err
 		}
 		eb.Meta.Metrics = vals
+		for k, v := range vals {
+			sc.Metrics.Set(k, v)
+		}
 		if err := eb.Save(filepath.Join(dir, bundleDir)); err != nil {
 			return err
 		}
@@ -466,9 +466,11 @@ func (r *searchRun) final(ctx context.Context, dir string, best search.TrialResu
 	if r.s.refit {
 		b.Meta.Refit = true
 	} else if i, _ := keptEpoch(res.cfg, res.Result); i >= 0 {
+		// The model's metrics, as a train stage records them (the objective among them).
 		b.Meta.Metrics = map[string]float64{}
 		for k, v := range res.History.Epochs[i] {
 			b.Meta.Metrics[metricKey(k)] = v
+			sc.Metrics.Set(metricKey(k), v)
 		}
 	}
 	if err := b.Save(filepath.Join(dir, bundleDir)); err != nil {

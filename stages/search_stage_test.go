@@ -17,6 +17,7 @@ import (
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/train"
 	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/report"
 	"github.com/pipe-ml/pipe/search"
 )
 
@@ -60,7 +61,7 @@ tables = ["scale.val"]
 // readTrials reads a search stage's trials.csv: its header and rows.
 func readTrials(t *testing.T, dir string) ([]string, [][]string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "stages", "tune", TrialsFile))
+	f, err := os.Open(filepath.Join(dir, "stages", "tune", report.TrialsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +218,25 @@ func TestSearchBestModelIsTheBestTrial(t *testing.T) {
 	}
 	if dense != 2 {
 		t.Errorf("%d dense layers, want 2", dense)
+	}
+
+	// The run report reads the trials back: the best so far ends at the best objective.
+	rep, err := report.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range rep.Stages {
+		if rs.Name != "tune" {
+			continue
+		}
+		sr := rs.Search
+		if sr == nil || len(sr.Trials) != 8 || float64(sr.Best) != st.Info["best_trial"] || len(sr.Params) != 4 || len(sr.Parallel.Lines) != 8 {
+			t.Fatalf("report's search section: %+v", sr)
+		}
+		bsf := sr.BestSoFar.Series[1].Values
+		if bsf[len(bsf)-1] != best || rs.Training == nil {
+			t.Errorf("report: best so far ends at %v, want %v; training curves %v", bsf[len(bsf)-1], best, rs.Training)
+		}
 	}
 
 	// The best config as a train stage: it loads, with the best parameters.
@@ -543,5 +563,29 @@ space = { "tasks.digit.loss_weight" = { uniform = [0.5, 1.0] } }
 	_, _, err := runTOML(t, ".", src)
 	if err == nil || !strings.Contains(err.Error(), "tasks.digit names no target (targets: target)") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestSearchIsCached: a second run with the same stage store reads the search back (its model
+// through the bundle loader, for the evaluation that reads it) instead of running it.
+func TestSearchIsCached(t *testing.T) {
+	store := storetest.New()
+	src := searchDigits + searchTune
+	m1, _, err := resumeRun(t, store, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, dir2, err := resumeRun(t, store, src, nil, "eval.worst_k=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m2.Stages["tune"]; !st.Cached || m2.Stages["eval"].Cached {
+		t.Fatalf("tune cached %v, eval cached %v: want the search read back and the evaluation run", st.Cached, m2.Stages["eval"].Cached)
+	}
+	if !reflect.DeepEqual(m1.Stages["tune"].Metrics, m2.Stages["tune"].Metrics) || !reflect.DeepEqual(m1.Stages["eval"].Metrics, m2.Stages["eval"].Metrics) {
+		t.Errorf("metrics differ: %v / %v, %v / %v", m1.Stages["tune"].Metrics, m2.Stages["tune"].Metrics, m1.Stages["eval"].Metrics, m2.Stages["eval"].Metrics)
+	}
+	if _, rows := readTrials(t, dir2); len(rows) != 8 {
+		t.Errorf("the cached run's trials.csv has %d rows", len(rows))
 	}
 }

@@ -17,25 +17,22 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/report"
 	"github.com/pipe-ml/pipe/search"
 )
 
-// TrialsFile is the search stage's table of trials in its stage directory: the `trials`
-// output as CSV.
-const TrialsFile = "trials.csv"
-
-// The fixed columns of the trials table, beside one column per parameter. They are named so
-// that no key of a base (a parameter's name) is one of them: "epochs" is a base key.
+// The trials table's fixed columns, beside one column per parameter (report reads them back
+// from trials.csv).
 const (
-	trialsColTrial     = "trial"
-	trialsColRound     = "round"
-	trialsColStatus    = "status"
-	trialsColEpochs    = "epochs_run"
-	trialsColBestEpoch = "best_epoch"
-	trialsColObjective = "objective"
-	trialsColSeconds   = "seconds"
-	trialsColStart     = "start_seconds"
-	trialsColError     = "error"
+	trialsColTrial     = report.TrialsColTrial
+	trialsColRound     = report.TrialsColRound
+	trialsColStatus    = report.TrialsColStatus
+	trialsColEpochs    = report.TrialsColEpochs
+	trialsColBestEpoch = report.TrialsColBestEpoch
+	trialsColObjective = report.TrialsColObjective
+	trialsColSeconds   = report.TrialsColSeconds
+	trialsColStart     = report.TrialsColStart
+	trialsColError     = report.TrialsColError
 )
 
 // trialCheckpointName is the checkpoint of finished trial i: its record, saved as it finishes
@@ -144,6 +141,42 @@ func paramColumns(s *search.Space) []paramColumn {
 	return out
 }
 
+// cell is a parameter's value as its column holds it: float64, int64, bool or string.
+func (c paramColumn) cell(v any) any {
+	switch c.typ.ID() {
+	case arrow.FLOAT64:
+		f, _ := toFloat(v)
+		return f
+	case arrow.INT64, arrow.BOOL:
+		return v
+	}
+	if s, isString := v.(string); isString {
+		return s
+	}
+	return search.FormatValue(v)
+}
+
+// spaceInfo describes the space for the manifest's info (and the report): each parameter's
+// distribution, bounds, and a choice's values as trials.csv writes them.
+func spaceInfo(s *search.Space) []map[string]any {
+	cols := paramColumns(s)
+	var out []map[string]any
+	for i, p := range s.Params() {
+		m := map[string]any{"name": p.Name, "dist": string(p.Dist)}
+		if p.Dist == search.Choice {
+			labels := make([]string, len(p.Choices))
+			for j, v := range p.Choices {
+				labels[j] = csvCell(cols[i].cell(v))
+			}
+			m["labels"] = labels
+		} else {
+			m["lo"], m["hi"] = p.Lo, p.Hi
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 func choiceType(vs []any) arrow.DataType {
 	var ints, floats, bools, strs int
 	for _, v := range vs {
@@ -202,19 +235,7 @@ func (r *searchRun) trialCells(t search.TrialResult, cols []paramColumn) []any {
 			row = append(row, nil)
 			continue
 		}
-		switch c.typ.ID() {
-		case arrow.FLOAT64:
-			f, _ := toFloat(v)
-			row = append(row, f)
-		case arrow.INT64, arrow.BOOL:
-			row = append(row, v)
-		default:
-			if s, isString := v.(string); isString {
-				row = append(row, s)
-			} else {
-				row = append(row, search.FormatValue(v))
-			}
-		}
+		row = append(row, c.cell(v))
 	}
 	row = append(row, int64(t.Epochs))
 	if e, ok := t.Metrics["best_epoch"]; ok {
@@ -288,7 +309,7 @@ func (r *searchRun) writeTrials(dir string, out search.Outcome) error {
 	for _, f := range t.Schema().Fields() {
 		header = append(header, f.Name)
 	}
-	return pipeline.WriteAtomic(filepath.Join(dir, TrialsFile), func(f *os.File) error {
+	return pipeline.WriteAtomic(filepath.Join(dir, report.TrialsFile), func(f *os.File) error {
 		w := csv.NewWriter(f)
 		if err := w.Write(header); err != nil {
 			return err
@@ -347,7 +368,8 @@ func (r *searchRun) outputs(dir string, out search.Outcome) error {
 	sc.SetInfo("trials", map[string]int{"completed": counts[search.Completed], "pruned": counts[search.Pruned], "failed": counts[search.Failed], "total": len(out.Trials)})
 	sc.SetInfo("epochs_run", out.Epochs)
 	sc.SetInfo("trials_trained", int(r.trained.Load())) // in this run: not the restored ones
-	sc.SetInfo("trials_file", TrialsFile)
+	sc.SetInfo("trials_file", report.TrialsFile)
+	sc.SetInfo("space", spaceInfo(r.s.space))
 	var regions []map[string]any
 	for i, rg := range out.Regions {
 		ranges := map[string][]float64{}
