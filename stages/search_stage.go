@@ -45,7 +45,7 @@ func searchKind() pipeline.KindSpec {
 				"{ uniform = [lo, hi] }, { log_uniform = [lo, hi] } (lo > 0), { int = [lo, hi] }, { log_int = [lo, hi] } (lo ≥ 1), { choice = [v1, v2, ...] } (any values: numbers, strings, tables, lists), with an optional condition when = { \"optimizer.name\" = \"sgd\" } (the parameter exists only when that choice, or base's value, is that value). " +
 				"Every path and every value the distribution can draw is checked against the base kind's keys when the pipeline is loaded. Parameters are applied from the shortest path to the longest, and layers.0.dropout after layers.*.dropout."},
 			{Name: "objective", Type: pipeline.TypeString, Default: objectiveAuto, Doc: "The val metric that ranks the trials, maximised (accuracy, r2) or minimised (loss, logloss, rmse, mae) as the metric says: val_loss, val_accuracy, val_logloss, val_rmse, val_mae, val_r2, or <target>/val_... with several targets (an ensemble: all but the loss). " +
-				"auto: val_logloss for classes, val_r2 for regression, val_loss with several targets. Log-loss rather than accuracy because a small validation set's accuracy takes few values (on iris's 23 val rows, one row is 4 points): trials tie, and the ranking and the zoom would then follow the trial index."},
+				"auto: val_logloss for classes, val_r2 for regression, val_loss with several targets. Log-loss rather than accuracy because a small validation set's accuracy takes few values (on iris's 22 val rows, one row is 4.5 points): trials tie, and the ranking and the zoom would then follow the trial index."},
 			{Name: "trials", Type: pipeline.TypeInt, Default: int64(defaultSearchTrials), Min: pipeline.Bound(1), Doc: "The number of trials in all rounds."},
 			{Name: "rounds", Type: pipeline.TypeInt, Default: int64(defaultSearchRounds), Min: pipeline.Bound(1), Doc: "Zoom rounds: the trials are split evenly between them, and each round after the first samples the region around the best trials of the rounds before (1: plain random search). At most trials; when not set, min(3, trials)."},
 			{Name: "prune", Type: pipeline.TypeTable, Fields: []pipeline.Field{
@@ -67,7 +67,7 @@ func searchKind() pipeline.KindSpec {
 		},
 		DefaultOutput: "model",
 		OutputsDoc: "`model` (artifact): the best trial's bundle (an ensemble bundle with model = \"ensemble\"), in stages/<name>/bundle/, with its per-epoch history.csv. " +
-			"`trials` (table): one row per trial: trial, round, status (completed, pruned, failed), each parameter (null where its condition did not hold), epochs_run, best_epoch, objective, seconds, error; also written as trials.csv.",
+			"`trials` (table): one row per trial: trial, round, status (completed, pruned, failed), each parameter (null where its condition did not hold), epochs_run, best_epoch, objective, seconds, start_seconds, error; also written as trials.csv.",
 		Example: "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\n" +
 			"base = { layers = [ { dense = 256 }, { dense = 128 } ], epochs = 60 }\n" +
 			"space = { \"optimizer.lr\" = { log_uniform = [1e-4, 3e-2] },\n          \"layers.*.dropout\" = { uniform = [0.0, 0.5] },\n          \"l2\" = { log_uniform = [1e-6, 1e-2] } }\n" +

@@ -589,3 +589,10 @@ func TestSearchIsCached(t *testing.T) {
 		t.Errorf("the cached run's trials.csv has %d rows", len(rows))
 	}
 }
+
+// TestSearchKindExampleLoads: the kind's example in the reference is a valid stage.
+func TestSearchKindExampleLoads(t *testing.T) {
+	if _, err := pipeline.Parse([]byte(searchDigits+searchKind().Example), "example.toml", ".", registry(t), pipeline.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
