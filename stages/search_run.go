@@ -456,7 +456,11 @@ func (r *searchRun) final(ctx context.Context, dir string, best search.TrialResu
 		}
 		r.checkSame(best, value)
 	}
-	if err := writeHistory(filepath.Join(dir, "history.csv"), res.History); err != nil {
+	hist := res.History
+	if r.s.refit {
+		hist = trainMetricsOnly(hist)
+	}
+	if err := writeHistory(filepath.Join(dir, "history.csv"), hist); err != nil {
 		return err
 	}
 	b, err := newBundle(sc, m, r.data.plan, r.data.trainT)
@@ -477,6 +481,21 @@ func (r *searchRun) final(ctx context.Context, dir string, best search.TrialResu
 		return err
 	}
 	return sc.SetArtifact("model", b)
+}
+
+// trainMetricsOnly drops the validation metrics of a refit's history: the refit trained on
+// the val rows, so its metrics there are not validation metrics.
+func trainMetricsOnly(h train.History) train.History {
+	out := train.History{Epochs: make([]map[string]float64, len(h.Epochs))}
+	for i, e := range h.Epochs {
+		out.Epochs[i] = map[string]float64{}
+		for k, v := range e {
+			if !strings.HasPrefix(k, "val_") && !strings.Contains(k, "/val_") {
+				out.Epochs[i][k] = v
+			}
+		}
+	}
+	return out
 }
 
 // sameChain refuses a refit whose val table went through other fitted steps than train: the

@@ -278,6 +278,9 @@ func TestSearchRefit(t *testing.T) {
 	if lines := strings.Count(string(hist), "\n") - 1; float64(lines) != st.Info["best_epoch"] {
 		t.Errorf("the refit trained %d epochs, want the best trial's %v", lines, st.Info["best_epoch"])
 	}
+	if header, _, _ := strings.Cut(string(hist), "\n"); strings.Contains(header, "val_") || !strings.Contains(header, "loss") {
+		t.Errorf("the refit's history has columns %s: its val rows were trained on, so no val_ metric", header)
+	}
 	var meta struct {
 		Refit bool `json:"refit"`
 	}
