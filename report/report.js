@@ -102,7 +102,7 @@
           marks.forEach((m, i) => {
             if (!isNum(m.x)) return;
             const x = Math.round(u.valToPos(m.x, "x", true));
-            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+            if (x < u.bbox.left - 2 * px || x > u.bbox.left + u.bbox.width + 2 * px) return;
             ctx.strokeStyle = i % 2 ? "#6a1b9a" : "#37474f";
             ctx.setLineDash([5 * px, 4 * px]);
             ctx.lineWidth = 1.5 * px;
