@@ -214,8 +214,13 @@ func fixtureClasses(rng *rand.Rand) TableEval {
 		e.PerClass = append(e.PerClass, ClassStat{Label: e.Labels[i], Precision: p, Recall: rc, F1: 2 * p * rc / (p + rc), Support: rowSum})
 	}
 	bins := mapf(seq(0, 9), func(i float64) float64 { return 0.05 + 0.1*i })
-	e.Reliability = &Curve{Title: "reliability", XLabel: "confidence", YLabel: "accuracy", X: bins,
-		Series: []Series{{Name: "model", Values: mapf(bins, func(c float64) float64 { return math.Min(1, c*c*0.2+c*0.85) })}}}
+	// As Build makes it: per bin its accuracy, mean confidence and rows; an empty bin's rates
+	// are missing.
+	e.Reliability = &Curve{Title: "reliability", XLabel: "confidence", YLabel: "accuracy", X: bins, Series: []Series{
+		{Name: "accuracy", Values: mapf(bins, func(c float64) float64 { return math.Min(1, c*c*0.2+c*0.85) })},
+		{Name: "confidence", Values: mapf(bins, func(c float64) float64 { return c + 0.01 })},
+		{Name: "rows", Values: mapf(bins, func(c float64) float64 { return math.Round(300 * c * c * c) })}}}
+	e.Reliability.Series[0].Values[0], e.Reliability.Series[1].Values[0] = math.NaN(), math.NaN()
 	e.Worst = &Rows{Columns: []string{"_row", "label", "predicted", "loss"}}
 	for i := range 8 {
 		label, pred := i%10, (i+3)%10

@@ -46,6 +46,8 @@ func withoutNaN() *Report {
 	r := fixtureReport()
 	r.Stages[3].Training.Curves[0].Series[1].Values[5] = 0.5
 	r.Stages[6].Metrics["model/test_logloss"] = 0.25
+	rel := r.Stages[6].Evaluation[0].Reliability
+	rel.Series[0].Values[0], rel.Series[1].Values[0] = 0, 0
 	return r
 }
 

@@ -229,9 +229,18 @@
       spec.series.forEach((s) => (s.bars = true));
       return chart(el, spec);
     },
+    // A reliability diagram: per confidence bin its accuracy and mean confidence against the
+    // diagonal, and a series of row counts (named "rows", or any with values above 1) as grey
+    // bars on their own axis, kept in the lower third.
     reliability: (el, c) => {
       const spec = fromCurve(c, { xRange: unit, yRange: unit });
-      spec.series.forEach((s) => (s.points = true));
+      const isCount = (s) => s.label === "rows" || (s.values || []).some((v) => isNum(v) && v > 1);
+      const counts = spec.series.filter(isCount);
+      counts.forEach((s) => Object.assign(s, { bars: true, scale: "rows", color: "#b0b5bc" }));
+      const rates = spec.series.filter((s) => !isCount(s));
+      rates.forEach((s, i) => Object.assign(s, { points: true, color: PALETTE[i % PALETTE.length] }));
+      spec.series = counts.concat(rates); // bars under the lines
+      if (counts.length) spec.axes2 = { scale: "rows", label: "rows", range: (u, min, max) => [0, max > 0 ? max * 3 : 1] };
       return chart(el, withDiagonal(spec, "perfectly calibrated"));
     },
     roc: (el, c) => chart(el, withDiagonal(fromCurve(c, { xRange: unit, yRange: unit }), "chance")),
