@@ -482,7 +482,10 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if !*noReport {
-		writeRunReport(res.Dir, stderr, *logFormat == "json") // also of a failed or canceled run
+		// The report of every run that ran, failed and canceled ones too. A Ctrl-C while it
+		// is written ends pipe at once: the page is written atomically.
+		signal.Stop(sigs)
+		writeRunReport(res.Dir, stderr, *logFormat == "json")
 	}
 	printSummary(stdout, m)
 	fmt.Fprintf(stdout, "run: %s\n", res.Dir)
