@@ -128,6 +128,7 @@ var (
 	browserCtx    context.Context
 	browserCancel context.CancelFunc
 	browserSkip   string
+	browserErr    error
 )
 
 // TestMain closes the shared browser once every test has run.
@@ -154,7 +155,8 @@ func chromium() string {
 }
 
 // sharedBrowser starts headless Chromium once for the test binary, with the flags it needs
-// as root in a container.
+// as root in a container. It skips t when there is no Chromium, and fails it when the one
+// found does not start.
 func sharedBrowser(t *testing.T) context.Context {
 	t.Helper()
 	browserOnce.Do(func() {
@@ -180,11 +182,14 @@ func sharedBrowser(t *testing.T) context.Context {
 		browserCancel = func() { cancelCtx(); cancelAlloc() }
 		// The first Run starts the browser; it must not have a timeout of its own.
 		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-			browserSkip = fmt.Sprintf("Chromium at %s does not start: %v", bin, err)
+			browserErr = fmt.Errorf("Chromium at %s does not start (set PIPE_CHROMIUM to another): %w", bin, err)
 		}
 	})
 	if browserSkip != "" {
 		t.Skip(browserSkip)
+	}
+	if browserErr != nil {
+		t.Fatal(browserErr)
 	}
 	return browserCtx
 }
