@@ -248,6 +248,9 @@ type RoundReport struct {
 	// labels, over the added rows whose hidden label is known (NaN when SelfTrain got none,
 	// or no such row was added).
 	PseudoAccuracy float64
+	// MeanConfidence is the mean top-class probability the added rows were picked with (NaN
+	// when none was added).
+	MeanConfidence float64
 	// ValAccuracy is the accuracy on the validation set after the round's training.
 	ValAccuracy float64
 	// Epochs is the number of epochs trained in the round; Seconds its wall time.
@@ -566,7 +569,14 @@ func (st *selfTrain) runRound(ctx context.Context, round, rounds, h int, labelle
 		}
 		st.rep.Last = PseudoLabels{Picked: picked, Labels: labels, Confidence: conf, Weights: weights}
 	}
-	rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN()}
+	rr := RoundReport{Round: round, Added: len(picked), PseudoAccuracy: math.NaN(), MeanConfidence: math.NaN()}
+	if len(picked) > 0 {
+		var sum float64
+		for _, c := range st.rep.Last.Confidence {
+			sum += float64(c)
+		}
+		rr.MeanConfidence = sum / float64(len(picked))
+	}
 	if hidden != nil {
 		ok, known := 0, 0
 		for i, p := range picked {

@@ -102,6 +102,7 @@ type Curve struct {
 	X      []float64 `json:"x"`
 	Series []Series  `json:"series"`
 	LogY   bool      `json:"log_y,omitempty"`
+	LogX   bool      `json:"log_x,omitempty"` // the LR range test's learning rates
 	// Marks are vertical markers (the early-stopping point, the restored epoch) and Bands
 	// horizontal ranges to shade (the 1e-3 band of update ratios).
 	Marks []Mark `json:"marks,omitempty"`

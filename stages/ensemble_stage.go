@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -299,6 +300,16 @@ func writeMemberHistories(dir string, rep ensemble.Report) error {
 // report puts the ensemble's report into the manifest and the log.
 func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, plan *bundle.InputPlan) {
 	multi := len(plan.Targets) > 1
+	// The val metric shown beside each member: the combiners' metric of the first head.
+	memberKey := ""
+	if len(rep.Combiners) > 0 {
+		c := rep.Combiners[0]
+		memberKey = c.Metric
+		if multi {
+			memberKey = c.Head + "/" + c.Metric
+		}
+		sc.SetInfo("val_metric", memberKey)
+	}
 	members := make([]map[string]any, 0, len(rep.Members))
 	ran, stopped := 0, 0
 	minEpochs, maxEpochs := -1, 0
@@ -319,6 +330,9 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 		}
 		if m.StoppedEarly {
 			stopped++
+		}
+		if v, ok := m.Val[memberKey]; ok && !m.Dropped && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			info["val_metric"] = v
 		}
 		if len(m.History.Epochs) > 0 {
 			info["history"] = filepath.ToSlash(memberHistoryFile(m.Index))
@@ -356,7 +370,12 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 			minEpochs, maxEpochs, stopped, len(rep.Members))
 	}
 	var lines []string
+	var combiners []map[string]any
 	for _, c := range rep.Combiners {
+		if !math.IsNaN(c.Score) && !math.IsInf(c.Score, 0) {
+			combiners = append(combiners, map[string]any{"combiner": c.Combiner, "head": c.Head, "metric": c.Metric, "score": c.Score,
+				"best_member": c.BestMember, "best_member_score": c.BestMemberScore, "gain": c.Gain})
+		}
 		task := ""
 		if multi {
 			task = c.Head + "/"
@@ -365,12 +384,22 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 		sc.Metrics.Set(c.Combiner+"/"+task+"gain_over_best_member", c.Gain)
 		lines = append(lines, fmt.Sprintf("  %-9s %s val %s %.4f (best member %.4f, gain %+.4f)", c.Combiner, c.Head, c.Metric, c.Score, c.BestMemberScore, c.Gain))
 	}
+	if len(combiners) > 0 {
+		sc.SetInfo("combiners", combiners)
+	}
+	var diversity []map[string]any
 	for h, d := range rep.Diversity {
 		task := ""
 		if multi {
 			task = plan.Targets[h].Head + "/"
 		}
 		sc.Metrics.Set(task+"val_diversity", d)
+		if !math.IsNaN(d) {
+			diversity = append(diversity, map[string]any{"head": plan.Targets[h].Head, "value": d})
+		}
+	}
+	if len(diversity) > 0 {
+		sc.SetInfo("diversity", diversity)
 	}
 	if rep.OOB != nil {
 		for _, h := range rep.OOB.Heads {

@@ -2,10 +2,12 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/metrics"
 	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/report"
 	"github.com/pipe-ml/pipe/schema"
 )
 
@@ -26,7 +29,8 @@ func evaluateKind() pipeline.KindSpec {
 		Doc: "Scores one or more models on one or more tables and owns the test metrics. Writes every metric to the manifest as " +
 			"[<model>/][<task>/]<split>_<metric> (the model prefix only with several models, the task prefix only with several heads): accuracy, logloss, f1_macro and auc " +
 			"for classes (accuracy and f1_macro only for a `combine` with method = \"vote\": its outputs are 0/1 votes, and a log-loss or AUC of those would mislead); rmse, mae and r2 in the target's units for regression. Prints the bias/variance/mismatch table (train, train_dev, val and test error, each next to " +
-			"its chance error: that of always predicting the majority class, or the mean (R² = 0); and the diagnosis they imply: a model that removes less than 10% of the chance error on train, or of the variance for regression, is underfitting), and saves the worst-k rows by loss per task and table, with their `_row`, as Parquet.",
+			"its chance error: that of always predicting the majority class, or the mean (R² = 0); and the diagnosis they imply: a model that removes less than 10% of the chance error on train, or of the variance for regression, is underfitting), and saves the worst-k rows by loss per task and table, with their `_row` and input features, as Parquet. " +
+			"Writes the aggregates the run report draws to evaluation.json (per model, table and head: the confusion matrix, per-class precision/recall/F1, the reliability diagram, ROC and PR curves for two classes, or a sample of predicted against actual and the residuals' histogram; and the bias/variance tables).",
 		Fields: []pipeline.Field{
 			{Name: "models", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortArtifact, Doc: "The bundles to score (train, ensemble or combine outputs)."},
 			{Name: "tables", Type: pipeline.TypeInputs, Required: true, Port: pipeline.PortTable, Doc: "The tables to score them on; each table's split role names its metrics."},
@@ -55,9 +59,10 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err != nil {
 		return err
 	}
-	var report strings.Builder
+	var bvText strings.Builder
 	tableReport := map[string]any{}
-	for _, ref := range refs {
+	agg := report.Evaluation{FormatVersion: report.EvaluationVersion}
+	for ri, ref := range refs {
 		a, err := sc.ArtifactOf(ctx, ref)
 		if err != nil {
 			return err
@@ -81,7 +86,8 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		for i := range errs {
 			errs[i], chance[i] = splitError{}, splitError{}
 		}
-		for _, t := range tables {
+		undo := sourceUnits(p)
+		for ti, t := range tables {
 			data, out, err := scoreTable(ctx, sc, p, t, true)
 			if err != nil {
 				return err
@@ -102,12 +108,16 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 					errs[h][split] = 1 - m["accuracy"]
 				}
 				chance[h][split] = chanceError(tp, data, h)
+				entry := aggregates(tp, data, out, h, voted[tp.Head], sc.Rand(uint64(ri), uint64(ti), uint64(h)))
+				entry.Model, entry.Table, entry.Split, entry.Metrics = ref.Stage, t.Name(), split, finiteMetrics(m, entry.Metrics)
 				if s.k > 0 {
 					name := fmt.Sprintf("worst_%s%s_%s.parquet", strings.ReplaceAll(prefix, "/", "_"), split, tp.Head)
-					if err := writeWorst(ctx, sc, filepath.Join(dir, name), tp, data, out, h, s.k); err != nil {
+					if err := writeWorst(ctx, sc, filepath.Join(dir, name), tp, data, out, h, s.k, plan.Numeric, undo); err != nil {
 						return err
 					}
+					entry.WorstFile = name
 				}
+				agg.Tables = append(agg.Tables, entry)
 			}
 		}
 		for h, tp := range plan.Targets {
@@ -125,15 +135,21 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 				key = tp.Head
 			}
 			tableReport[key] = map[string]any{"errors": map[string]float64(errs[h]), "chance": map[string]float64(chance[h]), "diagnosis": diag, "unit": unit}
+			agg.BiasVar = append(agg.BiasVar, report.BiasVar{Model: ref.Stage, Head: tp.Head, Unit: unit,
+				Errors: finiteMetrics(errs[h], nil), Chance: finiteMetrics(chance[h], nil), Diagnosis: diag})
 			if label != "" {
-				fmt.Fprintf(&report, "%s\n", label)
+				fmt.Fprintf(&bvText, "%s\n", label)
 			}
-			report.WriteString(text)
+			bvText.WriteString(text)
 		}
 	}
 	sc.SetInfo("bias_variance", tableReport)
-	sc.Log.Info().Msg("bias / variance / mismatch\n" + report.String())
-	return nil
+	sc.Log.Info().Msg("bias / variance / mismatch\n" + bvText.String())
+	b, err := json.Marshal(agg)
+	if err != nil {
+		return fmt.Errorf("evaluation aggregates: %w", err)
+	}
+	return pipeline.WriteFileAtomic(filepath.Join(dir, report.EvaluationFile), b)
 }
 
 // hardVoteHeads returns the heads that a predictor combines by hard vote (ensemble.Vote).
@@ -317,8 +333,14 @@ func biasVariance(e, chance splitError, unit string, regression bool) (string, [
 	return b.String(), diag
 }
 
-// writeWorst saves the k rows with the largest loss for one head.
-func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp bundle.TargetPlan, data *bundle.Tensors, out nn.Outputs, h, k int) error {
+// worstFixed are the worst-k file's first columns; the numeric inputs follow them.
+var worstFixed = []string{"_row", "loss", "target", "predicted", "p_target"}
+
+// writeWorst saves the k rows with the largest loss for one head: their _row, loss, target,
+// predicted value or class and the probability of the target class, then every numeric input
+// in its source units (see sourceUnits; an input named like one of the first columns gets the
+// suffix " (input)"), so that the report can show the rows, and draw them when they are images.
+func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp bundle.TargetPlan, data *bundle.Tensors, out nn.Outputs, h, k int, inputs []string, undo map[string]func(float64) float64) error {
 	rows := len(data.RowIDs)
 	w := out.Width[h]
 	loss := make([]float64, rows)
@@ -345,14 +367,28 @@ func writeWorst(ctx context.Context, sc *pipeline.StageContext, path string, tp 
 		k = rows
 	}
 	idx = idx[:k]
+	// target and p_target are null for a row without a label, p_target for regression: the
+	// fields say so (a non-nullable Parquet column would store them as "" and 0).
 	fields := []arrow.Field{{Name: "_row", Type: arrow.PrimitiveTypes.Int64}, {Name: "loss", Type: arrow.PrimitiveTypes.Float64},
-		{Name: "target", Type: arrow.BinaryTypes.String}, {Name: "predicted", Type: arrow.BinaryTypes.String}, {Name: "p_target", Type: arrow.PrimitiveTypes.Float64}}
+		{Name: "target", Type: arrow.BinaryTypes.String, Nullable: true}, {Name: "predicted", Type: arrow.BinaryTypes.String},
+		{Name: "p_target", Type: arrow.PrimitiveTypes.Float64, Nullable: true}}
+	feats := worstFeatures(data, idx, inputs, undo)
+	for j := range feats {
+		name := inputs[j]
+		if slices.Contains(worstFixed, name) {
+			name += " (input)"
+		}
+		fields = append(fields, arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Float64})
+	}
 	s := arrow.NewSchema(fields, nil)
 	bld := array.NewRecordBuilder(sc.Mem, s)
 	defer bld.Release()
-	for _, i := range idx {
+	for r, i := range idx {
 		bld.Field(0).(*array.Int64Builder).Append(data.RowIDs[i])
 		bld.Field(1).(*array.Float64Builder).Append(loss[i])
+		for j, col := range feats {
+			bld.Field(len(worstFixed) + j).(*array.Float64Builder).Append(col[r])
+		}
 		if tp.Task == bundle.TaskRegression {
 			bld.Field(2).(*array.StringBuilder).Append(fmt.Sprint(data.Raw[h][i]))
 			bld.Field(3).(*array.StringBuilder).Append(fmt.Sprint(float64(out.Heads[h][i*w])*tp.Std + tp.Mean))

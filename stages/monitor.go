@@ -36,18 +36,43 @@ func (l *monitorLog) warn(key, format string, args ...any) {
 
 func f(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 
+// monitorColumns are monitor.csv's columns. One row per sampled step and layer (kind: the
+// layer's kind; act_*, dead_fraction, grad_norm = ‖dLoss/dOutput‖ and the activation
+// histogram: hist_min and hist_max bound its equal-width bins, hist_counts holds each bin's
+// count, space-separated) and per sampled step and param (kind "param"; grad_norm, param_norm,
+// grad_to_param, update_to_param). step is the global optimizer step, 1-based; a field that
+// does not apply is empty.
+var monitorColumns = []string{"epoch", "step", "name", "kind", "act_mean", "act_std", "dead_fraction", "grad_norm", "param_norm", "grad_to_param", "update_to_param",
+	"hist_min", "hist_max", "hist_counts"}
+
+// histogramCounts formats a histogram's counts for monitor.csv's hist_counts.
+func histogramCounts(counts []int) string {
+	b := make([]byte, 0, 4*len(counts))
+	for i, c := range counts {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, int64(c), 10)
+	}
+	return string(b)
+}
+
 // record is the train.Monitor callback.
 func (l *monitorLog) record(s train.MonitorSample) error {
 	for _, ls := range s.Layers {
+		hmin, hmax, counts := "", "", ""
+		if len(ls.Histogram.Counts) > 0 {
+			hmin, hmax, counts = f(ls.Histogram.Min), f(ls.Histogram.Max), histogramCounts(ls.Histogram.Counts)
+		}
 		l.rows = append(l.rows, []string{strconv.Itoa(s.Epoch + 1), strconv.Itoa(s.Step + 1), ls.Layer, ls.Kind,
-			f(ls.Mean), f(ls.Std), f(ls.DeadFraction), f(ls.GradNorm), "", "", ""})
+			f(ls.Mean), f(ls.Std), f(ls.DeadFraction), f(ls.GradNorm), "", "", "", hmin, hmax, counts})
 		if ls.DeadFraction > 0.5 {
 			l.warn("dead/"+ls.Layer, "layer %s: %.0f%% of its units are dead (<= 0 on every row of a batch) at epoch %d; try leaky_relu or gelu, a lower learning rate, or He init", ls.Layer, 100*ls.DeadFraction, s.Epoch+1)
 		}
 	}
 	for _, ps := range s.Params {
 		l.rows = append(l.rows, []string{strconv.Itoa(s.Epoch + 1), strconv.Itoa(s.Step + 1), ps.Param, "param",
-			"", "", "", f(ps.GradNorm), f(ps.Norm), f(ps.GradToParam), f(ps.UpdateToParam)})
+			"", "", "", f(ps.GradNorm), f(ps.Norm), f(ps.GradToParam), f(ps.UpdateToParam), "", "", ""})
 		if ps.Norm > 0 && (ps.UpdateToParam > 1e-1 || (ps.UpdateToParam > 0 && ps.UpdateToParam < 1e-6)) {
 			l.warn("update/"+ps.Param, "%s: update/param ratio %.1e at epoch %d (healthy: about 1e-3); the learning rate may be too high or too low", ps.Param, ps.UpdateToParam, s.Epoch+1)
 		}
@@ -61,8 +86,15 @@ func (l *monitorLog) write(path string) error {
 	}
 	return pipeline.WriteAtomic(path, func(file *os.File) error {
 		w := csv.NewWriter(file)
-		w.Write([]string{"epoch", "step", "name", "kind", "act_mean", "act_std", "dead_fraction", "grad_norm", "param_norm", "grad_to_param", "update_to_param"})
-		w.WriteAll(l.rows)
+		w.Write(monitorColumns)
+		for _, r := range l.rows {
+			// Rows of a checkpoint written before the histogram columns: padded.
+			for len(r) < len(monitorColumns) {
+				r = append(r, "")
+			}
+			w.Write(r)
+		}
+		w.Flush()
 		return w.Error()
 	})
 }

@@ -41,7 +41,7 @@ func pseudoLabelKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "pseudo_label", Shape: pipeline.ShapeTrain,
 		Doc: "Self-training (Lee 2013): the model labels the unlabeled rows it is confident about, and training continues from its weights (or, with `restart`, starts again from the input model's) on the labelled plus the pseudo-labelled rows (marked by their weight), for several rounds. The train table's augmentation applies to the pseudo-labelled rows too. " +
-			"The manifest records per round the rows added and, when mask_labels kept the true labels in `_hidden_<target>`, the accuracy of those pseudo-labels (an evaluation only: hidden labels are never trained on). Outputs a `model` bundle; pseudo_labels.csv in the stage directory lists the last round's pseudo-labelled rows (table, _row, label, confidence, weight).",
+			"The manifest records per round the rows added, their mean confidence and, when mask_labels kept the true labels in `_hidden_<target>`, the accuracy of those pseudo-labels (an evaluation only: hidden labels are never trained on). Outputs a `model` bundle; pseudo_labels.csv in the stage directory lists the last round's pseudo-labelled rows (table, _row, label, confidence, weight).",
 		Fields: fields,
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
 			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
@@ -192,6 +192,10 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		if !math.IsNaN(r.PseudoAccuracy) {
 			sc.Metrics.Set(p+"pseudo_label_accuracy", r.PseudoAccuracy)
 			info["pseudo_accuracy"] = r.PseudoAccuracy
+		}
+		if r.MeanConfidence > 0 { // NaN without added rows; 0 in a state saved before it was recorded
+			sc.Metrics.Set(p+"mean_confidence", r.MeanConfidence)
+			info["mean_confidence"] = r.MeanConfidence
 		}
 		rounds = append(rounds, info)
 	}

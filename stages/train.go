@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
 	"github.com/pipe-ml/pipe/nn/train"
 	"github.com/pipe-ml/pipe/pipeline"
 )
@@ -24,7 +25,7 @@ func trainKind() pipeline.KindSpec {
 		Doc: "Trains a neural network (a trunk of layers and one head per target) on a training table, with a validation table for early stopping. " +
 			"Defaults follow established practice: ReLU layers with He init, Adam, early stopping on the validation loss that restores the best weights, " +
 			"the loss chosen from the target's type (softmax cross-entropy, binary cross-entropy, or MSE on a standardised target), and a model summary in the log. " +
-			"A row whose label is missing for one target still trains the other heads. Outputs the `model` bundle (stages/<name>/bundle/) and writes the per-epoch history to history.csv.",
+			"A row whose label is missing for one target still trains the other heads. Outputs the `model` bundle (stages/<name>/bundle/) and writes the per-epoch history to history.csv (and, with lr = \"auto\", the LR range test's sweep to lr_range_test.csv: step, lr, smoothed loss).",
 		Fields: append(append([]pipeline.Field{
 			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table, for early stopping and schedules. Without it, a seeded 10% of train is held out."},
@@ -207,6 +208,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if herr := writeHistory(filepath.Join(dir, "history.csv"), res.History); herr != nil && err == nil {
 		err = herr
 	}
+	if rerr := writeRangeTest(filepath.Join(dir, rangeTestFile), res.RangeTest); rerr != nil && err == nil {
+		err = rerr
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			if res.Interrupted {
@@ -225,7 +229,8 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		sc.SetInfo("carved_validation_rows", len(res.ValRows))
 	}
 	if res.RangeTest != nil {
-		sc.SetInfo("lr_range_test", map[string]any{"best_lr": res.RangeTest.BestLR, "suggested_lr": res.RangeTest.Suggested, "steps": len(res.RangeTest.LRs)})
+		sc.SetInfo("lr_range_test", map[string]any{"best_lr": res.RangeTest.BestLR, "suggested_lr": res.RangeTest.Suggested, "steps": len(res.RangeTest.LRs),
+			"diverged": res.RangeTest.Diverged, "file": rangeTestFile})
 		sc.Note("LR range test: best %.3g, using %.3g", res.RangeTest.BestLR, res.RangeTest.Suggested)
 	}
 	sc.SetInfo("epochs", res.Epochs)
@@ -238,6 +243,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		i := len(res.History.Epochs) - 1 // the weights kept: the last epoch's...
 		if !cfg.EarlyStopping.Disabled && cfg.EMADecay == 0 {
 			i = min(res.BestEpoch, i) // ...or the best epoch's, restored by early stopping
+			sc.SetInfo("restored_epoch", i+1)
 		}
 		best := res.History.Epochs[i]
 		for k, v := range best {
@@ -357,6 +363,30 @@ func writeHistory(path string, h train.History) error {
 			if err := w.Write(row); err != nil {
 				return err
 			}
+		}
+		w.Flush()
+		return w.Error()
+	})
+}
+
+// rangeTestFile is the LR range test's sweep in the stage directory (lr = "auto").
+const rangeTestFile = "lr_range_test.csv"
+
+// writeRangeTest writes the LR range test's sweep (nil: nothing): one row per step with its
+// learning rate and smoothed loss (empty when not finite: the sweep diverged).
+func writeRangeTest(path string, rt *optim.RangeTestResult) error {
+	if rt == nil || len(rt.LRs) == 0 {
+		return nil
+	}
+	return pipeline.WriteAtomic(path, func(f *os.File) error {
+		w := csv.NewWriter(f)
+		w.Write([]string{"step", "lr", "loss"})
+		for i, lr := range rt.LRs {
+			loss := ""
+			if i < len(rt.Losses) && !math.IsNaN(rt.Losses[i]) && !math.IsInf(rt.Losses[i], 0) {
+				loss = strconv.FormatFloat(rt.Losses[i], 'g', 8, 64)
+			}
+			w.Write([]string{strconv.Itoa(i + 1), strconv.FormatFloat(lr, 'g', 8, 64), loss})
 		}
 		w.Flush()
 		return w.Error()

@@ -45,7 +45,10 @@ type Checkpoint struct {
 	Step   int
 	BaseLR float64
 	// Early stopping.
-	BestMetric  float64
+	BestMetric float64
+	// BestTie is the tie-break metric at the best epoch (nil in checkpoints written before
+	// EarlyStopping.TieBreak existed).
+	BestTie     *float64
 	BestEpoch   int
 	BadEpochs   int
 	BestWeights []Tensor

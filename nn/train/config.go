@@ -114,6 +114,11 @@ type EarlyStopping struct {
 	Patience int
 	// MinDelta is the improvement that counts (absolute); default 0.
 	MinDelta float64
+	// TieBreak is a second History key that decides between epochs whose Metric is equal (a
+	// validation accuracy takes few values: many epochs tie): the epoch with the better
+	// TieBreak (lower, or higher for the maximised kinds) counts as an improvement. Default
+	// none.
+	TieBreak string
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -111,6 +111,7 @@ type run struct {
 	step     int
 
 	bestMetric  float64
+	bestTie     float64 // the TieBreak metric at the best epoch
 	bestEpoch   int
 	badEpochs   int
 	bestWeights []Tensor
@@ -162,6 +163,10 @@ func (r *run) setup(ctx context.Context) error {
 	r.bestMetric = math.Inf(1)
 	if maximize(cfg.EarlyStopping.Metric) {
 		r.bestMetric = math.Inf(-1)
+	}
+	r.bestTie = math.Inf(1)
+	if maximize(cfg.EarlyStopping.TieBreak) {
+		r.bestTie = math.Inf(-1)
 	}
 	r.bestEpoch = -1
 	maxBS := cfg.batchSize(cfg.Epochs, r.train.Len())
@@ -313,6 +318,9 @@ func (r *run) resume(c *Checkpoint) error {
 	}
 	r.epoch, r.step, r.baseLR = c.Epoch, c.Step, c.BaseLR
 	r.bestMetric, r.bestEpoch, r.badEpochs = c.BestMetric, c.BestEpoch, c.BadEpochs
+	if c.BestTie != nil {
+		r.bestTie = *c.BestTie
+	}
 	r.bestWeights = c.BestWeights
 	r.stopped = c.Stopped
 	r.res.RangeTest = c.RangeTest
@@ -322,7 +330,7 @@ func (r *run) resume(c *Checkpoint) error {
 
 func (r *run) checkpoint() (*Checkpoint, error) {
 	c := &Checkpoint{Version: checkpointVersion, Spec: r.m.Spec(), Weights: snapshot(r.m), OptimizerName: r.opt.Name(),
-		Epoch: r.epoch, Step: r.step, BaseLR: r.baseLR, BestMetric: r.bestMetric, BestEpoch: r.bestEpoch,
+		Epoch: r.epoch, Step: r.step, BaseLR: r.baseLR, BestMetric: r.bestMetric, BestTie: &r.bestTie, BestEpoch: r.bestEpoch,
 		BadEpochs: r.badEpochs, History: r.res.History, Stopped: r.stopped, RangeTest: r.res.RangeTest}
 	c.BestWeights = make([]Tensor, len(r.bestWeights))
 	for i, t := range r.bestWeights {
@@ -565,16 +573,31 @@ func (r *run) earlyStop(metrics map[string]float64) bool {
 	}
 	r.sched.EpochEnd(r.epoch, lowerIsBetter)
 	improved := false
+	tie := math.NaN()
+	if es.TieBreak != "" {
+		if t, ok := metrics[es.TieBreak]; ok {
+			tie = t
+		}
+	}
 	if finite(v) {
 		if maximize(es.Metric) {
 			improved = v > r.bestMetric+es.MinDelta
 		} else {
 			improved = v < r.bestMetric-es.MinDelta
 		}
+		// Equal on the metric: the tie-break metric decides.
+		if !improved && v == r.bestMetric && finite(tie) {
+			if maximize(es.TieBreak) {
+				improved = tie > r.bestTie
+			} else {
+				improved = tie < r.bestTie
+			}
+		}
 	}
 	if improved || r.bestEpoch < 0 {
 		if finite(v) {
 			r.bestMetric = v
+			r.bestTie = tie
 		}
 		r.bestEpoch = r.epoch
 		r.badEpochs = 0
