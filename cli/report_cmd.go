@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -18,15 +17,8 @@ const reportFile = "report.html"
 // reportAbout is the one-line description of `pipe report`.
 const reportAbout = "Writes a run's report.html again from its run directory: for older runs, or runs made elsewhere."
 
-// buildReport reads a run directory into its report (report.Build). A test replaces it.
-//
-// report.Build is written on another branch; until it is merged this stand-in says so, and
-// the merge replaces it by `var buildReport = report.Build`.
-var buildReport = func(dir string) (*report.Report, error) {
-	return nil, errReportUnavailable
-}
-
-var errReportUnavailable = errors.New("this build of pipe cannot build a run's report yet (report.Build)")
+// buildReport reads a run directory into its report. A test replaces it.
+var buildReport = report.Build
 
 func (a *app) cmdReport(args []string, stdout, stderr io.Writer) int {
 	flags := newFlags("report", stderr)

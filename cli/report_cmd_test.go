@@ -200,3 +200,22 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("a report that cannot be built left a file: %v", err)
 	}
 }
+
+// TestRunWritesTheRealReport: with report.Build, the report of a real run holds its stages,
+// its graph and its status as the manifest says.
+func TestRunWritesTheRealReport(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tiny.toml")
+	if err := os.WriteFile(file, []byte(cacheCLISrc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	if code, out, errOut := runCLI("run", file, "--out", dir, "--no-cache", "--log-format", "json"); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	m := cliManifest(t, dir)
+	r := reportData(t, filepath.Join(dir, "report.html"))
+	if r.Run.Status != m.Status || r.Run.RunID != m.RunID || len(r.Stages) != len(m.Stages) || len(r.Graph.Nodes) != len(m.Stages) {
+		t.Errorf("report: status %q run %q, %d stages, %d nodes; manifest: %q %q, %d stages",
+			r.Run.Status, r.Run.RunID, len(r.Stages), len(r.Graph.Nodes), m.Status, m.RunID, len(m.Stages))
+	}
+}

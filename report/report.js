@@ -58,6 +58,19 @@
     return out;
   }
 
+  // sparse returns the number of values of a series when its line alone would hide some:
+  // at most 12 values, or a value with no neighbour; else 0.
+  function sparse(values) {
+    const v = values || [];
+    let n = 0, isolated = false;
+    for (let i = 0; i < v.length; i++) {
+      if (!isNum(v[i])) continue;
+      n++;
+      if (!isNum(v[i - 1]) && !isNum(v[i + 1])) isolated = true;
+    }
+    return n <= 12 || isolated ? Math.max(n, 1) : 0;
+  }
+
   function logTicks(u, splits) {
     return splits.map((v) => (Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9 ? fmt(v) : ""));
   }
@@ -157,7 +170,10 @@
       } else if (s.points) {
         o.points = { show: true, space: 0, size: 6, fill: color };
       } else {
-        o.points = { show: false };
+        // A line needs two neighbouring values: a series of a few values, or one with a
+        // value between gaps (a single monitor sample), shows them as dots too.
+        const few = sparse(s.values);
+        o.points = { show: few > 0, space: 0, size: few > 0 && few <= 3 ? 9 : 5, fill: color };
       }
       if (s.bars && barsPath) {
         o.paths = barsPath;
