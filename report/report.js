@@ -169,6 +169,8 @@
         o.points = { show: true, space: 0, size: 5, width: 1, stroke: color, fill: color + "88" };
       } else if (s.points) {
         o.points = { show: true, space: 0, size: 6, fill: color };
+      } else if (s.points === false) {
+        o.points = { show: false };
       } else {
         // A line needs two neighbouring values: a series of a few values, or one with a
         // value between gaps (a single monitor sample), shows them as dots too.
@@ -180,6 +182,7 @@
         o.fill = color + "aa";
         o.width = 1;
         o.fillTo = (u) => u.scales[o.scale].min;
+        o.points = { show: false };
       }
       series.push(o);
     });
@@ -231,7 +234,7 @@
 
   // diagonal is a y = x line over a curve's x, for calibration and ROC charts.
   function withDiagonal(spec, label) {
-    spec.series.push({ label: label, values: spec.x.slice(), color: "#9aa0a6", dash: [6, 5], width: 1.5 });
+    spec.series.push({ label: label, values: spec.x.slice(), color: "#9aa0a6", dash: [6, 5], width: 1.5, points: false });
     return spec;
   }
 
@@ -269,7 +272,7 @@
         x: s.x || [],
         series: [
           { label: "rows", values: s.y, points: "only" },
-          { label: "predicted = actual", values: (s.x || []).slice(), color: "#5f6670", dash: [6, 5], width: 1.5 },
+          { label: "predicted = actual", values: (s.x || []).slice(), color: "#5f6670", dash: [6, 5], width: 1.5, points: false },
         ],
       };
       return chart(el, spec);
@@ -279,7 +282,7 @@
       const x = members.map((m, i) => i + 1);
       const series = [{ label: "member val " + e.metric, values: members.map((m) => (m.dropped ? null : m.val_metric)), bars: true }];
       Object.keys(e.combiners || {}).sort().forEach((name) => {
-        series.push({ label: name, values: x.map(() => e.combiners[name]), dash: [6, 4], width: 2 });
+        series.push({ label: name, values: x.map(() => e.combiners[name]), dash: [6, 4], width: 2, points: false });
       });
       return chart(el, {
         title: "members and combiners (val " + e.metric + ")",
