@@ -5,7 +5,8 @@
 #                      when OpenBLAS is available, on the openblas build too; then the tests that
 #                      skip under -race (zero allocations) without it
 # Set-up happens here: Go modules are downloaded, and Debian's libopenblas-dev is installed when
-# apt-get can (root, reachable mirror); without it pipe builds and runs in pure Go.
+# apt-get can (root, reachable mirror); without it pipe builds and runs in pure Go. For `test`,
+# Debian's chromium is installed the same way, for the run report's tests in a real browser.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -37,6 +38,23 @@ setup_openblas() {
 	have_openblas
 }
 
+have_chromium() {
+	[ -n "${PIPE_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+		command -v google-chrome >/dev/null 2>&1
+}
+
+# setup_chromium installs Debian's chromium for the tests of the run report in a real browser
+# (report/render_browser_test.go); without it those tests skip, saying so.
+setup_chromium() {
+	if have_chromium; then return 0; fi
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "run.sh: installing chromium (Debian) for the browser tests of the run report" >&2
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 ||
+			echo "run.sh: could not install chromium; the browser tests of the run report will skip" >&2
+	fi
+	have_chromium
+}
+
 build_tags() {
 	if have_openblas; then echo "openblas"; fi
 }
@@ -54,6 +72,7 @@ example)
 test)
 	need_go
 	setup_openblas || true
+	setup_chromium || true
 	go mod download
 	echo "== go vet" >&2
 	go vet ./...
@@ -78,7 +97,7 @@ test)
 	fi
 	;;
 *)
-	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -311,6 +311,7 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&refresh, "refresh", "run `STAGE` and every stage downstream of it even when cached, and store them again (repeatable)")
 	resumeDir := fs.String("resume", "", "continue the interrupted (canceled, crashed or failed) run in `DIR`, in place: finished stages come back from the stage store, interrupted training continues from its last checkpoint; FILE may be left out (the run's own config file is used)")
 	resumeChanged := fs.Bool("resume-changed", false, "with --resume, when the config changed since the run: start a new run instead, which reuses what it can through the cache")
+	noReport := fs.Bool("no-report", false, "do not write report.html (the run's report page) into the run directory")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return a.usageError(stderr, "run", "")
@@ -479,6 +480,12 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 		if terr := trimStore(context.Background(), runStore, p.StoreMaxSize, keptRunsDirs(*runs, res.Dir)); terr != nil {
 			fmt.Fprintf(stderr, "pipe run: the stage store could not be trimmed to its size limit: %v\n", terr)
 		}
+	}
+	if !*noReport {
+		// The report of every run that ran, failed and canceled ones too. A Ctrl-C while it
+		// is written ends pipe at once: the page is written atomically.
+		signal.Stop(sigs)
+		writeRunReport(res.Dir, stderr, *logFormat == "json")
 	}
 	printSummary(stdout, m)
 	fmt.Fprintf(stdout, "run: %s\n", res.Dir)

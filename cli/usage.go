@@ -42,6 +42,7 @@ func commands() []command {
 		{name: "runs", args: "[PIPELINE]", about: "Lists the runs under the runs directory, newest first: status (crashed: the process is gone), start, duration, cached stages, headline metrics.", run: (*app).cmdRuns, hasFlags: true, extra: runsJSONDoc},
 		{name: "show", args: "RUN [STAGE [FILE]]", about: showAbout, run: (*app).cmdShow, hasFlags: true, extra: showExtra},
 		{name: "compare", args: "RUN_A RUN_B", about: "Compares two runs: their configs key by key, their stages' status and cache use, and their metrics.", run: (*app).cmdCompare, hasFlags: true, extra: compareExtra},
+		{name: "report", args: "RUN_DIR", about: reportAbout, run: (*app).cmdReport, hasFlags: true},
 		{name: "gradcheck", args: "FILE|BUNDLE", about: "Checks backpropagation against finite differences for the pipeline's models (or a bundle's).", run: (*app).cmdGradcheck, hasFlags: true},
 		{name: "predict", about: "Scores the rows of a file with a model bundle.", run: (*app).cmdPredict, hasFlags: true, required: []string{"model", "input", "output"}},
 		{name: "gc", about: "Removes stage-store entries no kept run refers to, oldest first, down to the size limit, and crashed writers' leftovers.", run: (*app).cmdGC, hasFlags: true},
