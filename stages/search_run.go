@@ -77,7 +77,7 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		sc.Note("%d finished trials taken from an earlier, interrupted run (not trained again)", len(restore))
 		sc.SetInfo("restored_trials", len(restore))
 	}
-	var done int64 = int64(len(restore))
+	done := int64(len(restore))
 	sc.Progress(done, int64(s.trials), "trials")
 	cfg := search.Config{Space: s.space, Trials: s.trials, Rounds: s.rounds, Maximize: maximize, Zoom: s.zoom, Prune: s.prune, Workers: n,
 		TrialSeed: func(i int) uint64 { return sc.Seed(uint64(i)) }, Restore: restore,
