@@ -149,7 +149,7 @@ func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 		errs = append(errs, c.Errorf("objective", "an ensemble has no loss of its own: give val_accuracy, val_logloss, val_rmse, val_mae or val_r2"))
 	}
 	p := c.Table("prune")
-	s.prune = search.PruneConfig{Method: search.PruneASHA, MinEpochs: 1, Reduction: 3, MinTrials: 5}
+	s.prune = search.PruneConfig{Method: search.PruneASHA, MinEpochs: search.DefaultMinEpochs, Reduction: search.DefaultReduction, MinTrials: search.DefaultMedianMinTrials}
 	if p != nil {
 		s.prune.MinEpochs, s.prune.Reduction, s.prune.MinTrials = intOf(p["min_epochs"]), intOf(p["reduction"]), intOf(p["min_trials"])
 	}
