@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pipe-ml/pipe/bundle"
+	"github.com/pipe-ml/pipe/cluster"
 	"github.com/pipe-ml/pipe/features"
 	"github.com/pipe-ml/pipe/pipeline"
 	"github.com/pipe-ml/pipe/runinfo"
@@ -312,6 +313,9 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	resumeDir := fs.String("resume", "", "continue the interrupted (canceled, crashed or failed) run in `DIR`, in place: finished stages come back from the stage store, interrupted training continues from its last checkpoint; FILE may be left out (the run's own config file is used)")
 	resumeChanged := fs.Bool("resume-changed", false, "with --resume, when the config changed since the run: start a new run instead, which reuses what it can through the cache")
 	noReport := fs.Bool("no-report", false, "do not write report.html (the run's report page) into the run directory")
+	engineName := fs.String("engine", "local", "run the stages `local|temporal`: here, or on the workers of a Temporal cluster (pipe worker), through a stage store they share (--store)")
+	tf := temporalFlags(fs)
+	detach := fs.Bool("detach", false, "with --engine temporal: submit the run and print its workflow id, without waiting; a worker writes the run directory under --runs when it ends (a directory the workers share)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return a.usageError(stderr, "run", "")
@@ -336,6 +340,18 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(pos) != 1 {
 		return a.usageError(stderr, "run", "takes one pipeline file")
+	}
+	switch {
+	case *engineName != "local" && *engineName != "temporal":
+		return a.usageError(stderr, "run", fmt.Sprintf("--engine is local or temporal, not %q", *engineName))
+	case *engineName == "temporal" && resumed != nil:
+		return a.usageError(stderr, "run", "--resume is for local runs; on Temporal, run the pipeline again: finished stages come back from the stage store and interrupted ones continue from their checkpoints")
+	case *engineName == "temporal" && *cpuProfile != "":
+		return a.usageError(stderr, "run", "--cpuprofile profiles this process; with --engine temporal the stages run on the workers")
+	case *detach && *engineName != "temporal":
+		return a.usageError(stderr, "run", "--detach goes with --engine temporal")
+	case *engineName != "temporal" && tf.set(fs):
+		return a.usageError(stderr, "run", "--temporal, --namespace and --task-queue go with --engine temporal")
 	}
 	if *logFormat != "console" && *logFormat != "json" {
 		fmt.Fprintf(stderr, "pipe run: --log-format must be console or json, not %q\n", *logFormat)
@@ -460,7 +476,25 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	if resumeInPlace {
 		opts.Dir, opts.Resume = *resumeDir, true
 	}
-	res, err := pipeline.Run(ctx, p, opts)
+	var engine pipeline.Engine = pipeline.Local{}
+	if *engineName == "temporal" {
+		if *noCache {
+			fmt.Fprintln(stderr, "pipe run: --no-cache with --engine temporal: every stage runs, and its outputs still go through the stage store (that is how the workers pass them on)")
+		}
+		elog := zerolog.New(logw).With().Timestamp().Logger().Level(level)
+		eng, err := cluster.Dial(tf.addr(), *tf.namespace, elog)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipe run: %v (is a Temporal server running there? `temporal server start-dev` starts one)\n", err)
+			return pipeline.ExitConfig
+		}
+		defer eng.Close()
+		eng.TaskQueue = *tf.queue
+		if *detach {
+			return a.detachRun(ctx, eng, p, opts, *runs, stdout, stderr)
+		}
+		engine = eng
+	}
+	res, err := engine.Run(ctx, p, opts)
 	disp.finish()
 	if res == nil {
 		// Refused before anything ran: a run directory that is not new or empty, or locked.
@@ -474,7 +508,8 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil && !errors.Is(err, pipeline.ErrCanceled) {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 	}
-	if runStore != nil && !*noCache {
+	if runStore != nil && !*noCache && *engineName == "local" {
+		// (A cluster's store is shared with other runs in flight: pipe gc trims it.)
 		// The store's size limit: what no run refers to goes, oldest first. A failure to
 		// trim does not change how the run ended.
 		if terr := trimStore(context.Background(), runStore, p.StoreMaxSize, keptRunsDirs(*runs, res.Dir)); terr != nil {

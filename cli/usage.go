@@ -46,6 +46,7 @@ func commands() []command {
 		{name: "gradcheck", args: "FILE|BUNDLE", about: "Checks backpropagation against finite differences for the pipeline's models (or a bundle's).", run: (*app).cmdGradcheck, hasFlags: true},
 		{name: "predict", about: "Scores the rows of a file with a model bundle.", run: (*app).cmdPredict, hasFlags: true, required: []string{"model", "input", "output"}},
 		{name: "gc", about: "Removes stage-store entries no kept run refers to, oldest first, down to the size limit, and crashed writers' leftovers.", run: (*app).cmdGC, hasFlags: true},
+		{name: "worker", about: "Runs pipe's activities for Temporal: the stages (and ensemble members) of runs started with pipe run --engine temporal, until SIGINT or SIGTERM.", run: (*app).cmdWorker, hasFlags: true, required: []string{"store"}},
 		{name: "version", about: "Prints pipe's version."},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -31,9 +32,12 @@ type Pipeline struct {
 	Store string
 	// StoreMaxSize is [pipeline] store_max_size in bytes; 0: the store's default limit.
 	StoreMaxSize int64
-	Stages       []*StageConfig
-	byName       map[string]*StageConfig
-	resolved     []byte
+	// Temporal is the [pipeline.temporal] table as decoded (nil when absent): the settings
+	// of the Temporal engine, which reads it (package cluster).
+	Temporal map[string]any
+	Stages   []*StageConfig
+	byName   map[string]*StageConfig
+	resolved []byte
 	// reg is the registry the pipeline was parsed with: the stage store reads outputs back
 	// with its transform decoder and artifact loaders.
 	reg *Registry
@@ -289,6 +293,27 @@ func Parse(data []byte, file, dir string, reg *Registry, opts LoadOptions) (*Pip
 	if st, _ := pvals["store"].(string); st != "" {
 		p.Store = resolveStoreLocation(st, dir)
 		pvals["store"] = p.Store
+	}
+	if t := asTable(pvals["temporal"]); t != nil {
+		p.Temporal = t
+		n := len(pd.errs)
+		check := func(abs string, tbl map[string]any) {
+			for _, k := range TemporalDurationKeys {
+				if v, ok := tbl[k].(string); ok {
+					if d, err := time.ParseDuration(strings.TrimSpace(v)); err != nil || d <= 0 {
+						pd.fail(joinKey(abs, k), k, fmt.Sprintf("%q is not a positive duration", v), "write a Go duration such as \"30s\", \"10m\" or \"24h\"")
+					}
+				}
+			}
+		}
+		check("pipeline.temporal", t)
+		for kind, v := range asTable(t["kinds"]) {
+			if _, ok := reg.Kind(kind); reg != nil && !ok {
+				pd.fail(joinKey("pipeline.temporal.kinds", kind), kind, fmt.Sprintf("%q is not a stage kind", kind), "name a kind that `pipe docs` lists")
+			}
+			check(joinKey("pipeline.temporal.kinds", kind), asTable(v))
+		}
+		errs = append(errs, pd.errs[n:]...)
 	}
 
 	stagesRaw, ok := raw["stages"].(map[string]any)
@@ -638,6 +663,22 @@ func pipelineSpec() []Field {
 		{Name: "memory_budget", Type: TypeSize, Default: "2GiB", Doc: "Table data held in memory before tables spill to Arrow IPC files in the run directory."},
 		{Name: "store", Type: TypeString, Doc: "The stage store, which keeps every finished stage's outputs under a content key so that a later run reuses them (the cache): a directory (relative to the pipeline file) or a URL (`file:///abs/dir`, `mem://`). `pipe run --store` overrides it. Default: `.store` in the runs directory (runs/.store)."},
 		{Name: "store_max_size", Type: TypeSize, Doc: "After a run, the stage store is trimmed to this size, as `pipe gc` does: entries that neither the run nor any run under the runs directory refers to are removed, oldest first. Default: the store's own limit, 20GiB (store.DefaultMaxBytes)."},
+		{Name: "temporal", Type: TypeTable, Fields: append(temporalFields(), Field{Name: "kinds", Type: TypeTable,
+			Elem: &Field{Type: TypeTable, Fields: temporalFields()},
+			Doc:  "Per stage kind, the same keys, overriding the ones above for stages of that kind: `kinds.ensemble = { stage_timeout = \"48h\" }`."}),
+			Doc: "How the run's activities behave on Temporal (`pipe run --engine temporal`); ignored by a local run. Defaults per kind: see the README's \"Running on a cluster\"."},
+	}
+}
+
+// TemporalDurationKeys are the keys of [pipeline.temporal] that hold Go durations.
+var TemporalDurationKeys = []string{"heartbeat_timeout", "stage_timeout", "retry_interval"}
+
+func temporalFields() []Field {
+	return []Field{
+		{Name: "heartbeat_timeout", Type: TypeString, Doc: "A running activity (a stage, or an ensemble member) that has not reported for this long is taken as lost (its worker died) and tried again on another worker, from its last checkpoint. A Go duration. Default \"30s\"."},
+		{Name: "stage_timeout", Type: TypeString, Doc: "The longest one attempt of a stage (or of a member) may run. A Go duration. Default \"24h\" for training kinds, \"2h\" for the others."},
+		{Name: "max_attempts", Type: TypeInt, Min: Bound(1), Max: Bound(100), Doc: "How many attempts an activity gets when its worker is lost or it times out (a stage's own error is not retried by Temporal: use the stage's retries key). Default 5."},
+		{Name: "retry_interval", Type: TypeString, Doc: "The delay before the first retry of a lost activity, doubled after each. A Go duration. Default \"1s\"."},
 	}
 }
 

@@ -95,6 +95,9 @@ type RunOptions struct {
 	// DefaultHeartbeat (10 s).
 	Heartbeat time.Duration
 
+	// RunID is the run's id (it names the run directory under RunsDir). Default: NewRunID.
+	// An engine that ran the run elsewhere passes the id it gave the run there.
+	RunID string
 	// Only runs the named stage alone, as one step of a run that an engine spreads over
 	// several processes (see PartedStage and PlanStore): only it and the stages it reads
 	// from are in the run; those must be in the store (each is read back, and one that is not
@@ -297,7 +300,12 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		return nil, &RefusedError{Reason: "the run directory of a remote run (Remote) is read back from its stage store: none given"}
 	}
 	start := time.Now()
-	runID := NewRunID(start)
+	runID := opts.RunID
+	if runID == "" {
+		runID = NewRunID(start)
+	} else if why := checkPlainName(runID); why != "" {
+		return nil, &RefusedError{Reason: fmt.Sprintf("run id %q %s", runID, why)}
+	}
 	var rd *runDir
 	var err error
 	var resumed *Manifest
@@ -480,6 +488,11 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	rs.mu.Lock()
 	man.FinishedAt = &fin
 	man.Seconds = fin.Sub(start).Seconds()
+	if opts.Remote != nil && opts.Remote.Seconds > 0 {
+		// The run's time is the remote run's, from its submission; reading it back is part of it.
+		man.Seconds += opts.Remote.Seconds
+		man.StartedAt = start.Add(-time.Duration(opts.Remote.Seconds * float64(time.Second))).UTC()
+	}
 	man.PeakTableMem = rs.budget.peak.Load()
 	if len(rs.runInfoM) > 0 {
 		man.Run = rs.runInfoM
@@ -493,6 +506,10 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		man.Status = StatusCanceled
 		man.Error = "canceled on " + opts.Remote.Engine
 		runErr = ErrCanceled
+	case opts.Remote != nil && opts.Remote.Error != "" && runErr == nil || errors.Is(runErr, errUpstream) && opts.Remote != nil && opts.Remote.Error != "":
+		man.Status = StatusFailed
+		man.Error = opts.Remote.Error
+		runErr = errors.New(opts.Remote.Error)
 	case runErr != nil:
 		man.Status = StatusFailed
 		man.Error = runErr.Error()
@@ -807,6 +824,10 @@ func (rs *runState) endCached(st *stageState, e *storeEntry, err error, opts Run
 	rs.finishCached(st, e)
 	if opts.Progress != nil {
 		opts.Progress(Event{Stage: name, Status: StatusSucceeded})
+	}
+	if rec := st.man.Remote; rec != nil && !rec.Stored {
+		slog.Info().Str("worker", rec.Worker).Int("attempts", rec.Attempts).Float64("seconds", st.man.Seconds).Msgf("stage ran on %s: outputs read back from the stage store", rs.remote.Engine)
+		return nil
 	}
 	slog.Info().Str("key", e.Key).Float64("seconds", st.man.Seconds).Float64("saved_seconds", e.Seconds).Msg("stage cached: read back from the stage store")
 	return nil

@@ -155,6 +155,9 @@ type RemoteRun struct {
 	MaxPayloadBytes int `json:"max_payload_bytes,omitempty"`
 	// Canceled: the run was canceled (its stages' statuses say where it stopped).
 	Canceled bool `json:"canceled,omitempty"`
+	// Error is why the run failed there when no stage's error says it (the engine could not
+	// plan or start it).
+	Error string `json:"error,omitempty"`
 	// Stages is each stage's record, by name; a stage without one never started.
 	Stages map[string]*RemoteStage `json:"-"`
 }
@@ -221,4 +224,19 @@ func (rs *runState) runPart(ctx context.Context, st *stageState) (err error) {
 		}
 	}()
 	return st.cfg.stage.(PartedStage).RunPart(ctx, st.sc, *rs.part)
+}
+
+// Engine runs a pipeline: Local runs it in this process (Run); package cluster's Engine on
+// Temporal's workers. Both write the same run directory, and stages do not know which one
+// runs them.
+type Engine interface {
+	Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error)
+}
+
+// Local is the engine that runs a pipeline in this process: Run.
+type Local struct{}
+
+// Run calls Run.
+func (Local) Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
+	return Run(ctx, p, opts)
 }

@@ -1,0 +1,93 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+// WorkerOptions configure Worker.
+type WorkerOptions struct {
+	// HostPort is the Temporal frontend ("localhost:7233"); Namespace defaults to "default",
+	// TaskQueue to DefaultTaskQueue.
+	HostPort  string
+	Namespace string
+	TaskQueue string
+	// Store is the stage store, shared with the client and every other worker; StoreURL names
+	// it in messages.
+	Store    pipeline.Store
+	StoreURL string
+	// Registry has the stage kinds the worker can run: the built-in ones (stages.Register),
+	// and a program's own.
+	Registry *pipeline.Registry
+	// Workers is how many activities (stages, members) the worker runs at once. Default 1: a
+	// training stage uses the cores of the machine by itself ([pipeline] workers).
+	Workers int
+	// Version and BuildID are this pipe build's (they must be the client's).
+	Version, BuildID string
+	// WorkDir holds the activities' temporary run directories. Default os.TempDir().
+	WorkDir string
+	// Identity names the worker in Temporal and in the manifests. Default "pid@host".
+	Identity string
+	// Log receives the worker's log (zerolog); StageLog, when set, the stages' own logs.
+	Log      zerolog.Logger
+	StageLog io.Writer
+}
+
+// Worker runs pipe's workflow and activities until ctx ends.
+func Worker(ctx context.Context, o WorkerOptions) error {
+	if o.Registry == nil || o.Store == nil {
+		return errors.New("worker: a registry and a stage store are needed")
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.TaskQueue == "" {
+		o.TaskQueue = DefaultTaskQueue
+	}
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.Identity == "" {
+		host, _ := os.Hostname()
+		o.Identity = strconv.Itoa(os.Getpid()) + "@" + host
+	}
+	meter := &payloadMeter{}
+	c, err := client.Dial(client.Options{HostPort: o.HostPort, Namespace: o.Namespace, Identity: o.Identity,
+		Logger: newTemporalLogger(o.Log), DataConverter: meter.dataConverter()})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", o.HostPort, err)
+	}
+	defer c.Close()
+	w := worker.New(c, o.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: o.Workers,
+		Identity:                           o.Identity,
+	})
+	a := &activities{reg: o.Registry, store: o.Store, storeURL: o.StoreURL, version: o.Version, buildID: o.BuildID,
+		workDir: o.WorkDir, identity: o.Identity, log: o.Log, logOut: o.StageLog, payloads: meter}
+	w.RegisterWorkflowWithOptions(RunWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: activityPlan})
+	w.RegisterActivityWithOptions(a.Stage, activity.RegisterOptions{Name: activityStage})
+	w.RegisterActivityWithOptions(a.Record, activity.RegisterOptions{Name: activityRecord})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start the worker: %w", err)
+	}
+	o.Log.Info().Str("temporal", o.HostPort).Str("namespace", o.Namespace).Str("task_queue", o.TaskQueue).
+		Str("store", o.StoreURL).Int("activities", o.Workers).Int("cores", runtime.NumCPU()).Str("identity", o.Identity).Msg("worker started")
+	<-ctx.Done()
+	w.Stop()
+	o.Log.Info().Int("max_payload_bytes", meter.max()).Msg("worker stopped")
+	return nil
+}
