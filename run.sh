@@ -55,6 +55,35 @@ setup_chromium() {
 	have_chromium
 }
 
+# The Temporal CLI, whose dev server the tests of the Temporal executor run against
+# (internal/temporaltest). Built from source with the pinned version into .cache/ (git ignores
+# it), once per clone.
+temporal_cli_version=v1.5.1
+temporal_cli_dir=.cache/temporal-$temporal_cli_version
+
+# setup_temporal builds the Temporal CLI into $temporal_cli_dir when it is not there yet and
+# exports PIPE_TEMPORAL_CLI (a PIPE_TEMPORAL_CLI already set is kept); when the build fails,
+# the tests that need a Temporal server skip, saying so.
+setup_temporal() {
+	if [ -n "${PIPE_TEMPORAL_CLI:-}" ]; then return 0; fi
+	local bin="$PWD/$temporal_cli_dir/temporal"
+	if [ ! -x "$bin" ]; then
+		echo "run.sh: building the Temporal CLI $temporal_cli_version into $temporal_cli_dir for the Temporal tests (a few minutes the first time)" >&2
+		local tmp="$PWD/$temporal_cli_dir.tmp" log="$PWD/$temporal_cli_dir.log"
+		rm -rf "$tmp" && mkdir -p "$tmp" "$PWD/$temporal_cli_dir"
+		if ! GOBIN="$tmp" go install "github.com/temporalio/cli/cmd/temporal@$temporal_cli_version" >"$log" 2>&1 ||
+			! mv -f "$tmp/temporal" "$bin"; then
+			echo "run.sh: could not build the Temporal CLI (its log: $log, ends with:)" >&2
+			tail -n 5 "$log" >&2 || true
+			echo "run.sh: the tests that need a Temporal server will skip" >&2
+			rm -rf "$tmp"
+			return 1
+		fi
+		rm -rf "$tmp"
+	fi
+	export PIPE_TEMPORAL_CLI="$bin"
+}
+
 build_tags() {
 	if have_openblas; then echo "openblas"; fi
 }
@@ -73,6 +102,7 @@ test)
 	need_go
 	setup_openblas || true
 	setup_chromium || true
+	setup_temporal || true
 	go mod download
 	echo "== go vet" >&2
 	go vet ./...
