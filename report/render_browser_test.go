@@ -166,6 +166,27 @@ func TestReportInBrowser(t *testing.T) {
 	}
 }
 
+// TestSearchAllFailedInBrowser: a search whose trials all failed draws its trials over time
+// and its best so far (the failed trials as red marks) without an error, and no parallel
+// coordinates or parameter charts.
+func TestSearchAllFailedInBrowser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.html")
+	if err := report.WriteFile(path, report.FixtureAllFailed()); err != nil {
+		t.Fatal(err)
+	}
+	checkReportInBrowser(t, path, []string{"stage-tune/search", "stage-tune/search-trials"}, nil)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	for kind, want := range map[string]bool{"trials": true, "bestsofar": true, "parallel": false, "effect": false} {
+		if got := strings.Contains(page, `data-draw="`+kind+`" data-src="stages.9.search`); got != want {
+			t.Errorf("search chart %s shown %v, want %v", kind, got, want)
+		}
+	}
+}
+
 // TestBrowserCheckCatchesABrokenPage: the check itself sees a chart that cannot be drawn
 // (its error on the console and in its place), a chart that shows no data (its axes only),
 // a missing section, and a search section without the best config or with fewer trial rows

@@ -189,12 +189,7 @@ func TestSearchChartsFollowTheData(t *testing.T) {
 		}
 	}
 
-	for i := range sr.Trials {
-		sr.Trials[i].Status, sr.Trials[i].Objective, sr.Trials[i].Error = "failed", nil, "diverged"
-	}
-	sr.Best = -1
-	sr.BestSoFar = bestSoFar(sr)
-	sr.Effects, sr.Parallel = effects(sr)
+	allFailed(sr)
 	part = searchPart(t, sr)
 	for kind, want := range map[string]bool{"trials": true, "bestsofar": true, "parallel": false, "effect": false} {
 		if got := strings.Contains(part, `data-draw="`+kind+`"`); got != want {
@@ -204,4 +199,21 @@ func TestSearchChartsFollowTheData(t *testing.T) {
 	if !strings.Contains(part, "No trial has an objective") || strings.Contains(part, `class="best`) {
 		t.Error("all trials failed: no note that no trial has an objective, or a row highlighted as the best")
 	}
+}
+
+// allFailed makes every trial of sr fail, as Build would read such a search.
+func allFailed(sr *Search) {
+	for i := range sr.Trials {
+		sr.Trials[i].Status, sr.Trials[i].Objective, sr.Trials[i].Error = "failed", nil, "diverged"
+	}
+	sr.Best = -1
+	sr.BestSoFar = bestSoFar(sr)
+	sr.Effects, sr.Parallel = effects(sr)
+}
+
+// fixtureAllFailed is the fixture whose search's trials all failed.
+func fixtureAllFailed() *Report {
+	r := fixtureReport()
+	allFailed(r.Stages[9].Search)
+	return r
 }
