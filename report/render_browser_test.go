@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -471,13 +472,32 @@ type searchView struct {
 	Charts   map[string]int `json:"charts"` // chart containers by kind
 	Canvases int            `json:"canvases"`
 	Config   string         `json:"config"`
+	// Dists are the parameters' distributions in the page's data; Axes the kind of each axis
+	// of the parallel coordinates as drawn (linear, log, choice), the objective's last;
+	// EffectX each parameter chart's parameter (its index) and the kind of its x axis.
+	Dists   []string `json:"dists"`
+	Axes    string   `json:"axes"`
+	EffectX []string `json:"effect_x"`
+}
+
+// axisKind is the axis a parameter of distribution dist must be drawn on.
+func axisKind(dist string) string {
+	switch dist {
+	case "log_uniform", "log_int":
+		return "log"
+	case "choice":
+		return "choice"
+	}
+	return "linear"
 }
 
 // searchProblems checks the search part of #stage-STAGE as the browser shows it: its
 // headings; the trials table with one row per trial (0 to trials-1, in order) and exactly one
 // highlighted as the best; a row per zoom round; one chart of trials over time, one of the
 // best so far, one of parallel coordinates and one per parameter (at least one), each with
-// its canvas; and the best trial's config as a pasteable [stages.model] table.
+// its canvas; each axis of the parallel coordinates and each parameter chart's x axis log
+// for a log parameter, a choice's categories for a choice, linear otherwise; and the best
+// trial's config as a pasteable [stages.model] table.
 func searchProblems(ctx context.Context, stage string, trials int) ([]string, error) {
 	js := fmt.Sprintf(`(() => {
 		const p = document.querySelector('#stage-' + %q + ' [data-part="search"]');
@@ -493,8 +513,11 @@ func searchProblems(ctx context.Context, stage string, trials int) ([]string, er
 			charts: charts,
 			canvases: Array.from(p.querySelectorAll(".chart[data-draw]")).filter((c) => c.querySelector("canvas")).length,
 			config: pre ? pre.textContent : "",
+			dists: JSON.parse(document.getElementById("report-data").textContent).stages.find((s) => s.name === %q).search.params.map((q) => q.dist),
+			axes: (p.querySelector('.chart[data-draw="parallel"]') || { dataset: {} }).dataset.axes || "",
+			effect_x: Array.from(p.querySelectorAll('.chart[data-draw="effect"]')).map((c) => c.dataset.src.split(".").pop() + " " + (c.dataset.x || "")),
 		};
-	})()`, stage)
+	})()`, stage, stage)
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[*searchView](js))
 	if err != nil {
 		return nil, fmt.Errorf("read the search section of stage %s: %w", stage, err)
@@ -539,6 +562,19 @@ func searchProblems(ctx context.Context, stage string, trials int) ([]string, er
 	}
 	if v.Charts["effect"] < 1 || v.Canvases != total {
 		bad("%d parameter charts (want at least one); %d of %d charts have a canvas", v.Charts["effect"], v.Canvases, total)
+	}
+	var want []string
+	for _, d := range v.Dists {
+		want = append(want, axisKind(d))
+	}
+	if got, want := v.Axes, strings.Join(append(want, "linear"), " "); got != want {
+		bad("parallel coordinates' axes %q, want %q (by the parameters' distributions %q, then the objective)", got, want, v.Dists)
+	}
+	for _, e := range v.EffectX {
+		i, kind, _ := strings.Cut(e, " ")
+		if k, err := strconv.Atoi(i); err != nil || k >= len(want) || kind != want[k] {
+			bad("parameter chart %s: x axis %q, want it by the parameters' distributions %q", i, kind, v.Dists)
+		}
 	}
 	if !strings.Contains(v.Config, "[stages.model]\n") || !strings.Contains(v.Config, "kind = \"train\"") {
 		bad("the best config shown is not a train stage: %q", v.Config)

@@ -633,6 +633,7 @@
       const pad = hi > lo ? 0.04 * (hi - lo) : Math.abs(lo) * 0.1 || 1;
       xRange = [lo - pad, hi + pad];
     }
+    el.dataset.x = labels ? "choice" : log && lo > 0 ? "log" : "linear"; // for the tests
     const best = pts.find((q) => q.trial === sr.best);
     chart(el, {
       title: e.param + (log ? " (log scale)" : labels ? " (choice)" : ""),
@@ -694,7 +695,7 @@
       if (vs.length < 2) vs = [lo, hi];
       ticks = vs.map((v) => ({ v: v, label: fmt(v) }));
     }
-    return { name: a.name, t: t, ticks: ticks, labels: labels, missing: values.some((v) => !isNum(v)) };
+    return { name: a.name, t: t, ticks: ticks, labels: labels, log: log, missing: values.some((v) => !isNum(v)) };
   }
 
   // drawParallel draws the trials as parallel coordinates on a canvas: one vertical axis per
@@ -708,6 +709,7 @@
     if (axes.length < 2 || lines.length === 0) throw new Error("no trial has an objective: no lines to draw");
     const last = axes.length - 1;
     const scales = axes.map((a, k) => parallelScale(a, lines.map((l) => (l.values || [])[k]), k === last, sr.maximize));
+    el.dataset.axes = scales.map((sc) => (sc.labels ? "choice" : sc.log ? "log" : "linear")).join(" "); // for the tests
     const objT = (l) => scales[last].t((l.values || [])[last]);
     const order = lines.slice().sort((a, b) => objT(a) - objT(b)); // the best drawn last, on top
     const best = lines.find((l) => l.trial === sr.best);
