@@ -172,6 +172,13 @@ type Options struct {
 	// Report and the member trains from the start: a resume is never wrong. An error is the
 	// member's error.
 	Restore func(member int) (*FinishedMember, *train.Checkpoint, error)
+
+	// Members, when not empty, makes Train train only these members (by index), recording
+	// them through Checkpoint and Finished as usual, and return a nil ensemble with the
+	// Report of those members: the part of an ensemble that an engine runs on another
+	// machine (see pipeline.PartedStage). A later Train with every member and Restore then
+	// takes them from their records. An index outside [0, Members) is an error.
+	Members []int
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -274,3 +274,54 @@ func keys(m map[int][]byte) []int {
 	}
 	return out
 }
+
+// TestTrainMembersApart trains an ensemble as an engine that spreads it does: each member
+// alone (Options.Members), in reverse order and with other worker counts, then a Train of the
+// whole with the records. That Train trains nothing, and its ensemble and Report are
+// bit-identical to those of one Train.
+func TestTrainMembersApart(t *testing.T) {
+	data := blobs(240, 6, 3, 1)
+	trainSet, val := data.Subset(seq(0, 180)), data.Subset(seq(180, 240))
+	const members = 3
+	cfg := bagConfig(6, 3, members)
+	want, wantRep, err := Train(context.Background(), cfg, trainSet, val, 91, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecords()
+	for i := members - 1; i >= 0; i-- {
+		part := cfg
+		part.Workers = 1 + i%2
+		ens, rep, err := Train(context.Background(), part, trainSet, val, 91, Options{Members: []int{i},
+			Checkpoint: rec.checkpoint, Finished: rec.done, Restore: rec.restore})
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		if ens != nil {
+			t.Fatalf("member %d: a part returned an ensemble", i)
+		}
+		if rep.Members[i].Epochs == 0 {
+			t.Fatalf("member %d: the report of the part has no epochs", i)
+		}
+		if len(rec.finished) != members-i {
+			t.Fatalf("after member %d: %d finished records, want %d (only the member asked for trains)", i, len(rec.finished), members-i)
+		}
+	}
+	var count epochCounter
+	got, gotRep, err := Train(context.Background(), cfg, trainSet, val, 91, Options{Restore: rec.restore, Hooks: count.hooks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range members {
+		if n := count.n[i].Load(); n != 0 {
+			t.Errorf("member %d trained %d epochs in the final Train, want 0", i, n)
+		}
+	}
+	sameEnsembles(t, want, got)
+	if a, b := reportText(wantRep), reportText(gotRep); a != b {
+		t.Fatalf("reports differ:\none Train %s\napart     %s", a, b)
+	}
+	if _, _, err := Train(context.Background(), cfg, trainSet, val, 91, Options{Members: []int{members}}); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Fatalf("member %d of %d: %v, want an error", members, members, err)
+	}
+}

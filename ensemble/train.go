@@ -2,6 +2,7 @@ package ensemble
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
@@ -95,12 +96,22 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 		rep.Warnings = append(rep.Warnings, "no validation set: each member's trainer carves validation rows from its own sample (with a bootstrap they may repeat training rows, so early stopping is optimistic) and no combiner is fitted or scored; pass a validation set")
 	}
 
+	var only map[int]bool
+	if len(opts.Members) > 0 {
+		only = map[int]bool{}
+		for _, i := range opts.Members {
+			if i < 0 || i >= cfg.Members {
+				return nil, rep, fmt.Errorf("ensemble: member %d to train is outside the ensemble's %d members", i, cfg.Members)
+			}
+			only[i] = true
+		}
+	}
 	p := pool.New().WithMaxGoroutines(cfg.Workers).WithContext(ctx)
 	if cfg.OnMemberError == OnErrorFail {
 		p = p.WithCancelOnError().WithFirstError()
 	}
 	for _, j := range jobs {
-		if j.err != nil {
+		if j.err != nil || (only != nil && !only[j.index]) {
 			continue
 		}
 		p.Go(func(ctx context.Context) error {
@@ -111,6 +122,22 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 	rep.PeakConcurrent, rep.PeakEstimatedBytes = b.peaks()
 	for _, j := range jobs {
 		rep.Warnings = append(rep.Warnings, j.warnings...)
+	}
+	if only != nil {
+		// A part of the ensemble: its members are recorded; the ensemble is built later.
+		var errs []error
+		for _, j := range jobs {
+			if only[j.index] {
+				rep.Members[j.index] = j.report
+				if j.err != nil {
+					errs = append(errs, j.err)
+				}
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, rep, fmt.Errorf("ensemble: stopped: %w", err)
+		}
+		return nil, rep, errors.Join(errs...)
 	}
 
 	var kept []*memberJob

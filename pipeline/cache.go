@@ -47,6 +47,24 @@ func (rs *runState) planCache(ctx context.Context, opts RunOptions) *cachePlan {
 			slog.Warn().Err(err).Msg("no cache key: the stage is not cached and runs")
 			continue
 		}
+		if opts.Only != "" || opts.Remote != nil {
+			// A spread run: the store is how stages reach each other, whatever their cache
+			// settings. The stages before the one that runs are read back; it is stored.
+			// A stage to compute anew is not read back, but its checkpoints are used: they
+			// are what a retried attempt on another process continues from.
+			if sc.Name == opts.Only {
+				cp.write[sc.Name] = true
+				if opts.NoCache || !sc.Cache() || refresh[sc.Name] {
+					continue
+				}
+			}
+			if e, _, err := readEntry(ctx, rs.store, key, sc.Kind); err != nil {
+				slog.Warn().Err(err).Str("key", key).Msg("cannot read the stage store")
+			} else if e != nil {
+				cp.hits[sc.Name] = e
+			}
+			continue
+		}
 		switch {
 		case opts.NoCache:
 			cp.fresh[sc.Name] = true
@@ -308,6 +326,15 @@ func (rs *runState) finishCached(st *stageState, e *storeEntry) {
 	m.Status, m.Error, m.Cached = StatusSucceeded, "", true
 	m.Seconds = max(time.Since(st.started)-sc.waited(), 0).Seconds()
 	m.WaitedSeconds = sc.waited().Seconds()
+	if rs.remote != nil {
+		// The stage ran elsewhere in this run (or was in the store before it).
+		if rec := rs.remote.Stages[st.cfg.Name]; rec != nil {
+			m.Remote = rec
+			if !rec.Stored {
+				m.Cached, m.Seconds, m.WaitedSeconds = false, rec.Seconds, 0
+			}
+		}
+	}
 	m.RowsIn, m.RowsOut, m.Batches = e.Manifest.RowsIn, e.Manifest.RowsOut, e.Manifest.Batches
 	m.Outputs = map[string]OutputInfo{}
 	for k, v := range e.Manifest.Outputs {
@@ -327,21 +354,22 @@ func (rs *runState) finishCached(st *stageState, e *storeEntry) {
 
 // storeIfCacheable stores a succeeded stage's outputs when the plan says so, then removes its
 // checkpoints, which a finished stage no longer needs. A failure to store never fails the
-// run: it is logged and listed in the manifest's warnings.
-func (rs *runState) storeIfCacheable(ctx context.Context, st *stageState, slog zerolog.Logger) {
+// run: it is logged and listed in the manifest's warnings, and returned (for RunOptions.Only,
+// where it does fail the run).
+func (rs *runState) storeIfCacheable(ctx context.Context, st *stageState, slog zerolog.Logger) error {
 	if rs.cache == nil {
-		return
+		return errors.New("no stage store")
 	}
 	defer rs.dropCheckpoints(ctx, st, slog)
 	if !rs.cache.write[st.cfg.Name] {
-		return
+		return fmt.Errorf("its outputs cannot be stored: it has no key in the stage store (%s)", rs.man.Stages[st.cfg.Name].CacheKey)
 	}
 	rs.mu.Lock()
 	why := rs.storable(st)
 	rs.mu.Unlock()
 	if why != "" {
 		slog.Debug().Msgf("not stored in the stage store: %s", why)
-		return
+		return fmt.Errorf("its outputs cannot be stored in the stage store: %s", why)
 	}
 	begin := time.Now()
 	if err := rs.storeStage(ctx, st); err != nil {
@@ -350,9 +378,10 @@ func (rs *runState) storeIfCacheable(ctx context.Context, st *stageState, slog z
 		rs.mu.Lock()
 		rs.man.Warnings = append(rs.man.Warnings, msg)
 		rs.mu.Unlock()
-		return
+		return fmt.Errorf("store its outputs: %w", err)
 	}
 	slog.Debug().Str("key", st.sc.cacheKey).Float64("seconds", time.Since(begin).Seconds()).Msg("stored in the stage store")
+	return nil
 }
 
 // dropCheckpoints removes the checkpoints of a stage that finished. A failure leaves them for

@@ -95,6 +95,27 @@ type RunOptions struct {
 	// DefaultHeartbeat (10 s).
 	Heartbeat time.Duration
 
+	// Only runs the named stage alone, as one step of a run that an engine spreads over
+	// several processes (see PartedStage and PlanStore): only it and the stages it reads
+	// from are in the run; those must be in the store (each is read back, and one that is not
+	// fails the run, naming its key), and its outputs are written to the store whatever its
+	// cache settings say, as that is how the stages after it get them (a failure to store
+	// them fails the run). It needs a stage store. Default "": the whole pipeline runs.
+	Only string
+	// Part, with Only, runs part *Part of the stage (a PartedStage) instead of the whole
+	// stage: its result is saved as the stage's checkpoint and no output is produced or
+	// stored. nil: the whole stage.
+	Part *int
+	// OnCheckpoint, when set, is called after a stage saved a checkpoint in the store, with
+	// the stage, the checkpoint's name and its key in the store (an engine records it in its
+	// heartbeats). It must not block.
+	OnCheckpoint func(stage, name, key string)
+	// Remote writes the run directory of a run that an engine ran elsewhere, from the stage
+	// store and the engine's report: nothing runs here; every stage whose outputs are in the
+	// store is read back (with the engine's record in its manifest entry), and the others
+	// end with the status and error the engine reports. nil: the run runs here.
+	Remote *RemoteRun
+
 	// Test seams; nil is the real thing.
 	openLog   func(path string) (io.WriteCloser, error) // creates log.jsonl
 	writeFile func(path string, data []byte) error      // writes manifest.json
@@ -164,6 +185,11 @@ type runState struct {
 	logFile *logFileWriter
 	store   Store      // nil: no stage store
 	cache   *cachePlan // nil: no stage store
+	// only, part, remote and onCheckpoint are RunOptions' Only, Part, Remote, OnCheckpoint.
+	only         string
+	part         *int
+	remote       *RemoteRun
+	onCheckpoint func(stage, name, key string)
 
 	mu       sync.Mutex
 	slots    map[Ref]*slot
@@ -245,6 +271,31 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 			return nil, ce
 		}
 	}
+	if opts.Only != "" {
+		if opts.Store == nil && opts.OpenStore == nil {
+			return nil, &RefusedError{Reason: "running one stage alone (Only) needs a stage store"}
+		}
+		q, err := p.only(opts.Only)
+		if err != nil {
+			return nil, &RefusedError{Reason: err.Error()}
+		}
+		p = q
+	}
+	if opts.Part != nil {
+		st, _ := p.Stage(opts.Only)
+		ps, ok := st.stage.(PartedStage)
+		switch {
+		case opts.Only == "":
+			return nil, &RefusedError{Reason: "a part of a stage (Part) needs the stage (Only)"}
+		case !ok:
+			return nil, &RefusedError{Reason: fmt.Sprintf("stage %s (kind %s) does not split into parts", opts.Only, st.Kind)}
+		case *opts.Part < 0 || *opts.Part >= ps.Parts():
+			return nil, &RefusedError{Reason: fmt.Sprintf("stage %s has %d parts: there is no part %d", opts.Only, ps.Parts(), *opts.Part)}
+		}
+	}
+	if opts.Remote != nil && opts.Store == nil && opts.OpenStore == nil {
+		return nil, &RefusedError{Reason: "the run directory of a remote run (Remote) is read back from its stage store: none given"}
+	}
 	start := time.Now()
 	runID := NewRunID(start)
 	var rd *runDir
@@ -323,6 +374,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		PID: me.PID, Host: me.Host, HeartbeatSeconds: heartbeat.Seconds(),
 	}
 	man.Store = opts.StoreLocation
+	man.Remote = opts.Remote
 	if resumed != nil {
 		man.StartedAt = resumed.StartedAt
 		man.Resumptions = append(append([]Resumption(nil), resumed.Resumptions...), Resumption{At: start.UTC(), From: resumed.Status})
@@ -334,7 +386,8 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	rs := &runState{p: p, dir: dir, mem: mem, budget: &memBudget{limit: p.MemoryBudget},
 		cpu: &cpuBudget{size: p.Workers, sem: semaphore.NewWeighted(int64(p.Workers))}, log: log, logFile: logFile,
 		slots: map[Ref]*slot{}, man: man, runInfoM: map[string]any{}, stages: map[string]*stageState{},
-		writeFile: opts.writeFile, store: opts.Store}
+		writeFile: opts.writeFile, store: opts.Store, only: opts.Only, part: opts.Part, remote: opts.Remote,
+		onCheckpoint: opts.OnCheckpoint}
 	if rs.writeFile == nil {
 		rs.writeFile = WriteFileAtomic
 	}
@@ -436,6 +489,10 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		man.Status = StatusCanceled
 		man.Error = "canceled: " + context.Cause(ctx).Error()
 		runErr = context.Cause(ctx)
+	case opts.Remote != nil && opts.Remote.Canceled:
+		man.Status = StatusCanceled
+		man.Error = "canceled on " + opts.Remote.Engine
+		runErr = ErrCanceled
 	case runErr != nil:
 		man.Status = StatusFailed
 		man.Error = runErr.Error()
@@ -534,12 +591,28 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 		st.waitedBefore += st.sc.waited()
 		st.sc = rs.newStageContext(st, opts, slog)
 	}
-	err = rs.runAttempts(ctx, st, opts, slog)
+	switch {
+	case rs.remote != nil:
+		err = rs.remoteOutcome(st)
+	case rs.only != "" && sc.Name != rs.only:
+		key := ""
+		if rs.cache != nil {
+			key = rs.cache.keys[sc.Name]
+		}
+		err = fmt.Errorf("stage %q, which stage %q reads, is not in the stage store (key %q): its outputs are stored when it succeeds; run it first, with the same pipe build and store",
+			sc.Name, rs.only, key)
+	case rs.part != nil:
+		err = rs.runPart(ctx, st)
+	default:
+		err = rs.runAttempts(ctx, st, opts, slog)
+	}
 	// Classify the outcome: a stage stopped by another stage's failure or by the caller is not
 	// itself a failure.
 	status, msg := StatusSucceeded, ""
 	switch {
 	case err == nil:
+	case errors.Is(err, errRemoteCanceled):
+		status, msg = StatusCanceled, "canceled"
 	case errors.Is(err, errUpstream):
 		status, msg = StatusSkipped, err.Error()
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))):
@@ -551,7 +624,8 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 		status, msg = StatusFailed, err.Error()
 		var de *DataError
 		var ce *ConfigError
-		if !errors.As(err, &de) && !errors.As(err, &ce) {
+		var re *errRemote
+		if !errors.As(err, &de) && !errors.As(err, &ce) && !errors.As(err, &re) {
 			err = fmt.Errorf("stage %q: %w", sc.Name, err)
 			msg = err.Error()
 		}
@@ -563,10 +637,18 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 		rs.mu.Unlock()
 	}
 	rs.collectStage(st, status, msg)
-	if status == StatusSucceeded {
+	if status == StatusSucceeded && rs.part == nil {
 		// Stored before the tables may be released; a successful stage is stored even when
 		// another stage has failed meanwhile (a later run, or a resumed one, reuses it).
-		rs.storeIfCacheable(parent, st, slog)
+		serr := rs.storeIfCacheable(parent, st, slog)
+		if serr != nil && sc.Name == rs.only {
+			// Alone, the stage is for the stages after it: without its outputs stored, it failed.
+			status, err = StatusFailed, fmt.Errorf("stage %q: %w", sc.Name, serr)
+			rs.mu.Lock()
+			st.err = err
+			st.man.Status, st.man.Error = status, err.Error()
+			rs.mu.Unlock()
+		}
 	}
 	rs.mu.Lock()
 	rs.outputsDoneLocked(st)

@@ -70,7 +70,10 @@ type Manifest struct {
 	// interrupted; StartedAt stays the first start, and Seconds is the last attempt's time.
 	Resumptions []Resumption `json:"resumptions,omitempty"`
 	// Store is where the run's stage store is (a directory or URL), when it has one.
-	Store      string     `json:"store,omitempty"`
+	Store string `json:"store,omitempty"`
+	// Remote says where the run ran when an engine spread it over other processes (pipe run
+	// --engine temporal); nil for a run that ran here.
+	Remote     *RemoteRun `json:"remote,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Seconds    float64    `json:"seconds"`
 	// PID and Host are the process that ran (or runs) the run. While it runs, it rewrites
@@ -115,6 +118,8 @@ type StageManifest struct {
 	Cached   bool   `json:"cached,omitempty"`
 	// Attempts lists every attempt of a stage that declares retries, failed ones first.
 	Attempts []Attempt `json:"attempts,omitempty"`
+	// Remote is how the stage ran on the engine that spread the run (Manifest.Remote).
+	Remote *RemoteStage `json:"remote,omitempty"`
 }
 
 // Attempt is one try of a stage that declares retries.

@@ -278,8 +278,12 @@ func (sc *StageContext) SaveCheckpoint(ctx context.Context, name string, data []
 	if sc.run.store == nil || sc.cacheKey == "" {
 		return nil
 	}
-	if err := sc.run.store.Put(ctx, checkpointKey(sc.cacheKey, name), bytes.NewReader(data)); err != nil {
+	key := checkpointKey(sc.cacheKey, name)
+	if err := sc.run.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", name, err)
+	}
+	if f := sc.run.onCheckpoint; f != nil {
+		f(sc.Name, name, key)
 	}
 	return nil
 }

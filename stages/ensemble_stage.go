@@ -185,6 +185,35 @@ func parseVary(v map[string]any) (ensemble.Vary, string, error) {
 }
 
 func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
+	return s.run(ctx, sc, nil)
+}
+
+// Parts makes the ensemble a pipeline.PartedStage: a part is a member, which an engine that
+// spreads the run trains on its own (RunPart); Run then takes every member from its record.
+func (s *ensembleStage) Parts() int {
+	switch {
+	case s.cfg.Members > 0:
+		return s.cfg.Members
+	case len(s.bases) > 1:
+		return len(s.bases)
+	}
+	return 10 // ensemble.Config's default
+}
+
+// RunPart trains member i alone and saves its record (memberDoneName) as the stage's
+// checkpoint. With on_member_error = "drop", a member that fails is not an error here: Run
+// trains it again, and drops it as a run of the whole stage would.
+func (s *ensembleStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i int) error {
+	err := s.run(ctx, sc, []int{i})
+	if err != nil && ctx.Err() == nil && strings.EqualFold(s.cfg.OnMemberError, ensemble.OnErrorDrop) {
+		sc.Log.Warn().Err(err).Int("member", i).Msg("member failed: on_member_error = drop, the stage drops it")
+		return nil
+	}
+	return err
+}
+
+// run trains the ensemble, or only the given members (then it records them and ends).
+func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only []int) error {
 	d, err := loadSupervised(ctx, sc, s.shared, sc.Config)
 	if err != nil {
 		return err
@@ -197,7 +226,7 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err != nil {
 		return err
 	}
-	if augment != nil {
+	if augment != nil && only == nil {
 		sc.Note("training batches of every member are augmented (%s)", augmentStages(trainT.Lineage()))
 	}
 	if err := s.members(&cfg, plan, augment, sc.Log); err != nil {
@@ -210,10 +239,21 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	defer release()
 	cfg.Workers = n
 	members := cfg.Members
+	if members == 0 {
+		members = s.Parts()
+	}
 	var done atomic.Int64
-	opts := ensemble.Options{Logger: sc.Log, OnMemberDone: func(r ensemble.MemberReport) {
+	opts := ensemble.Options{Logger: sc.Log, Members: only, OnMemberDone: func(r ensemble.MemberReport) {
 		sc.Progress(done.Add(1), int64(members), "members")
 	}}
+	if only != nil {
+		opts.OnMemberDone = func(r ensemble.MemberReport) {
+			if r.ResumedFrom > 0 {
+				sc.SetInfo("resumed_from_epoch", r.ResumedFrom)
+			}
+			sc.SetInfo("epochs", r.Epochs)
+		}
+	}
 	cp := newCheckpoints(sc)
 	memberCheckpoints(ctx, cp, &opts)
 	var val = trainData.Data
@@ -225,6 +265,9 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err != nil {
 		cp.flush(ctx)
 		return err
+	}
+	if only != nil {
+		return nil
 	}
 	s.report(sc, rep, plan)
 	dir, err := sc.Dir()
@@ -379,7 +422,7 @@ func (s *ensembleStage) report(sc *pipeline.StageContext, rep ensemble.Report, p
 	}
 	sc.SetInfo("members", members)
 	if restored > 0 {
-		sc.Note("%d finished members taken from an earlier, interrupted run (not trained again)", restored)
+		sc.Note("%d finished members taken from their records (not trained again here): trained by an earlier, interrupted run, or apart by the engine that spread the run", restored)
 		sc.SetInfo("restored_members", restored)
 	}
 	if len(resumed) > 0 {

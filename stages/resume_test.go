@@ -248,7 +248,7 @@ tables = ["scale.test"]
 		resumed:   []string{"members.workers=2", "pipeline.workers=2"},
 		reference: []string{"members.workers=3", "pipeline.workers=3"},
 		checkResumed: func(t *testing.T, st *pipeline.StageManifest) {
-			if n := infoNumber(st, "restored_members"); n != 2 || !hasNote(st, "2 finished members taken from an earlier") {
+			if n := infoNumber(st, "restored_members"); n != 2 || !hasNote(st, "2 finished members taken from their records") {
 				t.Errorf("resumed stage: info restored_members %v, notes %q; want 2", st.Info["restored_members"], st.Notes)
 			}
 			members, _ := st.Info["members"].([]any)
