@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,8 @@ const goldenFile = "testdata/small_run.golden.json"
 
 // smallRun exercises every section of the report on the embedded datasets, in a second: the
 // digits (images) with an MLP trained with lr = "auto" and monitoring (it stops early after 4
-// epochs and restores the third's weights), and an ensemble of two
-// members; breast cancer (binary: ROC and PR) with masked labels and two pseudo-label rounds;
+// epochs and restores the third's weights), an ensemble of two members, and a search of 4
+// trials in 2 zoom rounds; breast cancer (binary: ROC and PR) with masked labels and two pseudo-label rounds;
 // diabetes (regression).
 const smallRun = `
 [pipeline]
@@ -68,6 +69,18 @@ train = "dscale.train"
 val = "dscale.val"
 members = 2
 member = { layers = [ { dense = 8 } ], epochs = 2 }
+
+[stages.tune]
+kind = "search"
+train = "dscale.train"
+val = "dscale.val"
+base = { layers = [ { dense = 8 } ], epochs = 2 }
+space = { "optimizer.lr" = { log_uniform = [1e-3, 3e-2] },
+          "optimizer.name" = { choice = ["adam", "sgd"] },
+          "optimizer.momentum" = { uniform = [0.8, 0.99], when = { "optimizer.name" = "sgd" } } }
+trials = 4
+rounds = 2
+prune = { method = "asha", min_epochs = 1, reduction = 2 }
 
 [stages.deval]
 kind = "evaluate"
@@ -177,8 +190,11 @@ func build(t *testing.T, dir string) *report.Report {
 
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
+// configObjective is the objective at the end of a search's best config's first line.
+var configObjective = regexp.MustCompile(`\A[^\n]*= ([-+0-9.eE]+)\n`)
+
 // stable is the report's JSON with what differs between runs of the same config taken out:
-// the clock (generated, started, seconds, durations), the run id and directory, the config
+// the clock (generated, started, seconds, durations, a search's trial times), the run id and directory, the config
 // hash (checked for its form), the overrides, pipe's version and the machine (go version,
 // GEMM kernel, host, workers).
 func stable(t *testing.T, r *report.Report, dir string) []byte {
@@ -206,6 +222,20 @@ func stable(t *testing.T, r *report.Report, dir string) []byte {
 	c.Stages = append([]report.Stage(nil), c.Stages...)
 	for i := range c.Stages {
 		c.Stages[i].Seconds = 0
+		if sr := c.Stages[i].Search; sr != nil {
+			sc := *sr
+			sc.Trials = append([]report.SearchTrial(nil), sr.Trials...)
+			for j := range sc.Trials {
+				sc.Trials[j].Start, sc.Trials[j].Seconds = 0, 0
+			}
+			// The objective in the config's first line, to 6 digits as the numbers are compared.
+			if m := configObjective.FindStringSubmatchIndex(sc.BestConfig); m != nil {
+				if v, err := strconv.ParseFloat(sc.BestConfig[m[2]:m[3]], 64); err == nil {
+					sc.BestConfig = sc.BestConfig[:m[2]] + strconv.FormatFloat(v, 'g', 6, 64) + sc.BestConfig[m[3]:]
+				}
+			}
+			c.Stages[i].Search = &sc
+		}
 	}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {

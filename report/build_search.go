@@ -38,7 +38,7 @@ const (
 var TrialsFixedColumns = []string{TrialsColTrial, TrialsColRound, TrialsColStatus, TrialsColEpochs, TrialsColBestEpoch, TrialsColObjective, TrialsColSeconds, TrialsColStart, TrialsColError}
 
 // searchSection reads a search stage's trials.csv and its manifest info (objective,
-// maximize, best_trial, space, regions) into its section; nil when the stage has no
+// maximize, best_trial, space, regions, best_config) into its section; nil when the stage has no
 // trials.csv.
 func searchSection(dir string, s *pipeline.StageManifest) (*Search, error) {
 	f, err := os.Open(filepath.Join(dir, TrialsFile))
@@ -132,6 +132,7 @@ func searchSection(dir string, s *pipeline.StageManifest) (*Search, error) {
 	sr.BestSoFar = bestSoFar(sr)
 	sr.Effects, sr.Parallel = effects(sr)
 	sr.Rounds = searchRounds(s.Info["regions"])
+	sr.BestConfig = jsonString(s.Info["best_config"])
 	return sr, nil
 }
 

@@ -24,7 +24,8 @@ func searchRun(t *testing.T, trials string) string {
 			{"name": "optimizer.name", "dist": "choice", "labels": ["adam", "sgd"]}],
 		"regions": [
 			{"round": 0, "ranges": {"optimizer.lr": [0.001, 0.03]}, "weights": {"optimizer.name": [0.5, 0.5]}},
-			{"round": 1, "ranges": {"optimizer.lr": [0.002, 0.01]}, "weights": {"optimizer.name": [0.75, 0.25]}}]}`), &info)
+			{"round": 1, "ranges": {"optimizer.lr": [0.002, 0.01]}, "weights": {"optimizer.name": [0.75, 0.25]}}],
+		"best_config": "[stages.model]\nkind = \"train\"\noptimizer = { lr = 0.005, name = \"adam\" }\n"}`), &info)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ const searchTrialsCSV = `trial,round,status,layers.*.dropout,optimizer.lr,optimi
 // among the completed trials (a pruned trial's partial value does not count, a failed trial
 // has none), each parameter against the objective (a choice at its label's index, a trial
 // without the parameter left out), the parallel coordinates with null where a trial lacks a
-// parameter, and the zoom rounds' regions.
+// parameter, the zoom rounds' regions, and the best trial's config to paste.
 func TestSearchSection(t *testing.T) {
 	r, err := Build(searchRun(t, searchTrialsCSV))
 	if err != nil {
@@ -90,6 +91,9 @@ func TestSearchSection(t *testing.T) {
 	}
 	if len(sr.Rounds) != 2 || sr.Rounds[1].Ranges["optimizer.lr"] != [2]float64{0.002, 0.01} || !reflect.DeepEqual(sr.Rounds[1].Weights["optimizer.name"], []float64{0.75, 0.25}) {
 		t.Errorf("rounds %+v", sr.Rounds)
+	}
+	if want := "[stages.model]\nkind = \"train\"\noptimizer = { lr = 0.005, name = \"adam\" }\n"; sr.BestConfig != want {
+		t.Errorf("best config %q, want the manifest's %q", sr.BestConfig, want)
 	}
 	// The section encodes to JSON (a NaN would not).
 	if _, err := json.Marshal(r); err != nil {

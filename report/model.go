@@ -276,6 +276,9 @@ type Search struct {
 	Parallel Parallel `json:"parallel"`
 	// Rounds are the regions the zoom rounds sampled (round 0: the full space).
 	Rounds []SearchRound `json:"rounds,omitempty"`
+	// BestConfig is the best trial's config as a stage in TOML, to paste into a pipeline (the
+	// manifest's info.best_config; "" for a run without it).
+	BestConfig string `json:"best_config,omitempty"`
 }
 
 // SearchParam is one parameter of a search space.

@@ -48,6 +48,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"barWidth":    barWidth,
 	"statusClass": statusClass,
 	"splits":      biasVarSplits,
+	"search":      searchSummary,
 	"hasKey":      func(m map[string]float64, k string) bool { _, ok := m[k]; return ok },
 }).Parse(pageTemplate))
 

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,7 +22,8 @@ const hostileNote = `a note with </script><script>alert("x")</script> & <!-- in 
 // range test, monitoring (heatmaps, dead-ReLU share, gradient norm, update ratios with their
 // band) and its summary; an ensemble; pseudo-label rounds; an evaluation of classes (confusion
 // matrix, per-class scores, reliability, worst rows with images), of a binary task (ROC, PR)
-// and of a regression (scatter, residuals); the bias/variance table; a skipped stage. Its
+// and of a regression (scatter, residuals); the bias/variance table; a skipped stage; a search
+// (fixtureSearch). Its
 // numbers come from fixed formulas and a seeded PCG, so every call returns the same report.
 func fixtureReport() *Report {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -43,9 +45,10 @@ func fixtureReport() *Report {
 		{"load", "dataset", "succeeded"}, {"split", "split", "succeeded"}, {"normalize", "normalize", "succeeded"},
 		{"model", "train", "succeeded"}, {"bag", "ensemble", "degraded"}, {"selftrain", "pseudo_label", "succeeded"},
 		{"eval", "evaluate", "succeeded"}, {"house", "evaluate", "succeeded"}, {"export", "write", "skipped"},
+		{"tune", "search", "succeeded"},
 	}
 	layer := map[string][2]int{"load": {0, 0}, "split": {1, 0}, "normalize": {2, 0}, "model": {3, 0}, "bag": {3, 1},
-		"selftrain": {3, 2}, "eval": {4, 0}, "house": {4, 1}, "export": {5, 0}}
+		"selftrain": {3, 2}, "eval": {4, 0}, "house": {4, 1}, "export": {5, 0}, "tune": {3, 3}}
 	for i, s := range stages {
 		secs := 0.4 + float64(i%4)*3.1
 		r.Run.Durations = append(r.Run.Durations, StageDuration{Stage: s.name, Kind: s.kind, Status: s.status, Seconds: secs, Waited: float64(i) * 0.7, Cached: s.name == "load"})
@@ -56,6 +59,7 @@ func fixtureReport() *Report {
 		{"normalize.train", "model.train"}, {"normalize.val", "model.val"}, {"normalize.train", "bag.train"},
 		{"normalize.train", "selftrain.train"}, {"model.model", "eval.models"}, {"bag.model", "eval.models"},
 		{"normalize.test", "house.tables"}, {"eval.report", "export.input"},
+		{"normalize.train", "tune.train"}, {"normalize.val", "tune.val"},
 	}
 	stage := func(i int) Stage {
 		s := stages[i]
@@ -111,8 +115,130 @@ func fixtureReport() *Report {
 	export := stage(8)
 	export.Notes = []string{"skipped: an input stage was degraded"}
 
-	r.Stages = []Stage{load, split, normalize, model, bag, self, eval, house, export}
+	tune := stage(9)
+	tune.Search = fixtureSearch(rng)
+	tune.Metrics = map[string]float64{"val_accuracy": tune.Search.Trials[tune.Search.Best].objective(), "trials_completed": 0, "trials_pruned": 0, "trials_failed": 0}
+	for _, t := range tune.Search.Trials {
+		tune.Metrics["trials_"+t.Status]++
+	}
+	tune.Warnings = []string{"2 of 24 trials failed (the first: trial 5: loss is NaN at epoch 2)"}
+
+	r.Stages = []Stage{load, split, normalize, model, bag, self, eval, house, export, tune}
 	return r
+}
+
+// objective is the trial's objective, NaN when it has none.
+func (t SearchTrial) objective() float64 {
+	if t.Objective == nil {
+		return math.NaN()
+	}
+	return *t.Objective
+}
+
+// fixtureSearch is a search of 24 trials in 3 zoom rounds, maximising val_accuracy, with a
+// parameter of every distribution (uniform, log_uniform, int, log_int, choice) and one that
+// exists only when optimizer.name is sgd; trials completed, pruned and failed, run by two
+// workers. Its best-so-far curve, parameter effects and parallel coordinates are made as
+// Build makes them.
+func fixtureSearch(rng *rand.Rand) *Search {
+	sr := &Search{Objective: "val_accuracy", Maximize: true, Params: []SearchParam{
+		{Name: "layers.*.dropout", Dist: "uniform", Lo: 0, Hi: 0.5},
+		{Name: "layers.0.dense", Dist: "int", Lo: 16, Hi: 256},
+		{Name: "batch_size", Dist: "log_int", Lo: 16, Hi: 512},
+		{Name: "optimizer.lr", Dist: "log_uniform", Lo: 1e-4, Hi: 3e-2},
+		{Name: "optimizer.momentum", Dist: "uniform", Lo: 0.8, Hi: 0.99},
+		{Name: "optimizer.name", Dist: "choice", Labels: []string{"adam", "sgd", "rmsprop"}},
+	}}
+	// Each round samples a narrower region around the best trials so far.
+	regions := []SearchRound{
+		{Round: 0, Ranges: map[string][2]float64{"layers.*.dropout": {0, 0.5}, "layers.0.dense": {16, 256}, "batch_size": {16, 512}, "optimizer.lr": {1e-4, 3e-2}, "optimizer.momentum": {0.8, 0.99}},
+			Weights: map[string][]float64{"optimizer.name": {1.0 / 3, 1.0 / 3, 1.0 / 3}}},
+		{Round: 1, Ranges: map[string][2]float64{"layers.*.dropout": {0.05, 0.35}, "layers.0.dense": {64, 230}, "batch_size": {24, 200}, "optimizer.lr": {4e-4, 8e-3}, "optimizer.momentum": {0.85, 0.97}},
+			Weights: map[string][]float64{"optimizer.name": {0.5, 0.25, 0.25}}},
+		{Round: 2, Ranges: map[string][2]float64{"layers.*.dropout": {0.08, 0.22}, "layers.0.dense": {120, 210}, "batch_size": {32, 96}, "optimizer.lr": {1e-3, 4e-3}, "optimizer.momentum": {0.88, 0.95}},
+			Weights: map[string][]float64{"optimizer.name": {0.6, 0.2, 0.2}}},
+	}
+	sr.Rounds = regions
+	draw := func(rg SearchRound, name string, log bool) float64 {
+		lo, hi := rg.Ranges[name][0], rg.Ranges[name][1]
+		if log {
+			return math.Exp(math.Log(lo) + rng.Float64()*(math.Log(hi)-math.Log(lo)))
+		}
+		return lo + rng.Float64()*(hi-lo)
+	}
+	workers := []float64{0, 0} // when each worker is free, in seconds after the search's start
+	roundStart := 0.0
+	for i := range 24 {
+		round := i / 8
+		if i%8 == 0 && i > 0 {
+			roundStart = math.Max(workers[0], workers[1]) // a round starts when the one before has ended
+		}
+		rg := regions[round]
+		dropout, lr := draw(rg, "layers.*.dropout", false), draw(rg, "optimizer.lr", true)
+		dense, batch := math.Round(draw(rg, "layers.0.dense", false)), math.Round(draw(rg, "batch_size", true))
+		opt, u := 0, rng.Float64()
+		for w := rg.Weights["optimizer.name"]; opt < len(w)-1 && u >= w[opt]; opt++ {
+			u -= w[opt]
+		}
+		t := SearchTrial{Index: i, Round: round, Params: map[string]string{
+			"layers.*.dropout": strconv.FormatFloat(dropout, 'g', -1, 64), "layers.0.dense": strconv.Itoa(int(dense)),
+			"batch_size": strconv.Itoa(int(batch)), "optimizer.lr": strconv.FormatFloat(lr, 'g', -1, 64),
+			"optimizer.name": sr.Params[5].Labels[opt],
+		}}
+		if opt == 1 {
+			t.Params["optimizer.momentum"] = strconv.FormatFloat(draw(rg, "optimizer.momentum", false), 'g', -1, 64)
+		}
+		// Accuracy peaks near lr 2e-3, dropout 0.15 and a wide first layer; sgd is a little worse.
+		acc := 0.975 - 0.045*math.Pow(math.Log10(lr)+2.7, 2) - 0.3*math.Pow(dropout-0.15, 2) - 8e-5*(256-dense)/2 - 0.01*float64(opt%2) + 0.004*rng.NormFloat64()
+		t.Status, t.EpochsRun, t.BestEpoch = "completed", 30, 24+rng.IntN(7)
+		switch {
+		case i == 5 || i == 14:
+			t.Status, t.EpochsRun, t.BestEpoch, t.Error = "failed", 2, 0, "loss is NaN at epoch 2"
+		case acc < 0.955:
+			t.Status, t.EpochsRun = "pruned", []int{3, 9}[i%2]
+			acc -= 0.08 * 3 / float64(t.EpochsRun)
+			t.BestEpoch = t.EpochsRun
+		}
+		if t.Status != "failed" {
+			v := math.Round(acc*1e4) / 1e4
+			t.Objective = &v
+		}
+		t.Seconds = math.Round((0.12*float64(t.EpochsRun)*(dense/128)*(64/batch+0.5)+0.05)*1000) / 1000
+		w := 0
+		if workers[1] < workers[0] {
+			w = 1
+		}
+		t.Start = math.Round(math.Max(workers[w], roundStart)*1000) / 1000
+		workers[w] = t.Start + t.Seconds
+		sr.Trials = append(sr.Trials, t)
+	}
+	sr.Best = -1
+	for _, t := range sr.Trials {
+		if t.Status == "completed" && (sr.Best < 0 || sr.better(*t.Objective, *sr.Trials[sr.Best].Objective)) {
+			sr.Best = t.Index
+		}
+	}
+	sr.BestSoFar = bestSoFar(sr)
+	sr.Effects, sr.Parallel = effects(sr)
+	sr.BestConfig = fixtureBestConfig(sr)
+	return sr
+}
+
+// fixtureBestConfig writes the best trial's parameters as the search stage writes its
+// best_config: a train stage reading the search's inputs.
+func fixtureBestConfig(sr *Search) string {
+	b := sr.Trials[sr.Best]
+	p := b.Params
+	var opt []string
+	if m, ok := p["optimizer.momentum"]; ok {
+		opt = append(opt, "momentum = "+m)
+	}
+	opt = append(opt, "lr = "+p["optimizer.lr"], "name = "+strconv.Quote(p["optimizer.name"]))
+	return fmt.Sprintf("# the best trial of search stage \"tune\": trial %d (round %d), %s = %s\n", b.Index, b.Round, sr.Objective, formatNumber(*b.Objective)) +
+		"[stages.model]\nkind = \"train\"\ntrain = \"normalize.train\"\nval = \"normalize.val\"\n" +
+		"batch_size = " + p["batch_size"] + "\nepochs = 30\n" +
+		"layers = [ { dense = " + p["layers.0.dense"] + ", dropout = " + p["layers.*.dropout"] + " }, { dense = 64, dropout = " + p["layers.*.dropout"] + " } ]\n" +
+		"optimizer = { " + strings.Join(opt, ", ") + " }\n"
 }
 
 func seq(from, to int) []float64 {

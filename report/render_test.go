@@ -219,7 +219,7 @@ func TestChartsReferToTheirData(t *testing.T) {
 			t.Errorf("chart %s: no data at %s", c[1], c[2])
 		}
 	}
-	for _, k := range []string{"curve", "range", "heatmap", "reliability", "roc", "pr", "scatter", "bars", "ensemble", "rounds"} {
+	for _, k := range []string{"curve", "range", "heatmap", "reliability", "roc", "pr", "scatter", "bars", "ensemble", "rounds", "trials", "bestsofar", "effect", "parallel"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s chart in the fixture's page", k)
 		}
@@ -255,6 +255,8 @@ func TestPageSections(t *testing.T) {
 			"training": s.Training != nil, "monitoring": s.Monitoring != nil, "summary": s.Summary != nil,
 			"evaluation": len(s.Evaluation) > 0, "bias-variance": len(s.BiasVar) > 0, "ensemble": s.Ensemble != nil,
 			"rounds": len(s.Rounds) > 0, "warnings": len(s.Warnings) > 0, "notes": len(s.Notes) > 0, "metrics": len(s.Metrics) > 0,
+			"search": s.Search != nil, "search-trials": s.Search != nil, "search-rounds": s.Search != nil && len(s.Search.Rounds) > 0,
+			"search-best": s.Search != nil && s.Search.BestConfig != "",
 		}
 		for part, want := range has {
 			if got := strings.Contains(body, `data-part="`+part+`"`); got != want {
