@@ -150,6 +150,7 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 		mu.Lock()
 		hb = heartbeat{Checkpoint: key, Name: name}
 		mu.Unlock()
+		beat() // at once: a worker that dies next leaves this checkpoint to the next attempt
 	}
 	if a.logOut != nil {
 		opts.LogWriter = a.logOut

@@ -1,0 +1,380 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pipe-ml/pipe/internal/temporaltest"
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+// The Temporal engine, tested as a user runs it: a real Temporal dev server (the CLI that
+// ./run.sh test builds), `pipe worker` processes and `pipe run --engine temporal`.
+
+// maxPayload is the most pipe may send through Temporal in one payload (Temporal's limit is
+// 2 MB, with a warning above 256 KB): pipe sends keys and small records only.
+const maxPayload = 64 << 10
+
+// worker is a `pipe worker` process.
+type worker struct {
+	cmd *exec.Cmd
+	out *syncBuffer
+}
+
+// startWorker starts `pipe worker` against srv and store; it is stopped when the test ends.
+func startWorker(t *testing.T, bin string, srv *temporaltest.Server, store, identity string, extra ...string) *worker {
+	t.Helper()
+	args := append([]string{"worker", "--temporal", srv.HostPort(), "--store", store, "--identity", identity, "--log-format", "json", "--work-dir", t.TempDir()}, extra...)
+	cmd := exec.Command(bin, args...)
+	w := &worker{cmd: cmd, out: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = w.out, w.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		}
+		if t.Failed() {
+			t.Logf("worker %s:\n%s", identity, tail(w.out.String(), 40))
+		}
+	})
+	return w
+}
+
+func (w *worker) kill() {
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runManifest reads a run directory's manifest.
+func runManifest(t *testing.T, dir string) *pipeline.Manifest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := pipeline.ReadManifest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sameRuns checks that two runs have the same metrics in every stage and the same files in
+// the given stage subdirectories, bit for bit.
+func sameRuns(t *testing.T, got, want string, dirs ...string) {
+	t.Helper()
+	mg, mw := runManifest(t, got), runManifest(t, want)
+	if mg.Status != pipeline.StatusSucceeded || mw.Status != pipeline.StatusSucceeded {
+		t.Fatalf("statuses %s (%s) and %s (%s)", mg.Status, mg.Error, mw.Status, mw.Error)
+	}
+	for _, n := range mw.StageOrder {
+		if !reflect.DeepEqual(mg.Stages[n].Metrics, mw.Stages[n].Metrics) {
+			t.Errorf("stage %s: metrics differ:\ntemporal %v\nlocal    %v", n, mg.Stages[n].Metrics, mw.Stages[n].Metrics)
+		}
+	}
+	for _, d := range dirs {
+		files := 0
+		filepath.WalkDir(filepath.Join(want, d), func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || e.Name() == "bundle.json" { // bundle.json names its run
+				return err
+			}
+			rel, _ := filepath.Rel(want, path)
+			a, _ := os.ReadFile(path)
+			b, err := os.ReadFile(filepath.Join(got, rel))
+			if err != nil || !bytes.Equal(a, b) {
+				t.Errorf("%s differs between the Temporal and the local run (%v)", rel, err)
+			}
+			files++
+			return nil
+		})
+		if files == 0 {
+			t.Errorf("no files in %s of the local run", d)
+		}
+	}
+}
+
+// TestTemporalRunIsTheLocalRun runs pipelines/digits-ensemble.toml on three workers through a
+// real Temporal server: the same metrics, bundle, member histories and predictions as a local
+// run, bit for bit; the members spread over the workers; the manifest names the workflow; no
+// payload is over 64 KB; and a second run reads every stage back from the store.
+func TestTemporalRunIsTheLocalRun(t *testing.T) {
+	bin := pipeBinary(t)
+	srv := temporaltest.Start(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	for i := range 3 {
+		startWorker(t, bin, srv, store, fmt.Sprintf("w%d", i+1))
+	}
+	file := filepath.Join("..", "pipelines", "digits-ensemble.toml")
+	local := filepath.Join(dir, "local")
+	if out, err := exec.Command(bin, "run", file, "--out", local, "--store", filepath.Join(dir, "local-store"), "--no-progress", "--no-report").CombinedOutput(); err != nil {
+		t.Fatalf("local run: %v\n%s", err, out)
+	}
+	remote := filepath.Join(dir, "remote")
+	out, err := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress").CombinedOutput()
+	if err != nil {
+		t.Fatalf("temporal run: %v\n%s", err, out)
+	}
+	sameRuns(t, remote, local, "stages/members/bundle", "stages/members/members", "stages/eval")
+	m := runManifest(t, remote)
+	if m.Remote == nil || m.Remote.Engine != "temporal" || !strings.HasPrefix(m.Remote.WorkflowID, "pipe-digits-ensemble-") {
+		t.Fatalf("manifest remote: %+v", m.Remote)
+	}
+	if m.Remote.MaxPayloadBytes <= 0 || m.Remote.MaxPayloadBytes > maxPayload {
+		t.Errorf("largest payload %d bytes, want (0, %d]", m.Remote.MaxPayloadBytes, maxPayload)
+	}
+	t.Logf("largest payload: %d bytes", m.Remote.MaxPayloadBytes)
+	workers := map[string]bool{}
+	for _, p := range m.Stages["members"].Remote.Parts {
+		workers[p.Worker] = true
+	}
+	if len(m.Stages["members"].Remote.Parts) != 8 || len(workers) < 2 {
+		t.Errorf("members: %d parts on workers %v; want 8 parts spread over the workers", len(m.Stages["members"].Remote.Parts), workers)
+	}
+	for _, n := range m.StageOrder {
+		if st := m.Stages[n]; st.Cached || st.Remote == nil || st.Remote.Worker == "" {
+			t.Errorf("stage %s: cached %v, remote %+v: want it run by a worker", n, st.Cached, st.Remote)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(remote, "report.html")); err != nil {
+		t.Errorf("no report: %v", err)
+	}
+
+	again := filepath.Join(dir, "again")
+	if out, err := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", again, "--no-progress", "--no-report").CombinedOutput(); err != nil {
+		t.Fatalf("second temporal run: %v\n%s", err, out)
+	}
+	for n, st := range runManifest(t, again).Stages {
+		if !st.Cached {
+			t.Errorf("second run: stage %s ran again instead of being read back from the store", n)
+		}
+	}
+}
+
+// killPipeline trains two members long enough to be killed in the middle (no early stopping).
+const killPipeline = `
+[pipeline]
+name = "kill-members"
+seed = 3
+workers = 1
+[pipeline.temporal]
+heartbeat_timeout = "3s"
+retry_interval = "200ms"
+[stages.load]
+kind = "dataset"
+name = "digits"
+[stages.split]
+kind = "split"
+input = "load"
+[stages.scale]
+kind = "normalize"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+[stages.members]
+kind = "ensemble"
+train = "scale.train"
+val = "scale.val"
+members = 2
+bootstrap = true
+member = { layers = [ { dense = 256 }, { dense = 256 } ], epochs = %d, early_stopping = false }
+[stages.eval]
+kind = "evaluate"
+models = ["members.ensemble"]
+tables = ["scale.test"]
+`
+
+// waitFor polls cond every 50 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// checkpointsIn lists the member checkpoints in a file store.
+func checkpointsIn(store string) []string {
+	var out []string
+	filepath.WalkDir(filepath.Join(store, "checkpoints"), func(path string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && strings.HasSuffix(e.Name(), ".ckpt") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestTemporalWorkerKilled kills the only worker with SIGKILL while both members train, after
+// their first checkpoints; two new workers take the members over from their checkpoints (not
+// from epoch 0), and the results are those of a local run, bit for bit.
+func TestTemporalWorkerKilled(t *testing.T) {
+	bin := pipeBinary(t)
+	srv := temporaltest.Start(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	file := filepath.Join(dir, "kill.toml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, killPipeline, 30), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(dir, "local")
+	if out, err := exec.Command(bin, "run", file, "--out", local, "--store", filepath.Join(dir, "local-store"), "--no-progress", "--no-report").CombinedOutput(); err != nil {
+		t.Fatalf("local run: %v\n%s", err, out)
+	}
+
+	first := startWorker(t, bin, srv, store, "doomed", "--workers", "2")
+	remote := filepath.Join(dir, "remote")
+	client := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report")
+	var cout syncBuffer
+	client.Stdout, client.Stderr = &cout, &cout
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(2*time.Minute, func() bool { return len(checkpointsIn(store)) == 2 }) {
+		client.Process.Kill()
+		t.Fatalf("no checkpoint of both members in the store; client:\n%s\nworker:\n%s", cout.String(), tail(first.out.String(), 30))
+	}
+	first.kill()
+	startWorker(t, bin, srv, store, "heir1")
+	startWorker(t, bin, srv, store, "heir2")
+	if err := client.Wait(); err != nil {
+		t.Fatalf("temporal run: %v\n%s", err, cout.String())
+	}
+	sameRuns(t, remote, local, "stages/members/bundle", "stages/members/members", "stages/eval")
+	m := runManifest(t, remote)
+	for _, p := range m.Stages["members"].Remote.Parts {
+		if p.Worker == "doomed" || p.Attempts < 2 {
+			t.Errorf("member %d: finished by %s in %d attempts; want a second attempt on another worker", p.Part, p.Worker, p.Attempts)
+		}
+		if want := fmt.Sprintf("member_%02d.ckpt (epoch ", p.Part); len(p.Resumed) == 0 || !strings.HasPrefix(p.Resumed[0], want) || strings.Contains(p.Resumed[0], "(epoch 0)") {
+			t.Errorf("member %d: resumed %q; want it to continue from its checkpoint, not from epoch 0", p.Part, p.Resumed)
+		}
+	}
+	t.Logf("members: %+v", m.Stages["members"].Remote.Parts)
+}
+
+// TestTemporalServerRestart kills the Temporal server while the members train and starts it
+// again on its database: the run continues and ends as a local run does.
+func TestTemporalServerRestart(t *testing.T) {
+	bin := pipeBinary(t)
+	srv := temporaltest.Start(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	file := filepath.Join(dir, "restart.toml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, killPipeline, 20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(dir, "local")
+	if out, err := exec.Command(bin, "run", file, "--out", local, "--store", filepath.Join(dir, "local-store"), "--no-progress", "--no-report").CombinedOutput(); err != nil {
+		t.Fatalf("local run: %v\n%s", err, out)
+	}
+	startWorker(t, bin, srv, store, "w1", "--workers", "2")
+	remote := filepath.Join(dir, "remote")
+	client := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report")
+	var cout syncBuffer
+	client.Stdout, client.Stderr = &cout, &cout
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(2*time.Minute, func() bool { return len(checkpointsIn(store)) > 0 }) {
+		client.Process.Kill()
+		t.Fatalf("no checkpoint in the store; client:\n%s", cout.String())
+	}
+	srv.Kill()
+	time.Sleep(time.Second)
+	if err := srv.Restart(); err != nil {
+		client.Process.Kill()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- client.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("temporal run across a server restart: %v\n%s", err, cout.String())
+		}
+	case <-time.After(4 * time.Minute):
+		client.Process.Kill()
+		t.Fatalf("the run did not end after the server restarted:\n%s", cout.String())
+	}
+	sameRuns(t, remote, local, "stages/members/bundle", "stages/eval")
+}
+
+// TestTemporalCancel interrupts the client (SIGINT) while the members train: the workflow and
+// its activities are canceled, the run directory says canceled, and pipe exits 130.
+func TestTemporalCancel(t *testing.T) {
+	bin := pipeBinary(t)
+	srv := temporaltest.Start(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	file := filepath.Join(dir, "cancel.toml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, killPipeline, 400), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, bin, srv, store, "w1", "--workers", "2")
+	remote := filepath.Join(dir, "remote")
+	client := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report")
+	var cout syncBuffer
+	client.Stdout, client.Stderr = &cout, &cout
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(2*time.Minute, func() bool { return len(checkpointsIn(store)) > 0 }) {
+		client.Process.Kill()
+		t.Fatalf("no checkpoint in the store; client:\n%s", cout.String())
+	}
+	client.Process.Signal(syscall.SIGINT)
+	err := client.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != pipeline.ExitCanceled {
+		t.Fatalf("canceled run: %v, want exit %d\n%s", err, pipeline.ExitCanceled, cout.String())
+	}
+	m := runManifest(t, remote)
+	if m.Status != pipeline.StatusCanceled || m.Stages["members"].Status != pipeline.StatusCanceled || m.Stages["eval"].Status == pipeline.StatusSucceeded {
+		t.Fatalf("canceled run: status %s, members %s, eval %s", m.Status, m.Stages["members"].Status, m.Stages["eval"].Status)
+	}
+	// The worker saw the cancellation: its activities ended, it trains nothing more.
+	if !waitFor(30*time.Second, func() bool { return strings.Count(w.out.String(), `"message":"canceled"`) >= 2 }) {
+		t.Errorf("the worker's member activities were not canceled:\n%s", tail(w.out.String(), 20))
+	}
+	c := srv.Dial(t)
+	desc, err := c.DescribeWorkflowExecution(context.Background(), m.Remote.WorkflowID, m.Remote.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := desc.GetWorkflowExecutionInfo().GetStatus().String(); s != "Canceled" {
+		t.Errorf("workflow status %s, want Canceled", s)
+	}
+}
+
