@@ -377,4 +377,3 @@ func TestTemporalCancel(t *testing.T) {
 		t.Errorf("workflow status %s, want Canceled", s)
 	}
 }
-

@@ -125,7 +125,7 @@ func (e *Engine) Run(ctx context.Context, p *pipeline.Pipeline, opts pipeline.Ru
 	if err != nil {
 		res = &RunResult{Error: err.Error()}
 	}
-	remote := &pipeline.RemoteRun{Error: res.Error,Engine: "temporal", Address: e.Address, Namespace: e.Namespace, TaskQueue: e.queue(),
+	remote := &pipeline.RemoteRun{Error: res.Error, Engine: "temporal", Address: e.Address, Namespace: e.Namespace, TaskQueue: e.queue(),
 		WorkflowID: run.GetID(), RunID: run.GetRunID(), Seconds: time.Since(begin).Seconds(), Canceled: canceled,
 		MaxPayloadBytes: max(res.MaxPayloadBytes, e.meter.max()), Stages: res.Stages}
 	opts.Remote = remote
