@@ -97,7 +97,7 @@ func s3Hint(err error, bucket string) string {
 	switch {
 	case errors.As(err, &api) && api.ErrorCode() == "NoSuchBucket":
 		return fmt.Sprintf(" (the bucket %q does not exist on this server: pipe does not create buckets; create it, or correct the URL, its region= or endpoint=)", bucket)
-	case strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "no EC2 IMDS role") || strings.Contains(msg, "static credentials are empty"):
+	case strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "failed to refresh cached credentials") || strings.Contains(msg, "no EC2 IMDS role") || strings.Contains(msg, "static credentials are empty"):
 		return " (no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or give the machine a role)"
 	case strings.Contains(msg, "Invalid region"):
 		return " (give the bucket's region: region=us-east-1 in the URL, or AWS_REGION)"
