@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -189,5 +190,27 @@ func TestS3Multipart(t *testing.T) {
 	}
 	if got := srv.Keys(t, "pipe"); !reflect.DeepEqual(got, []string{"big/stages/k/table.ipc"}) {
 		t.Errorf("keys in the bucket %q, want the whole object alone", got)
+	}
+}
+
+// TestS3ListPages: S3 lists at most 1000 keys a request; List (and so gc) sees every object.
+func TestS3ListPages(t *testing.T) {
+	ctx := context.Background()
+	srv := storetest.S3(t, "pipe")
+	s, err := Open(ctx, srv.URL("pipe", "many"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 1203
+	for i := range n {
+		put(t, s, fmt.Sprintf("stages/k%04d/entry.json", i), []byte("x"))
+	}
+	objs, err := s.List(ctx, "stages/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != n || objs[0].Key != "stages/k0000/entry.json" || objs[n-1].Key != fmt.Sprintf("stages/k%04d/entry.json", n-1) {
+		t.Errorf("List: %d objects, want %d", len(objs), n)
 	}
 }
