@@ -146,7 +146,7 @@ func TestGCCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"gc", "--runs", runs, "--store", "s3://bucket/x"}, "Temporal executor"},
+		{[]string{"gc", "--runs", runs, "--store", "gs://bucket/x"}, "unknown scheme"},
 		{[]string{"gc", "--runs", runs, "--store", filepath.Join(runs, "nostore")}, "no such file"},
 		{[]string{"gc", "--runs", filepath.Join(runs, "typo"), "--store", storeDir, "--max-size", "0"}, "typo"},
 		{[]string{"gc", "--runs", runs, "--max-size", "lots"}, "not a byte size"},

@@ -661,7 +661,7 @@ func pipelineSpec() []Field {
 		{Name: "seed", Type: TypeInt, Default: int64(0), Min: Bound(0), Doc: "The run seed. Every random step derives its own seed from (seed, stage, index)."},
 		{Name: "workers", Type: TypeInt, Default: int64(0), Min: Bound(0), Doc: "The run-wide CPU budget shared by concurrent stages, ensemble members and GEMM threads. 0 means the number of cores."},
 		{Name: "memory_budget", Type: TypeSize, Default: "2GiB", Doc: "Table data held in memory before tables spill to Arrow IPC files in the run directory."},
-		{Name: "store", Type: TypeString, Doc: "The stage store, which keeps every finished stage's outputs under a content key so that a later run reuses them (the cache): a directory (relative to the pipeline file) or a URL (`file:///abs/dir`, `mem://`). `pipe run --store` overrides it. Default: `.store` in the runs directory (runs/.store)."},
+		{Name: "store", Type: TypeString, Doc: "The stage store, which keeps every finished stage's outputs under a content key so that a later run reuses them (the cache): a directory (relative to the pipeline file) or a URL (`file:///abs/dir`, `s3://bucket/prefix?region=...&endpoint=...`, `mem://`). `pipe run --store` overrides it. Default: `.store` in the runs directory (runs/.store)."},
 		{Name: "store_max_size", Type: TypeSize, Doc: "After a run, the stage store is trimmed to this size, as `pipe gc` does: entries that neither the run nor any run under the runs directory refers to are removed, oldest first. Default: the store's own limit, 20GiB (store.DefaultMaxBytes)."},
 		{Name: "temporal", Type: TypeTable, Fields: append(temporalFields(), Field{Name: "kinds", Type: TypeTable,
 			Elem: &Field{Type: TypeTable, Fields: temporalFields()},

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"gocloud.dev/blob"
@@ -24,12 +25,15 @@ import (
 )
 
 // Bucket is a stage store on top of a gocloud.dev/blob bucket: a local directory (the fileblob
-// driver) or memory (memblob). It implements pipeline.Store and is safe for concurrent use, also
-// by several processes that share one directory.
+// driver), memory (memblob) or an S3 bucket, or a prefix in one, on AWS or an S3-compatible
+// server (s3blob). It implements pipeline.Store and is safe for concurrent use, also by several
+// processes (on several machines, for S3) that share one store.
 type Bucket struct {
 	url string // as given to Open
-	dir string // the absolute directory of a file store; "" for memory
-	b   *blob.Bucket
+	dir string // the absolute directory of a file store; "" for memory and S3
+	// s3 is the bucket name of an S3 store, "" otherwise.
+	s3 string
+	b  *blob.Bucket
 }
 
 var _ pipeline.Store = (*Bucket)(nil)
@@ -37,29 +41,43 @@ var _ pipeline.Store = (*Bucket)(nil)
 // Open opens the store at url, creating its directory if needed:
 //
 //   - a path, relative or absolute ("runs/.store"), or "file:///abs/dir": a directory;
+//   - "s3://bucket/prefix?region=...&endpoint=...": the keys under prefix in an S3 bucket, on
+//     AWS or an S3-compatible server (the parameters are in the package documentation); the
+//     bucket must exist (pipe creates no bucket) and the credentials come from the AWS SDK's
+//     usual chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws, a role), never from pipe's files;
 //   - "mem://": a new, empty store in memory, for tests (each Open gives another one).
 //
-// Object storage ("s3://bucket/prefix") comes with pipe's Temporal executor; any other scheme is
-// an error. The caller closes the Bucket.
+// Any other scheme is an error. An S3 store is checked at once (one List request): a bucket
+// that does not exist, or credentials that may not list it, are an error that names the URL.
+// The caller closes the Bucket.
 func Open(ctx context.Context, url string) (*Bucket, error) {
 	return open(ctx, url, true)
 }
 
 // OpenExisting is Open for a store that must exist already: a directory that does not exist is
 // an error wrapping fs.ErrNotExist, and nothing is created (what `pipe gc` wants: a mistyped
-// --store must not look like an empty store).
+// --store must not look like an empty store). For S3 the bucket must exist, as for Open; a
+// prefix under which nothing is stored yet is an empty store (S3 has no directories).
 func OpenExisting(ctx context.Context, url string) (*Bucket, error) {
 	return open(ctx, url, false)
 }
 
-func open(_ context.Context, rawURL string, create bool) (*Bucket, error) {
-	dir, mem, err := parseURL(rawURL)
+func open(ctx context.Context, rawURL string, create bool) (*Bucket, error) {
+	loc, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if mem {
+	switch {
+	case loc.mem:
 		return &Bucket{url: rawURL, b: memblob.OpenBucket(nil)}, nil
+	case loc.s3 != nil:
+		b, err := openS3(ctx, rawURL, loc.s3)
+		if err != nil {
+			return nil, err
+		}
+		return &Bucket{url: rawURL, s3: loc.s3.bucket, b: b}, nil
 	}
+	dir := loc.dir
 	if !create {
 		st, err := os.Stat(dir)
 		if err != nil {
@@ -84,42 +102,55 @@ func open(_ context.Context, rawURL string, create bool) (*Bucket, error) {
 	return &Bucket{url: rawURL, dir: dir, b: b}, nil
 }
 
-// parseURL returns the absolute directory of a file store, or mem for a memory store.
-func parseURL(raw string) (dir string, mem bool, err error) {
+// location is a parsed store URL: one of dir, mem and s3 is set.
+type location struct {
+	dir string // the absolute directory of a file store
+	mem bool
+	s3  *s3Location
+}
+
+const schemes = "a directory, file:///abs/dir, s3://bucket/prefix or mem://"
+
+// parseURL parses a store's location.
+func parseURL(raw string) (location, error) {
 	if strings.TrimSpace(raw) == "" {
-		return "", false, errors.New("store: no location given (a directory, file:///abs/dir or mem://)")
+		return location{}, errors.New("store: no location given (" + schemes + ")")
 	}
 	i := strings.Index(raw, "://")
 	if i < 0 {
 		abs, err := filepath.Abs(raw)
 		if err != nil {
-			return "", false, fmt.Errorf("store %s: %w", raw, err)
+			return location{}, fmt.Errorf("store %s: %w", raw, err)
 		}
-		return abs, false, nil
+		return location{dir: abs}, nil
 	}
 	switch scheme := strings.ToLower(raw[:i]); scheme {
 	case "mem":
-		return "", true, nil
+		return location{mem: true}, nil
 	case "file":
 		u, err := url.Parse(raw)
 		if err != nil {
-			return "", false, fmt.Errorf("store %s: %w", raw, err)
+			return location{}, fmt.Errorf("store %s: %w", raw, err)
 		}
 		if (u.Host != "" && u.Host != "localhost") || !filepath.IsAbs(u.Path) || u.RawQuery != "" {
-			return "", false, fmt.Errorf("store %s: a file URL is file:///absolute/dir (three slashes, no host, no query); write a relative directory as a plain path", raw)
+			return location{}, fmt.Errorf("store %s: a file URL is file:///absolute/dir (three slashes, no host, no query); write a relative directory as a plain path", raw)
 		}
-		return filepath.Clean(u.Path), false, nil
-	case "s3", "gs", "azblob":
-		return "", false, fmt.Errorf("store %s: %s stores come with pipe's Temporal executor (issue #14); use a directory, file:///abs/dir or mem:// for now", raw, scheme)
+		return location{dir: filepath.Clean(u.Path)}, nil
+	case "s3":
+		s3, err := parseS3(raw)
+		if err != nil {
+			return location{}, err
+		}
+		return location{s3: s3}, nil
 	default:
-		return "", false, fmt.Errorf("store %s: unknown scheme %q: a store is a directory, file:///abs/dir or mem://", raw, scheme)
+		return location{}, fmt.Errorf("store %s: unknown scheme %q: a store is %s", raw, scheme, schemes)
 	}
 }
 
 // URL is the location the store was opened with.
 func (b *Bucket) URL() string { return b.url }
 
-// Dir is the absolute directory of a file store, "" for a memory store.
+// Dir is the absolute directory of a file store, "" for a memory or S3 store.
 func (b *Bucket) Dir() string { return b.dir }
 
 // Close releases the bucket.
@@ -178,18 +209,48 @@ func checkPrefix(prefix string) error {
 	return nil
 }
 
-// wrap adds the operation, key and store to err, and maps the driver's "not found" to pipeline.ErrNotFound.
+// wrap adds the operation, key and store to err, and maps the driver's "not found" to
+// pipeline.ErrNotFound. An S3 store's bucket that has gone is not a missing key, and an S3
+// error says what to do about it.
 func (b *Bucket) wrap(op, key string, err error) error {
+	if b.s3 != "" {
+		if gcerrors.Code(err) == gcerrors.NotFound && !isNoSuchBucket(err) {
+			return fmt.Errorf("%s %s in store %s: %w", op, key, b.url, pipeline.ErrNotFound)
+		}
+		return fmt.Errorf("%s %s in store %s: %w%s", op, key, b.url, err, b.hint(err))
+	}
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return fmt.Errorf("%s %s in store %s: %w", op, key, b.url, pipeline.ErrNotFound)
 	}
 	return fmt.Errorf("%s %s in store %s: %w", op, key, b.url, err)
 }
 
+// hint says what to do about an error of an S3 store (see s3Hint); "" for other stores.
+func (b *Bucket) hint(err error) string {
+	if b.s3 == "" {
+		return ""
+	}
+	return s3Hint(err, b.s3)
+}
+
+// modTime is t as the store reports it: to the second for S3, whose HEAD (Stat) says no
+// more, while its listings may say milliseconds (MinIO does); GC compares the two.
+func (b *Bucket) modTime(t time.Time) time.Time {
+	if b.s3 != "" {
+		return t.Truncate(time.Second)
+	}
+	return t
+}
+
 // Put writes the object key with everything r yields. The object appears whole when Put
 // returns nil, and not at all when it fails (an error from r, a canceled ctx, a full disk): the
 // file store writes a temporary file beside the object, syncs it and renames it over the object,
-// so a concurrent Put of the same key leaves one of the two whole objects.
+// so a concurrent Put of the same key leaves one of the two whole objects. On S3 an object
+// appears when its upload (one PutObject, or a multipart upload of 8 MiB parts) completes; a
+// failed Put cancels the upload before it completes, so S3 publishes nothing (the parts of an
+// aborted multipart upload that the server could not be told about stay invisible until the
+// bucket's lifecycle rule for incomplete uploads removes them), and of two concurrent Puts the
+// last to complete wins whole.
 func (b *Bucket) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("put: %w", err)
@@ -246,7 +307,11 @@ func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
-	r, err := b.b.NewReader(ctx, key, nil)
+	var opts *blob.ReaderOptions
+	if b.s3 != "" {
+		opts = s3ReaderOptions
+	}
+	r, err := b.b.NewReader(ctx, key, opts)
 	if err != nil {
 		return nil, b.wrap("get", key, err)
 	}
@@ -262,7 +327,7 @@ func (b *Bucket) Stat(ctx context.Context, key string) (pipeline.ObjectInfo, err
 	if err != nil {
 		return pipeline.ObjectInfo{}, b.wrap("stat", key, err)
 	}
-	return pipeline.ObjectInfo{Key: key, Size: a.Size, ModTime: a.ModTime}, nil
+	return pipeline.ObjectInfo{Key: key, Size: a.Size, ModTime: b.modTime(a.ModTime)}, nil
 }
 
 // List returns every object whose key starts with prefix, sorted by key. Objects being written
@@ -294,12 +359,12 @@ func (b *Bucket) listRaw(ctx context.Context, prefix string) ([]pipeline.ObjectI
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list %q in store %s: %w", prefix, b.url, err)
+			return nil, fmt.Errorf("list %q in store %s: %w%s", prefix, b.url, err, b.hint(err))
 		}
 		if o.IsDir {
 			continue
 		}
-		out = append(out, pipeline.ObjectInfo{Key: o.Key, Size: o.Size, ModTime: o.ModTime})
+		out = append(out, pipeline.ObjectInfo{Key: o.Key, Size: o.Size, ModTime: b.modTime(o.ModTime)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil

@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pipe-ml/pipe/internal/storetest"
 	"github.com/pipe-ml/pipe/pipeline"
 )
 
-// stores returns a file store in a temporary directory and a memory store, by name.
+// stores returns a file store in a temporary directory, a memory store, and a store under a
+// prefix of a bucket on an S3 server in the test process (storetest.S3), by name.
 func stores(t *testing.T) map[string]*Bucket {
 	t.Helper()
 	ctx := context.Background()
@@ -29,8 +31,13 @@ func stores(t *testing.T) map[string]*Bucket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { file.Close(); mem.Close() })
-	return map[string]*Bucket{"file": file, "mem": mem}
+	srv := storetest.S3(t, "pipe")
+	s3, err := Open(ctx, srv.URL("pipe", "team/store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { file.Close(); mem.Close(); s3.Close() })
+	return map[string]*Bucket{"file": file, "mem": mem, "s3": s3}
 }
 
 func put(t *testing.T, s pipeline.Store, key string, data []byte) {
@@ -425,8 +432,7 @@ func TestOpen(t *testing.T) {
 
 	for url, want := range map[string]string{
 		"":                           "no location",
-		"s3://bucket/prefix":         "Temporal executor",
-		"gs://bucket":                "Temporal executor",
+		"gs://bucket":                "unknown scheme",
 		"ftp://host/x":               "unknown scheme",
 		"file://host/abs":            "file:///absolute/dir",
 		"file://relative":            "file:///absolute/dir",
