@@ -285,7 +285,7 @@ func printSchedule(w io.Writer, s *cluster.Schedule) {
 	fmt.Fprintf(w, "  task queue: %s\n", orDash(s.TaskQueue))
 	fmt.Fprintf(w, "  runs dir:   %s\n", orDash(s.RunsDir))
 	fmt.Fprintf(w, "  store:      %s (config %s)\n", orDash(s.Store), orDash(s.ConfigKey))
-	fmt.Fprintf(w, "  created:    %s; %d runs started, %d starts skipped (overlap)\n", s.CreatedAt.UTC().Format(time.RFC3339), s.Actions, s.SkippedOverlap)
+	fmt.Fprintf(w, "  created:    %s; runs started: %d; starts skipped by the overlap policy: %d\n", s.CreatedAt.UTC().Format(time.RFC3339), s.Actions, s.SkippedOverlap)
 	if len(s.Next) == 0 {
 		fmt.Fprintln(w, "  next runs:  none")
 	} else {

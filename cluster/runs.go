@@ -148,7 +148,7 @@ type StageState struct {
 // stages' states (the progress query of a running workflow, which a worker answers; the
 // result of one that ended).
 func DescribeRun(ctx context.Context, c client.Client, workflowID string) (*RunDetails, error) {
-	desc, err := c.DescribeWorkflowExecution(ctx, workflowID, "")
+	desc, err := c.DescribeWorkflow(ctx, workflowID, "")
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -156,7 +156,7 @@ func DescribeRun(ctx context.Context, c client.Client, workflowID string) (*RunD
 		}
 		return nil, fmt.Errorf("workflow %s: %w", workflowID, err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	if t := info.GetType().GetName(); t != WorkflowName {
 		return nil, fmt.Errorf("workflow %s is a %s, not a pipe run (%s): %w", workflowID, t, WorkflowName, ErrRunNotFound)
 	}

@@ -105,12 +105,20 @@ type ScheduledRun struct {
 	Status string `json:"status"`
 }
 
+// badSchedule is an ErrBadSchedule whose message is its own.
+type badSchedule struct{ msg string }
+
+func (e *badSchedule) Error() string        { return e.msg }
+func (e *badSchedule) Is(target error) bool { return target == ErrBadSchedule }
+
+func badf(format string, args ...any) error { return &badSchedule{fmt.Sprintf(format, args...)} }
+
 var scheduleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
 
 // CheckScheduleName reports whether name can name a schedule (ScheduleOptions.Name).
 func CheckScheduleName(name string) error {
 	if !scheduleNameRE.MatchString(name) {
-		return fmt.Errorf("%w: schedule name %q: use letters, digits, '.', '_' and '-', starting with a letter or a digit, at most 200 characters", ErrBadSchedule, name)
+		return badf("schedule name %q: use letters, digits, '.', '_' and '-', starting with a letter or a digit, at most 200 characters", name)
 	}
 	return nil
 }
@@ -123,7 +131,7 @@ var cronField = regexp.MustCompile(`^[0-9A-Za-z*?/,#-]+$`)
 // schedule is created.
 func CheckCron(spec string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("%w: cron spec %q: %s; write 5 fields, minute hour day-of-month month day-of-week (e.g. \"0 2 * * *\": 02:00 UTC every day), or @hourly, @daily, @weekly, \"@every 6h\"", ErrBadSchedule, spec, why)
+		return badf("cron spec %q: %s; write 5 fields, minute hour day-of-month month day-of-week (e.g. \"0 2 * * *\": 02:00 UTC every day), or @hourly, @daily, @weekly, \"@every 6h\"", spec, why)
 	}
 	s := strings.TrimSpace(spec)
 	if i := strings.Index(s, " #"); i >= 0 { // a comment ("5#3" is a day-of-week field)
@@ -175,7 +183,7 @@ func ParseOverlap(name string) (enumspb.ScheduleOverlapPolicy, error) {
 		if s := pipeline.Suggest(name, overlapNames); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		return 0, fmt.Errorf("%w: %s", ErrBadSchedule, msg)
+		return 0, badf("%s", msg)
 	}
 	return enumspb.ScheduleOverlapPolicy(v), nil
 }
@@ -215,7 +223,7 @@ func CreateSchedule(ctx context.Context, c client.Client, p *pipeline.Pipeline, 
 		return err
 	}
 	if !filepath.IsAbs(so.RecordDir) {
-		return fmt.Errorf("%w: schedule %s: the runs directory %q is not absolute (the workers write the run directories there)", ErrBadSchedule, so.Name, so.RecordDir)
+		return badf("schedule %s: the runs directory %q is not absolute (the workers write the run directories there)", so.Name, so.RecordDir)
 	}
 	if opts.Store == nil {
 		return errors.New("a schedule needs a stage store that every worker shares (--store)")
@@ -253,7 +261,7 @@ func CreateSchedule(ctx context.Context, c client.Client, p *pipeline.Pipeline, 
 	case errors.Is(err, temporal.ErrScheduleAlreadyRunning):
 		return fmt.Errorf("schedule %s: %w (pipe schedule delete %s removes it)", so.Name, ErrScheduleExists, so.Name)
 	case isInvalidArgument(err):
-		return fmt.Errorf("%w: schedule %s: Temporal refuses it (is the cron spec %q right?): %v", ErrBadSchedule, so.Name, so.Cron, err)
+		return badf("schedule %s: Temporal refuses it (is the cron spec %q right?): %v", so.Name, so.Cron, err)
 	case err != nil:
 		return fmt.Errorf("create schedule %s: %w", so.Name, err)
 	}
@@ -323,8 +331,8 @@ func DescribeSchedule(ctx context.Context, c client.Client, name string) (*Sched
 		sr := ScheduledRun{ScheduledAt: r.ScheduleTime, StartedAt: r.ActualTime, Status: "unknown"}
 		if w := r.StartWorkflowResult; w != nil {
 			sr.WorkflowID, sr.RunID = w.WorkflowID, w.FirstExecutionRunID
-			if desc, err := c.DescribeWorkflowExecution(ctx, w.WorkflowID, w.FirstExecutionRunID); err == nil {
-				sr.Status = RunStatus(desc.GetWorkflowExecutionInfo().GetStatus())
+			if desc, err := c.DescribeWorkflow(ctx, w.WorkflowID, w.FirstExecutionRunID); err == nil {
+				sr.Status = RunStatus(desc.RawResponse.GetWorkflowExecutionInfo().GetStatus())
 			}
 		}
 		s.Recent = append(s.Recent, sr)
