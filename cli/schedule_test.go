@@ -322,7 +322,7 @@ func TestShowRunningOnTemporal(t *testing.T) {
 
 // TestRemoteFlagsNeedTemporal: --namespace without --temporal, or a local flag with it, is a
 // usage error of pipe runs and pipe show; a schedule subcommand refuses a flag it does not
-// take, before anything is reached.
+// take, before anything is reached; a Temporal server that does not answer is exit 2.
 func TestRemoteFlagsNeedTemporal(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -336,6 +336,8 @@ func TestRemoteFlagsNeedTemporal(t *testing.T) {
 		{[]string{"schedule", "create", "x", "f.toml"}, "create needs --cron"},
 		{[]string{"schedule", "frobnicate"}, "unknown subcommand"},
 		{[]string{"schedule"}, "takes a subcommand"},
+		{[]string{"schedule", "list", "--temporal", "127.0.0.1:1"}, "connect to Temporal at 127.0.0.1:1"},
+		{[]string{"runs", "--temporal", "127.0.0.1:1"}, "connect to Temporal at 127.0.0.1:1"},
 	} {
 		code, _, errOut := runCLI(tc.args...)
 		if code != pipeline.ExitConfig || !strings.Contains(errOut, tc.want) {
