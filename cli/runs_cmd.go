@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pipe-ml/pipe/cluster"
 	"github.com/pipe-ml/pipe/pipeline"
 	"github.com/pipe-ml/pipe/runinfo"
 )
@@ -24,6 +25,10 @@ when unknown), seconds (so far for a running run; to its last heartbeat for a cr
 stages, cached (how many stages were read back from the stage store) and headline (a list of
 {stage, key, split, metric, value}: per evaluate stage, each model's and head's test accuracy
 or test r2, or val when there is no test).
+With --temporal it lists pipe's workflows on that Temporal cluster instead, newest first:
+workflow id, pipeline, status (running, succeeded, failed, canceled, terminated, timed_out),
+start, duration, and the schedule that started it; --format json prints workflow_id,
+workflow_run_id, pipeline, schedule, status, started_at, closed_at and seconds.
 `
 
 func (a *app) cmdRuns(args []string, stdout, stderr io.Writer) int {
@@ -31,9 +36,13 @@ func (a *app) cmdRuns(args []string, stdout, stderr io.Writer) int {
 	root := flags.String("runs", "runs", "the runs `DIR` that pipe run writes <pipeline>/<run-id> into")
 	format := flags.String("format", "table", "print the runs as `table|json` (json: for scripts, see below)")
 	limit := flags.Int("limit", 0, "list only the newest `N` runs (0: all)")
+	remote := newRemoteFlags(flags)
 	pos, err := parseInterspersed(flags, args)
 	if err != nil {
 		return a.usageError(stderr, "runs", "")
+	}
+	if msg := remote.check(flags, "runs"); msg != "" {
+		return a.usageError(stderr, "runs", msg)
 	}
 	if len(pos) > 1 {
 		return a.usageError(stderr, "runs", "takes at most one pipeline name")
@@ -43,6 +52,13 @@ func (a *app) cmdRuns(args []string, stdout, stderr io.Writer) int {
 	}
 	if *limit < 0 {
 		return a.usageError(stderr, "runs", fmt.Sprintf("--limit must be 0 (all) or more, not %d", *limit))
+	}
+	if *remote.hostPort != "" {
+		o := cluster.ListRunsOptions{Limit: *limit}
+		if len(pos) == 1 {
+			o.Pipeline = pos[0]
+		}
+		return remoteRuns(remote, o, *format, stdout, stderr)
 	}
 	opts := runinfo.ListOptions{Limit: *limit}
 	if len(pos) == 1 {

@@ -32,6 +32,10 @@ const showExtra = `Forms:
                                 metrics, info, notes, attempts, cache key) and its files
   pipe show RUN STAGE FILE      the table file RUN/stages/STAGE/FILE (e.g. worst_test_out.parquet)
   pipe show FILE                a table file by its path: .parquet, .arrow, .ipc, .feather, .csv, .csv.gz
+  pipe show WORKFLOW_ID --temporal HOST:PORT
+                                a run on Temporal: its status and time, each stage's state (and
+                                members done) from the running workflow or from its result, the
+                                run directory a worker wrote
 A table prints its first --rows rows under each column's name and type; columns that do not fit
 in --width are left out and named at the end.
 `
@@ -41,9 +45,19 @@ func (a *app) cmdShow(args []string, stdout, stderr io.Writer) int {
 	rows := flags.Int("rows", 20, "print at most `N` rows of a table file")
 	width := flags.Int("width", 0, "fit a table in `COLS` columns (0: the terminal's width, or 120 when stdout is not a terminal)")
 	root := flags.String("runs", "runs", "the runs `DIR` in which a run id is looked up")
+	remote := newRemoteFlags(flags)
 	pos, err := parseInterspersed(flags, args)
 	if err != nil {
 		return a.usageError(stderr, "show", "")
+	}
+	if msg := remote.check(flags, "runs", "rows", "width"); msg != "" {
+		return a.usageError(stderr, "show", msg)
+	}
+	if *remote.hostPort != "" {
+		if len(pos) != 1 {
+			return a.usageError(stderr, "show", "with --temporal it takes one workflow id (pipe runs --temporal lists them)")
+		}
+		return remoteShow(remote, pos[0], stdout, stderr)
 	}
 	if len(pos) < 1 || len(pos) > 3 {
 		return a.usageError(stderr, "show", "takes a run and optionally a stage and a file, or a table file")

@@ -47,6 +47,7 @@ func commands() []command {
 		{name: "predict", about: "Scores the rows of a file with a model bundle.", run: (*app).cmdPredict, hasFlags: true, required: []string{"model", "input", "output"}},
 		{name: "gc", about: "Removes stage-store entries no kept run refers to, oldest first, down to the size limit, and crashed writers' leftovers.", run: (*app).cmdGC, hasFlags: true},
 		{name: "worker", about: "Runs pipe's activities for Temporal: the stages (and ensemble members) of runs started with pipe run --engine temporal, until SIGINT or SIGTERM.", run: (*app).cmdWorker, hasFlags: true, required: []string{"store"}},
+		{name: "schedule", args: "create|list|describe|pause|unpause|trigger|delete [NAME [FILE]]", about: scheduleAbout, run: (*app).cmdSchedule, hasFlags: true, extra: scheduleExtra},
 		{name: "version", about: "Prints pipe's version."},
 	}
 }

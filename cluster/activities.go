@@ -65,7 +65,7 @@ func (a *activities) runOptions(in RunInput) pipeline.RunOptions {
 
 // Plan plans the run (pipeline.PlanStore).
 func (a *activities) Plan(ctx context.Context, in RunInput) (*Plan, error) {
-	if in.Version != a.version || in.BuildID != a.buildID {
+	if (in.Version != "" || in.BuildID != "") && (in.Version != a.version || in.BuildID != a.buildID) { // none: a schedule's run, on the workers' build
 		return nil, setupError(fmt.Errorf("this worker is pipe %s (build %.12s), the client pipe %s (build %.12s): stages' keys would differ; run the same pipe build everywhere",
 			a.version, a.buildID, in.Version, in.BuildID))
 	}

@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -16,7 +19,14 @@ import (
 // first, one activity each), and returns how each stage went. The first stage that fails
 // cancels the activities still running, as a local run does; so does canceling the workflow.
 // A failed or canceled run returns an error whose details are its RunResult.
+//
+// An empty in.RunID (a schedule's runs: one input for all of them) gets the id of
+// WorkflowRunID, and every activity gets it with the input.
 func RunWorkflow(ctx workflow.Context, in RunInput) (*RunResult, error) {
+	if in.RunID == "" {
+		info := workflow.GetInfo(ctx)
+		in.RunID = WorkflowRunID(info.WorkflowStartTime, info.WorkflowExecution.RunID)
+	}
 	res := &RunResult{Stages: map[string]*pipeline.RemoteStage{}}
 	prog := &Progress{Stages: map[string]StageProgress{}}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (*Progress, error) { return prog, nil }); err != nil {
@@ -132,6 +142,14 @@ func RunWorkflow(ctx workflow.Context, in RunInput) (*RunResult, error) {
 		return nil, temporal.NewNonRetryableApplicationError("pipe run failed: "+firstErr, ErrTypeStageFailed, nil, res)
 	}
 	return res, nil
+}
+
+// WorkflowRunID is the pipe run id of a workflow started without one: its start time, as
+// pipeline.NewRunID writes it ("20060102T150405Z-xxxxxx"), with 6 hex digits of the SHA-256
+// of its Temporal run id instead of random ones, so that every replay gets the same id.
+func WorkflowRunID(start time.Time, workflowRunID string) string {
+	sum := sha256.Sum256([]byte(workflowRunID))
+	return start.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(sum[:3])
 }
 
 // runStage runs one stage's activities: its parts, if any, then the stage. It returns the

@@ -1,0 +1,103 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+// runIDsSeen runs RunWorkflow on in with fake activities (a plan of two stages, a record
+// activity) in Temporal's test environment started at start, and returns the RunID each
+// activity got and the workflow's own Temporal run id.
+func runIDsSeen(t *testing.T, in RunInput, start time.Time) (map[string][]string, string) {
+	t.Helper()
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := ts.NewTestWorkflowEnvironment()
+	env.SetStartTime(start)
+	var mu sync.Mutex
+	seen := map[string][]string{}
+	var wfRunID string
+	note := func(ctx context.Context, what, runID string) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[what] = append(seen[what], runID)
+		wfRunID = activity.GetInfo(ctx).WorkflowExecution.RunID
+	}
+	env.RegisterActivityWithOptions(func(ctx context.Context, in RunInput) (*Plan, error) {
+		note(ctx, "plan", in.RunID)
+		return &Plan{Stages: []pipeline.StagePlan{{Name: "a", Key: "ka"}, {Name: "b", Key: "kb", Inputs: []string{"a"}}}}, nil
+	}, activity.RegisterOptions{Name: activityPlan})
+	env.RegisterActivityWithOptions(func(ctx context.Context, task StageTask) (*StageResult, error) {
+		note(ctx, "stage", task.Run.RunID)
+		return &StageResult{Status: pipeline.StatusSucceeded, Worker: "w"}, nil
+	}, activity.RegisterOptions{Name: activityStage})
+	env.RegisterActivityWithOptions(func(ctx context.Context, in RunInput, r *RunResult) (string, error) {
+		note(ctx, "record", in.RunID)
+		return "/runs/p/" + in.RunID, nil
+	}, activity.RegisterOptions{Name: activityRecord})
+	env.ExecuteWorkflow(RunWorkflow, in)
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("workflow: completed %v, error %v", env.IsWorkflowCompleted(), env.GetWorkflowError())
+	}
+	var res RunResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != pipeline.StatusSucceeded || res.RecordDir != "/runs/p/"+seen["record"][0] {
+		t.Fatalf("result: %+v", res)
+	}
+	return seen, wfRunID
+}
+
+// TestWorkflowRunIDFromStartTime: a run started without a RunID (a schedule's) gets one from
+// the workflow's start time, in NewRunID's format, with the hex digits of its Temporal run id's
+// hash; the plan, every stage and the record activity get that same id. A given RunID is kept.
+func TestWorkflowRunIDFromStartTime(t *testing.T) {
+	start := time.Date(2026, 12, 4, 2, 0, 7, 0, time.FixedZone("CET", 3600))
+	in := RunInput{Pipeline: "p", ConfigKey: "schedules/s/x/pipeline.toml", Settings: ParseSettings(nil), RecordDir: "/runs"}
+	seen, wfRunID := runIDsSeen(t, in, start)
+	sum := sha256.Sum256([]byte(wfRunID))
+	want := start.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(sum[:3])
+	if !regexp.MustCompile(`^20261204T010007Z-[0-9a-f]{6}$`).MatchString(want) || wfRunID == "" {
+		t.Fatalf("expected id %q from run id %q", want, wfRunID)
+	}
+	if len(seen["plan"]) != 1 || len(seen["stage"]) != 2 || len(seen["record"]) != 1 {
+		t.Fatalf("activities: %v", seen)
+	}
+	for what, ids := range seen {
+		for _, id := range ids {
+			if id != want {
+				t.Errorf("%s activity got run id %q, want %q", what, id, want)
+			}
+		}
+	}
+	if got := WorkflowRunID(start, wfRunID); got != want {
+		t.Errorf("WorkflowRunID = %q, want %q", got, want)
+	}
+	if a, b := WorkflowRunID(start, "run-1"), WorkflowRunID(start, "run-2"); a == b {
+		t.Errorf("two workflow runs at the same second get the same id %q", a)
+	}
+
+	in.RunID = "20260101T000000Z-abcdef"
+	seen, _ = runIDsSeen(t, in, start)
+	for what, ids := range seen {
+		for _, id := range ids {
+			if id != in.RunID {
+				t.Errorf("given run id: %s activity got %q, want %q", what, id, in.RunID)
+			}
+		}
+	}
+}
