@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,9 +91,12 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 			res.Resumed = prev.Name
 		}
 	}
-	what := "stage " + t.Stage
+	what := "stage " + strings.Join(t.Stages, ", ")
+	if len(t.Stages) > 1 {
+		what = "stages " + strings.Join(t.Stages, ", ")
+	}
 	if t.Part != nil {
-		what = fmt.Sprintf("stage %s part %d", t.Stage, *t.Part)
+		what = fmt.Sprintf("%s part %d", what, *t.Part)
 	}
 	log := a.log.With().Str("workflow", info.WorkflowExecution.ID).Str("activity", what).Int("attempt", res.Attempt).Logger()
 	if res.Resumed != "" {
@@ -107,8 +111,13 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 	if err != nil {
 		return res, err
 	}
-	if sp, ok := plan.Stage(t.Stage); !ok || sp.Key != t.Key {
-		return res, setupError(fmt.Errorf("%s: this worker computes the key %q, the plan %q: every worker must be the same pipe build and see the same data", what, sp.Key, t.Key))
+	if len(t.Keys) != len(t.Stages) {
+		return res, setupError(fmt.Errorf("%s: %d keys for %d stages", what, len(t.Keys), len(t.Stages)))
+	}
+	for i, name := range t.Stages {
+		if sp, ok := plan.Stage(name); !ok || sp.Key != t.Keys[i] {
+			return res, setupError(fmt.Errorf("stage %s: this worker computes the key %q, the plan %q: every worker must be the same pipe build and see the same data", name, sp.Key, t.Keys[i]))
+		}
 	}
 	dir, err := os.MkdirTemp(a.workDir, "pipe-activity-")
 	if err != nil {
@@ -145,7 +154,7 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 	defer func() { close(stop); wg.Wait() }()
 
 	opts.Dir = filepath.Join(dir, "run")
-	opts.Only, opts.Part = t.Stage, t.Part
+	opts.Only, opts.Part = t.Stages, t.Part
 	opts.OnCheckpoint = func(stage, name, key string) {
 		mu.Lock()
 		hb = heartbeat{Checkpoint: key, Name: name}
@@ -161,15 +170,28 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 	res.Seconds = time.Since(begin).Seconds()
 	res.MaxPayloadBytes = a.payloads.max()
 	if out != nil && out.Manifest != nil {
-		if st := out.Manifest.Stages[t.Stage]; st != nil {
+		var failed []string
+		if t.Part == nil {
+			res.Stages = map[string]StageOutcome{}
+		}
+		for _, name := range t.Stages {
+			st := out.Manifest.Stages[name]
+			if st == nil {
+				continue
+			}
 			if n, ok := st.Info["resumed_from_epoch"].(int); ok {
 				res.ResumedEpoch = n
 			}
-			res.Status = st.Status
-			if runErr != nil && st.Status == pipeline.StatusFailed {
-				log.Error().Str("error", st.Error).Msg("failed")
-				return res, temporal.NewNonRetryableApplicationError(clip(st.Error), ErrTypeStageFailed, nil)
+			if res.Stages != nil {
+				res.Stages[name] = StageOutcome{Status: st.Status, Seconds: st.Seconds, Error: clip(st.Error)}
 			}
+			if st.Status == pipeline.StatusFailed {
+				failed = append(failed, st.Error)
+			}
+		}
+		if runErr != nil && len(failed) > 0 && ctx.Err() == nil {
+			log.Error().Str("error", failed[0]).Msg("failed")
+			return res, temporal.NewNonRetryableApplicationError(clip(failed[0]), ErrTypeStageFailed, nil, res)
 		}
 	}
 	switch {
@@ -182,7 +204,7 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 			return res, fmt.Errorf("%s: %w", what, runErr) // this worker's problem: another may do
 		}
 		// An input that is not in the store, or a stage that failed before this one.
-		return res, temporal.NewNonRetryableApplicationError(clip(fmt.Sprintf("%s: %v", what, runErr)), ErrTypeStageFailed, nil)
+		return res, temporal.NewNonRetryableApplicationError(clip(fmt.Sprintf("%s: %v", what, runErr)), ErrTypeStageFailed, nil, res)
 	}
 	log.Info().Float64("seconds", res.Seconds).Msg("done")
 	return res, nil

@@ -42,19 +42,28 @@ type RunInput struct {
 	Store string `json:"store,omitempty"`
 }
 
-// StageTask is the input of a stage activity: run stage Stage (or its part Part) of the run.
+// StageTask is the input of a stage activity: run the stages Stages of the run together (or
+// part Part of the one stage).
 type StageTask struct {
-	Run   RunInput `json:"run"`
-	Stage string   `json:"stage"`
-	Part  *int     `json:"part,omitempty"`
-	// Key is the stage's key as planned: the worker checks that it computes the same.
-	Key string `json:"key"`
+	Run    RunInput `json:"run"`
+	Stages []string `json:"stages"`
+	Part   *int     `json:"part,omitempty"`
+	// Keys are the stages' keys as planned: the worker checks that it computes the same.
+	Keys []string `json:"keys"`
 }
 
-// StageResult is what a stage activity reports.
-type StageResult struct {
+// StageOutcome is how one stage of an activity ended.
+type StageOutcome struct {
 	Status  string  `json:"status"`
 	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// StageResult is what a stage activity reports (also as the details of its error).
+type StageResult struct {
+	// Stages is each stage's outcome (not for a part).
+	Stages  map[string]StageOutcome `json:"stages,omitempty"`
+	Seconds float64                 `json:"seconds"`
 	Worker  string  `json:"worker"`
 	Attempt int     `json:"attempt"`
 	// Resumed says what an attempt after the first continued from: the checkpoint named in

@@ -55,62 +55,81 @@ func RunWorkflow(ctx workflow.Context, in RunInput) (*RunResult, error) {
 	runCtx, cancelRun := workflow.WithCancel(ctx)
 	var firstErr string
 	var maxPayload int
-	fail := func(stage, msg string) {
+	fail := func(msg string) {
 		if firstErr == "" {
 			firstErr = msg
 			cancelRun()
 		}
 	}
-	done := map[string]workflow.Future{}
-	settle := map[string]workflow.Settable{}
-	for _, sp := range plan.Stages {
-		done[sp.Name], settle[sp.Name] = workflow.NewFuture(ctx)
+	setStatus := func(name, s string) {
+		res.Stages[name].Status = s
+		p := prog.Stages[name]
+		p.Status = s
+		prog.Stages[name] = p
 	}
-	for _, sp := range plan.Stages {
+	units := groupStages(plan.Stages)
+	done := make([]workflow.Future, len(units))
+	settle := make([]workflow.Settable, len(units))
+	for i := range units {
+		done[i], settle[i] = workflow.NewFuture(ctx)
+	}
+	for i, u := range units {
 		workflow.Go(ctx, func(gctx workflow.Context) {
-			rec := res.Stages[sp.Name]
 			inputsOK := true
-			for _, in := range sp.Inputs {
+			for _, d := range u.after {
 				var ok bool
-				_ = done[in].Get(gctx, &ok)
+				_ = done[d].Get(gctx, &ok)
 				inputsOK = inputsOK && ok
 			}
-			setStatus := func(s string) {
-				rec.Status = s
-				p := prog.Stages[sp.Name]
-				p.Status = s
-				prog.Stages[sp.Name] = p
-			}
+			ok := true
 			switch {
-			case sp.Stored:
 			case !inputsOK || runCtx.Err() != nil:
-				setStatus(pipeline.StatusSkipped)
+				status := pipeline.StatusSkipped
 				if ctx.Err() != nil {
-					setStatus(pipeline.StatusCanceled)
+					status = pipeline.StatusCanceled
 				}
+				for _, sp := range u.stages {
+					setStatus(sp.Name, status)
+				}
+				ok = false
 			default:
-				if sp.Key == "" {
-					setStatus(pipeline.StatusFailed)
-					rec.Error = clip(fmt.Sprintf("stage %q has no key in the stage store (%s): it cannot run on Temporal, where stages reach each other through the store", sp.Name, sp.Problem))
-					fail(sp.Name, rec.Error)
+				for _, sp := range u.stages {
+					if sp.Key == "" {
+						msg := clip(fmt.Sprintf("stage %q has no key in the stage store (%s): it cannot run on Temporal, where stages reach each other through the store", sp.Name, sp.Problem))
+						for _, sq := range u.stages {
+							setStatus(sq.Name, pipeline.StatusSkipped)
+						}
+						setStatus(sp.Name, pipeline.StatusFailed)
+						res.Stages[sp.Name].Error = msg
+						fail(msg)
+						ok = false
+						break
+					}
+				}
+				if !ok {
 					break
 				}
-				setStatus(pipeline.StatusRunning)
-				status, msg := runStage(gctx, runCtx, in, sp, rec, prog, &maxPayload)
-				if status == pipeline.StatusCanceled && ctx.Err() == nil {
-					status = pipeline.StatusSkipped // stopped by another stage's failure
+				for _, sp := range u.stages {
+					setStatus(sp.Name, pipeline.StatusRunning)
 				}
-				setStatus(status)
-				if status == pipeline.StatusFailed {
-					rec.Error = clip(msg)
-					fail(sp.Name, rec.Error)
+				msg := runUnit(gctx, runCtx, in, u, res, prog, &maxPayload)
+				for _, sp := range u.stages {
+					rec := res.Stages[sp.Name]
+					if rec.Status == pipeline.StatusCanceled && ctx.Err() == nil {
+						rec.Status = pipeline.StatusSkipped // stopped by another stage's failure
+					}
+					setStatus(sp.Name, rec.Status)
+					ok = ok && rec.Status == pipeline.StatusSucceeded
+				}
+				if msg != "" {
+					fail(msg)
 				}
 			}
-			settle[sp.Name].Set(rec.Status == pipeline.StatusSucceeded, nil)
+			settle[i].Set(ok, nil)
 		})
 	}
-	for _, sp := range plan.Stages {
-		_ = done[sp.Name].Get(ctx, nil)
+	for i := range units {
+		_ = done[i].Get(ctx, nil)
 	}
 	res.MaxPayloadBytes = maxPayload
 
@@ -152,20 +171,161 @@ func WorkflowRunID(start time.Time, workflowRunID string) string {
 	return start.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(sum[:3])
 }
 
-// runStage runs one stage's activities: its parts, if any, then the stage. It returns the
-// stage's status and, when it failed, why. gctx is the calling workflow goroutine's context,
-// on which it blocks; ctx (the run's, canceled when a stage fails) schedules the activities.
-func runStage(gctx, ctx workflow.Context, in RunInput, sp pipeline.StagePlan, rec *pipeline.RemoteStage, prog *Progress, maxPayload *int) (string, string) {
-	opts := in.Settings.For(sp.Kind).options()
-	actx := workflow.WithActivityOptions(ctx, opts)
-	if sp.Parts > 0 {
-		pctx, cancelParts := workflow.WithCancel(actx)
-		futures := make([]workflow.Future, sp.Parts)
-		for i := range sp.Parts {
-			part := i
-			futures[i] = workflow.ExecuteActivity(pctx, activityStage, StageTask{Run: in, Stage: sp.Name, Part: &part, Key: sp.Key})
+// unit is what the workflow runs as one activity: a group of stages that stream into each
+// other in one process, or one stage that splits into parts (its parts' activities first).
+type unit struct {
+	stages []pipeline.StagePlan // in an order where inputs come first
+	after  []int                // the units it reads from
+}
+
+// groupStages makes the run's units from its plan. Stages stored already are no unit. A stage
+// that does not train (not of the built-in training kinds, no parts) joins a unit of such
+// stages that holds or comes after all its inputs, when that delays neither the stage nor the
+// unit: a source, its split and its scaler run together, their tables streaming as in a local
+// run instead of going through the store to the next worker, and so do an ensemble's combiners
+// and the evaluation after them. A training stage is a unit of its own, so that trainings
+// spread over the workers.
+func groupStages(plan []pipeline.StagePlan) []unit {
+	light := func(sp pipeline.StagePlan) bool { return sp.Parts == 0 && !isTrainingKind(sp.Kind) }
+	byName := map[string]pipeline.StagePlan{}
+	for _, sp := range plan {
+		byName[sp.Name] = sp
+	}
+	// A topological order, stable in plan order.
+	var order []pipeline.StagePlan
+	placed := map[string]bool{}
+	for len(order) < len(plan) {
+		progress := false
+		for _, sp := range plan {
+			if placed[sp.Name] {
+				continue
+			}
+			ready := true
+			for _, in := range sp.Inputs {
+				ready = ready && placed[in]
+			}
+			if ready {
+				order, placed[sp.Name], progress = append(order, sp), true, true
+			}
 		}
-		rec.Parts = make([]pipeline.RemotePart, sp.Parts)
+		if !progress { // a cycle cannot load; keep the rest in plan order
+			for _, sp := range plan {
+				if !placed[sp.Name] {
+					order, placed[sp.Name] = append(order, sp), true
+				}
+			}
+		}
+	}
+	var units []unit
+	unitOf := map[string]int{}
+	lightUnit := map[int]bool{}
+	// closure returns the given units and every unit they run after, directly or not.
+	closure := func(us map[int]bool) map[int]bool {
+		out := map[int]bool{}
+		var visit func(int)
+		visit = func(u int) {
+			if out[u] {
+				return
+			}
+			out[u] = true
+			for _, d := range units[u].after {
+				visit(d)
+			}
+		}
+		for u := range us {
+			visit(u)
+		}
+		return out
+	}
+	for _, sp := range order {
+		if sp.Stored {
+			continue
+		}
+		deps := map[int]bool{}
+		for _, in := range sp.Inputs {
+			if u, ok := unitOf[in]; ok {
+				deps[u] = true
+			}
+		}
+		if light(sp) && len(deps) > 0 {
+			// Join a unit of stages that do not train when that neither makes the stage wait
+			// for more than its inputs nor makes the unit wait for more than its own: every
+			// input is in the unit or before it, and the unit runs after nothing the stage
+			// does not run after anyway.
+			need := closure(deps)
+			for u := range units {
+				if !lightUnit[u] {
+					continue
+				}
+				before := closure(map[int]bool{u: true})
+				fits := true
+				for d := range deps {
+					fits = fits && before[d]
+				}
+				for _, a := range units[u].after {
+					fits = fits && need[a]
+				}
+				if fits {
+					units[u].stages = append(units[u].stages, sp)
+					unitOf[sp.Name] = u
+					break
+				}
+			}
+			if _, joined := unitOf[sp.Name]; joined {
+				continue
+			}
+		}
+		u := len(units)
+		units = append(units, unit{stages: []pipeline.StagePlan{sp}})
+		for d := range deps {
+			units[u].after = append(units[u].after, d)
+		}
+		sort.Ints(units[u].after)
+		unitOf[sp.Name] = u
+		lightUnit[u] = light(sp)
+	}
+	return units
+}
+
+func isTrainingKind(kind string) bool {
+	for _, k := range trainingKinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// runUnit runs a unit's activities: a parted stage's parts first, then the unit's stages in
+// one activity. It records each stage's outcome in res and returns the first failure's
+// message ("" when none failed). gctx is the calling workflow goroutine's context, on which it
+// blocks; ctx (the run's, canceled when a stage fails) schedules the activities.
+func runUnit(gctx, ctx workflow.Context, in RunInput, u unit, res *RunResult, prog *Progress, maxPayload *int) string {
+	first := u.stages[0]
+	actx := workflow.WithActivityOptions(ctx, in.Settings.For(first.Kind).options())
+	names, keys := make([]string, len(u.stages)), make([]string, len(u.stages))
+	for i, sp := range u.stages {
+		names[i], keys[i] = sp.Name, sp.Key
+	}
+	setAll := func(status, msg string) string {
+		for _, n := range names {
+			res.Stages[n].Status = status
+		}
+		if status == pipeline.StatusFailed {
+			res.Stages[names[0]].Error = clip(msg)
+			return clip(msg)
+		}
+		return ""
+	}
+	if first.Parts > 0 {
+		rec := res.Stages[first.Name]
+		pctx, cancelParts := workflow.WithCancel(actx)
+		futures := make([]workflow.Future, first.Parts)
+		for i := range first.Parts {
+			part := i
+			futures[i] = workflow.ExecuteActivity(pctx, activityStage, StageTask{Run: in, Stages: names, Keys: keys, Part: &part})
+		}
+		rec.Parts = make([]pipeline.RemotePart, first.Parts)
 		var partErr error
 		// Collected in completion order, so that the first failure cancels the others at once.
 		sel := workflow.NewSelector(gctx)
@@ -173,6 +333,9 @@ func runStage(gctx, ctx workflow.Context, in RunInput, sp pipeline.StagePlan, re
 			sel.AddFuture(f, func(f workflow.Future) {
 				var r StageResult
 				err := f.Get(gctx, &r)
+				if err != nil {
+					r = resultOf(err)
+				}
 				rp := pipeline.RemotePart{Part: i, Worker: r.Worker, Attempts: r.Attempt, Seconds: r.Seconds}
 				if r.Resumed != "" || r.ResumedEpoch > 0 {
 					rp.Resumed = []string{fmt.Sprintf("%s (epoch %d)", r.Resumed, r.ResumedEpoch)}
@@ -185,9 +348,9 @@ func runStage(gctx, ctx workflow.Context, in RunInput, sp pipeline.StagePlan, re
 						cancelParts()
 					}
 				} else {
-					p := prog.Stages[sp.Name]
+					p := prog.Stages[first.Name]
 					p.Done++
-					prog.Stages[sp.Name] = p
+					prog.Stages[first.Name] = p
 				}
 				rec.Parts[i] = rp
 			})
@@ -196,25 +359,54 @@ func runStage(gctx, ctx workflow.Context, in RunInput, sp pipeline.StagePlan, re
 			sel.Select(gctx)
 		}
 		if partErr != nil {
-			return outcome(ctx, partErr)
+			if temporal.IsCanceledError(partErr) || ctx.Err() != nil {
+				return setAll(pipeline.StatusCanceled, "")
+			}
+			return setAll(pipeline.StatusFailed, fmt.Sprintf("stage %q: %s", first.Name, activityMessage(partErr)))
 		}
 	}
 	var r StageResult
-	err := workflow.ExecuteActivity(actx, activityStage, StageTask{Run: in, Stage: sp.Name, Key: sp.Key}).Get(gctx, &r)
-	*maxPayload = max(*maxPayload, r.MaxPayloadBytes)
-	rec.Worker, rec.Attempts, rec.Seconds = r.Worker, r.Attempt, r.Seconds
+	err := workflow.ExecuteActivity(actx, activityStage, StageTask{Run: in, Stages: names, Keys: keys}).Get(gctx, &r)
 	if err != nil {
-		return outcome(ctx, err)
+		r = resultOf(err)
 	}
-	return pipeline.StatusSucceeded, ""
+	*maxPayload = max(*maxPayload, r.MaxPayloadBytes)
+	for _, n := range names {
+		rec := res.Stages[n]
+		rec.Worker, rec.Attempts = r.Worker, r.Attempt
+		if o, ok := r.Stages[n]; ok {
+			rec.Status, rec.Seconds, rec.Error = o.Status, o.Seconds, o.Error
+		}
+	}
+	switch {
+	case err == nil:
+		return ""
+	case temporal.IsCanceledError(err) || ctx.Err() != nil:
+		for _, n := range names {
+			if s := res.Stages[n].Status; s != pipeline.StatusSucceeded && s != pipeline.StatusFailed {
+				res.Stages[n].Status = pipeline.StatusCanceled
+			}
+		}
+		return ""
+	}
+	// The stage that failed says why; without a report (a lost worker, a timeout), the
+	// unit's stages failed with the activity's error.
+	for _, n := range names {
+		if rec := res.Stages[n]; rec.Status == pipeline.StatusFailed && rec.Error != "" {
+			return rec.Error
+		}
+	}
+	return setAll(pipeline.StatusFailed, activityMessage(err))
 }
 
-// outcome classifies an activity's error.
-func outcome(ctx workflow.Context, err error) (string, string) {
-	if temporal.IsCanceledError(err) || ctx.Err() != nil {
-		return pipeline.StatusCanceled, ""
+// resultOf returns the StageResult an activity's error carries (see activities.Stage).
+func resultOf(err error) StageResult {
+	var r StageResult
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.HasDetails() {
+		_ = ae.Details(&r)
 	}
-	return pipeline.StatusFailed, activityMessage(err)
+	return r
 }
 
 // activityMessage is the stage's own message in an activity's error.
@@ -228,14 +420,4 @@ func activityMessage(err error) string {
 		return fmt.Sprintf("timed out (%s): %v", te.TimeoutType(), err)
 	}
 	return err.Error()
-}
-
-// sortedKeys returns m's keys in order (workflow code must not range over maps).
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,11 +39,15 @@ func runIDsSeen(t *testing.T, in RunInput, start time.Time) (map[string][]string
 	}
 	env.RegisterActivityWithOptions(func(ctx context.Context, in RunInput) (*Plan, error) {
 		note(ctx, "plan", in.RunID)
-		return &Plan{Stages: []pipeline.StagePlan{{Name: "a", Key: "ka"}, {Name: "b", Key: "kb", Inputs: []string{"a"}}}}, nil
+		return &Plan{Stages: []pipeline.StagePlan{{Name: "a", Key: "ka"}, {Name: "b", Kind: "train", Key: "kb", Inputs: []string{"a"}}}}, nil
 	}, activity.RegisterOptions{Name: activityPlan})
 	env.RegisterActivityWithOptions(func(ctx context.Context, task StageTask) (*StageResult, error) {
 		note(ctx, "stage", task.Run.RunID)
-		return &StageResult{Status: pipeline.StatusSucceeded, Worker: "w"}, nil
+		r := &StageResult{Worker: "w", Stages: map[string]StageOutcome{}}
+		for _, n := range task.Stages {
+			r.Stages[n] = StageOutcome{Status: pipeline.StatusSucceeded}
+		}
+		return r, nil
 	}, activity.RegisterOptions{Name: activityStage})
 	env.RegisterActivityWithOptions(func(ctx context.Context, in RunInput, r *RunResult) (string, error) {
 		note(ctx, "record", in.RunID)
@@ -99,5 +104,51 @@ func TestWorkflowRunIDFromStartTime(t *testing.T) {
 				t.Errorf("given run id: %s activity got %q, want %q", what, id, in.RunID)
 			}
 		}
+	}
+}
+
+// TestGroupStages: a source, its split and its scaler run as one unit, and so do an
+// ensemble's combiners and the evaluation after them; an ensemble (parts) and a train run
+// alone, and so does a stage that would wait for a training it does not read (pred joins no
+// unit: the combiners' unit comes after the ensemble); stored stages are no unit.
+func TestGroupStages(t *testing.T) {
+	plan := []pipeline.StagePlan{
+		{Name: "eval", Kind: "evaluate", Inputs: []string{"vote", "mean", "scale"}},
+		{Name: "load", Kind: "dataset"},
+		{Name: "split", Kind: "split", Inputs: []string{"load"}},
+		{Name: "scale", Kind: "normalize", Inputs: []string{"split"}},
+		{Name: "members", Kind: "ensemble", Parts: 8, Inputs: []string{"scale"}},
+		{Name: "vote", Kind: "combine", Inputs: []string{"members"}},
+		{Name: "mean", Kind: "combine", Inputs: []string{"members"}},
+		{Name: "model", Kind: "train", Inputs: []string{"scale"}},
+		{Name: "pred", Kind: "predict", Inputs: []string{"model", "scale"}},
+		{Name: "old", Kind: "dataset", Stored: true},
+		{Name: "old_split", Kind: "split", Inputs: []string{"old"}},
+		{Name: "old_scale", Kind: "normalize", Inputs: []string{"old_split"}},
+	}
+	var got []string
+	names := map[int]string{}
+	for i, u := range groupStages(plan) {
+		var ns []string
+		for _, sp := range u.stages {
+			ns = append(ns, sp.Name)
+		}
+		names[i] = strings.Join(ns, "+")
+		var after []string
+		for _, d := range u.after {
+			after = append(after, names[d])
+		}
+		got = append(got, names[i]+" after ["+strings.Join(after, " ")+"]")
+	}
+	want := []string{
+		"load+split+scale after []",
+		"members after [load+split+scale]",
+		"vote+mean+eval after [members]",
+		"model after [load+split+scale]",
+		"pred after [load+split+scale model]",
+		"old_split+old_scale after []",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("units:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

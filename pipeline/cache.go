@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -47,12 +48,12 @@ func (rs *runState) planCache(ctx context.Context, opts RunOptions) *cachePlan {
 			slog.Warn().Err(err).Msg("no cache key: the stage is not cached and runs")
 			continue
 		}
-		if opts.Only != "" || opts.Remote != nil {
+		if len(opts.Only) > 0 || opts.Remote != nil {
 			// A spread run: the store is how stages reach each other, whatever their cache
 			// settings. The stages before the one that runs are read back; it is stored.
 			// A stage to compute anew is not read back, but its checkpoints are used: they
 			// are what a retried attempt on another process continues from.
-			if sc.Name == opts.Only {
+			if slices.Contains(opts.Only, sc.Name) {
 				cp.write[sc.Name] = true
 				if opts.NoCache || !sc.Cache() || refresh[sc.Name] {
 					continue

@@ -98,16 +98,18 @@ type RunOptions struct {
 	// RunID is the run's id (it names the run directory under RunsDir). Default: NewRunID.
 	// An engine that ran the run elsewhere passes the id it gave the run there.
 	RunID string
-	// Only runs the named stage alone, as one step of a run that an engine spreads over
-	// several processes (see PartedStage and PlanStore): only it and the stages it reads
+	// Only runs the named stages alone, as one step of a run that an engine spreads over
+	// several processes (see PartedStage and PlanStore): only they and the stages they read
 	// from are in the run; those must be in the store (each is read back, and one that is not
-	// fails the run, naming its key), and its outputs are written to the store whatever its
-	// cache settings say, as that is how the stages after it get them (a failure to store
-	// them fails the run). It needs a stage store. Default "": the whole pipeline runs.
-	Only string
-	// Part, with Only, runs part *Part of the stage (a PartedStage) instead of the whole
-	// stage: its result is saved as the stage's checkpoint and no output is produced or
-	// stored. nil: the whole stage.
+	// fails the run, naming its key), and their outputs are written to the store whatever
+	// their cache settings say, as that is how the stages after them get them (a failure to
+	// store them fails the run). The named stages run as in a local run, concurrently, a
+	// reader streaming its producer's tables. It needs a stage store. Default nil: the whole
+	// pipeline runs.
+	Only []string
+	// Part, with one stage in Only, runs part *Part of the stage (a PartedStage) instead of
+	// the whole stage: its result is saved as the stage's checkpoint and no output is produced
+	// or stored. nil: the whole stage.
 	Part *int
 	// OnCheckpoint, when set, is called after a stage saved a checkpoint in the store, with
 	// the stage, the checkpoint's name and its key in the store (an engine records it in its
@@ -189,7 +191,7 @@ type runState struct {
 	store   Store      // nil: no stage store
 	cache   *cachePlan // nil: no stage store
 	// only, part, remote and onCheckpoint are RunOptions' Only, Part, Remote, OnCheckpoint.
-	only         string
+	only         map[string]bool // nil: every stage runs
 	part         *int
 	remote       *RemoteRun
 	onCheckpoint func(stage, name, key string)
@@ -274,26 +276,32 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 			return nil, ce
 		}
 	}
-	if opts.Only != "" {
+	var only map[string]bool
+	if len(opts.Only) > 0 {
 		if opts.Store == nil && opts.OpenStore == nil {
-			return nil, &RefusedError{Reason: "running one stage alone (Only) needs a stage store"}
+			return nil, &RefusedError{Reason: "running stages alone (Only) needs a stage store"}
 		}
-		q, err := p.only(opts.Only)
+		q, err := p.only(opts.Only...)
 		if err != nil {
 			return nil, &RefusedError{Reason: err.Error()}
 		}
 		p = q
+		only = map[string]bool{}
+		for _, n := range opts.Only {
+			only[n] = true
+		}
 	}
 	if opts.Part != nil {
-		st, _ := p.Stage(opts.Only)
+		if len(opts.Only) != 1 {
+			return nil, &RefusedError{Reason: "a part of a stage (Part) needs the stage, alone (Only)"}
+		}
+		st, _ := p.Stage(opts.Only[0])
 		ps, ok := st.stage.(PartedStage)
 		switch {
-		case opts.Only == "":
-			return nil, &RefusedError{Reason: "a part of a stage (Part) needs the stage (Only)"}
 		case !ok:
-			return nil, &RefusedError{Reason: fmt.Sprintf("stage %s (kind %s) does not split into parts", opts.Only, st.Kind)}
+			return nil, &RefusedError{Reason: fmt.Sprintf("stage %s (kind %s) does not split into parts", st.Name, st.Kind)}
 		case *opts.Part < 0 || *opts.Part >= ps.Parts():
-			return nil, &RefusedError{Reason: fmt.Sprintf("stage %s has %d parts: there is no part %d", opts.Only, ps.Parts(), *opts.Part)}
+			return nil, &RefusedError{Reason: fmt.Sprintf("stage %s has %d parts: there is no part %d", st.Name, ps.Parts(), *opts.Part)}
 		}
 	}
 	if opts.Remote != nil && opts.Store == nil && opts.OpenStore == nil {
@@ -394,7 +402,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	rs := &runState{p: p, dir: dir, mem: mem, budget: &memBudget{limit: p.MemoryBudget},
 		cpu: &cpuBudget{size: p.Workers, sem: semaphore.NewWeighted(int64(p.Workers))}, log: log, logFile: logFile,
 		slots: map[Ref]*slot{}, man: man, runInfoM: map[string]any{}, stages: map[string]*stageState{},
-		writeFile: opts.writeFile, store: opts.Store, only: opts.Only, part: opts.Part, remote: opts.Remote,
+		writeFile: opts.writeFile, store: opts.Store, only: only, part: opts.Part, remote: opts.Remote,
 		onCheckpoint: opts.OnCheckpoint}
 	if rs.writeFile == nil {
 		rs.writeFile = WriteFileAtomic
@@ -611,13 +619,13 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 	switch {
 	case rs.remote != nil:
 		err = rs.remoteOutcome(st)
-	case rs.only != "" && sc.Name != rs.only:
+	case rs.only != nil && !rs.only[sc.Name]:
 		key := ""
 		if rs.cache != nil {
 			key = rs.cache.keys[sc.Name]
 		}
-		err = fmt.Errorf("stage %q, which stage %q reads, is not in the stage store (key %q): its outputs are stored when it succeeds; run it first, with the same pipe build and store",
-			sc.Name, rs.only, key)
+		err = fmt.Errorf("stage %q, which stage %s reads, is not in the stage store (key %q): its outputs are stored when it succeeds; run it first, with the same pipe build and store",
+			sc.Name, rs.readerOf(sc.Name), key)
 	case rs.part != nil:
 		err = rs.runPart(ctx, st)
 	default:
@@ -658,7 +666,7 @@ func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts R
 		// Stored before the tables may be released; a successful stage is stored even when
 		// another stage has failed meanwhile (a later run, or a resumed one, reuses it).
 		serr := rs.storeIfCacheable(parent, st, slog)
-		if serr != nil && sc.Name == rs.only {
+		if serr != nil && rs.only[sc.Name] {
 			// Alone, the stage is for the stages after it: without its outputs stored, it failed.
 			status, err = StatusFailed, fmt.Errorf("stage %q: %w", sc.Name, serr)
 			rs.mu.Lock()

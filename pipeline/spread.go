@@ -108,13 +108,16 @@ func PlanStore(ctx context.Context, p *Pipeline, opts RunOptions) (*StorePlan, e
 	return plan, nil
 }
 
-// only returns the pipeline cut down to the named stage and the stages it reads from,
+// only returns the pipeline cut down to the named stages and the stages they read from,
 // directly or not, in their order.
-func (p *Pipeline) only(name string) (*Pipeline, error) {
-	if _, ok := p.byName[name]; !ok {
-		return nil, fmt.Errorf("no stage %q in pipeline %s", name, p.Name)
+func (p *Pipeline) only(names ...string) (*Pipeline, error) {
+	keep := map[string]bool{}
+	for _, name := range names {
+		if _, ok := p.byName[name]; !ok {
+			return nil, fmt.Errorf("no stage %q in pipeline %s", name, p.Name)
+		}
+		keep[name] = true
 	}
-	keep := map[string]bool{name: true}
 	for changed := true; changed; {
 		changed = false
 		for _, sc := range p.Stages {
@@ -239,4 +242,15 @@ type Local struct{}
 // Run calls Run.
 func (Local) Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	return Run(ctx, p, opts)
+}
+
+// readerOf names, quoted, a stage of rs.only that reads the named stage's outputs, directly or
+// not.
+func (rs *runState) readerOf(name string) string {
+	for _, sc := range rs.p.Stages {
+		if rs.only[sc.Name] && downstreamOf(rs.p, []string{name})[sc.Name] {
+			return fmt.Sprintf("%q", sc.Name)
+		}
+	}
+	return "(none)"
 }

@@ -90,7 +90,7 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 		rec := &pipeline.RemoteStage{}
 		for i := sp.Parts - 1; i >= 0; i-- {
 			var saved []string
-			m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: sp.Name, Part: &i,
+			m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{sp.Name}, Part: &i,
 				OnCheckpoint: func(stage, name, key string) { saved = append(saved, name) }})
 			if err != nil {
 				t.Fatalf("stage %s part %d: %v", sp.Name, i, err)
@@ -102,7 +102,7 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 				t.Fatalf("part %d saved checkpoints %q, not its member's record", i, saved)
 			}
 		}
-		m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: sp.Name})
+		m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{sp.Name}})
 		if err != nil {
 			t.Fatalf("stage %s: %v", sp.Name, err)
 		}
@@ -160,7 +160,7 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 // a part that does not exist is refused.
 func TestSpreadRefusesWhatIsMissing(t *testing.T) {
 	store := storetest.New()
-	m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: "split"})
+	m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{"split"}})
 	if err == nil || !strings.Contains(err.Error(), `stage "load", which stage "split" reads, is not in the stage store`) {
 		t.Fatalf("split alone on an empty store: %v", err)
 	}
@@ -187,13 +187,13 @@ func TestSpreadRefusesWhatIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, part := range []int{-1, 3} {
-		_, err = pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: t.TempDir(), Store: store, Only: "members", Part: &part})
+		_, err = pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: t.TempDir(), Store: store, Only: []string{"members"}, Part: &part})
 		if err == nil || !strings.Contains(err.Error(), "stage members has 3 parts") {
 			t.Fatalf("part %d: %v", part, err)
 		}
 	}
 	zero := 0
-	_, err = pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: t.TempDir(), Store: store, Only: "eval", Part: &zero})
+	_, err = pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: t.TempDir(), Store: store, Only: []string{"eval"}, Part: &zero})
 	if err == nil || !strings.Contains(err.Error(), "does not split into parts") {
 		t.Fatalf("a part of an evaluate stage: %v", err)
 	}

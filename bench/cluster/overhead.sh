@@ -2,7 +2,8 @@
 # The Temporal engine's overhead against the local executor, on one machine:
 # pipelines/mnist-ensemble.toml (8 members) run alternately with `pipe run` (local) and with
 # `pipe run --engine temporal` on a dev server and pipe workers of the same machine, every
-# stage computed (--no-cache). Prints each run's wall time and the medians.
+# stage computed and stored as a default run stores it (--refresh load: each side writes its
+# stage store, as a run with the cache on does). Prints each run's wall time and the medians.
 #
 #   bench/cluster/overhead.sh PIPE TEMPORAL_CLI MNIST_DIR [PAIRS] [WORKERS_x_SLOTS...]
 #
@@ -29,9 +30,9 @@ for layout in $LAYOUTS; do
 	sleep 2
 	for p in $(seq "$PAIRS"); do
 		t0=$(now)
-		"$PIPE" run $FILE --data-dir "$DATA" --no-cache --no-report --no-progress --runs "$W/local" >"$W/local-$p.log" 2>&1 || { echo "local run failed"; tail -5 "$W/local-$p.log"; }
+		"$PIPE" run $FILE --data-dir "$DATA" --refresh load --no-report --no-progress --runs "$W/local" --store "$W/local-store" >"$W/local-$p.log" 2>&1 || { echo "local run failed"; tail -5 "$W/local-$p.log"; }
 		t1=$(now)
-		"$PIPE" run $FILE --engine temporal --temporal 127.0.0.1:17233 --store "$W/store" --data-dir "$DATA" --no-cache --no-report --no-progress --runs "$W/remote" >"$W/remote-$p.log" 2>&1 || { echo "temporal run failed"; tail -5 "$W/remote-$p.log"; }
+		"$PIPE" run $FILE --engine temporal --temporal 127.0.0.1:17233 --store "$W/store" --data-dir "$DATA" --refresh load --no-report --no-progress --runs "$W/remote" >"$W/remote-$p.log" 2>&1 || { echo "temporal run failed"; tail -5 "$W/remote-$p.log"; }
 		t2=$(now)
 		echo "$layout pair $p: local $(awk "BEGIN{print $t1 - $t0}") s, temporal $(awk "BEGIN{print $t2 - $t1}") s, load $(cut -d' ' -f1 /proc/loadavg)"
 	done
