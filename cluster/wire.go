@@ -64,8 +64,8 @@ type StageResult struct {
 	// Stages is each stage's outcome (not for a part).
 	Stages  map[string]StageOutcome `json:"stages,omitempty"`
 	Seconds float64                 `json:"seconds"`
-	Worker  string  `json:"worker"`
-	Attempt int     `json:"attempt"`
+	Worker  string                  `json:"worker"`
+	Attempt int                     `json:"attempt"`
 	// Resumed says what an attempt after the first continued from: the checkpoint named in
 	// the last heartbeat of the attempt before, and the epoch the stage reports it resumed
 	// at ("" and 0: it started from the beginning).
