@@ -4,6 +4,8 @@
 #   ./run.sh test      run the whole test suite with -race (what CI runs), on the pure-Go build and,
 #                      when OpenBLAS is available, on the openblas build too; then the tests that
 #                      skip under -race (zero allocations) without it
+#   ./run.sh cluster-demo  a Temporal dev server, three pipe workers and pipelines/digits-ensemble.toml
+#                      run on them, on this machine
 # Set-up happens here: Go modules are downloaded, and Debian's libopenblas-dev is installed when
 # apt-get can (root, reachable mirror); without it pipe builds and runs in pure Go. For `test`,
 # Debian's chromium is installed the same way, for the run report's tests in a real browser.
@@ -98,6 +100,31 @@ example)
 	echo "run.sh: built bin/pipe (tags: ${tags:-none}); running pipelines/digits-mlp.toml" >&2
 	exec ./bin/pipe run pipelines/digits-mlp.toml "${@:2}"
 	;;
+cluster-demo)
+	# One machine playing a cluster: a Temporal dev server, three `pipe worker` processes sharing
+	# a stage store, and one pipeline run through them (extra arguments go to `pipe run`).
+	need_go
+	setup_temporal || { echo "run.sh: cluster-demo needs the Temporal CLI" >&2; exit 1; }
+	go mod download
+	go build -tags "$(build_tags)" -o bin/pipe ./cmd/pipe
+	demo=$(mktemp -d "${TMPDIR:-/tmp}/pipe-cluster-demo.XXXXXX")
+	port=${PIPE_DEMO_PORT:-$((20000 + RANDOM % 20000))}
+	pids=()
+	cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+	trap cleanup EXIT
+	"$PIPE_TEMPORAL_CLI" server start-dev --headless --ip 127.0.0.1 --port "$port" --db-filename "$demo/temporal.db" --log-level warn >"$demo/server.log" 2>&1 &
+	pids+=($!)
+	echo "run.sh: Temporal dev server on 127.0.0.1:$port; logs, store and runs in $demo" >&2
+	for i in 1 2 3; do
+		./bin/pipe worker --temporal "127.0.0.1:$port" --store "$demo/store" --identity "worker-$i" --log-level warn >"$demo/worker-$i.log" 2>&1 &
+		pids+=($!)
+	done
+	for _ in $(seq 60); do # the server takes a few seconds to answer
+		if ./bin/pipe runs --temporal "127.0.0.1:$port" >/dev/null 2>&1; then break; fi
+		sleep 1
+	done
+	./bin/pipe run pipelines/digits-ensemble.toml --engine temporal --temporal "127.0.0.1:$port" --store "$demo/store" --runs "$demo/runs" "${@:2}"
+	;;
 test)
 	need_go
 	setup_openblas || true
@@ -127,7 +154,7 @@ test)
 	fi
 	;;
 *)
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

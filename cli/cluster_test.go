@@ -377,3 +377,41 @@ func TestTemporalCancel(t *testing.T) {
 		t.Errorf("workflow status %s, want Canceled", s)
 	}
 }
+
+// TestClusterDemo runs `./run.sh cluster-demo`, the README's single-machine recipe: a dev
+// server, three workers and pipelines/digits-ensemble.toml; the run succeeds, spread over the
+// demo's workers.
+func TestClusterDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds pipe and runs a cluster")
+	}
+	if os.Getenv(temporaltest.EnvCLI) == "" {
+		t.Skipf("$%s is unset: ./run.sh test builds the Temporal CLI and sets it", temporaltest.EnvCLI)
+	}
+	cmd := exec.Command("./run.sh", "cluster-demo", "--no-progress", "--no-report")
+	cmd.Dir = ".."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cluster-demo: %v\n%s", err, tail(string(out), 30))
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	dir, ok := strings.CutPrefix(lines[len(lines)-1], "run: ")
+	if !ok {
+		t.Fatalf("no run directory in the output:\n%s", tail(string(out), 10))
+	}
+	defer os.RemoveAll(filepath.Dir(filepath.Dir(filepath.Dir(dir)))) // the demo's directory
+	m := runManifest(t, dir)
+	if m.Status != pipeline.StatusSucceeded || m.Remote == nil {
+		t.Fatalf("demo run: status %s, remote %+v", m.Status, m.Remote)
+	}
+	workers := map[string]bool{}
+	for _, p := range m.Stages["members"].Remote.Parts {
+		if !strings.HasPrefix(p.Worker, "worker-") {
+			t.Errorf("member %d ran on %q, not a demo worker", p.Part, p.Worker)
+		}
+		workers[p.Worker] = true
+	}
+	if len(workers) < 2 {
+		t.Errorf("the members ran on %v: want them spread over the demo's three workers", workers)
+	}
+}

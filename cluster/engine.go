@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -145,7 +146,21 @@ func (e *Engine) wait(ctx context.Context, run client.WorkflowRun, progress func
 	result := make(chan error, 1)
 	var res RunResult
 	bg := context.WithoutCancel(ctx)
-	go func() { result <- run.Get(bg, &res) }()
+	go func() {
+		for {
+			// Get long-polls; a poll that times out (a run longer than the server's poll
+			// limit) is not the run's end.
+			err := run.Get(bg, &res)
+			if err != nil && (errors.Is(err, context.DeadlineExceeded) || isUnavailable(err)) {
+				time.Sleep(time.Second)
+				continue
+			}
+			result <- err
+			return
+		}
+	}()
+	started := time.Now()
+	pollersChecked := false
 	seen := map[string]StageProgress{}
 	t := time.NewTicker(poll)
 	defer t.Stop()
@@ -166,6 +181,10 @@ func (e *Engine) wait(ctx context.Context, run client.WorkflowRun, progress func
 			ctx = context.Background() // wait for the workflow to stop
 		case <-t.C:
 			e.report(bg, run, progress, seen)
+			if !pollersChecked && time.Since(started) > 10*time.Second {
+				pollersChecked = true
+				e.checkPollers(bg)
+			}
 		}
 	}
 }
@@ -224,4 +243,22 @@ func (e *Engine) outcome(res *RunResult, err error) (*RunResult, bool, error) {
 		}
 	}
 	return nil, false, fmt.Errorf("the run on Temporal failed: %w", err)
+}
+
+// isUnavailable reports a server that cannot be reached now (restarting).
+func isUnavailable(err error) bool {
+	var u *serviceerror.Unavailable
+	return errors.As(err, &u)
+}
+
+// checkPollers warns when no worker polls the run's task queue: the run waits for one.
+func (e *Engine) checkPollers(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := e.Client.DescribeTaskQueue(qctx, e.queue(), enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	if err != nil || len(resp.GetPollers()) > 0 {
+		return
+	}
+	e.Log.Warn().Str("task_queue", e.queue()).Str("temporal", e.Address).
+		Msg("no pipe worker polls this task queue: the run waits until one does (start one with pipe worker --temporal ... --store ...)")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/activity"
@@ -65,10 +66,29 @@ func Worker(ctx context.Context, o WorkerOptions) error {
 		o.Identity = strconv.Itoa(os.Getpid()) + "@" + host
 	}
 	meter := &payloadMeter{}
-	c, err := client.Dial(client.Options{HostPort: o.HostPort, Namespace: o.Namespace, Identity: o.Identity,
-		Logger: newTemporalLogger(o.Log), DataConverter: meter.dataConverter()})
-	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w", o.HostPort, err)
+	// A worker outlives the server's restarts, and may start before it: it tries to connect
+	// until it can, or until ctx ends.
+	var c client.Client
+	var warned time.Time
+	for wait := time.Second; ; wait = min(2*wait, 15*time.Second) {
+		var err error
+		c, err = client.DialContext(ctx, client.Options{HostPort: o.HostPort, Namespace: o.Namespace, Identity: o.Identity,
+			Logger: newTemporalLogger(o.Log), DataConverter: meter.dataConverter()})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("connect to Temporal at %s: %w", o.HostPort, err)
+		}
+		if time.Since(warned) > time.Minute {
+			o.Log.Warn().Err(err).Str("temporal", o.HostPort).Msg("cannot reach Temporal yet: trying again")
+			warned = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("connect to Temporal at %s: %w", o.HostPort, err)
+		case <-time.After(wait):
+		}
 	}
 	defer c.Close()
 	w := worker.New(c, o.TaskQueue, worker.Options{
