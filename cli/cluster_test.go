@@ -369,11 +369,11 @@ func TestTemporalCancel(t *testing.T) {
 		t.Errorf("the worker's member activities were not canceled:\n%s", tail(w.out.String(), 20))
 	}
 	c := srv.Dial(t)
-	desc, err := c.DescribeWorkflowExecution(context.Background(), m.Remote.WorkflowID, m.Remote.RunID)
+	desc, err := c.DescribeWorkflow(context.Background(), m.Remote.WorkflowID, m.Remote.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := desc.GetWorkflowExecutionInfo().GetStatus().String(); s != "Canceled" {
+	if s := desc.RawResponse.GetWorkflowExecutionInfo().GetStatus().String(); s != "Canceled" {
 		t.Errorf("workflow status %s, want Canceled", s)
 	}
 }

@@ -220,7 +220,7 @@ func (a *activities) Record(ctx context.Context, in RunInput, r *RunResult) (str
 	opts := a.runOptions(in)
 	opts.RunsDir = in.RecordDir
 	info := activity.GetInfo(ctx)
-	opts.Remote = &pipeline.RemoteRun{Engine: "temporal", Namespace: info.WorkflowNamespace, TaskQueue: info.TaskQueue,
+	opts.Remote = &pipeline.RemoteRun{Engine: "temporal", Namespace: info.Namespace, TaskQueue: info.TaskQueue,
 		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, Canceled: r.Status == pipeline.StatusCanceled,
 		MaxPayloadBytes: r.MaxPayloadBytes, Stages: r.Stages}
 	out, err := pipeline.Run(context.WithoutCancel(ctx), p, opts)
