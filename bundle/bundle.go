@@ -46,6 +46,9 @@ type Meta struct {
 	// Partial marks the best-so-far weights of a training that was interrupted (Ctrl-C, a
 	// deadline): a usable model, but not the one the run was configured to produce.
 	Partial bool `json:"partial,omitempty"`
+	// Refit marks a model trained on its validation rows too (a search stage's refit = true,
+	// for the best trial's epoch count): it has no validation metric of its own.
+	Refit bool `json:"refit,omitempty"`
 	// Input lists the source columns prediction needs (features of the raw rows).
 	Input         []ColumnEntry `json:"input"`
 	Preprocessing []PreStep     `json:"preprocessing"`

@@ -88,6 +88,9 @@ type StageConfig struct {
 	outputs []Port
 	order   int
 	stage   Stage
+	// prefix is the key path of a nested config (Nested) inside the stage's table: Errorf
+	// points at keys under it. "" for a stage's own config.
+	prefix string
 }
 
 // IsSet reports whether the user wrote the key (rather than it taking its default).
@@ -176,7 +179,8 @@ func (c *StageConfig) Path(key string) string {
 // such as "layers[1].dense").
 // A key set by --set points at the --set argument instead.
 func (c *StageConfig) Errorf(key, format string, args ...any) *ConfigError {
-	return errorAt(c.file, c.Name, c.pos, c.sets, joinKey("stages."+c.Name, key), key, fmt.Sprintf(format, args...), "")
+	rel := joinKey(c.prefix, key)
+	return errorAt(c.file, c.Name, c.pos, c.sets, joinKey("stages."+c.Name, rel), rel, fmt.Sprintf(format, args...), "")
 }
 
 // LoadOptions tune Load.

@@ -33,8 +33,9 @@ func Build(dir string) (*Report, error) { return BuildWith(dir, BuildOptions{}) 
 // so a run whose process is gone reads as crashed), pipeline.toml for the DAG's edges, and
 // per stage the files the stages write into stages/<name>/: history.csv, lr_range_test.csv,
 // monitor.csv, evaluation.json with the worst-k Parquet files it names, the ensemble's
-// members/member_NN/history.csv; and the manifest's info (summary, members, rounds,
-// bias_variance). It needs no registry: a custom program's kinds are read the same way.
+// members/member_NN/history.csv, a search's trials.csv; and the manifest's info (summary,
+// members, rounds, bias_variance, a search's objective, space and regions). It needs no
+// registry: a custom program's kinds are read the same way.
 //
 // Only a missing or unreadable manifest is an error. A stage file that is missing (an older
 // run, a stage that failed before writing it) leaves its section out; one that cannot be read
@@ -204,6 +205,11 @@ func (b *builder) stage(name string) Stage {
 		if len(curves) > 0 && st.Training == nil {
 			st.Training = &Training{Curves: curves, Epochs: maxMemberEpochs(ens)}
 		}
+	}
+	if sr, err := searchSection(dir, s); err != nil {
+		fail(TrialsFile, err)
+	} else {
+		st.Search = sr
 	}
 	if rounds, tr := pseudoRounds(s); rounds != nil {
 		st.Rounds = rounds

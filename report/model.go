@@ -86,6 +86,7 @@ type Stage struct {
 	BiasVar    []BiasVar   `json:"bias_variance,omitempty"`
 	Ensemble   *Ensemble   `json:"ensemble,omitempty"`
 	Rounds     []Round     `json:"rounds,omitempty"` // pseudo_label
+	Search     *Search     `json:"search,omitempty"` // search: its trials
 }
 
 // Series is a named line over a shared x.
@@ -251,4 +252,109 @@ type Round struct {
 	PseudoAccuracy float64 `json:"pseudo_accuracy,omitempty"`
 	ValAccuracy    float64 `json:"val_accuracy"`
 	Epochs         int     `json:"epochs"`
+}
+
+// Search is a search stage's trials, from its trials.csv and the manifest's info: when each
+// trial ran and how it ended, how the best objective improved trial after trial, each
+// parameter against the objective, the trials as parallel coordinates, and the region each
+// zoom round sampled.
+type Search struct {
+	Objective string `json:"objective"` // the val metric that ranks the trials
+	Maximize  bool   `json:"maximize,omitempty"`
+	Best      int    `json:"best"` // the best trial's index
+	// Params are the space's parameters, in the trials table's column order.
+	Params []SearchParam `json:"params"`
+	// Trials are every trial, by index.
+	Trials []SearchTrial `json:"trials"`
+	// BestSoFar has x = trial index and two series: each trial's objective (null for a failed
+	// trial), and the best objective of the completed trials up to it (null before the first).
+	BestSoFar Curve `json:"best_so_far"`
+	// Effects are, per parameter, the objective of every trial that has the parameter
+	// against its value.
+	Effects []ParamEffect `json:"effects"`
+	// Parallel is the trials as parallel coordinates.
+	Parallel Parallel `json:"parallel"`
+	// Rounds are the regions the zoom rounds sampled (round 0: the full space).
+	Rounds []SearchRound `json:"rounds,omitempty"`
+}
+
+// SearchParam is one parameter of a search space.
+type SearchParam struct {
+	Name string `json:"name"`
+	Dist string `json:"dist"` // uniform, log_uniform, int, log_int, choice
+	// Lo and Hi bound a numeric parameter; Labels are a choice's values as the trials table
+	// writes them, in the space's order.
+	Lo     float64  `json:"lo"`
+	Hi     float64  `json:"hi"`
+	Labels []string `json:"labels,omitempty"`
+}
+
+// Log reports whether the parameter is sampled on a log scale (its axis is logarithmic).
+func (p SearchParam) Log() bool { return p.Dist == "log_uniform" || p.Dist == "log_int" }
+
+// SearchTrial is one trial.
+type SearchTrial struct {
+	Index  int    `json:"index"`
+	Round  int    `json:"round"`
+	Status string `json:"status"` // completed, pruned, failed
+	// Objective is the trial's value (null for a failed trial).
+	Objective *float64 `json:"objective"`
+	EpochsRun int      `json:"epochs_run"`
+	BestEpoch int      `json:"best_epoch,omitempty"`
+	// Start is when the trial started, in seconds after its search started (in the run that
+	// trained it: a resumed search's restored trials keep their first run's times), and
+	// Seconds how long it ran.
+	Start   float64 `json:"start"`
+	Seconds float64 `json:"seconds"`
+	// Params are the trial's values as the trials table writes them (a parameter whose
+	// condition did not hold is absent).
+	Params map[string]string `json:"params"`
+	Error  string            `json:"error,omitempty"`
+}
+
+// ParamEffect is one parameter's values against the objective.
+type ParamEffect struct {
+	Param  string        `json:"param"`
+	Points []EffectPoint `json:"points"`
+}
+
+// EffectPoint is one trial's value of a parameter and its objective. X is the value of a
+// numeric parameter, or the index of a choice's value in SearchParam.Labels.
+type EffectPoint struct {
+	Trial     int     `json:"trial"`
+	X         float64 `json:"x"`
+	Objective float64 `json:"objective"`
+	Status    string  `json:"status"`
+}
+
+// Parallel is the trials as parallel coordinates: one axis per parameter, then the
+// objective's; every trial that did not fail is a line through its values.
+type Parallel struct {
+	Axes  []ParallelAxis `json:"axes"`
+	Lines []ParallelLine `json:"lines"`
+}
+
+// ParallelAxis is one axis, from Lo to Hi (a choice's axis has its labels at 0, 1, ...).
+type ParallelAxis struct {
+	Name   string   `json:"name"`
+	Lo     float64  `json:"lo"`
+	Hi     float64  `json:"hi"`
+	Log    bool     `json:"log,omitempty"`
+	Labels []string `json:"labels,omitempty"`
+}
+
+// ParallelLine is one trial's values on the axes, in axis units (null where the trial lacks
+// the parameter).
+type ParallelLine struct {
+	Trial  int        `json:"trial"`
+	Status string     `json:"status"`
+	Values []*float64 `json:"values"`
+}
+
+// SearchRound is the region one zoom round sampled: each numeric parameter's range and each
+// choice's weights (in the order of its labels).
+type SearchRound struct {
+	Round   int                   `json:"round"`
+	Ranges  map[string][2]float64 `json:"ranges,omitempty"`
+	Weights map[string][]float64  `json:"weights,omitempty"`
 }

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+
+	"github.com/rs/zerolog"
 
 	"github.com/pipe-ml/pipe/ensemble"
 	"github.com/pipe-ml/pipe/nn"
@@ -51,7 +54,13 @@ func ensembleKind() pipeline.KindSpec {
 			"members/member_NN/history.csv, and the manifest's info.members gives each member's epochs_run, best_epoch and stopped_early, to see where early stopping cut members short.",
 		Example: "[stages.members]\nkind = \"ensemble\"\ntrain = \"scale.train\"\nval = \"scale.val\"\nmembers = 8\n" +
 			"member = { layers = [ { dense = 256 }, { dense = 128 } ], epochs = 30 }\nvary = { dropout = [0.0, 0.3], lr = [3e-4, 3e-3] }",
-		New: newEnsembleStage,
+		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
+			s, err := newEnsembleStage(c)
+			if err != nil {
+				return nil, err // not a nil *ensembleStage in a non-nil Stage
+			}
+			return s, nil
+		},
 	}
 }
 
@@ -62,7 +71,9 @@ type ensembleStage struct {
 	workers int
 }
 
-func newEnsembleStage(c *pipeline.StageConfig) (pipeline.Stage, error) {
+// newEnsembleStage builds an ensemble stage from its config: a stage's own, or a search
+// trial's (see newTrainStage).
+func newEnsembleStage(c *pipeline.StageConfig) (*ensembleStage, error) {
 	s := &ensembleStage{workers: c.Int("workers")}
 	if c.Table("member") != nil && c.List("specs") != nil {
 		return nil, c.Errorf("specs", "set member or specs, not both")
@@ -174,7 +185,7 @@ func parseVary(v map[string]any) (ensemble.Vary, string, error) {
 }
 
 func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
-	d, err := loadSupervised(ctx, sc, s.shared)
+	d, err := loadSupervised(ctx, sc, s.shared, sc.Config)
 	if err != nil {
 		return err
 	}
@@ -189,22 +200,8 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if augment != nil {
 		sc.Note("training batches of every member are augmented (%s)", augmentStages(trainT.Lineage()))
 	}
-	for i, b := range s.bases {
-		b.tasks = s.shared.tasks
-		spec, err := b.modelSpec(plan)
-		if err != nil {
-			return err
-		}
-		tc := b.cfg
-		tc.Logger = sc.Log
-		tc.Augment = augment
-		m := ensemble.Member{Name: "", Spec: spec, Train: tc}
-		if len(s.bases) == 1 {
-			cfg.Base = m
-		} else {
-			m.Name = fmt.Sprintf("spec_%d", i)
-			cfg.Specs = append(cfg.Specs, m)
-		}
+	if err := s.members(&cfg, plan, augment, sc.Log); err != nil {
+		return err
 	}
 	n, release, err := takeCPU(ctx, sc, s.workers)
 	if err != nil {
@@ -246,6 +243,29 @@ func (s *ensembleStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		return err
 	}
 	return sc.SetArtifact("ensemble", eb)
+}
+
+// members sets cfg's members (Base, or Specs) from the stage's member tables for a plan: the
+// part of a run that a search trial with an ensemble base repeats.
+func (s *ensembleStage) members(cfg *ensemble.Config, plan *bundle.InputPlan, augment func(*nn.Batch, *nn.Targets, *rand.Rand), log zerolog.Logger) error {
+	for i, b := range s.bases {
+		b.tasks = s.shared.tasks
+		spec, err := b.modelSpec(plan)
+		if err != nil {
+			return err
+		}
+		tc := b.cfg
+		tc.Logger = log
+		tc.Augment = augment
+		m := ensemble.Member{Name: "", Spec: spec, Train: tc}
+		if len(s.bases) == 1 {
+			cfg.Base = m
+		} else {
+			m.Name = fmt.Sprintf("spec_%d", i)
+			cfg.Specs = append(cfg.Specs, m)
+		}
+	}
+	return nil
 }
 
 // memberCheckpointName and memberDoneName are the checkpoints of member i: the trainer's

@@ -84,6 +84,6 @@ var builtins = []func() pipeline.KindSpec{
 	datasetKind, csvKind, parquetKind, arrowKind,
 	splitKind, imputeKind, encodeKind, normalizeKind,
 	maskLabelsKind, augmentKind,
-	pretrainKind, trainKind, pseudoLabelKind, ensembleKind, combineKind, predictKind, evaluateKind,
+	pretrainKind, trainKind, pseudoLabelKind, ensembleKind, combineKind, searchKind, predictKind, evaluateKind,
 	writeKind,
 }

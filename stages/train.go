@@ -37,25 +37,35 @@ func trainKind() pipeline.KindSpec {
 		Example: "[stages.model]\nkind = \"train\"\ntrain = \"normalize.train\"\nval = \"normalize.val\"\ntarget = \"target\"\n" +
 			"layers = [ { dense = 128, dropout = 0.2 }, { dense = 64 } ]\noptimizer = { name = \"adam\", lr = \"auto\" }\nschedule = { name = \"cosine\" }\nepochs = 200\nearly_stopping = { metric = \"val_loss\", patience = 15 }",
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
-			ts, err := parseTrainSpec(c)
+			s, err := newTrainStage(c)
 			if err != nil {
-				return nil, err
+				return nil, err // not a nil *trainStage in a non-nil Stage
 			}
-			if len(ts.targets) > 1 && c.IsSet("task") {
-				return nil, c.Errorf("task", "with several targets, set each one's task in tasks = { <target> = { task = ... } }")
-			}
-			tr, err := parseTransfer(c)
-			if err != nil {
-				return nil, err
-			}
-			if tr.from != "" || tr.fromPath != "" {
-				if !c.IsSet("schedule") {
-					ts.cfg.Schedule.Name = "cosine" // the practice's default for fine-tuning
-				}
-			}
-			return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers")}, nil
+			return s, nil
 		},
 	}
+}
+
+// newTrainStage builds a train stage from its config: a stage's own, or a search trial's (a
+// search stage's base with the trial's parameters, decoded with StageConfig.Nested).
+func newTrainStage(c *pipeline.StageConfig) (*trainStage, error) {
+	ts, err := parseTrainSpec(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts.targets) > 1 && c.IsSet("task") {
+		return nil, c.Errorf("task", "with several targets, set each one's task in tasks = { <target> = { task = ... } }")
+	}
+	tr, err := parseTransfer(c)
+	if err != nil {
+		return nil, err
+	}
+	if tr.from != "" || tr.fromPath != "" {
+		if !c.IsSet("schedule") {
+			ts.cfg.Schedule.Name = "cosine" // the practice's default for fine-tuning
+		}
+	}
+	return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers")}, nil
 }
 
 type trainStage struct {
@@ -72,8 +82,9 @@ type supervised struct {
 }
 
 // loadSupervised reads the train (and val) inputs, decides features, targets and tasks, and
-// materialises both tables, keeping only rows with at least one label.
-func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpec) (*supervised, error) {
+// materialises both tables, keeping only rows with at least one label. c is the config ts was
+// parsed from (errors about its keys point there).
+func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpec, c settings) (*supervised, error) {
 	trainT, err := sc.Input(ctx, "train")
 	if err != nil {
 		return nil, err
@@ -114,7 +125,7 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 		}
 	}
 	if unk := ts.unknownTasks(plan); len(unk) > 0 {
-		return nil, sc.Config.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
+		return nil, c.Errorf("tasks", "%v name no target (targets: %v)", unk, targetNames(plan))
 	}
 	d := &supervised{trainT: trainT, plan: plan}
 	if err := warnIDColumns(ctx, sc, trainT, plan.Numeric); err != nil {
@@ -140,7 +151,7 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 }
 
 func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
-	d, err := loadSupervised(ctx, sc, s.spec)
+	d, err := loadSupervised(ctx, sc, s.spec, sc.Config)
 	if err != nil {
 		return err
 	}
@@ -154,13 +165,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		// embeddings encoder has none: the default trunk stays).
 		s.spec.layers = src.TransferLayers()
 	}
-	spec, err := s.spec.modelSpec(plan)
+	m, err := s.spec.build(sc.Config, plan, sc.Rand(0))
 	if err != nil {
-		return sc.Config.Errorf("class_weight", "%v", err)
-	}
-	m, err := nn.Build(spec, sc.Rand(0))
-	if err != nil {
-		return sc.Config.Errorf("layers", "%v", err)
+		return err
 	}
 	var hooks []train.Hook
 	if src != nil || len(s.transfer.freeze) > 0 {
@@ -239,14 +246,11 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	sc.SetInfo("base_lr", res.BaseLR)
 	sc.SetInfo("params", countParams(m))
 	// The last epoch's metrics (of the restored best epoch when early stopping).
-	if len(res.History.Epochs) > 0 {
-		i := len(res.History.Epochs) - 1 // the weights kept: the last epoch's...
-		if !cfg.EarlyStopping.Disabled && cfg.EMADecay == 0 {
-			i = min(res.BestEpoch, i) // ...or the best epoch's, restored by early stopping
+	if i, restored := keptEpoch(cfg, res); i >= 0 {
+		if restored {
 			sc.SetInfo("restored_epoch", i+1)
 		}
-		best := res.History.Epochs[i]
-		for k, v := range best {
+		for k, v := range res.History.Epochs[i] {
 			sc.Metrics.Set(metricKey(k), v)
 		}
 	}
@@ -259,6 +263,21 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		return err
 	}
 	return sc.SetArtifact("model", b)
+}
+
+// keptEpoch returns the epoch (0-based) whose weights a finished Fit with cfg left in the
+// model, so whose History entry is what the model does: the last epoch's, or the best one's
+// when early stopping restored it (restored; not with EMA, whose average is kept). -1 when no
+// epoch ran.
+func keptEpoch(cfg train.Config, res train.Result) (epoch int, restored bool) {
+	i := len(res.History.Epochs) - 1
+	if i < 0 {
+		return -1, false
+	}
+	if !cfg.EarlyStopping.Disabled && cfg.EMADecay == 0 {
+		return min(res.BestEpoch, i), true
+	}
+	return i, false
 }
 
 // fitWithCheckpoints trains m as train.Fit does, saving the stage's checkpoint (train.ckpt:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"strings"
 
@@ -116,35 +117,9 @@ var layerKeys = map[string]struct{ short, long []string }{
 // ranges are checked by its spec): one layer type, the keys that type needs, and no key it
 // would ignore.
 func checkLayer(m map[string]any) string {
-	var shapes []string
-	for _, k := range layerShapes {
-		if _, ok := m[k]; ok {
-			shapes = append(shapes, k)
-		}
-	}
-	typ, long := m["type"].(string)
-	if typ == nn.LayerCustom && len(shapes) == 2 && shapes[1] == "custom" {
-		shapes = shapes[:1] // { type = "custom", custom = "name" }
-	}
-	switch {
-	case len(shapes) > 1:
-		return fmt.Sprintf("a layer has one type, found %s: write one layer per table", strings.Join(shapes, " and "))
-	case len(shapes) == 1 && !long:
-		typ = shapes[0]
-	default:
-		_, hasDropout := m["dropout"]
-		_, hasActivation := m["activation"]
-		switch {
-		case long:
-		case hasDropout && hasActivation:
-			return "a dropout layer has no activation: put the activation on the layer before it, or in a table of its own"
-		case hasDropout:
-			typ = nn.LayerDropout
-		case hasActivation:
-			typ = nn.LayerActivation
-		default:
-			return "no layer type: write a short form such as { dense = 64 } or { dropout = 0.2 }, or type = \"...\""
-		}
+	typ, long, msg := layerType(m)
+	if msg != "" {
+		return msg
 	}
 	if v, ok := m["batch_norm"].(bool); ok && !v {
 		return "batch_norm = false is no layer: leave the table out"
@@ -162,13 +137,9 @@ func checkLayer(m map[string]any) string {
 			}
 		}
 	}
-	allowed := map[string]bool{"type": true, "name": true, "l1": true, "l2": true, "activity_l1": true, "activity_l2": true}
-	for _, k := range keys {
-		allowed[k] = true
-	}
 	var extra []string
 	for _, f := range layerFields() {
-		if _, ok := m[f.Name]; ok && !allowed[f.Name] {
+		if _, ok := m[f.Name]; ok && !layerTakes(typ, long, f.Name) {
 			extra = append(extra, f.Name)
 		}
 	}
@@ -183,6 +154,61 @@ func checkLayer(m map[string]any) string {
 		return fmt.Sprintf("layer name %q: a name is not empty and has no '/'", n)
 	}
 	return ""
+}
+
+// layerTakes reports whether a layer of type typ, in the long form or the short one, takes
+// key.
+func layerTakes(typ string, long bool, key string) bool {
+	switch key {
+	case "type", "name", "l1", "l2", "activity_l1", "activity_l2":
+		return true
+	}
+	keys := layerKeys[typ].short
+	if long {
+		keys = layerKeys[typ].long
+	}
+	for _, k := range keys {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// layerType says what type of layer a decoded layer table is, and whether it is written in
+// the long form (type = "..."); msg says why it is no layer.
+func layerType(m map[string]any) (typ string, long bool, msg string) {
+	var shapes []string
+	for _, k := range layerShapes {
+		if _, ok := m[k]; ok {
+			shapes = append(shapes, k)
+		}
+	}
+	typ, long = m["type"].(string)
+	if typ == nn.LayerCustom && len(shapes) == 2 && shapes[1] == "custom" {
+		shapes = shapes[:1] // { type = "custom", custom = "name" }
+	}
+	switch {
+	case len(shapes) > 1:
+		return "", false, fmt.Sprintf("a layer has one type, found %s: write one layer per table", strings.Join(shapes, " and "))
+	case len(shapes) == 1 && !long:
+		typ = shapes[0]
+	default:
+		_, hasDropout := m["dropout"]
+		_, hasActivation := m["activation"]
+		switch {
+		case long:
+		case hasDropout && hasActivation:
+			return "", false, "a dropout layer has no activation: put the activation on the layer before it, or in a table of its own"
+		case hasDropout:
+			typ = nn.LayerDropout
+		case hasActivation:
+			typ = nn.LayerActivation
+		default:
+			return "", false, "no layer type: write a short form such as { dense = 64 } or { dropout = 0.2 }, or type = \"...\""
+		}
+	}
+	return typ, long, ""
 }
 
 func optimizerFields() []pipeline.Field {
@@ -580,6 +606,20 @@ func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 		}
 	}
 	return spec, nil
+}
+
+// build builds the network for a plan, with weights drawn from rng. c is the config ts was
+// parsed from: a spec the plan makes invalid is an error about its keys.
+func (ts *trainSpec) build(c settings, plan *bundle.InputPlan, rng *rand.Rand) (*nn.Model, error) {
+	spec, err := ts.modelSpec(plan)
+	if err != nil {
+		return nil, c.Errorf("class_weight", "%v", err)
+	}
+	m, err := nn.Build(spec, rng)
+	if err != nil {
+		return nil, c.Errorf("layers", "%v", err)
+	}
+	return m, nil
 }
 
 // unknownTasks reports tasks entries that name no target.

@@ -1,0 +1,379 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/pipe-ml/pipe/pipeline"
+	"github.com/pipe-ml/pipe/search"
+)
+
+// Base kinds of a search stage's model field: what each trial trains.
+const (
+	searchModelTrain    = "train"
+	searchModelEnsemble = "ensemble"
+)
+
+// Defaults of the search stage.
+const (
+	defaultSearchTrials = 30
+	defaultSearchRounds = 3
+	objectiveAuto       = "auto"
+)
+
+func searchKind() pipeline.KindSpec {
+	return pipeline.KindSpec{
+		Kind: "search", Shape: pipeline.ShapeTrain,
+		Doc: "Searches hyperparameters: each trial is a `train` stage (or, with model = \"ensemble\", an `ensemble` stage) built from `base` with the trial's values of the `space` parameters, trained on `train` and scored on `val`. " +
+			"Values are drawn at random (never on a grid), on a log scale for the log distributions; with rounds > 1 each round zooms in on the region of the best trials so far (the ranges narrow, the choices are re-weighted). " +
+			"Bad trials are stopped early (ASHA by default, or median stopping) on the objective they report after every epoch; a pruned trial's partial history is kept. " +
+			"Trials run concurrently within the run's CPU budget, one core each; each trial's seed comes from (run seed, stage, trial), and the trials, their results and the best trial are the same for any number of workers. " +
+			"The training table is read once and shared by every trial. With the stage store, an interrupted search resumes without training its finished trials again. " +
+			"The best trial is trained again from its seed for the `model` output (training is deterministic: its val objective is checked against the trial's), or, with refit = true, on train and val together for its best epoch count. " +
+			"The log prints the best parameters as a `train` stage to paste into a pipeline; the manifest's info holds them (best_params, best_trial). " +
+			"How the zoom narrows the ranges and how ASHA decides: see the `search` package's documentation (pkg.go.dev/github.com/pipe-ml/pipe/search).",
+		Fields: []pipeline.Field{
+			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table, read once and shared by every trial."},
+			{Name: "val", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The validation table: every trial's early stopping and objective. The search chooses on it alone."},
+			{Name: "model", Type: pipeline.TypeString, Default: searchModelTrain, Enum: []string{searchModelTrain, searchModelEnsemble}, Doc: "What a trial trains: a train stage (base holds a train stage's keys) or an ensemble stage (base holds an ensemble stage's keys; trials are not pruned, since an ensemble's objective exists only once its members are combined by mean)."},
+			{Name: "base", Type: pipeline.TypeTable, DocsSee: "those of the train stage (or of the ensemble stage, with model = \"ensemble\") but train, val and workers; train also without monitor_every, init_from, init_from_path, freeze and unfreeze",
+				Doc: "The settings every trial starts from, as a train (or ensemble) stage takes them: { layers = [ { dense = 256 }, { dense = 128 } ], epochs = 60 }. Checked like that stage's own table."},
+			{Name: "space", Type: pipeline.TypeTable, Required: true, Doc: "The parameters searched, by dotted path into base (\"optimizer.lr\", \"layers.0.dense\", \"layers.*.dropout\" for every layer that takes dropout, \"l2\", \"member.epochs\"), each a distribution: " +
+				"{ uniform = [lo, hi] }, { log_uniform = [lo, hi] } (lo > 0), { int = [lo, hi] }, { log_int = [lo, hi] } (lo ≥ 1), { choice = [v1, v2, ...] } (any values: numbers, strings, tables, lists), with an optional condition when = { \"optimizer.name\" = \"sgd\" } (the parameter exists only when that choice, or base's value, is that value). " +
+				"Every path and every value the distribution can draw is checked against the base kind's keys when the pipeline is loaded. Parameters are applied from the shortest path to the longest, and layers.0.dropout after layers.*.dropout."},
+			{Name: "objective", Type: pipeline.TypeString, Default: objectiveAuto, Doc: "The val metric that ranks the trials, maximised (accuracy, r2) or minimised (loss, logloss, rmse, mae) as the metric says: val_loss, val_accuracy, val_logloss, val_rmse, val_mae, val_r2, or <target>/val_... with several targets (an ensemble: all but the loss). " +
+				"auto: val_logloss for classes, val_r2 for regression, val_loss with several targets. Log-loss rather than accuracy because a small validation set's accuracy takes few values (on iris's 22 val rows, one row is 4.5 points): trials tie, and the ranking and the zoom would then follow the trial index."},
+			{Name: "trials", Type: pipeline.TypeInt, Default: int64(defaultSearchTrials), Min: pipeline.Bound(1), Doc: "The number of trials in all rounds."},
+			{Name: "rounds", Type: pipeline.TypeInt, Default: int64(defaultSearchRounds), Min: pipeline.Bound(1), Doc: "Zoom rounds: the trials are split evenly between them, and each round after the first samples the region around the best trials of the rounds before (1: plain random search). At most trials; when not set, min(3, trials)."},
+			{Name: "prune", Type: pipeline.TypeTable, Fields: []pipeline.Field{
+				{Name: "method", Type: pipeline.TypeString, Enum: []string{search.PruneASHA, search.PruneMedian, search.PruneNone}, Doc: "asha: asynchronous successive halving, rungs at epochs min_epochs·reduction^k where a trial goes on only in the top 1/reduction of the trials judged there; median: a trial stops at an epoch ≥ min_epochs where it is worse than the median of the others; none. Default asha (none with model = \"ensemble\", which cannot be pruned)."},
+				{Name: "min_epochs", Type: pipeline.TypeInt, Default: int64(search.DefaultMinEpochs), Min: pipeline.Bound(1), Doc: "asha: the first rung's epoch; median: the first epoch a trial may be stopped at."},
+				{Name: "reduction", Type: pipeline.TypeInt, Default: int64(search.DefaultReduction), Min: pipeline.Bound(2), Doc: "asha's η: rungs at min_epochs·η^k, and the top 1/η go on."},
+				{Name: "min_trials", Type: pipeline.TypeInt, Default: int64(search.DefaultMedianMinTrials), Min: pipeline.Bound(1), Doc: "median: the fewest other trials at an epoch before a trial may be stopped there."},
+			}, Doc: "Early stopping of bad trials, judged on the objective after each epoch: { method = \"asha\", min_epochs = 3, reduction = 3 }. A trial is judged only against trials with a lower index (waiting for them when it gets ahead), which keeps the results the same for any number of workers."},
+			{Name: "zoom", Type: pipeline.TypeTable, Fields: []pipeline.Field{
+				{Name: "top", Type: pipeline.TypeFloat, Default: search.DefaultZoomTop, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), Doc: "The share q of the trials so far whose parameters define the next round's region: the best max(2, ⌈q·n⌉)."},
+				{Name: "margin", Type: pipeline.TypeFloat, Default: search.DefaultZoomMargin, Min: pipeline.Bound(0), MinExclusive: true, Doc: "The span of the top trials' values is widened on each side by this share of the previous range (on the log axis for log parameters)."},
+				{Name: "min_width", Type: pipeline.TypeFloat, Default: search.DefaultZoomMinWidth, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), Doc: "A range never becomes narrower than this share of the full range."},
+			}, Doc: "How each round narrows: a numeric range becomes the span of the top trials' values, widened by margin; a choice's value i gets weight (cᵢ + 1)/Σ(cⱼ + 1), cᵢ the top trials that chose it."},
+			{Name: "refit", Type: pipeline.TypeBool, Default: false, Doc: "Train the best trial's config again on train and val together, for the best trial's best epoch count (early stopping off, the trial's seed), as the `model` output: more data for the final model, but no val metric of its own (the manifest's info.refit and the bundle say so). Not with model = \"ensemble\"."},
+			{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "Trials trained at the same time (one core each), taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
+		},
+		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
+			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}, {Name: "trials", Kind: pipeline.PortTable}}
+		},
+		DefaultOutput: "model",
+		OutputsDoc: "`model` (artifact): the best trial's bundle (an ensemble bundle with model = \"ensemble\"), in stages/<name>/bundle/, with its per-epoch history.csv. " +
+			"`trials` (table): one row per trial: trial, round, status (completed, pruned, failed), each parameter (null where its condition did not hold), epochs_run, best_epoch, objective, seconds, start_seconds, error; also written as trials.csv.",
+		Example: "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\n" +
+			"base = { layers = [ { dense = 256 }, { dense = 128 } ], epochs = 60 }\n" +
+			"space = { \"optimizer.lr\" = { log_uniform = [1e-4, 3e-2] },\n          \"layers.*.dropout\" = { uniform = [0.0, 0.5] },\n          \"l2\" = { log_uniform = [1e-6, 1e-2] } }\n" +
+			"trials = 30\nrounds = 3\nprune = { method = \"asha\", min_epochs = 3, reduction = 3 }",
+		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
+			s, err := newSearchStage(c)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	}
+}
+
+// searchStage is a configured search stage.
+type searchStage struct {
+	model     string // searchModelTrain or searchModelEnsemble
+	fields    []pipeline.Field
+	misplaced map[string]string
+	base      map[string]any        // as written
+	baseCfg   *pipeline.StageConfig // base decoded: the data settings, errors about its keys
+	data      *trainSpec            // target, features, task, tasks
+	space     *search.Space
+	objective string
+	trials    int
+	rounds    int
+	prune     search.PruneConfig
+	zoom      search.ZoomConfig
+	refit     bool
+	workers   int
+}
+
+// searchBaseFields returns the keys a search stage's base takes for a model kind, and hints
+// for the keys of that kind it does not take.
+func searchBaseFields(model string) ([]pipeline.Field, map[string]string) {
+	misplaced := map[string]string{
+		"train":   "set it on the search stage itself: every trial trains on it",
+		"val":     "set it on the search stage itself: every trial is scored on it",
+		"workers": "set workers on the search stage: trials run side by side, one core each",
+	}
+	var all []pipeline.Field
+	if model == searchModelEnsemble {
+		all = ensembleKind().Fields
+	} else {
+		all = append(trainFields(), transferFields()...)
+		misplaced["monitor_every"] = "a search's trials record no monitor.csv"
+		for _, f := range transferFields() {
+			misplaced[f.Name] = "a search does not transfer weights: train the best config with init_from in a train stage"
+		}
+	}
+	var out []pipeline.Field
+	for _, f := range all {
+		if _, excluded := misplaced[f.Name]; !excluded {
+			out = append(out, f)
+		}
+	}
+	return out, misplaced
+}
+
+// objectivePattern is the form of a val metric a trial reports.
+var objectivePattern = regexp.MustCompile(`^([^/]+/)?val_(loss|accuracy|logloss|rmse|mae|r2)$`)
+
+func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
+	s := &searchStage{model: c.String("model"), base: c.Table("base"), objective: c.String("objective"), trials: c.Int("trials"),
+		rounds: c.Int("rounds"), refit: c.Bool("refit"), workers: c.Int("workers")}
+	if s.base == nil {
+		s.base = map[string]any{}
+	}
+	if !c.IsSet("rounds") {
+		s.rounds = min(defaultSearchRounds, s.trials)
+	}
+	var errs []error
+	if s.rounds > s.trials {
+		errs = append(errs, c.Errorf("rounds", "%d rounds need at least %d trials, not %d: every round runs at least one trial", s.rounds, s.rounds, s.trials))
+	}
+	if o := s.objective; o != objectiveAuto && !objectivePattern.MatchString(o) {
+		errs = append(errs, c.Errorf("objective", "%q is not a val metric: give val_loss, val_accuracy, val_logloss, val_rmse, val_mae or val_r2 (<target>/val_... for one of several targets), or auto", o))
+	} else if s.model == searchModelEnsemble && strings.HasSuffix(o, "val_loss") {
+		errs = append(errs, c.Errorf("objective", "an ensemble has no loss of its own: give val_accuracy, val_logloss, val_rmse, val_mae or val_r2"))
+	}
+	p := c.Table("prune")
+	s.prune = search.PruneConfig{Method: search.PruneASHA, MinEpochs: search.DefaultMinEpochs, Reduction: search.DefaultReduction, MinTrials: search.DefaultMedianMinTrials}
+	if p != nil {
+		s.prune.MinEpochs, s.prune.Reduction, s.prune.MinTrials = intOf(p["min_epochs"]), intOf(p["reduction"]), intOf(p["min_trials"])
+	}
+	if s.model == searchModelEnsemble {
+		s.prune.Method = search.PruneNone
+	}
+	if m, ok := p["method"].(string); ok {
+		if s.model == searchModelEnsemble && m != search.PruneNone {
+			errs = append(errs, c.Errorf("prune.method", "an ensemble's trials cannot be pruned (its objective exists only once the members are combined): set method = \"none\" or leave prune out"))
+		}
+		s.prune.Method = m
+	}
+	if z := c.Table("zoom"); z != nil {
+		s.zoom = search.ZoomConfig{Top: floatOf(z["top"]), Margin: floatOf(z["margin"]), MinWidth: floatOf(z["min_width"])}
+	}
+	if s.refit && s.model == searchModelEnsemble {
+		errs = append(errs, c.Errorf("refit", "refit trains one network on train and val: it does not apply to an ensemble"))
+	}
+
+	// base, decoded and built as a stage of its kind would be.
+	s.fields, s.misplaced = searchBaseFields(s.model)
+	sub, err := c.Nested("base", s.base, s.fields, s.misplaced)
+	if err == nil {
+		s.data, err = s.build(sub)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		s.baseCfg = sub
+	}
+
+	// space: parsed; then, when both it and base are sound, every path checked against base's
+	// kind and every value it can draw too.
+	space, err := search.ParseSpace(c.Table("space"), s.base)
+	if err != nil {
+		errs = append(errs, spaceErrors(c, err)...)
+	} else {
+		s.space = space
+		if s.baseCfg != nil {
+			errs = append(errs, s.checkSpace(c)...)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, joinByPosition(errs)
+	}
+	return s, nil
+}
+
+// joinByPosition joins config errors (some of them joined already) in the order of their
+// positions in the file.
+func joinByPosition(errs []error) error {
+	ces := pipeline.ConfigErrors(errors.Join(errs...))
+	sort.SliceStable(ces, func(i, j int) bool {
+		if ces[i].Line != ces[j].Line {
+			return ces[i].Line < ces[j].Line
+		}
+		return ces[i].Col < ces[j].Col
+	})
+	out := make([]error, len(ces))
+	for i, ce := range ces {
+		out[i] = ce
+	}
+	return errors.Join(out...)
+}
+
+// build builds a stage of the base's kind from its decoded config (base, or a trial's) and
+// returns its data settings.
+func (s *searchStage) build(c *pipeline.StageConfig) (*trainSpec, error) {
+	if s.model == searchModelEnsemble {
+		e, err := newEnsembleStage(c)
+		if err != nil {
+			return nil, err
+		}
+		return e.shared, nil
+	}
+	t, err := newTrainStage(c)
+	if err != nil {
+		return nil, err
+	}
+	return t.spec, nil
+}
+
+// spaceErrors turns search.ParseSpace's errors into config errors at the space's keys.
+func spaceErrors(c *pipeline.StageConfig, err error) []error {
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		var se *search.SpaceError
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if errors.As(e, &se) {
+			key := joinPath(joinPath("space", se.Param), se.Key)
+			ce := c.Errorf(key, "%s", se.Msg)
+			ce.Hint = se.Hint
+			out = append(out, ce)
+			return
+		}
+		out = append(out, c.Errorf("space", "%v", e))
+	}
+	walk(err)
+	return out
+}
+
+// checkSpace checks every parameter against the base's kind: its path names a key the kind
+// takes, its distribution fits the key's type, and every value it can draw (each choice, both
+// bounds of a range) makes a valid stage when set in base (with the values its conditions
+// need).
+func (s *searchStage) checkSpace(c *pipeline.StageConfig) []error {
+	var errs []error
+	for _, p := range s.space.Params() {
+		at := joinPath("space", p.Name)
+		f, msg, hint := paramField(s.fields, s.base, p.Name)
+		if msg != "" {
+			ce := c.Errorf(at, "%s", msg)
+			ce.Hint = hint
+			errs = append(errs, ce)
+			continue
+		}
+		if msg, hint := distFits(p, f); msg != "" {
+			ce := c.Errorf(joinPath(at, string(p.Dist)), "%s", msg)
+			ce.Hint = hint
+			errs = append(errs, ce)
+			continue
+		}
+		cond := search.Params{}
+		for _, w := range p.When {
+			if !w.Fixed {
+				cond[w.Name] = w.Value
+			}
+		}
+		check := func(key, what string, v any) bool {
+			params := search.Params{p.Name: v}
+			for k, x := range cond {
+				params[k] = x
+			}
+			if msg := s.trialProblem(c, params); msg != "" {
+				errs = append(errs, c.Errorf(joinPath(at, key), "%s %s: %s", what, search.FormatValue(v), msg))
+				return false
+			}
+			return true
+		}
+		switch p.Dist {
+		case search.Choice:
+			for i, v := range p.Choices {
+				check(fmt.Sprintf("choice[%d]", i), "the value", v)
+			}
+		case search.Int, search.LogInt:
+			if check(string(p.Dist)+"[0]", "the lower bound", int64(p.Lo)) {
+				check(string(p.Dist)+"[1]", "the upper bound", int64(p.Hi))
+			}
+		default:
+			if check(string(p.Dist)+"[0]", "the lower bound", p.Lo) {
+				check(string(p.Dist)+"[1]", "the upper bound", p.Hi)
+			}
+		}
+	}
+	return errs
+}
+
+// trialProblem says what is wrong with the stage that base with params makes, or "".
+func (s *searchStage) trialProblem(c *pipeline.StageConfig, params search.Params) string {
+	_, err := s.trialConfig(c, params)
+	if err == nil {
+		return ""
+	}
+	if ces := pipeline.ConfigErrors(err); len(ces) > 0 {
+		ce := ces[0]
+		if ce.Key != "" {
+			return ce.Key + ": " + ce.Msg
+		}
+		return ce.Msg
+	}
+	return err.Error()
+}
+
+// trialConfig returns the decoded config of the stage a trial trains: base with the trial's
+// parameters, decoded and checked as a stage of the base's kind.
+func (s *searchStage) trialConfig(c *pipeline.StageConfig, params search.Params) (*pipeline.StageConfig, error) {
+	raw, err := applyParams(s.base, params)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := c.Nested("base", raw, s.fields, s.misplaced)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.build(sub); err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// distFits says why a parameter's distribution cannot draw values of the key f.
+func distFits(p search.Param, f *pipeline.Field) (msg, hint string) {
+	if p.Dist == search.Choice {
+		return "", ""
+	}
+	switch f.Type {
+	case pipeline.TypeFloat, pipeline.TypeFloatOrAuto:
+		return "", ""
+	case pipeline.TypeInt, pipeline.TypeSize:
+		if p.Dist == search.Int || p.Dist == search.LogInt {
+			return "", ""
+		}
+		return fmt.Sprintf("%s takes an integer, and %s draws fractions", p.Name, p.Dist), "use int or log_int"
+	}
+	return fmt.Sprintf("%s takes a %s, not a number", p.Name, f.Type), "use choice = [...] with values of that type"
+}
+
+func intOf(v any) int {
+	n, _ := v.(int64)
+	return int(n)
+}
+
+func floatOf(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int64:
+		return float64(x)
+	}
+	return 0
+}
