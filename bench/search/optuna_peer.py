@@ -14,7 +14,8 @@ and ASHA:
     dropout after the activation), a Glorot-uniform linear head (softmax for classes, one
     sigmoid logit for two, one output on the standardised target for regression); the loss is
     the mean cross-entropy (or MSE) plus l2 * (sum of the squares of every weight matrix), as
-    pipe's `l2`; Adam/AdamW/SGD/RMSprop with pipe's defaults;
+    pipe's `l2`; Adam/AdamW/SGD/RMSprop with pipe's defaults; input_noise as pipe's (Gaussian
+    noise on the standardised inputs of every training batch);
   - the same budget: the base's epochs and early stopping (default: val_loss, patience 15,
     the best epoch's weights kept, its objective the trial's value), the stage's trials;
   - the same space: every parameter of the stage's `space` (uniform, log_uniform, int,
@@ -192,6 +193,10 @@ def metrics(out, y, task):
 
 MAXIMIZE = ("val_accuracy", "val_r2")
 
+# The train keys the peer trains with (input_noise: Gaussian noise of that standard deviation
+# added to every standardised input of every training batch, as pipe's input_noise).
+TRAIN_KEYS = ("layers", "optimizer", "epochs", "early_stopping", "batch_size", "l2", "activation", "input_noise")
+
 
 # ----------------------------------------------------------------------------- search
 def suggest(trial, space):
@@ -257,7 +262,7 @@ def main():
     seed = args.seed if args.seed is not None else int(doc["pipeline"].get("seed", 0))
     base = st.get("base", {})
     for k in base:
-        if k not in ("layers", "optimizer", "epochs", "early_stopping", "batch_size", "l2", "activation"):
+        if k not in TRAIN_KEYS:
             raise SystemExit(f"base.{k}: the peer does not train with it")
     space = st["space"]
     trials = int(st.get("trials", 30))
@@ -285,6 +290,10 @@ def main():
     def objective(trial):
         params = suggest(trial, space)
         cfg = trial_config(base, params)
+        for k in cfg:
+            if k not in TRAIN_KEYS:
+                raise SystemExit(f"{k}: the peer does not train with it")
+        noise = float(cfg.get("input_noise", 0.0))
         gen = torch.Generator().manual_seed(seed * 100003 + trial.number)
         net = build(cfg, Xt.shape[1], n_out, gen)
         opt = optimizer(cfg, net.parameters())
@@ -305,7 +314,10 @@ def main():
                 for i in range(0, n, batch):
                     b = perm[i:i + batch]
                     opt.zero_grad()
-                    loss = lossf(net(Xt[b]), Yt[b])
+                    xb = Xt[b]
+                    if noise > 0:
+                        xb = xb + noise * torch.randn(xb.shape, generator=gen)
+                    loss = lossf(net(xb), Yt[b])
                     if l2:
                         loss = loss + l2 * sum((w * w).sum() for w in weights)
                     loss.backward()
