@@ -14,12 +14,15 @@ import (
 )
 
 // Scaled-down settings of every search pipeline in CI: a few trials of a few epochs in two
-// rounds, ASHA judging from the first epoch so that pruning happens too. The full searches
+// rounds, ASHA judging from the first epoch so that pruning happens too (a search over
+// ensembles is not pruned: its trials get smokeMembers members). The full searches
 // (bench/search/README.md) take seconds to minutes each; these take well under a second.
 const (
 	smokeTrials = 6
 	smokeRounds = 2
 	smokeEpochs = 4
+	// smokeMembers is the members of each trial of a search over ensembles (model = "ensemble").
+	smokeMembers = 2
 )
 
 // searchPipelineFloors: per pipelines/*-search.toml, the test metric its scaled-down run must
@@ -73,8 +76,14 @@ func TestSearchPipelines(t *testing.T) {
 			overrides := []string{
 				fmt.Sprintf("%s.trials=%d", search, smokeTrials),
 				fmt.Sprintf("%s.rounds=%d", search, smokeRounds),
-				fmt.Sprintf("%s.base.epochs=%d", search, smokeEpochs),
-				fmt.Sprintf("%s.prune.min_epochs=1", search),
+			}
+			if sc, _ := full.Stage(search); sc.String("model") == searchModelEnsemble {
+				// Trials of ensembles: fewer members, each of few epochs (they are not pruned).
+				overrides = append(overrides, fmt.Sprintf("%s.base.members=%d", search, smokeMembers),
+					fmt.Sprintf("%s.base.member.epochs=%d", search, smokeEpochs))
+			} else {
+				overrides = append(overrides, fmt.Sprintf("%s.base.epochs=%d", search, smokeEpochs),
+					fmt.Sprintf("%s.prune.min_epochs=1", search))
 			}
 			p, err := pipeline.Load(f, registry(t), pipeline.LoadOptions{Overrides: overrides})
 			if err != nil {
@@ -93,7 +102,7 @@ func TestSearchPipelines(t *testing.T) {
 			if counts["total"] != smokeTrials || counts["failed"] != 0 || counts["completed"]+counts["pruned"] != smokeTrials {
 				t.Errorf("%s: trials %v, want %d, none failed", search, counts, smokeTrials)
 			}
-			epochs, _ := st.Info["epochs_run"].(int)
+			epochs, _ := st.Info["epochs_run"].(int) // an ensemble trial's: its longest member's
 			if epochs < smokeTrials || epochs > smokeTrials*smokeEpochs {
 				t.Errorf("%s: %d epochs in all, want between %d and %d (%d trials of at most %d epochs)", search, epochs, smokeTrials, smokeTrials*smokeEpochs, smokeTrials, smokeEpochs)
 			}
