@@ -58,8 +58,8 @@ func TestSearchPipelines(t *testing.T) {
 		}
 		t.Run(strings.TrimSuffix(name, ".toml"), func(t *testing.T) {
 			metric, floorText, _ := strings.Cut(floor, ">=")
-			var min float64
-			if _, err := fmt.Sscan(floorText, &min); err != nil {
+			var least float64
+			if _, err := fmt.Sscan(floorText, &least); err != nil {
 				t.Fatalf("floor %q: %v", floor, err)
 			}
 			full, err := pipeline.Load(f, registry(t), pipeline.LoadOptions{})
@@ -120,9 +120,9 @@ func TestSearchPipelines(t *testing.T) {
 			if !found {
 				t.Fatalf("no evaluate stage reports %s: the pipeline must score the test table", metric)
 			}
-			t.Logf("%s = %.4f (floor %.2f) after %d trials of at most %d epochs (%v), %d epochs in all", metric, got, min, smokeTrials, smokeEpochs, counts, epochs)
-			if got < min {
-				t.Errorf("%s = %.4f, below the floor %.2f", metric, got, min)
+			t.Logf("%s = %.4f (floor %.2f) after %d trials of at most %d epochs (%v), %d epochs in all", metric, got, least, smokeTrials, smokeEpochs, counts, epochs)
+			if got < least {
+				t.Errorf("%s = %.4f, below the floor %.2f", metric, got, least)
 			}
 		})
 	}
