@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -242,7 +243,25 @@ func (e *Engine) outcome(res *RunResult, err error) (*RunResult, bool, error) {
 			return &r, false, nil
 		}
 	}
-	return nil, false, fmt.Errorf("the run on Temporal failed: %w", err)
+	return nil, false, fmt.Errorf("the run on Temporal failed: %s", rootMessage(err))
+}
+
+// rootMessage is the message of the innermost application error in err (the activity's own
+// words, without the wrappers Temporal adds), or err's message.
+func rootMessage(err error) string {
+	msg := err.Error()
+	prefix := ""
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		var ae *temporal.ApplicationError
+		if errors.As(e, &ae) {
+			msg = ae.Message()
+			if prefix == "" && strings.Contains(err.Error(), "plan the run") {
+				prefix = "plan the run: "
+			}
+			e = ae
+		}
+	}
+	return prefix + msg
 }
 
 // isUnavailable reports a server that cannot be reached now (restarting).

@@ -59,6 +59,13 @@ func (rs *runState) planCache(ctx context.Context, opts RunOptions) *cachePlan {
 					continue
 				}
 			}
+			if opts.Remote != nil {
+				// Only what the remote run reports finished is read back: a stage it never
+				// reached is not this run's, even when an earlier run stored it.
+				if rec := opts.Remote.Stages[sc.Name]; rec == nil || rec.Status != StatusSucceeded {
+					continue
+				}
+			}
 			if e, _, err := readEntry(ctx, rs.store, key, sc.Kind); err != nil {
 				slog.Warn().Err(err).Str("key", key).Msg("cannot read the stage store")
 			} else if e != nil {

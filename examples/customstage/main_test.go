@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pipe-ml/pipe/bundle"
 	"github.com/pipe-ml/pipe/cli"
+	"github.com/pipe-ml/pipe/internal/temporaltest"
 	"github.com/pipe-ml/pipe/pipeline"
 )
 
@@ -152,5 +154,64 @@ func TestDecodeClip(t *testing.T) {
 		if _, err := decodeClip([]byte(bad)); err == nil {
 			t.Errorf("decode %s: no error", bad)
 		}
+	}
+}
+
+// TestCustomKindsOnTemporal runs the example's pipeline on Temporal: the example's own
+// command is the worker (`customstage worker`: cli.Command gives a program's own kinds to its
+// worker) and the client; the run succeeds with the model's bundle replaying clip. A plain
+// `pipe worker`, another build, refuses the run and says why, and the run directory shows no
+// stage as done (an earlier run's stored outputs are not this run's).
+func TestCustomKindsOnTemporal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries and runs a Temporal server")
+	}
+	srv := temporaltest.Start(t)
+	bins := t.TempDir()
+	for name, pkg := range map[string]string{"customstage": ".", "pipe": "../../cmd/pipe"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	store := filepath.Join(t.TempDir(), "store")
+	worker := func(bin, queue string) {
+		cmd := exec.Command(filepath.Join(bins, bin), "worker", "--temporal", srv.HostPort(), "--store", store, "--task-queue", queue, "--log-level", "warn")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	worker("customstage", "custom")
+	worker("pipe", "plain")
+
+	dir := filepath.Join(t.TempDir(), "run")
+	out, err := exec.Command(filepath.Join(bins, "customstage"), "run", "iris-clipped.toml", "--engine", "temporal", "--temporal", srv.HostPort(),
+		"--task-queue", "custom", "--store", store, "--out", dir, "--no-progress", "--no-report").CombinedOutput()
+	if err != nil {
+		t.Fatalf("custom kinds on Temporal: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := pipeline.ReadManifest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Remote == nil || m.Stages["clip"].Remote == nil || m.Stages["clip"].RowsOut != 150 {
+		t.Fatalf("clip: %+v, remote %+v", m.Stages["clip"], m.Remote)
+	}
+	meta, _, err := bundle.ReadMeta(filepath.Join(dir, "stages", "model", "bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(meta.Preprocessing) == 0 || meta.Preprocessing[0].Kind != "clip" {
+		t.Fatalf("bundle preprocessing %+v, want clip first", meta.Preprocessing)
+	}
+
+	out, err = exec.Command(filepath.Join(bins, "customstage"), "run", "iris-clipped.toml", "--engine", "temporal", "--temporal", srv.HostPort(),
+		"--task-queue", "plain", "--store", store, "--out", filepath.Join(t.TempDir(), "plain"), "--no-progress", "--no-report").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "run the same pipe build everywhere") || strings.Contains(string(out), "cached") {
+		t.Fatalf("a plain pipe worker on the custom pipeline: %v\n%s", err, out)
 	}
 }
