@@ -478,6 +478,10 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	var engine pipeline.Engine = pipeline.Local{}
 	if *engineName == "temporal" {
+		if strings.HasPrefix(strings.ToLower(loc), "mem://") {
+			fmt.Fprintf(stderr, "pipe run: --store %s is this process's memory, which no worker sees: with --engine temporal, give the store the workers use (a shared directory or s3://)\n", loc)
+			return pipeline.ExitConfig
+		}
 		if *noCache {
 			fmt.Fprintln(stderr, "pipe run: --no-cache with --engine temporal: every stage runs, and its outputs still go through the stage store (that is how the workers pass them on)")
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -88,6 +89,9 @@ func (a *app) cmdWorker(args []string, stdout, stderr io.Writer) int {
 	}
 	if *storeLoc == "" {
 		return a.usageError(stderr, "worker", "--store is required: the stage store the client and every worker share")
+	}
+	if strings.HasPrefix(strings.ToLower(*storeLoc), "mem://") {
+		return a.usageError(stderr, "worker", "--store mem:// is this process's memory, which no client or other worker sees: give a shared directory or s3://")
 	}
 	if *logFormat != "console" && *logFormat != "json" {
 		return a.usageError(stderr, "worker", fmt.Sprintf("--log-format must be console or json, not %q", *logFormat))

@@ -415,3 +415,19 @@ func TestClusterDemo(t *testing.T) {
 		t.Errorf("the members ran on %v: want them spread over the demo's three workers", workers)
 	}
 }
+
+// TestTemporalRefusesAMemoryStore: a store in the process's memory cannot be shared with
+// workers; the client and the worker refuse it before they connect (exit 2).
+func TestTemporalRefusesAMemoryStore(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Main([]string{"run", filepath.Join("..", "pipelines", "digits-mlp.toml"), "--engine", "temporal", "--temporal", "127.0.0.1:1",
+		"--store", "mem://", "--out", filepath.Join(t.TempDir(), "r")}, &out, &errb)
+	if code != pipeline.ExitConfig || !strings.Contains(errb.String(), "no worker sees") {
+		t.Errorf("run --store mem://: exit %d, %s", code, errb.String())
+	}
+	errb.Reset()
+	code = Main([]string{"worker", "--temporal", "127.0.0.1:1", "--store", "mem://"}, &out, &errb)
+	if code != pipeline.ExitConfig || !strings.Contains(errb.String(), "no client or other worker sees") {
+		t.Errorf("worker --store mem://: exit %d, %s", code, errb.String())
+	}
+}
