@@ -160,9 +160,9 @@ type Options struct {
 	// hooks, with the complete state to continue its training from. An error is the
 	// member's error.
 	Checkpoint func(member int, c *train.Checkpoint) error
-	// Finished is called once member i has finished training, with its final weights and
-	// training summary (before its validation and out-of-bag predictions, which a restored
-	// member recomputes). An error is the member's error.
+	// Finished is called once member i has finished training, with its final weights, its
+	// training summary and its validation and out-of-bag predictions (which a Train that
+	// restores the member then takes as they are). An error is the member's error.
 	Finished func(member int, m *FinishedMember) error
 	// Restore is called before member i trains. It returns what an earlier Train recorded of
 	// it: the member's FinishedMember (it is then not trained: its weights and summary are

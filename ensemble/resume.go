@@ -11,8 +11,9 @@ import (
 	"github.com/pipe-ml/pipe/nn/train"
 )
 
-// finishedVersion is the encoding version of FinishedMember.MarshalBinary.
-const finishedVersion = 1
+// finishedVersion is the encoding version of FinishedMember.MarshalBinary. Version 1 records
+// (without predictions) are still read: their members' predictions are computed again.
+const finishedVersion = 2
 
 // FinishedMember is the record of a member that finished training (Options.Finished): what
 // a later Train needs to take the member as it is instead of training it again
@@ -35,6 +36,13 @@ type FinishedMember struct {
 	CarvedValidation         bool
 	History                  train.History
 	BaseLR                   float64
+	// ValOut and OOBOut are the member's predictions on the validation rows (ValRows of them)
+	// and on its out-of-bag rows (OOBRows), so that a Train that takes the member from its
+	// record need not compute them again (an engine that trains members apart then combines
+	// them without a forward pass over the data). Empty in a version 1 record.
+	ValOut, OOBOut   nn.Outputs
+	ValRows, OOBRows int
+	HasOutputs       bool
 }
 
 // MarshalBinary encodes the record (gob; floats bit-exact).
@@ -56,18 +64,25 @@ func (f *FinishedMember) UnmarshalBinary(b []byte) error {
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&tmp); err != nil {
 		return fmt.Errorf("ensemble: decode finished member: %w", err)
 	}
-	if tmp.Version != finishedVersion {
+	if tmp.Version != finishedVersion && tmp.Version != 1 {
 		return fmt.Errorf("ensemble: finished member record version %d, this build reads version %d", tmp.Version, finishedVersion)
 	}
 	*f = FinishedMember(tmp)
 	return nil
 }
 
-// finishedRecord is the record of a member that has just finished training.
-func finishedRecord(m *nn.Model, res train.Result) *FinishedMember {
+// finishedRecord is the record of a member that has just finished training, with its
+// predictions.
+func finishedRecord(m *nn.Model, res train.Result, j *memberJob, valRows int) *FinishedMember {
 	return &FinishedMember{Version: finishedVersion, Spec: m.Spec(), Weights: train.Snapshot(m),
 		Epochs: res.Epochs, Steps: res.Steps, BestEpoch: res.BestEpoch, Metric: res.Metric, BestMetric: res.BestMetric,
-		StoppedEarly: res.StoppedEarly, CarvedValidation: res.CarvedValidation, History: res.History, BaseLR: res.BaseLR}
+		StoppedEarly: res.StoppedEarly, CarvedValidation: res.CarvedValidation, History: res.History, BaseLR: res.BaseLR,
+		ValOut: j.valOut, OOBOut: j.oobOut, ValRows: valRows, OOBRows: len(j.oobPos), HasOutputs: true}
+}
+
+// outputsFit reports whether the record's predictions are of these rows.
+func (f *FinishedMember) outputsFit(valRows, oobRows int) bool {
+	return f.HasOutputs && f.ValRows == valRows && f.OOBRows == oobRows
 }
 
 // result is the train.Result the record summarises.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/train"
 )
 
@@ -306,6 +307,16 @@ func TestTrainMembersApart(t *testing.T) {
 		if len(rec.finished) != members-i {
 			t.Fatalf("after member %d: %d finished records, want %d (only the member asked for trains)", i, len(rec.finished), members-i)
 		}
+	}
+	var f FinishedMember
+	if err := f.UnmarshalBinary(rec.finished[0]); err != nil || !f.outputsFit(val.Len(), f.OOBRows) || f.OOBRows == 0 || len(f.ValOut.Heads) == 0 {
+		t.Fatalf("member 0's record: %v; predictions kept %v, %d val and %d OOB rows", err, f.HasOutputs, f.ValRows, f.OOBRows)
+	}
+	// A record of the first format (no predictions): the member's predictions are computed
+	// again, with the same result.
+	f.HasOutputs, f.ValOut, f.OOBOut = false, nn.Outputs{}, nn.Outputs{}
+	if rec.finished[0], err = f.MarshalBinary(); err != nil {
+		t.Fatal(err)
 	}
 	var count epochCounter
 	got, gotRep, err := Train(context.Background(), cfg, trainSet, val, 91, Options{Restore: rec.restore, Hooks: count.hooks})

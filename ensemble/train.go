@@ -353,26 +353,35 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 	if j.mask != nil {
 		j.mask.apply()
 	}
-	if finished == nil && opts.Finished != nil {
-		if err := opts.Finished(j.index, finishedRecord(j.model, res)); err != nil {
-			return fmt.Errorf("ensemble: member %d (%s): record the finished member: %w", j.index, name, err)
+	heads := j.model.Heads()
+	if len(sample.oob) > 0 {
+		j.oobPos = sample.oob
+	}
+	if finished != nil && finished.outputsFit(val.Len(), len(sample.oob)) {
+		// The record has the member's predictions: the same forward passes, done once.
+		j.valOut, j.oobOut = finished.ValOut, finished.OOBOut
+	} else {
+		if val.Len() > 0 {
+			if j.valOut, err = predictRows(ctx, j.model, val, nil); err != nil {
+				return fmt.Errorf("ensemble: member %d (%s): validation predictions: %w", j.index, name, err)
+			}
+		}
+		if len(sample.oob) > 0 {
+			if j.oobOut, err = predictRows(ctx, j.model, base, sample.oob); err != nil {
+				return fmt.Errorf("ensemble: member %d (%s): out-of-bag predictions: %w", j.index, name, err)
+			}
 		}
 	}
-	heads := j.model.Heads()
 	if val.Len() > 0 {
-		if j.valOut, err = predictRows(ctx, j.model, val, nil); err != nil {
-			return fmt.Errorf("ensemble: member %d (%s): validation predictions: %w", j.index, name, err)
-		}
 		labels, values := make([][]int32, len(heads)), make([][]float32, len(heads))
 		for h, hs := range heads {
 			labels[h], values[h] = headTargets(val, h, hs, nil)
 		}
 		r.Val = headMetrics(heads, j.valOut, labels, values)
 	}
-	if len(sample.oob) > 0 {
-		j.oobPos = sample.oob
-		if j.oobOut, err = predictRows(ctx, j.model, base, sample.oob); err != nil {
-			return fmt.Errorf("ensemble: member %d (%s): out-of-bag predictions: %w", j.index, name, err)
+	if finished == nil && opts.Finished != nil {
+		if err := opts.Finished(j.index, finishedRecord(j.model, res, j, val.Len())); err != nil {
+			return fmt.Errorf("ensemble: member %d (%s): record the finished member: %w", j.index, name, err)
 		}
 	}
 	opts.Logger.Debug().Int("member", j.index).Int("epochs", res.Epochs).Float64(res.Metric, res.BestMetric).Msg("ensemble member trained")
