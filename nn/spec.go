@@ -20,6 +20,14 @@ const (
 	LayerResidual      = "residual"
 	// LayerCustom is a block registered with RegisterCustom and named by LayerSpec.Custom.
 	LayerCustom = "custom"
+	// Image layers (they need Spec.InputShape): a 2-D convolution, max and average pooling,
+	// global average pooling (an image to one value per channel) and flatten (ends the image
+	// shape; the data passes unchanged).
+	LayerConv          = "conv"
+	LayerMaxPool       = "max_pool"
+	LayerAvgPool       = "avg_pool"
+	LayerGlobalAvgPool = "global_avg_pool"
+	LayerFlatten       = "flatten"
 )
 
 // Head kinds of HeadSpec.Kind.
@@ -60,6 +68,11 @@ type Spec struct {
 	L2 float64 `json:"l2,omitempty"`
 	// ParamDiffPenalties add Weight·Σ‖A−B‖² between two groups of params (default none).
 	ParamDiffPenalties []ParamDiffPenalty `json:"param_diff_penalties,omitempty"`
+	// InputShape is [C, H, W] when the numeric inputs are an image: each row's NumInputs =
+	// C·H·W features are its pixels flattened row-major (channel, then row, then column). The
+	// image layers (conv, max_pool, avg_pool, global_avg_pool, flatten) need it. Default nil:
+	// plain features.
+	InputShape []int `json:"input_shape,omitempty"`
 }
 
 // EmbeddingSpec is a categorical input column looked up in a learned table. Index 0 is the
@@ -127,6 +140,17 @@ type LayerSpec struct {
 	// ActivityL2·Σa²)/rows (sparse hidden units). Default 0.
 	ActivityL1 float64 `json:"activity_l1,omitempty"`
 	ActivityL2 float64 `json:"activity_l2,omitempty"`
+
+	// Filters is the number of output channels of a conv layer.
+	Filters int `json:"filters,omitempty"`
+	// Kernel is the square window side of a conv layer (required) or of max_pool/avg_pool
+	// (default 2).
+	Kernel int `json:"kernel,omitempty"`
+	// Stride of conv (default 1) and max_pool/avg_pool (default Kernel).
+	Stride int `json:"stride,omitempty"`
+	// Padding of conv, max_pool and avg_pool: valid (the default: windows that fit, no
+	// padding) or same (output ⌈size/stride⌉; zeros for conv, ignored cells for pooling).
+	Padding string `json:"padding,omitempty"`
 }
 
 // UnmarshalJSON accepts both the canonical form (with "type") and the short forms described on
@@ -243,6 +267,12 @@ func (s Spec) withDefaults() (Spec, error) {
 	if s.NumInputs == 0 && len(s.Embeddings) == 0 {
 		return out, fmt.Errorf("nn: the model has no inputs (num_inputs = 0 and no embeddings)")
 	}
+	if s.InputShape != nil {
+		if err := checkInputShape(s.InputShape, s.NumInputs, len(s.Embeddings)); err != nil {
+			return out, err
+		}
+		out.InputShape = append([]int(nil), s.InputShape...)
+	}
 	seen := map[string]bool{}
 	claim := func(name string) error {
 		if name == "" || strings.ContainsAny(name, "/") {
@@ -348,8 +378,12 @@ func (l *LayerSpec) validate() error {
 		if err := l.validateCustom(); err != nil {
 			return err
 		}
+	case LayerConv, LayerMaxPool, LayerAvgPool, LayerGlobalAvgPool, LayerFlatten:
+		if err := l.validateImage(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise, residual or custom)", l.Type)
+		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise, residual, custom, conv, max_pool, avg_pool, global_avg_pool or flatten)", l.Type)
 	}
 	if l.Tie != "" && l.Type != LayerDense {
 		return fmt.Errorf("tie is only supported on dense layers")

@@ -49,6 +49,9 @@ func (m *Model) Summary() Summary {
 			n += p.Size()
 		}
 		add(l.name(), l.kind(), l.outWidth(), n)
+		if sh, ok := l.(shaper); ok {
+			s.Rows[len(s.Rows)-1].Output = sh.outShape()
+		}
 	}
 	for _, h := range m.heads {
 		n := 0
