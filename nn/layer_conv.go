@@ -323,7 +323,7 @@ func imageShapeAfter(l layer, before []int) []int {
 		return s.outShape()
 	}
 	switch l.(type) {
-	case *activationLayer, *dropoutLayer, *noiseLayer:
+	case *activationLayer, *dropoutLayer, *noiseLayer, *batchNorm:
 		return before
 	}
 	return nil

@@ -45,6 +45,8 @@ func TestGradCheckImageLayers(t *testing.T) {
 		{"max_pool_valid_even", imageSpec(2, 6, 6, conv(3, 3, 1, PaddingSame), pool(LayerMaxPool, 2, 0, ""), flat)},
 		{"avg_pool_valid_even", imageSpec(2, 6, 6, conv(3, 3, 1, PaddingSame), pool(LayerAvgPool, 2, 0, ""), flat)},
 		{"avg_pool_same_s2_odd", imageSpec(2, 7, 7, conv(2, 3, 1, PaddingSame), pool(LayerAvgPool, 3, 2, PaddingSame), flat)},
+		{"batch_norm_channels", imageSpec(2, 5, 5, LayerSpec{Type: LayerConv, Filters: 3, Kernel: 3, Padding: PaddingSame, NoBias: true}, LayerSpec{Type: LayerBatchNorm},
+			LayerSpec{Type: LayerActivation, Activation: "tanh"}, flat)},
 		{"global_avg_pool", imageSpec(2, 5, 5, conv(4, 3, 1, PaddingSame), LayerSpec{Type: LayerGlobalAvgPool})},
 		{"cnn_dense", imageSpec(1, 8, 8, conv(3, 3, 1, PaddingSame), pool(LayerMaxPool, 2, 0, ""), conv(4, 3, 1, PaddingSame),
 			pool(LayerAvgPool, 2, 0, ""), flat, LayerSpec{Type: LayerDense, Units: 5, Activation: "tanh"})},
@@ -233,7 +235,7 @@ func TestImageSpecErrors(t *testing.T) {
 		{"shape_rank", Spec{NumInputs: 16, InputShape: []int{4, 4}, Heads: softmaxHead(2)}, "[channels, height, width]"},
 		{"with_embeddings", Spec{NumInputs: 16, InputShape: []int{1, 4, 4}, Embeddings: []EmbeddingSpec{{Cardinality: 2, Dim: 2}}, Heads: softmaxHead(2)}, "only the image"},
 		{"dense_on_image", imageSpec(1, 4, 4, conv, LayerSpec{Type: LayerDense, Units: 3}), "add a flatten"},
-		{"batch_norm_on_image", imageSpec(1, 4, 4, LayerSpec{Type: LayerBatchNorm}), "add a flatten"},
+		{"layer_norm_on_image", imageSpec(1, 4, 4, LayerSpec{Type: LayerLayerNorm}), "add a flatten"},
 		{"conv_after_flatten", imageSpec(1, 4, 4, LayerSpec{Type: LayerFlatten}, conv), "needs an image input"},
 		{"kernel_too_big_valid", imageSpec(1, 4, 4, LayerSpec{Type: LayerConv, Filters: 2, Kernel: 5}), "does not fit the 4×4 input"},
 		{"bad_padding", imageSpec(1, 4, 4, LayerSpec{Type: LayerConv, Filters: 2, Kernel: 3, Padding: "full"}), `padding "full"`},
@@ -256,6 +258,7 @@ func cnnSpec() Spec {
 		LayerSpec{Type: LayerConv, Filters: 4, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
 		LayerSpec{Type: LayerMaxPool},
 		LayerSpec{Type: LayerConv, Filters: 6, Kernel: 3, Stride: 2, Padding: PaddingSame, Activation: "relu", Dropout: 0.1},
+		LayerSpec{Type: LayerBatchNorm, Name: "conv_2_bn"},
 		LayerSpec{Type: LayerAvgPool, Kernel: 2, Stride: 1},
 		LayerSpec{Type: LayerFlatten},
 		LayerSpec{Type: LayerDense, Units: 5, Activation: "relu"})
@@ -273,8 +276,8 @@ func TestSummaryImageShapesAndParams(t *testing.T) {
 	// avg 2 stride 1 valid → 1×1; flatten → 6; params F·C·k·k + F.
 	wants := []want{
 		{"conv_1", []int{4, 8, 8}, 4*1*3*3 + 4}, {"max_pool_1", []int{4, 4, 4}, 0},
-		{"conv_2", []int{6, 2, 2}, 6*4*3*3 + 6}, {"conv_2_dropout", []int{6 * 2 * 2}, 0},
-		{"avg_pool_1", []int{6, 1, 1}, 0}, {"flatten_1", []int{6}, 0}, {"dense_1", []int{5}, 6*5 + 5},
+		{"conv_2", []int{6, 2, 2}, 6*4*3*3 + 6}, {"conv_2_dropout", []int{6, 2, 2}, 0},
+		{"conv_2_bn", []int{6, 2, 2}, 2 * 6}, {"avg_pool_1", []int{6, 1, 1}, 0}, {"flatten_1", []int{6}, 0}, {"dense_1", []int{5}, 6*5 + 5},
 	}
 	if len(s.Rows) != len(wants)+1 {
 		t.Fatalf("summary has %d rows, want %d:\n%s", len(s.Rows), len(wants)+1, s)
@@ -467,5 +470,49 @@ func TestPoolInputGradients(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBatchNormOverChannels: on an image, batch_norm has one γ/β and running mean/variance per
+// channel, and in training normalises each channel over the batch and its H×W plane (checked
+// here from the definition: per channel mean 0 and variance ≈ 1 over rows×H×W; running mean =
+// momentum·batch mean, running variance = (1−momentum) + momentum·unbiased batch variance).
+func TestBatchNormOverChannels(t *testing.T) {
+	const c, h, w, rows = 3, 4, 5, 6
+	m := mustBuild(t, imageSpec(c, h, w, LayerSpec{Type: LayerBatchNorm}))
+	if g := m.Param("batch_norm_1/gamma"); g == nil || g.Size() != c {
+		t.Fatalf("gamma %v, want %d values (one per channel)", g, c)
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	b := randomBatch(rng, m.Spec(), rows)
+	for i := range b.X {
+		b.X[i] = b.X[i]*float32(1+i/(h*w)%c) + float32(i/(h*w)%c) // channel-dependent mean and scale
+	}
+	if _, err := m.TrainStep(b, randomTargets(rng, m.Spec(), rows, 0)); err != nil {
+		t.Fatal(err)
+	}
+	y := m.layerOut[0]
+	plane, n := h*w, c*h*w
+	for ch := 0; ch < c; ch++ {
+		var sx, sx2, sy, sy2 float64
+		for r := 0; r < rows; r++ {
+			for p := 0; p < plane; p++ {
+				x, v := float64(b.X[r*n+ch*plane+p]), float64(y[r*n+ch*plane+p])
+				sx, sx2, sy, sy2 = sx+x, sx2+x*x, sy+v, sy2+v*v
+			}
+		}
+		cnt := float64(rows * plane)
+		mean, varY := sy/cnt, sy2/cnt-(sy/cnt)*(sy/cnt)
+		if math.Abs(mean) > 1e-5 || math.Abs(varY-1) > 1e-3 {
+			t.Fatalf("channel %d: output mean %g variance %g, want 0 and 1", ch, mean, varY)
+		}
+		xMean := sx / cnt
+		unbiased := (sx2 - cnt*xMean*xMean) / (cnt - 1)
+		if got := float64(m.Param("batch_norm_1/running_mean").Value[ch]); math.Abs(got-0.1*xMean) > 1e-5 {
+			t.Fatalf("channel %d running mean %g, want %g", ch, got, 0.1*xMean)
+		}
+		if got, want := float64(m.Param("batch_norm_1/running_var").Value[ch]), 0.9+0.1*unbiased; math.Abs(got-want) > 1e-4*want {
+			t.Fatalf("channel %d running var %g, want %g", ch, got, want)
+		}
 	}
 }

@@ -210,7 +210,14 @@ func (m *Model) buildLayer(ls LayerSpec, in int, shape []int, rng *rand.Rand, de
 			out = append(out, &dropoutLayer{lname: ls.Name + "_dropout", width: l.outWidth(), rate: ls.Dropout})
 		}
 		return out, nil
-	case LayerDense, LayerResidual, LayerBatchNorm, LayerLayerNorm, LayerCustom:
+	case LayerBatchNorm:
+		if shape != nil {
+			// Over channels: one γ, β and running mean/variance per channel.
+			bn := newBatchNorm(ls.Name, shape[0], ls.Momentum, ls.Eps)
+			bn.plane = shape[1] * shape[2]
+			return []layer{bn}, nil
+		}
+	case LayerDense, LayerResidual, LayerLayerNorm, LayerCustom:
 		if shape != nil {
 			return nil, fmt.Errorf("nn: layer %q (%s) gets a %v image: add a flatten (or global_avg_pool) layer before it", ls.Name, ls.Type, shape)
 		}

@@ -14,7 +14,7 @@ const (
 	LayerDense         = "dense"
 	LayerActivation    = "activation"
 	LayerDropout       = "dropout"
-	LayerBatchNorm     = "batch_norm"
+	LayerBatchNorm     = "batch_norm" // over channels on an image (per channel over batch×H×W)
 	LayerLayerNorm     = "layer_norm"
 	LayerGaussianNoise = "gaussian_noise"
 	LayerResidual      = "residual"
