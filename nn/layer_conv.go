@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/pipe-ml/pipe/nn/optim"
 )
@@ -327,4 +328,79 @@ func imageShapeAfter(l layer, before []int) []int {
 		return before
 	}
 	return nil
+}
+
+// validateConvResidual checks and defaults a residual block with Filters (an image block):
+// kernel 3, stride 1, activation relu; padding is always same; units does not apply.
+func (l *LayerSpec) validateConvResidual() error {
+	if l.Units != 0 {
+		return fmt.Errorf("residual: set filters (image block) or units (MLP block), not both")
+	}
+	if l.Kernel == 0 {
+		l.Kernel = 3
+	}
+	if l.Stride == 0 {
+		l.Stride = 1
+	}
+	if l.Kernel < 1 || l.Stride < 1 {
+		return fmt.Errorf("residual: kernel %d and stride %d must be >= 1", l.Kernel, l.Stride)
+	}
+	if l.Padding != "" && l.Padding != PaddingSame {
+		return fmt.Errorf("residual: padding %q: an image residual block always pads same", l.Padding)
+	}
+	if l.Activation == "" {
+		l.Activation = "relu"
+	}
+	if l.Norm != "" && l.Norm != LayerBatchNorm {
+		return fmt.Errorf("residual: norm %q on an image block: want \"\" or batch_norm (over channels)", l.Norm)
+	}
+	return nil
+}
+
+// buildConvResidual builds the image form of the residual block (see residual) on a [C, H, W]
+// input.
+func buildConvResidual(ls LayerSpec, shape []int, act activation, rng *rand.Rand) (*residual, error) {
+	c, h, w := shape[0], shape[1], shape[2]
+	wrap := func(err error) error {
+		return fmt.Errorf("nn: layer %q (residual) on a %d×%d×%d input: %w", ls.Name, c, h, w, err)
+	}
+	if ls.Filters < 1 {
+		return nil, wrap(fmt.Errorf("an image residual block needs filters >= 1 (units applies to the MLP block after a flatten)"))
+	}
+	f, k, s := ls.Filters, ls.Kernel, ls.Stride
+	newC := func(suffix string, cin, hin, win, k, s int, act activation, bias bool) (*conv, error) {
+		cv, err := newConv(ls.Name+"/"+suffix, cin, hin, win, f, k, s, PaddingSame, act, bias)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		// As in the MLP block: the init follows each convolution's own activation.
+		defaultInit(ls.Init, act).fill(cv.w.Value, cin*k*k, f*k*k, rng)
+		return cv, nil
+	}
+	r := &residual{lname: ls.Name, in: c * h * w}
+	if ls.Norm == LayerBatchNorm {
+		bn := newBatchNorm(ls.Name+"/norm", c, ls.Momentum, ls.Eps)
+		bn.plane = h * w
+		r.norm = bn
+	}
+	a, err := newC("conv_a", c, h, w, k, s, act, true)
+	if err != nil {
+		return nil, err
+	}
+	r.a = a
+	ho, wo := a.g.ho, a.g.wo
+	if ls.Dropout > 0 {
+		r.drop = &dropoutLayer{lname: ls.Name + "/dropout", width: a.outWidth(), rate: ls.Dropout}
+	}
+	if r.b, err = newC("conv_b", f, ho, wo, k, 1, actLinear, true); err != nil {
+		return nil, err
+	}
+	if c != f || s != 1 {
+		if r.proj, err = newC("proj", c, h, w, 1, s, actLinear, false); err != nil {
+			return nil, err
+		}
+	}
+	r.shape = []int{f, ho, wo}
+	r.units = f * ho * wo
+	return r, nil
 }

@@ -217,7 +217,7 @@ func (m *Model) buildLayer(ls LayerSpec, in int, shape []int, rng *rand.Rand, de
 			bn.plane = shape[1] * shape[2]
 			return []layer{bn}, nil
 		}
-	case LayerDense, LayerResidual, LayerLayerNorm, LayerCustom:
+	case LayerDense, LayerLayerNorm, LayerCustom:
 		if shape != nil {
 			return nil, fmt.Errorf("nn: layer %q (%s) gets a %v image: add a flatten (or global_avg_pool) layer before it", ls.Name, ls.Type, shape)
 		}
@@ -273,6 +273,16 @@ func (m *Model) buildLayer(ls LayerSpec, in int, shape []int, rng *rand.Rand, de
 	case LayerLayerNorm:
 		return []layer{newLayerNorm(ls.Name, in, ls.Eps)}, nil
 	case LayerResidual:
+		if shape != nil {
+			r, err := buildConvResidual(ls, shape, act, rng)
+			if err != nil {
+				return nil, err
+			}
+			return []layer{r}, nil
+		}
+		if ls.Filters > 0 {
+			return nil, fmt.Errorf("nn: layer %q: a residual block with filters needs an image input (set input_shape, or use units for the MLP block)", ls.Name)
+		}
 		r := &residual{lname: ls.Name, in: in, units: ls.Units}
 		switch ls.Norm {
 		case LayerBatchNorm:

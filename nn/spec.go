@@ -346,8 +346,19 @@ func (l *LayerSpec) validate() error {
 		return fmt.Errorf("dropout %g not in [0, 1)", l.Dropout)
 	}
 	switch l.Type {
-	case LayerDense, LayerResidual:
+	case LayerResidual:
+		if l.Filters > 0 {
+			if err := l.validateConvResidual(); err != nil {
+				return err
+			}
+			break
+		}
+		fallthrough
+	case LayerDense:
 		if l.Units < 1 {
+			if l.Type == LayerResidual {
+				return fmt.Errorf("residual needs units >= 1 (or, on an image input, filters >= 1), got units = %d", l.Units)
+			}
 			return fmt.Errorf("%s needs units >= 1, got %d", l.Type, l.Units)
 		}
 		if l.Type == LayerResidual && l.Activation == "" {
