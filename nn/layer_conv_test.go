@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -584,5 +585,40 @@ func TestConvResidualSkip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestImageSpecJSONShortForms(t *testing.T) {
+	in := `{"num_inputs": 64, "input_shape": [1, 8, 8], "layers": [
+		{"conv": 4, "kernel": 3, "padding": "same", "activation": "relu"}, {"max_pool": 2},
+		{"type": "residual", "filters": 4, "norm": "batch_norm"}, {"avg_pool": 2, "stride": 1},
+		{"global_avg_pool": true}],
+		"heads": [{"kind": "softmax", "classes": 3}]}`
+	var s Spec
+	if err := json.Unmarshal([]byte(in), &s); err != nil {
+		t.Fatal(err)
+	}
+	want := []LayerSpec{
+		{Type: LayerConv, Filters: 4, Kernel: 3, Padding: PaddingSame, Activation: "relu"}, {Type: LayerMaxPool, Kernel: 2},
+		{Type: LayerResidual, Filters: 4, Norm: LayerBatchNorm}, {Type: LayerAvgPool, Kernel: 2, Stride: 1}, {Type: LayerGlobalAvgPool},
+	}
+	if len(s.Layers) != len(want) {
+		t.Fatalf("%d layers, want %d", len(s.Layers), len(want))
+	}
+	for i, w := range want {
+		if s.Layers[i] != w {
+			t.Errorf("layer %d = %+v, want %+v", i, s.Layers[i], w)
+		}
+	}
+	var flat Spec
+	if err := json.Unmarshal([]byte(`{"num_inputs": 4, "input_shape": [1, 2, 2], "layers": [{"flatten": true}], "heads": [{"kind": "softmax", "classes": 2}]}`), &flat); err != nil {
+		t.Fatal(err)
+	}
+	if flat.Layers[0].Type != LayerFlatten {
+		t.Fatalf("flatten short form gave %+v", flat.Layers[0])
+	}
+	m := mustBuild(t, s)
+	if out := m.Summary().Rows[len(m.layers)-1].Output; len(out) != 1 || out[0] != 4 {
+		t.Fatalf("global_avg_pool output %v, want [4]", out)
 	}
 }

@@ -91,7 +91,9 @@ type EmbeddingSpec struct {
 //
 // In JSON a layer may also be written in the short form {"dense": 128, "activation": "relu",
 // "dropout": 0.2}, {"dropout": 0.1}, {"activation": "tanh"}, {"batch_norm": true},
-// {"layer_norm": true}, {"gaussian_noise": 0.1}, {"residual": 64} or {"custom": "my_block"}.
+// {"layer_norm": true}, {"gaussian_noise": 0.1}, {"residual": 64} or {"custom": "my_block"};
+// image layers as {"conv": 32, "kernel": 3} (filters), {"max_pool": 2} and {"avg_pool": 2}
+// (kernel), {"global_avg_pool": true} or {"flatten": true}.
 type LayerSpec struct {
 	Type string `json:"type"`
 	// Name is the stable layer name; default "<type>_<n>" with n counting layers of that type
@@ -165,6 +167,11 @@ func (l *LayerSpec) UnmarshalJSON(b []byte) error {
 		LayerNorm     *bool    `json:"layer_norm"`
 		GaussianNoise *float64 `json:"gaussian_noise"`
 		DropoutShort  *float64 `json:"dropout"`
+		Conv          *int     `json:"conv"`
+		MaxPool       *int     `json:"max_pool"`
+		AvgPool       *int     `json:"avg_pool"`
+		GlobalAvgPool *bool    `json:"global_avg_pool"`
+		Flatten       *bool    `json:"flatten"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -187,6 +194,16 @@ func (l *LayerSpec) UnmarshalJSON(b []byte) error {
 		l.Type = LayerLayerNorm
 	case aux.GaussianNoise != nil:
 		l.Type, l.Stddev = LayerGaussianNoise, *aux.GaussianNoise
+	case aux.Conv != nil:
+		l.Type, l.Filters = LayerConv, *aux.Conv
+	case aux.MaxPool != nil:
+		l.Type, l.Kernel = LayerMaxPool, *aux.MaxPool
+	case aux.AvgPool != nil:
+		l.Type, l.Kernel = LayerAvgPool, *aux.AvgPool
+	case aux.GlobalAvgPool != nil && *aux.GlobalAvgPool:
+		l.Type = LayerGlobalAvgPool
+	case aux.Flatten != nil && *aux.Flatten:
+		l.Type = LayerFlatten
 	case l.Custom != "":
 		l.Type = LayerCustom
 	case aux.DropoutShort != nil:
