@@ -378,6 +378,7 @@ func TestImageTrainStepIdenticalForAnyWorkers(t *testing.T) {
 		LayerSpec{Type: LayerConv, Filters: 8, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
 		LayerSpec{Type: LayerMaxPool},
 		LayerSpec{Type: LayerConv, Filters: 8, Kernel: 3, Activation: "relu"},
+		LayerSpec{Type: LayerResidual, Filters: 12, Stride: 2, Norm: LayerBatchNorm},
 		LayerSpec{Type: LayerGlobalAvgPool})
 	grads := func(workers int) [][]float32 {
 		rng := rand.New(rand.NewPCG(9, 9))
