@@ -410,7 +410,10 @@ func TestImageTrainStepIdenticalForAnyWorkers(t *testing.T) {
 	}
 }
 
-func TestImageTrainStepDoesNotAllocate(t *testing.T) {
+// TestTrainStepDoesNotAllocateImage (named so that run.sh's zero-allocation step, which runs
+// TestTrainStepDoesNotAllocate without -race, runs it too): an image model's steady-state
+// TrainStep allocates nothing with one GEMM worker.
+func TestTrainStepDoesNotAllocateImage(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool (used by the GEMM's packing buffers) drop items")
 	}
