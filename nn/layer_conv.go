@@ -76,6 +76,24 @@ func (g window) index() []int32 {
 	return t
 }
 
+// starts returns, for every output position, the plane offset of its window's top-left cell
+// when the whole window lies inside the image, else -1 (a border window, which goes through
+// the index table).
+func (g window) starts() []int32 {
+	s := make([]int32, g.ho*g.wo)
+	for oy := 0; oy < g.ho; oy++ {
+		for ox := 0; ox < g.wo; ox++ {
+			iy, ix := oy*g.stride-g.padT, ox*g.stride-g.padL
+			v := int32(-1)
+			if iy >= 0 && ix >= 0 && iy+g.k <= g.h && ix+g.k <= g.w {
+				v = int32(iy*g.w + ix)
+			}
+			s[oy*g.wo+ox] = v
+		}
+	}
+	return s
+}
+
 // conv is a 2-D convolution (dilation 1, one group) computed as im2col + GEMM:
 // for every row and output position p, col[p] holds the C·k·k input values under the window
 // (channel-major, then kernel row, then kernel column; 0 in the padding), and
@@ -87,6 +105,7 @@ type conv struct {
 	w, b    *optim.Param
 	act     activation
 	idx     []int32 // [ho·wo, k·k] plane offsets (see window.index)
+	start   []int32 // per output position: inner window's top-left offset, or -1
 	ckk, hw int     // C·k·k, ho·wo
 
 	x        []float32 // input of the last forward (not owned)
@@ -101,7 +120,7 @@ func newConv(name string, c, h, w, filters, k, stride int, padding string, act a
 	if err != nil {
 		return nil, err
 	}
-	cv := &conv{lname: name, c: c, f: filters, g: g, act: act, idx: g.index(), ckk: c * k * k, hw: g.ho * g.wo,
+	cv := &conv{lname: name, c: c, f: filters, g: g, act: act, idx: g.index(), start: g.starts(), ckk: c * k * k, hw: g.ho * g.wo,
 		w: newParam(name+"/W", false, filters, c, k, k)}
 	if bias {
 		cv.b = newParam(name+"/b", true, filters)
@@ -135,12 +154,23 @@ func (cv *conv) alloc(rows int) {
 
 // im2col fills col from x for rows rows.
 func (cv *conv) im2col(x []float32, rows int) {
-	kk := cv.g.k * cv.g.k
+	k, w := cv.g.k, cv.g.w
+	kk := k * k
 	plane, in := cv.g.h*cv.g.w, cv.inWidth()
 	for r := 0; r < rows; r++ {
 		xr := x[r*in : (r+1)*in]
 		for p := 0; p < cv.hw; p++ {
 			dst := cv.col[(r*cv.hw+p)*cv.ckk : (r*cv.hw+p+1)*cv.ckk]
+			if s := int(cv.start[p]); s >= 0 {
+				// Inner window: k contiguous values per kernel row.
+				for c := 0; c < cv.c; c++ {
+					for ky := 0; ky < k; ky++ {
+						o := c*plane + s + ky*w
+						copy(dst[c*kk+ky*k:c*kk+ky*k+k], xr[o:o+k])
+					}
+				}
+				continue
+			}
 			idx := cv.idx[p*kk : (p+1)*kk]
 			for c := 0; c < cv.c; c++ {
 				src, d := xr[c*plane:(c+1)*plane], dst[c*kk:(c+1)*kk]
@@ -223,6 +253,19 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 		dxr := dx[r*in : (r+1)*in]
 		for p := 0; p < cv.hw; p++ {
 			src := dcol[(r*cv.hw+p)*cv.ckk : (r*cv.hw+p+1)*cv.ckk]
+			if s := int(cv.start[p]); s >= 0 {
+				k, w := cv.g.k, cv.g.w
+				for c := 0; c < cv.c; c++ {
+					for ky := 0; ky < k; ky++ {
+						o := c*plane + s + ky*w
+						d, sv := dxr[o:o+k], src[c*kk+ky*k:c*kk+ky*k+k]
+						for i, v := range sv {
+							d[i] += v
+						}
+					}
+				}
+				continue
+			}
 			idx := cv.idx[p*kk : (p+1)*kk]
 			for c := 0; c < cv.c; c++ {
 				d, s := dxr[c*plane:(c+1)*plane], src[c*kk:(c+1)*kk]

@@ -13,6 +13,7 @@ type pool struct {
 	c     int
 	g     window
 	idx   []int32 // [ho·wo, k·k] plane offsets, -1 in the padding
+	start []int32 // per output position: inner window's top-left offset, or -1
 	hw    int
 	count []float32 // average pooling: 1/(cells inside the image) per output position
 
@@ -25,7 +26,7 @@ func newPool(name string, isMax bool, c, h, w, k, stride int, padding string) (*
 	if err != nil {
 		return nil, err
 	}
-	p := &pool{lname: name, isMax: isMax, c: c, g: g, idx: g.index(), hw: g.ho * g.wo}
+	p := &pool{lname: name, isMax: isMax, c: c, g: g, idx: g.index(), start: g.starts(), hw: g.ho * g.wo}
 	p.count = make([]float32, p.hw)
 	kk := k * k
 	for o := range p.count {
@@ -73,6 +74,31 @@ func (p *pool) forward(_ *runCtx, x []float32, rows int) []float32 {
 			src := x[r*in+c*plane : r*in+(c+1)*plane]
 			base := r*ow + c*p.hw
 			for o := 0; o < p.hw; o++ {
+				if s := int(p.start[o]); s >= 0 {
+					// Inner window: the same cells in the same order as the index table.
+					k, w := p.g.k, p.g.w
+					if p.isMax {
+						best, arg := src[s], int32(s)
+						for ky := 0; ky < k; ky++ {
+							row := src[s+ky*w : s+ky*w+k]
+							for kx, v := range row {
+								if v > best {
+									best, arg = v, int32(s+ky*w+kx)
+								}
+							}
+						}
+						y[base+o], p.arg[base+o] = best, arg
+					} else {
+						var sum float32
+						for ky := 0; ky < k; ky++ {
+							for _, v := range src[s+ky*w : s+ky*w+k] {
+								sum += v
+							}
+						}
+						y[base+o] = sum * p.count[o]
+					}
+					continue
+				}
 				idx := p.idx[o*kk : (o+1)*kk]
 				if p.isMax {
 					best, arg := float32(0), int32(-1)
