@@ -13,6 +13,14 @@
 // "<layer>/<tensor>" (dense_1/W, dense_1/b, batch_norm_1/gamma, ...); layer names are given in
 // the spec or generated deterministically (dense_1, dense_2, batch_norm_1, ...).
 //
+// Images: with Spec.InputShape = [C, H, W] each row's features are an image flattened
+// row-major in CHW order, and the image layers (conv, max_pool, avg_pool, global_avg_pool,
+// flatten, batch_norm over channels, residual with filters) read and write images in that same
+// dense rows×features layout. Convolution weights W have shape [F, C, k, k]; a convolution is
+// im2col followed by one GEMM over the whole batch, so it is bit-identical for any number of
+// workers and does not allocate in the steady state. flatten (or global_avg_pool) ends the
+// image: dense and layer_norm layers after it see plain features.
+//
 // Name patterns (Freeze, parameter-difference penalties) are anchored Go regular expressions
 // matched against the whole param name: "enc.*" matches every param whose name starts with
 // "enc", "dense_1/W" matches exactly that tensor.

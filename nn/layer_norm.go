@@ -8,10 +8,13 @@ import (
 
 // batchNorm normalises every feature over the batch in training (and updates running
 // statistics), and with the running statistics in eval: y = γ·(x−μ)/√(σ²+eps) + β.
-// Running variance uses the unbiased batch variance, as in PyTorch.
+// Running variance uses the unbiased batch variance, as in PyTorch. On an image (plane > 1)
+// a feature is a channel: its statistics are over the batch and the channel's H×W plane
+// (width channels of plane values each per row), as BatchNorm2d does.
 type batchNorm struct {
 	lname       string
-	width       int
+	width       int // features (channels)
+	plane       int // values per feature per row: 1, or H·W on an image
 	momentum    float64
 	eps         float64
 	gamma, beta *optim.Param
@@ -28,13 +31,13 @@ type batchNorm struct {
 
 func (b *batchNorm) name() string            { return b.lname }
 func (b *batchNorm) kind() string            { return LayerBatchNorm }
-func (b *batchNorm) inWidth() int            { return b.width }
-func (b *batchNorm) outWidth() int           { return b.width }
+func (b *batchNorm) inWidth() int            { return b.width * b.plane }
+func (b *batchNorm) outWidth() int           { return b.width * b.plane }
 func (b *batchNorm) params() []*optim.Param  { return []*optim.Param{b.gamma, b.beta} }
 func (b *batchNorm) buffers() []*optim.Param { return []*optim.Param{b.runMean, b.runVar} }
 func (b *batchNorm) alloc(rows int) {
-	b.xhat = grow(b.xhat, rows*b.width)
-	b.y = grow(b.y, rows*b.width)
+	b.xhat = grow(b.xhat, rows*b.outWidth())
+	b.y = grow(b.y, rows*b.outWidth())
 	if b.invStd == nil {
 		b.invStd = make([]float64, b.width)
 		b.mean = make([]float64, b.width)
@@ -44,7 +47,7 @@ func (b *batchNorm) alloc(rows int) {
 }
 
 func newBatchNorm(name string, width int, momentum, eps float64) *batchNorm {
-	b := &batchNorm{lname: name, width: width, momentum: momentum, eps: eps,
+	b := &batchNorm{lname: name, width: width, plane: 1, momentum: momentum, eps: eps,
 		gamma: newParam(name+"/gamma", true, width), beta: newParam(name+"/beta", true, width),
 		runMean: newParam(name+"/running_mean", true, width), runVar: newParam(name+"/running_var", true, width)}
 	if b.momentum == 0 {
@@ -62,33 +65,39 @@ func newBatchNorm(name string, width int, momentum, eps float64) *batchNorm {
 }
 
 func (b *batchNorm) forward(rc *runCtx, x []float32, rows int) []float32 {
-	n := b.width
-	x = x[:rows*n]
+	n, pl := b.width, b.plane
+	w := n * pl
+	x = x[:rows*w]
 	b.train = rc.train
 	if rc.train {
+		cnt := rows * pl // values per feature in the batch
 		clear(b.acc)
 		for r := 0; r < rows; r++ {
-			for j, v := range x[r*n : r*n+n] {
-				b.acc[j] += float64(v)
+			for j := 0; j < n; j++ {
+				for _, v := range x[r*w+j*pl : r*w+(j+1)*pl] {
+					b.acc[j] += float64(v)
+				}
 			}
 		}
 		for j := range b.mean {
-			b.mean[j] = b.acc[j] / float64(rows)
+			b.mean[j] = b.acc[j] / float64(cnt)
 		}
 		clear(b.acc2)
 		for r := 0; r < rows; r++ {
-			for j, v := range x[r*n : r*n+n] {
-				d := float64(v) - b.mean[j]
-				b.acc2[j] += d * d
+			for j := 0; j < n; j++ {
+				for _, v := range x[r*w+j*pl : r*w+(j+1)*pl] {
+					d := float64(v) - b.mean[j]
+					b.acc2[j] += d * d
+				}
 			}
 		}
 		m := b.momentum
 		for j := range b.invStd {
-			v := b.acc2[j] / float64(rows)
+			v := b.acc2[j] / float64(cnt)
 			b.invStd[j] = 1 / math.Sqrt(v+b.eps)
 			unbiased := v
-			if rows > 1 {
-				unbiased = b.acc2[j] / float64(rows-1)
+			if cnt > 1 {
+				unbiased = b.acc2[j] / float64(cnt-1)
 			}
 			b.runMean.Value[j] = float32((1-m)*float64(b.runMean.Value[j]) + m*b.mean[j])
 			b.runVar.Value[j] = float32((1-m)*float64(b.runVar.Value[j]) + m*unbiased)
@@ -99,30 +108,35 @@ func (b *batchNorm) forward(rc *runCtx, x []float32, rows int) []float32 {
 			b.invStd[j] = 1 / math.Sqrt(float64(b.runVar.Value[j])+b.eps)
 		}
 	}
-	xhat, y := b.xhat[:rows*n], b.y[:rows*n]
+	xhat, y := b.xhat[:rows*w], b.y[:rows*w]
 	g, be := b.gamma.Value, b.beta.Value
 	for r := 0; r < rows; r++ {
 		for j := 0; j < n; j++ {
-			h := float32((float64(x[r*n+j]) - b.mean[j]) * b.invStd[j])
-			xhat[r*n+j] = h
-			y[r*n+j] = g[j]*h + be[j]
+			for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {
+				h := float32((float64(x[k]) - b.mean[j]) * b.invStd[j])
+				xhat[k] = h
+				y[k] = g[j]*h + be[j]
+			}
 		}
 	}
 	return y
 }
 
 func (b *batchNorm) backward(_ *runCtx, dy []float32, rows int, needDX bool) []float32 {
-	n := b.width
-	dy = dy[:rows*n]
-	xhat := b.xhat[:rows*n]
+	n, pl := b.width, b.plane
+	w := n * pl
+	dy = dy[:rows*w]
+	xhat := b.xhat[:rows*w]
 	sumDy, sumDyX := b.acc, b.acc2
 	clear(sumDy)
 	clear(sumDyX)
 	for r := 0; r < rows; r++ {
 		for j := 0; j < n; j++ {
-			d := float64(dy[r*n+j])
-			sumDy[j] += d
-			sumDyX[j] += d * float64(xhat[r*n+j])
+			for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {
+				d := float64(dy[k])
+				sumDy[j] += d
+				sumDyX[j] += d * float64(xhat[k])
+			}
 		}
 	}
 	if !b.gamma.Frozen {
@@ -143,18 +157,21 @@ func (b *batchNorm) backward(_ *runCtx, dy []float32, rows int, needDX bool) []f
 		// Eval-mode statistics are constants: dx = dy·γ/σ.
 		for r := 0; r < rows; r++ {
 			for j := 0; j < n; j++ {
-				dy[r*n+j] = float32(float64(dy[r*n+j]) * float64(g[j]) * b.invStd[j])
+				for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {
+					dy[k] = float32(float64(dy[k]) * float64(g[j]) * b.invStd[j])
+				}
 			}
 		}
 		return dy
 	}
-	fr := float64(rows)
-	// dx = γ/(N·σ)·(N·dy − Σdy − x̂·Σdy·x̂), written into dy.
+	fr := float64(rows * pl)
+	// dx = γ/(N·σ)·(N·dy − Σdy − x̂·Σdy·x̂), written into dy (N values per feature).
 	for r := 0; r < rows; r++ {
 		for j := 0; j < n; j++ {
-			k := r*n + j
-			v := float64(g[j]) * b.invStd[j] / fr * (fr*float64(dy[k]) - sumDy[j] - float64(xhat[k])*sumDyX[j])
-			dy[k] = float32(v)
+			for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {
+				v := float64(g[j]) * b.invStd[j] / fr * (fr*float64(dy[k]) - sumDy[j] - float64(xhat[k])*sumDyX[j])
+				dy[k] = float32(v)
+			}
 		}
 	}
 	return dy

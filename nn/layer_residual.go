@@ -10,16 +10,24 @@ import (
 //
 // where norm is optional, dense_a and dense_b have Units outputs, and skip is the identity when
 // the input width equals Units, else a bias-free projection proj (x·P).
+//
+// On an image it is the same block with convolutions (a pre-activation ResNet basic block):
+// conv_a is Filters k×k convolutions with the stride and act, conv_b Filters k×k convolutions
+// with stride 1, both padding same, norm is batch_norm over channels, and proj a bias-free 1×1
+// convolution with the stride when the channels or the stride change.
 type residual struct {
 	lname  string
 	in     int
-	units  int
-	norm   layer // nil, *batchNorm or *layerNorm
-	a, b   *dense
+	units  int           // output width
+	shape  []int         // output image shape [C, H, W]; nil for the MLP block
+	norm   layer         // nil, *batchNorm or *layerNorm
+	a, b   layer         // *dense, or *conv on an image
 	drop   *dropoutLayer // nil when dropout is 0
-	proj   *dense        // nil when in == units
+	proj   layer         // nil when the skip is the identity
 	y, dxs []float32
 }
+
+func (r *residual) outShape() []int { return r.shape }
 
 func (r *residual) name() string  { return r.lname }
 func (r *residual) kind() string  { return LayerResidual }

@@ -134,8 +134,9 @@ func Build(spec Spec, rng *rand.Rand) (*Model, error) {
 	}
 	m.trunkIn = width
 	denses := map[string]*dense{}
+	shape := s.InputShape // [C, H, W] while the trunk carries an image, else nil
 	for _, ls := range s.Layers {
-		l, err := m.buildLayer(ls, width, rng, denses)
+		l, err := m.buildLayer(ls, width, shape, rng, denses)
 		if err != nil {
 			return nil, err
 		}
@@ -143,6 +144,7 @@ func Build(spec Spec, rng *rand.Rand) (*Model, error) {
 			m.layers = append(m.layers, one)
 			m.activityPen = append(m.activityPen, activityPenalty{})
 			width = one.outWidth()
+			shape = imageShapeAfter(one, shape)
 		}
 		// The activity penalty applies to the layer's final output (after inline dropout too).
 		m.activityPen[len(m.activityPen)-1] = activityPenalty{ls.ActivityL1, ls.ActivityL2}
@@ -193,8 +195,33 @@ func Build(spec Spec, rng *rand.Rand) (*Model, error) {
 	return m, nil
 }
 
-func (m *Model) buildLayer(ls LayerSpec, in int, rng *rand.Rand, denses map[string]*dense) ([]layer, error) {
+func (m *Model) buildLayer(ls LayerSpec, in int, shape []int, rng *rand.Rand, denses map[string]*dense) ([]layer, error) {
 	act, _ := parseActivation(ls.Activation)
+	switch ls.Type {
+	case LayerConv, LayerMaxPool, LayerAvgPool, LayerGlobalAvgPool, LayerFlatten:
+		l, err := buildImageLayer(ls, shape, act, func(w []float32, fanIn, fanOut int) {
+			defaultInit(ls.Init, act).fill(w, fanIn, fanOut, rng)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out := []layer{l}
+		if ls.Dropout > 0 {
+			out = append(out, &dropoutLayer{lname: ls.Name + "_dropout", width: l.outWidth(), rate: ls.Dropout})
+		}
+		return out, nil
+	case LayerBatchNorm:
+		if shape != nil {
+			// Over channels: one γ, β and running mean/variance per channel.
+			bn := newBatchNorm(ls.Name, shape[0], ls.Momentum, ls.Eps)
+			bn.plane = shape[1] * shape[2]
+			return []layer{bn}, nil
+		}
+	case LayerDense, LayerLayerNorm, LayerCustom:
+		if shape != nil {
+			return nil, fmt.Errorf("nn: layer %q (%s) gets a %v image: add a flatten (or global_avg_pool) layer before it", ls.Name, ls.Type, shape)
+		}
+	}
 	newDense := func(name string, in, out int, act activation, bias bool) *dense {
 		d := &dense{lname: name, in: in, out: out, act: act, w: newParam(name+"/W", false, in, out)}
 		defaultInit(ls.Init, act).fill(d.w.Value, in, out, rng)
@@ -246,6 +273,16 @@ func (m *Model) buildLayer(ls LayerSpec, in int, rng *rand.Rand, denses map[stri
 	case LayerLayerNorm:
 		return []layer{newLayerNorm(ls.Name, in, ls.Eps)}, nil
 	case LayerResidual:
+		if shape != nil {
+			r, err := buildConvResidual(ls, shape, act, rng)
+			if err != nil {
+				return nil, err
+			}
+			return []layer{r}, nil
+		}
+		if ls.Filters > 0 {
+			return nil, fmt.Errorf("nn: layer %q: a residual block with filters needs an image input (set input_shape, or use units for the MLP block)", ls.Name)
+		}
 		r := &residual{lname: ls.Name, in: in, units: ls.Units}
 		switch ls.Norm {
 		case LayerBatchNorm:

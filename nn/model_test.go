@@ -228,7 +228,7 @@ func TestSpecErrors(t *testing.T) {
 		{"no_heads", Spec{NumInputs: 2}, "no heads"},
 		{"no_inputs", Spec{Heads: softmaxHead(2)}, "no inputs"},
 		{"bad_activation", Spec{NumInputs: 2, Layers: []LayerSpec{{Type: LayerDense, Units: 2, Activation: "swish"}}, Heads: softmaxHead(2)}, "unknown activation"},
-		{"bad_type", Spec{NumInputs: 2, Layers: []LayerSpec{{Type: "conv"}}, Heads: softmaxHead(2)}, "unknown layer type"},
+		{"bad_type", Spec{NumInputs: 2, Layers: []LayerSpec{{Type: "conv3d"}}, Heads: softmaxHead(2)}, "unknown layer type"},
 		{"duplicate_name", Spec{NumInputs: 2, Layers: []LayerSpec{{Type: LayerDense, Units: 2, Name: "a"}, {Type: LayerDense, Units: 2, Name: "a"}}, Heads: softmaxHead(2)}, "duplicate"},
 		{"tie_shape", Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 2, Name: "e"}, {Type: LayerDense, Units: 3, Tie: "e", TieTranspose: true}}, Heads: softmaxHead(2)}, "tied to"},
 		{"unnamed_heads", Spec{NumInputs: 2, Heads: []HeadSpec{{Kind: HeadBinary}, {Kind: HeadBinary}}}, "no name"},

@@ -14,12 +14,20 @@ const (
 	LayerDense         = "dense"
 	LayerActivation    = "activation"
 	LayerDropout       = "dropout"
-	LayerBatchNorm     = "batch_norm"
+	LayerBatchNorm     = "batch_norm" // over channels on an image (per channel over batch×H×W)
 	LayerLayerNorm     = "layer_norm"
 	LayerGaussianNoise = "gaussian_noise"
 	LayerResidual      = "residual"
 	// LayerCustom is a block registered with RegisterCustom and named by LayerSpec.Custom.
 	LayerCustom = "custom"
+	// Image layers (they need Spec.InputShape): a 2-D convolution, max and average pooling,
+	// global average pooling (an image to one value per channel) and flatten (ends the image
+	// shape; the data passes unchanged).
+	LayerConv          = "conv"
+	LayerMaxPool       = "max_pool"
+	LayerAvgPool       = "avg_pool"
+	LayerGlobalAvgPool = "global_avg_pool"
+	LayerFlatten       = "flatten"
 )
 
 // Head kinds of HeadSpec.Kind.
@@ -60,6 +68,11 @@ type Spec struct {
 	L2 float64 `json:"l2,omitempty"`
 	// ParamDiffPenalties add Weight·Σ‖A−B‖² between two groups of params (default none).
 	ParamDiffPenalties []ParamDiffPenalty `json:"param_diff_penalties,omitempty"`
+	// InputShape is [C, H, W] when the numeric inputs are an image: each row's NumInputs =
+	// C·H·W features are its pixels flattened row-major (channel, then row, then column). The
+	// image layers (conv, max_pool, avg_pool, global_avg_pool, flatten) need it. Default nil:
+	// plain features.
+	InputShape []int `json:"input_shape,omitempty"`
 }
 
 // EmbeddingSpec is a categorical input column looked up in a learned table. Index 0 is the
@@ -78,7 +91,9 @@ type EmbeddingSpec struct {
 //
 // In JSON a layer may also be written in the short form {"dense": 128, "activation": "relu",
 // "dropout": 0.2}, {"dropout": 0.1}, {"activation": "tanh"}, {"batch_norm": true},
-// {"layer_norm": true}, {"gaussian_noise": 0.1}, {"residual": 64} or {"custom": "my_block"}.
+// {"layer_norm": true}, {"gaussian_noise": 0.1}, {"residual": 64} or {"custom": "my_block"};
+// image layers as {"conv": 32, "kernel": 3} (filters), {"max_pool": 2} and {"avg_pool": 2}
+// (kernel), {"global_avg_pool": true} or {"flatten": true}.
 type LayerSpec struct {
 	Type string `json:"type"`
 	// Name is the stable layer name; default "<type>_<n>" with n counting layers of that type
@@ -127,6 +142,17 @@ type LayerSpec struct {
 	// ActivityL2·Σa²)/rows (sparse hidden units). Default 0.
 	ActivityL1 float64 `json:"activity_l1,omitempty"`
 	ActivityL2 float64 `json:"activity_l2,omitempty"`
+
+	// Filters is the number of output channels of a conv layer.
+	Filters int `json:"filters,omitempty"`
+	// Kernel is the square window side of a conv layer (required) or of max_pool/avg_pool
+	// (default 2).
+	Kernel int `json:"kernel,omitempty"`
+	// Stride of conv (default 1) and max_pool/avg_pool (default Kernel).
+	Stride int `json:"stride,omitempty"`
+	// Padding of conv, max_pool and avg_pool: valid (the default: windows that fit, no
+	// padding) or same (output ⌈size/stride⌉; zeros for conv, ignored cells for pooling).
+	Padding string `json:"padding,omitempty"`
 }
 
 // UnmarshalJSON accepts both the canonical form (with "type") and the short forms described on
@@ -141,6 +167,11 @@ func (l *LayerSpec) UnmarshalJSON(b []byte) error {
 		LayerNorm     *bool    `json:"layer_norm"`
 		GaussianNoise *float64 `json:"gaussian_noise"`
 		DropoutShort  *float64 `json:"dropout"`
+		Conv          *int     `json:"conv"`
+		MaxPool       *int     `json:"max_pool"`
+		AvgPool       *int     `json:"avg_pool"`
+		GlobalAvgPool *bool    `json:"global_avg_pool"`
+		Flatten       *bool    `json:"flatten"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -163,6 +194,16 @@ func (l *LayerSpec) UnmarshalJSON(b []byte) error {
 		l.Type = LayerLayerNorm
 	case aux.GaussianNoise != nil:
 		l.Type, l.Stddev = LayerGaussianNoise, *aux.GaussianNoise
+	case aux.Conv != nil:
+		l.Type, l.Filters = LayerConv, *aux.Conv
+	case aux.MaxPool != nil:
+		l.Type, l.Kernel = LayerMaxPool, *aux.MaxPool
+	case aux.AvgPool != nil:
+		l.Type, l.Kernel = LayerAvgPool, *aux.AvgPool
+	case aux.GlobalAvgPool != nil && *aux.GlobalAvgPool:
+		l.Type = LayerGlobalAvgPool
+	case aux.Flatten != nil && *aux.Flatten:
+		l.Type = LayerFlatten
 	case l.Custom != "":
 		l.Type = LayerCustom
 	case aux.DropoutShort != nil:
@@ -243,6 +284,12 @@ func (s Spec) withDefaults() (Spec, error) {
 	if s.NumInputs == 0 && len(s.Embeddings) == 0 {
 		return out, fmt.Errorf("nn: the model has no inputs (num_inputs = 0 and no embeddings)")
 	}
+	if s.InputShape != nil {
+		if err := checkInputShape(s.InputShape, s.NumInputs, len(s.Embeddings)); err != nil {
+			return out, err
+		}
+		out.InputShape = append([]int(nil), s.InputShape...)
+	}
 	seen := map[string]bool{}
 	claim := func(name string) error {
 		if name == "" || strings.ContainsAny(name, "/") {
@@ -316,8 +363,19 @@ func (l *LayerSpec) validate() error {
 		return fmt.Errorf("dropout %g not in [0, 1)", l.Dropout)
 	}
 	switch l.Type {
-	case LayerDense, LayerResidual:
+	case LayerResidual:
+		if l.Filters > 0 {
+			if err := l.validateConvResidual(); err != nil {
+				return err
+			}
+			break
+		}
+		fallthrough
+	case LayerDense:
 		if l.Units < 1 {
+			if l.Type == LayerResidual {
+				return fmt.Errorf("residual needs units >= 1 (or, on an image input, filters >= 1), got units = %d", l.Units)
+			}
 			return fmt.Errorf("%s needs units >= 1, got %d", l.Type, l.Units)
 		}
 		if l.Type == LayerResidual && l.Activation == "" {
@@ -348,8 +406,12 @@ func (l *LayerSpec) validate() error {
 		if err := l.validateCustom(); err != nil {
 			return err
 		}
+	case LayerConv, LayerMaxPool, LayerAvgPool, LayerGlobalAvgPool, LayerFlatten:
+		if err := l.validateImage(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise, residual or custom)", l.Type)
+		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise, residual, custom, conv, max_pool, avg_pool, global_avg_pool or flatten)", l.Type)
 	}
 	if l.Tie != "" && l.Type != LayerDense {
 		return fmt.Errorf("tie is only supported on dense layers")

@@ -43,12 +43,17 @@ func (m *Model) Summary() Summary {
 	for _, e := range m.embeds {
 		add(e.spec.Name, "embedding", e.spec.Dim, e.w.Size())
 	}
+	shape := m.spec.InputShape
 	for _, l := range m.layers {
 		n := 0
 		for _, p := range l.params() {
 			n += p.Size()
 		}
 		add(l.name(), l.kind(), l.outWidth(), n)
+		// An image layer, and an elementwise layer on an image, outputs [C, H, W].
+		if shape = imageShapeAfter(l, shape); shape != nil {
+			s.Rows[len(s.Rows)-1].Output = append([]int(nil), shape...)
+		}
 	}
 	for _, h := range m.heads {
 		n := 0
