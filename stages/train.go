@@ -29,6 +29,7 @@ func trainKind() pipeline.KindSpec {
 		Fields: append(append([]pipeline.Field{
 			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table, for early stopping and schedules. Without it, a seeded 10% of train is held out."},
+			{Name: "image", Type: pipeline.TypeBoolOrTable, Fields: imageFields(), Doc: "The feature columns are an image: { shape = [channels, height, width] } says that the stage's numeric feature columns, in their order, are its pixels in channel, row, column order (their number must be C·H·W), which the image layers (conv, max_pool, avg_pool, global_avg_pool, flatten, batch_norm over channels, type = \"residual\" with filters) need. true infers the shape from the columns of the built-in image datasets: digits (pixel_<row>_<col>: [1, 8, 8]) and mnist (px0..px783: [1, 28, 28]). The bundle records the shape."},
 		}, trainFields()...), transferFields()...),
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
 			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
@@ -64,6 +65,9 @@ func newTrainStage(c *pipeline.StageConfig) (*trainStage, error) {
 		if !c.IsSet("schedule") {
 			ts.cfg.Schedule.Name = "cosine" // the practice's default for fine-tuning
 		}
+	}
+	if err := checkImageLayers(c, ts.layers); err != nil {
+		return nil, err
 	}
 	return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers")}, nil
 }
@@ -164,6 +168,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		// No layers of its own: the trunk is the source's (encoder or model) layers (an
 		// embeddings encoder has none: the default trunk stays).
 		s.spec.layers = src.TransferLayers()
+	}
+	if s.spec.inputShape, err = imageShape(sc.Config, plan); err != nil {
+		return err
 	}
 	m, err := s.spec.build(sc.Config, plan, sc.Rand(0))
 	if err != nil {

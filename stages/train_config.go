@@ -51,15 +51,19 @@ func trainFields() []pipeline.Field {
 
 // Layer types, activations and initializers, as nn names them.
 var (
-	layerTypes  = []string{nn.LayerDense, nn.LayerActivation, nn.LayerDropout, nn.LayerBatchNorm, nn.LayerLayerNorm, nn.LayerGaussianNoise, nn.LayerResidual, nn.LayerCustom}
-	activations = []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}
-	inits       = []string{"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal", "zeros"}
-	optimizers  = []string{optim.NameAdam, optim.NameAdamW, optim.NameSGD, optim.NameRMSProp, optim.NameAdagrad}
-	schedules   = []string{optim.ScheduleConstant, optim.ScheduleStep, optim.ScheduleExponential, optim.ScheduleCosine, optim.SchedulePlateau}
+	layerTypes = []string{nn.LayerDense, nn.LayerActivation, nn.LayerDropout, nn.LayerBatchNorm, nn.LayerLayerNorm, nn.LayerGaussianNoise, nn.LayerResidual, nn.LayerCustom,
+		nn.LayerConv, nn.LayerMaxPool, nn.LayerAvgPool, nn.LayerGlobalAvgPool, nn.LayerFlatten}
+	// imageLayerTypes need an image input (the stage's image key).
+	imageLayerTypes = []string{nn.LayerConv, nn.LayerMaxPool, nn.LayerAvgPool, nn.LayerGlobalAvgPool, nn.LayerFlatten}
+	activations     = []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}
+	inits           = []string{"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal", "zeros"}
+	optimizers      = []string{optim.NameAdam, optim.NameAdamW, optim.NameSGD, optim.NameRMSProp, optim.NameAdagrad}
+	schedules       = []string{optim.ScheduleConstant, optim.ScheduleStep, optim.ScheduleExponential, optim.ScheduleCosine, optim.SchedulePlateau}
 )
 
 // layerShapes are the keys that say what a layer is; a layer has exactly one of them.
-var layerShapes = []string{"type", "dense", "residual", "batch_norm", "layer_norm", "gaussian_noise", "custom"}
+var layerShapes = []string{"type", "dense", "residual", "batch_norm", "layer_norm", "gaussian_noise", "custom",
+	"conv", "max_pool", "avg_pool", "global_avg_pool", "flatten"}
 
 // layerFields are the keys of one entry of `layers` (nn.LayerSpec): the short forms
 // ({ dense = 64 }, { dropout = 0.3 }, { activation = "tanh" }...) and the long form with type.
@@ -77,9 +81,18 @@ func layerFields() []pipeline.Field {
 		{Name: "layer_norm", Type: pipeline.TypeBool, Doc: "true: a layer normalisation layer."},
 		{Name: "gaussian_noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "A layer that adds Gaussian noise of this standard deviation while training."},
 		{Name: "custom", Type: pipeline.TypeString, Doc: "A block a Go program registered with nn.RegisterCustom."},
+		{Name: "conv", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "A 2-D convolution with this many filters (output channels), kernel × kernel windows (needs kernel and an image input)."},
+		{Name: "max_pool", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "Max pooling over windows of this side (stride: the same, unless set)."},
+		{Name: "avg_pool", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "Average pooling over windows of this side (stride: the same, unless set)."},
+		{Name: "global_avg_pool", Type: pipeline.TypeBool, Doc: "true: the mean of each channel over the image (ends the image: plain features after it)."},
+		{Name: "flatten", Type: pipeline.TypeBool, Doc: "true: ends the image (the values pass unchanged; dense layers may follow)."},
+		{Name: "filters", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "With type = \"conv\": the output channels; with type = \"residual\": an image residual block (two same-padded convolutions of this many filters and a skip connection)."},
+		{Name: "kernel", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "The window side of a convolution (required), pooling (default 2) or image residual block (default 3)."},
+		{Name: "stride", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "The step of a convolution or image residual block (default 1) or pooling (default its kernel)."},
+		{Name: "padding", Type: pipeline.TypeString, Enum: []string{nn.PaddingValid, nn.PaddingSame}, Doc: "Of a convolution or pooling: valid (default: windows that fit) or same (output ceil(size/stride)); an image residual block always pads same."},
 		share("dropout", "On a dense or residual layer: dropout after it (inside the block). Alone: a dropout layer with this rate."),
 		{Name: "activation", Type: pipeline.TypeString, Enum: activations, Doc: "On a dense or residual layer: its activation (default: the stage's activation for dense, relu for residual). Alone: an activation layer."},
-		{Name: "type", Type: pipeline.TypeString, Enum: layerTypes, Doc: "The long form: the layer type, with units, rate, stddev... as keys."},
+		{Name: "type", Type: pipeline.TypeString, Enum: layerTypes, Doc: "The long form: the layer type, with units, filters, rate, stddev... as keys."},
 		{Name: "units", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "With type = \"dense\" or \"residual\": the width; with \"custom\": the block's output width (optional)."},
 		share("rate", "With type = \"dropout\": the drop probability."),
 		nonNeg("stddev", "With type = \"gaussian_noise\": the noise's standard deviation."),
@@ -104,13 +117,18 @@ func layerFields() []pipeline.Field {
 // an error.
 var layerKeys = map[string]struct{ short, long []string }{
 	nn.LayerDense:         {[]string{"dense", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}, []string{"units", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}},
-	nn.LayerResidual:      {[]string{"residual", "activation", "init", "dropout", "norm", "momentum", "eps"}, []string{"units", "activation", "init", "dropout", "norm", "momentum", "eps"}},
+	nn.LayerResidual:      {[]string{"residual", "activation", "init", "dropout", "norm", "momentum", "eps"}, []string{"units", "filters", "kernel", "stride", "padding", "activation", "init", "dropout", "norm", "momentum", "eps"}},
 	nn.LayerBatchNorm:     {[]string{"batch_norm", "momentum", "eps"}, []string{"momentum", "eps"}},
 	nn.LayerLayerNorm:     {[]string{"layer_norm", "eps"}, []string{"eps"}},
 	nn.LayerGaussianNoise: {[]string{"gaussian_noise"}, []string{"stddev"}},
 	nn.LayerDropout:       {[]string{"dropout"}, []string{"rate"}},
 	nn.LayerActivation:    {[]string{"activation"}, []string{"activation"}},
 	nn.LayerCustom:        {[]string{"custom", "units", "dropout"}, []string{"custom", "units", "dropout"}},
+	nn.LayerConv:          {[]string{"conv", "kernel", "stride", "padding", "activation", "init", "no_bias"}, []string{"filters", "kernel", "stride", "padding", "activation", "init", "no_bias"}},
+	nn.LayerMaxPool:       {[]string{"max_pool", "stride", "padding"}, []string{"kernel", "stride", "padding"}},
+	nn.LayerAvgPool:       {[]string{"avg_pool", "stride", "padding"}, []string{"kernel", "stride", "padding"}},
+	nn.LayerGlobalAvgPool: {[]string{"global_avg_pool"}, nil},
+	nn.LayerFlatten:       {[]string{"flatten"}, nil},
 }
 
 // checkLayer says what is wrong with the shape of a decoded layer table (its keys' types and
@@ -127,15 +145,33 @@ func checkLayer(m map[string]any) string {
 	if v, ok := m["layer_norm"].(bool); ok && !v {
 		return "layer_norm = false is no layer: leave the table out"
 	}
+	for _, k := range []string{"global_avg_pool", "flatten"} {
+		if v, ok := m[k].(bool); ok && !v {
+			return k + " = false is no layer: leave the table out"
+		}
+	}
+	if _, ok := m["filters"]; ok && typ == nn.LayerResidual && !long {
+		return "an image residual block is written in the long form: { type = \"residual\", filters = 32 } ({ residual = 64 } is the MLP block of 64 units)"
+	}
 	keys := layerKeys[typ].short
 	if long {
 		keys = layerKeys[typ].long
-		need := map[string]string{nn.LayerDense: "units", nn.LayerResidual: "units", nn.LayerActivation: "activation", nn.LayerCustom: "custom"}
+		need := map[string]string{nn.LayerDense: "units", nn.LayerResidual: "units", nn.LayerActivation: "activation", nn.LayerCustom: "custom", nn.LayerConv: "filters"}
+		_, hasFilters := m["filters"]
+		if typ == nn.LayerResidual && hasFilters {
+			delete(need, nn.LayerResidual)
+			if _, has := m["units"]; has {
+				return "type = \"residual\" takes units (an MLP block) or filters (an image block), not both"
+			}
+		}
 		if k, ok := need[typ]; ok {
 			if _, has := m[k]; !has {
 				return fmt.Sprintf("type = %q needs %s", typ, k)
 			}
 		}
+	}
+	if _, has := m["kernel"]; typ == nn.LayerConv && !has {
+		return "a conv layer needs kernel (the window side), e.g. { conv = 32, kernel = 3 }"
 	}
 	var extra []string
 	for _, f := range layerFields() {
@@ -341,6 +377,9 @@ type trainSpec struct {
 	embDim      int
 	workers     int
 	monitor     int
+	// inputShape is [C, H, W] when the numeric inputs are an image (the train stage's image
+	// key, resolved against the plan by imageShape); nil otherwise.
+	inputShape []int
 }
 
 type taskSettings struct {
@@ -391,7 +430,7 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 		if err := decodeStrict(l, &ls); err != nil {
 			return nil, c.Errorf(key, "%v", jsonErr(err))
 		}
-		if (ls.Type == nn.LayerDense) && ls.Activation == "" {
+		if (ls.Type == nn.LayerDense || ls.Type == nn.LayerConv) && ls.Activation == "" {
 			ls.Activation = act
 		}
 		ts.layers = append(ts.layers, ls)
@@ -561,7 +600,7 @@ func (ts *trainSpec) embeddingSpecs(plan *bundle.InputPlan) []nn.EmbeddingSpec {
 
 // modelSpec builds the network for a plan.
 func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
-	spec := nn.Spec{NumInputs: len(plan.Numeric), L1: ts.l1, L2: ts.l2}
+	spec := nn.Spec{NumInputs: len(plan.Numeric), L1: ts.l1, L2: ts.l2, InputShape: ts.inputShape}
 	spec.Embeddings = ts.embeddingSpecs(plan)
 	if ts.inputNoise > 0 {
 		spec.Layers = append(spec.Layers, nn.LayerSpec{Type: nn.LayerGaussianNoise, Name: "input_noise", Stddev: ts.inputNoise})
