@@ -66,9 +66,6 @@ func newTrainStage(c *pipeline.StageConfig) (*trainStage, error) {
 			ts.cfg.Schedule.Name = "cosine" // the practice's default for fine-tuning
 		}
 	}
-	if err := checkImageLayers(c, ts.layers); err != nil {
-		return nil, err
-	}
 	return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers")}, nil
 }
 

@@ -27,7 +27,7 @@ func trainFields() []pipeline.Field {
 		{Name: "features", Type: pipeline.TypeStrings, Doc: "The feature columns. Default: every feature column (numeric, or int32 index columns from encode, which feed embeddings)."},
 		{Name: "task", Type: pipeline.TypeString, Default: "auto", Enum: []string{"auto", "classification", "binary", "regression"}, Doc: "The task of a single target. auto: strings and booleans are classes; integers with at most 50 distinct values (and at least 2 rows per value) are classes; otherwise regression. 2 classes give a binary (sigmoid) head."},
 		{Name: "tasks", Type: pipeline.TypeTable, Elem: &pipeline.Field{Name: "<target>", Type: pipeline.TypeTable, Fields: taskFields(), Doc: "The settings of one target."}, Doc: "Per-target settings of a multi-task model: { <target> = { task = \"binary\", loss_weight = 0.5, label_smoothing = 0.1, class_weight = \"balanced\" } }."},
-		{Name: "layers", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeTable, Fields: layerFields(), Doc: "One layer: a short form ({ dense = 64 }, { dropout = 0.3 }...) or type = \"...\" with its keys."}, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia). Default: [{ dense = 128 }, { dense = 64 }]."},
+		{Name: "layers", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeTable, Fields: layerFields(), Doc: "One layer: a short form ({ dense = 64 }, { dropout = 0.3 }...) or type = \"...\" with its keys."}, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia); on an image input (the train stage's image key): { conv = 32, kernel = 3, stride = 1, padding = \"same\" }, { max_pool = 2 }, { avg_pool = 2 }, { batch_norm = true } (per channel), { type = \"residual\", filters = 32, stride = 2, norm = \"batch_norm\" }, then { global_avg_pool = true } or { flatten = true } before dense layers. Default: [{ dense = 128 }, { dense = 64 }]."},
 		{Name: "activation", Type: pipeline.TypeString, Default: "relu", Enum: []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}, Doc: "The activation of dense layers that do not name one. The initializer follows it: He for the ReLU family, Glorot otherwise."},
 		{Name: "embedding_dim", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Width of the embedding of each index-encoded categorical column. 0: min(50, ceil(cardinality/2))."},
 		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw."},
@@ -91,7 +91,7 @@ func layerFields() []pipeline.Field {
 		{Name: "stride", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "The step of a convolution or image residual block (default 1) or pooling (default its kernel)."},
 		{Name: "padding", Type: pipeline.TypeString, Enum: []string{nn.PaddingValid, nn.PaddingSame}, Doc: "Of a convolution or pooling: valid (default: windows that fit) or same (output ceil(size/stride)); an image residual block always pads same."},
 		share("dropout", "On a dense or residual layer: dropout after it (inside the block). Alone: a dropout layer with this rate."),
-		{Name: "activation", Type: pipeline.TypeString, Enum: activations, Doc: "On a dense or residual layer: its activation (default: the stage's activation for dense, relu for residual). Alone: an activation layer."},
+		{Name: "activation", Type: pipeline.TypeString, Enum: activations, Doc: "On a dense, conv or residual layer: its activation (default: the stage's activation for dense and conv, relu for residual). Alone: an activation layer."},
 		{Name: "type", Type: pipeline.TypeString, Enum: layerTypes, Doc: "The long form: the layer type, with units, filters, rate, stddev... as keys."},
 		{Name: "units", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "With type = \"dense\" or \"residual\": the width; with \"custom\": the block's output width (optional)."},
 		share("rate", "With type = \"dropout\": the drop probability."),
@@ -434,6 +434,9 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 			ls.Activation = act
 		}
 		ts.layers = append(ts.layers, ls)
+	}
+	if err := checkImageLayers(c, ts.layers); err != nil {
+		return nil, err
 	}
 	if t := c.Table("tasks"); t != nil {
 		targets := make([]string, 0, len(t))

@@ -19,8 +19,9 @@ func imageFields() []pipeline.Field {
 }
 
 // checkImageLayers refuses image layers (and image residual blocks) on a stage without an
-// image input: nn would refuse them only once the data is read.
-func checkImageLayers(c *pipeline.StageConfig, layers []nn.LayerSpec) error {
+// image input (only a train stage takes one): nn would refuse them only once the data is
+// read.
+func checkImageLayers(c settings, layers []nn.LayerSpec) error {
 	if v, ok := c.Value("image").(bool); c.Value("image") != nil && (!ok || v) {
 		return nil
 	}
@@ -30,7 +31,7 @@ func checkImageLayers(c *pipeline.StageConfig, layers []nn.LayerSpec) error {
 			image = image || l.Type == t
 		}
 		if image {
-			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } to the stage (or image = true for the digits and mnist datasets)", l.Type)
+			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } to the train stage (or image = true for the digits and mnist datasets); the other stages take no image input", l.Type)
 		}
 	}
 	return nil

@@ -52,6 +52,16 @@ func TestImageLayerConfigErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want %s: %s (with a line)", c.extra, err, c.key, c.msg)
 		}
 	}
+	// A stage that takes no image input refuses image layers when it loads, not when nn builds
+	// the member.
+	ens := strings.Replace(strings.Replace(digitsTrain, "kind = \"train\"", "kind = \"ensemble\"", 1), "epochs = 1\n", "", 1) + "member = { layers = [ { conv = 4, kernel = 3 }, { flatten = true } ] }\n"
+	errs := pipeline.ConfigErrors(func() error {
+		_, err := pipeline.Parse([]byte(ens), "p.toml", ".", registry(t), pipeline.LoadOptions{})
+		return err
+	}())
+	if len(errs) != 1 || errs[0].Key != "member.layers[0]" || errs[0].Line == 0 || !strings.Contains(errs[0].Msg, "a conv layer needs an image input") {
+		t.Errorf("ensemble member with a conv layer: got %v", errs)
+	}
 	good := []string{
 		"image = { shape = [1, 8, 8] }\nlayers = [ { conv = 4, kernel = 3, stride = 1, padding = \"same\", activation = \"relu\" }, { batch_norm = true }, { max_pool = 2 }, { avg_pool = 2, stride = 1 }, { flatten = true } ]\n",
 		"image = true\nlayers = [ { type = \"conv\", filters = 4, kernel = 3, no_bias = true }, { type = \"residual\", filters = 4, kernel = 3, stride = 2, norm = \"batch_norm\", dropout = 0.1 }, { type = \"max_pool\", kernel = 2 }, { global_avg_pool = true }, { dense = 8 } ]\n",
@@ -169,5 +179,23 @@ func TestDigitsCNNPipeline(t *testing.T) {
 	var ce *bundle.ColumnError
 	if !errors.As(err, &ce) || ce.Column != "pixel_3_4" {
 		t.Errorf("rows without pixel_3_4: got %v, want a column error naming it", err)
+	}
+}
+
+// TestConvTakesTheStageActivation: a conv layer without an activation gets the stage's, as a
+// dense layer does; one with its own keeps it.
+func TestConvTakesTheStageActivation(t *testing.T) {
+	src := digitsTrain + "activation = \"tanh\"\nimage = true\nlayers = [ { conv = 4, kernel = 3 }, { conv = 4, kernel = 3, activation = \"gelu\" }, { flatten = true } ]\n"
+	p, err := pipeline.Parse([]byte(src), "p.toml", ".", registry(t), pipeline.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := p.Stage("model")
+	ts, err := parseTrainSpec(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{ts.layers[0].Activation, ts.layers[1].Activation}; !reflect.DeepEqual(got, []string{"tanh", "gelu"}) {
+		t.Errorf("conv activations %v, want [tanh gelu]", got)
 	}
 }
