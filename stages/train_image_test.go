@@ -1,9 +1,11 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -197,5 +199,44 @@ func TestConvTakesTheStageActivation(t *testing.T) {
 	}
 	if got := []string{ts.layers[0].Activation, ts.layers[1].Activation}; !reflect.DeepEqual(got, []string{"tanh", "gelu"}) {
 		t.Errorf("conv activations %v, want [tanh gelu]", got)
+	}
+}
+
+// TestImageTrainSameWhateverTheWorkers: a CNN trained by the train stage (channel batch_norm,
+// a strided image residual block) has bit-identical weights with 1 and 3 workers, and its
+// bundle, loaded alone, predicts raw CSV rows as the run's predict stage did.
+func TestImageTrainSameWhateverTheWorkers(t *testing.T) {
+	src := strings.Replace(digitsTrain, "epochs = 1", "epochs = 2", 1) + "image = true\nlayers = [ { conv = 4, kernel = 3, padding = \"same\" }, { batch_norm = true }, " +
+		"{ type = \"residual\", filters = 6, stride = 2, norm = \"batch_norm\" }, { max_pool = 2, stride = 1 }, { global_avg_pool = true }, { dense = 8 } ]\n" +
+		"[stages.scores]\nkind = \"predict\"\nmodel = \"model.model\"\ninput = \"split.test\"\n" +
+		"[stages.save]\nkind = \"write\"\ninput = \"scores\"\npath = \"scores.csv\"\n"
+	_, dir1, err := runTOML(t, ".", src, "model.workers=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dir3, err := runTOML(t, ".", src, "model.workers=3", "pipeline.workers=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1, err := os.ReadFile(filepath.Join(dir1, "stages/model/bundle/model/weights.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w3, err := os.ReadFile(filepath.Join(dir3, "stages/model/bundle/model/weights.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w1, w3) {
+		t.Errorf("weights differ between 1 and 3 workers (%d and %d bytes)", len(w1), len(w3))
+	}
+	p, err := bundle.Load(filepath.Join(dir1, "stages/model/bundle"), features.Decoders())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPreds := readCSV(t, filepath.Join(dir1, "stages/save/scores.csv"))
+	header, byRow := predictCSV(t, p, "../datasets/data/digits/digits.csv")
+	samePredictions(t, runPreds, header, byRow)
+	if len(runPreds) < 200 {
+		t.Errorf("only %d predictions", len(runPreds)-1)
 	}
 }
