@@ -161,13 +161,18 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
+	if s.spec.inputShape, err = imageShape(sc.Config, plan); err != nil {
+		return err
+	}
 	if src != nil && !s.layersSet && len(src.TransferLayers()) > 0 {
 		// No layers of its own: the trunk is the source's (encoder or model) layers (an
 		// embeddings encoder has none: the default trunk stays).
 		s.spec.layers = src.TransferLayers()
-	}
-	if s.spec.inputShape, err = imageShape(sc.Config, plan); err != nil {
-		return err
+		for _, l := range s.spec.layers {
+			if isImageLayer(l) && s.spec.inputShape == nil {
+				return sc.Config.Errorf("init_from", "the layers taken from it include %s (%s), which needs an image input: add image = { shape = [channels, height, width] } (or image = true for digits and mnist) to this stage", l.Name, l.Type)
+			}
+		}
 	}
 	m, err := s.spec.build(sc.Config, plan, sc.Rand(0))
 	if err != nil {

@@ -26,15 +26,20 @@ func checkImageLayers(c settings, layers []nn.LayerSpec) error {
 		return nil
 	}
 	for i, l := range layers {
-		image := l.Type == nn.LayerResidual && l.Filters > 0
-		for _, t := range imageLayerTypes {
-			image = image || l.Type == t
-		}
-		if image {
+		if isImageLayer(l) {
 			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } to the train stage (or image = true for the digits and mnist datasets); the other stages take no image input", l.Type)
 		}
 	}
 	return nil
+}
+
+// isImageLayer reports whether a layer needs an image input.
+func isImageLayer(l nn.LayerSpec) bool {
+	image := l.Type == nn.LayerResidual && l.Filters > 0
+	for _, t := range imageLayerTypes {
+		image = image || l.Type == t
+	}
+	return image
 }
 
 var (

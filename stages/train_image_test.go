@@ -244,3 +244,20 @@ func TestImageTrainSameWhateverTheWorkers(t *testing.T) {
 		t.Errorf("only %d predictions", len(runPreds)-1)
 	}
 }
+
+// TestInitFromACNNNeedsAnImageInput: a train stage that takes its layers from a CNN's bundle
+// (init_from, no layers of its own) needs the image key too: without it, a config error at
+// init_from says to add it; with it, the stage trains.
+func TestInitFromACNNNeedsAnImageInput(t *testing.T) {
+	src := digitsTrain + "image = true\nlayers = [ { conv = 4, kernel = 3 }, { flatten = true } ]\n" +
+		"[stages.b]\nkind = \"train\"\ntrain = \"split.train\"\nval = \"split.val\"\nepochs = 1\ninit_from = \"model.model\"\n"
+	_, _, err := runTOML(t, ".", src)
+	var ce *pipeline.ConfigError
+	if !errors.As(err, &ce) || ce.Stage != "b" || ce.Key != "init_from" || ce.Line == 0 || !strings.Contains(ce.Msg, "include conv_1 (conv), which needs an image input: add image =") {
+		t.Errorf("got %v, want a config error at b's init_from", err)
+	}
+	m, _, err := runTOML(t, ".", src+"image = true\n")
+	if err != nil || m.Stages["b"].Status != pipeline.StatusSucceeded {
+		t.Errorf("with image = true: %v", err)
+	}
+}
