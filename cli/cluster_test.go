@@ -236,35 +236,54 @@ func checkpointsIn(store string) []string {
 	return out
 }
 
+// killSetup writes killPipeline with the given epochs into a new directory and, when local
+// is set, runs it locally as the reference; it returns the directory, the Temporal store
+// path, the pipeline file and the local run directory.
+func killSetup(t *testing.T, bin, name string, epochs int, local bool) (dir, store, file, localDir string) {
+	t.Helper()
+	dir = t.TempDir()
+	store, file = filepath.Join(dir, "store"), filepath.Join(dir, name+".toml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, killPipeline, epochs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if local {
+		localDir = filepath.Join(dir, "local")
+		if out, err := exec.Command(bin, "run", file, "--out", localDir, "--store", filepath.Join(dir, "local-store"), "--no-progress", "--no-report").CombinedOutput(); err != nil {
+			t.Fatalf("local run: %v\n%s", err, out)
+		}
+	}
+	return dir, store, file, localDir
+}
+
+// startClient starts `pipe run FILE --engine temporal` into remote and waits until the store
+// holds at least n member checkpoints (the members train); it kills the client and fails the
+// test when they do not come.
+func startClient(t *testing.T, bin string, srv *temporaltest.Server, file, store, remote string, n int) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	client := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report")
+	cout := &syncBuffer{}
+	client.Stdout, client.Stderr = cout, cout
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(2*time.Minute, func() bool { return len(checkpointsIn(store)) >= n }) {
+		client.Process.Kill()
+		client.Wait()
+		t.Fatalf("fewer than %d member checkpoints in the store; client:\n%s", n, cout.String())
+	}
+	return client, cout
+}
+
 // TestTemporalWorkerKilled kills the only worker with SIGKILL while both members train, after
 // their first checkpoints; two new workers take the members over from their checkpoints (not
 // from epoch 0), and the results are those of a local run, bit for bit.
 func TestTemporalWorkerKilled(t *testing.T) {
 	bin := pipeBinary(t)
 	srv := temporaltest.Start(t)
-	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	file := filepath.Join(dir, "kill.toml")
-	if err := os.WriteFile(file, fmt.Appendf(nil, killPipeline, 30), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	local := filepath.Join(dir, "local")
-	if out, err := exec.Command(bin, "run", file, "--out", local, "--store", filepath.Join(dir, "local-store"), "--no-progress", "--no-report").CombinedOutput(); err != nil {
-		t.Fatalf("local run: %v\n%s", err, out)
-	}
-
+	dir, store, file, local := killSetup(t, bin, "kill", 30, true)
 	first := startWorker(t, bin, srv, store, "doomed", "--workers", "2")
 	remote := filepath.Join(dir, "remote")
-	client := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report")
-	var cout syncBuffer
-	client.Stdout, client.Stderr = &cout, &cout
-	if err := client.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(2*time.Minute, func() bool { return len(checkpointsIn(store)) == 2 }) {
-		client.Process.Kill()
-		t.Fatalf("no checkpoint of both members in the store; client:\n%s\nworker:\n%s", cout.String(), tail(first.out.String(), 30))
-	}
+	client, cout := startClient(t, bin, srv, file, store, remote, 2)
 	first.kill()
 	startWorker(t, bin, srv, store, "heir1")
 	startWorker(t, bin, srv, store, "heir2")
@@ -289,28 +308,10 @@ func TestTemporalWorkerKilled(t *testing.T) {
 func TestTemporalServerRestart(t *testing.T) {
 	bin := pipeBinary(t)
 	srv := temporaltest.Start(t)
-	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	file := filepath.Join(dir, "restart.toml")
-	if err := os.WriteFile(file, fmt.Appendf(nil, killPipeline, 20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	local := filepath.Join(dir, "local")
-	if out, err := exec.Command(bin, "run", file, "--out", local, "--store", filepath.Join(dir, "local-store"), "--no-progress", "--no-report").CombinedOutput(); err != nil {
-		t.Fatalf("local run: %v\n%s", err, out)
-	}
+	dir, store, file, local := killSetup(t, bin, "restart", 20, true)
 	startWorker(t, bin, srv, store, "w1", "--workers", "2")
 	remote := filepath.Join(dir, "remote")
-	client := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report")
-	var cout syncBuffer
-	client.Stdout, client.Stderr = &cout, &cout
-	if err := client.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(2*time.Minute, func() bool { return len(checkpointsIn(store)) > 0 }) {
-		client.Process.Kill()
-		t.Fatalf("no checkpoint in the store; client:\n%s", cout.String())
-	}
+	client, cout := startClient(t, bin, srv, file, store, remote, 1)
 	srv.Kill()
 	time.Sleep(time.Second)
 	if err := srv.Restart(); err != nil {
@@ -336,24 +337,10 @@ func TestTemporalServerRestart(t *testing.T) {
 func TestTemporalCancel(t *testing.T) {
 	bin := pipeBinary(t)
 	srv := temporaltest.Start(t)
-	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	file := filepath.Join(dir, "cancel.toml")
-	if err := os.WriteFile(file, fmt.Appendf(nil, killPipeline, 400), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, store, file, _ := killSetup(t, bin, "cancel", 400, false)
 	w := startWorker(t, bin, srv, store, "w1", "--workers", "2")
 	remote := filepath.Join(dir, "remote")
-	client := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report")
-	var cout syncBuffer
-	client.Stdout, client.Stderr = &cout, &cout
-	if err := client.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(2*time.Minute, func() bool { return len(checkpointsIn(store)) > 0 }) {
-		client.Process.Kill()
-		t.Fatalf("no checkpoint in the store; client:\n%s", cout.String())
-	}
+	client, cout := startClient(t, bin, srv, file, store, remote, 1)
 	client.Process.Signal(syscall.SIGINT)
 	err := client.Wait()
 	var ee *exec.ExitError
