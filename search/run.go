@@ -96,6 +96,9 @@ type Outcome struct {
 	// Best is the index in Trials of the best trial: the first of the ranking (see the
 	// package doc), so a completed trial whenever one completed; -1 when there is none.
 	Best int
+	// Ranking holds the positions in Trials of the trials that did not fail, best first (the
+	// ranking of the package doc); Ranking[0] == Best.
+	Ranking []int
 	// Regions[r] is the region that round r sampled.
 	Regions []Region
 	// Epochs is the total of the trials' epochs.
@@ -300,7 +303,7 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 	if len(ranked) == 0 {
 		return out, fmt.Errorf("search: all %d trials failed; the first: trial %d: %s", len(out.Trials), out.Trials[0].Index, out.Trials[0].Err)
 	}
-	out.Best = ranked[0]
+	out.Best, out.Ranking = ranked[0], ranked
 	return out, nil
 }
 

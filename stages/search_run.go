@@ -101,6 +101,9 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err := r.outputs(dir, out); err != nil {
 		return err
 	}
+	if s.top > 1 {
+		return r.finalTop(ctx, dir, out, n)
+	}
 	return r.final(ctx, dir, best, n)
 }
 

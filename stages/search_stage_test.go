@@ -3,10 +3,12 @@ package stages
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -417,6 +419,9 @@ func TestSearchStageConfigErrors(t *testing.T) {
 		{"ensemble loss", memberSpace + "model = \"ensemble\"\nobjective = \"val_loss\"\n", "objective", "no loss of its own"},
 		{"ensemble member key", memberSpace + "model = \"ensemble\"\nbase = { member = { epochs = 0 } }\n", "base.member.epochs", "below the minimum 1"},
 		{"ensemble path", space + "model = \"ensemble\"\n", "space.l2", `base has no key "l2"`},
+		{"top_k refit", space + "top_k = 3\nrefit = true\n", "top_k", "choose one"},
+		{"top_k ensemble", memberSpace + "model = \"ensemble\"\ntop_k = 2\n", "top_k", "each trial is an ensemble already"},
+		{"top_k trials", space + "trials = 4\ntop_k = 5\n", "top_k", "more than the 4 trials"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -597,5 +602,75 @@ func TestSearchIsCached(t *testing.T) {
 func TestSearchKindExampleLoads(t *testing.T) {
 	if _, err := pipeline.Parse([]byte(searchDigits+searchKind().Example), "example.toml", ".", registry(t), pipeline.LoadOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSearchTopK: with top_k, the model is an ensemble of the top_k best completed trials
+// (the trials table's best rows, best first), each the trial's own model (checkSame would
+// degrade the run otherwise); its val log-loss, which evaluate recomputes through the bundle,
+// is at most the mean of its members' (log-loss is convex in the probabilities), and the
+// outcome is the same for 1 and 3 workers.
+func TestSearchTopK(t *testing.T) {
+	src := searchDigits + strings.Replace(searchTune, "trials = 8\n", "trials = 8\ntop_k = 3\n", 1)
+	m, dir, err := runTOML(t, ".", src, "tune.workers=1", "pipeline.workers=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stages["tune"]
+	if m.Status != pipeline.StatusSucceeded || st.Status != pipeline.StatusSucceeded {
+		t.Fatalf("run %s, stage %s (%v): every member trained again should score its trial's objective", m.Status, st.Status, m.Warnings)
+	}
+	header, rows := readTrials(t, dir)
+	objective, status := column(t, header, rows, trialsColObjective), column(t, header, rows, trialsColStatus)
+	var completed []int
+	for i := range rows {
+		if status[i] == "completed" {
+			completed = append(completed, i)
+		}
+	}
+	sort.SliceStable(completed, func(a, b int) bool {
+		return parseNum(t, objective[completed[a]]) < parseNum(t, objective[completed[b]])
+	})
+	if len(completed) < 3 {
+		t.Fatalf("%d trials completed; the test needs 3", len(completed))
+	}
+	p, err := bundle.Load(filepath.Join(dir, "stages", "tune", bundleDir), features.Decoders())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, ok := p.(*bundle.EnsembleBundle)
+	if !ok {
+		t.Fatalf("the model is a %T, want an ensemble bundle", p)
+	}
+	var want []string
+	meanMember := 0.0
+	for _, i := range completed[:3] {
+		want = append(want, fmt.Sprintf("trial_%03d", i))
+		meanMember += parseNum(t, objective[i]) / 3
+	}
+	if got := eb.Ens.Names(); !reflect.DeepEqual(got, want) {
+		t.Errorf("members %v, want the three best completed trials %v", got, want)
+	}
+	avg := st.Metrics["val_logloss"]
+	if ev := m.Stages["eval"].Metrics["val_logloss"]; math.Abs(ev-avg) > 1e-9*math.Max(1, avg) {
+		t.Errorf("evaluate scores the model's val_logloss %v, the stage recorded %v", ev, avg)
+	}
+	if !(avg <= meanMember+1e-9) {
+		t.Errorf("the average's val_logloss %v exceeds its members' mean %v", avg, meanMember)
+	}
+	info, _ := st.Info["top_k"].(map[string]any)
+	if info == nil || info["value"] != avg || info["best_trial_value"] != parseNum(t, objective[completed[0]]) {
+		t.Errorf("info.top_k %v, want value %v and the best trial's %v", info, avg, objective[completed[0]])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stages", "tune", memberHistoryFile(2))); err != nil {
+		t.Errorf("member 2's history: %v", err)
+	}
+
+	m3, _, err := runTOML(t, ".", src, "tune.workers=3", "pipeline.workers=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(st.Metrics, m3.Stages["tune"].Metrics) || !reflect.DeepEqual(info, m3.Stages["tune"].Info["top_k"]) {
+		t.Errorf("1 worker: %v %v; 3 workers: %v %v", st.Metrics, info, m3.Stages["tune"].Metrics, m3.Stages["tune"].Info["top_k"])
 	}
 }
