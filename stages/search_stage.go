@@ -60,8 +60,8 @@ func searchKind() pipeline.KindSpec {
 				{Name: "min_width", Type: pipeline.TypeFloat, Default: search.DefaultZoomMinWidth, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), Doc: "A range never becomes narrower than this share of the full range."},
 			}, Doc: "How each round narrows: a numeric range becomes the span of the top trials' values, widened by margin; a choice's value i gets weight (cᵢ + 1)/Σ(cⱼ + 1), cᵢ the top trials that chose it."},
 			{Name: "refit", Type: pipeline.TypeBool, Default: false, Doc: "Train the best trial's config again on train and val together, for the best trial's best epoch count (early stopping off, the trial's seed), as the `model` output: more data for the final model, but no val metric of its own (the manifest's info.refit and the bundle say so). Not with model = \"ensemble\"."},
-			{Name: "top_k", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "The `model` output averages the top_k best completed trials (by the objective, on val), each trained again from its seed, as an ensemble bundle combined by mean (class probabilities or regression outputs averaged). 1: the best trial alone. " +
-				"The members differ in their hyperparameters, so the average usually beats its best member on small datasets (ensemble selection, Caruana et al. 2004); it costs top_k trainings at the end. The manifest's info.top_k names the trials and the val objective of the average. Not with refit or model = \"ensemble\"."},
+			{Name: "top_k", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "The `model` output averages the top_k best completed trials (by the objective, on val), each trained again from its seed, as an ensemble bundle combined by mean (class probabilities or regression outputs averaged); with model = \"ensemble\", every member of those trials joins the average. 1: the best trial alone. " +
+				"The members differ in their hyperparameters, so the average usually beats its best member on small datasets (ensemble selection, Caruana et al. 2004); it costs top_k trainings at the end. The manifest's info.top_k names the trials and the val objective of the average. Not with refit."},
 			{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "Trials trained at the same time (one core each), taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
 		},
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
@@ -173,9 +173,6 @@ func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 	}
 	if s.top > 1 && s.refit {
 		errs = append(errs, c.Errorf("top_k", "top_k averages trials trained on train alone, scored on val; refit trains one network on both: choose one"))
-	}
-	if s.top > 1 && s.model == searchModelEnsemble {
-		errs = append(errs, c.Errorf("top_k", "top_k averages the best trials' networks: with model = \"ensemble\" each trial is an ensemble already; raise the members of base instead"))
 	}
 	if s.top > s.trials {
 		errs = append(errs, c.Errorf("top_k", "top_k = %d is more than the %d trials", s.top, s.trials))

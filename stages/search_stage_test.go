@@ -420,7 +420,6 @@ func TestSearchStageConfigErrors(t *testing.T) {
 		{"ensemble member key", memberSpace + "model = \"ensemble\"\nbase = { member = { epochs = 0 } }\n", "base.member.epochs", "below the minimum 1"},
 		{"ensemble path", space + "model = \"ensemble\"\n", "space.l2", `base has no key "l2"`},
 		{"top_k refit", space + "top_k = 3\nrefit = true\n", "top_k", "choose one"},
-		{"top_k ensemble", memberSpace + "model = \"ensemble\"\ntop_k = 2\n", "top_k", "each trial is an ensemble already"},
 		{"top_k trials", space + "trials = 4\ntop_k = 5\n", "top_k", "more than the 4 trials"},
 	}
 	for _, c := range cases {
@@ -499,6 +498,34 @@ tables = ["scale.val"]
 	}
 	if _, err := os.Stat(filepath.Join(dir, "stages", "tune", "members", "member_01", "history.csv")); err != nil {
 		t.Errorf("the best ensemble's member histories: %v", err)
+	}
+
+	// top_k = 2: the model holds the members of the two best trials (by val_accuracy, ties by
+	// index), and its val_accuracy is what evaluate measures through the bundle.
+	m2, dir2, err := runTOML(t, ".", strings.Replace(src, "rounds = 1\n", "rounds = 1\ntop_k = 2\n", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objective := column(t, header, rows, trialsColObjective)
+	order := []int{0, 1, 2}
+	sort.SliceStable(order, func(a, b int) bool { return parseNum(t, objective[order[a]]) > parseNum(t, objective[order[b]]) })
+	var want []string
+	for _, i := range order[:2] {
+		want = append(want, fmt.Sprintf("trial_%03d_member_00", i), fmt.Sprintf("trial_%03d_member_01", i))
+	}
+	p, err := bundle.Load(filepath.Join(dir2, "stages", "tune", bundleDir), features.Decoders())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eb, ok := p.(*bundle.EnsembleBundle); !ok || !reflect.DeepEqual(eb.Ens.Names(), want) {
+		t.Fatalf("top_k model %T %v, want members %v", p, p, want)
+	}
+	st2 := m2.Stages["tune"]
+	if got, want := m2.Stages["eval"].Metrics["val_accuracy"], st2.Metrics["val_accuracy"]; got != want || m2.Status != pipeline.StatusSucceeded {
+		t.Errorf("top_k: evaluate's val_accuracy %v, the stage's %v; run %s %v", got, want, m2.Status, m2.Warnings)
+	}
+	if _, err := os.Stat(filepath.Join(dir2, "stages", "tune", "members", "member_03", "history.csv")); err != nil {
+		t.Errorf("top_k: member 3's history: %v", err)
 	}
 }
 

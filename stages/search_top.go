@@ -49,8 +49,10 @@ func (r *searchRun) finalTop(ctx context.Context, dir string, out search.Outcome
 	if len(top) < r.s.top {
 		sc.Note("top_k = %d: only %d trials completed (the others were pruned or failed), so the model averages %d", r.s.top, len(top), len(top))
 	}
-	models := make([]*nn.Model, len(top))
-	histories := make([]train.History, len(top))
+	// Each top trial trained again: its network (one member), or with model = "ensemble" its
+	// members (all of them join the average).
+	members := make([][]*nn.Model, len(top))
+	histories := make([][]train.History, len(top))
 	errs := make([]error, len(top))
 	sem := make(chan struct{}, max(workers, 1))
 	var wg sync.WaitGroup
@@ -65,29 +67,26 @@ func (r *searchRun) finalTop(ctx context.Context, dir string, out search.Outcome
 				return
 			}
 			defer func() { <-sem }()
-			errs[i] = func() error {
-				c, err := r.s.trialConfig(sc.Config, t.Params)
-				if err != nil {
-					return err
-				}
-				m, res, value, err := r.fit(ctx, c, t.Trial, 1, 0, nil)
-				if err != nil {
-					return err
-				}
-				r.checkSame(t, value)
-				models[i], histories[i] = m, res.History
-				return nil
-			}()
+			members[i], histories[i], errs[i] = r.trainAgain(ctx, t)
 		}()
 	}
 	wg.Wait()
-	names := make([]string, len(top))
+	var models []*nn.Model
+	var names []string
+	var allHistories []train.History
 	indices := make([]int, len(top))
 	for i, t := range top {
 		if errs[i] != nil {
 			return fmt.Errorf("top_k: trial %d trained again: %w", t.Index, errs[i])
 		}
-		names[i], indices[i] = fmt.Sprintf("trial_%03d", t.Index), t.Index
+		indices[i] = t.Index
+		for j, m := range members[i] {
+			name := fmt.Sprintf("trial_%03d", t.Index)
+			if r.s.model == searchModelEnsemble {
+				name += fmt.Sprintf("_member_%02d", j)
+			}
+			models, names, allHistories = append(models, m), append(names, name), append(allHistories, histories[i][j])
+		}
 	}
 	ens, err := ensemble.New(models, names)
 	if err != nil {
@@ -102,9 +101,9 @@ func (r *searchRun) finalTop(ctx context.Context, dir string, out search.Outcome
 	if err != nil {
 		return err
 	}
-	for i, h := range histories {
+	for i, h := range allHistories {
 		if err := writeHistory(filepath.Join(dir, memberHistoryFile(i)), h); err != nil {
-			return fmt.Errorf("top_k: member %d (trial %d): history: %w", i, indices[i], err)
+			return fmt.Errorf("top_k: member %d (%s): history: %w", i, names[i], err)
 		}
 	}
 	eb.Meta.Metrics = vals
@@ -112,10 +111,50 @@ func (r *searchRun) finalTop(ctx context.Context, dir string, out search.Outcome
 		sc.Metrics.Set(k, v)
 	}
 	sc.SetInfo("top_k", map[string]any{"trials": indices, "objective": r.objective, "value": vals[r.objective], "best_trial_value": best.Value})
-	sc.Note("top_k: the model averages the %d best completed trials (%s), each trained again from its seed: %s %.4g, against %.4g for the best trial alone",
-		len(top), strings.Join(names, ", "), r.objective, vals[r.objective], best.Value)
+	trials := make([]string, len(top))
+	for i, t := range top {
+		trials[i] = fmt.Sprint(t.Index)
+	}
+	sc.Note("top_k: the model averages the %d best completed trials (%s; %d networks), each trained again from its seed: %s %.4g, against %.4g for the best trial alone",
+		len(top), strings.Join(trials, ", "), len(models), r.objective, vals[r.objective], best.Value)
 	if err := eb.Save(filepath.Join(dir, bundleDir)); err != nil {
 		return err
 	}
 	return sc.SetArtifact("model", eb)
+}
+
+// trainAgain trains a trial again from its seed: its network, or its ensemble's members, with
+// their histories. Its objective is checked against the trial's.
+func (r *searchRun) trainAgain(ctx context.Context, t search.TrialResult) ([]*nn.Model, []train.History, error) {
+	c, err := r.s.trialConfig(r.sc.Config, t.Params)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.s.model == searchModelEnsemble {
+		eb, rep, err := r.trainEnsemble(ctx, c, t.Trial, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals, err := predictorMetrics(eb, r.data.valData)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.checkSame(t, vals[r.objective])
+		byName := map[string]train.History{}
+		for _, m := range rep.Members {
+			byName[m.Name] = m.History
+		}
+		names := eb.Ens.Names()
+		hist := make([]train.History, len(names))
+		for i, n := range names {
+			hist[i] = byName[n] // a member kept by the ensemble has its report
+		}
+		return eb.Ens.Models(), hist, nil
+	}
+	m, res, value, err := r.fit(ctx, c, t.Trial, 1, 0, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.checkSame(t, value)
+	return []*nn.Model{m}, []train.History{res.History}, nil
 }
