@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+
+	"github.com/rs/zerolog"
 )
 
 // Spreading a run over several processes.
@@ -42,6 +44,53 @@ type PartedStage interface {
 	RunPart(ctx context.Context, sc *StageContext, part int) error
 }
 
+// SteppedStage is a PartedStage whose parts may have to wait for each other: a search's
+// trials, which wait for the trials of the rounds before theirs (their region) and, at a
+// pruning decision, for the trials below them. An engine asks ReadyParts which parts can make
+// progress now and runs those (RunPart); a RunPart that reaches a point where it would wait
+// saves its state as a checkpoint and returns (nil), and a later RunPart of the same part,
+// once ReadyParts lists it again, continues from there. The engine repeats until ReadyParts
+// says every part is done, then calls Run, as for a PartedStage. No RunPart ever waits for
+// another, so no number of workers, order or lost attempt can deadlock the stage, and the
+// outputs must be those of a Run alone, bit for bit.
+type SteppedStage interface {
+	PartedStage
+	// ReadyParts reads the stage's checkpoints (sc.LoadCheckpoint) and returns the parts that
+	// can make progress now, in increasing order (those running now among them), and whether
+	// every part has finished (ready is then empty). sc has the stage's Config, Name, Log,
+	// Seed and checkpoints only: no inputs, outputs or directory.
+	ReadyParts(ctx context.Context, sc *StageContext) (ready []int, done bool, err error)
+}
+
+// ReadyParts calls the ReadyParts of the named SteppedStage with its checkpoints in
+// opts.Store (which must be set), under the stage's key as PlanStore computes it; the stage
+// logs to log.
+func ReadyParts(ctx context.Context, p *Pipeline, opts RunOptions, stage string, log zerolog.Logger) (ready []int, done bool, err error) {
+	if opts.Store == nil {
+		return nil, false, errors.New("ready parts: no stage store")
+	}
+	sc, ok := p.byName[stage]
+	if !ok {
+		return nil, false, fmt.Errorf("ready parts: no stage %q in pipeline %s", stage, p.Name)
+	}
+	ss, ok := sc.stage.(SteppedStage)
+	if !ok {
+		return nil, false, fmt.Errorf("ready parts: stage %s (kind %s) does not run in steps", stage, sc.Kind)
+	}
+	keys, problems := stageKeys(ctx, p, keyEnv{version: opts.Version, buildID: opts.BuildID, dataDir: opts.DataDir})
+	if err := problems[stage]; err != nil {
+		return nil, false, fmt.Errorf("ready parts: stage %s has no key in the stage store: %w", stage, err)
+	}
+	ctxStage := &StageContext{Config: sc, Name: sc.Name, Log: log.With().Str("stage", stage).Logger(), Metrics: NewMetrics(), DataDir: opts.DataDir,
+		run: &runState{p: p, store: opts.Store, onCheckpoint: opts.OnCheckpoint}, cacheKey: keys[stage]}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stage %q: ready parts: internal error (panic): %v\n%s", stage, r, debug.Stack())
+		}
+	}()
+	return ss.ReadyParts(ctx, ctxStage)
+}
+
 // StorePlan is what the stage store holds of a pipeline before it runs: see PlanStore.
 type StorePlan struct {
 	Stages []StagePlan
@@ -62,6 +111,8 @@ type StagePlan struct {
 	Stored bool
 	// Parts is the number of parts of a PartedStage (0: none).
 	Parts int
+	// Stepped: the stage is a SteppedStage (its parts run as ReadyParts allows).
+	Stepped bool
 }
 
 // Stage returns the plan of the named stage.
@@ -93,6 +144,8 @@ func PlanStore(ctx context.Context, p *Pipeline, opts RunOptions) (*StorePlan, e
 		}
 		if ps, ok := sc.stage.(PartedStage); ok {
 			sp.Parts = ps.Parts()
+			_, sp.Stepped = sc.stage.(SteppedStage)
+			sp.Stepped = sp.Stepped && sp.Parts > 0
 		}
 		if err := problems[sc.Name]; err != nil {
 			sp.Problem = err.Error()
