@@ -56,30 +56,30 @@ type PartedStage interface {
 type SteppedStage interface {
 	PartedStage
 	// ReadyParts reads the stage's checkpoints (sc.LoadCheckpoint) and returns the parts that
-	// can make progress now, in increasing order (those running now among them), and whether
-	// every part has finished (ready is then empty). sc has the stage's Config, Name, Log,
-	// Seed and checkpoints only: no inputs, outputs or directory.
-	ReadyParts(ctx context.Context, sc *StageContext) (ready []int, done bool, err error)
+	// can make progress now, in increasing order (those running now among them), and how many
+	// parts have finished (all Parts(): the parts are done, and ready is empty). sc has the
+	// stage's Config, Name, Log, Seed and checkpoints only: no inputs, outputs or directory.
+	ReadyParts(ctx context.Context, sc *StageContext) (ready []int, finished int, err error)
 }
 
 // ReadyParts calls the ReadyParts of the named SteppedStage with its checkpoints in
 // opts.Store (which must be set), under the stage's key as PlanStore computes it; the stage
 // logs to log.
-func ReadyParts(ctx context.Context, p *Pipeline, opts RunOptions, stage string, log zerolog.Logger) (ready []int, done bool, err error) {
+func ReadyParts(ctx context.Context, p *Pipeline, opts RunOptions, stage string, log zerolog.Logger) (ready []int, finished int, err error) {
 	if opts.Store == nil {
-		return nil, false, errors.New("ready parts: no stage store")
+		return nil, 0, errors.New("ready parts: no stage store")
 	}
 	sc, ok := p.byName[stage]
 	if !ok {
-		return nil, false, fmt.Errorf("ready parts: no stage %q in pipeline %s", stage, p.Name)
+		return nil, 0, fmt.Errorf("ready parts: no stage %q in pipeline %s", stage, p.Name)
 	}
 	ss, ok := sc.stage.(SteppedStage)
 	if !ok {
-		return nil, false, fmt.Errorf("ready parts: stage %s (kind %s) does not run in steps", stage, sc.Kind)
+		return nil, 0, fmt.Errorf("ready parts: stage %s (kind %s) does not run in steps", stage, sc.Kind)
 	}
 	keys, problems := stageKeys(ctx, p, keyEnv{version: opts.Version, buildID: opts.BuildID, dataDir: opts.DataDir})
 	if err := problems[stage]; err != nil {
-		return nil, false, fmt.Errorf("ready parts: stage %s has no key in the stage store: %w", stage, err)
+		return nil, 0, fmt.Errorf("ready parts: stage %s has no key in the stage store: %w", stage, err)
 	}
 	ctxStage := &StageContext{Config: sc, Name: sc.Name, Log: log.With().Str("stage", stage).Logger(), Metrics: NewMetrics(), DataDir: opts.DataDir,
 		run: &runState{p: p, store: opts.Store, onCheckpoint: opts.OnCheckpoint}, cacheKey: keys[stage]}
@@ -238,6 +238,11 @@ type RemotePart struct {
 	Worker   string  `json:"worker,omitempty"`
 	Attempts int     `json:"attempts"`
 	Seconds  float64 `json:"seconds"`
+	// Segments is how many activities a part of a SteppedStage took (each ran it until it
+	// paused or finished), and Workers the processes that ran them, in order (0 and nil for
+	// a PartedStage's parts: Worker and Attempts say it).
+	Segments int      `json:"segments,omitempty"`
+	Workers  []string `json:"workers,omitempty"`
 	// Resumed lists, per attempt after the first, the checkpoint it continued from (its
 	// name and epoch as the stage reported them), or "" when it started from the beginning.
 	Resumed []string `json:"resumed,omitempty"`

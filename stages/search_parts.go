@@ -163,7 +163,7 @@ func (b *searchBoard) state(i int) *trialState {
 
 // ReadyParts implements pipeline.SteppedStage: the trials not finished whose round's region
 // is known and that do not wait on a decision that cannot be made yet.
-func (s *searchStage) ReadyParts(ctx context.Context, sc *pipeline.StageContext) ([]int, bool, error) {
+func (s *searchStage) ReadyParts(ctx context.Context, sc *pipeline.StageContext) ([]int, int, error) {
 	cp := newCheckpoints(sc)
 	var h searchHeader
 	if raw := cp.load(ctx, searchHeaderName); raw != nil {
@@ -174,11 +174,11 @@ func (s *searchStage) ReadyParts(ctx context.Context, sc *pipeline.StageContext)
 	}
 	steps, err := s.steps(sc, h.Maximize)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	b := s.readBoard(ctx, cp)
 	if h.Version == 0 && len(b.finished) > 0 {
-		return nil, false, errors.New("trials have finished but the search's header is not in the stage store: run the stage again")
+		return nil, 0, errors.New("trials have finished but the search's header is not in the stage store: run the stage again")
 	}
 	var ready []int
 	for i := range s.trials {
@@ -196,7 +196,7 @@ func (s *searchStage) ReadyParts(ctx context.Context, sc *pipeline.StageContext)
 		}
 		ready = append(ready, i)
 	}
-	return ready, len(b.finished) == s.trials, nil
+	return ready, len(b.finished), nil
 }
 
 // RunPart implements pipeline.PartedStage: one segment of trial i, from where its state

@@ -52,11 +52,14 @@ func TestSearchTrialsRunApart(t *testing.T) {
 	paused, segments, outOfOrder := 0, 0, false
 	last := -1
 	for {
-		ready, done, err := pipeline.ReadyParts(context.Background(), p, opts, "tune", zerolog.Nop())
+		ready, finished, err := pipeline.ReadyParts(context.Background(), p, opts, "tune", zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if done {
+		if finished == 8 {
+			if len(ready) > 0 {
+				t.Fatalf("every trial finished, yet trials %v are ready", ready)
+			}
 			break
 		}
 		if len(ready) == 0 {
