@@ -263,6 +263,11 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	if err != nil {
 		return s.finishTrial(ctx, cp, trial, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), st.Seconds)
 	}
+	from := 0
+	if resume != nil {
+		from = resume.Epoch
+	}
+	log.Info().Int("from_epoch", from).Msg("trial trains")
 	paused, prunedAt := false, 0
 	var pauseCk []byte
 	hook := train.OnEpochEnd(searchReportHookName, 0, func(e *train.EpochInfo) error {
