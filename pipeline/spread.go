@@ -22,6 +22,8 @@ import (
 //     the stages after it, in other processes, get them. With RunOptions.Part it runs one part
 //     of a PartedStage (an ensemble's member), whose result is saved as a checkpoint of the
 //     stage; the stage itself, run after all its parts, finds them there and does the rest.
+//     The parts of a SteppedStage (a search's trials) run in segments, as its ReadyParts
+//     (the function of the same name) allows.
 //   - Run with RunOptions.Remote writes the run directory of a run that ran elsewhere: every
 //     stage that succeeded is read back from the store, and the others are recorded with the
 //     status and error the engine reports.
