@@ -189,6 +189,9 @@ func (s *searchStage) ReadyParts(ctx context.Context, sc *pipeline.StageContext)
 			continue
 		}
 		if st := b.state(i); st != nil {
+			if h.Version == 0 {
+				continue // not judged without the objective's direction (RunPart saves it first)
+			}
 			p := st.Progress
 			if decided, _ := steps.Judge(i, &p, b.view); !decided {
 				continue
@@ -214,9 +217,14 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	defer release()
 	cp := newCheckpoints(sc)
 	if cp.load(ctx, searchHeaderName) == nil {
-		cp.saveNow(ctx, searchHeaderName, func() ([]byte, error) {
-			return gobEncode(searchHeader{Version: searchHeaderVersion, Objective: r.objective, Maximize: maximize})
-		})
+		// Not a mere warning when it cannot be saved: ReadyParts judges with it.
+		b, err := gobEncode(searchHeader{Version: searchHeaderVersion, Objective: r.objective, Maximize: maximize})
+		if err == nil {
+			err = sc.SaveCheckpoint(context.WithoutCancel(ctx), searchHeaderName, b)
+		}
+		if err != nil {
+			return fmt.Errorf("trial %d: the search's header: %w", i, err)
+		}
 	}
 	steps, err := s.steps(sc, maximize)
 	if err != nil {
