@@ -210,6 +210,22 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 	return res, nil
 }
 
+// Ready returns the parts of a stepped stage (a search's trials) that can make progress now:
+// pipeline.ReadyParts, from the stage's checkpoints in the store.
+func (a *activities) Ready(ctx context.Context, t ReadyTask) (*ReadyResult, error) {
+	p, err := a.load(ctx, t.Run)
+	if err != nil {
+		return nil, err
+	}
+	info := activity.GetInfo(ctx)
+	log := a.log.With().Str("workflow", info.WorkflowExecution.ID).Logger()
+	ready, finished, err := pipeline.ReadyParts(ctx, p, a.runOptions(t.Run), t.Stage, log)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(clip(fmt.Sprintf("stage %s: %v", t.Stage, err)), ErrTypeStageFailed, nil)
+	}
+	return &ReadyResult{Parts: ready, Finished: finished}, nil
+}
+
 // Record writes the run directory of a run no client waits for, under in.RecordDir, and
 // returns it.
 func (a *activities) Record(ctx context.Context, in RunInput, r *RunResult) (string, error) {

@@ -6,7 +6,11 @@
 // parts); then every stage is an activity that runs it alone on some worker (pipeline.Run with
 // RunOptions.Only), once the stages it reads from have succeeded. An ensemble stage first fans
 // out one activity per member (RunOptions.Part), so members train on all workers at once, and
-// then combines them in its own activity. Stages reach each other through the stage store only
+// then combines them in its own activity. A search stage's trials run the same way, but in
+// steps (pipeline.SteppedStage): the workflow asks a worker which trials can make progress
+// (the ready activity reads the search's board from the store), runs each as an activity until
+// it finishes or pauses at a pruning decision that waits on lower trials, and asks again as
+// each ends; the search stage's own activity then finds every trial finished. Stages reach each other through the stage store only
 // (a shared directory, or object storage): what crosses Temporal is the pipeline's store key,
 // stage names, part numbers, keys and small records, never data.
 //

@@ -213,7 +213,7 @@ func (e *Engine) report(ctx context.Context, run client.WorkflowRun, progress fu
 		}
 		seen[name] = s
 		if s.Parts > 0 && s.Done != old.Done {
-			progress(pipeline.Event{Stage: name, Done: int64(s.Done), Total: int64(s.Parts), Unit: "members"})
+			progress(pipeline.Event{Stage: name, Done: int64(s.Done), Total: int64(s.Parts), Unit: s.Unit})
 		}
 		if !ok || s.Status != old.Status {
 			if s.Status != pipeline.StatusPending {

@@ -12,6 +12,7 @@ const (
 	activityPlan   = "pipe.plan"
 	activityStage  = "pipe.stage"
 	activityRecord = "pipe.record"
+	activityReady  = "pipe.ready"
 
 	// DefaultTaskQueue is the task queue of pipe's workflows and activities.
 	DefaultTaskQueue = "pipe"
@@ -50,6 +51,19 @@ type StageTask struct {
 	Part   *int     `json:"part,omitempty"`
 	// Keys are the stages' keys as planned: the worker checks that it computes the same.
 	Keys []string `json:"keys"`
+}
+
+// ReadyTask is the input of the ready activity: which parts of the stepped stage Stage of the
+// run can make progress now.
+type ReadyTask struct {
+	Run   RunInput `json:"run"`
+	Stage string   `json:"stage"`
+}
+
+// ReadyResult is the ready activity's result (pipeline.ReadyParts).
+type ReadyResult struct {
+	Parts    []int `json:"parts,omitempty"`
+	Finished int   `json:"finished"`
 }
 
 // StageOutcome is how one stage of an activity ended.
@@ -103,6 +117,7 @@ type StageProgress struct {
 	Status string `json:"status"`
 	Done   int    `json:"done,omitempty"`  // parts done
 	Parts  int    `json:"parts,omitempty"` // parts in all
+	Unit   string `json:"unit,omitempty"`  // what a part is: "members", "trials"
 }
 
 // heartbeat is an activity's heartbeat details.

@@ -101,6 +101,7 @@ func Worker(ctx context.Context, o WorkerOptions) error {
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: activityPlan})
 	w.RegisterActivityWithOptions(a.Stage, activity.RegisterOptions{Name: activityStage})
 	w.RegisterActivityWithOptions(a.Record, activity.RegisterOptions{Name: activityRecord})
+	w.RegisterActivityWithOptions(a.Ready, activity.RegisterOptions{Name: activityReady})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start the worker: %w", err)
 	}

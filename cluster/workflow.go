@@ -48,7 +48,11 @@ func RunWorkflow(ctx workflow.Context, in RunInput) (*RunResult, error) {
 			rec.Status, rec.Stored = pipeline.StatusSucceeded, true
 		}
 		res.Stages[sp.Name] = rec
-		prog.Stages[sp.Name] = StageProgress{Status: rec.Status, Parts: sp.Parts}
+		unit := "members"
+		if sp.Stepped {
+			unit = "trials"
+		}
+		prog.Stages[sp.Name] = StageProgress{Status: rec.Status, Parts: sp.Parts, Unit: unit}
 	}
 	prog.Order = res.Order
 
@@ -317,7 +321,14 @@ func runUnit(gctx, ctx workflow.Context, in RunInput, u unit, res *RunResult, pr
 		}
 		return ""
 	}
-	if first.Parts > 0 {
+	if first.Parts > 0 && first.Stepped {
+		if err := runSteps(gctx, actx, in, first, names, keys, res.Stages[first.Name], prog, maxPayload); err != nil {
+			if temporal.IsCanceledError(err) || ctx.Err() != nil {
+				return setAll(pipeline.StatusCanceled, "")
+			}
+			return setAll(pipeline.StatusFailed, fmt.Sprintf("stage %q: %s", first.Name, activityMessage(err)))
+		}
+	} else if first.Parts > 0 {
 		rec := res.Stages[first.Name]
 		pctx, cancelParts := workflow.WithCancel(actx)
 		futures := make([]workflow.Future, first.Parts)
@@ -397,6 +408,80 @@ func runUnit(gctx, ctx workflow.Context, in RunInput, u unit, res *RunResult, pr
 		}
 	}
 	return setAll(pipeline.StatusFailed, activityMessage(err))
+}
+
+// runSteps runs the parts of a stepped stage (pipeline.SteppedStage: a search's trials) as
+// the stage allows: it asks a worker which parts can make progress (the ready activity, which
+// reads the stage's checkpoints: the decisions are made there, from the store, so that this
+// workflow code stays deterministic), runs those that are not running yet, one activity each,
+// and asks again each time one ends, until every part has finished. A part's activity runs
+// it until it finishes or reaches a point where it would wait for others (then it saves its
+// state and ends), so no activity waits for another, whatever the number of workers. The
+// first failure cancels the others and is returned.
+func runSteps(gctx, actx workflow.Context, in RunInput, sp pipeline.StagePlan, names, keys []string, rec *pipeline.RemoteStage, prog *Progress, maxPayload *int) error {
+	pctx, cancelParts := workflow.WithCancel(actx)
+	defer cancelParts()
+	rec.Parts = make([]pipeline.RemotePart, sp.Parts)
+	for i := range rec.Parts {
+		rec.Parts[i].Part = i
+	}
+	running := map[int]bool{}
+	sel := workflow.NewSelector(gctx)
+	var partErr error
+	for {
+		var rr ReadyResult
+		if err := workflow.ExecuteActivity(actx, activityReady, ReadyTask{Run: in, Stage: sp.Name}).Get(gctx, &rr); err != nil {
+			return err
+		}
+		p := prog.Stages[sp.Name]
+		p.Done = rr.Finished
+		prog.Stages[sp.Name] = p
+		if rr.Finished >= sp.Parts && len(running) == 0 {
+			return nil
+		}
+		for _, i := range rr.Parts {
+			if running[i] || i < 0 || i >= sp.Parts {
+				continue
+			}
+			running[i] = true
+			part := i
+			f := workflow.ExecuteActivity(pctx, activityStage, StageTask{Run: in, Stages: names, Keys: keys, Part: &part})
+			sel.AddFuture(f, func(f workflow.Future) {
+				var r StageResult
+				err := f.Get(gctx, &r)
+				if err != nil {
+					r = resultOf(err)
+				}
+				delete(running, part)
+				rp := &rec.Parts[part]
+				rp.Segments++
+				rp.Attempts += r.Attempt
+				rp.Seconds += r.Seconds
+				if r.Worker != "" {
+					rp.Worker = r.Worker
+					rp.Workers = append(rp.Workers, r.Worker)
+				}
+				*maxPayload = max(*maxPayload, r.MaxPayloadBytes)
+				if err != nil {
+					rp.Error = clip(activityMessage(err))
+					if partErr == nil {
+						partErr = err
+						cancelParts()
+					}
+				}
+			})
+		}
+		if len(running) == 0 {
+			return fmt.Errorf("no part of stage %s can make progress and none is running (%d of %d finished): the stage's checkpoints in the store are not what its parts saved", sp.Name, rr.Finished, sp.Parts)
+		}
+		sel.Select(gctx)
+		if partErr != nil {
+			for len(running) > 0 {
+				sel.Select(gctx)
+			}
+			return partErr
+		}
+	}
 }
 
 // resultOf returns the StageResult an activity's error carries (see activities.Stage).

@@ -152,3 +152,109 @@ func TestGroupStages(t *testing.T) {
 		t.Fatalf("units:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestWorkflowRunsSteppedParts: a stepped stage's parts run as the ready activity allows (a
+// part's second segment waits until the part below has finished, as a trial's paused
+// decision waits on lower trials), none twice at once; the stage's own activity runs after
+// every part has finished, and the result records each part's segments.
+func TestWorkflowRunsSteppedParts(t *testing.T) {
+	const parts = 4
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := ts.NewTestWorkflowEnvironment()
+	var mu sync.Mutex
+	segments := make([]int, parts)
+	finished := make([]bool, parts)
+	running := make([]bool, parts)
+	var problems []string
+	countDone := func() int {
+		n := 0
+		for _, f := range finished {
+			if f {
+				n++
+			}
+		}
+		return n
+	}
+	env.RegisterActivityWithOptions(func(ctx context.Context, in RunInput) (*Plan, error) {
+		return &Plan{Stages: []pipeline.StagePlan{{Name: "tune", Kind: "search", Key: "kt", Parts: parts, Stepped: true}}}, nil
+	}, activity.RegisterOptions{Name: activityPlan})
+	env.RegisterActivityWithOptions(func(ctx context.Context, task ReadyTask) (*ReadyResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r := &ReadyResult{Finished: countDone()}
+		for i := range parts {
+			if !finished[i] && (segments[i] == 0 || i == 0 || finished[i-1]) {
+				r.Parts = append(r.Parts, i)
+			}
+		}
+		return r, nil
+	}, activity.RegisterOptions{Name: activityReady})
+	env.RegisterActivityWithOptions(func(ctx context.Context, task StageTask) (*StageResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if task.Part == nil {
+			if n := countDone(); n != parts {
+				problems = append(problems, "the stage ran with parts unfinished")
+			}
+			return &StageResult{Worker: "w", Stages: map[string]StageOutcome{"tune": {Status: pipeline.StatusSucceeded}}}, nil
+		}
+		i := *task.Part
+		if running[i] {
+			problems = append(problems, "a part ran twice at once")
+		}
+		running[i] = true
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		running[i] = false
+		segments[i]++
+		finished[i] = i == 0 || segments[i] >= 2 // the first segment of a part above 0 pauses
+		return &StageResult{Worker: "w" + string(rune('a'+i%2)), Attempt: 1}, nil
+	}, activity.RegisterOptions{Name: activityStage})
+	env.ExecuteWorkflow(RunWorkflow, RunInput{Pipeline: "p", RunID: "r", ConfigKey: "k", Settings: ParseSettings(nil)})
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("workflow: completed %v, error %v", env.IsWorkflowCompleted(), env.GetWorkflowError())
+	}
+	var res RunResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatal(strings.Join(problems, "; "))
+	}
+	rec := res.Stages["tune"]
+	if res.Status != pipeline.StatusSucceeded || rec.Status != pipeline.StatusSucceeded || len(rec.Parts) != parts {
+		t.Fatalf("result %s, stage %+v", res.Status, rec)
+	}
+	for i, p := range rec.Parts {
+		if p.Segments != segments[i] || len(p.Workers) != segments[i] || !finished[i] {
+			t.Errorf("part %d: recorded %d segments on %v, ran %d (finished %v)", i, p.Segments, p.Workers, segments[i], finished[i])
+		}
+	}
+	if segments[parts-1] != 2 {
+		t.Errorf("the top part ran %d segments, want 2 (one paused)", segments[parts-1])
+	}
+}
+
+// TestWorkflowSteppedPartsStuck: when no part is ready and none runs, the stage fails
+// instead of waiting forever.
+func TestWorkflowSteppedPartsStuck(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterActivityWithOptions(func(ctx context.Context, in RunInput) (*Plan, error) {
+		return &Plan{Stages: []pipeline.StagePlan{{Name: "tune", Kind: "search", Key: "kt", Parts: 2, Stepped: true}}}, nil
+	}, activity.RegisterOptions{Name: activityPlan})
+	env.RegisterActivityWithOptions(func(ctx context.Context, task ReadyTask) (*ReadyResult, error) {
+		return &ReadyResult{Finished: 1}, nil
+	}, activity.RegisterOptions{Name: activityReady})
+	env.RegisterActivityWithOptions(func(ctx context.Context, task StageTask) (*StageResult, error) {
+		return &StageResult{}, nil
+	}, activity.RegisterOptions{Name: activityStage})
+	env.ExecuteWorkflow(RunWorkflow, RunInput{Pipeline: "p", RunID: "r", ConfigKey: "k", Settings: ParseSettings(nil)})
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "no part of stage tune can make progress") {
+		t.Fatalf("workflow error %v", err)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+
+	"github.com/rs/zerolog"
 )
 
 // Spreading a run over several processes.
@@ -20,6 +22,8 @@ import (
 //     the stages after it, in other processes, get them. With RunOptions.Part it runs one part
 //     of a PartedStage (an ensemble's member), whose result is saved as a checkpoint of the
 //     stage; the stage itself, run after all its parts, finds them there and does the rest.
+//     The parts of a SteppedStage (a search's trials) run in segments, as its ReadyParts
+//     (the function of the same name) allows.
 //   - Run with RunOptions.Remote writes the run directory of a run that ran elsewhere: every
 //     stage that succeeded is read back from the store, and the others are recorded with the
 //     status and error the engine reports.
@@ -42,6 +46,53 @@ type PartedStage interface {
 	RunPart(ctx context.Context, sc *StageContext, part int) error
 }
 
+// SteppedStage is a PartedStage whose parts may have to wait for each other: a search's
+// trials, which wait for the trials of the rounds before theirs (their region) and, at a
+// pruning decision, for the trials below them. An engine asks ReadyParts which parts can make
+// progress now and runs those (RunPart); a RunPart that reaches a point where it would wait
+// saves its state as a checkpoint and returns (nil), and a later RunPart of the same part,
+// once ReadyParts lists it again, continues from there. The engine repeats until ReadyParts
+// says every part is done, then calls Run, as for a PartedStage. No RunPart ever waits for
+// another, so no number of workers, order or lost attempt can deadlock the stage, and the
+// outputs must be those of a Run alone, bit for bit.
+type SteppedStage interface {
+	PartedStage
+	// ReadyParts reads the stage's checkpoints (sc.LoadCheckpoint) and returns the parts that
+	// can make progress now, in increasing order (those running now among them), and how many
+	// parts have finished (all Parts(): the parts are done, and ready is empty). sc has the
+	// stage's Config, Name, Log, Seed and checkpoints only: no inputs, outputs or directory.
+	ReadyParts(ctx context.Context, sc *StageContext) (ready []int, finished int, err error)
+}
+
+// ReadyParts calls the ReadyParts of the named SteppedStage with its checkpoints in
+// opts.Store (which must be set), under the stage's key as PlanStore computes it; the stage
+// logs to log.
+func ReadyParts(ctx context.Context, p *Pipeline, opts RunOptions, stage string, log zerolog.Logger) (ready []int, finished int, err error) {
+	if opts.Store == nil {
+		return nil, 0, errors.New("ready parts: no stage store")
+	}
+	sc, ok := p.byName[stage]
+	if !ok {
+		return nil, 0, fmt.Errorf("ready parts: no stage %q in pipeline %s", stage, p.Name)
+	}
+	ss, ok := sc.stage.(SteppedStage)
+	if !ok {
+		return nil, 0, fmt.Errorf("ready parts: stage %s (kind %s) does not run in steps", stage, sc.Kind)
+	}
+	keys, problems := stageKeys(ctx, p, keyEnv{version: opts.Version, buildID: opts.BuildID, dataDir: opts.DataDir})
+	if err := problems[stage]; err != nil {
+		return nil, 0, fmt.Errorf("ready parts: stage %s has no key in the stage store: %w", stage, err)
+	}
+	ctxStage := &StageContext{Config: sc, Name: sc.Name, Log: log.With().Str("stage", stage).Logger(), Metrics: NewMetrics(), DataDir: opts.DataDir,
+		run: &runState{p: p, store: opts.Store, onCheckpoint: opts.OnCheckpoint}, cacheKey: keys[stage]}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stage %q: ready parts: internal error (panic): %v\n%s", stage, r, debug.Stack())
+		}
+	}()
+	return ss.ReadyParts(ctx, ctxStage)
+}
+
 // StorePlan is what the stage store holds of a pipeline before it runs: see PlanStore.
 type StorePlan struct {
 	Stages []StagePlan
@@ -62,6 +113,8 @@ type StagePlan struct {
 	Stored bool
 	// Parts is the number of parts of a PartedStage (0: none).
 	Parts int
+	// Stepped: the stage is a SteppedStage (its parts run as ReadyParts allows).
+	Stepped bool
 }
 
 // Stage returns the plan of the named stage.
@@ -93,6 +146,8 @@ func PlanStore(ctx context.Context, p *Pipeline, opts RunOptions) (*StorePlan, e
 		}
 		if ps, ok := sc.stage.(PartedStage); ok {
 			sp.Parts = ps.Parts()
+			_, sp.Stepped = sc.stage.(SteppedStage)
+			sp.Stepped = sp.Stepped && sp.Parts > 0
 		}
 		if err := problems[sc.Name]; err != nil {
 			sp.Problem = err.Error()
@@ -185,6 +240,11 @@ type RemotePart struct {
 	Worker   string  `json:"worker,omitempty"`
 	Attempts int     `json:"attempts"`
 	Seconds  float64 `json:"seconds"`
+	// Segments is how many activities a part of a SteppedStage took (each ran it until it
+	// paused or finished), and Workers the processes that ran them, in order (0 and nil for
+	// a PartedStage's parts: Worker and Attempts say it).
+	Segments int      `json:"segments,omitempty"`
+	Workers  []string `json:"workers,omitempty"`
 	// Resumed lists, per attempt after the first, the checkpoint it continued from (its
 	// name and epoch as the stage reported them), or "" when it started from the beginning.
 	Resumed []string `json:"resumed,omitempty"`

@@ -90,4 +90,12 @@
 // Run fails only when every trial failed, or when its context ends. Config.OnTrialDone hands
 // out each finished trial's record and Config.Restore takes them back, so that an
 // interrupted search resumes without running its finished trials again.
+//
+// # Trials run apart
+//
+// Steps makes Run's decisions for an engine that runs the trials in other processes: Trial
+// draws a trial from the finished records of the rounds before it, and Report and Judge decide
+// a report from what the caller's board shows of the lower trials, or say that the decision
+// must wait (the caller then saves the trial's state and continues it later). Run restoring
+// the records so made (Config.Restore) returns the Outcome of a Run that trained them itself.
 package search

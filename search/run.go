@@ -288,14 +288,7 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 			return out, fmt.Errorf("search: stopped in round %d of %d with %d of %d trials finished: %w", r+1, len(sizes), countTrue(s.finished), cfg.Trials, err)
 		}
 		if r+1 < len(sizes) {
-			ranked := rankTrials(s.results[:first], cfg.Maximize)
-			top := make([]Params, 0, len(ranked))
-			for _, i := range ranked[:cfg.Zoom.TopCount(len(ranked))] {
-				top = append(top, s.results[i].Params)
-			}
-			if len(top) > 0 {
-				region = cfg.Space.Zoom(region, top, cfg.Zoom)
-			}
+			region = cfg.zoomAfter(region, s.results[:first])
 		}
 	}
 	s.collect(&out)
@@ -305,6 +298,20 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 	}
 	out.Best, out.Ranking = ranked[0], ranked
 	return out, nil
+}
+
+// zoomAfter returns the region of the round after the given trials (every trial of the rounds
+// so far, by index, their Params set), zoomed from region around the best of them.
+func (c Config) zoomAfter(region Region, results []TrialResult) Region {
+	ranked := rankTrials(results, c.Maximize)
+	top := make([]Params, 0, len(ranked))
+	for _, i := range ranked[:c.Zoom.TopCount(len(ranked))] {
+		top = append(top, results[i].Params)
+	}
+	if len(top) > 0 {
+		region = c.Space.Zoom(region, top, c.Zoom)
+	}
+	return region
 }
 
 func countTrue(b []bool) int {

@@ -41,36 +41,16 @@ type searchRun struct {
 }
 
 func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
-	d, err := loadSupervised(ctx, sc, s.data, s.baseCfg)
+	r, maximize, err := s.begin(ctx, sc)
 	if err != nil {
 		return err
-	}
-	if d.valData == nil || d.valData.Data.Len() == 0 {
-		return &pipeline.DataError{Stage: sc.Name, Msg: "the val table has no labelled row: the trials have nothing to be scored on", Hint: "check the val input and its target column"}
-	}
-	targets := targetNames(d.plan)
-	for _, name := range s.space.Names() {
-		if segs := strings.Split(name, "."); segs[0] == "tasks" && len(segs) > 1 && !slices.Contains(targets, segs[1]) {
-			return sc.Config.Errorf(joinPath("space", name), "tasks.%s names no target (targets: %s)", segs[1], strings.Join(targets, ", "))
-		}
-	}
-	objective, maximize, err := s.resolveObjective(sc.Config, d.plan)
-	if err != nil {
-		return err
-	}
-	augment, err := augmenterFor(d.trainT.Lineage(), d.plan)
-	if err != nil {
-		return err
-	}
-	if augment != nil {
-		sc.Note("training batches of every trial are augmented (%s)", augmentStages(d.trainT.Lineage()))
 	}
 	n, release, err := takeCPU(ctx, sc, s.workers)
 	if err != nil {
 		return err
 	}
 	defer release()
-	r := &searchRun{s: s, sc: sc, data: d, objective: objective, augment: augment, start: time.Now(), starts: map[int]float64{}}
+	r.start = time.Now()
 	cp := newCheckpoints(sc)
 	restore := r.restore(ctx, cp)
 	if len(restore) > 0 {
@@ -87,7 +67,7 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 			done++
 			sc.Progress(done, int64(s.trials), "trials")
 		}}
-	sc.Log.Info().Int("trials", s.trials).Int("rounds", s.rounds).Str("objective", objective).Str("prune", s.prune.Method).Int("workers", n).
+	sc.Log.Info().Int("trials", s.trials).Int("rounds", s.rounds).Str("objective", r.objective).Str("prune", s.prune.Method).Int("workers", n).
 		Msg("search: " + strings.Join(s.space.Names(), ", "))
 	out, err := search.Run(ctx, cfg, r.trial)
 	if err != nil {
@@ -105,6 +85,36 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		return r.finalTop(ctx, dir, out, n)
 	}
 	return r.final(ctx, dir, best, n)
+}
+
+// begin loads the data every trial shares and checks what depends on it: it returns the
+// search's run and whether its objective is maximised.
+func (s *searchStage) begin(ctx context.Context, sc *pipeline.StageContext) (*searchRun, bool, error) {
+	d, err := loadSupervised(ctx, sc, s.data, s.baseCfg)
+	if err != nil {
+		return nil, false, err
+	}
+	if d.valData == nil || d.valData.Data.Len() == 0 {
+		return nil, false, &pipeline.DataError{Stage: sc.Name, Msg: "the val table has no labelled row: the trials have nothing to be scored on", Hint: "check the val input and its target column"}
+	}
+	targets := targetNames(d.plan)
+	for _, name := range s.space.Names() {
+		if segs := strings.Split(name, "."); segs[0] == "tasks" && len(segs) > 1 && !slices.Contains(targets, segs[1]) {
+			return nil, false, sc.Config.Errorf(joinPath("space", name), "tasks.%s names no target (targets: %s)", segs[1], strings.Join(targets, ", "))
+		}
+	}
+	objective, maximize, err := s.resolveObjective(sc.Config, d.plan)
+	if err != nil {
+		return nil, false, err
+	}
+	augment, err := augmenterFor(d.trainT.Lineage(), d.plan)
+	if err != nil {
+		return nil, false, err
+	}
+	if augment != nil {
+		sc.Note("training batches of every trial are augmented (%s)", augmentStages(d.trainT.Lineage()))
+	}
+	return &searchRun{s: s, sc: sc, data: d, objective: objective, augment: augment, start: time.Now(), starts: map[int]float64{}}, maximize, nil
 }
 
 // resolveObjective returns the objective's metric key for a plan, and whether it is
@@ -191,6 +201,12 @@ type fitResult struct {
 // are then in-sample). It returns the model and the objective at the epoch whose weights the
 // model keeps.
 func (r *searchRun) fit(ctx context.Context, c *pipeline.StageConfig, t search.Trial, workers, refitEpochs int, report search.Report, hooks ...train.Hook) (*nn.Model, fitResult, float64, error) {
+	return r.fitFrom(ctx, c, t, workers, refitEpochs, nil, report, hooks...)
+}
+
+// fitFrom is fit, continuing from resume when it is not nil (a checkpoint of the same trial's
+// training).
+func (r *searchRun) fitFrom(ctx context.Context, c *pipeline.StageConfig, t search.Trial, workers, refitEpochs int, resume *train.Checkpoint, report search.Report, hooks ...train.Hook) (*nn.Model, fitResult, float64, error) {
 	st, err := newTrainStage(c)
 	if err != nil {
 		return nil, fitResult{}, 0, err
@@ -204,6 +220,7 @@ func (r *searchRun) fit(ctx context.Context, c *pipeline.StageConfig, t search.T
 	cfg.Augment = r.augment
 	cfg.Workers = workers
 	cfg.Logger = r.trialLog(t.Index)
+	cfg.Resume = resume
 	trainSet := r.data.trainData.Data
 	if report != nil {
 		hooks = append(hooks, train.OnEpochEnd("search_report", 0, func(e *train.EpochInfo) error {

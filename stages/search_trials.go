@@ -111,10 +111,15 @@ func (r *searchRun) restore(ctx context.Context, cp *checkpoints) []search.Trial
 			continue // run again
 		}
 		r.starts[i] = rec.Start
-		out = append(out, search.TrialResult{Trial: search.Trial{Index: rec.Index, Round: rec.Round, Seed: rec.Seed}, Status: search.Status(rec.Status),
-			Epochs: rec.Epochs, Value: rec.Value, Metrics: rec.Metrics, History: rec.History, PrunedAt: rec.PrunedAt, Err: rec.Err, Seconds: rec.Seconds, WaitSeconds: rec.WaitSeconds})
+		out = append(out, rec.result())
 	}
 	return out
+}
+
+// result is the record as search.Run's TrialResult (without the Params: drawn again).
+func (t *trialRecord) result() search.TrialResult {
+	return search.TrialResult{Trial: search.Trial{Index: t.Index, Round: t.Round, Seed: t.Seed}, Status: search.Status(t.Status),
+		Epochs: t.Epochs, Value: t.Value, Metrics: t.Metrics, History: t.History, PrunedAt: t.PrunedAt, Err: t.Err, Seconds: t.Seconds, WaitSeconds: t.WaitSeconds}
 }
 
 // paramColumn is a parameter's column in the trials table.
