@@ -114,9 +114,8 @@ type conv struct {
 	shift   bool // stride 1 and an output as large as the input (padding same): see im2colShift
 
 	x        []float32 // input of the last forward (not owned)
-	col      []float32 // [rows, ckk, hw]; unused when direct
+	col      []float32 // [ckk, hw]: one image's col_r, then its column gradient; unused when direct
 	z, y, dx []float32
-	dcol     []float32 // [ckk, hw]: one image's column gradient; unused when direct
 	dwt      []float32 // [ckk, F]: dWᵀ, accumulated over the images of a batch
 }
 
@@ -148,8 +147,7 @@ func (cv *conv) params() []*optim.Param {
 
 func (cv *conv) alloc(rows int) {
 	if !cv.direct {
-		cv.col = grow(cv.col, rows*cv.ckk*cv.hw)
-		cv.dcol = grow(cv.dcol, cv.ckk*cv.hw)
+		cv.col = grow(cv.col, cv.ckk*cv.hw)
 	}
 	cv.dwt = grow(cv.dwt, cv.ckk*cv.f)
 	cv.y = grow(cv.y, rows*cv.outWidth())
@@ -330,23 +328,25 @@ func (cv *conv) col2im(dcol, dxr []float32) {
 	}
 }
 
-// operand returns image r's GEMM operand col_r ([ckk, hw]): the input image itself when direct.
+// operand returns image r's GEMM operand col_r ([ckk, hw]) of the last forward's input: the
+// input image itself when direct, else im2col'ed into the one-image buffer col. col_r is
+// built again in backward rather than kept for the whole batch: one image's col_r stays in
+// cache, the batch's (rows times larger than the input) would not.
 func (cv *conv) operand(r int) []float32 {
+	xr := cv.x[r*cv.inWidth() : (r+1)*cv.inWidth()]
 	if cv.direct {
-		return cv.x[r*cv.ckk*cv.hw : (r+1)*cv.ckk*cv.hw]
+		return xr
 	}
-	return cv.col[r*cv.ckk*cv.hw : (r+1)*cv.ckk*cv.hw]
+	cv.im2col(xr, cv.col)
+	return cv.col
 }
 
 func (cv *conv) forward(rc *runCtx, x []float32, rows int) []float32 {
 	cv.x = x
-	in, ow := cv.inWidth(), cv.outWidth()
+	ow := cv.outWidth()
 	y := cv.y[:rows*ow]
 	for r := 0; r < rows; r++ {
 		a := cv.operand(r)
-		if !cv.direct {
-			cv.im2col(x[r*in:(r+1)*in], a)
-		}
 		yr := y[r*ow : (r+1)*ow]
 		rc.gemm.Sgemm(false, false, cv.f, cv.hw, cv.ckk, 1, cv.w.Value, cv.ckk, a, cv.hw, 0, yr, cv.hw)
 		// Bias and activation while the image's output is in cache.
@@ -388,6 +388,11 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 	if wGrad {
 		clear(cv.dwt)
 	}
+	var dx []float32
+	if needDX {
+		dx = cv.dx[:rows*in]
+	}
+	// Image by image in order, so that col_r, dz_r and dx_r stay in cache.
 	for r := 0; r < rows; r++ {
 		dzr := dz[r*ow : (r+1)*ow]
 		var zr []float32
@@ -396,11 +401,24 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 		}
 		cv.act.backwardInPlace(dzr, cv.y[r*ow:(r+1)*ow], zr)
 		if wGrad {
-			// dWᵀ[ckk, F] += col_r·dz_rᵀ, image by image in order. (Computing dWᵀ rather than
-			// dW = dz_r·col_rᵀ makes the GEMM transpose the F×hw dz_r instead of the larger
-			// ckk×hw col_r when it packs its right operand.)
+			// dWᵀ[ckk, F] += col_r·dz_rᵀ. (Computing dWᵀ rather than dW = dz_r·col_rᵀ makes the
+			// GEMM transpose the F×hw dz_r instead of the larger ckk×hw col_r when it packs its
+			// right operand.)
 			rc.gemm.Sgemm(false, true, cv.ckk, cv.f, cv.hw, 1, cv.operand(r), cv.hw, dzr, cv.hw, 1, cv.dwt, cv.f)
 		}
+		if !needDX {
+			continue
+		}
+		dxr := dx[r*in : (r+1)*in]
+		if cv.direct {
+			// dx_r[C, hw] = Wᵀ·dz_r.
+			rc.gemm.Sgemm(true, false, cv.c, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, dxr, cv.hw)
+			continue
+		}
+		// dcol_r = Wᵀ·dz_r (into col, which col_r no longer needs), then col2im.
+		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.hw)
+		clear(dxr)
+		cv.col2im(cv.col, dxr)
 	}
 	if wGrad {
 		g := cv.w.Grad[:cv.f*cv.ckk]
@@ -422,21 +440,6 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 				bg[f] += s
 			}
 		}
-	}
-	if !needDX {
-		return nil
-	}
-	dx := cv.dx[:rows*in]
-	for r := 0; r < rows; r++ {
-		dzr, dxr := dz[r*ow:(r+1)*ow], dx[r*in:(r+1)*in]
-		if cv.direct {
-			// dx_r[C, hw] = Wᵀ·dz_r.
-			rc.gemm.Sgemm(true, false, cv.c, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, dxr, cv.hw)
-			continue
-		}
-		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.dcol, cv.hw)
-		clear(dxr)
-		cv.col2im(cv.dcol, dxr)
 	}
 	return dx
 }
