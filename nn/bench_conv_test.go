@@ -8,7 +8,9 @@ import (
 )
 
 // benchTrainStep times one SGD step (forward, loss, backward, update) of the model spec on a
-// batch of 64 random inputs with one GEMM worker, and reports samples/s.
+// batch of 64 random inputs with one GEMM worker, and reports samples/s (wall clock) and
+// samples/cpu-s (over the process's CPU time: on a loaded machine it is the steadier figure;
+// run with GOMAXPROCS=1 so that it is one thread's).
 func benchTrainStep(b *testing.B, spec Spec) {
 	b.Helper()
 	const batch = 64
@@ -41,10 +43,15 @@ func benchTrainStep(b *testing.B, spec Spec) {
 	step()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for b.Loop() {
 		step()
 	}
+	cpu := processCPUTime() - cpu0
 	b.ReportMetric(float64(b.N)*batch/b.Elapsed().Seconds(), "samples/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(b.N)*batch/cpu.Seconds(), "samples/cpu-s")
+	}
 }
 
 // BenchmarkConvTrainStep is a small MNIST CNN on 1×28×28: conv 16 3×3 same relu, max_pool 2,

@@ -4,7 +4,10 @@
 One thread. Each step is forward + cross-entropy + backward + SGD update on a batch of 64 random
 images, the same work as pipe's TrainStep + optim.Step. Prints one line per case:
 
-    case=<name> samples_per_s=<median over reps> reps=<n>
+    case=<name> samples_per_s=<median over reps> samples_per_cpu_s=<median> reps=<n>
+
+samples_per_cpu_s divides by the process's CPU time instead of the wall clock: on a loaded
+machine it is the steadier figure.
 
 Cases (the same networks as the Go benchmarks):
   cnn       conv 32 3x3 same relu -> conv 64 3x3 same relu -> max_pool 2 -> flatten
@@ -72,13 +75,15 @@ def run(name, reps, steps):
 
     for _ in range(5):  # warm-up
         step()
-    rates = []
+    rates, cpu_rates = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             step()
         rates.append(steps * BATCH / (time.perf_counter() - t0))
-    print(f"case={name} samples_per_s={statistics.median(rates):.1f} reps={reps}", flush=True)
+        cpu_rates.append(steps * BATCH / (time.process_time() - c0))
+    print(f"case={name} samples_per_s={statistics.median(rates):.1f} "
+          f"samples_per_cpu_s={statistics.median(cpu_rates):.1f} reps={reps}", flush=True)
 
 
 def main():
