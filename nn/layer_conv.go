@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
 
@@ -109,9 +110,10 @@ type conv struct {
 	g       window
 	w, b    *optim.Param
 	act     activation
-	ckk, hw int  // C·k·k, ho·wo
-	direct  bool // 1×1 kernel, stride 1: x_r is the GEMM operand (see conv)
-	shift   bool // stride 1 and an output as large as the input (padding same): see im2colShift
+	ckk, hw int         // C·k·k, ho·wo
+	direct  bool        // 1×1 kernel, stride 1: x_r is the GEMM operand (see conv)
+	shift   bool        // stride 1 and an output as large as the input (padding same): see im2colShift
+	cells   []shiftCell // when shift: per window cell ky·k+kx, its shift geometry
 
 	x        []float32 // input of the last forward (not owned)
 	col      []float32 // [ckk, hw]: one image's col_r, then its column gradient; unused when direct
@@ -129,7 +131,27 @@ func newConv(name string, c, h, w, filters, k, stride int, padding string, act a
 	if bias {
 		cv.b = newParam(name+"/b", true, filters)
 	}
+	if cv.shift {
+		for ky := 0; ky < k; ky++ {
+			for kx := 0; kx < k; kx++ {
+				var sc shiftCell
+				sc.d, sc.oyLo, sc.oyHi, sc.a, sc.b = g.shiftRows(ky, kx)
+				sc.lo, sc.hi = g.span(kx)
+				sc.empty = sc.a == sc.b || sc.lo == sc.hi
+				sc.edges = sc.lo != 0 || sc.hi != g.w
+				cv.cells = append(cv.cells, sc)
+			}
+		}
+	}
 	return cv, nil
+}
+
+// shiftCell is the geometry of one window cell of a shift convolution: see window.shiftRows
+// and window.span; empty when no output position sees the image through it, edges when some
+// columns do not.
+type shiftCell struct {
+	d, oyLo, oyHi, a, b, lo, hi int
+	empty, edges                bool
 }
 
 func (cv *conv) name() string            { return cv.lname }
@@ -191,59 +213,61 @@ func (g window) shiftRows(ky, kx int) (d, oyLo, oyHi, a, b int) {
 // plus zeros in the rows and columns that fall in the padding.
 func (cv *conv) im2colShift(xr, col []float32) {
 	g := cv.g
-	k, plane := g.k, g.h*g.w
+	kk, plane := g.k*g.k, g.h*g.w
 	for c := 0; c < cv.c; c++ {
 		src := xr[c*plane : (c+1)*plane]
-		for ky := 0; ky < k; ky++ {
-			for kx := 0; kx < k; kx++ {
-				row := col[((c*k+ky)*k+kx)*cv.hw:][:cv.hw]
-				d, oyLo, oyHi, a, b := g.shiftRows(ky, kx)
-				lo, hi := g.span(kx)
-				if a == b || lo == hi {
-					clear(row)
-					continue
-				}
-				clear(row[:a])
-				copy(row[a:b], src[a+d:b+d])
-				clear(row[b:])
-				if lo == 0 && hi == g.w {
-					continue
-				}
-				for oy := oyLo; oy < oyHi; oy++ {
-					clear(row[oy*g.w : oy*g.w+lo])
-					clear(row[oy*g.w+hi : (oy+1)*g.w])
-				}
+		for q, sc := range cv.cells {
+			row := col[(c*kk+q)*cv.hw:][:cv.hw]
+			if sc.empty {
+				clear(row)
+				continue
+			}
+			clear(row[:sc.a])
+			copy(row[sc.a:sc.b], src[sc.a+sc.d:sc.b+sc.d])
+			clear(row[sc.b:])
+			if sc.edges {
+				zeroEdges(row, g.w, sc.oyLo, sc.oyHi, sc.lo, sc.hi)
 			}
 		}
 	}
+}
+
+// zeroEdges zeroes, in rows [oyLo, oyHi) of the w-wide plane p, the columns before lo and from
+// hi on (one or two cells for a small kernel: a loop, not a clear per row).
+func zeroEdges(p []float32, w, oyLo, oyHi, lo, hi int) {
+	for oy := oyLo; oy < oyHi; oy++ {
+		r := p[oy*w : (oy+1)*w]
+		for i := 0; i < lo; i++ {
+			r[i] = 0
+		}
+		for i := hi; i < w; i++ {
+			r[i] = 0
+		}
+	}
+}
+
+// addTo sets dst[i] += src[i]. (elementwise.SGDUpdate with lr = −1 and no L2 computes
+// dst − (−1·src) = dst + src exactly, vectorised.)
+func addTo(dst, src []float32) {
+	elementwise.SGDUpdate(dst[:len(src)], src, -1, 0)
 }
 
 // col2imShift is col2im for a shift convolution (see im2colShift). It zeroes the padding
 // columns of dcol (scratch) so that each row is one contiguous add.
 func (cv *conv) col2imShift(dcol, dxr []float32) {
 	g := cv.g
-	k, plane := g.k, g.h*g.w
+	kk, plane := g.k*g.k, g.h*g.w
 	for c := 0; c < cv.c; c++ {
 		dst := dxr[c*plane : (c+1)*plane]
-		for ky := 0; ky < k; ky++ {
-			for kx := 0; kx < k; kx++ {
-				row := dcol[((c*k+ky)*k+kx)*cv.hw:][:cv.hw]
-				d, oyLo, oyHi, a, b := g.shiftRows(ky, kx)
-				lo, hi := g.span(kx)
-				if a == b || lo == hi {
-					continue
-				}
-				if lo != 0 || hi != g.w {
-					for oy := oyLo; oy < oyHi; oy++ {
-						clear(row[oy*g.w : oy*g.w+lo])
-						clear(row[oy*g.w+hi : (oy+1)*g.w])
-					}
-				}
-				s, dr := row[a:b], dst[a+d:b+d]
-				for i, v := range s {
-					dr[i] += v
-				}
+		for q, sc := range cv.cells {
+			if sc.empty {
+				continue
 			}
+			row := dcol[(c*kk+q)*cv.hw:][:cv.hw]
+			if sc.edges {
+				zeroEdges(row, g.w, sc.oyLo, sc.oyHi, sc.lo, sc.hi)
+			}
+			addTo(dst[sc.a+sc.d:sc.b+sc.d], row[sc.a:sc.b])
 		}
 	}
 }
