@@ -119,6 +119,7 @@ type conv struct {
 	col      []float32 // [ckk, hw]: one image's col_r, then its column gradient; unused when direct
 	z, y, dx []float32
 	dwt      []float32 // [ckk, F]: dWᵀ, accumulated over the images of a batch
+	yt       []float32 // [hw, F]: one image's output, transposed
 }
 
 func newConv(name string, c, h, w, filters, k, stride int, padding string, act activation, bias bool) (*conv, error) {
@@ -172,6 +173,7 @@ func (cv *conv) alloc(rows int) {
 		cv.col = grow(cv.col, cv.ckk*cv.hw)
 	}
 	cv.dwt = grow(cv.dwt, cv.ckk*cv.f)
+	cv.yt = grow(cv.yt, cv.hw*cv.f)
 	cv.y = grow(cv.y, rows*cv.outWidth())
 	if cv.act.needsPreActivation() {
 		cv.z = grow(cv.z, rows*cv.outWidth())
@@ -369,33 +371,32 @@ func (cv *conv) forward(rc *runCtx, x []float32, rows int) []float32 {
 	cv.x = x
 	ow := cv.outWidth()
 	y := cv.y[:rows*ow]
+	yt := cv.yt[:cv.hw*cv.f]
 	for r := 0; r < rows; r++ {
-		a := cv.operand(r)
+		// y_rᵀ[hw, F] = col_rᵀ·Wᵀ: the GEMM reads col_r in place (its transposed-A kernel reads
+		// 8 output positions of a row of col_r at a time) and packs only the small W, where
+		// y_r = W·col_r would pack the whole col_r.
+		rc.gemm.Sgemm(true, true, cv.hw, cv.f, cv.ckk, 1, cv.operand(r), cv.hw, cv.w.Value, cv.ckk, 0, yt, cv.f)
+		// Transpose to [F, hw], with the bias and activation, while the image is in cache.
 		yr := y[r*ow : (r+1)*ow]
-		rc.gemm.Sgemm(false, false, cv.f, cv.hw, cv.ckk, 1, cv.w.Value, cv.ckk, a, cv.hw, 0, yr, cv.hw)
-		// Bias and activation while the image's output is in cache.
-		if cv.act == actReLU {
-			for f := 0; f < cv.f; f++ {
-				var bias float32
-				if cv.b != nil {
-					bias = cv.b.Value[f]
-				}
-				yf := yr[f*cv.hw : (f+1)*cv.hw]
-				for p, v := range yf {
-					yf[p] = max(v+bias, 0)
-				}
+		relu := cv.act == actReLU
+		for f := 0; f < cv.f; f++ {
+			var bias float32
+			if cv.b != nil {
+				bias = cv.b.Value[f]
 			}
-			continue
-		}
-		if cv.b != nil {
-			for f, bias := range cv.b.Value[:cv.f] {
-				yf := yr[f*cv.hw : (f+1)*cv.hw]
+			yf := yr[f*cv.hw : (f+1)*cv.hw]
+			if relu {
 				for p := range yf {
-					yf[p] += bias
+					yf[p] = max(yt[p*cv.f+f]+bias, 0)
 				}
+				continue
+			}
+			for p := range yf {
+				yf[p] = yt[p*cv.f+f] + bias
 			}
 		}
-		if cv.act != actLinear {
+		if !relu && cv.act != actLinear {
 			if cv.z != nil {
 				copy(cv.z[r*ow:(r+1)*ow], yr)
 			}
