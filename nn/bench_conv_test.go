@@ -7,27 +7,20 @@ import (
 	"github.com/pipe-ml/pipe/nn/optim"
 )
 
-// BenchmarkConvTrainStep is one SGD step (forward, loss, backward, update) of a small MNIST
-// CNN on a batch of 64 random 1×28×28 images: conv 16 3×3 same relu, max_pool 2, conv 32 3×3
-// same relu, max_pool 2, flatten, softmax over 10 classes. One step is
-// 2·64·(784·16·9 + 196·32·144) ≈ 130 MFLOP forward; backward is about twice that (the first
-// conv's input gradient is not computed). The model uses one GEMM
-// worker.
-func BenchmarkConvTrainStep(b *testing.B) {
+// benchTrainStep times one SGD step (forward, loss, backward, update) of the model spec on a
+// batch of 64 random inputs with one GEMM worker, and reports samples/s (wall clock) and
+// samples/cpu-s (over the process's CPU time: on a loaded machine it is the steadier figure;
+// run with GOMAXPROCS=1 so that it is one thread's).
+func benchTrainStep(b *testing.B, spec Spec) {
+	b.Helper()
 	const batch = 64
-	spec := Spec{NumInputs: 784, InputShape: []int{1, 28, 28}, Layers: []LayerSpec{
-		{Type: LayerConv, Filters: 16, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
-		{Type: LayerMaxPool},
-		{Type: LayerConv, Filters: 32, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
-		{Type: LayerMaxPool},
-		{Type: LayerFlatten},
-	}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 10}}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	m, err := Build(spec, rng)
 	if err != nil {
 		b.Fatal(err)
 	}
-	x := make([]float32, batch*784)
+	m.SetWorkers(1)
+	x := make([]float32, batch*spec.NumInputs)
 	for i := range x {
 		x[i] = float32(rng.Float64())
 	}
@@ -50,8 +43,60 @@ func BenchmarkConvTrainStep(b *testing.B) {
 	step()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for b.Loop() {
 		step()
 	}
+	cpu := processCPUTime() - cpu0
 	b.ReportMetric(float64(b.N)*batch/b.Elapsed().Seconds(), "samples/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(b.N)*batch/cpu.Seconds(), "samples/cpu-s")
+	}
+}
+
+// BenchmarkConvTrainStep is a small MNIST CNN on 1×28×28: conv 16 3×3 same relu, max_pool 2,
+// conv 32 3×3 same relu, max_pool 2, flatten, softmax over 10 classes. One step is
+// 2·64·(784·16·9 + 196·32·144) ≈ 130 MFLOP forward; backward is about twice that (the first
+// conv's input gradient is not computed).
+func BenchmarkConvTrainStep(b *testing.B) {
+	benchTrainStep(b, Spec{NumInputs: 784, InputShape: []int{1, 28, 28}, Layers: []LayerSpec{
+		{Type: LayerConv, Filters: 16, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
+		{Type: LayerMaxPool},
+		{Type: LayerConv, Filters: 32, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
+		{Type: LayerMaxPool},
+		{Type: LayerFlatten},
+	}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 10}}})
+}
+
+// The BenchmarkConvPeer* benchmarks are the networks of bench/conv/torch_conv.py (the PyTorch
+// peer; bench/conv/run.sh runs both side by side), case by case.
+
+// BenchmarkConvPeerCNN is case cnn: conv 32 3×3 same relu, conv 64 3×3 same relu, max_pool 2,
+// flatten, dense 128 relu, softmax over 10 classes, on 1×28×28.
+func BenchmarkConvPeerCNN(b *testing.B) {
+	benchTrainStep(b, Spec{NumInputs: 784, InputShape: []int{1, 28, 28}, Layers: []LayerSpec{
+		{Type: LayerConv, Filters: 32, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
+		{Type: LayerConv, Filters: 64, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
+		{Type: LayerMaxPool},
+		{Type: LayerFlatten},
+		{Type: LayerDense, Units: 128, Activation: "relu"},
+	}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 10}}})
+}
+
+// BenchmarkConvPeerConv1x1 is case conv1x1: conv 32 1×1 relu on 64×14×14, global_avg_pool,
+// softmax over 10 classes.
+func BenchmarkConvPeerConv1x1(b *testing.B) {
+	benchTrainStep(b, Spec{NumInputs: 64 * 14 * 14, InputShape: []int{64, 14, 14}, Layers: []LayerSpec{
+		{Type: LayerConv, Filters: 32, Kernel: 1, Activation: "relu"},
+		{Type: LayerGlobalAvgPool},
+	}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 10}}})
+}
+
+// BenchmarkConvPeerResidual is case residual: a residual block of 32 filters (x + conv_b(relu(
+// conv_a(x))), 3×3 same, no norm) on 32×14×14, global_avg_pool, softmax over 10 classes.
+func BenchmarkConvPeerResidual(b *testing.B) {
+	benchTrainStep(b, Spec{NumInputs: 32 * 14 * 14, InputShape: []int{32, 14, 14}, Layers: []LayerSpec{
+		{Type: LayerResidual, Filters: 32},
+		{Type: LayerGlobalAvgPool},
+	}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 10}}})
 }

@@ -17,8 +17,9 @@
 // row-major in CHW order, and the image layers (conv, max_pool, avg_pool, global_avg_pool,
 // flatten, batch_norm over channels, residual with filters) read and write images in that same
 // dense rows×features layout. Convolution weights W have shape [F, C, k, k]; a convolution is
-// im2col followed by one GEMM over the whole batch, so it is bit-identical for any number of
-// workers and does not allocate in the steady state. flatten (or global_avg_pool) ends the
+// computed image by image as GEMMs on im2col of the image (or on the image itself for a 1×1
+// stride-1 convolution), whose blocking depends only on the shapes, so it is bit-identical for
+// any number of workers and does not allocate in the steady state. flatten (or global_avg_pool) ends the
 // image: dense and layer_norm layers after it see plain features.
 //
 // Name patterns (Freeze, parameter-difference penalties) are anchored Go regular expressions

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
 
@@ -94,25 +95,31 @@ func (g window) starts() []int32 {
 	return s
 }
 
-// conv is a 2-D convolution (dilation 1, one group) computed as im2col + GEMM:
-// for every row and output position p, col[p] holds the C·k·k input values under the window
-// (channel-major, then kernel row, then kernel column; 0 in the padding), and
-// y[f, p] = act(Σ_j W[f, j]·col[p, j] + b[f]). W is [F, C, k, k].
+// conv is a 2-D convolution (dilation 1, one group) computed image by image as a GEMM in the
+// CHW layout, so that no transpose is needed on either side: for image r, col_r is the
+// [C·k·k, ho·wo] matrix whose row (c, ky, kx) holds, for every output position, the input value
+// under that window cell (0 in the padding), and
+//
+//	y_r[F, ho·wo] = act(W[F, C·k·k]·col_r + b)
+//
+// W is [F, C, k, k]. A 1×1 convolution with stride 1 (direct) skips im2col: the input image
+// [C, H·W] is already col_r.
 type conv struct {
 	lname   string
 	c, f    int
 	g       window
 	w, b    *optim.Param
 	act     activation
-	idx     []int32 // [ho·wo, k·k] plane offsets (see window.index)
-	start   []int32 // per output position: inner window's top-left offset, or -1
-	ckk, hw int     // C·k·k, ho·wo
+	ckk, hw int         // C·k·k, ho·wo
+	direct  bool        // 1×1 kernel, stride 1: x_r is the GEMM operand (see conv)
+	shift   bool        // stride 1 and an output as large as the input (padding same): see im2colShift
+	cells   []shiftCell // when shift: per window cell ky·k+kx, its shift geometry
 
 	x        []float32 // input of the last forward (not owned)
-	col      []float32 // [rows·hw, ckk]
-	out      []float32 // [rows·hw, F]: col·Wᵀ, then dL/d(out) in backward
+	col      []float32 // [ckk, hw]: one image's col_r, then its column gradient; unused when direct
 	z, y, dx []float32
-	dcol     []float32
+	dwt      []float32 // [ckk, F]: dWᵀ, accumulated over the images of a batch
+	yt       []float32 // [hw, F]: one image's output, transposed
 }
 
 func newConv(name string, c, h, w, filters, k, stride int, padding string, act activation, bias bool) (*conv, error) {
@@ -120,12 +127,32 @@ func newConv(name string, c, h, w, filters, k, stride int, padding string, act a
 	if err != nil {
 		return nil, err
 	}
-	cv := &conv{lname: name, c: c, f: filters, g: g, act: act, idx: g.index(), start: g.starts(), ckk: c * k * k, hw: g.ho * g.wo,
-		w: newParam(name+"/W", false, filters, c, k, k)}
+	cv := &conv{lname: name, c: c, f: filters, g: g, act: act, ckk: c * k * k, hw: g.ho * g.wo,
+		direct: k == 1 && stride == 1, shift: stride == 1 && g.ho == h && g.wo == w, w: newParam(name+"/W", false, filters, c, k, k)}
 	if bias {
 		cv.b = newParam(name+"/b", true, filters)
 	}
+	if cv.shift {
+		for ky := 0; ky < k; ky++ {
+			for kx := 0; kx < k; kx++ {
+				var sc shiftCell
+				sc.d, sc.oyLo, sc.oyHi, sc.a, sc.b = g.shiftRows(ky, kx)
+				sc.lo, sc.hi = g.span(kx)
+				sc.empty = sc.a == sc.b || sc.lo == sc.hi
+				sc.edges = sc.lo != 0 || sc.hi != g.w
+				cv.cells = append(cv.cells, sc)
+			}
+		}
+	}
 	return cv, nil
+}
+
+// shiftCell is the geometry of one window cell of a shift convolution: see window.shiftRows
+// and window.span; empty when no output position sees the image through it, edges when some
+// columns do not.
+type shiftCell struct {
+	d, oyLo, oyHi, a, b, lo, hi int
+	empty, edges                bool
 }
 
 func (cv *conv) name() string            { return cv.lname }
@@ -142,43 +169,142 @@ func (cv *conv) params() []*optim.Param {
 }
 
 func (cv *conv) alloc(rows int) {
-	cv.col = grow(cv.col, rows*cv.hw*cv.ckk)
-	cv.out = grow(cv.out, rows*cv.hw*cv.f)
+	if !cv.direct {
+		cv.col = grow(cv.col, cv.ckk*cv.hw)
+	}
+	cv.dwt = grow(cv.dwt, cv.ckk*cv.f)
+	cv.yt = grow(cv.yt, cv.hw*cv.f)
 	cv.y = grow(cv.y, rows*cv.outWidth())
 	if cv.act.needsPreActivation() {
 		cv.z = grow(cv.z, rows*cv.outWidth())
 	}
 	cv.dx = grow(cv.dx, rows*cv.inWidth())
-	cv.dcol = grow(cv.dcol, rows*cv.hw*cv.ckk)
 }
 
-// im2col fills col from x for rows rows.
-func (cv *conv) im2col(x []float32, rows int) {
-	k, w := cv.g.k, cv.g.w
-	kk := k * k
-	plane, in := cv.g.h*cv.g.w, cv.inWidth()
-	for r := 0; r < rows; r++ {
-		xr := x[r*in : (r+1)*in]
-		for p := 0; p < cv.hw; p++ {
-			dst := cv.col[(r*cv.hw+p)*cv.ckk : (r*cv.hw+p+1)*cv.ckk]
-			if s := int(cv.start[p]); s >= 0 {
-				// Inner window: k contiguous values per kernel row.
-				for c := 0; c < cv.c; c++ {
-					for ky := 0; ky < k; ky++ {
-						o := c*plane + s + ky*w
-						copy(dst[c*kk+ky*k:c*kk+ky*k+k], xr[o:o+k])
-					}
-				}
+// span returns the output columns [lo, hi) whose window cell kx falls inside the image
+// (lo == hi when none does).
+func (g window) span(kx int) (lo, hi int) {
+	if d := g.padL - kx; d > 0 {
+		lo = (d + g.stride - 1) / g.stride
+	}
+	if n := g.w - 1 + g.padL - kx; n >= 0 {
+		hi = min(g.wo, n/g.stride+1)
+	}
+	return min(lo, hi), hi
+}
+
+// shiftRows returns, for window cell (ky, kx) of a shift convolution, the offset d of the
+// input plane position under output position p (p+d), the output rows [oyLo, oyHi) whose
+// input row is inside the image, and [a, b), the output positions among those whose p+d lies
+// in the plane; the positions of [oyLo·w, oyHi·w) outside [a, b) are all in the edge columns
+// outside span(kx).
+func (g window) shiftRows(ky, kx int) (d, oyLo, oyHi, a, b int) {
+	dy, dx := ky-g.padT, kx-g.padL
+	d = dy*g.w + dx
+	oyLo, oyHi = max(0, -dy), min(g.h, g.h-dy)
+	if oyLo >= oyHi {
+		return d, 0, 0, 0, 0
+	}
+	plane := g.h * g.w
+	a, b = max(oyLo*g.w, -d), min(oyHi*g.w, plane-d)
+	return d, oyLo, oyHi, a, max(a, b)
+}
+
+// im2colShift is im2col for stride 1 with output size = input size: the row for window cell
+// (ky, kx) is then the input plane shifted by d = (ky−padT)·W + (kx−padL), so it is one copy
+// plus zeros in the rows and columns that fall in the padding.
+func (cv *conv) im2colShift(xr, col []float32) {
+	g := cv.g
+	kk, plane := g.k*g.k, g.h*g.w
+	for c := 0; c < cv.c; c++ {
+		src := xr[c*plane : (c+1)*plane]
+		for q, sc := range cv.cells {
+			row := col[(c*kk+q)*cv.hw:][:cv.hw]
+			if sc.empty {
+				clear(row)
 				continue
 			}
-			idx := cv.idx[p*kk : (p+1)*kk]
-			for c := 0; c < cv.c; c++ {
-				src, d := xr[c*plane:(c+1)*plane], dst[c*kk:(c+1)*kk]
-				for q, i := range idx {
-					if i < 0 {
-						d[q] = 0
-					} else {
-						d[q] = src[i]
+			clear(row[:sc.a])
+			copy(row[sc.a:sc.b], src[sc.a+sc.d:sc.b+sc.d])
+			clear(row[sc.b:])
+			if sc.edges {
+				zeroEdges(row, g.w, sc.oyLo, sc.oyHi, sc.lo, sc.hi)
+			}
+		}
+	}
+}
+
+// zeroEdges zeroes, in rows [oyLo, oyHi) of the w-wide plane p, the columns before lo and from
+// hi on (one or two cells for a small kernel: a loop, not a clear per row).
+func zeroEdges(p []float32, w, oyLo, oyHi, lo, hi int) {
+	for oy := oyLo; oy < oyHi; oy++ {
+		r := p[oy*w : (oy+1)*w]
+		for i := 0; i < lo; i++ {
+			r[i] = 0
+		}
+		for i := hi; i < w; i++ {
+			r[i] = 0
+		}
+	}
+}
+
+// addTo sets dst[i] += src[i]. (elementwise.SGDUpdate with lr = −1 and no L2 computes
+// dst − (−1·src) = dst + src exactly, vectorised.)
+func addTo(dst, src []float32) {
+	elementwise.SGDUpdate(dst[:len(src)], src, -1, 0)
+}
+
+// col2imShift is col2im for a shift convolution (see im2colShift). It zeroes the padding
+// columns of dcol (scratch) so that each row is one contiguous add.
+func (cv *conv) col2imShift(dcol, dxr []float32) {
+	g := cv.g
+	kk, plane := g.k*g.k, g.h*g.w
+	for c := 0; c < cv.c; c++ {
+		dst := dxr[c*plane : (c+1)*plane]
+		for q, sc := range cv.cells {
+			if sc.empty {
+				continue
+			}
+			row := dcol[(c*kk+q)*cv.hw:][:cv.hw]
+			if sc.edges {
+				zeroEdges(row, g.w, sc.oyLo, sc.oyHi, sc.lo, sc.hi)
+			}
+			addTo(dst[sc.a+sc.d:sc.b+sc.d], row[sc.a:sc.b])
+		}
+	}
+}
+
+// im2col fills col ([ckk, hw]) from one input image xr ([C, H, W]).
+func (cv *conv) im2col(xr, col []float32) {
+	g := cv.g
+	if cv.shift {
+		cv.im2colShift(xr, col)
+		return
+	}
+	k, plane := g.k, g.h*g.w
+	for c := 0; c < cv.c; c++ {
+		src := xr[c*plane : (c+1)*plane]
+		for ky := 0; ky < k; ky++ {
+			for kx := 0; kx < k; kx++ {
+				row := col[((c*k+ky)*k+kx)*cv.hw:][:cv.hw]
+				lo, hi := g.span(kx)
+				ix0 := lo*g.stride - g.padL + kx
+				for oy := 0; oy < g.ho; oy++ {
+					d := row[oy*g.wo : (oy+1)*g.wo]
+					iy := oy*g.stride - g.padT + ky
+					if iy < 0 || iy >= g.h || lo == hi {
+						clear(d)
+						continue
+					}
+					clear(d[:lo])
+					clear(d[hi:])
+					sr := src[iy*g.w : (iy+1)*g.w]
+					if g.stride == 1 {
+						copy(d[lo:hi], sr[ix0:ix0+hi-lo])
+						continue
+					}
+					for ox, ix := lo, ix0; ox < hi; ox, ix = ox+1, ix+g.stride {
+						d[ox] = sr[ix]
 					}
 				}
 			}
@@ -186,94 +312,157 @@ func (cv *conv) im2col(x []float32, rows int) {
 	}
 }
 
+// col2im adds the column gradient dcol ([ckk, hw]) of one image onto dxr ([C, H, W]), in a
+// fixed order.
+func (cv *conv) col2im(dcol, dxr []float32) {
+	g := cv.g
+	if cv.shift {
+		cv.col2imShift(dcol, dxr)
+		return
+	}
+	k, plane := g.k, g.h*g.w
+	for c := 0; c < cv.c; c++ {
+		dst := dxr[c*plane : (c+1)*plane]
+		for ky := 0; ky < k; ky++ {
+			for kx := 0; kx < k; kx++ {
+				row := dcol[((c*k+ky)*k+kx)*cv.hw:][:cv.hw]
+				lo, hi := g.span(kx)
+				if lo == hi {
+					continue
+				}
+				ix0 := lo*g.stride - g.padL + kx
+				for oy := 0; oy < g.ho; oy++ {
+					iy := oy*g.stride - g.padT + ky
+					if iy < 0 || iy >= g.h {
+						continue
+					}
+					s := row[oy*g.wo+lo : oy*g.wo+hi]
+					dr := dst[iy*g.w : (iy+1)*g.w]
+					if g.stride == 1 {
+						dr = dr[ix0 : ix0+len(s)]
+						for i, v := range s {
+							dr[i] += v
+						}
+						continue
+					}
+					for i, v := range s {
+						dr[ix0+i*g.stride] += v
+					}
+				}
+			}
+		}
+	}
+}
+
+// operand returns image r's GEMM operand col_r ([ckk, hw]) of the last forward's input: the
+// input image itself when direct, else im2col'ed into the one-image buffer col. col_r is
+// built again in backward rather than kept for the whole batch: one image's col_r stays in
+// cache, the batch's (rows times larger than the input) would not.
+func (cv *conv) operand(r int) []float32 {
+	xr := cv.x[r*cv.inWidth() : (r+1)*cv.inWidth()]
+	if cv.direct {
+		return xr
+	}
+	cv.im2col(xr, cv.col)
+	return cv.col
+}
+
 func (cv *conv) forward(rc *runCtx, x []float32, rows int) []float32 {
 	cv.x = x
-	m := rows * cv.hw
-	cv.im2col(x, rows)
-	out := cv.out[:m*cv.f]
-	rc.gemm.Sgemm(false, true, m, cv.f, cv.ckk, 1, cv.col[:m*cv.ckk], cv.ckk, cv.w.Value, cv.ckk, 0, out, cv.f)
-	// Transpose [rows, hw, F] into the CHW layout [rows, F, hw], adding the bias.
 	ow := cv.outWidth()
 	y := cv.y[:rows*ow]
+	yt := cv.yt[:cv.hw*cv.f]
 	for r := 0; r < rows; r++ {
-		yr, or := y[r*ow:(r+1)*ow], out[r*cv.hw*cv.f:(r+1)*cv.hw*cv.f]
+		// y_rᵀ[hw, F] = col_rᵀ·Wᵀ: the GEMM reads col_r in place (its transposed-A kernel reads
+		// 8 output positions of a row of col_r at a time) and packs only the small W, where
+		// y_r = W·col_r would pack the whole col_r.
+		rc.gemm.Sgemm(true, true, cv.hw, cv.f, cv.ckk, 1, cv.operand(r), cv.hw, cv.w.Value, cv.ckk, 0, yt, cv.f)
+		// Transpose to [F, hw], with the bias and activation, while the image is in cache.
+		yr := y[r*ow : (r+1)*ow]
+		relu := cv.act == actReLU
 		for f := 0; f < cv.f; f++ {
 			var bias float32
 			if cv.b != nil {
 				bias = cv.b.Value[f]
 			}
 			yf := yr[f*cv.hw : (f+1)*cv.hw]
+			if relu {
+				for p := range yf {
+					yf[p] = max(yt[p*cv.f+f]+bias, 0)
+				}
+				continue
+			}
 			for p := range yf {
-				yf[p] = or[p*cv.f+f] + bias
+				yf[p] = yt[p*cv.f+f] + bias
 			}
 		}
-	}
-	if cv.act != actLinear {
-		if cv.z != nil {
-			copy(cv.z[:len(y)], y)
+		if !relu && cv.act != actLinear {
+			if cv.z != nil {
+				copy(cv.z[r*ow:(r+1)*ow], yr)
+			}
+			cv.act.applyTo(yr, yr)
 		}
-		cv.act.applyTo(y, y)
 	}
 	return y
 }
 
 func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []float32 {
-	ow := cv.outWidth()
+	in, ow := cv.inWidth(), cv.outWidth()
 	dz := dy[:rows*ow]
-	cv.act.backwardInPlace(dz, cv.y[:rows*ow], cv.z)
-	m := rows * cv.hw
-	// Back to [rows, hw, F].
-	dout := cv.out[:m*cv.f]
+	wGrad := !cv.w.Frozen
+	if wGrad {
+		clear(cv.dwt)
+	}
+	var dx []float32
+	if needDX {
+		dx = cv.dx[:rows*in]
+	}
+	// Image by image in order, so that col_r, dz_r and dx_r stay in cache.
 	for r := 0; r < rows; r++ {
-		dr, or := dz[r*ow:(r+1)*ow], dout[r*cv.hw*cv.f:(r+1)*cv.hw*cv.f]
-		for f := 0; f < cv.f; f++ {
-			df := dr[f*cv.hw : (f+1)*cv.hw]
-			for p, v := range df {
-				or[p*cv.f+f] = v
+		dzr := dz[r*ow : (r+1)*ow]
+		var zr []float32
+		if cv.z != nil {
+			zr = cv.z[r*ow : (r+1)*ow]
+		}
+		cv.act.backwardInPlace(dzr, cv.y[r*ow:(r+1)*ow], zr)
+		if wGrad {
+			// dWᵀ[ckk, F] += col_r·dz_rᵀ. (Computing dWᵀ rather than dW = dz_r·col_rᵀ makes the
+			// GEMM transpose the F×hw dz_r instead of the larger ckk×hw col_r when it packs its
+			// right operand.)
+			rc.gemm.Sgemm(false, true, cv.ckk, cv.f, cv.hw, 1, cv.operand(r), cv.hw, dzr, cv.hw, 1, cv.dwt, cv.f)
+		}
+		if !needDX {
+			continue
+		}
+		dxr := dx[r*in : (r+1)*in]
+		if cv.direct {
+			// dx_r[C, hw] = Wᵀ·dz_r.
+			rc.gemm.Sgemm(true, false, cv.c, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, dxr, cv.hw)
+			continue
+		}
+		// dcol_r = Wᵀ·dz_r (into col, which col_r no longer needs), then col2im.
+		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.hw)
+		clear(dxr)
+		cv.col2im(cv.col, dxr)
+	}
+	if wGrad {
+		g := cv.w.Grad[:cv.f*cv.ckk]
+		for j := 0; j < cv.ckk; j++ {
+			for f, v := range cv.dwt[j*cv.f : (j+1)*cv.f] {
+				g[f*cv.ckk+j] = v
 			}
 		}
 	}
-	if !cv.w.Frozen {
-		// dW[F, ckk] = doutᵀ·col.
-		rc.gemm.Sgemm(true, false, cv.f, cv.ckk, m, 1, dout, cv.f, cv.col[:m*cv.ckk], cv.ckk, 0, cv.w.Grad, cv.ckk)
-	}
 	if cv.b != nil && !cv.b.Frozen {
-		columnSumTo(cv.b.Grad[:cv.f], dout, cv.f)
-	}
-	if !needDX {
-		return nil
-	}
-	dcol := cv.dcol[:m*cv.ckk]
-	rc.gemm.Sgemm(false, false, m, cv.ckk, cv.f, 1, dout, cv.f, cv.w.Value, cv.ckk, 0, dcol, cv.ckk)
-	// col2im: scatter-add the column gradients back onto the input, in a fixed order.
-	in, plane, kk := cv.inWidth(), cv.g.h*cv.g.w, cv.g.k*cv.g.k
-	dx := cv.dx[:rows*in]
-	clear(dx)
-	for r := 0; r < rows; r++ {
-		dxr := dx[r*in : (r+1)*in]
-		for p := 0; p < cv.hw; p++ {
-			src := dcol[(r*cv.hw+p)*cv.ckk : (r*cv.hw+p+1)*cv.ckk]
-			if s := int(cv.start[p]); s >= 0 {
-				k, w := cv.g.k, cv.g.w
-				for c := 0; c < cv.c; c++ {
-					for ky := 0; ky < k; ky++ {
-						o := c*plane + s + ky*w
-						d, sv := dxr[o:o+k], src[c*kk+ky*k:c*kk+ky*k+k]
-						for i, v := range sv {
-							d[i] += v
-						}
-					}
+		bg := cv.b.Grad[:cv.f]
+		clear(bg)
+		for r := 0; r < rows; r++ {
+			for f := range bg {
+				var s float32
+				for _, v := range dz[r*ow+f*cv.hw : r*ow+(f+1)*cv.hw] {
+					s += v
 				}
-				continue
-			}
-			idx := cv.idx[p*kk : (p+1)*kk]
-			for c := 0; c < cv.c; c++ {
-				d, s := dxr[c*plane:(c+1)*plane], src[c*kk:(c+1)*kk]
-				for q, i := range idx {
-					if i >= 0 {
-						d[i] += s[q]
-					}
-				}
+				bg[f] += s
 			}
 		}
 	}

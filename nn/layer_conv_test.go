@@ -43,6 +43,9 @@ func TestGradCheckImageLayers(t *testing.T) {
 		{"conv_1x1_no_bias", imageSpec(3, 4, 4, LayerSpec{Type: LayerConv, Filters: 2, Kernel: 1, NoBias: true, Activation: "tanh"}, flat)},
 		{"conv_gelu_dropout", imageSpec(2, 5, 5, LayerSpec{Type: LayerConv, Filters: 3, Kernel: 3, Padding: PaddingSame, Activation: "gelu", Dropout: 0.2}, flat)},
 		{"conv_conv", imageSpec(2, 6, 6, conv(3, 3, 1, PaddingSame), conv(2, 3, 2, PaddingValid), flat)},
+		{"conv_1x1_direct", imageSpec(3, 5, 4, conv(4, 1, 1, PaddingValid), flat)},
+		{"conv_1x1_s2", imageSpec(3, 5, 5, conv(2, 1, 2, PaddingSame), flat)},
+		{"conv_then_1x1_direct", imageSpec(2, 5, 5, conv(3, 3, 1, PaddingSame), conv(4, 1, 1, PaddingSame), flat)},
 		{"max_pool_valid_even", imageSpec(2, 6, 6, conv(3, 3, 1, PaddingSame), pool(LayerMaxPool, 2, 0, ""), flat)},
 		{"avg_pool_valid_even", imageSpec(2, 6, 6, conv(3, 3, 1, PaddingSame), pool(LayerAvgPool, 2, 0, ""), flat)},
 		{"avg_pool_same_s2_odd", imageSpec(2, 7, 7, conv(2, 3, 1, PaddingSame), pool(LayerAvgPool, 3, 2, PaddingSame), flat)},
@@ -374,8 +377,10 @@ func TestImageModelSaveLoadRoundTrip(t *testing.T) {
 // TestImageTrainStepIdenticalForAnyWorkers: gradients are bit-identical with 1 and 4 GEMM
 // workers (the batch is large enough for the parallel GEMM to split the conv products).
 func TestImageTrainStepIdenticalForAnyWorkers(t *testing.T) {
+	// The second conv has C·k·k = 16·9 = 144 > gemm.RowBlock, so its dWᵀ and column-gradient
+	// products (C·k·k rows) are split into row blocks.
 	spec := imageSpec(2, 12, 12,
-		LayerSpec{Type: LayerConv, Filters: 8, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
+		LayerSpec{Type: LayerConv, Filters: 16, Kernel: 3, Padding: PaddingSame, Activation: "relu"},
 		LayerSpec{Type: LayerMaxPool},
 		LayerSpec{Type: LayerConv, Filters: 8, Kernel: 3, Activation: "relu"},
 		LayerSpec{Type: LayerResidual, Filters: 12, Stride: 2, Norm: LayerBatchNorm},
@@ -397,8 +402,8 @@ func TestImageTrainStepIdenticalForAnyWorkers(t *testing.T) {
 		}
 		return out
 	}
-	if gemm.RowBlock >= 64*12*12 {
-		t.Fatalf("gemm.RowBlock %d: the test batch would not be split", gemm.RowBlock)
+	if gemm.RowBlock >= 16*3*3 {
+		t.Fatalf("gemm.RowBlock %d: the second conv's products would not be split", gemm.RowBlock)
 	}
 	g1, g4 := grads(1), grads(4)
 	for i := range g1 {

@@ -16,6 +16,7 @@ type pool struct {
 	start []int32 // per output position: inner window's top-left offset, or -1
 	hw    int
 	count []float32 // average pooling: 1/(cells inside the image) per output position
+	two   bool      // 2×2 windows, stride 2, all inside the image: see maxPool2
 
 	arg   []int32 // max pooling: the winning plane offset per output value
 	y, dx []float32
@@ -27,6 +28,7 @@ func newPool(name string, isMax bool, c, h, w, k, stride int, padding string) (*
 		return nil, err
 	}
 	p := &pool{lname: name, isMax: isMax, c: c, g: g, idx: g.index(), start: g.starts(), hw: g.ho * g.wo}
+	p.two = k == 2 && stride == 2 && g.padT == 0 && g.padL == 0 && 2*g.ho <= h && 2*g.wo <= w
 	p.count = make([]float32, p.hw)
 	kk := k * k
 	for o := range p.count {
@@ -66,6 +68,32 @@ func (p *pool) alloc(rows int) {
 	}
 }
 
+// maxPool2 is max pooling of one plane src over 2×2 windows with stride 2, all inside the
+// plane, into y and arg (see pool.arg): the same cells in the same order, and the same first-
+// maximum tie rule, as the general path.
+func (p *pool) maxPool2(src, y []float32, arg []int32) {
+	w := p.g.w
+	for oy := 0; oy < p.g.ho; oy++ {
+		o0, i0 := oy*p.g.wo, 2*oy*w
+		r0, r1 := src[i0:i0+2*p.g.wo], src[i0+w:i0+w+2*p.g.wo]
+		yo, ao := y[o0:o0+p.g.wo], arg[o0:o0+p.g.wo]
+		for ox := range yo {
+			j := 2 * ox
+			best, at := r0[j], i0+j
+			if v := r0[j+1]; v > best {
+				best, at = v, i0+j+1
+			}
+			if v := r1[j]; v > best {
+				best, at = v, i0+w+j
+			}
+			if v := r1[j+1]; v > best {
+				best, at = v, i0+w+j+1
+			}
+			yo[ox], ao[ox] = best, int32(at)
+		}
+	}
+}
+
 func (p *pool) forward(_ *runCtx, x []float32, rows int) []float32 {
 	in, ow, plane, kk := p.inWidth(), p.outWidth(), p.g.h*p.g.w, p.g.k*p.g.k
 	y := p.y[:rows*ow]
@@ -73,6 +101,10 @@ func (p *pool) forward(_ *runCtx, x []float32, rows int) []float32 {
 		for c := 0; c < p.c; c++ {
 			src := x[r*in+c*plane : r*in+(c+1)*plane]
 			base := r*ow + c*p.hw
+			if p.isMax && p.two {
+				p.maxPool2(src, y[base:base+p.hw], p.arg[base:base+p.hw])
+				continue
+			}
 			for o := 0; o < p.hw; o++ {
 				if s := int(p.start[o]); s >= 0 {
 					// Inner window: the same cells in the same order as the index table.

@@ -1,0 +1,157 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// The conv and pool layers have fast paths for common geometries (conv.direct, conv.shift,
+// pool.two). These tests check each fast path against the general path of the same layer on
+// the same data, with the fast path switched off, and that the fast path is the one taken.
+
+func randomSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
+// TestConvShiftMatchesGeneralIm2col: for stride-1 same convolutions (odd and even kernels, a
+// kernel larger than the plane, non-square planes) im2colShift and col2imShift give exactly
+// what the general per-row im2col and col2im give.
+func TestConvShiftMatchesGeneralIm2col(t *testing.T) {
+	cases := []struct{ c, h, w, k int }{
+		{2, 5, 5, 3}, {3, 6, 4, 3}, {1, 7, 7, 5}, {2, 6, 6, 2}, {2, 5, 4, 4}, {1, 3, 2, 5}, {2, 1, 6, 3}, {1, 4, 4, 1},
+	}
+	for _, tc := range cases {
+		cv, err := newConv("c", tc.c, tc.h, tc.w, 2, tc.k, 1, PaddingSame, actLinear, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cv.shift {
+			t.Fatalf("%+v: the shift path is not taken", tc)
+		}
+		rng := rand.New(rand.NewPCG(uint64(tc.k), uint64(tc.h*10+tc.w)))
+		x := randomSlice(rng, tc.c*tc.h*tc.w)
+		fast, slow := make([]float32, cv.ckk*cv.hw), make([]float32, cv.ckk*cv.hw)
+		for i := range fast {
+			fast[i], slow[i] = float32(math.NaN()), float32(math.NaN()) // every cell must be written
+		}
+		cv.im2col(x, fast)
+		cv.shift = false
+		cv.im2col(x, slow)
+		for i := range fast {
+			if math.Float32bits(fast[i]) != math.Float32bits(slow[i]) {
+				t.Fatalf("%+v: im2col[%d] = %v by shifts, %v by rows", tc, i, fast[i], slow[i])
+			}
+		}
+		dcol := randomSlice(rng, cv.ckk*cv.hw)
+		dxFast, dxSlow := make([]float32, len(x)), make([]float32, len(x))
+		cv.col2im(slices.Clone(dcol), dxSlow)
+		cv.shift = true
+		cv.col2im(slices.Clone(dcol), dxFast)
+		for i := range dxFast {
+			if math.Float32bits(dxFast[i]) != math.Float32bits(dxSlow[i]) {
+				t.Fatalf("%+v: col2im[%d] = %v by shifts, %v by rows", tc, i, dxFast[i], dxSlow[i])
+			}
+		}
+	}
+}
+
+// convLayers returns the model's conv layers (not those inside residual blocks).
+func convLayers(m *Model) []*conv {
+	var cs []*conv
+	for _, l := range m.layers {
+		if cv, ok := l.(*conv); ok {
+			cs = append(cs, cv)
+		}
+	}
+	return cs
+}
+
+// TestConvDirectMatchesIm2col: a 1×1 stride-1 conv (which uses its input as the GEMM operand,
+// without im2col) gives the same output, parameter gradients and input gradient as the same
+// layer through im2col. The 1×1 conv is the second layer, so its input gradient is used.
+func TestConvDirectMatchesIm2col(t *testing.T) {
+	for _, pad := range []string{PaddingValid, PaddingSame} {
+		spec := imageSpec(2, 5, 6,
+			LayerSpec{Type: LayerConv, Filters: 3, Kernel: 3, Padding: PaddingSame, Activation: "tanh"},
+			LayerSpec{Type: LayerConv, Filters: 4, Kernel: 1, Padding: pad, Activation: "relu"},
+			LayerSpec{Type: LayerFlatten})
+		run := func(direct bool) (out []float32, grads [][]float32) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			m, err := Build(spec, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs := convLayers(m)
+			if len(cs) != 2 || !cs[1].direct || cs[0].direct {
+				t.Fatalf("pad %s: want the second conv (only) direct", pad)
+			}
+			cs[1].direct = direct
+			rows := 5
+			b := randomBatch(rng, m.Spec(), rows)
+			if _, err := m.TrainStep(b, randomTargets(rng, m.Spec(), rows, 0)); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range m.Params() {
+				grads = append(grads, slices.Clone(p.Grad))
+			}
+			return slices.Clone(m.layerOut[1]), grads
+		}
+		yd, gd := run(true)
+		yi, gi := run(false)
+		closeAll := func(what string, a, b []float32) {
+			for i := range a {
+				if math.Abs(float64(a[i]-b[i])) > 1e-5*(1+math.Abs(float64(b[i]))) {
+					t.Fatalf("pad %s: %s[%d] = %v direct, %v by im2col", pad, what, i, a[i], b[i])
+				}
+			}
+		}
+		closeAll("output", yd, yi)
+		for i := range gd {
+			closeAll("grad", gd[i], gi[i])
+		}
+	}
+}
+
+// TestMaxPool2MatchesGeneral: the 2×2 stride-2 max pool fast path gives the same outputs,
+// winners (first maximum on ties) and input gradients as the general path, on inputs with
+// many ties and on odd planes (the last row and column are left out).
+func TestMaxPool2MatchesGeneral(t *testing.T) {
+	for _, tc := range []struct {
+		h, w int
+		pad  string
+	}{{6, 6, PaddingValid}, {7, 5, PaddingValid}, {8, 4, PaddingSame}} {
+		p, err := newPool("p", true, 2, tc.h, tc.w, 2, 2, tc.pad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.two {
+			t.Fatalf("%+v: the 2×2 path is not taken", tc)
+		}
+		rows := 3
+		rng := rand.New(rand.NewPCG(5, uint64(tc.h)))
+		x := make([]float32, rows*p.inWidth())
+		for i := range x {
+			x[i] = float32(rng.IntN(3)) // many ties
+		}
+		dy := randomSlice(rng, rows*p.outWidth())
+		run := func(two bool) (y []float32, arg []int32, dx []float32) {
+			p.two = two
+			p.alloc(rows)
+			y = slices.Clone(p.forward(nil, x, rows))
+			arg = slices.Clone(p.arg)
+			dx = slices.Clone(p.backward(nil, slices.Clone(dy), rows, true))
+			return
+		}
+		yf, af, df := run(true)
+		ys, as, ds := run(false)
+		if !slices.Equal(yf, ys) || !slices.Equal(af, as) || !slices.Equal(df, ds) {
+			t.Fatalf("%+v: the 2×2 path differs from the general one:\ny %v\n  %v\narg %v\n    %v", tc, yf, ys, af, as)
+		}
+	}
+}
