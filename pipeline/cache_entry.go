@@ -311,10 +311,10 @@ func (c *hashCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// writeTableIPC writes a closed table's batches as an Arrow IPC stream (zstd-compressed
+// writeTableIPC writes a closed table's batches as an Arrow IPC stream (LZ4-compressed
 // buffers), with its schema and metadata.
 func writeTableIPC(ctx context.Context, t *Table, w io.Writer, mem memory.Allocator) error {
-	iw := ipc.NewWriter(w, ipc.WithSchema(t.Schema()), ipc.WithAllocator(mem), ipc.WithZstd())
+	iw := ipc.NewWriter(w, ipc.WithSchema(t.Schema()), ipc.WithAllocator(mem), ipc.WithLZ4())
 	r := t.Scan(ctx)
 	defer r.Release()
 	for r.Next() {
