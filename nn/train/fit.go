@@ -100,6 +100,7 @@ type run struct {
 	epochHooks []Hook
 
 	opt      optim.Optimizer
+	svrg     *optim.SVRG // r.opt when it is SVRG, else nil
 	sched    optim.Schedule
 	ema      *optim.EMA
 	shuffle  *rand.PCG
@@ -151,6 +152,7 @@ func (r *run) setup(ctx context.Context) error {
 	if r.opt, err = optim.New(cfg.Optimizer); err != nil {
 		return fmt.Errorf("train: optimizer: %w", err)
 	}
+	r.svrg, _ = r.opt.(*optim.SVRG)
 	if r.sched, err = optim.NewSchedule(cfg.Schedule); err != nil {
 		return fmt.Errorf("train: schedule: %w", err)
 	}
@@ -379,6 +381,11 @@ func (r *run) loop(ctx context.Context) error {
 	for ; r.epoch < cfg.Epochs; r.epoch++ {
 		bs := cfg.batchSize(r.epoch, n)
 		stepsPerEpoch := (n + bs - 1) / bs
+		if r.svrg != nil && r.svrg.SnapshotDue(r.epoch) {
+			if err := r.svrgSnapshot(ctx, bs); err != nil {
+				return err
+			}
+		}
 		for i := range r.perm {
 			r.perm[i] = i
 		}
@@ -408,9 +415,21 @@ func (r *run) loop(ctx context.Context) error {
 			}
 			prog := optim.Progress{Step: r.step, Epoch: r.epoch, StepsPerEpoch: stepsPerEpoch, Epochs: cfg.Epochs}
 			lr := r.sched.LR(r.baseLR, prog)
+			var noise []byte
+			if r.svrg != nil {
+				var err error
+				if noise, err = r.m.NoiseSource().MarshalBinary(); err != nil {
+					return err
+				}
+			}
 			loss, err := r.m.TrainStep(b, t)
 			if err != nil {
 				return fmt.Errorf("train: epoch %d, step %d: %w", r.epoch, r.step, err)
+			}
+			if r.svrg != nil {
+				if err := r.svrgCorrect(b, t, noise); err != nil {
+					return err
+				}
 			}
 			params := r.m.Params()
 			if cfg.ClipValue > 0 {
@@ -443,6 +462,9 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		}
 		metrics := map[string]float64{"loss": lossSum / float64(lossRows), "lr": r.sched.LR(r.baseLR, optim.Progress{Step: max(r.step-1, 0), Epoch: r.epoch, StepsPerEpoch: stepsPerEpoch, Epochs: cfg.Epochs}), "batch_size": float64(bs)}
+		if r.svrg != nil {
+			metrics["grad_evals"] = float64(r.svrg.GradEvals())
+		}
 		heads := r.m.Heads()
 		if len(heads) > 1 {
 			for i, h := range heads {
