@@ -101,6 +101,7 @@ type run struct {
 
 	opt      optim.Optimizer
 	svrg     *optim.SVRG // r.opt when it is SVRG, else nil
+	hogwild  *hogwild    // nil: synchronous
 	sched    optim.Schedule
 	ema      *optim.EMA
 	shuffle  *rand.PCG
@@ -153,6 +154,11 @@ func (r *run) setup(ctx context.Context) error {
 		return fmt.Errorf("train: optimizer: %w", err)
 	}
 	r.svrg, _ = r.opt.(*optim.SVRG)
+	if cfg.Hogwild.Threads > 0 {
+		if r.hogwild, err = r.newHogwild(); err != nil {
+			return err
+		}
+	}
 	if r.sched, err = optim.NewSchedule(cfg.Schedule); err != nil {
 		return fmt.Errorf("train: schedule: %w", err)
 	}
@@ -393,7 +399,12 @@ func (r *run) loop(ctx context.Context) error {
 		var lossSum float64
 		var lossRows int
 		headSums := make([]float64, len(r.m.Heads()))
-		for start := 0; start < n; start += bs {
+		if r.hogwild != nil {
+			if err := r.hogwildEpoch(ctx, bs, stepsPerEpoch, &lossSum, &lossRows, headSums); err != nil {
+				return err
+			}
+		}
+		for start := 0; r.hogwild == nil && start < n; start += bs {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("train: stopped at epoch %d, step %d: %w", r.epoch, r.step, err)
 			}
