@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,11 +89,19 @@ type hogwild struct {
 	shared  []*optim.Param
 	words   [][]uint32
 	threads []hogwildThread
+	// inputRows is the index in shared of the first layer's weight matrix when its rows are
+	// the model's inputs (a dense first layer on the numeric inputs, no embeddings), else -1.
+	// Its rows of inputs that are zero throughout a batch neither change the forward pass
+	// (they multiply zeros) nor get a gradient, so a thread reads and updates only the rows
+	// of the batch's non-zero inputs: on a wide, sparse input most rows are skipped.
+	inputRows int
 }
 
 type hogwildThread struct {
-	m   *nn.Model
-	buf *batchBuffers
+	m      *nn.Model
+	buf    *batchBuffers
+	active []int  // the batch's non-zero input columns (inputRows)
+	seen   []bool // scratch of activeColumns
 }
 
 // newHogwild prepares the threads. The model must have no buffers (batch normalisation).
@@ -100,9 +109,14 @@ func (r *run) newHogwild() (*hogwild, error) {
 	if bufs := r.m.Buffers(); len(bufs) > 0 {
 		return nil, fmt.Errorf("train: hogwild cannot train a model with batch normalisation (%s keeps running statistics that every step would update): remove batch_norm or hogwild", layerName(bufs[0].Name))
 	}
-	h := &hogwild{shared: r.m.Params()}
+	h := &hogwild{shared: r.m.Params(), inputRows: -1}
 	for _, p := range h.shared {
 		h.words = append(h.words, float32Words(p.Value))
+	}
+	spec := r.m.Spec()
+	if len(spec.Layers) > 0 && spec.Layers[0].Type == nn.LayerDense && spec.Layers[0].Tie == "" && len(spec.Embeddings) == 0 && len(spec.InputShape) == 0 &&
+		len(h.shared) > 0 && len(h.shared[0].Shape) == 2 && h.shared[0].Shape[0] == spec.NumInputs {
+		h.inputRows = 0
 	}
 	maxBS := r.cfg.batchSize(r.cfg.Epochs, r.train.Len())
 	for e := 0; e < r.cfg.Epochs; e++ {
@@ -122,7 +136,7 @@ func (r *run) newHogwild() (*hogwild, error) {
 		}
 		m.SetWorkers(1)
 		m.SetNoiseSource(rand.NewPCG(r.cfg.Seed, streamHogwild+uint64(i)))
-		h.threads = append(h.threads, hogwildThread{m: m, buf: newBatchBuffers(r.train, maxBS)})
+		h.threads = append(h.threads, hogwildThread{m: m, buf: newBatchBuffers(r.train, maxBS), seen: make([]bool, r.train.NumInputs)})
 	}
 	r.cfg.Logger.Warn().Int("threads", r.cfg.Hogwild.Threads).Msgf(HogwildNote, r.cfg.Hogwild.Threads)
 	return h, nil
@@ -203,8 +217,20 @@ func (r *run) hogwildThread(ctx context.Context, th *hogwildThread, next *atomic
 			return fmt.Errorf("train: stopped at epoch %d, step %d: %w", r.epoch, step, err)
 		}
 		b, t := th.buf.gather(r.train, r.perm[k*bs:min((k+1)*bs, n)])
+		if h.inputRows >= 0 {
+			th.active = activeColumns(th.active[:0], th.seen, b.X, b.Rows)
+		}
 		for i, p := range local {
 			words := h.words[i]
+			if i == h.inputRows {
+				width := p.Shape[1]
+				for _, c := range th.active {
+					for j := c * width; j < (c+1)*width; j++ {
+						p.Value[j] = loadFloat(&words[j])
+					}
+				}
+				continue
+			}
 			for j := range p.Value {
 				p.Value[j] = loadFloat(&words[j])
 			}
@@ -239,6 +265,13 @@ func (r *run) hogwildThread(ctx context.Context, th *hogwildThread, next *atomic
 			if shared.NoDecay {
 				wd = 0
 			}
+			if i == h.inputRows && wd == 0 {
+				width := p.Shape[1]
+				for _, c := range th.active {
+					hogwildSGD(h.words[i][c*width:(c+1)*width], p.Grad[c*width:(c+1)*width], float32(plr), 0)
+				}
+				continue
+			}
 			hogwildSGD(h.words[i], p.Grad, float32(plr), wd)
 		}
 		*lossSum += loss.Total * float64(b.Rows)
@@ -262,4 +295,28 @@ func hogwildSGD(words []uint32, grad []float32, lr, wd float32) {
 		// multiply-add), as the synchronous sgd kernel does.
 		storeFloat(w, v-float32(lr*(g+float32(wd*v))))
 	}
+}
+
+// activeColumns appends to dst, in increasing order, the columns of the rows×width matrix x
+// (width = len(x)/rows) that hold a non-zero value in some row; seen is scratch of width
+// flags, all false, which it leaves all false.
+func activeColumns(dst []int, seen []bool, x []float32, rows int) []int {
+	if rows == 0 {
+		return dst
+	}
+	width := len(x) / rows
+	start := len(dst)
+	for r := 0; r < rows; r++ {
+		for c, v := range x[r*width : (r+1)*width] {
+			if v != 0 && !seen[c] {
+				seen[c] = true
+				dst = append(dst, c)
+			}
+		}
+	}
+	for _, c := range dst[start:] {
+		seen[c] = false
+	}
+	slices.Sort(dst[start:])
+	return dst
 }
