@@ -114,7 +114,9 @@ func (r *run) newHogwild() (*hogwild, error) {
 		h.words = append(h.words, float32Words(p.Value))
 	}
 	spec := r.m.Spec()
+	// A weight penalty on the matrix would give every row a gradient (and a loss term).
 	if len(spec.Layers) > 0 && spec.Layers[0].Type == nn.LayerDense && spec.Layers[0].Tie == "" && len(spec.Embeddings) == 0 && len(spec.InputShape) == 0 &&
+		spec.L1 == 0 && spec.L2 == 0 && spec.Layers[0].L1 == 0 && spec.Layers[0].L2 == 0 && len(spec.ParamDiffPenalties) == 0 &&
 		len(h.shared) > 0 && len(h.shared[0].Shape) == 2 && h.shared[0].Shape[0] == spec.NumInputs {
 		h.inputRows = 0
 	}

@@ -50,29 +50,38 @@ func hogwildConfig(threads int) Config {
 }
 
 // TestHogwildOneThreadIsSGD: with one thread and no random layers, Hogwild computes exactly the
-// synchronous sgd steps (atomic loads and stores, but one writer), so the weights agree.
+// synchronous sgd steps (atomic loads and stores, but one writer), so the weights agree: with
+// the sparse path (only the batch's non-zero input rows are read and updated) and, with an L2
+// penalty on the weights and weight decay, the dense one.
 func TestHogwildOneThreadIsSGD(t *testing.T) {
 	train, val := wideSparse(1, 600, 6, 20), wideSparse(2, 200, 6, 20)
-	run := func(threads int) [][]float32 {
-		m := buildModel(t, wideSpec(train.NumInputs))
-		if _, err := Fit(context.Background(), m, train, val, hogwildConfig(threads)); err != nil {
-			t.Fatal(err)
-		}
-		return weightsOf(m)
-	}
-	sync, hw := run(0), run(1)
-	var moved bool
-	init := weightsOf(buildModel(t, wideSpec(train.NumInputs)))
-	for i := range sync {
-		for j := range sync[i] {
-			if math.Abs(float64(sync[i][j]-hw[i][j])) > 1e-5 {
-				t.Fatalf("tensor %d value %d: sync %v, hogwild(1) %v", i, j, sync[i][j], hw[i][j])
+	for _, tc := range []struct{ l2, wd float64 }{{0, 0}, {1e-3, 1e-4}} {
+		l2 := tc.l2
+		spec := wideSpec(train.NumInputs)
+		spec.L2 = l2
+		run := func(threads int) [][]float32 {
+			m := buildModel(t, spec)
+			cfg := hogwildConfig(threads)
+			cfg.Optimizer.WeightDecay = tc.wd
+			if _, err := Fit(context.Background(), m, train, val, cfg); err != nil {
+				t.Fatal(err)
 			}
-			moved = moved || hw[i][j] != init[i][j]
+			return weightsOf(m)
 		}
-	}
-	if !moved {
-		t.Fatal("hogwild did not change the weights")
+		sync, hw := run(0), run(1)
+		var moved bool
+		init := weightsOf(buildModel(t, spec))
+		for i := range sync {
+			for j := range sync[i] {
+				if math.Abs(float64(sync[i][j]-hw[i][j])) > 1e-5 {
+					t.Fatalf("l2 %g: tensor %d value %d: sync %v, hogwild(1) %v", l2, i, j, sync[i][j], hw[i][j])
+				}
+				moved = moved || hw[i][j] != init[i][j]
+			}
+		}
+		if !moved {
+			t.Fatal("hogwild did not change the weights")
+		}
 	}
 }
 
