@@ -163,7 +163,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.BatchGrowth.Factor < 1 || c.BatchGrowth.EveryEpochs < 0:
 		return c, fmt.Errorf("train: batch growth factor %d and every %d epochs must be >= 1 and >= 0", c.BatchGrowth.Factor, c.BatchGrowth.EveryEpochs)
 	}
-	if err := c.Hogwild.check(c); err != nil {
+	if err := c.Hogwild.Check(c); err != nil {
 		return c, err
 	}
 	if c.EMADecay != 0 {

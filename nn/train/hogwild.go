@@ -50,8 +50,9 @@ const streamHogwild = 100
 // Hogwild run.
 const HogwildNote = "hogwild: %d threads update shared weights without locks: this run is not reproducible bit for bit (the data order and initial weights are)"
 
-// check says what in c cannot work with Hogwild.
-func (h Hogwild) check(c Config) error {
+// Check says what in c cannot work with Hogwild (nil when Threads is 0). Fit checks it; a
+// caller that builds a Config from user settings may check earlier, to name the setting.
+func (h Hogwild) Check(c Config) error {
 	if h.Threads < 0 {
 		return fmt.Errorf("train: hogwild threads %d < 0", h.Threads)
 	}
