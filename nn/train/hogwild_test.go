@@ -1,11 +1,14 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
@@ -145,5 +148,19 @@ func TestHogwildConfigErrors(t *testing.T) {
 				t.Fatalf("err %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestHogwildLogsNotReproducible: the log says that a Hogwild run is not reproducible.
+func TestHogwildLogsNotReproducible(t *testing.T) {
+	train, val := wideSparse(1, 200, 4, 8), wideSparse(2, 50, 4, 8)
+	var log bytes.Buffer
+	cfg := hogwildConfig(2)
+	cfg.Epochs, cfg.Logger = 1, zerolog.New(&log)
+	if _, err := Fit(context.Background(), buildModel(t, wideSpec(train.NumInputs)), train, val, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if s := log.String(); !strings.Contains(s, `"level":"warn"`) || !strings.Contains(s, "not reproducible bit for bit") {
+		t.Fatalf("log lacks the warning: %s", s)
 	}
 }
