@@ -273,7 +273,7 @@ func optimizerFields() []pipeline.Field {
 // reuse those (pretrain, ensemble members, pseudo_label, search) stay synchronous, so that the
 // one stage whose manifest says a run is not reproducible is the one that can be.
 func hogwildField() pipeline.Field {
-	return pipeline.Field{Name: "hogwild", Type: pipeline.TypeTable, Fields: hogwildFields(), Doc: "{ threads = 2 }: Hogwild, lock-free asynchronous SGD: threads goroutines take mini-batches and update one shared set of weights without locks (atomic 32-bit loads and stores). Helps on wide, sparse inputs (large one-hot or hashed feature spaces), where steps rarely touch the same weights. Not reproducible bit for bit (the manifest and the log say so); everything else stays seeded. Needs optimizer sgd without momentum, and no batch_norm, ema, augmentation or target_noise; monitor_every is off. Default: off (synchronous)."}
+	return pipeline.Field{Name: "hogwild", Type: pipeline.TypeTable, Fields: hogwildFields(), Doc: "{ threads = 2 }: Hogwild, lock-free asynchronous SGD: threads goroutines take mini-batches and update one shared set of weights without locks (atomic 32-bit loads and stores). Helps on wide, sparse inputs (large one-hot or hashed feature spaces), where steps rarely touch the same weights. Not reproducible bit for bit (the manifest and the log say so); everything else stays seeded. Needs optimizer sgd without momentum, and no batch_norm, ema, augmentation or target_noise; monitor_every is off. The threads' cores are taken from the run's CPU budget (workers, when unset, becomes threads). Default: off (synchronous)."}
 }
 
 func hogwildFields() []pipeline.Field {
@@ -627,6 +627,9 @@ func parseHogwild(c settings, ts *trainSpec) error {
 		return c.Errorf("hogwild", "%s", strings.TrimPrefix(err.Error(), "train: "))
 	}
 	ts.monitor = 0 // the monitor reads one model between steps: there is none
+	if ts.workers == 0 {
+		ts.workers = hc.Threads // the threads' cores, from the run's CPU budget
+	}
 	return nil
 }
 
