@@ -30,6 +30,7 @@ func trainKind() pipeline.KindSpec {
 			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table, for early stopping and schedules. Without it, a seeded 10% of train is held out."},
 			{Name: "image", Type: pipeline.TypeBoolOrTable, Fields: imageFields(), Doc: "The feature columns are an image: { shape = [channels, height, width] } says that the stage's numeric feature columns, in their order, are its pixels in channel, row, column order (their number must be C·H·W), which the image layers (conv, max_pool, avg_pool, global_avg_pool, flatten, batch_norm over channels, type = \"residual\" with filters) need. true infers the shape from the columns of the built-in image datasets: digits (pixel_<row>_<col>: [1, 8, 8]) and mnist (px0..px783: [1, 28, 28]). The bundle records the shape."},
+			hogwildField(),
 		}, trainFields()...), transferFields()...),
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
 			return []pipeline.Port{{Name: "model", Kind: pipeline.PortArtifact}}
@@ -194,6 +195,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		sc.Note("training batches are augmented (%s)", augmentStages(trainT.Lineage()))
 	}
 	cfg.Logger = sc.Log
+	if cfg.Hogwild.Threads > 0 {
+		sc.Note(train.HogwildNote, cfg.Hogwild.Threads)
+	}
 	n, release, err := takeCPU(ctx, sc, s.spec.workers)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
@@ -30,7 +31,7 @@ func trainFields() []pipeline.Field {
 		{Name: "layers", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeTable, Fields: layerFields(), Doc: "One layer: a short form ({ dense = 64 }, { dropout = 0.3 }...) or type = \"...\" with its keys."}, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia); on an image input (the train stage's image key): { conv = 32, kernel = 3, stride = 1, padding = \"same\" }, { max_pool = 2 }, { avg_pool = 2 }, { batch_norm = true } (per channel), { type = \"residual\", filters = 32, stride = 2, norm = \"batch_norm\" }, then { global_avg_pool = true } or { flatten = true } before dense layers. Default: [{ dense = 128 }, { dense = 64 }]."},
 		{Name: "activation", Type: pipeline.TypeString, Default: "relu", Enum: []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}, Doc: "The activation of dense layers that do not name one. The initializer follows it: He for the ReLU family, Glorot otherwise."},
 		{Name: "embedding_dim", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Width of the embedding of each index-encoded categorical column. 0: min(50, ceil(cardinality/2))."},
-		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw."},
+		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\" | \"svrg\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay, inner, snapshot_epochs }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw. svrg (variance-reduced SGD): every snapshot_epochs epochs it takes the full gradient over the training rows at a snapshot of the weights, and each step feeds g(w) - g(snapshot) + full gradient for the same batch to the inner optimizer (sgd by default; the other keys apply to it); a step costs two gradient evaluations, and history.csv gets a grad_evals column. With a constant step it converges linearly on strongly convex problems where sgd stalls at its noise floor (bench/svrg)."},
 		{Name: "schedule", Type: pipeline.TypeTable, Fields: scheduleFields(), Doc: "{ name = \"constant\" | \"step\" | \"exponential\" | \"cosine\" | \"plateau\", warmup_steps, step_epochs, gamma, t0, t_mult, min_lr, factor, patience, min_delta, cooldown }. Default: constant; cosine when fine-tuning from init_from."},
 		{Name: "epochs", Type: pipeline.TypeInt, Default: int64(200), Min: pipeline.Bound(1), Doc: "The maximum number of epochs (early stopping usually ends training sooner)."},
 		{Name: "batch_size", Type: pipeline.TypeInt, Default: int64(64), Min: pipeline.Bound(1), Doc: "The mini-batch size."},
@@ -57,7 +58,9 @@ var (
 	imageLayerTypes = []string{nn.LayerConv, nn.LayerMaxPool, nn.LayerAvgPool, nn.LayerGlobalAvgPool, nn.LayerFlatten}
 	activations     = []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}
 	inits           = []string{"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal", "zeros"}
-	optimizers      = []string{optim.NameAdam, optim.NameAdamW, optim.NameSGD, optim.NameRMSProp, optim.NameAdagrad}
+	optimizers      = []string{optim.NameAdam, optim.NameAdamW, optim.NameSGD, optim.NameRMSProp, optim.NameAdagrad, optim.NameSVRG}
+	// innerOptimizers are those svrg can wrap.
+	innerOptimizers = []string{optim.NameSGD, optim.NameAdam, optim.NameAdamW, optim.NameRMSProp, optim.NameAdagrad}
 	schedules       = []string{optim.ScheduleConstant, optim.ScheduleStep, optim.ScheduleExponential, optim.ScheduleCosine, optim.SchedulePlateau}
 )
 
@@ -261,6 +264,21 @@ func optimizerFields() []pipeline.Field {
 		{Name: "eps", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Added to the denominator (0: the optimizer's default)."},
 		decay("rho", "rmsprop's squared-gradient decay (0: 0.9)."),
 		{Name: "weight_decay", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "adamw: decoupled weight decay (0: 0.01); the others: an L2 term added to the gradient."},
+		{Name: "inner", Type: pipeline.TypeString, Enum: innerOptimizers, Doc: "svrg: the optimizer that takes the variance-reduced gradient (default sgd)."},
+		{Name: "snapshot_epochs", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "svrg: epochs between snapshots and full gradients (default 1)."},
+	}
+}
+
+// hogwildField is the train stage's hogwild key. It is not among trainFields: the stages that
+// reuse those (pretrain, ensemble members, pseudo_label, search) stay synchronous, so that the
+// one stage whose manifest says a run is not reproducible is the one that can be.
+func hogwildField() pipeline.Field {
+	return pipeline.Field{Name: "hogwild", Type: pipeline.TypeTable, Fields: hogwildFields(), Doc: "{ threads = 2 }: Hogwild, lock-free asynchronous SGD: threads goroutines take mini-batches and update one shared set of weights without locks (atomic 32-bit loads and stores). Helps on wide, sparse inputs (large one-hot or hashed feature spaces), where steps rarely touch the same weights. Not reproducible bit for bit (the manifest and the log say so); everything else stays seeded. Needs optimizer sgd without momentum, and no batch_norm, ema, augmentation or target_noise; monitor_every is off. The threads' cores are taken from the run's CPU budget (workers, when unset, becomes threads). Default: off (synchronous)."}
+}
+
+func hogwildFields() []pipeline.Field {
+	return []pipeline.Field{
+		{Name: "threads", Type: pipeline.TypeInt, Required: true, Min: pipeline.Bound(1), Doc: "The number of goroutines updating the shared weights (each runs its matrix products on one core)."},
 	}
 }
 
@@ -466,20 +484,28 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 	cfg.TargetNoise = c.Float("target_noise")
 	if o := c.Table("optimizer"); o != nil {
 		var oc struct {
-			Name        string  `json:"name"`
-			LR          any     `json:"lr"`
-			Momentum    float64 `json:"momentum"`
-			Nesterov    bool    `json:"nesterov"`
-			Beta1       float64 `json:"beta1"`
-			Beta2       float64 `json:"beta2"`
-			Eps         float64 `json:"eps"`
-			Rho         float64 `json:"rho"`
-			WeightDecay float64 `json:"weight_decay"`
+			Name           string  `json:"name"`
+			LR             any     `json:"lr"`
+			Momentum       float64 `json:"momentum"`
+			Nesterov       bool    `json:"nesterov"`
+			Beta1          float64 `json:"beta1"`
+			Beta2          float64 `json:"beta2"`
+			Eps            float64 `json:"eps"`
+			Rho            float64 `json:"rho"`
+			WeightDecay    float64 `json:"weight_decay"`
+			Inner          string  `json:"inner"`
+			SnapshotEpochs int     `json:"snapshot_epochs"`
 		}
 		if err := decodeStrict(o, &oc); err != nil {
 			return nil, c.Errorf("optimizer", "%v", jsonErr(err))
 		}
-		cfg.Optimizer = optim.Config{Name: oc.Name, Momentum: oc.Momentum, Nesterov: oc.Nesterov, Beta1: oc.Beta1, Beta2: oc.Beta2, Eps: oc.Eps, Rho: oc.Rho, WeightDecay: oc.WeightDecay}
+		cfg.Optimizer = optim.Config{Name: oc.Name, Momentum: oc.Momentum, Nesterov: oc.Nesterov, Beta1: oc.Beta1, Beta2: oc.Beta2, Eps: oc.Eps, Rho: oc.Rho, WeightDecay: oc.WeightDecay,
+			Inner: oc.Inner, SnapshotEpochs: oc.SnapshotEpochs}
+		for _, k := range []string{"inner", "snapshot_epochs"} {
+			if _, set := o[k]; set && !strings.EqualFold(oc.Name, optim.NameSVRG) {
+				return nil, c.Errorf("optimizer."+k, "%s applies to name = \"svrg\" only (the optimizer is %q)", k, cmp.Or(oc.Name, optim.NameAdam))
+			}
+		}
 		switch lr := oc.LR.(type) {
 		case nil:
 		case string:
@@ -569,7 +595,42 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 		}
 		cfg.ClipNorm, cfg.ClipValue = cc.Norm, cc.Value
 	}
+	if err := parseHogwild(c, ts); err != nil {
+		return nil, err
+	}
 	return ts, nil
+}
+
+// parseHogwild reads the hogwild table and says, at its key, what in the stage cannot work
+// with it (the trainer checks the same again, with Config.Hogwild).
+func parseHogwild(c settings, ts *trainSpec) error {
+	h := c.Table("hogwild")
+	if h == nil {
+		return nil
+	}
+	var hc struct {
+		Threads int `json:"threads"`
+	}
+	if err := decodeStrict(h, &hc); err != nil {
+		return c.Errorf("hogwild", "%v", jsonErr(err))
+	}
+	if hc.Threads < 1 {
+		return c.Errorf("hogwild.threads", "must be >= 1, found %d", hc.Threads)
+	}
+	ts.cfg.Hogwild.Threads = hc.Threads
+	for i, l := range ts.layers {
+		if l.Type == nn.LayerBatchNorm || l.Norm == nn.LayerBatchNorm {
+			return c.Errorf("hogwild", "cannot train layers[%d] (batch normalisation): its running statistics would be shared state that every step updates; remove batch_norm or hogwild", i)
+		}
+	}
+	if err := ts.cfg.Hogwild.Check(ts.cfg); err != nil {
+		return c.Errorf("hogwild", "%s", strings.TrimPrefix(err.Error(), "train: "))
+	}
+	ts.monitor = 0 // the monitor reads one model between steps: there is none
+	if ts.workers == 0 {
+		ts.workers = hc.Threads // the threads' cores, from the run's CPU budget
+	}
+	return nil
 }
 
 // jsonErr turns encoding/json's messages into TOML terms.

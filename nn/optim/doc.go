@@ -1,4 +1,5 @@
-// Package optim holds the optimizers, learning-rate schedules, gradient clipping, the
+// Package optim holds the optimizers (sgd, rmsprop, adam, adamw, adagrad, and svrg around any of
+// them), learning-rate schedules, gradient clipping, the
 // exponential moving average of weights and the learning-rate range test used by the trainer
 // in package nn.
 //

@@ -38,14 +38,15 @@ const (
 	NameAdagrad = "adagrad"
 )
 
-var optimizerNames = []string{NameSGD, NameRMSProp, NameAdam, NameAdamW, NameAdagrad}
+var optimizerNames = []string{NameSGD, NameRMSProp, NameAdam, NameAdamW, NameAdagrad, NameSVRG}
 
 // Config selects an optimizer. Every zero field means that optimizer's documented default, so
 // a zero Config is Adam with PyTorch's defaults. Because zero means "default", a coefficient
 // whose default is non-zero (Beta1, Beta2, Rho, Eps, AdamW's WeightDecay) cannot be set to
 // exactly zero; use another optimizer instead (e.g. "adam" for AdamW without decay).
 type Config struct {
-	// Name is "sgd" | "rmsprop" | "adam" | "adamw" | "adagrad" (any case); "" means "adam".
+	// Name is "sgd" | "rmsprop" | "adam" | "adamw" | "adagrad" | "svrg" (any case); "" means
+	// "adam". svrg wraps the Inner optimizer, to which the other fields apply (see SVRG).
 	Name string
 	// LR is the base learning rate; 0 means DefaultLR(). The optimizer itself uses the lr
 	// passed to Step (the trainer derives it from LR through a Schedule).
@@ -73,13 +74,25 @@ type Config struct {
 	// each step multiplies the weights by 1 - lr*WeightDecay). For the other optimizers it is a
 	// coupled L2 penalty added to the gradient, g += WeightDecay*w (default 0, as PyTorch).
 	WeightDecay float64
+	// Inner is svrg's inner optimizer (default "sgd"); only with svrg.
+	Inner string
+	// SnapshotEpochs is svrg's period: a new snapshot and full gradient every this many
+	// epochs (default 1); only with svrg.
+	SnapshotEpochs int
 }
 
 // DefaultLR is the learning rate used when LR is zero: sgd 0.01 (Keras), rmsprop 0.001
 // (Keras), adam 0.001 and adamw 0.001 (PyTorch and Keras), adagrad 0.01 (PyTorch). An
 // unknown name gives 0.
 func (c Config) DefaultLR() float64 {
-	switch c.name() {
+	name := c.name()
+	if name == NameSVRG {
+		name = strings.ToLower(c.Inner)
+		if name == "" {
+			name = NameSGD
+		}
+	}
+	switch name {
 	case NameSGD, NameAdagrad:
 		return 0.01
 	case NameRMSProp, NameAdam, NameAdamW:
@@ -119,6 +132,12 @@ func New(cfg Config) (Optimizer, error) {
 		return newAdam(cfg, name == NameAdamW), nil
 	case NameAdagrad:
 		return newAdagrad(cfg), nil
+	case NameSVRG:
+		o, err := newSVRG(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("optim: svrg: %w", err)
+		}
+		return o, nil
 	}
 	return nil, fmt.Errorf("optim: unknown optimizer %q (valid: %s)", cfg.Name, strings.Join(optimizerNames, ", "))
 }
@@ -148,6 +167,15 @@ func (c Config) validate(name string) error {
 		if f.v >= 1 {
 			return fmt.Errorf("%s is %v, want < 1", f.field, f.v)
 		}
+	}
+	if name != NameSVRG && (c.Inner != "" || c.SnapshotEpochs != 0) {
+		return fmt.Errorf("inner and snapshot_epochs apply to svrg only")
+	}
+	if c.SnapshotEpochs < 0 {
+		return fmt.Errorf("SnapshotEpochs is %d, want >= 1 (0 means the default, 1)", c.SnapshotEpochs)
+	}
+	if name == NameSVRG {
+		return nil // the inner optimizer's New checks the rest
 	}
 	if c.Nesterov && name != NameSGD {
 		return fmt.Errorf("nesterov applies to sgd only")

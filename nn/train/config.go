@@ -85,6 +85,9 @@ type Config struct {
 	// wrapping ErrCheckpoint, returned before the model is changed, so that the caller can
 	// discard it and train afresh.
 	Resume *Checkpoint
+	// Hogwild trains with lock-free asynchronous threads (see Hogwild): not reproducible bit
+	// for bit. Default: off (synchronous).
+	Hogwild Hogwild
 	// Hooks are run like the hooks passed to Fit, which come after them in the list that is
 	// ordered by priority and name (so between two hooks of the same priority and name, the
 	// one of Hooks runs first). They let a caller give hooks to code that calls Fit for it
@@ -159,6 +162,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("train: target noise %g < 0", c.TargetNoise)
 	case c.BatchGrowth.Factor < 1 || c.BatchGrowth.EveryEpochs < 0:
 		return c, fmt.Errorf("train: batch growth factor %d and every %d epochs must be >= 1 and >= 0", c.BatchGrowth.Factor, c.BatchGrowth.EveryEpochs)
+	}
+	if err := c.Hogwild.Check(c); err != nil {
+		return c, err
 	}
 	if c.EMADecay != 0 {
 		if err := optim.CheckEMADecay(c.EMADecay); err != nil {

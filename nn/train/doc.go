@@ -6,5 +6,10 @@
 //
 // Determinism: everything random (validation carve-out, shuffling, dropout and noise, target
 // noise) comes from PCG streams derived from Config.Seed, and matrix products are
-// bit-identical for any Config.Workers, so the same seed gives the same weights.
+// bit-identical for any Config.Workers, so the same seed gives the same weights. The one
+// exception is opt-in: Config.Hogwild (lock-free asynchronous threads) depends on scheduling,
+// and Fit logs a warning when it is on.
+//
+// The optimizer may be SVRG (optim.SVRG): Fit then takes its snapshot and full gradient at the
+// start of every SnapshotEpochs-th epoch and corrects every step's gradient (see svrg.go).
 package train

@@ -100,6 +100,8 @@ type run struct {
 	epochHooks []Hook
 
 	opt      optim.Optimizer
+	svrg     *optim.SVRG // r.opt when it is SVRG, else nil
+	hogwild  *hogwild    // nil: synchronous
 	sched    optim.Schedule
 	ema      *optim.EMA
 	shuffle  *rand.PCG
@@ -150,6 +152,12 @@ func (r *run) setup(ctx context.Context) error {
 	var err error
 	if r.opt, err = optim.New(cfg.Optimizer); err != nil {
 		return fmt.Errorf("train: optimizer: %w", err)
+	}
+	r.svrg, _ = r.opt.(*optim.SVRG)
+	if cfg.Hogwild.Threads > 0 {
+		if r.hogwild, err = r.newHogwild(); err != nil {
+			return err
+		}
 	}
 	if r.sched, err = optim.NewSchedule(cfg.Schedule); err != nil {
 		return fmt.Errorf("train: schedule: %w", err)
@@ -379,6 +387,11 @@ func (r *run) loop(ctx context.Context) error {
 	for ; r.epoch < cfg.Epochs; r.epoch++ {
 		bs := cfg.batchSize(r.epoch, n)
 		stepsPerEpoch := (n + bs - 1) / bs
+		if r.svrg != nil && r.svrg.SnapshotDue(r.epoch) {
+			if err := r.svrgSnapshot(ctx, bs); err != nil {
+				return err
+			}
+		}
 		for i := range r.perm {
 			r.perm[i] = i
 		}
@@ -386,7 +399,12 @@ func (r *run) loop(ctx context.Context) error {
 		var lossSum float64
 		var lossRows int
 		headSums := make([]float64, len(r.m.Heads()))
-		for start := 0; start < n; start += bs {
+		if r.hogwild != nil {
+			if err := r.hogwildEpoch(ctx, bs, stepsPerEpoch, &lossSum, &lossRows, headSums); err != nil {
+				return err
+			}
+		}
+		for start := 0; r.hogwild == nil && start < n; start += bs {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("train: stopped at epoch %d, step %d: %w", r.epoch, r.step, err)
 			}
@@ -408,9 +426,21 @@ func (r *run) loop(ctx context.Context) error {
 			}
 			prog := optim.Progress{Step: r.step, Epoch: r.epoch, StepsPerEpoch: stepsPerEpoch, Epochs: cfg.Epochs}
 			lr := r.sched.LR(r.baseLR, prog)
+			var noise []byte
+			if r.svrg != nil {
+				var err error
+				if noise, err = r.m.NoiseSource().MarshalBinary(); err != nil {
+					return err
+				}
+			}
 			loss, err := r.m.TrainStep(b, t)
 			if err != nil {
 				return fmt.Errorf("train: epoch %d, step %d: %w", r.epoch, r.step, err)
+			}
+			if r.svrg != nil {
+				if err := r.svrgCorrect(b, t, noise); err != nil {
+					return err
+				}
 			}
 			params := r.m.Params()
 			if cfg.ClipValue > 0 {
@@ -443,6 +473,9 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		}
 		metrics := map[string]float64{"loss": lossSum / float64(lossRows), "lr": r.sched.LR(r.baseLR, optim.Progress{Step: max(r.step-1, 0), Epoch: r.epoch, StepsPerEpoch: stepsPerEpoch, Epochs: cfg.Epochs}), "batch_size": float64(bs)}
+		if r.svrg != nil {
+			metrics["grad_evals"] = float64(r.svrg.GradEvals())
+		}
 		heads := r.m.Heads()
 		if len(heads) > 1 {
 			for i, h := range heads {
