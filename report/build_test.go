@@ -148,6 +148,27 @@ func TestHistoryCurves(t *testing.T) {
 	}
 }
 
+// TestGradEvalsCurve: an SVRG history (with grad_evals) adds the loss against gradient
+// evaluations, on a log scale, with the evaluations as its x axis.
+func TestGradEvalsCurve(t *testing.T) {
+	m := &pipeline.Manifest{StageOrder: []string{"model"}, Stages: map[string]*pipeline.StageManifest{"model": stageManifest("train")}}
+	hist := "epoch,grad_evals,loss,lr,val_loss\n1,1200,0.5,0.2,0.6\n2,2800,0.3,0.2,0.4\n"
+	r, err := Build(writeRun(t, m, "", map[string]string{"stages/model/history.csv": hist}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := r.Stages[0].Training
+	if tr == nil || len(tr.Curves) != 3 {
+		t.Fatalf("training %+v", tr)
+	}
+	c := tr.Curves[2]
+	if c.Title != "loss against gradient evaluations" || !c.LogY || len(c.Series) != 2 || c.Series[1].Name != "val_loss" {
+		t.Fatalf("curve %+v", c)
+	}
+	nearAll(t, "grad_evals", c.X, []float64{1200, 2800})
+	nearAll(t, "val_loss", c.Series[1].Values, []float64{0.6, 0.4})
+}
+
 // TestUnreadableFilesDegrade: a history.csv with a bad cell and a damaged evaluation.json leave
 // their sections out with a warning naming the file and the place; Build does not fail.
 func TestUnreadableFilesDegrade(t *testing.T) {

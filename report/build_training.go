@@ -182,6 +182,20 @@ func historyCurves(t *table) []Curve {
 	if keys := byBase["lr"]; len(keys) > 0 {
 		out = append(out, curve("learning rate", "learning rate", keys, true))
 	}
+	// SVRG's history counts gradient evaluations (a step costs two, a snapshot a pass over
+	// the rows): the loss against them is how variance-reduced methods are compared.
+	if evals := t.cols["grad_evals"]; len(evals) > 0 && len(losses) > 0 {
+		ys := make([][]float64, len(losses))
+		for i, k := range losses {
+			ys[i] = t.cols[k]
+		}
+		x, ys := Downsample(evals, ys, MaxEpochPoints)
+		c := Curve{Title: "loss against gradient evaluations", XLabel: "gradient evaluations (rows)", YLabel: "loss", X: x, LogY: true}
+		for i, k := range losses {
+			c.Series = append(c.Series, Series{Name: k, Values: ys[i]})
+		}
+		out = append(out, c)
+	}
 	return out
 }
 
