@@ -95,8 +95,9 @@ type Model struct {
 	record     bool
 	layerGrad  [][]float32 // dL/d(output) per layer, recorded when record is set
 	headLosses []float64
-	keepDX     bool      // backward keeps dL/dX of the numeric inputs (SetKeepInputGrad)
-	dx         []float32 // rows×numInputs, the last backward's dL/dX when keepDX
+	keepDX     bool        // backward keeps dL/dX of the numeric inputs (SetKeepInputGrad)
+	dx         []float32   // rows×numInputs, the last backward's dL/dX when keepDX
+	gradSave   [][]float32 // params' gradients set aside by LossStep (indexed like params)
 }
 
 type embedding struct {
