@@ -106,6 +106,7 @@ type run struct {
 	shuffleR *rand.Rand
 	augment  *rand.PCG
 	augmentR *rand.Rand
+	semi     *semiRun // nil: supervised
 	baseLR   float64
 	epoch    int
 	step     int
@@ -178,6 +179,11 @@ func (r *run) setup(ctx context.Context) error {
 		r.buf.addSoftRoom(m.Heads(), maxBS)
 	}
 	r.perm = make([]int, r.train.Len())
+	if cfg.Semi != nil {
+		if r.semi, err = newSemiRun(cfg.Semi, cfg, m, maxBS); err != nil {
+			return err
+		}
+	}
 	r.valBatch, r.valTargets = materialize(r.val)
 	sample := r.train
 	if n := r.train.Len(); n > cfg.TrainMetricRows {
@@ -304,6 +310,9 @@ func (r *run) resume(c *Checkpoint) error {
 			return bad("augmenter state: %v", err)
 		}
 	}
+	if err := r.semi.unmarshal(c.Semi); err != nil {
+		return bad("%v", err)
+	}
 	params := r.m.Params()
 	if c.Frozen != nil && (len(c.Frozen) != len(params) || len(c.LRScales) != len(params)) {
 		return bad("%d frozen flags and %d learning-rate multipliers for %d params", len(c.Frozen), len(c.LRScales), len(params))
@@ -357,6 +366,9 @@ func (r *run) checkpoint() (*Checkpoint, error) {
 	if c.AugmentRNG, err = r.augment.MarshalBinary(); err != nil {
 		return nil, err
 	}
+	if c.Semi, err = r.semi.marshal(); err != nil {
+		return nil, err
+	}
 	for _, p := range r.m.Params() {
 		c.Frozen = append(c.Frozen, p.Frozen)
 		c.LRScales = append(c.LRScales, p.LRScale)
@@ -408,7 +420,7 @@ func (r *run) loop(ctx context.Context) error {
 			}
 			prog := optim.Progress{Step: r.step, Epoch: r.epoch, StepsPerEpoch: stepsPerEpoch, Epochs: cfg.Epochs}
 			lr := r.sched.LR(r.baseLR, prog)
-			loss, err := r.m.TrainStep(b, t)
+			loss, err := r.trainStep(b, t, prog)
 			if err != nil {
 				return fmt.Errorf("train: epoch %d, step %d: %w", r.epoch, r.step, err)
 			}
@@ -426,6 +438,7 @@ func (r *run) loop(ctx context.Context) error {
 				return r.blowUp(loss)
 			}
 			r.opt.Step(params, lr)
+			r.semi.afterStep()
 			if r.ema != nil {
 				r.ema.Update(params)
 			}
