@@ -259,11 +259,15 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 		}
 		m.SetKeepInputGrad(true)
 		_, err = m.LossStep(nn.Batch{Rows: n, X: r, Cat: cb.Cat}, true, nn.GradDiscard, klLoss(p, k, 1))
+		g := m.InputGrad(n)
 		m.SetKeepInputGrad(false)
 		if err != nil {
 			return loss, err
 		}
-		scaleRowsTo(r, m.InputGrad(n), ni, s.cfg.Eps)
+		if len(g) != n*ni {
+			return loss, fmt.Errorf("train: vat: the model kept %d input gradients, want %d", len(g), n*ni)
+		}
+		scaleRowsTo(r, g, ni, s.cfg.Eps)
 		for i := range r {
 			r[i] += x[i]
 		}

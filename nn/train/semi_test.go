@@ -154,3 +154,43 @@ func TestSemiConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSemiSettingsMatter checks that every setting of a method changes the trained weights (a
+// setting that is read nowhere, say VAT's Eps when the adversarial direction is lost, would
+// leave them unchanged).
+func TestSemiSettingsMatter(t *testing.T) {
+	lab, unl := semiBlobs()
+	val := blobs(2, 60)
+	train := func(method string, edit func(*Semi)) [][]float32 {
+		cfg := semiConfig(method, unl, 1)
+		cfg.Semi.RampupEpochs = -1
+		edit(cfg.Semi)
+		m := buildModel(t, richSpec())
+		if _, err := Fit(context.Background(), m, lab, val, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return weightsOf(m)
+	}
+	cases := []struct {
+		method, name string
+		edit         func(*Semi)
+	}{
+		{SemiVAT, "eps", func(s *Semi) { s.Eps = 0.5 }},
+		{SemiVAT, "xi", func(s *Semi) { s.Xi = 1 }},
+		{SemiVAT, "entropy", func(s *Semi) { s.Entropy = !s.Entropy }},
+		{SemiVAT, "weight", func(s *Semi) { s.Weight = 3 }},
+		{SemiPi, "noise", func(s *Semi) { s.Noise = 0.05 }},
+		{SemiPi, "weight", func(s *Semi) { s.Weight = 1 }},
+		{SemiMeanTeacher, "teacher_decay", func(s *Semi) { s.TeacherDecay = 0.5 }},
+		{SemiMeanTeacher, "unlabeled_batch", func(s *Semi) { s.UnlabeledBatch = 8 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method+"/"+tc.name, func(t *testing.T) {
+			a := train(tc.method, func(*Semi) {})
+			b := train(tc.method, tc.edit)
+			if reflect.DeepEqual(a, b) {
+				t.Errorf("changing %s left the weights unchanged", tc.name)
+			}
+		})
+	}
+}
