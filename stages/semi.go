@@ -28,7 +28,7 @@ func semiFields() []pipeline.Field {
 		{Name: "weight", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "The consistency weight after ramp-up. Default: 1 for vat, 10 for pi and mean_teacher (softmax MSE summed over classes)."},
 		{Name: "rampup_epochs", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Length of the sigmoid ramp-up of the weight, in epochs (passes over the labelled rows). Default 10; 0: none."},
 		{Name: "unlabeled_batch", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "Unlabeled rows added to every step's batch (drawn with replacement, seeded). Default: 2 × batch_size."},
-		{Name: "eps", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the L2 norm of the adversarial perturbation of a row's numeric inputs. Default 2.0 (the VAT paper's MNIST value, pixels in [0, 1])."},
+		{Name: "eps", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the L2 norm of the adversarial perturbation of a row's numeric inputs. Default 2.0, meant for inputs in [0, 1] with hundreds of features such as MNIST's 784 pixels (a row's norm is then about 9): scale it with your inputs' norm."},
 		{Name: "xi", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the norm of the probe perturbation of the power iteration. Default 0.1."},
 		{Name: "entropy", Type: pipeline.TypeBool, Doc: "vat: add entropy minimisation of the predictions (VAT+EntMin), ramped up like the weight. Default false."},
 		{Name: "noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "pi, mean_teacher: stddev of the Gaussian noise added to the inputs of each pass (0: none). Default 0.3."},

@@ -55,8 +55,8 @@ type Semi struct {
 	// RampupEpochs is the length of the sigmoid ramp-up exp(−5(1−t)²) of the weight (and of
 	// the entropy term); default 10; negative: no ramp-up.
 	RampupEpochs float64
-	// Eps is VAT's perturbation norm per row (L2 over the numeric inputs); default 2.0 (the
-	// VAT paper's MNIST value, inputs in [0, 1]).
+	// Eps is VAT's perturbation norm per row (L2 over the numeric inputs); default 2.0, meant
+	// for inputs in [0, 1] with hundreds of features (MNIST's pixels: a row's norm is about 9).
 	Eps float64
 	// Xi is the norm of VAT's probe perturbation; default 0.1 (the paper's 1e-6 is below
 	// float32's resolution of the logits here).
