@@ -42,10 +42,13 @@ func TestSemiLearnsDigits(t *testing.T) {
 	}
 	sp := loadSplit(t, "digits", false)
 	epochs := 150
-	if raceEnabled {
-		epochs = 60
-	}
 	seeds := []uint64{1, 2, 3, 4, 5}
+	if raceEnabled {
+		// Under the race detector (about 7 times slower) one short seed checks the code for
+		// races; the leads are asserted in the default build (Mean Teacher's needs the full
+		// schedule: at 60 epochs its mean lead was +.004).
+		epochs, seeds = 20, []uint64{1}
+	}
 	spec := nn.Spec{NumInputs: sp.numInputs, Layers: hidden128x64(), Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: sp.classes}}}
 	acc := func(method string, seed uint64) float64 {
 		lab := fewLabels(sp.train, sp.classes, 5, seed)
@@ -84,6 +87,9 @@ func TestSemiLearnsDigits(t *testing.T) {
 			t.Logf("seed %d: %s test accuracy %.4f, supervised %.4f (%+.4f)", seed, method, got, base[i], got-base[i])
 		}
 		t.Logf("%s: mean test accuracy %.4f, supervised %.4f (%+.4f), better on %d of %d seeds", method, mean, baseMean, mean-baseMean, wins, len(seeds))
+		if raceEnabled {
+			continue
+		}
 		if mean < baseMean+0.02 {
 			t.Errorf("%s: mean test accuracy %.4f does not beat supervised %.4f by 0.02", method, mean, baseMean)
 		}
