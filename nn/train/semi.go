@@ -40,6 +40,11 @@ const (
 //     input noise and dropout.
 //
 // Epochs count passes over the labeled rows; the ramp-up is over steps, measured in epochs.
+// Config.Augment applies to the labeled rows of a batch only. Every training-mode pass
+// (VAT's three, the target or teacher pass) updates batch-norm running statistics. The model
+// Fit returns is the student (for Mean Teacher, set Config.EMADecay to evaluate and keep an
+// average of the weights instead). History's "loss" includes the consistency terms. The
+// ladder network is not implemented.
 type Semi struct {
 	// Method is "vat", "pi" or "mean_teacher" (required).
 	Method string
