@@ -95,6 +95,9 @@ type Model struct {
 	record     bool
 	layerGrad  [][]float32 // dL/d(output) per layer, recorded when record is set
 	headLosses []float64
+	keepDX     bool        // backward keeps dL/dX of the numeric inputs (SetKeepInputGrad)
+	dx         []float32   // rows×numInputs, the last backward's dL/dX when keepDX
+	gradSave   [][]float32 // params' gradients set aside by LossStep (indexed like params)
 }
 
 type embedding struct {
@@ -641,7 +644,7 @@ func (m *Model) backward(b Batch) {
 	for _, p := range m.shared {
 		clear(p.Grad)
 	}
-	needTrunkDX := len(m.layers) > 0 || len(m.embeds) > 0
+	needTrunkDX := len(m.layers) > 0 || len(m.embeds) > 0 || m.keepDX
 	var d []float32
 	if len(m.heads) == 1 {
 		h := m.heads[0]
@@ -670,7 +673,10 @@ func (m *Model) backward(b Batch) {
 		if m.record {
 			m.layerGrad[i] = append(m.layerGrad[i][:0], d...)
 		}
-		d = l.backward(&m.rc, d, rows, i > 0 || len(m.embeds) > 0)
+		d = l.backward(&m.rc, d, rows, i > 0 || len(m.embeds) > 0 || m.keepDX)
+	}
+	if m.keepDX {
+		m.keepInputGrad(d, rows)
 	}
 	if len(m.embeds) == 0 {
 		return

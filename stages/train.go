@@ -29,6 +29,8 @@ func trainKind() pipeline.KindSpec {
 		Fields: append(append([]pipeline.Field{
 			{Name: "train", Type: pipeline.TypeInput, Required: true, Port: pipeline.PortTable, Doc: "The training table."},
 			{Name: "val", Type: pipeline.TypeInput, Port: pipeline.PortTable, Doc: "The validation table, for early stopping and schedules. Without it, a seeded 10% of train is held out."},
+			unlabeledField("with semi, their rows join the train table's unlabeled rows in the pool of semi-supervised training."),
+			semiField(),
 			{Name: "image", Type: pipeline.TypeBoolOrTable, Fields: imageFields(), Doc: "The feature columns are an image: { shape = [channels, height, width] } says that the stage's numeric feature columns, in their order, are its pixels in channel, row, column order (their number must be C·H·W), which the image layers (conv, max_pool, avg_pool, global_avg_pool, flatten, batch_norm over channels, type = \"residual\" with filters) need. true infers the shape from the columns of the built-in image datasets: digits (pixel_<row>_<col>: [1, 8, 8]) and mnist (px0..px783: [1, 28, 28]). The bundle records the shape."},
 			hogwildField(),
 		}, trainFields()...), transferFields()...),
@@ -67,13 +69,18 @@ func newTrainStage(c *pipeline.StageConfig) (*trainStage, error) {
 			ts.cfg.Schedule.Name = "cosine" // the practice's default for fine-tuning
 		}
 	}
-	return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers")}, nil
+	semi, err := parseSemi(c)
+	if err != nil {
+		return nil, err
+	}
+	return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers"), semi: semi}, nil
 }
 
 type trainStage struct {
 	spec      *trainSpec
 	transfer  *transferSpec
 	layersSet bool
+	semi      *train.Semi // nil: supervised (see semi.go)
 }
 
 // supervised is a train or ensemble stage's data, planned and materialised.
@@ -204,6 +211,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	}
 	defer release()
 	cfg.Workers = n
+	if err := setupSemi(ctx, sc, s.semi, d, &cfg); err != nil {
+		return err
+	}
 	epochs := cfg.Epochs
 	hooks = append(hooks, train.OnEpochEnd("progress", 100, func(e *train.EpochInfo) error {
 		sc.Progress(int64(e.Epoch+1), int64(epochs), "epoch")

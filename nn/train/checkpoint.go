@@ -67,6 +67,9 @@ type Checkpoint struct {
 	// stood. nil in checkpoints written before they existed: the model's own are kept.
 	Frozen   []bool
 	LRScales []float32
+	// Semi is the semi-supervised state (Config.Semi: its random stream and the Mean
+	// Teacher's weights); nil when training is supervised.
+	Semi []byte
 }
 
 // ErrCheckpoint is wrapped by the error of a Fit whose Config.Resume does not fit the model

@@ -93,6 +93,10 @@ type Config struct {
 	// one of Hooks runs first). They let a caller give hooks to code that calls Fit for it
 	// (pretraining, ensembles). Default none.
 	Hooks []Hook
+	// Semi, when set, trains semi-supervised: labeled and unlabeled rows in the same
+	// mini-batches with a consistency loss (VAT, Π-model, Mean Teacher; see Semi). Default
+	// nil: supervised.
+	Semi *Semi
 	// Logger receives progress messages (default: the zero zerolog.Logger, which discards).
 	Logger zerolog.Logger
 }

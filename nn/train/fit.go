@@ -108,6 +108,7 @@ type run struct {
 	shuffleR *rand.Rand
 	augment  *rand.PCG
 	augmentR *rand.Rand
+	semi     *semiRun // nil: supervised
 	baseLR   float64
 	epoch    int
 	step     int
@@ -186,6 +187,11 @@ func (r *run) setup(ctx context.Context) error {
 		r.buf.addSoftRoom(m.Heads(), maxBS)
 	}
 	r.perm = make([]int, r.train.Len())
+	if cfg.Semi != nil {
+		if r.semi, err = newSemiRun(cfg.Semi, cfg, m, maxBS); err != nil {
+			return err
+		}
+	}
 	r.valBatch, r.valTargets = materialize(r.val)
 	sample := r.train
 	if n := r.train.Len(); n > cfg.TrainMetricRows {
@@ -312,6 +318,9 @@ func (r *run) resume(c *Checkpoint) error {
 			return bad("augmenter state: %v", err)
 		}
 	}
+	if err := r.semi.unmarshal(c.Semi); err != nil {
+		return bad("%v", err)
+	}
 	params := r.m.Params()
 	if c.Frozen != nil && (len(c.Frozen) != len(params) || len(c.LRScales) != len(params)) {
 		return bad("%d frozen flags and %d learning-rate multipliers for %d params", len(c.Frozen), len(c.LRScales), len(params))
@@ -363,6 +372,9 @@ func (r *run) checkpoint() (*Checkpoint, error) {
 		return nil, err
 	}
 	if c.AugmentRNG, err = r.augment.MarshalBinary(); err != nil {
+		return nil, err
+	}
+	if c.Semi, err = r.semi.marshal(); err != nil {
 		return nil, err
 	}
 	for _, p := range r.m.Params() {
@@ -433,7 +445,7 @@ func (r *run) loop(ctx context.Context) error {
 					return err
 				}
 			}
-			loss, err := r.m.TrainStep(b, t)
+			loss, err := r.trainStep(b, t, prog)
 			if err != nil {
 				return fmt.Errorf("train: epoch %d, step %d: %w", r.epoch, r.step, err)
 			}
@@ -456,6 +468,7 @@ func (r *run) loop(ctx context.Context) error {
 				return r.blowUp(loss)
 			}
 			r.opt.Step(params, lr)
+			r.semi.afterStep()
 			if r.ema != nil {
 				r.ema.Update(params)
 			}

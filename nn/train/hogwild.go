@@ -78,6 +78,9 @@ func (h Hogwild) Check(c Config) error {
 	if c.TargetNoise > 0 {
 		bad = append(bad, "target noise (it draws from the trainer's one random stream)")
 	}
+	if c.Semi != nil {
+		bad = append(bad, "semi-supervised training (its unlabeled batches and teacher are the trainer's state)")
+	}
 	if len(bad) > 0 {
 		return fmt.Errorf("train: hogwild cannot be used with %s", strings.Join(bad, "; "))
 	}

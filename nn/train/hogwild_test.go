@@ -136,6 +136,7 @@ func TestHogwildConfigErrors(t *testing.T) {
 		{"target_noise", plain, Config{Optimizer: sgd, TargetNoise: 0.1}, "target noise"},
 		{"batch_norm", richSpec(), Config{Optimizer: sgd}, "batch normalisation"},
 		{"negative", plain, Config{Optimizer: sgd, Hogwild: Hogwild{Threads: -1}}, "threads -1"},
+		{"semi", plain, Config{Optimizer: sgd, Semi: &Semi{Method: SemiPi}}, "semi-supervised training"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg

@@ -1,0 +1,415 @@
+package train
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// Semi-supervised methods (Semi.Method).
+const (
+	SemiVAT          = "vat"
+	SemiPi           = "pi"
+	SemiMeanTeacher  = "mean_teacher"
+	streamSemi       = 7
+	semiStateVersion = 1
+)
+
+// Semi configures semi-supervised training (Config.Semi): every step trains on the labeled
+// mini-batch of the epoch plus UnlabeledBatch rows of Unlabeled in the same batch, with the
+// supervised loss on the labeled rows and a consistency loss on all of them, whose weight
+// ramps up. The model must have exactly one head, a softmax head. Zero values take the
+// documented defaults.
+//
+//   - "vat", virtual adversarial training (Miyato et al. 2018): the loss
+//     Weight·KL(p(x) ‖ p(x + r_adv)), p(x) a constant (the clean pass's predictions),
+//     r_adv = Eps·g/‖g‖ per row, g the input gradient of KL(p(x) ‖ p(x + Xi·d)) for a random
+//     unit d (one power iteration); Entropy adds entropy minimisation (VAT+EntMin). Three
+//     forward and three backward passes per step. Meant for models without dropout (the
+//     passes draw their own dropout masks); batch-norm statistics are updated by every pass.
+//   - "pi", the Π-model (Laine & Aila 2017): Weight·mean Σ_j (q_j − p_j)² between the
+//     softmax of two passes of the same rows with independent input noise (Noise) and
+//     dropout; the first pass is the (constant) target.
+//   - "mean_teacher" (Tarvainen & Valpola 2017): the same cost between the student and a
+//     teacher whose weights are the EMA (TeacherDecay) of the student's, each with its own
+//     input noise and dropout.
+//
+// Epochs count passes over the labeled rows; the ramp-up is over steps, measured in epochs.
+// Config.Augment applies to the labeled rows of a batch only. Every training-mode pass
+// (VAT's three, the target or teacher pass) updates batch-norm running statistics. The model
+// Fit returns is the student (for Mean Teacher, set Config.EMADecay to evaluate and keep an
+// average of the weights instead). History's "loss" includes the consistency terms. The
+// ladder network is not implemented.
+type Semi struct {
+	// Method is "vat", "pi" or "mean_teacher" (required).
+	Method string
+	// Unlabeled are the rows without labels (their targets, if any, are not read; it may
+	// include the labeled rows). Required, non-empty.
+	Unlabeled Dataset
+	// UnlabeledBatch is the number of Unlabeled rows added to every step's batch, drawn
+	// uniformly with replacement from the seeded semi stream; default 2×BatchSize.
+	UnlabeledBatch int
+	// Weight is the consistency weight after ramp-up; default 1 for vat (α of the paper), 10
+	// for pi and mean_teacher (the papers' 100 for a mean over 10 classes).
+	Weight float64
+	// RampupEpochs is the length of the sigmoid ramp-up exp(−5(1−t)²) of the weight (and of
+	// the entropy term); default 10; negative: no ramp-up.
+	RampupEpochs float64
+	// Eps is VAT's perturbation norm per row (L2 over the numeric inputs); default 2.0, meant
+	// for inputs in [0, 1] with hundreds of features (MNIST's pixels: a row's norm is about 9).
+	Eps float64
+	// Xi is the norm of VAT's probe perturbation; default 0.1 (the paper's 1e-6 is below
+	// float32's resolution of the logits here).
+	Xi float64
+	// Entropy adds Weight-free entropy minimisation on all rows (VAT+EntMin), ramped up like
+	// the consistency weight. Default off.
+	Entropy bool
+	// Noise is the stddev of the Gaussian noise added to the inputs of each pass of pi and
+	// mean_teacher; default 0.3 (negative: none).
+	Noise float64
+	// TeacherDecay is the Mean Teacher's EMA decay; default 0.99.
+	TeacherDecay float64
+}
+
+func (s *Semi) withDefaults(batch int) (Semi, error) {
+	c := *s
+	switch c.Method {
+	case SemiVAT, SemiPi, SemiMeanTeacher:
+	default:
+		return c, fmt.Errorf("train: semi method %q: want %q, %q or %q", c.Method, SemiVAT, SemiPi, SemiMeanTeacher)
+	}
+	if c.UnlabeledBatch == 0 {
+		c.UnlabeledBatch = 2 * batch
+	}
+	if c.Weight == 0 {
+		c.Weight = 10
+		if c.Method == SemiVAT {
+			c.Weight = 1
+		}
+	}
+	if c.RampupEpochs == 0 {
+		c.RampupEpochs = 10
+	}
+	if c.Eps == 0 {
+		c.Eps = 2
+	}
+	if c.Xi == 0 {
+		c.Xi = 0.1
+	}
+	if c.Noise == 0 {
+		c.Noise = 0.3
+	}
+	if c.TeacherDecay == 0 {
+		c.TeacherDecay = 0.99
+	}
+	switch {
+	case c.UnlabeledBatch < 1:
+		return c, fmt.Errorf("train: semi unlabeled batch %d < 1", c.UnlabeledBatch)
+	case c.Weight < 0 || !finite(c.Weight):
+		return c, fmt.Errorf("train: semi weight %g: want a finite value >= 0", c.Weight)
+	case c.Eps < 0 || c.Xi < 0:
+		return c, fmt.Errorf("train: semi eps %g and xi %g must be >= 0", c.Eps, c.Xi)
+	}
+	if err := optim.CheckEMADecay(c.TeacherDecay); err != nil {
+		return c, fmt.Errorf("train: semi teacher decay: %w", err)
+	}
+	return c, nil
+}
+
+// semiRun is the state of semi-supervised training within one Fit.
+type semiRun struct {
+	cfg     Semi
+	m       *nn.Model
+	k       int
+	ni      int
+	src     *rand.PCG // semi stream: unlabeled draws, VAT directions, input noise
+	rng     *rand.Rand
+	teacher *optim.EMA // mean_teacher only
+
+	batch   nn.Batch // labeled + unlabeled rows
+	labels  []int32
+	heads   []nn.HeadTargets
+	weights []float32
+	x2      []float32 // the perturbed inputs of a second pass
+	p       []float32 // targets: clean, teacher or first-pass softmax
+}
+
+func newSemiRun(s *Semi, cfg Config, m *nn.Model, maxBatch int) (*semiRun, error) {
+	c, err := s.withDefaults(cfg.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	if strings.EqualFold(cfg.Optimizer.Name, optim.NameSVRG) {
+		return nil, fmt.Errorf("train: semi-supervised training cannot use the svrg optimizer: its full gradient and snapshot correction cover the labelled loss only; use sgd or adam")
+	}
+	spec := m.Spec()
+	if len(spec.Heads) != 1 || spec.Heads[0].Kind != nn.HeadSoftmax {
+		return nil, fmt.Errorf("train: semi-supervised training needs a model with one softmax head, this one has %d heads", len(spec.Heads))
+	}
+	u := c.Unlabeled
+	if u.Len() == 0 {
+		return nil, fmt.Errorf("train: semi-supervised training has no unlabeled rows")
+	}
+	if u.NumInputs != spec.NumInputs || len(u.Cat) != len(spec.Embeddings) {
+		return nil, fmt.Errorf("train: unlabeled data has %d numeric inputs and %d categorical columns, the model expects %d and %d",
+			u.NumInputs, len(u.Cat), spec.NumInputs, len(spec.Embeddings))
+	}
+	if n := u.baseRows(); len(u.X) != n*u.NumInputs {
+		return nil, fmt.Errorf("train: unlabeled data has %d values, not a multiple of %d inputs", len(u.X), u.NumInputs)
+	}
+	for _, r := range u.Index {
+		if r < 0 || r >= u.baseRows() {
+			return nil, fmt.Errorf("train: unlabeled data: index row %d out of range [0, %d)", r, u.baseRows())
+		}
+	}
+	rows := maxBatch + c.UnlabeledBatch
+	sr := &semiRun{cfg: c, m: m, k: spec.Heads[0].Classes, ni: spec.NumInputs, src: rand.NewPCG(cfg.Seed, streamSemi)}
+	sr.rng = rand.New(sr.src)
+	sr.batch.X = make([]float32, rows*sr.ni)
+	for range u.Cat {
+		sr.batch.Cat = append(sr.batch.Cat, make([]int32, rows))
+	}
+	sr.labels = make([]int32, rows)
+	sr.weights = make([]float32, rows)
+	sr.heads = make([]nn.HeadTargets, 1)
+	sr.x2 = make([]float32, rows*sr.ni)
+	sr.p = make([]float32, rows*sr.k)
+	if c.Method == SemiMeanTeacher {
+		sr.teacher = optim.NewEMA(m.Params(), c.TeacherDecay)
+	}
+	return sr, nil
+}
+
+// combine builds the step's batch: the labeled rows of b, t, then UnlabeledBatch rows drawn
+// from Unlabeled (label −1: no supervised loss).
+func (s *semiRun) combine(b nn.Batch, t nn.Targets) (nn.Batch, nn.Targets) {
+	u := s.cfg.Unlabeled
+	nl, nu := b.Rows, s.cfg.UnlabeledBatch
+	n := nl + nu
+	ni := s.ni
+	out := nn.Batch{Rows: n, X: s.batch.X[:n*ni]}
+	copy(out.X, b.X[:nl*ni])
+	copy(s.labels, t.Heads[0].Labels[:nl])
+	for c := range s.batch.Cat {
+		copy(s.batch.Cat[c], b.Cat[c][:nl])
+	}
+	for i := 0; i < nu; i++ {
+		r := u.row(s.rng.IntN(u.Len()))
+		copy(out.X[(nl+i)*ni:(nl+i+1)*ni], u.X[r*ni:(r+1)*ni])
+		for c, col := range u.Cat {
+			s.batch.Cat[c][nl+i] = col[r]
+		}
+		s.labels[nl+i] = -1
+	}
+	for c := range s.batch.Cat {
+		out.Cat = append(out.Cat, s.batch.Cat[c][:n])
+	}
+	s.heads[0] = nn.HeadTargets{Labels: s.labels[:n]}
+	if len(t.Heads[0].Soft) > 0 {
+		soft := make([]float32, n*s.k) // rare (mixup with semi): unlabeled rows are masked
+		copy(soft, t.Heads[0].Soft)
+		s.heads[0].Soft = soft
+	}
+	tg := nn.Targets{Heads: s.heads}
+	if t.Weights != nil {
+		copy(s.weights, t.Weights[:nl])
+		for i := nl; i < n; i++ {
+			s.weights[i] = 1
+		}
+		tg.Weights = s.weights[:n]
+	}
+	return out, tg
+}
+
+// noisyTo writes x + N(0, Noise²) into dst.
+func (s *semiRun) noisyTo(dst, x []float32) {
+	sd := s.cfg.Noise
+	for i, v := range x {
+		if sd > 0 {
+			v += float32(s.rng.NormFloat64() * sd)
+		}
+		dst[i] = v
+	}
+}
+
+// step computes the semi-supervised loss and gradient of one step (the weights are not
+// updated); prog places it on the ramp-up.
+func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, error) {
+	m := s.m
+	cb, ct := s.combine(b, t)
+	n, k, ni := cb.Rows, s.k, s.ni
+	ramp := sigmoidRampup(float64(prog.Step)/float64(max(prog.StepsPerEpoch, 1)), s.cfg.RampupEpochs)
+	w := s.cfg.Weight * ramp
+	p := s.p[:n*k]
+	switch s.cfg.Method {
+	case SemiVAT:
+		entW := 0.0
+		if s.cfg.Entropy {
+			entW = ramp
+		}
+		loss, err := m.TrainStepWith(cb, ct, entropyLoss(k, entW, p))
+		if err != nil {
+			return loss, err
+		}
+		x := cb.X[:n*ni]
+		r := s.x2[:n*ni]
+		for i := range r {
+			r[i] = float32(s.rng.NormFloat64())
+		}
+		scaleRowsTo(r, r, ni, s.cfg.Xi)
+		for i := range r {
+			r[i] += x[i]
+		}
+		m.SetKeepInputGrad(true)
+		_, err = m.LossStep(nn.Batch{Rows: n, X: r, Cat: cb.Cat}, true, nn.GradDiscard, klLoss(p, k, 1))
+		g := m.InputGrad(n)
+		m.SetKeepInputGrad(false)
+		if err != nil {
+			return loss, err
+		}
+		if len(g) != n*ni {
+			return loss, fmt.Errorf("train: vat: the model kept %d input gradients, want %d", len(g), n*ni)
+		}
+		scaleRowsTo(r, g, ni, s.cfg.Eps)
+		for i := range r {
+			r[i] += x[i]
+		}
+		kl, err := m.LossStep(nn.Batch{Rows: n, X: r, Cat: cb.Cat}, true, nn.GradAccumulate, klLoss(p, k, w))
+		loss.Total += kl
+		return loss, err
+	default:
+		x := cb.X[:n*ni]
+		tx := s.x2[:n*ni]
+		s.noisyTo(tx, x)
+		if s.teacher != nil {
+			s.teacher.Swap(m.Params())
+		}
+		_, err := m.LossStep(nn.Batch{Rows: n, X: tx, Cat: cb.Cat}, true, nn.GradNone, keepSoftmax(p, k))
+		if s.teacher != nil {
+			s.teacher.Swap(m.Params())
+		}
+		if err != nil {
+			return nn.Loss{}, err
+		}
+		s.noisyTo(x, x) // cb.X is the semi run's own copy
+		return m.TrainStepWith(cb, ct, mseLoss(p, k, w))
+	}
+}
+
+// scaleRowsTo writes each row of v (width n) scaled to L2 norm norm into dst (a zero row
+// stays zero).
+func scaleRowsTo(dst, v []float32, n int, norm float64) {
+	for r := 0; r < len(v)/n; r++ {
+		row := v[r*n : (r+1)*n]
+		var ss float64
+		for _, x := range row {
+			ss += float64(x) * float64(x)
+		}
+		c := 0.0
+		if ss > 0 {
+			c = norm / math.Sqrt(ss)
+		}
+		for j, x := range row {
+			dst[r*n+j] = float32(float64(x) * c)
+		}
+	}
+}
+
+// afterStep folds the updated weights into the teacher.
+func (s *semiRun) afterStep() {
+	if s != nil && s.teacher != nil {
+		s.teacher.Update(s.m.Params())
+	}
+}
+
+// marshal saves the semi stream and the teacher (bit-exact).
+func (s *semiRun) marshal() ([]byte, error) {
+	if s == nil {
+		return nil, nil
+	}
+	src, err := s.src.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	var teacher []byte
+	if s.teacher != nil {
+		if teacher, err = s.teacher.MarshalState(); err != nil {
+			return nil, err
+		}
+	}
+	return encodeSemiState(semiState{Version: semiStateVersion, Method: s.cfg.Method, Stream: src, Teacher: teacher})
+}
+
+// unmarshal restores a state saved by marshal.
+func (s *semiRun) unmarshal(b []byte) error {
+	if s == nil {
+		if b != nil {
+			return fmt.Errorf("it has semi-supervised state, the config trains without")
+		}
+		return nil
+	}
+	st, err := decodeSemiState(b)
+	if err != nil {
+		return err
+	}
+	if st.Method != s.cfg.Method {
+		return fmt.Errorf("semi method %q, the config selects %q", st.Method, s.cfg.Method)
+	}
+	if (st.Teacher != nil) != (s.teacher != nil) {
+		return fmt.Errorf("teacher state present: %v, the config's method is %q", st.Teacher != nil, s.cfg.Method)
+	}
+	if err := s.src.UnmarshalBinary(st.Stream); err != nil {
+		return fmt.Errorf("semi stream: %w", err)
+	}
+	if s.teacher != nil {
+		if err := s.teacher.UnmarshalState(st.Teacher); err != nil {
+			return fmt.Errorf("teacher: %w", err)
+		}
+	}
+	return nil
+}
+
+// semiState is the checkpointed state of semi-supervised training. The ramp-up position is
+// the checkpoint's Step.
+type semiState struct {
+	Version int
+	Method  string
+	Stream  []byte // the semi stream's PCG
+	Teacher []byte // the Mean Teacher's EMA (nil for other methods)
+}
+
+func encodeSemiState(st semiState) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(st); err != nil {
+		return nil, fmt.Errorf("train: encode semi state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeSemiState(b []byte) (semiState, error) {
+	var st semiState
+	if len(b) == 0 {
+		return st, fmt.Errorf("it has no semi-supervised state, the config trains with it")
+	}
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return st, fmt.Errorf("semi state: %w", err)
+	}
+	if st.Version != semiStateVersion {
+		return st, fmt.Errorf("semi state version %d, this build reads %d", st.Version, semiStateVersion)
+	}
+	return st, nil
+}
+
+// trainStep is the step's loss and gradient: TrainStep, or the semi-supervised step.
+func (r *run) trainStep(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, error) {
+	if r.semi == nil {
+		return r.m.TrainStep(b, t)
+	}
+	return r.semi.step(b, t, prog)
+}

@@ -1,0 +1,100 @@
+package train
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/metrics"
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// fewLabels returns perClass labeled rows of each class of d, chosen with seed.
+func fewLabels(d Dataset, classes, perClass int, seed uint64) Dataset {
+	perm := rand.New(rand.NewPCG(seed, 17)).Perm(d.Len())
+	count := make([]int, classes)
+	var pos []int
+	for _, p := range perm {
+		if c := d.Targets[0].Labels[d.row(p)]; count[c] < perClass {
+			count[c]++
+			pos = append(pos, p)
+		}
+	}
+	return d.Subset(pos)
+}
+
+// TestSemiLearnsDigits trains on 5 labels per digit (50 rows) of the digits training split,
+// with all its rows as unlabeled data, for five seeds (label draw, initialisation and
+// training streams), and checks that each method's mean test accuracy beats supervised
+// training on the same 50 rows (same model, optimizer, epochs and batch) by at least 0.02,
+// and that it wins on most seeds. Test accuracy is over the 270 test rows; with 50 labels one
+// seed's accuracy moves by several points, so the bar is on the mean.
+//
+// Settings: the Semi defaults (fixed from the papers before any run), except the ramp-up
+// (a fifth of the run) and Mean Teacher's decay of 0.9 instead of 0.99: this run has only
+// 600 steps, and on the validation split (not test) decay 0.99 gave a mean accuracy of .74
+// over seeds 1-3, below supervised's .75, and 0.9 gave .79. No early stopping: the 50 labels
+// are all the labels there are.
+func TestSemiLearnsDigits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	sp := loadSplit(t, "digits", false)
+	epochs := 150
+	seeds := []uint64{1, 2, 3, 4, 5}
+	if raceEnabled {
+		// Under the race detector (about 7 times slower) one short seed checks the code for
+		// races; the leads are asserted in the default build (Mean Teacher's needs the full
+		// schedule: at 60 epochs its mean lead was +.004).
+		epochs, seeds = 20, []uint64{1}
+	}
+	spec := nn.Spec{NumInputs: sp.numInputs, Layers: hidden128x64(), Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: sp.classes}}}
+	acc := func(method string, seed uint64) float64 {
+		lab := fewLabels(sp.train, sp.classes, 5, seed)
+		m, err := nn.Build(spec, rand.New(rand.NewPCG(seed, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Epochs: epochs, BatchSize: 16, Seed: seed, Optimizer: optim.Config{LR: 1e-3}, EarlyStopping: EarlyStopping{Disabled: true}}
+		if method != "supervised" {
+			cfg.Semi = &Semi{Method: method, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5}
+			if method == SemiMeanTeacher {
+				cfg.Semi.TeacherDecay = 0.9
+			}
+		}
+		if _, err := Fit(context.Background(), m, lab, sp.val, cfg); err != nil {
+			t.Fatal(err)
+		}
+		out := predictDataset(t, m, sp.test)
+		return metrics.Accuracy(sp.test.Targets[0].Labels, out.Heads[0], out.Width[0])
+	}
+	base := make([]float64, len(seeds))
+	var baseMean float64
+	for i, seed := range seeds {
+		base[i] = acc("supervised", seed)
+		baseMean += base[i] / float64(len(seeds))
+	}
+	for _, method := range semiMethods {
+		var mean float64
+		wins := 0
+		for i, seed := range seeds {
+			got := acc(method, seed)
+			mean += got / float64(len(seeds))
+			if got > base[i] {
+				wins++
+			}
+			t.Logf("seed %d: %s test accuracy %.4f, supervised %.4f (%+.4f)", seed, method, got, base[i], got-base[i])
+		}
+		t.Logf("%s: mean test accuracy %.4f, supervised %.4f (%+.4f), better on %d of %d seeds", method, mean, baseMean, mean-baseMean, wins, len(seeds))
+		if raceEnabled {
+			continue
+		}
+		if mean < baseMean+0.02 {
+			t.Errorf("%s: mean test accuracy %.4f does not beat supervised %.4f by 0.02", method, mean, baseMean)
+		}
+		if wins <= len(seeds)/2 {
+			t.Errorf("%s: better than supervised on %d of %d seeds, want most", method, wins, len(seeds))
+		}
+	}
+}

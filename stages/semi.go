@@ -1,0 +1,153 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pipe-ml/pipe/bundle"
+	"github.com/pipe-ml/pipe/nn/train"
+	"github.com/pipe-ml/pipe/pipeline"
+)
+
+// semiField is the train stage's `semi` table: semi-supervised training (train.Semi).
+func semiField() pipeline.Field {
+	return pipeline.Field{Name: "semi", Type: pipeline.TypeTable, Fields: semiFields(),
+		Doc: "Semi-supervised training: every step trains on a mini-batch of the labelled rows plus unlabeled_batch rows drawn from the unlabeled pool " +
+			"(the train table's rows with a null target, e.g. from mask_labels, the labelled rows themselves, and the tables of unlabeled = [...]), " +
+			"with the supervised loss on the labelled rows and a consistency loss on all, whose weight ramps up (exp(-5(1-t)^2) over rampup_epochs). " +
+			"{ method = \"vat\" } virtual adversarial training (KL between the predictions at x and at x + r_adv, one power iteration; entropy = true adds entropy minimisation), " +
+			"\"pi\" the Pi-model (softmax MSE between two passes with input noise and dropout), \"mean_teacher\" (the same against an EMA of the weights). " +
+			"An epoch is a pass over the labelled rows. Needs one classification target (softmax head). Default: off."}
+}
+
+func semiFields() []pipeline.Field {
+	return []pipeline.Field{
+		{Name: "method", Type: pipeline.TypeString, Required: true, Enum: []string{train.SemiVAT, train.SemiPi, train.SemiMeanTeacher}, Doc: "vat, pi or mean_teacher."},
+		{Name: "weight", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "The consistency weight after ramp-up. Default: 1 for vat, 10 for pi and mean_teacher (softmax MSE summed over classes)."},
+		{Name: "rampup_epochs", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Length of the sigmoid ramp-up of the weight, in epochs (passes over the labelled rows). Default 10; 0: none."},
+		{Name: "unlabeled_batch", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "Unlabeled rows added to every step's batch (drawn with replacement, seeded). Default: 2 × batch_size."},
+		{Name: "eps", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the L2 norm of the adversarial perturbation of a row's numeric inputs. Default 2.0, meant for inputs in [0, 1] with hundreds of features such as MNIST's 784 pixels (a row's norm is then about 9): scale it with your inputs' norm."},
+		{Name: "xi", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the norm of the probe perturbation of the power iteration. Default 0.1."},
+		{Name: "entropy", Type: pipeline.TypeBool, Doc: "vat: add entropy minimisation of the predictions (VAT+EntMin), ramped up like the weight. Default false."},
+		{Name: "noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "pi, mean_teacher: stddev of the Gaussian noise added to the inputs of each pass (0: none). Default 0.3."},
+		{Name: "teacher_decay", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), MaxExclusive: true, Doc: "mean_teacher: EMA decay of the teacher's weights. Default 0.99."},
+	}
+}
+
+// parseSemi decodes the `semi` table (nil when absent). The unlabeled data is filled in at
+// run time (semiUnlabeled).
+func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
+	t := c.Table("semi")
+	if t == nil {
+		if c.IsSet("unlabeled") {
+			return nil, c.Errorf("unlabeled", "unlabeled tables are read only for semi-supervised training: add semi = { method = \"vat\" } (or \"pi\", \"mean_teacher\"), or remove unlabeled")
+		}
+		return nil, nil
+	}
+	var v struct {
+		Method         string   `json:"method"`
+		Weight         float64  `json:"weight"`
+		RampupEpochs   *float64 `json:"rampup_epochs"`
+		UnlabeledBatch int      `json:"unlabeled_batch"`
+		Eps            float64  `json:"eps"`
+		Xi             float64  `json:"xi"`
+		Entropy        bool     `json:"entropy"`
+		Noise          *float64 `json:"noise"`
+		TeacherDecay   float64  `json:"teacher_decay"`
+	}
+	if err := decodeStrict(t, &v); err != nil {
+		return nil, c.Errorf("semi", "%v", jsonErr(err))
+	}
+	s := &train.Semi{Method: v.Method, Weight: v.Weight, UnlabeledBatch: v.UnlabeledBatch, Eps: v.Eps, Xi: v.Xi, Entropy: v.Entropy, TeacherDecay: v.TeacherDecay}
+	if v.RampupEpochs != nil {
+		s.RampupEpochs = *v.RampupEpochs
+		if s.RampupEpochs == 0 {
+			s.RampupEpochs = -1 // train.Semi: negative is no ramp-up, 0 the default
+		}
+	}
+	if v.Noise != nil {
+		s.Noise = *v.Noise
+		if s.Noise == 0 {
+			s.Noise = -1
+		}
+	}
+	if s.Method != train.SemiVAT && (v.Eps != 0 || v.Xi != 0 || v.Entropy) {
+		return nil, c.Errorf("semi", "eps, xi and entropy are settings of method = \"vat\", not %q", s.Method)
+	}
+	if s.Method != train.SemiMeanTeacher && v.TeacherDecay != 0 {
+		return nil, c.Errorf("semi", "teacher_decay is a setting of method = \"mean_teacher\", not %q", s.Method)
+	}
+	if s.Method == train.SemiVAT && v.Noise != nil {
+		return nil, c.Errorf("semi", "noise is a setting of the pi and mean_teacher methods, not vat")
+	}
+	return s, nil
+}
+
+// semiUnlabeled returns the unlabeled pool of semi-supervised training: every row of the
+// materialised train table (its base rows: the labelled ones and those with a null target),
+// then the rows of the `unlabeled` tables, which get the train table's fitted preprocessing
+// replayed. Without unlabeled tables the pool shares the train table's data (no copy). It
+// also returns how many pool rows have no label and how many came from the tables.
+func semiUnlabeled(ctx context.Context, sc *pipeline.StageContext, d *supervised) (train.Dataset, int, int, error) {
+	base := d.trainData.Data
+	base.Index = nil
+	pool := train.Dataset{X: base.X, NumInputs: base.NumInputs, Cat: base.Cat}
+	unlabeled := base.Len() - d.trainData.Data.Len()
+	extra, nExtra, err := readUnlabeled(ctx, sc, d.plan, func(t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
+		return replayLineage(ctx, sc, d.trainT.Lineage(), t)
+	})
+	if err != nil {
+		return train.Dataset{}, 0, 0, err
+	}
+	if len(extra) > 0 {
+		pool.X = append([]float32(nil), base.X...)
+		pool.Cat = make([][]int32, len(base.Cat))
+		for c := range base.Cat {
+			pool.Cat[c] = append([]int32(nil), base.Cat[c]...)
+		}
+		for _, e := range extra {
+			appendRows(&pool, e.Data)
+		}
+	}
+	return pool, unlabeled, nExtra, nil
+}
+
+// setupSemi fills cfg.Semi from the stage's semi settings and the run's data, and records
+// the pool in the manifest.
+func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi, d *supervised, cfg *train.Config) error {
+	if semi == nil {
+		return nil
+	}
+	if len(d.plan.Targets) != 1 || d.plan.Targets[0].Task != bundle.TaskClassification {
+		return sc.Config.Errorf("semi", "semi-supervised training needs one target with task = \"classification\" (a softmax head); this stage has %v with tasks %v", targetNames(d.plan), targetTasks(d.plan))
+	}
+	pool, unlabeled, nExtra, err := semiUnlabeled(ctx, sc, d)
+	if err != nil {
+		return err
+	}
+	s := *semi
+	s.Unlabeled = pool
+	cfg.Semi = &s
+	sc.SetInfo("semi_method", s.Method)
+	sc.SetInfo("semi_pool_rows", pool.Len())
+	sc.SetInfo("semi_labeled_rows", d.trainData.Data.Len())
+	if nExtra > 0 {
+		sc.SetInfo("unlabeled_table_rows", nExtra)
+	}
+	if unlabeled+nExtra == 0 {
+		sc.Note("semi = %s: no unlabeled rows (no null target, no unlabeled tables); the consistency loss uses the labelled rows only", s.Method)
+	} else {
+		sc.Note("semi = %s on %d labelled rows and a pool of %d rows (%d unlabeled)", s.Method, d.trainData.Data.Len(), pool.Len(), unlabeled+nExtra)
+	}
+	return nil
+}
+
+func targetTasks(p *bundle.InputPlan) []string {
+	var out []string
+	for _, t := range p.Targets {
+		out = append(out, fmt.Sprintf("%s: %s", t.Column, t.Task))
+	}
+	return out
+}

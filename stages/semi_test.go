@@ -1,0 +1,103 @@
+package stages
+
+import (
+	"strings"
+	"testing"
+)
+
+// semiPipeline trains a semi-supervised model on digits with 10 labels per class: the train
+// table's masked rows and a raw table of extra rows (the test split, whose labels must be
+// ignored and which gets the scale stage replayed) form the unlabeled pool.
+const semiPipeline = `
+[pipeline]
+name = "semi"
+seed = 2
+[stages.load]
+kind = "dataset"
+name = "digits"
+[stages.split]
+kind = "split"
+input = "load"
+[stages.few]
+kind = "mask_labels"
+input = "split.train"
+per_class = 10
+val_per_class = 5
+[stages.scale]
+kind = "normalize"
+fit = "few.train"
+apply = ["few.train", "few.val"]
+method = "minmax"
+[stages.semi]
+kind = "train"
+train = "scale.train"
+val = "scale.val"
+unlabeled = ["split.test"]
+layers = [ { dense = 32 } ]
+epochs = 3
+batch_size = 16
+semi = { method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true }
+`
+
+// TestSemiTrainStage checks the train stage's semi table: the pool holds the train table's
+// rows (labelled and masked) and the unlabeled table's, the labelled rows are mask_labels'
+// 100, and the manifest says so.
+func TestSemiTrainStage(t *testing.T) {
+	for _, method := range []string{`method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, `method = "pi", noise = 0.1`, `method = "mean_teacher", teacher_decay = 0.9`} {
+		t.Run(strings.Fields(method)[2], func(t *testing.T) {
+			src := strings.Replace(semiPipeline, `method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, method, 1)
+			m, _, err := runTOML(t, ".", src)
+			if err != nil {
+				t.Fatalf("%v (manifest error: %s)", err, m.Error)
+			}
+			info := m.Stages["semi"].Info
+			if got := info["semi_method"]; !strings.Contains(method, `"`+got.(string)+`"`) {
+				t.Errorf("semi_method = %v, want the configured method (%s)", got, method)
+			}
+			labelled := num(t, info["semi_labeled_rows"])
+			if labelled != 100 {
+				t.Errorf("semi_labeled_rows = %v, want mask_labels' 10 per class", labelled)
+			}
+			extra := num(t, info["unlabeled_table_rows"])
+			if extra < 100 {
+				t.Errorf("unlabeled_table_rows = %v, want digits' test split (hundreds)", extra)
+			}
+			skipped := num(t, info["unlabeled_rows_skipped"])
+			if got, want := num(t, info["semi_pool_rows"]), labelled+skipped+extra; got != want {
+				t.Errorf("semi_pool_rows = %v, want the %v labelled + %v masked train rows + %v table rows", got, labelled, skipped, extra)
+			}
+			if _, ok := m.Stages["semi"].Metrics["val_accuracy"]; !ok {
+				t.Errorf("no val_accuracy in metrics %v", m.Stages["semi"].Metrics)
+			}
+		})
+	}
+}
+
+// TestSemiConfigErrors checks that misused semi settings are config errors naming the key.
+func TestSemiConfigErrors(t *testing.T) {
+	semi := `semi = { method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true }`
+	cases := []struct {
+		name, from, to, want string
+	}{
+		{"unlabeled_without_semi", semi, "", "unlabeled tables are read only for semi-supervised training"},
+		{"unknown_method", semi, `semi = { method = "ladder" }`, "ladder"},
+		{"vat_setting_on_pi", semi, `semi = { method = "pi", eps = 1.0 }`, `eps, xi and entropy are settings of method = "vat"`},
+		{"teacher_decay_on_vat", semi, `semi = { method = "vat", teacher_decay = 0.9 }`, "teacher_decay is a setting"},
+		{"noise_on_vat", semi, `semi = { method = "vat", noise = 0.1 }`, "noise is a setting of the pi and mean_teacher"},
+		{"unknown_key", semi, `semi = { method = "vat", epsilon = 1.0 }`, "epsilon"},
+		{"missing_method", semi, `semi = { weight = 2.0 }`, "method"},
+		{"regression_target", "batch_size = 16", "batch_size = 16\ntask = \"regression\"", `needs one target with task = "classification"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(semiPipeline, tc.from, tc.to, 1)
+			_, _, err := runTOML(t, ".", src)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "test.toml") {
+				t.Errorf("err = %v, want it to name the file", err)
+			}
+		})
+	}
+}
