@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
@@ -20,10 +22,19 @@ import (
 // The time includes each epoch's evaluation (1,024 validation rows, 256 training rows).
 func BenchmarkHogwildWideSparse(b *testing.B) {
 	train, val := wideSparse(1, 8192, 16, 128), wideSparse(2, 1024, 16, 128)
-	for _, bc := range []struct {
+	cases := []struct {
 		name             string
 		workers, threads int
-	}{{"sync_workers_1", 1, 0}, {"sync_workers_2", 2, 0}, {"hogwild_threads_1", 1, 1}, {"hogwild_threads_2", 1, 2}} {
+	}{{"sync_workers_1", 1, 0}, {"sync_workers_2", 2, 0}, {"hogwild_threads_1", 1, 1}, {"hogwild_threads_2", 1, 2}}
+	for _, n := range []int{4, 8, 16} { // on a machine with the cores for them
+		if runtime.NumCPU() >= n {
+			cases = append(cases, struct {
+				name             string
+				workers, threads int
+			}{fmt.Sprintf("hogwild_threads_%d", n), 1, n})
+		}
+	}
+	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			m, err := nn.Build(wideSpec(train.NumInputs), rand.New(rand.NewPCG(5, 6)))
