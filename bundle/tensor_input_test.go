@@ -1,0 +1,177 @@
+package bundle
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pipe-ml/pipe/schema"
+)
+
+// tensorBatch builds a batch of a FixedSizeList<float32> column "img" (field f, rows of
+// size values from vals, nullRows null), an int64 column "a" and a _row column; the caller
+// releases it.
+func tensorBatch(t *testing.T, mem memory.Allocator, f arrow.Field, vals []float32, a []int64, nullRows ...int) arrow.RecordBatch {
+	t.Helper()
+	lt := f.Type.(*arrow.FixedSizeListType)
+	size := int(lt.Len())
+	lb := array.NewFixedSizeListBuilder(mem, lt.Len(), lt.Elem())
+	defer lb.Release()
+	vb := lb.ValueBuilder().(*array.Float32Builder)
+	for i := 0; i*size < len(vals); i++ {
+		null := false
+		for _, r := range nullRows {
+			null = null || r == i
+		}
+		if null {
+			lb.AppendNull() // the builder pads the values with size nulls
+			continue
+		}
+		lb.Append(true)
+		vb.AppendValues(vals[i*size:(i+1)*size], nil)
+	}
+	img := lb.NewArray()
+	defer img.Release()
+	ab := array.NewInt64Builder(mem)
+	defer ab.Release()
+	ab.AppendValues(a, nil)
+	aa := ab.NewArray()
+	defer aa.Release()
+	rb := array.NewInt64Builder(mem)
+	defer rb.Release()
+	for i := range a {
+		rb.Append(int64(100 + i))
+	}
+	ra := rb.NewArray()
+	defer ra.Release()
+	f.Nullable = true
+	s := arrow.NewSchema([]arrow.Field{schema.WithRole(f, schema.RoleFeature), {Name: "a", Type: arrow.PrimitiveTypes.Int64},
+		schema.WithRole(arrow.Field{Name: "_row", Type: arrow.PrimitiveTypes.Int64}, schema.RoleID)}, nil)
+	return array.NewRecordBatch(s, []arrow.Array{img, aa, ra}, int64(len(a)))
+}
+
+func TestPlanAndTensorizeReadATensorColumnWithoutPerPixelColumns(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	vals := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	field := FixedShapeTensorField("img", []int{1, 2, 2})
+	rec := tensorBatch(t, mem, field, vals, []int64{-1, -2, -3})
+	defer rec.Release()
+	// A slice starting at row 1 has a non-zero offset: the copy must start at its first row.
+	sliced := rec.NewSlice(1, 3)
+	defer sliced.Release()
+	for _, tc := range []struct {
+		name     string
+		features []string
+		rec      arrow.RecordBatch
+		wantX    []float32
+	}{
+		{"tensor only", []string{"img"}, rec, vals},
+		{"numeric then tensor", []string{"a", "img"}, rec, []float32{-1, 1, 2, 3, 4, -2, 5, 6, 7, 8, -3, 9, 10, 11, 12}},
+		{"sliced batch", []string{"img"}, sliced, vals[4:]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := reader(t, tc.rec)
+			defer r.Release()
+			plan, err := Plan(r, PlanOptions{Features: tc.features, Unsupervised: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(plan.Tensors) != 1 || plan.Tensors[0].Size != 4 || len(plan.Tensors[0].Shape) != 3 || plan.Tensors[0].Shape[1] != 2 {
+				t.Fatalf("plan tensors %+v, want img of size 4, shape [1 2 2] from the extension metadata", plan.Tensors)
+			}
+			r2 := reader(t, tc.rec)
+			defer r2.Release()
+			out, err := plan.Tensorize(r2, TensorizeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Data.NumInputs != len(tc.wantX)/int(tc.rec.NumRows()) {
+				t.Fatalf("NumInputs %d, want %d", out.Data.NumInputs, len(tc.wantX)/int(tc.rec.NumRows()))
+			}
+			if len(out.Data.X) != len(tc.wantX) {
+				t.Fatalf("X = %v, want %v", out.Data.X, tc.wantX)
+			}
+			for i := range tc.wantX {
+				if out.Data.X[i] != tc.wantX[i] {
+					t.Fatalf("X = %v, want %v", out.Data.X, tc.wantX)
+				}
+			}
+		})
+	}
+}
+
+func TestTensorFieldReadsTheExtensionShape(t *testing.T) {
+	plain := arrow.Field{Name: "p", Type: arrow.FixedSizeListOf(6, arrow.PrimitiveTypes.Float32)}
+	if size, shape, ok, err := TensorField(plain); !ok || err != nil || size != 6 || shape != nil {
+		t.Errorf("plain list: %d %v %v %v, want size 6 and no shape", size, shape, ok, err)
+	}
+	if _, _, ok, _ := TensorField(arrow.Field{Name: "d", Type: arrow.FixedSizeListOf(6, arrow.PrimitiveTypes.Float64)}); ok {
+		t.Error("a float64 list is not a tensor input (the network is float32)")
+	}
+	bad := FixedShapeTensorField("b", []int{2, 3})
+	bad.Metadata = arrow.NewMetadata([]string{extensionNameKey, extensionMetaKey}, []string{FixedShapeTensorName, `{"shape":[2,2]}`})
+	if _, _, _, err := TensorField(bad); err == nil || !strings.Contains(err.Error(), "[2 2]") || !strings.Contains(err.Error(), "6") {
+		t.Errorf("shape [2,2] on a list of 6: err %v, want one naming the shape and the size", err)
+	}
+	perm := FixedShapeTensorField("b", []int{2, 3})
+	perm.Metadata = arrow.NewMetadata([]string{extensionNameKey, extensionMetaKey}, []string{FixedShapeTensorName, `{"shape":[2,3],"permutation":[1,0]}`})
+	if _, _, _, err := TensorField(perm); err == nil || !strings.Contains(err.Error(), "permutation") {
+		t.Errorf("a permuted tensor: err %v, want a refusal naming the permutation", err)
+	}
+}
+
+// TestTensorizeChecksTheTensorColumn is what predict and evaluate see: a table whose image
+// column is missing, of another list size, of another type, or null in a row.
+func TestTensorizeChecksTheTensorColumn(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	plan := &InputPlan{Tensors: []TensorInput{{Column: "img", Size: 4, Shape: []int{1, 2, 2}}},
+		Schema: []ColumnEntry{{Name: "img", Role: schema.RoleFeature}}}
+	four := []float32{1, 2, 3, 4, 5, 6, 7, 8}
+	good := tensorBatch(t, mem, arrow.Field{Name: "img", Type: arrow.FixedSizeListOf(4, arrow.PrimitiveTypes.Float32)}, four, []int64{1, 2})
+	defer good.Release()
+	missing := record(t, mem, col{name: "pixels", vals: []float64{1}})
+	defer missing.Release()
+	wrongSize := tensorBatch(t, mem, arrow.Field{Name: "img", Type: arrow.FixedSizeListOf(2, arrow.PrimitiveTypes.Float32)}, four, []int64{1, 2, 3, 4})
+	defer wrongSize.Release()
+	wrongType := record(t, mem, col{name: "img", vals: []float64{1, 2}})
+	defer wrongType.Release()
+	nullRow := tensorBatch(t, mem, arrow.Field{Name: "img", Type: arrow.FixedSizeListOf(4, arrow.PrimitiveTypes.Float32)}, four, []int64{1, 2}, 1)
+	defer nullRow.Release()
+	for _, tc := range []struct {
+		name string
+		rec  arrow.RecordBatch
+		want []string // in the error
+	}{
+		{"good", good, nil},
+		{"missing column", missing, []string{`"img"`, "missing"}},
+		{"wrong list size", wrongSize, []string{`"img"`, "fixed_size_list<item: float32, nullable>[2]", "[4] of shape [1, 2, 2]"}},
+		{"wrong type", wrongType, []string{`"img"`, "float64", "[4] of shape [1, 2, 2]"}},
+		{"null image", nullRow, []string{`"img"`, "row 102", "missing image"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := plan.NewTensors(false)
+			err := plan.AppendBatch(tc.rec, TensorizeOptions{Table: "test.arrow"}, data)
+			if tc.want == nil {
+				if err != nil || len(data.Data.X) != 8 || data.Data.X[7] != 8 {
+					t.Fatalf("err %v, X %v", err, data.Data.X)
+				}
+				return
+			}
+			var ce *ColumnError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err %v, want a *ColumnError", err)
+			}
+			for _, w := range append(tc.want, "test.arrow") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
