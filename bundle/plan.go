@@ -40,13 +40,13 @@ type Reader interface {
 // InputPlan says how a table becomes a model's input: which numeric columns, in which order,
 // make the dense block, and which int32 index columns feed embeddings. It travels in the bundle.
 type InputPlan struct {
-	Numeric     []string      `json:"numeric"`
-	Categorical []CatInput    `json:"categorical,omitempty"`
+	Numeric     []string   `json:"numeric"`
+	Categorical []CatInput `json:"categorical,omitempty"`
 	// Tensors are FixedSizeList<float32> columns (images): their values follow the numeric
 	// columns in the dense block, row by row.
 	Tensors []TensorInput `json:"tensors,omitempty"`
-	Targets     []TargetPlan  `json:"targets"`
-	Schema      []ColumnEntry `json:"input_schema"`
+	Targets []TargetPlan  `json:"targets"`
+	Schema  []ColumnEntry `json:"input_schema"`
 }
 
 // CatInput is one embedding input.
