@@ -170,3 +170,25 @@ func storage(arr arrow.Array) arrow.Array {
 	}
 	return arr
 }
+
+// checkTensorFields reports the first tensor input whose column in s (when it has one: a
+// missing column is CheckColumns' error) is not a FixedSizeList<float32> of the plan's size,
+// before any row is read.
+func (p *InputPlan) checkTensorFields(s *arrow.Schema) error {
+	for _, t := range p.Tensors {
+		idx := s.FieldIndices(t.Column)
+		if len(idx) == 0 {
+			continue
+		}
+		f := s.Field(idx[0])
+		size, _, ok, err := TensorField(f)
+		if err != nil {
+			return &ColumnError{Column: t.Column, Msg: err.Error(), Hint: fmt.Sprintf("the model was trained on %s", t.ShapeString())}
+		}
+		if !ok || size != t.Size {
+			return &ColumnError{Column: t.Column, Msg: fmt.Sprintf("the column has type %s, but the model was trained on %s", f.Type, t.ShapeString()),
+				Hint: "give the column the type and size the model was trained on (an image of the same shape)"}
+		}
+	}
+	return nil
+}

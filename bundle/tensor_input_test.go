@@ -1,7 +1,10 @@
 package bundle
 
 import (
+	"context"
 	"errors"
+	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/schema"
 )
 
@@ -170,6 +174,73 @@ func TestTensorizeChecksTheTensorColumn(t *testing.T) {
 			for _, w := range append(tc.want, "test.arrow") {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestPredictChecksTheImageColumn: a saved bundle records the image column and its shape, and
+// Predict refuses an input without it, with another list size or another type before any
+// row is scored, naming the column and the expected shape.
+func TestPredictChecksTheImageColumn(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	field := FixedShapeTensorField("img", []int{1, 2, 2})
+	train := tensorBatch(t, mem, field, []float32{1, 2, 3, 4, 5, 6, 7, 8}, []int64{1, 2})
+	defer train.Release()
+	plan := &InputPlan{Tensors: []TensorInput{{Column: "img", Size: 4, Shape: []int{1, 2, 2}}},
+		Targets: []TargetPlan{{Column: "y", Task: TaskClassification, Head: "out", Labels: []string{"p", "q", "r"}}},
+		Schema:  []ColumnEntry{{Name: "img"}}}
+	m, err := nn.Build(nn.Spec{NumInputs: plan.Width(), Layers: []nn.LayerSpec{{Type: "dense", Units: 4, Activation: "relu"}}, Heads: plan.Heads()},
+		rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New("model", m, plan, nil, train.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := b.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(dir, NewDecoders())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.InputPlan().Tensors; len(got) != 1 || got[0].Column != "img" || got[0].Size != 4 || len(got[0].Shape) != 3 {
+		t.Fatalf("loaded tensor inputs %+v, want img [1 2 2]", got)
+	}
+	if probs := predictAll(t, p, train, mem); len(probs) != 6 {
+		t.Fatalf("scored %d probabilities, want 2 rows × 3 classes", len(probs))
+	}
+	missing := record(t, mem, col{name: "pixels", vals: []float64{1}}, col{name: "a", vals: []int64{1}})
+	defer missing.Release()
+	wrongSize := tensorBatch(t, mem, arrow.Field{Name: "img", Type: arrow.FixedSizeListOf(2, arrow.PrimitiveTypes.Float32)}, []float32{1, 2}, []int64{1})
+	defer wrongSize.Release()
+	wrongType := record(t, mem, col{name: "img", vals: []float64{1}}, col{name: "a", vals: []int64{1}})
+	defer wrongType.Release()
+	for _, tc := range []struct {
+		name string
+		rec  arrow.RecordBatch
+		want []string
+	}{
+		{"missing column", missing, []string{`"img"`, "missing", "fixed_size_list<float32>[4] of shape [1, 2, 2]"}},
+		{"wrong list size", wrongSize, []string{`column "img"`, "[2]", "fixed_size_list<float32>[4] of shape [1, 2, 2]"}},
+		{"wrong type", wrongType, []string{`column "img"`, "float64", "fixed_size_list<float32>[4] of shape [1, 2, 2]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := reader(t, tc.rec)
+			defer r.Release()
+			scored := 0
+			_, err := Predict(context.Background(), p, r, mem, PredictOptions{Table: "new.parquet"}, func(arrow.RecordBatch) error { scored++; return nil })
+			if scored != 0 {
+				t.Errorf("%d batches scored before the error", scored)
+			}
+			for _, w := range append(tc.want, "new.parquet") {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("err %v, want it to contain %q", err, w)
 				}
 			}
 		})
