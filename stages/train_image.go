@@ -21,10 +21,13 @@ func imageFields() []pipeline.Field {
 	}
 }
 
-// checkImageLayers refuses image layers (and image residual blocks) on a stage without an
-// image input (only a train stage takes one): nn would refuse them only once the data is
-// read.
+// checkImageLayers refuses an image key with neither shape nor column, and image layers (and
+// image residual blocks) on a stage without an image input (only a train stage takes one):
+// nn would refuse them only once the data is read.
 func checkImageLayers(c settings, layers []nn.LayerSpec) error {
+	if v, ok := c.Value("image").(map[string]any); ok && v["shape"] == nil && v["column"] == nil {
+		return c.Errorf("image", "image needs shape = [channels, height, width] (the per-pixel feature columns), or column = \"<tensor column>\" (a fixed_size_list<float32> column, whose arrow.fixed_shape_tensor metadata may carry the shape)")
+	}
 	if v, ok := c.Value("image").(bool); c.Value("image") != nil && (!ok || v) {
 		return nil
 	}
