@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/pipe-ml/pipe/bundle"
 	"github.com/pipe-ml/pipe/datasets"
 	"github.com/pipe-ml/pipe/internal/tableio"
+	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/pipeline"
 )
 
@@ -238,5 +240,22 @@ func TestImageColumnRefusesMixedInputs(t *testing.T) {
 	plan.Tensors[0].Size = 9
 	if shape, err := imageShape(c, plan); err != nil || !reflect.DeepEqual(shape, []int{1, 3, 3}) || !reflect.DeepEqual(plan.Tensors[0].Shape, []int{1, 3, 3}) {
 		t.Errorf("shape [1 3 3] on a list of 9: %v, %v, plan %+v: want it, recorded in the plan", shape, err, plan.Tensors[0])
+	}
+}
+
+// TestAugmenterCoversTensorInputs: the per-batch augmentation (noise here) reads the dense
+// block's full width, tensor values included, not only the numeric columns.
+func TestAugmenterCoversTensorInputs(t *testing.T) {
+	plan := &bundle.InputPlan{Tensors: []bundle.TensorInput{{Column: "pixels", Size: 4, Shape: []int{1, 2, 2}}}}
+	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: &AugmentSpec{Noise: 0.5}}}, plan)
+	if err != nil || aug == nil {
+		t.Fatalf("augmenter: nil %v, %v", aug == nil, err)
+	}
+	b := nn.Batch{Rows: 2, X: []float32{1, 2, 3, 4, 5, 6, 7, 8}}
+	aug(&b, nil, rand.New(rand.NewPCG(1, 1)))
+	for i, v := range b.X {
+		if v == float32(i+1) {
+			t.Errorf("value %d of the tensor rows was not augmented: %v", i, b.X)
+		}
 	}
 }
