@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -244,5 +245,32 @@ func TestPredictChecksTheImageColumn(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFirstNonFinite finds the first NaN or ±Inf at every position of the eight-wide loop and
+// its tail, and none in finite values (the largest float32, subnormals, -0).
+func TestFirstNonFinite(t *testing.T) {
+	finite := []float32{math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, float32(math.Copysign(0, -1)), 1, -1}
+	for n := 0; n < 21; n++ {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = finite[i%len(finite)]
+		}
+		if got := firstNonFinite(v); got != -1 {
+			t.Fatalf("n=%d finite: %d", n, got)
+		}
+		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+			for p := 0; p < n; p++ {
+				w := append([]float32(nil), v...)
+				w[p] = bad
+				if p+1 < n {
+					w[n-1] = bad // a later one must not hide the first
+				}
+				if got := firstNonFinite(w); got != p {
+					t.Fatalf("n=%d, %v at %d: got %d", n, bad, p, got)
+				}
+			}
+		}
 	}
 }
