@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -272,5 +273,56 @@ func TestFirstNonFinite(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// tensorExtType is a registered-style arrow.fixed_shape_tensor: a program that implements the
+// extension type (arrow-go v18.8 does not) hands pipe extension arrays.
+type tensorExtType struct {
+	arrow.ExtensionBase
+	meta string
+}
+
+type tensorExtArray struct{ array.ExtensionArrayBase }
+
+func (*tensorExtType) ArrayType() reflect.Type { return reflect.TypeOf(tensorExtArray{}) }
+func (*tensorExtType) ExtensionName() string   { return FixedShapeTensorName }
+func (e *tensorExtType) Serialize() string     { return e.meta }
+func (e *tensorExtType) String() string        { return "extension<" + FixedShapeTensorName + ">" }
+func (e *tensorExtType) ExtensionEquals(o arrow.ExtensionType) bool {
+	return o.ExtensionName() == FixedShapeTensorName && o.Serialize() == e.meta
+}
+func (e *tensorExtType) Deserialize(storage arrow.DataType, meta string) (arrow.ExtensionType, error) {
+	return &tensorExtType{ExtensionBase: arrow.ExtensionBase{Storage: storage}, meta: meta}, nil
+}
+
+// TestTensorizeReadsAnExtensionArray: a column of a registered extension type whose storage is
+// FixedSizeList<float32> is a tensor input with the extension's shape, read through its storage.
+func TestTensorizeReadsAnExtensionArray(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	plain := tensorBatch(t, mem, arrow.Field{Name: "img", Type: arrow.FixedSizeListOf(4, arrow.PrimitiveTypes.Float32)}, []float32{1, 2, 3, 4, 5, 6, 7, 8}, []int64{1, 2})
+	defer plain.Release()
+	typ := &tensorExtType{ExtensionBase: arrow.ExtensionBase{Storage: plain.Column(0).DataType()}, meta: `{"shape":[2,2]}`}
+	ext := array.NewExtensionArrayWithStorage(typ, plain.Column(0))
+	defer ext.Release()
+	s := arrow.NewSchema([]arrow.Field{schema.WithRole(arrow.Field{Name: "img", Type: typ}, schema.RoleFeature)}, nil)
+	rec := array.NewRecordBatch(s, []arrow.Array{ext}, 2)
+	defer rec.Release()
+	r := reader(t, rec)
+	defer r.Release()
+	plan, err := Plan(r, PlanOptions{Unsupervised: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Tensors) != 1 || !reflect.DeepEqual(plan.Tensors[0].Shape, []int{2, 2}) {
+		t.Fatalf("tensors %+v, want img with the extension's shape [2 2]", plan.Tensors)
+	}
+	out := plan.NewTensors(false)
+	if err := plan.AppendBatch(rec, TensorizeOptions{}, out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out.Data.X, []float32{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Errorf("X = %v", out.Data.X)
 	}
 }
