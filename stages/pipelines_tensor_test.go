@@ -22,6 +22,9 @@ func TestTensorPipelineEqualsPerPixel(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	small := []string{"load.limit=600", "model.epochs=2"}
+	if raceEnabled {
+		small = []string{"load.limit=200", "model.epochs=1"}
+	}
 	run := func(extra ...string) string {
 		t.Helper()
 		p, err := pipeline.Load("../pipelines/mnist-cnn-tensor.toml", registry(t), pipeline.LoadOptions{Overrides: append(append([]string(nil), small...), extra...)})
