@@ -259,3 +259,22 @@ func TestAugmenterCoversTensorInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestDenseNetworkTakesATensorColumn: without an image key, a tensor column is 64 plain
+// inputs of a dense network (the mixed case: it would sit beside numeric columns the same way).
+func TestDenseNetworkTakesATensorColumn(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir, err := runTensorTOML(t, mem, "[pipeline]\nseed = 1\n[stages.load]\nkind = \"dataset\"\nname = \"digits\"\nimage_column = \"pixels\"\nlimit = 300\n"+
+		"[stages.model]\nkind = \"train\"\ntrain = \"load\"\nepochs = 2\nlayers = [ { dense = 16 } ]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.LoadModel(filepath.Join(dir, "stages/model/bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Model.Spec(); s.NumInputs != 64 || s.InputShape != nil || len(b.Meta.Plan.Tensors) != 1 {
+		t.Errorf("spec %d inputs, shape %v; tensors %+v: want 64 plain inputs from the pixels column", s.NumInputs, s.InputShape, b.Meta.Plan.Tensors)
+	}
+}
