@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 
@@ -436,7 +437,7 @@ func (b *Bundle) CheckInput(s *arrow.Schema) error {
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return b.Meta.Plan.checkTensorFields(s)
 	}
 	have := make([]string, s.NumFields())
 	for i, f := range s.Fields() {
@@ -448,6 +449,11 @@ func (b *Bundle) CheckInput(s *arrow.Schema) error {
 		e.Column = missing[0]
 		if s := names.Suggest(missing[0], have); s != "" {
 			e.Hint = fmt.Sprintf("the input has %q: is it the same column under another name? Rename it to %q", s, missing[0])
+		}
+	}
+	for _, t := range b.Meta.Plan.Tensors {
+		if slices.Contains(missing, t.Column) {
+			e.Hint += fmt.Sprintf("; %q is an image the model reads as %s", t.Column, t.ShapeString())
 		}
 	}
 	return e

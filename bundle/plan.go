@@ -40,10 +40,13 @@ type Reader interface {
 // InputPlan says how a table becomes a model's input: which numeric columns, in which order,
 // make the dense block, and which int32 index columns feed embeddings. It travels in the bundle.
 type InputPlan struct {
-	Numeric     []string      `json:"numeric"`
-	Categorical []CatInput    `json:"categorical,omitempty"`
-	Targets     []TargetPlan  `json:"targets"`
-	Schema      []ColumnEntry `json:"input_schema"`
+	Numeric     []string   `json:"numeric"`
+	Categorical []CatInput `json:"categorical,omitempty"`
+	// Tensors are FixedSizeList<float32> columns (images): their values follow the numeric
+	// columns in the dense block, row by row.
+	Tensors []TensorInput `json:"tensors,omitempty"`
+	Targets []TargetPlan  `json:"targets"`
+	Schema  []ColumnEntry `json:"input_schema"`
 }
 
 // CatInput is one embedding input.
@@ -96,8 +99,9 @@ type PlanOptions struct {
 // Plan decides a model's inputs from r's schema, and each target's task and encoding from one
 // pass over r's rows (not read when opts.Unsupervised). The rules:
 //   - a feature is an int32 index column with pipe.cardinality metadata (an embedding input),
-//     or a numeric or boolean column (the dense block); any other type is an error that says
-//     to encode it;
+//     a numeric or boolean column (the dense block), or a FixedSizeList<float32> column (a
+//     tensor, such as an image, whose values follow the numeric columns in the dense block);
+//     any other type is an error that says to encode it;
 //   - a string target is classes; a float target is regression; an integer target is classes
 //     when it has at most MaxClassesAuto distinct values and at least two rows per value,
 //     otherwise regression; classes with exactly two labels become a binary (sigmoid) head;
@@ -140,7 +144,13 @@ func Plan(r Reader, opts PlanOptions) (*InputPlan, error) {
 			return nil, missingColumn(opts.Table, name, "feature", sch)
 		}
 		f := sch.Field(idx[0])
+		size, shape, isTensor, terr := TensorField(f)
+		if terr != nil {
+			return nil, &ColumnError{Table: opts.Table, Column: name, Msg: terr.Error(), Hint: "fix the column's extension metadata in the source, or write it as a plain fixed_size_list<float32>"}
+		}
 		switch {
+		case isTensor:
+			plan.Tensors = append(plan.Tensors, TensorInput{Column: name, Size: size, Shape: shape})
 		case f.Type.ID() == arrow.INT32 && f.HasMetadata() && f.Metadata.FindKey(schema.KeyCardinality) >= 0:
 			card, _ := strconv.Atoi(f.Metadata.Values()[f.Metadata.FindKey(schema.KeyCardinality)])
 			plan.Categorical = append(plan.Categorical, CatInput{Column: name, Cardinality: card})
@@ -152,7 +162,7 @@ func Plan(r Reader, opts PlanOptions) (*InputPlan, error) {
 		}
 		plan.Schema = append(plan.Schema, ColumnEntry{Name: name, Type: f.Type.String(), Role: schema.Role(f)})
 	}
-	if len(plan.Numeric) == 0 && len(plan.Categorical) == 0 {
+	if len(plan.Numeric) == 0 && len(plan.Categorical) == 0 && len(plan.Tensors) == 0 {
 		return nil, &ColumnError{Table: opts.Table, Msg: "no feature columns left",
 			Hint: "the table's feature columns are all targets or have other roles; check target and ignore on the source"}
 	}

@@ -26,7 +26,10 @@ func Summary(p Predictor) string {
 		fmt.Fprintf(&b, "format version %d: no checksums, the files were not verified\n", m.FormatVersion)
 	}
 	plan := p.InputPlan()
-	fmt.Fprintf(&b, "inputs: %d raw columns; network: %d numeric, %d categorical (embeddings)\n", len(m.Input), len(plan.Numeric), len(plan.Categorical))
+	fmt.Fprintf(&b, "inputs: %d raw columns; network: %d numeric, %d categorical (embeddings)\n", len(m.Input), plan.Width(), len(plan.Categorical))
+	for _, t := range plan.Tensors {
+		fmt.Fprintf(&b, "tensor input %q: %s\n", t.Column, t.ShapeString())
+	}
 	for _, t := range plan.Targets {
 		switch t.Task {
 		case TaskRegression:

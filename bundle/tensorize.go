@@ -47,7 +47,7 @@ type TensorizeOptions struct {
 func (p *InputPlan) Tensorize(r Reader, opts TensorizeOptions) (*Tensors, error) {
 	out := p.NewTensors(opts.Targets)
 	if opts.Rows > 0 {
-		out.Data.X = make([]float32, 0, opts.Rows*len(p.Numeric))
+		out.Data.X = make([]float32, 0, opts.Rows*p.Width())
 	}
 	enc := p.labelIndex()
 	for r.Next() {
@@ -78,7 +78,7 @@ func (p *InputPlan) Tensorize(r Reader, opts TensorizeOptions) (*Tensors, error)
 // NewTensors returns empty tensors shaped for the plan.
 func (p *InputPlan) NewTensors(withTargets bool) *Tensors {
 	out := &Tensors{}
-	out.Data.NumInputs = len(p.Numeric)
+	out.Data.NumInputs = p.Width()
 	out.Data.Cat = make([][]int32, len(p.Categorical))
 	if withTargets {
 		out.Data.Targets = make([]train.Target, len(p.Targets))
@@ -130,7 +130,7 @@ func (p *InputPlan) appendBatch(rec arrow.RecordBatch, opts TensorizeOptions, en
 	if err := p.CheckColumns(sch, opts.Table); err != nil {
 		return err
 	}
-	nNum := len(p.Numeric)
+	nNum := p.Width()
 	n := int(rec.NumRows())
 	ids := RowIDs(rec)
 	out.RowIDs = append(out.RowIDs, ids...)
@@ -144,6 +144,13 @@ func (p *InputPlan) appendBatch(rec arrow.RecordBatch, opts TensorizeOptions, en
 			return &ColumnError{Table: opts.Table, Column: name, Row: ids[bad] + 1, Msg: msg,
 				Hint: "impute missing values (kind = \"impute\") before training, and check the source for NaN, Inf or values beyond float32"}
 		}
+	}
+	off := len(p.Numeric)
+	for _, tc := range p.Tensors {
+		if err := tensorInto(x, off, nNum, tc, rec.Column(sch.FieldIndices(tc.Column)[0]), ids, opts.Table); err != nil {
+			return err
+		}
+		off += tc.Size
 	}
 	for k, c := range p.Categorical {
 		arr, ok := rec.Column(sch.FieldIndices(c.Column)[0]).(*array.Int32)

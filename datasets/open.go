@@ -38,6 +38,10 @@ type Options struct {
 	BatchRows int
 	// Workers is the number of CSV parser goroutines for embedded datasets. Default 1.
 	Workers int
+	// ImageColumn, when set, reads an image dataset (digits, mnist) with its pixels in one
+	// fixed_size_list<float32> column of this name (with arrow.fixed_shape_tensor metadata for
+	// [1, H, W]) in place of the per-pixel columns. Default "": per-pixel columns.
+	ImageColumn string
 }
 
 // SplitColumnName is the name of the column that Options.WithSplitColumn adds.
@@ -62,6 +66,14 @@ func Open(ctx context.Context, name string, mem memory.Allocator, opts Options) 
 	}
 	if err != nil {
 		return nil, err
+	}
+	if opts.ImageColumn != "" {
+		ir, err := newImageReader(rd, name, opts.ImageColumn, mem)
+		if err != nil {
+			rd.Release()
+			return nil, err
+		}
+		rd = ir
 	}
 	if opts.WithSplitColumn {
 		split, err := SplitColumn(name)

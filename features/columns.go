@@ -232,3 +232,27 @@ func isCategorical(t arrow.DataType) bool {
 func isStringLike(t arrow.DataType) bool {
 	return isCategorical(t) && t.ID() != arrow.BOOL
 }
+
+// isTensor reports whether a type is a tensor column: a fixed-size list (bare, or the
+// storage of an extension type), the form images take as one column.
+func isTensor(t arrow.DataType) bool {
+	if ext, ok := t.(arrow.ExtensionType); ok {
+		t = ext.StorageType()
+	}
+	return t.ID() == arrow.FIXED_SIZE_LIST
+}
+
+// refuseTensor is the error of a normalize or impute stage that meets a tensor feature column
+// f (listed, or selected by default when listed is empty): they scale and fill one number per
+// column, and a per-position or whole-tensor statistic would be a silent choice, so the
+// pixels are to be scaled in the source. Other kinds, and other columns, get nil.
+func refuseTensor(kind string, f arrow.Field, listed []string) error {
+	if (kind != KindNormalize && kind != KindImpute) || !isTensor(f.Type) || !schema.IsFeature(f) {
+		return nil
+	}
+	how := "it is among the default columns (every feature column): list the other columns in columns = [...]"
+	if len(listed) > 0 {
+		how = "remove it from columns"
+	}
+	return fmt.Errorf("%s: column %q is a tensor (%s), which %s does not take: scale or fill the pixels in the source (e.g. divide by 255 when writing the file), or train on them raw; %s", kind, f.Name, f.Type, kind, how)
+}

@@ -20,8 +20,9 @@ import (
 // Values are hashed by value within a type: floats by their float64 value (-0 as 0, every NaN
 // alike), integers by their float64 value (exact below 2^53), strings and dictionaries by their bytes, bools as 0/1; a
 // null hashes differently from every value. The hash is stable across processes (no random
-// seed) but not a cryptographic hash. Supported types: numeric, bool, utf8, large_utf8 and
-// string dictionaries; another type in a feature or target column is an error.
+// seed) but not a cryptographic hash. Supported types: numeric, bool, utf8, large_utf8,
+// string dictionaries and fixed-size lists of numbers (tensors, hashed value by value, a null
+// element or list differently from every value); another type in a feature or target column is an error.
 func RowHash(rec arrow.RecordBatch) ([]uint64, error) {
 	n := int(rec.NumRows())
 	type namedColumn struct {
@@ -144,6 +145,8 @@ func hashColumnInto(h []uint64, arr arrow.Array) error {
 			}
 		}
 		return nil
+	case *array.FixedSizeList:
+		return hashTensorInto(h, a)
 	}
 	if !schema.IsNumeric(arr.DataType()) {
 		return fmt.Errorf("type %s is not supported by the row hash", arr.DataType())

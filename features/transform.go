@@ -123,6 +123,9 @@ func selectColumns(s *arrow.Schema, names []string, kind string, accept func(arr
 			if schema.IsFeature(f) && accept(f.Type) {
 				out = append(out, f.Name)
 			}
+			if err := refuseTensor(kind, f, names); err != nil {
+				return nil, err
+			}
 		}
 		if len(out) == 0 {
 			return nil, fmt.Errorf("%s: the table has no %s feature columns (columns: %s); remove the stage or list the columns to use", kind, what, columnList(columnNames(s)))
@@ -142,6 +145,9 @@ func selectColumns(s *arrow.Schema, names []string, kind string, accept func(arr
 		f := s.Field(i)
 		if !schema.IsFeature(f) {
 			return nil, fmt.Errorf("%s: column %q has role %q; only feature columns are transformed", kind, name, schema.Role(f))
+		}
+		if err := refuseTensor(kind, f, names); err != nil {
+			return nil, err
 		}
 		if !accept(f.Type) {
 			return nil, fmt.Errorf("%s: column %q has type %s, not a %s type", kind, name, f.Type, what)

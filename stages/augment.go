@@ -118,7 +118,7 @@ func augmenterFor(lineage []pipeline.LineageStep, plan *bundle.InputPlan) (func(
 	var augs []features.Augmenter
 	var mix *tableMixup
 	var mixStages []string
-	cols := len(plan.Numeric)
+	cols := plan.Width() // numeric columns, then tensor (image) values
 	for _, st := range lineage {
 		a, ok := st.Transform.(*AugmentSpec)
 		if !ok {

@@ -21,14 +21,21 @@ func datasetKind() pipeline.KindSpec {
 		Fields: append([]pipeline.Field{
 			{Name: "name", Type: pipeline.TypeString, Required: true, Enum: names, Doc: "The dataset."},
 			{Name: "peer_split", Type: pipeline.TypeBool, Default: false, Doc: "Add the shipped split (train/val/test per row) as the column `split`."},
+			{Name: "image_column", Type: pipeline.TypeString, Doc: "digits and mnist only: read the pixels as one fixed_size_list<float32> column of this name (an arrow.fixed_shape_tensor of shape [1, H, W]) in place of the per-pixel columns; a train stage takes it with image = { column = \"<name>\" }."},
 		}, sourceFields()...),
 		Example:     "[stages.load]\nkind = \"dataset\"\nname = \"digits\"\npeer_split = true",
 		Fingerprint: datasetFingerprint,
 		New: func(c *pipeline.StageConfig) (pipeline.Stage, error) {
 			name := c.String("name")
 			peer := c.Bool("peer_split")
+			imageColumn := c.String("image_column")
+			if imageColumn != "" {
+				if _, _, err := datasets.ImageShape(name); err != nil {
+					return nil, c.Errorf("image_column", "%v", err)
+				}
+			}
 			return sourceWithOptions(c, func(ctx context.Context, sc *pipeline.StageContext) (pipeline.RecordReader, func() int64, error) {
-				r, err := datasets.Open(ctx, name, sc.Mem, datasets.Options{DataDir: sc.DataDir, WithSplitColumn: peer})
+				r, err := datasets.Open(ctx, name, sc.Mem, datasets.Options{DataDir: sc.DataDir, WithSplitColumn: peer, ImageColumn: imageColumn})
 				if err != nil {
 					return nil, nil, err
 				}

@@ -664,7 +664,7 @@ func (ts *trainSpec) embeddingSpecs(plan *bundle.InputPlan) []nn.EmbeddingSpec {
 
 // modelSpec builds the network for a plan.
 func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
-	spec := nn.Spec{NumInputs: len(plan.Numeric), L1: ts.l1, L2: ts.l2, InputShape: ts.inputShape}
+	spec := nn.Spec{NumInputs: plan.Width(), L1: ts.l1, L2: ts.l2, InputShape: ts.inputShape}
 	spec.Embeddings = ts.embeddingSpecs(plan)
 	if ts.inputNoise > 0 {
 		spec.Layers = append(spec.Layers, nn.LayerSpec{Type: nn.LayerGaussianNoise, Name: "input_noise", Stddev: ts.inputNoise})

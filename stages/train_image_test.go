@@ -45,7 +45,7 @@ func TestImageLayerConfigErrors(t *testing.T) {
 		{"image = { shape = [1, 8] }\n", "image.shape", "2"},
 		{"image = { shape = [1, 8, 0] }\n", "image.shape[2]", "below the minimum 1"},
 		{"image = { shape = [1, 8, 8], size = 3 }\n", "image.size", "unknown key"},
-		{"image = { }\n", "image.shape", "required key is missing"},
+		{"image = { }\n", "image", "image needs shape = [channels, height, width] (the per-pixel feature columns), or column ="},
 	}
 	for _, c := range cases {
 		_, err := pipeline.Parse([]byte(digitsTrain+c.extra), "p.toml", ".", registry(t), pipeline.LoadOptions{})

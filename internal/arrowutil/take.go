@@ -31,7 +31,7 @@ func Take(mem memory.Allocator, rec arrow.RecordBatch, idx []int) (arrow.RecordB
 }
 
 // TakeArray returns the values of arr at idx. Supported: fixed-width primitives, bool, utf8,
-// large_utf8 and binary.
+// large_utf8, binary and fixed-size lists of these.
 func TakeArray(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.Array, error) {
 	n := len(idx)
 	validity, nulls := takeValidity(mem, arr, idx)
@@ -90,6 +90,9 @@ func TakeArray(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.Array, e
 		releaseBuf(validity)
 		vals.Release()
 		return array.MakeFromData(data), nil
+	case *array.FixedSizeList:
+		defer releaseBuf(validity)
+		return takeFixedSizeList(mem, a, idx, validity, nulls)
 	}
 	fw, ok := arr.DataType().(arrow.FixedWidthDataType)
 	if !ok || arr.DataType().ID() == arrow.BOOL {
