@@ -49,7 +49,7 @@ var (
 
 // imageShape resolves the stage's image key against the plan's numeric columns: nil without
 // one, the given shape when its product is their number, the inferred one for image = true.
-func imageShape(c *pipeline.StageConfig, plan *bundle.InputPlan) ([]int, error) {
+func imageShape(c settings, plan *bundle.InputPlan) ([]int, error) {
 	var shape []int
 	switch v := c.Value("image").(type) {
 	case nil:
