@@ -109,7 +109,8 @@ func TestEnsembleOfCNNs(t *testing.T) {
 }
 
 // TestSearchOverACNN: a search whose base is a CNN (image key and conv layers) decodes, runs
-// its trials on the image and keeps a model with the image input.
+// its trials on the image and keeps a model with the image input; the best trial's config
+// keeps the image key.
 func TestSearchOverACNN(t *testing.T) {
 	src := digitsAugmented + "[stages.tune]\nkind = \"search\"\ntrain = \"aug\"\nval = \"scale.val\"\ntrials = 2\nrounds = 1\n" +
 		"base = { epochs = 2, " + smallCNN + " }\nspace = { \"optimizer.lr\" = { log_uniform = [1e-3, 1e-2] } }\n"
@@ -118,6 +119,9 @@ func TestSearchOverACNN(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("search metrics %v", m.Stages["tune"].Metrics)
+	if snippet, _ := m.Stages["tune"].Info["best_config"].(string); !strings.Contains(snippet, "image = true") {
+		t.Errorf("the best trial's config lacks the image key:\n%s", snippet)
+	}
 	b, err := bundle.LoadModel(filepath.Join(dir, "stages/tune/bundle"))
 	if err != nil {
 		t.Fatal(err)
