@@ -19,15 +19,15 @@ func imageFields() []pipeline.Field {
 }
 
 // checkImageLayers refuses image layers (and image residual blocks) on a stage without an
-// image input (only a train stage takes one): nn would refuse them only once the data is
-// read.
+// image input (a train stage, an ensemble's member table or a search's train base take one):
+// nn would refuse them only once the data is read.
 func checkImageLayers(c settings, layers []nn.LayerSpec) error {
 	if v, ok := c.Value("image").(bool); c.Value("image") != nil && (!ok || v) {
 		return nil
 	}
 	for i, l := range layers {
 		if isImageLayer(l) {
-			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } to the train stage (or image = true for the digits and mnist datasets); the other stages take no image input", l.Type)
+			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } (or image = true for the digits and mnist datasets) to the train stage, the ensemble's member table or the search's train base; the other stages take no image input", l.Type)
 		}
 	}
 	return nil
