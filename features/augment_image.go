@@ -6,24 +6,31 @@ import (
 	"math/rand/v2"
 )
 
-// imageRegion is the run of columns that holds a Height×Width image, row-major, from column
-// Offset.
-func checkImageRegion(kind string, height, width, offset, cols int) error {
+// checkImageRegion checks that the run of columns from offset holds channels planes of a
+// height×width image, each row-major, one after the other (channels 0 means 1).
+func checkImageRegion(kind string, channels, height, width, offset, cols int) error {
 	if height <= 0 || width <= 0 {
 		return fmt.Errorf("augment: %s: image size %d×%d must be positive (set Height and Width, e.g. 8×8 for digits, 28×28 for MNIST)", kind, height, width)
 	}
-	if offset < 0 || offset+height*width > cols {
-		return fmt.Errorf("augment: %s: a %d×%d image from column %d needs %d columns, the batch has %d", kind, height, width, offset, offset+height*width, cols)
+	if channels < 0 {
+		return fmt.Errorf("augment: %s: Channels %d is negative", kind, channels)
+	}
+	c := max(channels, 1)
+	if offset < 0 || offset+c*height*width > cols {
+		return fmt.Errorf("augment: %s: a %d×%d×%d image from column %d needs %d columns, the batch has %d", kind, c, height, width, offset, offset+c*height*width, cols)
 	}
 	return nil
 }
 
 // ImageShift translates the image held in a contiguous run of columns by a random whole number
 // of pixels in each direction, filling uncovered pixels with Fill. Draws per row: dx then dy,
-// each rng.IntN(2·MaxShift+1) - MaxShift.
+// each rng.IntN(2·MaxShift+1) - MaxShift; every channel of the row moves by the same (dx, dy).
 type ImageShift struct {
 	// Height and Width are the image size in pixels (digits: 8×8, MNIST: 28×28). Required.
 	Height, Width int
+	// Channels is the number of Height×Width planes, stored one after the other (the [C, H, W]
+	// layout of an image input). Default (0): 1.
+	Channels int
 	// MaxShift is the largest shift, in pixels, in each direction. Default (0): no shift.
 	MaxShift int
 	// Offset is the index of the image's first column. Default: 0.
@@ -37,7 +44,7 @@ func (s ImageShift) Validate(cols int) error {
 	if s.MaxShift < 0 {
 		return fmt.Errorf("augment: image shift: MaxShift %d is negative", s.MaxShift)
 	}
-	return checkImageRegion("image shift", s.Height, s.Width, s.Offset, cols)
+	return checkImageRegion("image shift", s.Channels, s.Height, s.Width, s.Offset, cols)
 }
 
 // Augment shifts each row's image in place.
@@ -54,9 +61,12 @@ func (s ImageShift) Augment(x []float32, rows, cols int, rng *rand.Rand) {
 	for r := range rows {
 		dx := rng.IntN(2*s.MaxShift+1) - s.MaxShift
 		dy := rng.IntN(2*s.MaxShift+1) - s.MaxShift
-		img := x[r*cols+s.Offset : r*cols+s.Offset+size]
-		copy(scratch, img)
-		ShiftImageTo(img, scratch, s.Height, s.Width, dx, dy, s.Fill)
+		for c := range max(s.Channels, 1) {
+			start := r*cols + s.Offset + c*size
+			img := x[start : start+size]
+			copy(scratch, img)
+			ShiftImageTo(img, scratch, s.Height, s.Width, dx, dy, s.Fill)
+		}
 	}
 }
 
@@ -85,10 +95,14 @@ func ShiftImageTo(dst, src []float32, height, width, dx, dy int, fill float32) {
 
 // ImageRotate rotates the image held in a contiguous run of columns by a random angle about
 // its centre, with bilinear interpolation; pixels that come from outside the image take Fill.
-// Draws per row: the angle, (2·rng.Float64() - 1)·MaxDegrees.
+// Draws per row: the angle, (2·rng.Float64() - 1)·MaxDegrees; every channel of the row turns
+// by the same angle.
 type ImageRotate struct {
 	// Height and Width are the image size in pixels (digits: 8×8, MNIST: 28×28). Required.
 	Height, Width int
+	// Channels is the number of Height×Width planes, stored one after the other (the [C, H, W]
+	// layout of an image input). Default (0): 1.
+	Channels int
 	// MaxDegrees is the largest rotation either way, in degrees. Default (0): no rotation.
 	MaxDegrees float64
 	// Offset is the index of the image's first column. Default: 0.
@@ -102,7 +116,7 @@ func (s ImageRotate) Validate(cols int) error {
 	if !(s.MaxDegrees >= 0) || math.IsInf(s.MaxDegrees, 0) {
 		return fmt.Errorf("augment: image rotate: MaxDegrees %g must be finite and ≥ 0", s.MaxDegrees)
 	}
-	return checkImageRegion("image rotate", s.Height, s.Width, s.Offset, cols)
+	return checkImageRegion("image rotate", s.Channels, s.Height, s.Width, s.Offset, cols)
 }
 
 // Augment rotates each row's image in place.
@@ -118,9 +132,12 @@ func (s ImageRotate) Augment(x []float32, rows, cols int, rng *rand.Rand) {
 	scratch := make([]float32, size)
 	for r := range rows {
 		deg := (2*rng.Float64() - 1) * s.MaxDegrees
-		img := x[r*cols+s.Offset : r*cols+s.Offset+size]
-		copy(scratch, img)
-		RotateImageTo(img, scratch, s.Height, s.Width, deg, s.Fill)
+		for c := range max(s.Channels, 1) {
+			start := r*cols + s.Offset + c*size
+			img := x[start : start+size]
+			copy(scratch, img)
+			RotateImageTo(img, scratch, s.Height, s.Width, deg, s.Fill)
+		}
 	}
 }
 

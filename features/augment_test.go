@@ -337,3 +337,56 @@ func TestMixupDrawToReplaysMix(t *testing.T) {
 		}
 	}
 }
+
+// TestImageAugmentMovesEveryChannel: on a [3, H, W] image, every channel of a row moves by the
+// same draw: the shift's one-hot pixel lands at the same place in each plane, and the rotation
+// turns each plane as RotateImageTo does with the redrawn angle (tolerance 1e-6).
+func TestImageAugmentMovesEveryChannel(t *testing.T) {
+	const h, w, ch, rows = 8, 8, 3, 30
+	cols := 1 + ch*h*w
+	x := make([]float32, rows*cols)
+	for r := range rows {
+		for c := range ch {
+			x[r*cols+1+c*h*w+4*w+4] = float32(c + 1)
+		}
+	}
+	s := ImageShift{Height: h, Width: w, Channels: ch, MaxShift: 2, Offset: 1}
+	if err := s.Validate(cols); err != nil {
+		t.Fatal(err)
+	}
+	s.Augment(x, rows, cols, rand.New(rand.NewPCG(2, 2)))
+	draws := rand.New(rand.NewPCG(2, 2))
+	for r := range rows {
+		dx, dy := draws.IntN(5)-2, draws.IntN(5)-2
+		want := (4+dy)*w + 4 + dx
+		for c := range ch {
+			plane := x[r*cols+1+c*h*w : r*cols+1+(c+1)*h*w]
+			for i, v := range plane {
+				if (i == want) != (v == float32(c+1)) {
+					t.Fatalf("row %d channel %d: shift (%d,%d): pixel %d is %g", r, c, dx, dy, i, v)
+				}
+			}
+		}
+	}
+	src := randomBatch(rand.New(rand.NewPCG(3, 3)), rows*cols)
+	y := slices.Clone(src)
+	rot := ImageRotate{Height: h, Width: w, Channels: ch, MaxDegrees: 20, Offset: 1}
+	rot.Augment(y, rows, cols, rand.New(rand.NewPCG(5, 5)))
+	draws = rand.New(rand.NewPCG(5, 5))
+	want := make([]float32, h*w)
+	for r := range rows {
+		deg := (2*draws.Float64() - 1) * 20
+		for c := range ch {
+			start := r*cols + 1 + c*h*w
+			RotateImageTo(want, src[start:start+h*w], h, w, deg, 0)
+			for i, v := range y[start : start+h*w] {
+				if math.Abs(float64(v-want[i])) > 1e-6 {
+					t.Fatalf("row %d channel %d: pixel %d is %g, want %g", r, c, i, v, want[i])
+				}
+			}
+		}
+	}
+	if err := (ImageShift{Height: h, Width: w, Channels: ch, MaxShift: 1}).Validate(ch*h*w - 1); err == nil {
+		t.Error("a 3-channel image in too few columns: no error")
+	}
+}

@@ -62,8 +62,9 @@ func augmentKind() pipeline.KindSpec {
 				{Name: "height", Type: pipeline.TypeInt, Required: true, Min: pipeline.Bound(1), Doc: "Rows of pixels."},
 				{Name: "width", Type: pipeline.TypeInt, Required: true, Min: pipeline.Bound(1), Doc: "Columns of pixels."},
 				{Name: "first", Type: pipeline.TypeString, Required: true, Doc: "The column of the top-left pixel; the others follow it, row-major."},
-			}, Doc: "The image-shaped columns: { height = 28, width = 28, first = \"px0\" } (height×width consecutive numeric columns from `first`, row-major)."},
-			{Name: "shift", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Largest random shift of the image, in pixels, in each direction."},
+			}, Doc: "The image-shaped columns: { height = 28, width = 28, first = \"px0\" } (height×width consecutive numeric columns from `first`, row-major). " +
+				"Leave it out when the model's stage sets image (image = true, or image = { shape = [C, H, W] }): shift and rotate then take that shape and move every channel alike."},
+			{Name: "shift", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Largest random shift of the image, in pixels, in each direction (the image is this stage's image key, or else the image input of the stage that trains on the table)."},
 			{Name: "rotate", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(45), Doc: "Largest random rotation of the image, in degrees (bilinear)."},
 			{Name: "mixup", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(10), Doc: "Mixup's α (0.2 is typical; 0: off). Each training row becomes λ·itself + (1−λ)·another row of its batch, λ ~ Beta(α, α) drawn per row, and so do its targets: " +
 				"class labels become the same mix of the two one-hot labels (soft targets), regression targets and sample weights mix as values. " +
@@ -83,8 +84,6 @@ func augmentKind() pipeline.KindSpec {
 				if spec.Image.Height < 1 || spec.Image.Width < 1 || spec.Image.First == "" {
 					return nil, c.Errorf("image", "needs height, width and first")
 				}
-			} else if spec.Shift > 0 || spec.Rotate > 0 {
-				return nil, c.Errorf("image", "shift and rotate need the image's shape: image = { height = 28, width = 28, first = \"px0\" }")
 			}
 			if *spec == (AugmentSpec{}) {
 				return nil, c.Errorf("", "no augmentation set: give noise, feature_dropout, shift, rotate or mixup")
@@ -113,8 +112,10 @@ func augmentKind() pipeline.KindSpec {
 }
 
 // augmenterFor builds the trainer's per-batch augmentation from the augment steps of a
-// training table's lineage, or nil when there is none.
-func augmenterFor(lineage []pipeline.LineageStep, plan *bundle.InputPlan) (func(*nn.Batch, *nn.Targets, *rand.Rand), error) {
+// training table's lineage, or nil when there is none. shape is the model's image input,
+// [C, H, W] over all of plan's numeric columns (see imageShape), or nil: an augment step that
+// shifts or rotates without an image key of its own moves that image, every channel alike.
+func augmenterFor(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape []int) (func(*nn.Batch, *nn.Targets, *rand.Rand), error) {
 	var augs []features.Augmenter
 	var mix *tableMixup
 	var mixStages []string
@@ -137,6 +138,18 @@ func augmenterFor(lineage []pipeline.LineageStep, plan *bundle.InputPlan) (func(
 		}
 		if a.FeatureDropout > 0 {
 			augs = append(augs, features.FeatureDropout{Rate: a.FeatureDropout})
+		}
+		if a.Image == nil && (a.Shift > 0 || a.Rotate > 0) {
+			if len(shape) != 3 {
+				return nil, fmt.Errorf("augment stage %q: shift and rotate need an image: set image on the stage that trains on this table (image = true for the digits and mnist datasets, or image = { shape = [channels, height, width] }), "+
+					"or give the augment stage image = { height = 28, width = 28, first = \"px0\" }", st.Stage)
+			}
+			if a.Shift > 0 {
+				augs = append(augs, features.ImageShift{Channels: shape[0], Height: shape[1], Width: shape[2], MaxShift: a.Shift})
+			}
+			if a.Rotate > 0 {
+				augs = append(augs, features.ImageRotate{Channels: shape[0], Height: shape[1], Width: shape[2], MaxDegrees: a.Rotate})
+			}
 		}
 		if a.Image != nil && (a.Shift > 0 || a.Rotate > 0) {
 			off := -1

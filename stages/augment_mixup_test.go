@@ -36,7 +36,7 @@ func mixupPlan(rows int) *bundle.InputPlan {
 
 func mixupAugmenter(t *testing.T, plan *bundle.InputPlan, alpha float64) func(*nn.Batch, *nn.Targets, *rand.Rand) {
 	t.Helper()
-	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: &AugmentSpec{Mixup: alpha}}}, plan)
+	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: &AugmentSpec{Mixup: alpha}}}, plan, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestMixupMixesTargetsWithTheFeaturesLambda(t *testing.T) {
 	})
 	t.Run("mixup_set_twice_refused", func(t *testing.T) {
 		lineage := []pipeline.LineageStep{{Stage: "a", Transform: &AugmentSpec{Mixup: 0.2}}, {Stage: "b", Transform: &AugmentSpec{Mixup: 0.4}}}
-		if _, err := augmenterFor(lineage, plan); err == nil || !strings.Contains(err.Error(), "a, b all set mixup") {
+		if _, err := augmenterFor(lineage, plan, nil); err == nil || !strings.Contains(err.Error(), "a, b all set mixup") {
 			t.Fatalf("two mixups: %v", err)
 		}
 	})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -65,10 +64,13 @@ func ensembleKind() pipeline.KindSpec {
 }
 
 type ensembleStage struct {
-	cfg     ensemble.Config
-	bases   []*trainSpec
-	shared  *trainSpec // target, features, tasks
-	workers int
+	cfg   ensemble.Config
+	bases []*trainSpec
+	// baseCfgs are the member tables of bases, in order: their image keys resolve against
+	// the plan when the stage runs.
+	baseCfgs []settings
+	shared   *trainSpec // target, features, tasks
+	workers  int
 }
 
 // newEnsembleStage builds an ensemble stage from its config: a stage's own, or a search
@@ -95,11 +97,13 @@ func newEnsembleStage(c *pipeline.StageConfig) (*ensembleStage, error) {
 		if m == nil {
 			m = map[string]any{}
 		}
-		ts, err := parseTrainSpec(newMemberSettings(c, prefixes[i], m))
+		ms := newMemberSettings(c, prefixes[i], m)
+		ts, err := parseTrainSpec(ms)
 		if err != nil {
 			return nil, err
 		}
 		s.bases = append(s.bases, ts)
+		s.baseCfgs = append(s.baseCfgs, ms)
 	}
 	shared, err := parseTrainSpec(c)
 	if err != nil {
@@ -220,17 +224,11 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 	}
 	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	cfg := s.cfg
-	// The training table's augmentation; members share the function (it keeps no state of
-	// its own), each Fit draws from its own seeded stream.
-	augment, err := augmenterFor(trainT.Lineage(), plan)
-	if err != nil {
+	if err := s.members(&cfg, plan, trainT.Lineage(), sc.Log); err != nil {
 		return err
 	}
-	if augment != nil && only == nil {
-		sc.Note("training batches of every member are augmented (%s)", augmentStages(trainT.Lineage()))
-	}
-	if err := s.members(&cfg, plan, augment, sc.Log); err != nil {
-		return err
+	if aug := augmentStages(trainT.Lineage()); aug != "" && only == nil {
+		sc.Note("training batches of every member are augmented (%s)", aug)
 	}
 	n, release, err := takeCPU(ctx, sc, s.workers)
 	if err != nil {
@@ -289,10 +287,22 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 }
 
 // members sets cfg's members (Base, or Specs) from the stage's member tables for a plan: the
-// part of a run that a search trial with an ensemble base repeats.
-func (s *ensembleStage) members(cfg *ensemble.Config, plan *bundle.InputPlan, augment func(*nn.Batch, *nn.Targets, *rand.Rand), log zerolog.Logger) error {
+// part of a run that a search trial with an ensemble base repeats. A member table's image key
+// resolves against the plan (as a train stage's), and the augmentation of the training
+// table's lineage is built for each member table's image; members built from one table share
+// that function (it keeps no state of its own), each Fit draws from its own seeded stream.
+func (s *ensembleStage) members(cfg *ensemble.Config, plan *bundle.InputPlan, lineage []pipeline.LineageStep, log zerolog.Logger) error {
 	for i, b := range s.bases {
 		b.tasks = s.shared.tasks
+		shape, err := imageShape(s.baseCfgs[i], plan)
+		if err != nil {
+			return err
+		}
+		b.inputShape = shape
+		augment, err := augmenterFor(lineage, plan, shape)
+		if err != nil {
+			return err
+		}
 		spec, err := b.modelSpec(plan)
 		if err != nil {
 			return err

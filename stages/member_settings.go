@@ -27,7 +27,14 @@ func memberFields() []pipeline.Field {
 			out = append(out, f)
 		}
 	}
-	return out
+	return append(out, imageInputField())
+}
+
+// imageInputField is the image key of an ensemble's member table and of a search's train
+// base: the train stage's image key, resolved against the data in the same way (imageShape).
+func imageInputField() pipeline.Field {
+	return pipeline.Field{Name: "image", Type: pipeline.TypeBoolOrTable, Fields: imageFields(),
+		Doc: "The feature columns are an image, as the train stage's image key: true (digits, mnist: the shape is inferred) or { shape = [channels, height, width] }. The image layers (conv, max_pool, flatten...) need it."}
 }
 
 // memberMisplaced gives the hint for a key that belongs to the ensemble stage itself.

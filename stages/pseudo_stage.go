@@ -152,7 +152,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	tc := s.ts.cfg
 	tc.Seed = sc.Seed(1)
 	tc.Logger = sc.Log
-	if tc.Augment, err = augmenterFor(trainT.Lineage(), plan); err != nil {
+	if tc.Augment, err = augmenterFor(trainT.Lineage(), plan, nil); err != nil {
 		return err
 	}
 	if s.opts.Views > 0 && tc.Augment == nil {

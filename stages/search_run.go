@@ -107,12 +107,20 @@ func (s *searchStage) begin(ctx context.Context, sc *pipeline.StageContext) (*se
 	if err != nil {
 		return nil, false, err
 	}
-	augment, err := augmenterFor(d.trainT.Lineage(), d.plan)
-	if err != nil {
-		return nil, false, err
+	// A train base's augmentation, built for its image; an ensemble base's members build
+	// their own (ensembleStage.members).
+	var augment func(*nn.Batch, *nn.Targets, *rand.Rand)
+	if s.model == searchModelTrain {
+		shape, err := imageShape(s.baseCfg, d.plan)
+		if err != nil {
+			return nil, false, err
+		}
+		if augment, err = augmenterFor(d.trainT.Lineage(), d.plan, shape); err != nil {
+			return nil, false, err
+		}
 	}
-	if augment != nil {
-		sc.Note("training batches of every trial are augmented (%s)", augmentStages(d.trainT.Lineage()))
+	if aug := augmentStages(d.trainT.Lineage()); aug != "" {
+		sc.Note("training batches of every trial are augmented (%s)", aug)
 	}
 	return &searchRun{s: s, sc: sc, data: d, objective: objective, augment: augment, start: time.Now(), starts: map[int]float64{}}, maximize, nil
 }
@@ -211,6 +219,9 @@ func (r *searchRun) fitFrom(ctx context.Context, c *pipeline.StageConfig, t sear
 	if err != nil {
 		return nil, fitResult{}, 0, err
 	}
+	if st.spec.inputShape, err = imageShape(c, r.data.plan); err != nil {
+		return nil, fitResult{}, 0, err
+	}
 	m, err := st.spec.build(c, r.data.plan, pipeline.NewRand(pipeline.DeriveSeed(t.Seed, "weights")))
 	if err != nil {
 		return nil, fitResult{}, 0, err
@@ -288,7 +299,7 @@ func (r *searchRun) trainEnsemble(ctx context.Context, c *pipeline.StageConfig, 
 		return nil, ensemble.Report{}, err
 	}
 	cfg := es.cfg
-	if err := es.members(&cfg, r.data.plan, r.augment, r.trialLog(t.Index)); err != nil {
+	if err := es.members(&cfg, r.data.plan, r.data.trainT.Lineage(), r.trialLog(t.Index)); err != nil {
 		return nil, ensemble.Report{}, err
 	}
 	cfg.Workers = workers

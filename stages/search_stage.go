@@ -115,7 +115,7 @@ func searchBaseFields(model string) ([]pipeline.Field, map[string]string) {
 	if model == searchModelEnsemble {
 		all = ensembleKind().Fields
 	} else {
-		all = append(trainFields(), transferFields()...)
+		all = append(append(trainFields(), imageInputField()), transferFields()...)
 		misplaced["monitor_every"] = "a search's trials record no monitor.csv"
 		for _, f := range transferFields() {
 			misplaced[f.Name] = "a search does not transfer weights: train the best config with init_from in a train stage"

@@ -381,7 +381,7 @@ func TestAugmenterImageOffset(t *testing.T) {
 		Width  int    `json:"width"`
 		First  string `json:"first"`
 	}{2, 2, "px0"}
-	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: spec}}, plan)
+	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: spec}}, plan, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestAugmenterImageOffset(t *testing.T) {
 		}
 	}
 	spec.Image.First = "nope"
-	if _, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: spec}}, plan); err == nil {
+	if _, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: spec}}, plan, nil); err == nil {
 		t.Error("unknown image column accepted")
 	}
 }

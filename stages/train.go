@@ -195,7 +195,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	logSummary(sc, m)
 	cfg := s.spec.cfg
 	cfg.Seed = sc.Seed(1)
-	if cfg.Augment, err = augmenterFor(trainT.Lineage(), plan); err != nil {
+	if cfg.Augment, err = augmenterFor(trainT.Lineage(), plan, s.spec.inputShape); err != nil {
 		return err
 	}
 	if cfg.Augment != nil {

@@ -22,7 +22,8 @@ func imageFields() []pipeline.Field {
 }
 
 // checkImageLayers refuses an image key with neither shape nor column, and image layers (and
-// image residual blocks) on a stage without an image input (only a train stage takes one):
+// image residual blocks) on a stage without an image input (a train stage, an ensemble's
+// member table or a search's train base take one):
 // nn would refuse them only once the data is read.
 func checkImageLayers(c settings, layers []nn.LayerSpec) error {
 	if v, ok := c.Value("image").(map[string]any); ok && v["shape"] == nil && v["column"] == nil {
@@ -33,7 +34,7 @@ func checkImageLayers(c settings, layers []nn.LayerSpec) error {
 	}
 	for i, l := range layers {
 		if isImageLayer(l) {
-			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } to the train stage (or image = true for the digits and mnist datasets); the other stages take no image input", l.Type)
+			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } (or image = true for the digits and mnist datasets) to the train stage, the ensemble's member table or the search's train base; the other stages take no image input", l.Type)
 		}
 	}
 	return nil
@@ -57,7 +58,7 @@ var (
 // given shape when its product is the number of numeric inputs, the inferred one for image =
 // true, and for image = { column = ... } the tensor column's shape (which it records in the
 // plan, so the bundle carries it).
-func imageShape(c *pipeline.StageConfig, plan *bundle.InputPlan) ([]int, error) {
+func imageShape(c settings, plan *bundle.InputPlan) ([]int, error) {
 	var shape []int
 	column := ""
 	switch v := c.Value("image").(type) {
@@ -113,7 +114,7 @@ func imageShape(c *pipeline.StageConfig, plan *bundle.InputPlan) ([]int, error) 
 // tensorImage resolves image = { column = ..., shape = ... }: the column must be the plan's
 // only input, a tensor column whose size is the shape's product; a shape given here and one
 // its extension metadata carries must agree. The shape is recorded in the plan.
-func tensorImage(c *pipeline.StageConfig, plan *bundle.InputPlan, column string, shape []int) ([]int, error) {
+func tensorImage(c settings, plan *bundle.InputPlan, column string, shape []int) ([]int, error) {
 	k := -1
 	for i, t := range plan.Tensors {
 		if t.Column == column {

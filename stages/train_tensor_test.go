@@ -247,7 +247,7 @@ func TestImageColumnRefusesMixedInputs(t *testing.T) {
 // block's full width, tensor values included, not only the numeric columns.
 func TestAugmenterCoversTensorInputs(t *testing.T) {
 	plan := &bundle.InputPlan{Tensors: []bundle.TensorInput{{Column: "pixels", Size: 4, Shape: []int{1, 2, 2}}}}
-	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: &AugmentSpec{Noise: 0.5}}}, plan)
+	aug, err := augmenterFor([]pipeline.LineageStep{{Stage: "aug", Transform: &AugmentSpec{Noise: 0.5}}}, plan, nil)
 	if err != nil || aug == nil {
 		t.Fatalf("augmenter: nil %v, %v", aug == nil, err)
 	}
