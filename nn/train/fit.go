@@ -512,7 +512,14 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		}
 		r.epoch--
-		r.cfg.Logger.Debug().Int("epoch", epochDone).Fields(metrics).Msg("epoch")
+		if ev := r.cfg.Logger.Debug(); ev.Enabled() {
+			// zerolog's Fields takes map[string]any, and ignores a map[string]float64.
+			fields := make(map[string]any, len(metrics))
+			for k, v := range metrics {
+				fields[k] = v
+			}
+			ev.Int("epoch", epochDone).Fields(fields).Msg("epoch")
+		}
 		if stop {
 			r.res.StoppedEarly = true
 			r.epoch++
