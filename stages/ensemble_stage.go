@@ -218,6 +218,7 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 	if err != nil {
 		return err
 	}
+	defer d.done()
 	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	cfg := s.cfg
 	// The training table's augmentation; members share the function (it keeps no state of

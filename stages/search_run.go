@@ -45,6 +45,7 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err != nil {
 		return err
 	}
+	defer d.done()
 	if d.valData == nil || d.valData.Data.Len() == 0 {
 		return &pipeline.DataError{Stage: sc.Name, Msg: "the val table has no labelled row: the trials have nothing to be scored on", Hint: "check the val input and its target column"}
 	}

@@ -80,6 +80,7 @@ type supervised struct {
 	trainT             *pipeline.Table
 	plan               *bundle.InputPlan
 	trainData, valData *bundle.Tensors // valData nil without a val table
+	done               func()          // frees the tensors (their budget, or their mapped files)
 }
 
 // loadSupervised reads the train (and val) inputs, decides features, targets and tasks, and
@@ -132,13 +133,10 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 	if err := warnIDColumns(ctx, sc, trainT, plan.Numeric); err != nil {
 		return nil, err
 	}
-	if d.trainData, err = materialize(ctx, sc, plan, trainT, true, nil); err != nil {
+	if err := d.load(ctx, sc, valT); err != nil {
 		return nil, err
 	}
-	if valT != nil {
-		if d.valData, err = materialize(ctx, sc, plan, valT, true, nil); err != nil {
-			return nil, err
-		}
+	if d.valData != nil {
 		labelledOnly(&d.valData.Data)
 	}
 	if n := labelledOnly(&d.trainData.Data); n > 0 {
@@ -146,6 +144,7 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 		sc.SetInfo("unlabeled_rows_skipped", n)
 	}
 	if d.trainData.Data.Len() == 0 {
+		d.done()
 		return nil, &pipeline.DataError{Stage: sc.Name, Msg: "no training row has a label", Hint: "check the target column and mask_labels' per_class"}
 	}
 	return d, nil
@@ -156,6 +155,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
+	defer d.done()
 	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	src, err := s.transfer.source(ctx, sc)
 	if err != nil {

@@ -24,6 +24,9 @@ type Dataset struct {
 	// Index lists the base rows in this dataset (repeats allowed: bootstrap samples). nil means
 	// every base row, in order; a non-nil empty Index means no rows.
 	Index []int
+	// Mapped, when set, is the file-backed matrix X views (X == Mapped.Floats()): gathering
+	// rows tells it how many were read, so that it bounds their resident pages.
+	Mapped *MappedRows
 }
 
 // Target is one head's target over the base rows.
@@ -190,6 +193,7 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 	for c := range bt.Cat {
 		bt.Cat[c] = b.batch.Cat[c][:n]
 	}
+	d.Mapped.Touch(n)
 	tg := nn.Targets{Heads: b.heads}
 	for h, t := range d.Targets {
 		if t.Labels != nil {

@@ -1,0 +1,171 @@
+package train
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// MappedRows is a dense float32 row matrix held in a file and mapped read-only into memory,
+// for training data whose dense copy does not fit the run's memory budget. A Dataset whose X
+// is Floats() and whose Mapped is set reads its rows through the mapping in any order (the
+// shuffled index permutation of Fit, bit for bit the same rows as the dense path, so results
+// do not depend on where X lives). Pages read come from the OS page cache; every Window bytes
+// of rows gathered, the mapping's resident pages are dropped (madvise DONTNEED), which bounds
+// what the rows add to the process's resident memory while the file stays cached (or not) at
+// the kernel's discretion. Close unmaps it and removes the file.
+type MappedRows struct {
+	path    string
+	cols    int
+	rows    int
+	data    []byte
+	floats  []float32
+	window  int64
+	touched atomic.Int64
+	drops   atomic.Int64
+	mu      sync.Mutex
+	closed  bool
+}
+
+// pageCost is what gathering one row may add to the resident set: its own bytes plus the
+// kernel's fault-around (up to 16 pages mapped per fault).
+const pageCost = 64 << 10
+
+// Floats returns the matrix, rows × cols, row-major. It is valid until Close.
+func (m *MappedRows) Floats() []float32 { return m.floats }
+
+// Rows and Cols are the matrix's shape.
+func (m *MappedRows) Rows() int { return m.rows }
+
+// Cols is the number of floats per row.
+func (m *MappedRows) Cols() int { return m.cols }
+
+// Path is the backing file.
+func (m *MappedRows) Path() string { return m.path }
+
+// Drops is how many times the resident pages were dropped.
+func (m *MappedRows) Drops() int64 { return m.drops.Load() }
+
+// Touch records that n rows were read; past the window it drops the resident pages.
+func (m *MappedRows) Touch(n int) {
+	if m == nil || m.window <= 0 {
+		return
+	}
+	cost := int64(n) * (int64(m.cols)*4 + pageCost)
+	if m.touched.Add(cost) < m.window {
+		return
+	}
+	m.touched.Store(0)
+	m.Drop()
+}
+
+// Drop releases the resident pages of the mapping (they are read again from the file or the
+// page cache on the next access).
+func (m *MappedRows) Drop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || len(m.data) == 0 {
+		return
+	}
+	dropPages(m.data)
+	m.drops.Add(1)
+}
+
+// Close unmaps the matrix and removes its file.
+func (m *MappedRows) Close() error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	err := unmap(m.data)
+	m.data, m.floats = nil, nil
+	if rerr := os.Remove(m.path); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// MappedWriter writes the rows of a MappedRows file, appended in order.
+type MappedWriter struct {
+	f    *os.File
+	w    *bufio.Writer
+	cols int
+	rows int
+	buf  []byte
+}
+
+// NewMappedWriter creates a file for rows of cols floats in dir.
+func NewMappedWriter(dir, name string, cols int) (*MappedWriter, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: mapped rows: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "rows-"+name+"-*.f32")
+	if err != nil {
+		return nil, fmt.Errorf("train: mapped rows: %w", err)
+	}
+	return &MappedWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), cols: cols}, nil
+}
+
+// Append writes rows (a whole number of rows of cols floats).
+func (w *MappedWriter) Append(x []float32) error {
+	if w.cols == 0 {
+		return nil
+	}
+	if len(x)%w.cols != 0 {
+		return fmt.Errorf("train: mapped rows: %d floats are not whole rows of %d", len(x), w.cols)
+	}
+	if cap(w.buf) < 4*len(x) {
+		w.buf = make([]byte, 4*len(x))
+	}
+	b := w.buf[:4*len(x)]
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	if _, err := w.w.Write(b); err != nil {
+		return fmt.Errorf("train: mapped rows %s: %w", w.f.Name(), err)
+	}
+	w.rows += len(x) / w.cols
+	return nil
+}
+
+// Abort removes the file.
+func (w *MappedWriter) Abort() {
+	name := w.f.Name()
+	w.f.Close()
+	os.Remove(name)
+}
+
+// Finish flushes the file and maps it. window is the number of bytes of gathered rows after
+// which the resident pages are dropped (0: never).
+func (w *MappedWriter) Finish(window int64) (*MappedRows, error) {
+	name := w.f.Name()
+	if err := w.w.Flush(); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("train: mapped rows %s: %w", name, err)
+	}
+	m := &MappedRows{path: name, cols: w.cols, rows: w.rows, window: window}
+	size := w.rows * w.cols * 4
+	if size > 0 {
+		data, err := mapFile(w.f, size)
+		if err != nil {
+			w.Abort()
+			return nil, fmt.Errorf("train: map %s: %w", name, err)
+		}
+		m.data = data
+		m.floats = floatsOf(data)
+	}
+	if err := w.f.Close(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("train: mapped rows %s: %w", name, err)
+	}
+	return m, nil
+}
