@@ -244,7 +244,7 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 		members = s.Parts()
 	}
 	var done atomic.Int64
-	opts := ensemble.Options{Logger: sc.Log, Members: only, OnMemberDone: func(r ensemble.MemberReport) {
+	opts := ensemble.Options{Logger: sc.Log, Members: only, Memory: sc, OnMemberDone: func(r ensemble.MemberReport) {
 		sc.Progress(done.Add(1), int64(members), "members")
 	}}
 	if only != nil {
