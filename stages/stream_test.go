@@ -76,6 +76,13 @@ func TestTrainStreamsOverBudget(t *testing.T) {
 		}
 	}
 	mapped, dir := run(2, "64KiB")
+	// The source's batches are sized for the budget: 256 rows, not one batch of all 1,797.
+	if _, ok := dense.Stages["load"].Info["batch_rows"]; ok {
+		t.Errorf("1GiB budget: the source's batch rows were lowered (%v)", dense.Stages["load"].Info["batch_rows"])
+	}
+	if br := fmt.Sprint(mapped.Stages["load"].Info["batch_rows"]); br != "256" || mapped.Stages["load"].Batches < 7 {
+		t.Errorf("64KiB budget: source batch rows %s, %d batches; want 256 rows, 8 batches", br, mapped.Stages["load"].Batches)
+	}
 	for _, c := range []struct{ stage, role string }{{"model", "train"}, {"model", "val"}, {"eval", "eval_normalize.test"}, {"pred", "predict"}} {
 		if p := dataPath(t, mapped, c.stage, c.role); p != pathMapped {
 			t.Errorf("64KiB budget: %s %s data path %s, want mapped", c.stage, c.role, p)
