@@ -32,8 +32,8 @@ type MappedRows struct {
 }
 
 // pageCost is what gathering one row may add to the resident set: its own bytes plus the
-// kernel's fault-around (up to 16 pages mapped per fault).
-const pageCost = 64 << 10
+// page it faults in (fault-around may map more, from the page cache: the measured RSS says how much).
+const pageCost = 4 << 10
 
 // Floats returns the matrix, rows × cols, row-major. It is valid until Close.
 func (m *MappedRows) Floats() []float32 { return m.floats }
