@@ -181,8 +181,10 @@ func forward(p bundle.Predictor, data *tensors) (nn.Outputs, error) {
 	return all, nil
 }
 
-// scoreTableStream is scoreTable with the data path chosen by the memory budget. Call the
-// tensors' done when finished with them.
+// scoreTableStream runs a predictor over a table: preprocessing (the part the table lacks),
+// then the network, on the data path the memory budget allows. It returns the tensors (with
+// targets when withTargets) and the per-head outputs over all rows. Call the tensors' done
+// when finished with them.
 func scoreTableStream(ctx context.Context, sc *pipeline.StageContext, p bundle.Predictor, t *pipeline.Table, withTargets bool, role string) (*tensors, nn.Outputs, error) {
 	data, err := loadTensors(ctx, sc, p.InputPlan(), t, withTargets, preprocessor(ctx, sc, p, t), role)
 	if err != nil {
