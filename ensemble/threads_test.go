@@ -77,7 +77,7 @@ func TestSpareTokensBecomeGEMMThreads(t *testing.T) {
 		cfg := bagConfig(6, 3, 2)
 		cfg.Workers, cfg.MemberWorkers = workers, 1
 		var log bytes.Buffer
-		ens, _, err := Train(context.Background(), cfg, trainSet, val, 77, Options{Logger: zerolog.New(&log).Level(zerolog.DebugLevel)})
+		ens, _, err := Train(context.Background(), cfg, trainSet, val, 77, Options{Logger: zerolog.New(zerolog.SyncWriter(&log)).Level(zerolog.DebugLevel)})
 		if err != nil {
 			t.Fatal(err)
 		}
