@@ -505,26 +505,36 @@ func writeSeries(path string, series map[string][]float64) error {
 // how many rows it left out.
 func labelledOnly(d *train.Dataset) int {
 	n := d.Len()
-	var keep []int
-	for i := 0; i < n; i++ {
+	labelled := func(i int) bool {
 		row := i
 		if d.Index != nil {
 			row = d.Index[i]
 		}
 		for _, t := range d.Targets {
 			if t.Labels != nil && t.Labels[row] >= 0 {
-				keep = append(keep, i)
-				break
+				return true
 			}
 			if t.Labels == nil && t.Values != nil && !math.IsNaN(float64(t.Values[row*max(t.Outputs, 1)])) {
-				keep = append(keep, i)
-				break
+				return true
 			}
 		}
+		return false
 	}
-	if len(keep) == n {
-		return 0
+	kept := 0
+	for i := 0; i < n; i++ {
+		if labelled(i) {
+			kept++
+		}
+	}
+	if kept == n {
+		return 0 // no index of every row (8 bytes a row) when all are labelled
+	}
+	keep := make([]int, 0, kept)
+	for i := 0; i < n; i++ {
+		if labelled(i) {
+			keep = append(keep, i)
+		}
 	}
 	*d = d.Subset(keep)
-	return n - len(keep)
+	return n - kept
 }
