@@ -12,13 +12,15 @@ import (
 
 // MappedRows is a dense float32 row matrix held in a file and mapped read-only into memory,
 // for training data whose dense copy does not fit the run's memory budget. A Dataset whose X
-// is Floats() and whose Mapped is set reads its rows through the mapping in any order (the
-// shuffled index permutation of Fit, bit for bit the same rows as the dense path, so results
-// do not depend on where X lives). Pages read come from the OS page cache; every Window bytes
-// of rows gathered, the mapping's resident pages are dropped (madvise DONTNEED), which bounds
-// what the rows add to the process's resident memory while the file stays cached (or not) at
-// the kernel's discretion. Close unmaps it and removes the file.
+// is Floats() and whose Mapped is set gathers its mini-batch rows in any order (the shuffled
+// index permutation of Fit, bit for bit the same rows as the dense path, so results do not
+// depend on where X lives) with one positioned read per row, served by the OS page cache, so
+// that they add nothing to the process's resident memory. Code that reads X directly reads
+// through the mapping: Touch and Drop bound the resident pages that adds (every window bytes
+// of rows, madvise DONTNEED). Close unmaps it and removes the file.
 type MappedRows struct {
+	f       *os.File // kept open: training reads rows with pread (readRow)
+	reads   atomic.Int64
 	path    string
 	cols    int
 	rows    int
@@ -50,6 +52,20 @@ func (m *MappedRows) Path() string { return m.path }
 
 // Drops is how many times the resident pages were dropped.
 func (m *MappedRows) Drops() int64 { return m.drops.Load() }
+
+// Reads is how many rows were read with pread.
+func (m *MappedRows) Reads() int64 { return m.reads.Load() }
+
+// readRow copies row r into dst (Cols floats) with a positioned read of the file: the page
+// cache serves it, and nothing enters the process's resident set (a fault on the mapping
+// brings in whole page-cache folios around the row, hundreds of KiB on a recent kernel). On a
+// read error it copies through the mapping instead.
+func (m *MappedRows) readRow(r int, dst []float32) {
+	m.reads.Add(1)
+	if err := readFloats(m.f, dst, int64(r)*int64(m.cols)*4); err != nil {
+		copy(dst, m.floats[r*m.cols:(r+1)*m.cols])
+	}
+}
 
 // Touch records that n rows were read; past the window it drops the resident pages.
 func (m *MappedRows) Touch(n int) {
@@ -88,6 +104,11 @@ func (m *MappedRows) Close() error {
 	}
 	m.closed = true
 	err := unmap(m.data)
+	if m.f != nil {
+		if cerr := m.f.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	m.data, m.floats = nil, nil
 	if rerr := os.Remove(m.path); rerr != nil && err == nil {
 		err = rerr
@@ -153,7 +174,7 @@ func (w *MappedWriter) Finish(window int64) (*MappedRows, error) {
 		w.Abort()
 		return nil, fmt.Errorf("train: mapped rows %s: %w", name, err)
 	}
-	m := &MappedRows{path: name, cols: w.cols, rows: w.rows, window: window}
+	m := &MappedRows{f: w.f, path: name, cols: w.cols, rows: w.rows, window: window}
 	size := w.rows * w.cols * 4
 	if size > 0 {
 		data, err := mapFile(w.f, size)
@@ -163,10 +184,6 @@ func (w *MappedWriter) Finish(window int64) (*MappedRows, error) {
 		}
 		m.data = data
 		m.floats = floatsOf(data)
-	}
-	if err := w.f.Close(); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("train: mapped rows %s: %w", name, err)
 	}
 	return m, nil
 }

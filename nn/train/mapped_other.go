@@ -29,3 +29,14 @@ func floatsOf(b []byte) []float32 {
 	}
 	return out
 }
+
+func readFloats(f *os.File, dst []float32, off int64) error {
+	b := make([]byte, 4*len(dst))
+	if _, err := f.ReadAt(b, off); err != nil {
+		return err
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return nil
+}

@@ -31,3 +31,12 @@ func dropPages(b []byte) { _ = syscall.Madvise(b, syscall.MADV_DONTNEED) }
 func floatsOf(b []byte) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
+
+// readFloats reads len(dst) little-endian float32s at off (little-endian hosts).
+func readFloats(f *os.File, dst []float32, off int64) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	_, err := f.ReadAt(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), off)
+	return err
+}
