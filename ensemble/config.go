@@ -146,6 +146,9 @@ type Options struct {
 	// OnMemberDone, when set, is called once per member when it finishes (successfully or
 	// not), from the member's goroutine (from Train's for a member whose model did not build).
 	OnMemberDone func(MemberReport)
+	// Memory, when set, is the run's memory budget: each member's estimated bytes are
+	// reserved in it while the member trains (see MemoryAccount).
+	Memory MemoryAccount
 
 	// Checkpoint, Finished and Restore make an interrupted Train resumable: record what
 	// Checkpoint and Finished are given (by member index, never by completion order), and

@@ -206,3 +206,92 @@ func (b *budget) peaks() (int, int64) {
 	defer b.mu.Unlock()
 	return b.peakCount, b.peakBytes
 }
+
+// MemoryAccount is a memory budget shared with the rest of a run (pipeline.StageContext's
+// ReserveMemory and FreeMemory): the members' estimated bytes are reserved in it too, so that
+// the run's budget counts the members' buffers next to its tables and dense copies.
+type MemoryAccount interface {
+	ReserveMemory(n int64) bool
+	FreeMemory(n int64)
+}
+
+// runAccount reserves members' bytes in a MemoryAccount. A member whose bytes do not fit waits
+// for a running member to finish; when none runs it starts anyway, unreserved, and alone (a run
+// whose tables fill its budget still trains, one member at a time), and that is reported.
+type runAccount struct {
+	acct    MemoryAccount
+	mu      sync.Mutex
+	running int // members between reserve and free, reserved or not
+	alone   bool
+	changed chan struct{}
+}
+
+func newRunAccount(a MemoryAccount) *runAccount {
+	return &runAccount{acct: a, changed: make(chan struct{})}
+}
+
+// reserve blocks until est bytes are reserved (true), or no member runs and this one goes
+// unreserved and alone (false), or ctx is done. Unless it fails, call free after.
+func (r *runAccount) reserve(ctx context.Context, est int64) (bool, error) {
+	if r == nil || r.acct == nil {
+		return false, nil
+	}
+	for {
+		r.mu.Lock()
+		if !r.alone && r.acct.ReserveMemory(est) {
+			r.running++
+			r.mu.Unlock()
+			return true, nil
+		}
+		if r.running == 0 {
+			r.running++
+			r.alone = true
+			r.mu.Unlock()
+			return false, nil
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		case <-ch:
+		}
+	}
+}
+
+// free ends what reserve began.
+func (r *runAccount) free(est int64, reserved bool) {
+	if r == nil || r.acct == nil {
+		return
+	}
+	r.mu.Lock()
+	if reserved {
+		r.acct.FreeMemory(est)
+	} else {
+		r.alone = false
+	}
+	r.running--
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// memberThreads splits workers CPU tokens between members members trained at once, each
+// given at least memberWorkers GEMM threads: when there are fewer members than tokens, the
+// spare tokens become GEMM threads of the members (member k of the runnable ones, in index
+// order, gets one of the remainder when k < workers mod members). The split changes the speed
+// only: gemm.Parallel's results do not depend on its thread count.
+func memberThreads(workers, memberWorkers, members int) []int {
+	out := make([]int, members)
+	for k := range out {
+		out[k] = memberWorkers
+		if members < workers {
+			n := workers / members
+			if k < workers%members {
+				n++
+			}
+			out[k] = max(memberWorkers, n)
+		}
+	}
+	return out
+}

@@ -22,8 +22,10 @@ type memberJob struct {
 	model  *nn.Model
 	mask   *inputMask
 	est    int64
-	err    error
-	report MemberReport
+	// threads is the member's GEMM threads (memberThreads).
+	threads int
+	err     error
+	report  MemberReport
 
 	valOut nn.Outputs // predictions on the validation rows
 	oobPos []int      // positions of base the member did not train on
@@ -106,6 +108,16 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 			only[i] = true
 		}
 	}
+	var runnable []*memberJob
+	for _, j := range jobs {
+		if j.err == nil && (only == nil || only[j.index]) {
+			runnable = append(runnable, j)
+		}
+	}
+	for k, n := range memberThreads(cfg.Workers, cfg.MemberWorkers, len(runnable)) {
+		runnable[k].threads = n
+	}
+	ra := newRunAccount(opts.Memory)
 	p := pool.New().WithMaxGoroutines(cfg.Workers).WithContext(ctx)
 	if cfg.OnMemberError == OnErrorFail {
 		p = p.WithCancelOnError().WithFirstError()
@@ -115,7 +127,7 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 			continue
 		}
 		p.Go(func(ctx context.Context) error {
-			return runMember(ctx, j, cfg, base, val, seed, b, start, opts)
+			return runMember(ctx, j, cfg, base, val, seed, b, ra, start, opts)
 		})
 	}
 	poolErr := p.Wait()
@@ -268,7 +280,7 @@ func (j *memberJob) fail(err error) {
 
 // runMember trains one member inside the pool: it waits for its memory share, samples its rows,
 // fits, and predicts the validation and out-of-bag rows. A panic becomes the member's error.
-func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Dataset, seed uint64, b *budget, start time.Time, opts Options) (err error) {
+func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Dataset, seed uint64, b *budget, ra *runAccount, start time.Time, opts Options) (err error) {
 	name := j.recipe.Name
 	defer func() {
 		if r := recover(); r != nil {
@@ -284,11 +296,20 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 	if err := b.acquire(ctx, j.est); err != nil {
 		return fmt.Errorf("ensemble: member %d (%s): waiting for memory budget: %w", j.index, name, err)
 	}
+	reserved, err := ra.reserve(ctx, j.est)
+	if err != nil {
+		b.release(j.est)
+		return fmt.Errorf("ensemble: member %d (%s): waiting for the run's memory budget: %w", j.index, name, err)
+	}
+	if ra != nil && ra.acct != nil && !reserved {
+		j.warnings = append(j.warnings, fmt.Sprintf("member %d (%s): its estimated %d bytes do not fit the run's memory budget next to its tables; it trains alone", j.index, name, j.est))
+	}
 	began := time.Now()
 	j.report.Started = began.Sub(start)
 	defer func() {
 		j.report.Finished = time.Since(start)
 		j.report.Seconds = time.Since(began).Seconds()
+		ra.free(j.est, reserved)
 		b.release(j.est)
 	}()
 
@@ -338,7 +359,8 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 			}))
 		}
 		tc := j.recipe.Train
-		tc.Logger = opts.Logger.With().Int("member", j.index).Str("member_name", name).Logger()
+		tc.Workers = max(tc.Workers, j.threads)
+		tc.Logger = opts.Logger.With().Int("member", j.index).Str("member_name", name).Int("gemm_threads", tc.Workers).Logger()
 		res, err = fitMember(ctx, j, trainSet, val, tc, ck, hooks)
 	}
 	r.Epochs, r.Steps, r.BestEpoch = res.Epochs, res.Steps, res.BestEpoch

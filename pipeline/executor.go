@@ -407,6 +407,10 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	if rs.writeFile == nil {
 		rs.writeFile = WriteFileAtomic
 	}
+	if limit, restore := applyMemoryLimit(p.MemoryBudget, os.Getenv); limit > 0 {
+		defer restore()
+		rs.runInfoM["go_memory_limit_bytes"] = limit
+	}
 	for _, sc := range p.Stages {
 		man.StageOrder = append(man.StageOrder, sc.Name)
 		sm := &StageManifest{Kind: sc.Kind, Status: StatusPending, Outputs: map[string]OutputInfo{}, Metrics: map[string]float64{}}

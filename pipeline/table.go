@@ -272,37 +272,45 @@ func (t *Table) Release() {
 }
 
 // batch returns batch i retained, waiting for it if the producer has not appended it yet. It
-// returns (nil, nil) at the end of a closed table.
-func (t *Table) batch(ctx context.Context, i int) (arrow.RecordBatch, error) {
+// returns (nil, 0, nil) at the end of a closed table. A batch read back from the spill file
+// is counted in the memory budget: readBack is its size, which the caller frees when it
+// releases the batch.
+func (t *Table) batch(ctx context.Context, i int) (rec arrow.RecordBatch, readBack int64, err error) {
 	for {
 		t.mu.Lock()
 		if t.released {
 			t.mu.Unlock()
-			return nil, fmt.Errorf("table %s: read after release", t.name)
+			return nil, 0, fmt.Errorf("table %s: read after release", t.name)
 		}
 		if i < len(t.batches) {
 			if b := t.batches[i]; b != nil {
 				b.Retain()
 				t.mu.Unlock()
-				return b, nil
+				return b, 0, nil
 			}
 			sf := t.spill
 			t.mu.Unlock()
-			return sf.read(i)
+			rec, err := sf.read(i)
+			if err != nil {
+				return nil, 0, err
+			}
+			n := recordBytes(rec)
+			t.budget.add(n)
+			return rec, n, nil
 		}
 		if t.closed {
 			err := t.err
 			t.mu.Unlock()
 			if err != nil {
-				return nil, fmt.Errorf("input %s: %w", t.name, err)
+				return nil, 0, fmt.Errorf("input %s: %w", t.name, err)
 			}
-			return nil, nil
+			return nil, 0, nil
 		}
 		ch := t.changed
 		t.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, context.Cause(ctx)
+			return nil, 0, context.Cause(ctx)
 		case <-ch:
 		}
 	}
@@ -339,6 +347,7 @@ type TableReader struct {
 	ctx   context.Context
 	i     int
 	cur   arrow.RecordBatch
+	held  int64 // bytes of cur read back from the spill file, counted in the budget
 	err   error
 	rows  int64
 	onRow func(int64)
@@ -349,14 +358,11 @@ func (r *TableReader) Schema() *arrow.Schema { return r.t.schema }
 
 // Next advances to the next batch; false at the end or on error (see Err).
 func (r *TableReader) Next() bool {
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
+	r.Release()
 	if r.err != nil {
 		return false
 	}
-	b, err := r.t.batch(r.ctx, r.i)
+	b, held, err := r.t.batch(r.ctx, r.i)
 	if err != nil {
 		r.err = err
 		return false
@@ -365,7 +371,7 @@ func (r *TableReader) Next() bool {
 		return false
 	}
 	r.i++
-	r.cur = b
+	r.cur, r.held = b, held
 	r.rows += b.NumRows()
 	if r.onRow != nil {
 		r.onRow(b.NumRows())
@@ -385,6 +391,10 @@ func (r *TableReader) Release() {
 	if r.cur != nil {
 		r.cur.Release()
 		r.cur = nil
+	}
+	if r.held > 0 {
+		r.t.budget.free(r.held)
+		r.held = 0
 	}
 }
 

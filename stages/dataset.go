@@ -3,7 +3,10 @@ package stages
 import (
 	"context"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/pipe-ml/pipe/datasets"
+	"github.com/pipe-ml/pipe/internal/tableio"
 	"github.com/pipe-ml/pipe/pipeline"
 )
 
@@ -35,12 +38,40 @@ func datasetKind() pipeline.KindSpec {
 				}
 			}
 			return sourceWithOptions(c, func(ctx context.Context, sc *pipeline.StageContext) (pipeline.RecordReader, func() int64, error) {
-				r, err := datasets.Open(ctx, name, sc.Mem, datasets.Options{DataDir: sc.DataDir, WithSplitColumn: peer, ImageColumn: imageColumn})
+				opts := datasets.Options{DataDir: sc.DataDir, WithSplitColumn: peer, ImageColumn: imageColumn}
+				r, err := datasets.Open(ctx, name, sc.Mem, opts)
 				if err != nil {
 					return nil, nil, err
+				}
+				if rows := budgetBatchRows(r.Schema(), sc.MemoryBudget()); rows < tableio.DefaultBatchRows {
+					// Batches sized for the memory budget: a stage holds a few at a time, and
+					// MNIST's default 16,384 rows are 51 MB.
+					r.Release()
+					opts.BatchRows = rows
+					if r, err = datasets.Open(ctx, name, sc.Mem, opts); err != nil {
+						return nil, nil, err
+					}
+					sc.SetInfo("batch_rows", rows)
 				}
 				return r, func() int64 { return 0 }, nil
 			}), nil
 		},
 	}
+}
+
+// budgetBatchRows is the rows per batch that keep a batch of schema s within a 16th of the
+// memory budget (at least 256 rows; the default without a budget).
+func budgetBatchRows(s *arrow.Schema, budget int64) int {
+	if budget <= 0 {
+		return tableio.DefaultBatchRows
+	}
+	var row int64
+	for _, f := range s.Fields() {
+		if fw, ok := f.Type.(arrow.FixedWidthDataType); ok {
+			row += int64(max(fw.BitWidth()/8, 1))
+		} else {
+			row += 16
+		}
+	}
+	return int(min(max(budget/16/max(row, 1), 256), int64(tableio.DefaultBatchRows)))
 }

@@ -222,6 +222,7 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 	if err != nil {
 		return err
 	}
+	defer d.done()
 	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	cfg := s.cfg
 	if err := s.members(&cfg, plan, trainT.Lineage(), sc.Log); err != nil {
@@ -241,7 +242,7 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 		members = s.Parts()
 	}
 	var done atomic.Int64
-	opts := ensemble.Options{Logger: sc.Log, Members: only, OnMemberDone: func(r ensemble.MemberReport) {
+	opts := ensemble.Options{Logger: sc.Log, Members: only, Memory: sc, OnMemberDone: func(r ensemble.MemberReport) {
 		sc.Progress(done.Add(1), int64(members), "members")
 	}}
 	if only != nil {

@@ -88,10 +88,12 @@ func (s *evaluateStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		}
 		undo := sourceUnits(p)
 		for ti, t := range tables {
-			data, out, err := scoreTable(ctx, sc, p, t, true)
+			td, out, err := scoreTableStream(ctx, sc, p, t, true, "eval_"+t.Name())
 			if err != nil {
 				return err
 			}
+			defer td.done()
+			data := td.Tensors
 			split := t.Split()
 			for h, tp := range plan.Targets {
 				task := ""

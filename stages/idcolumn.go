@@ -25,13 +25,7 @@ func warnIDColumns(ctx context.Context, sc *pipeline.StageContext, t *pipeline.T
 	if lin := t.Lineage(); len(lin) > 0 && lin[0].Input != nil {
 		source = lin[0].Input
 	}
-	type candidate struct {
-		name          string
-		col           int
-		integerOrigin bool
-		values        []float64
-	}
-	var cands []*candidate
+	var cands []*idCandidate
 	for _, name := range numeric {
 		idx := sch.FieldIndices(name)
 		if idx == nil {
@@ -45,7 +39,7 @@ func warnIDColumns(ctx context.Context, sc *pipeline.StageContext, t *pipeline.T
 		if sidx := source.FieldIndices(name); sidx != nil {
 			integerOrigin = isInteger(source.Field(sidx[0]).Type.ID())
 		}
-		cands = append(cands, &candidate{name: name, col: idx[0], integerOrigin: integerOrigin})
+		cands = append(cands, &idCandidate{name: name, col: idx[0], integerOrigin: integerOrigin})
 	}
 	if len(cands) == 0 {
 		return nil
@@ -57,15 +51,14 @@ func warnIDColumns(ctx context.Context, sc *pipeline.StageContext, t *pipeline.T
 		rec := r.RecordBatch()
 		take := min(int(rec.NumRows()), idCheckRows-rows)
 		for _, c := range cands {
+			if c.out {
+				continue
+			}
 			vals, err := arrowutil.Float64s(rec.Column(c.col))
 			if err != nil {
 				return err
 			}
-			for _, v := range vals[:take] {
-				if !math.IsNaN(v) { // a null
-					c.values = append(c.values, v)
-				}
-			}
+			c.add(vals[:take])
 		}
 		rows += take
 	}
@@ -74,7 +67,7 @@ func warnIDColumns(ctx context.Context, sc *pipeline.StageContext, t *pipeline.T
 	}
 	var ids []string
 	for _, c := range cands {
-		if features.LooksLikeRowID(c.values, c.integerOrigin) {
+		if !c.out && features.LooksLikeRowID(c.values, c.integerOrigin) {
 			ids = append(ids, c.name)
 		}
 	}
@@ -94,4 +87,38 @@ func isInteger(id arrow.Type) bool {
 		return true
 	}
 	return false
+}
+
+// idCandidate is a numeric column that may be a row id. Its values are kept only while it
+// still may be one: a repeated value, or a fractional one in a column that was not integer at
+// the source, rules it out (features.LooksLikeRowID would say no) and frees them, so that
+// the check does not hold a float64 copy of every feature column of the table.
+type idCandidate struct {
+	name          string
+	col           int
+	integerOrigin bool
+	values        []float64
+	seen          map[float64]struct{}
+	out           bool
+}
+
+func (c *idCandidate) add(vals []float64) {
+	if c.out {
+		return
+	}
+	if c.seen == nil {
+		c.seen = map[float64]struct{}{}
+	}
+	for _, v := range vals {
+		if math.IsNaN(v) { // a null
+			continue
+		}
+		_, dup := c.seen[v]
+		if dup || (!c.integerOrigin && v != math.Trunc(v)) || math.IsInf(v, 0) {
+			c.out, c.values, c.seen = true, nil, nil
+			return
+		}
+		c.seen[v] = struct{}{}
+		c.values = append(c.values, v)
+	}
 }

@@ -122,15 +122,3 @@ func preprocessor(ctx context.Context, sc *pipeline.StageContext, p bundle.Predi
 		return out, nil
 	}
 }
-
-// scoreTable runs a predictor over a table: preprocessing (the part the table lacks), then the
-// network. It returns the tensors (with targets when withTargets) and the per-head outputs over
-// all rows.
-func scoreTable(ctx context.Context, sc *pipeline.StageContext, p bundle.Predictor, t *pipeline.Table, withTargets bool) (*bundle.Tensors, nn.Outputs, error) {
-	data, err := materialize(ctx, sc, p.InputPlan(), t, withTargets, preprocessor(ctx, sc, p, t))
-	if err != nil {
-		return nil, nn.Outputs{}, err
-	}
-	out, err := bundle.ForwardAll(p, data)
-	return data, out, err
-}

@@ -36,10 +36,11 @@ func runPredict(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
-	data, out, err := scoreTable(ctx, sc, p, in, false)
+	data, out, err := scoreTableStream(ctx, sc, p, in, false, "predict")
 	if err != nil {
 		return err
 	}
+	defer data.done()
 	plan := p.InputPlan()
 	s := bundle.PredictionSchema(plan, nil)
 	t, err := sc.NewTable("out", s, in.Split(), nil)

@@ -210,6 +210,7 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	if err != nil {
 		return err
 	}
+	defer r.data.done()
 	_, release, err := takeCPU(ctx, sc, searchPartWorkers)
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err != nil {
 		return err
 	}
+	defer r.data.done()
 	n, release, err := takeCPU(ctx, sc, s.workers)
 	if err != nil {
 		return err
@@ -94,6 +95,12 @@ func (s *searchStage) begin(ctx context.Context, sc *pipeline.StageContext) (*se
 	if err != nil {
 		return nil, false, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.done() // the caller frees the data only of a search that begins
+		}
+	}()
 	if d.valData == nil || d.valData.Data.Len() == 0 {
 		return nil, false, &pipeline.DataError{Stage: sc.Name, Msg: "the val table has no labelled row: the trials have nothing to be scored on", Hint: "check the val input and its target column"}
 	}
@@ -122,6 +129,7 @@ func (s *searchStage) begin(ctx context.Context, sc *pipeline.StageContext) (*se
 	if aug := augmentStages(d.trainT.Lineage()); aug != "" {
 		sc.Note("training batches of every trial are augmented (%s)", aug)
 	}
+	ok = true
 	return &searchRun{s: s, sc: sc, data: d, objective: objective, augment: augment, start: time.Now(), starts: map[int]float64{}}, maximize, nil
 }
 

@@ -88,6 +88,7 @@ type supervised struct {
 	trainT             *pipeline.Table
 	plan               *bundle.InputPlan
 	trainData, valData *bundle.Tensors // valData nil without a val table
+	done               func()          // frees the tensors (their budget, or their mapped files)
 }
 
 // loadSupervised reads the train (and val) inputs, decides features, targets and tasks, and
@@ -140,13 +141,10 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 	if err := warnIDColumns(ctx, sc, trainT, plan.Numeric); err != nil {
 		return nil, err
 	}
-	if d.trainData, err = materialize(ctx, sc, plan, trainT, true, nil); err != nil {
+	if err := d.load(ctx, sc, valT); err != nil {
 		return nil, err
 	}
-	if valT != nil {
-		if d.valData, err = materialize(ctx, sc, plan, valT, true, nil); err != nil {
-			return nil, err
-		}
+	if d.valData != nil {
 		labelledOnly(&d.valData.Data)
 	}
 	if n := labelledOnly(&d.trainData.Data); n > 0 {
@@ -154,6 +152,7 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 		sc.SetInfo("unlabeled_rows_skipped", n)
 	}
 	if d.trainData.Data.Len() == 0 {
+		d.done()
 		return nil, &pipeline.DataError{Stage: sc.Name, Msg: "no training row has a label", Hint: "check the target column and mask_labels' per_class"}
 	}
 	return d, nil
@@ -164,6 +163,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if err != nil {
 		return err
 	}
+	defer d.done()
 	trainT, plan, trainData, valData := d.trainT, d.plan, d.trainData, d.valData
 	src, err := s.transfer.source(ctx, sc)
 	if err != nil {
@@ -519,26 +519,36 @@ func writeSeries(path string, series map[string][]float64) error {
 // how many rows it left out.
 func labelledOnly(d *train.Dataset) int {
 	n := d.Len()
-	var keep []int
-	for i := 0; i < n; i++ {
+	labelled := func(i int) bool {
 		row := i
 		if d.Index != nil {
 			row = d.Index[i]
 		}
 		for _, t := range d.Targets {
 			if t.Labels != nil && t.Labels[row] >= 0 {
-				keep = append(keep, i)
-				break
+				return true
 			}
 			if t.Labels == nil && t.Values != nil && !math.IsNaN(float64(t.Values[row*max(t.Outputs, 1)])) {
-				keep = append(keep, i)
-				break
+				return true
 			}
 		}
+		return false
 	}
-	if len(keep) == n {
-		return 0
+	kept := 0
+	for i := 0; i < n; i++ {
+		if labelled(i) {
+			kept++
+		}
+	}
+	if kept == n {
+		return 0 // no index of every row (8 bytes a row) when all are labelled
+	}
+	keep := make([]int, 0, kept)
+	for i := 0; i < n; i++ {
+		if labelled(i) {
+			keep = append(keep, i)
+		}
 	}
 	*d = d.Subset(keep)
-	return n - len(keep)
+	return n - kept
 }

@@ -24,6 +24,9 @@ type Dataset struct {
 	// Index lists the base rows in this dataset (repeats allowed: bootstrap samples). nil means
 	// every base row, in order; a non-nil empty Index means no rows.
 	Index []int
+	// Mapped, when set, is the file-backed matrix X views (X == Mapped.Floats()): gathering
+	// reads its rows with pread rather than through the mapping (see MappedRows).
+	Mapped *MappedRows
 }
 
 // Target is one head's target over the base rows.
@@ -182,7 +185,11 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 	bt := nn.Batch{Rows: n, X: b.batch.X[:n*ni], Cat: b.catView}
 	for i, p := range pos {
 		r := d.row(p)
-		copy(bt.X[i*ni:(i+1)*ni], d.X[r*ni:(r+1)*ni])
+		if d.Mapped != nil {
+			d.Mapped.readRow(r, bt.X[i*ni:(i+1)*ni])
+		} else {
+			copy(bt.X[i*ni:(i+1)*ni], d.X[r*ni:(r+1)*ni])
+		}
 		for c, col := range d.Cat {
 			b.batch.Cat[c][i] = col[r]
 		}
@@ -224,6 +231,9 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 
 // prefetch hints the CPU to load the numeric rows at positions pos into its caches.
 func (d Dataset) prefetch(pos []int) {
+	if d.Mapped != nil {
+		return // rows are read with pread: touching the mapping would fault pages in
+	}
 	ni := d.NumInputs
 	for _, p := range pos {
 		r := d.row(p)

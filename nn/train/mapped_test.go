@@ -1,0 +1,103 @@
+package train
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// mapBlobs writes d's numeric block to a mapped file in pieces, as a stage streaming a table
+// does, and returns d with X read through the mapping.
+func mapBlobs(t *testing.T, d Dataset, window int64) Dataset {
+	t.Helper()
+	w, err := NewMappedWriter(t.TempDir(), "blobs", d.NumInputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const piece = 7 // rows per append: not a divisor of the row count
+	for r := 0; r < d.Len(); r += piece {
+		end := min(r+piece, d.Len())
+		if err := w.Append(d.X[r*d.NumInputs : end*d.NumInputs]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := w.Finish(window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(m.Path()); !os.IsNotExist(err) {
+			t.Errorf("mapped file %s left behind: %v", m.Path(), err)
+		}
+	})
+	out := d
+	out.X, out.Mapped = m.Floats(), m
+	return out
+}
+
+func TestMappedRowsReadBack(t *testing.T) {
+	d := blobs(3, 101)
+	md := mapBlobs(t, d, 0)
+	if md.Mapped.Rows() != 101 || md.Mapped.Cols() != 6 || len(md.X) != len(d.X) {
+		t.Fatalf("shape %d×%d, %d floats; want 101×6", md.Mapped.Rows(), md.Mapped.Cols(), len(md.X))
+	}
+	for i := range d.X {
+		if md.X[i] != d.X[i] {
+			t.Fatalf("float %d: %v, want %v", i, md.X[i], d.X[i])
+		}
+	}
+	if err := (&MappedWriter{cols: 6}).Append(make([]float32, 5)); err == nil {
+		t.Error("a partial row was accepted")
+	}
+}
+
+// Training through a mapping whose pages are dropped every few rows gives the dense path's
+// weights bit for bit, for any worker count: the rows and their order are the same.
+func TestFitMappedEqualsDense(t *testing.T) {
+	tr, val := blobs(1, 600), blobs(2, 200)
+	fit := func(d, v Dataset, workers int) [][]float32 {
+		m := buildModel(t, richSpec())
+		cfg := Config{Epochs: 3, BatchSize: 50, Seed: 5, Workers: workers, EarlyStopping: EarlyStopping{Disabled: true}}
+		if _, err := Fit(context.Background(), m, d, v, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return weightsOf(m)
+	}
+	dense := fit(tr, val, 1)
+	mtr := mapBlobs(t, tr, 64<<10)
+	mval := mapBlobs(t, val, 64<<10)
+	sameWeights(t, dense, fit(mtr, mval, 1))
+	sameWeights(t, dense, fit(mtr, mval, 3))
+	// Every epoch's rows (3 epochs × 600, and the train-metric sample) were read with pread.
+	if got := mtr.Mapped.Reads(); got < 3*600 {
+		t.Errorf("%d training rows read with pread, want at least %d", got, 3*600)
+	}
+}
+
+func TestMappedTouchDropsPages(t *testing.T) {
+	md := mapBlobs(t, blobs(4, 64), 64<<10) // a 64 KiB window: a drop every row
+	md.Mapped.Touch(1)
+	md.Mapped.Touch(1)
+	if md.Mapped.Drops() != 2 {
+		t.Errorf("%d drops after touching 2 rows with a one-row window, want 2", md.Mapped.Drops())
+	}
+}
+
+func TestMappedWriterAbortRemovesFile(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewMappedWriter(dir, "x", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append([]float32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("abort left %s", filepath.Join(dir, ents[0].Name()))
+	}
+}
