@@ -48,6 +48,9 @@ type searchHeader struct {
 	Version   int
 	Objective string
 	Maximize  bool
+	// Started is when the first segment began (wall clock): trials' start_seconds count from
+	// it, as a local search's count from its own start (zero in a header of an older build).
+	Started time.Time
 }
 
 // trialState is a paused trial.
@@ -61,6 +64,8 @@ type trialState struct {
 	StopMetrics map[string]float64
 	// Seconds is the training time of the segments so far.
 	Seconds float64
+	// Start is when the trial's first segment began, in seconds after the search's Started.
+	Start float64
 }
 
 // trialReports is a trial's reports so far.
@@ -217,9 +222,11 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	}
 	defer release()
 	cp := newCheckpoints(sc)
-	if cp.load(ctx, searchHeaderName) == nil {
+	var header searchHeader
+	if raw := cp.load(ctx, searchHeaderName); raw == nil || gobDecode(raw, &header) != nil {
 		// Not a mere warning when it cannot be saved: ReadyParts judges with it.
-		b, err := gobEncode(searchHeader{Version: searchHeaderVersion, Objective: r.objective, Maximize: maximize})
+		header = searchHeader{Version: searchHeaderVersion, Objective: r.objective, Maximize: maximize, Started: time.Now()}
+		b, err := gobEncode(header)
 		if err == nil {
 			err = sc.SaveCheckpoint(context.WithoutCancel(ctx), searchHeaderName, b)
 		}
@@ -246,6 +253,9 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	st := b.state(i)
 	if st == nil {
 		st = &trialState{Version: searchStateVersion}
+		if !header.Started.IsZero() {
+			st.Start = max(begin.Sub(header.Started).Seconds(), 0)
+		}
 	}
 	p := st.Progress
 	var resume *train.Checkpoint
@@ -257,7 +267,7 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 			return nil
 		case !cont:
 			last := p.History[len(p.History)-1].Epoch
-			return s.finishTrial(ctx, cp, trial, p.History, search.Pruned, st.StopValue, st.StopMetrics, last, "", st.Seconds)
+			return s.finishTrial(ctx, cp, trial, p.History, search.Pruned, st.StopValue, st.StopMetrics, last, "", st.Seconds, st.Start)
 		}
 		var ck train.Checkpoint
 		if err := ck.UnmarshalBinary(st.Checkpoint); err != nil {
@@ -270,7 +280,7 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	}
 	c, err := s.trialConfig(sc.Config, trial.Params)
 	if err != nil {
-		return s.finishTrial(ctx, cp, trial, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), st.Seconds)
+		return s.finishTrial(ctx, cp, trial, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), st.Seconds, st.Start)
 	}
 	from := 0
 	if resume != nil {
@@ -315,12 +325,12 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	case err != nil && ctx.Err() != nil:
 		return err
 	case err != nil:
-		return s.finishTrial(ctx, cp, trial, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), seconds)
+		return s.finishTrial(ctx, cp, trial, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), seconds, st.Start)
 	}
 	k, _ := keptEpoch(res.cfg, res.Result)
 	metrics := map[string]float64{"best_epoch": float64(k + 1)}
 	if paused {
-		next := &trialState{Version: searchStateVersion, Progress: p, Checkpoint: pauseCk, StopValue: value, StopMetrics: metrics, Seconds: seconds}
+		next := &trialState{Version: searchStateVersion, Progress: p, Checkpoint: pauseCk, StopValue: value, StopMetrics: metrics, Seconds: seconds, Start: st.Start}
 		cp.saveNow(ctx, trialStateName(i), func() ([]byte, error) { return gobEncode(next) })
 		log.Info().Int("epoch", p.History[len(p.History)-1].Epoch).Msg("trial paused: its decision waits for the trials below it")
 		return nil
@@ -329,14 +339,14 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	if prunedAt > 0 {
 		status = search.Pruned
 	}
-	return s.finishTrial(ctx, cp, trial, p.History, status, value, metrics, prunedAt, "", seconds)
+	return s.finishTrial(ctx, cp, trial, p.History, status, value, metrics, prunedAt, "", seconds, st.Start)
 }
 
 // finishTrial saves trial t's record as the local search saves it when the trial ends.
 func (s *searchStage) finishTrial(ctx context.Context, cp *checkpoints, t search.Trial, history []search.Point, status search.Status, value float64,
-	metrics map[string]float64, prunedAt int, errMsg string, seconds float64) error {
+	metrics map[string]float64, prunedAt int, errMsg string, seconds, start float64) error {
 	rec := &trialRecord{Index: t.Index, Round: t.Round, Seed: t.Seed, Status: string(status), Value: value, Metrics: metrics, History: history,
-		Err: errMsg, Seconds: seconds}
+		Err: errMsg, Seconds: seconds, Start: start}
 	if status == search.Pruned {
 		rec.PrunedAt = prunedAt
 	}

@@ -109,6 +109,21 @@ func TestSearchTrialsRunApart(t *testing.T) {
 	if a, b := withoutTimes(h1, r1), withoutTimes(h2, r2); !reflect.DeepEqual(a, b) {
 		t.Errorf("trials spread:\n%v\nlocal:\n%v", a, b)
 	}
+	// Start times count from the first segment (the search header's clock): the segments ran
+	// one after another, so the trials that started later have later starts.
+	later := 0
+	for _, v := range column(t, h1, r1, trialsColStart) {
+		x := parseNum(t, v)
+		if x < 0 {
+			t.Errorf("start_seconds %v < 0", x)
+		}
+		if x > 0 {
+			later++
+		}
+	}
+	if later == 0 {
+		t.Errorf("every trial's start_seconds is 0: the report's timeline would be empty")
+	}
 	if s := strings.Join(column(t, h2, r2, trialsColStatus), " "); !strings.Contains(s, "pruned") {
 		t.Errorf("statuses %q: the local search pruned nothing, so the test checks no decision", s)
 	}
