@@ -199,6 +199,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 		return err
 	}
 	if cfg.Augment != nil {
+		if cfg.Hogwild.Threads > 0 {
+			return sc.Config.Errorf("hogwild", "the train table comes through augmentation (%s), which hogwild cannot take (it draws from the trainer's one random stream): train on the augment stage's input instead, or drop hogwild", augmentStages(trainT.Lineage()))
+		}
 		sc.Note("training batches are augmented (%s)", augmentStages(trainT.Lineage()))
 	}
 	cfg.Logger = sc.Log

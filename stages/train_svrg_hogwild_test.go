@@ -85,3 +85,16 @@ func TestTrainStageSVRGHogwildConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainStageHogwildRefusesAugmentedTable: a train table that comes through an augment
+// stage is refused at the hogwild key, naming the augment stage, before any training.
+func TestTrainStageHogwildRefusesAugmentedTable(t *testing.T) {
+	src := svrgHead + "[stages.aug]\nkind = \"augment\"\ninput = \"scale.train\"\nnoise = 0.1\n" +
+		"[stages.m]\nkind = \"train\"\ntrain = \"aug\"\nlayers = [{ dense = 8 }]\nepochs = 2\n" +
+		"optimizer = { name = \"sgd\", lr = 0.1 }\nhogwild = { threads = 2 }\n"
+	_, _, err := runTOML(t, ".", src)
+	ces := pipeline.ConfigErrors(err)
+	if len(ces) != 1 || ces[0].Key != "hogwild" || !strings.Contains(ces[0].Error(), "augmentation (aug)") {
+		t.Fatalf("got %v, want one config error at hogwild naming the augment stage", err)
+	}
+}
