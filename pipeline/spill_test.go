@@ -138,8 +138,11 @@ func TestDataLargerThanBudget(t *testing.T) {
 	limit := int64(budget + 16*8192*16)
 	t.Logf("data %d MiB, budget %d MiB: peak table memory %d KiB, peak Arrow memory %d KiB, peak heap %d MiB",
 		rows*16>>20, budget>>20, m.PeakTableMem>>10, arrowPeak>>10, heapPeak>>20)
-	if m.PeakTableMem > budget {
-		t.Errorf("peak table memory %d over the budget %d", m.PeakTableMem, budget)
+	// The table budget also counts a spilled batch while a reader holds it (it cannot be
+	// spilled again): two stages read spilled tables back, one 8192-row batch each (16 bytes a
+	// row, with a quarter for buffer padding), which may sit on top of a full budget.
+	if tableLimit := int64(budget + 2*8192*16*5/4); m.PeakTableMem > tableLimit {
+		t.Errorf("peak table memory %d over the budget %d plus two read-back batches (%d)", m.PeakTableMem, budget, tableLimit)
 	}
 	if arrowPeak > limit {
 		t.Errorf("peak Arrow memory %d over %d", arrowPeak, limit)
