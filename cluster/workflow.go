@@ -349,7 +349,11 @@ func runUnit(gctx, ctx workflow.Context, in RunInput, u unit, res *RunResult, pr
 				}
 				rp := pipeline.RemotePart{Part: i, Worker: r.Worker, Attempts: r.Attempt, Seconds: r.Seconds}
 				if r.Resumed != "" || r.ResumedEpoch > 0 {
-					rp.Resumed = []string{fmt.Sprintf("%s (epoch %d)", r.Resumed, r.ResumedEpoch)}
+					from := r.Resumed
+					if from == "" { // the dead attempt's last heartbeat never left its worker
+						from = "its checkpoint in the store"
+					}
+					rp.Resumed = []string{fmt.Sprintf("%s (epoch %d)", from, r.ResumedEpoch)}
 				}
 				*maxPayload = max(*maxPayload, r.MaxPayloadBytes)
 				if err != nil {
