@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/pipe-ml/pipe/internal/sgemm"
 	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
@@ -114,12 +115,20 @@ type conv struct {
 	direct  bool        // 1×1 kernel, stride 1: x_r is the GEMM operand (see conv)
 	shift   bool        // stride 1 and an output as large as the input (padding same): see im2colShift
 	cells   []shiftCell // when shift: per window cell ky·k+kx, its shift geometry
+	// flipDX (a shift convolution with an odd kernel, so padded alike on every side): the
+	// input gradient is the same convolution of dz with the flipped, transposed kernel (see
+	// backward), computed by im2col and a GEMM instead of a GEMM and col2im.
+	flipDX bool
 
 	x        []float32 // input of the last forward (not owned)
 	col      []float32 // [ckk, hw]: one image's col_r, then its column gradient; unused when direct
 	z, y, dx []float32
 	dwt      []float32 // [ckk, F]: dWᵀ, accumulated over the images of a batch
+	wflip    []float32 // when flipDX: [C, F·k·k], Wflip[c, f, q'] = W[f, c, q] (q' = q flipped)
+	dcol     []float32 // when flipDX: [F·k·k, hw], im2col of one image's dz
+	dxt      []float32 // when flipDX: [hw, C], one image's input gradient, transposed
 	yt       []float32 // [hw, F]: one image's output, transposed
+	zeroBias []float32 // F zeros: the bias of a layer without one, for BiasReLU
 }
 
 func newConv(name string, c, h, w, filters, k, stride int, padding string, act activation, bias bool) (*conv, error) {
@@ -131,7 +140,10 @@ func newConv(name string, c, h, w, filters, k, stride int, padding string, act a
 		direct: k == 1 && stride == 1, shift: stride == 1 && g.ho == h && g.wo == w, w: newParam(name+"/W", false, filters, c, k, k)}
 	if bias {
 		cv.b = newParam(name+"/b", true, filters)
+	} else {
+		cv.zeroBias = make([]float32, filters)
 	}
+	cv.flipDX = cv.shift && k%2 == 1 && !cv.direct
 	if cv.shift {
 		for ky := 0; ky < k; ky++ {
 			for kx := 0; kx < k; kx++ {
@@ -179,6 +191,12 @@ func (cv *conv) alloc(rows int) {
 		cv.z = grow(cv.z, rows*cv.outWidth())
 	}
 	cv.dx = grow(cv.dx, rows*cv.inWidth())
+	if cv.flipDX {
+		kk := cv.g.k * cv.g.k
+		cv.wflip = grow(cv.wflip, cv.c*cv.f*kk)
+		cv.dcol = grow(cv.dcol, cv.f*kk*cv.hw)
+		cv.dxt = grow(cv.dxt, cv.hw*cv.c)
+	}
 }
 
 // span returns the output columns [lo, hi) whose window cell kx falls inside the image
@@ -214,9 +232,15 @@ func (g window) shiftRows(ky, kx int) (d, oyLo, oyHi, a, b int) {
 // (ky, kx) is then the input plane shifted by d = (ky−padT)·W + (kx−padL), so it is one copy
 // plus zeros in the rows and columns that fall in the padding.
 func (cv *conv) im2colShift(xr, col []float32) {
+	cv.shiftChannels(xr, col, cv.c)
+}
+
+// shiftChannels is im2colShift of an image of channels planes (the input's C, or F for the
+// input gradient's im2col of dz).
+func (cv *conv) shiftChannels(xr, col []float32, channels int) {
 	g := cv.g
 	kk, plane := g.k*g.k, g.h*g.w
-	for c := 0; c < cv.c; c++ {
+	for c := 0; c < channels; c++ {
 		src := xr[c*plane : (c+1)*plane]
 		for q, sc := range cv.cells {
 			row := col[(c*kk+q)*cv.hw:][:cv.hw]
@@ -235,15 +259,20 @@ func (cv *conv) im2colShift(xr, col []float32) {
 }
 
 // zeroEdges zeroes, in rows [oyLo, oyHi) of the w-wide plane p, the columns before lo and from
-// hi on (one or two cells for a small kernel: a loop, not a clear per row).
+// hi on: column by column (one or two columns for a small kernel), a strided store per row.
 func zeroEdges(p []float32, w, oyLo, oyHi, lo, hi int) {
-	for oy := oyLo; oy < oyHi; oy++ {
-		r := p[oy*w : (oy+1)*w]
-		for i := 0; i < lo; i++ {
-			r[i] = 0
+	if oyLo >= oyHi {
+		return
+	}
+	p = p[oyLo*w : oyHi*w]
+	for i := 0; i < lo; i++ {
+		for j := i; j < len(p); j += w {
+			p[j] = 0
 		}
-		for i := hi; i < w; i++ {
-			r[i] = 0
+	}
+	for i := hi; i < w; i++ {
+		for j := i; j < len(p); j += w {
+			p[j] = 0
 		}
 	}
 }
@@ -377,25 +406,17 @@ func (cv *conv) forward(rc *runCtx, x []float32, rows int) []float32 {
 		// 8 output positions of a row of col_r at a time) and packs only the small W, where
 		// y_r = W·col_r would pack the whole col_r.
 		rc.gemm.Sgemm(true, true, cv.hw, cv.f, cv.ckk, 1, cv.operand(r), cv.hw, cv.w.Value, cv.ckk, 0, yt, cv.f)
-		// Transpose to [F, hw], with the bias and activation, while the image is in cache.
-		yr := y[r*ow : (r+1)*ow]
+		// The bias and ReLU on yt (a bias per column: vectorised), then transpose to [F, hw]
+		// while the image is in cache.
 		relu := cv.act == actReLU
-		for f := 0; f < cv.f; f++ {
-			var bias float32
-			if cv.b != nil {
-				bias = cv.b.Value[f]
-			}
-			yf := yr[f*cv.hw : (f+1)*cv.hw]
-			if relu {
-				for p := range yf {
-					yf[p] = max(yt[p*cv.f+f]+bias, 0)
-				}
-				continue
-			}
-			for p := range yf {
-				yf[p] = yt[p*cv.f+f] + bias
-			}
+		switch {
+		case relu:
+			elementwise.BiasReLU(yt, cv.hw, cv.f, cv.bias())
+		case cv.b != nil:
+			elementwise.BiasAdd(yt, cv.hw, cv.f, cv.b.Value)
 		}
+		yr := y[r*ow : (r+1)*ow]
+		sgemm.Transpose(yr, cv.hw, yt, cv.f, cv.hw, cv.f)
 		if !relu && cv.act != actLinear {
 			if cv.z != nil {
 				copy(cv.z[r*ow:(r+1)*ow], yr)
@@ -416,6 +437,9 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 	var dx []float32
 	if needDX {
 		dx = cv.dx[:rows*in]
+		if cv.flipDX {
+			cv.flipWeights()
+		}
 	}
 	// Image by image in order, so that col_r, dz_r and dx_r stay in cache.
 	for r := 0; r < rows; r++ {
@@ -440,6 +464,10 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 			rc.gemm.Sgemm(true, false, cv.c, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, dxr, cv.hw)
 			continue
 		}
+		if cv.flipDX {
+			cv.flipInputGrad(rc, dzr, dxr)
+			continue
+		}
 		// dcol_r = Wᵀ·dz_r (into col, which col_r no longer needs), then col2im.
 		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.hw)
 		clear(dxr)
@@ -458,15 +486,82 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 		clear(bg)
 		for r := 0; r < rows; r++ {
 			for f := range bg {
-				var s float32
-				for _, v := range dz[r*ow+f*cv.hw : r*ow+(f+1)*cv.hw] {
-					s += v
-				}
-				bg[f] += s
+				bg[f] += sum8(dz[r*ow+f*cv.hw : r*ow+(f+1)*cv.hw])
 			}
 		}
 	}
 	return dx
+}
+
+// bias returns the bias values, or zeros when the layer has no bias.
+func (cv *conv) bias() []float32 {
+	if cv.b != nil {
+		return cv.b.Value
+	}
+	return cv.zeroBias
+}
+
+// sum8 returns the sum of s in eight interleaved partial sums (element i goes to sum i mod 8;
+// the partial sums are then added pairwise, in a fixed order): eight independent chains
+// instead of one.
+func sum8(s []float32) float32 {
+	var a0, a1, a2, a3, a4, a5, a6, a7 float32
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		v := s[i : i+8 : i+8]
+		a0, a1, a2, a3 = a0+v[0], a1+v[1], a2+v[2], a3+v[3]
+		a4, a5, a6, a7 = a4+v[4], a5+v[5], a6+v[6], a7+v[7]
+	}
+	for j, v := range s[i:] {
+		switch j {
+		case 0:
+			a0 += v
+		case 1:
+			a1 += v
+		case 2:
+			a2 += v
+		case 3:
+			a3 += v
+		case 4:
+			a4 += v
+		case 5:
+			a5 += v
+		default:
+			a6 += v
+		}
+	}
+	return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
+}
+
+// flipWeights sets wflip[c, f, q'] = W[f, c, q], where cell q' = (k−1−ky, k−1−kx) is cell
+// q = (ky, kx) flipped.
+func (cv *conv) flipWeights() {
+	kk := cv.g.k * cv.g.k
+	w := cv.w.Value
+	for f := 0; f < cv.f; f++ {
+		for c := 0; c < cv.c; c++ {
+			src := w[f*cv.ckk+c*kk : f*cv.ckk+(c+1)*kk]
+			dst := cv.wflip[(c*cv.f+f)*kk : (c*cv.f+f+1)*kk]
+			for q, v := range src {
+				dst[kk-1-q] = v
+			}
+		}
+	}
+}
+
+// flipInputGrad sets dx_r, the input gradient of one image, from its dz_r. With stride 1 and
+// the same padding p on every side, input position i feeds output position i−d_q through
+// cell q (d_q = (ky−p)·W + (kx−p)), and d of the flipped cell is −d_q:
+//
+//	dx_r[c, i] = Σ_{f,q} W[f, c, q]·dz_r[f, i−d_q] = Σ_{f,q'} Wflip[c, f, q']·dz_r[f, i+d_q']
+//
+// the forward convolution of dz_r (F channels) by Wflip, zeros outside the plane included.
+// So: dcol = im2col(dz_r), dx_rᵀ[hw, C] = dcolᵀ·Wflipᵀ as in forward, then a transpose.
+func (cv *conv) flipInputGrad(rc *runCtx, dzr, dxr []float32) {
+	fkk := cv.f * cv.g.k * cv.g.k
+	cv.shiftChannels(dzr, cv.dcol, cv.f)
+	rc.gemm.Sgemm(true, true, cv.hw, cv.c, fkk, 1, cv.dcol, cv.hw, cv.wflip, fkk, 0, cv.dxt, cv.c)
+	sgemm.Transpose(dxr, cv.hw, cv.dxt, cv.c, cv.hw, cv.c)
 }
 
 // checkInputShape checks Spec.InputShape against the numeric inputs.

@@ -155,3 +155,45 @@ func TestMaxPool2MatchesGeneral(t *testing.T) {
 		}
 	}
 }
+
+// TestConvFlipInputGradMatchesCol2im: for stride-1 same convolutions with an odd kernel
+// (3×3 and 5×5, a kernel larger than the plane, non-square planes, F ≠ C) the input gradient
+// by the flipped-kernel convolution of dz (flipDX) matches the one by Wᵀ·dz and col2im: the
+// second conv's input gradient reaches the first conv's parameter gradients.
+func TestConvFlipInputGradMatchesCol2im(t *testing.T) {
+	for _, tc := range []struct{ c, h, w, k int }{{2, 6, 5, 3}, {3, 5, 5, 5}, {2, 3, 2, 5}, {1, 7, 4, 3}} {
+		spec := imageSpec(tc.c, tc.h, tc.w,
+			LayerSpec{Type: LayerConv, Filters: 3, Kernel: 3, Padding: PaddingSame, Activation: "tanh"},
+			LayerSpec{Type: LayerConv, Filters: 4, Kernel: tc.k, Padding: PaddingSame, Activation: "relu"},
+			LayerSpec{Type: LayerFlatten})
+		run := func(flip bool) (grads [][]float32) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			m, err := Build(spec, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs := convLayers(m)
+			if len(cs) != 2 || !cs[1].flipDX {
+				t.Fatalf("%+v: the second conv does not take the flipped-kernel path", tc)
+			}
+			cs[1].flipDX = flip
+			rows := 5
+			b := randomBatch(rng, m.Spec(), rows)
+			if _, err := m.TrainStep(b, randomTargets(rng, m.Spec(), rows, 0)); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range m.Params() {
+				grads = append(grads, slices.Clone(p.Grad))
+			}
+			return grads
+		}
+		gf, gc := run(true), run(false)
+		for i := range gf {
+			for j := range gf[i] {
+				if math.Abs(float64(gf[i][j]-gc[i][j])) > 1e-5*(1+math.Abs(float64(gc[i][j]))) {
+					t.Fatalf("%+v: grad %d[%d] = %v flipped, %v by col2im", tc, i, j, gf[i][j], gc[i][j])
+				}
+			}
+		}
+	}
+}

@@ -43,6 +43,8 @@ func TestGradCheckImageLayers(t *testing.T) {
 		{"conv_1x1_no_bias", imageSpec(3, 4, 4, LayerSpec{Type: LayerConv, Filters: 2, Kernel: 1, NoBias: true, Activation: "tanh"}, flat)},
 		{"conv_gelu_dropout", imageSpec(2, 5, 5, LayerSpec{Type: LayerConv, Filters: 3, Kernel: 3, Padding: PaddingSame, Activation: "gelu", Dropout: 0.2}, flat)},
 		{"conv_conv", imageSpec(2, 6, 6, conv(3, 3, 1, PaddingSame), conv(2, 3, 2, PaddingValid), flat)},
+		{"conv_then_conv5_same_nonsquare", imageSpec(2, 6, 5, conv(3, 3, 1, PaddingSame), conv(4, 5, 1, PaddingSame), flat)},
+		{"conv_then_conv5_larger_than_plane", imageSpec(2, 3, 2, conv(3, 3, 1, PaddingSame), conv(2, 5, 1, PaddingSame), flat)},
 		{"conv_1x1_direct", imageSpec(3, 5, 4, conv(4, 1, 1, PaddingValid), flat)},
 		{"conv_1x1_s2", imageSpec(3, 5, 5, conv(2, 1, 2, PaddingSame), flat)},
 		{"conv_then_1x1_direct", imageSpec(2, 5, 5, conv(3, 3, 1, PaddingSame), conv(4, 1, 1, PaddingSame), flat)},

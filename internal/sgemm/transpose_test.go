@@ -47,3 +47,31 @@ func testTranspose8xK(t *testing.T, transpose func(dst []float32, ldd int, src [
 		}
 	}
 }
+
+// TestTranspose checks Transpose against the definition for row counts around multiples of
+// 8 and padded strides; the padding of dst must stay untouched.
+func TestTranspose(t *testing.T) {
+	for _, rows := range []int{0, 1, 7, 8, 13, 16, 196} {
+		for _, cols := range []int{1, 5, 8, 32} {
+			rng := rand.New(rand.NewPCG(uint64(rows), uint64(cols)))
+			lds, ldd := cols+2, rows+3
+			src := randomMatrix(max(rows, 1), lds, rng)
+			dst := make([]float32, cols*ldd)
+			for i := range dst {
+				dst[i] = sentinel
+			}
+			Transpose(dst, ldd, src, lds, rows, cols)
+			for j := range cols {
+				for i := range ldd {
+					want := sentinel
+					if i < rows {
+						want = src[i*lds+j]
+					}
+					if got := dst[j*ldd+i]; got != want {
+						t.Fatalf("rows=%d cols=%d: dst[%d,%d] = %v, want %v", rows, cols, j, i, got, want)
+					}
+				}
+			}
+		}
+	}
+}
