@@ -115,9 +115,9 @@ type conv struct {
 	direct  bool        // 1×1 kernel, stride 1: x_r is the GEMM operand (see conv)
 	shift   bool        // stride 1 and an output as large as the input (padding same): see im2colShift
 	cells   []shiftCell // when shift: per window cell ky·k+kx, its shift geometry
-	// flipDX (a shift convolution with an odd kernel, so padded alike on every side): the
-	// input gradient is the same convolution of dz with the flipped, transposed kernel (see
-	// backward), computed by im2col and a GEMM instead of a GEMM and col2im.
+	// flipDX (a shift convolution with an odd kernel, so padded alike on every side): when
+	// the input gradient is needed, both gradients come from one im2col of dz per image (see
+	// flipBackward) instead of an im2col of x for dW and a GEMM and col2im for dx.
 	flipDX bool
 
 	x        []float32 // input of the last forward (not owned)
@@ -125,6 +125,7 @@ type conv struct {
 	z, y, dx []float32
 	dwt      []float32 // [ckk, F]: dWᵀ, accumulated over the images of a batch
 	wflip    []float32 // when flipDX: [C, F·k·k], Wflip[c, f, q'] = W[f, c, q] (q' = q flipped)
+	gflip    []float32 // when flipDX: [F·k·k, C], the weight gradient in Wflipᵀ's order
 	dcol     []float32 // when flipDX: [F·k·k, hw], im2col of one image's dz
 	dxt      []float32 // when flipDX: [hw, C], one image's input gradient, transposed
 	yt       []float32 // [hw, F]: one image's output, transposed
@@ -194,6 +195,7 @@ func (cv *conv) alloc(rows int) {
 	if cv.flipDX {
 		kk := cv.g.k * cv.g.k
 		cv.wflip = grow(cv.wflip, cv.c*cv.f*kk)
+		cv.gflip = grow(cv.gflip, cv.c*cv.f*kk)
 		cv.dcol = grow(cv.dcol, cv.f*kk*cv.hw)
 		cv.dxt = grow(cv.dxt, cv.hw*cv.c)
 	}
@@ -437,9 +439,27 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 	var dx []float32
 	if needDX {
 		dx = cv.dx[:rows*in]
-		if cv.flipDX {
-			cv.flipWeights()
+	}
+	if needDX && cv.flipDX {
+		// Both gradients from one im2col per image, of dz_r: see flipBackward.
+		cv.flipWeights()
+		if wGrad {
+			clear(cv.gflip)
 		}
+		for r := 0; r < rows; r++ {
+			dzr := dz[r*ow : (r+1)*ow]
+			var zr []float32
+			if cv.z != nil {
+				zr = cv.z[r*ow : (r+1)*ow]
+			}
+			cv.act.backwardInPlace(dzr, cv.y[r*ow:(r+1)*ow], zr)
+			cv.flipBackward(rc, dzr, cv.x[r*in:(r+1)*in], dx[r*in:(r+1)*in], wGrad)
+		}
+		if wGrad {
+			cv.unflipGrad()
+		}
+		cv.biasGrad(dz, rows)
+		return dx
 	}
 	// Image by image in order, so that col_r, dz_r and dx_r stay in cache.
 	for r := 0; r < rows; r++ {
@@ -464,10 +484,6 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 			rc.gemm.Sgemm(true, false, cv.c, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, dxr, cv.hw)
 			continue
 		}
-		if cv.flipDX {
-			cv.flipInputGrad(rc, dzr, dxr)
-			continue
-		}
 		// dcol_r = Wᵀ·dz_r (into col, which col_r no longer needs), then col2im.
 		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.hw)
 		clear(dxr)
@@ -481,16 +497,24 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 			}
 		}
 	}
-	if cv.b != nil && !cv.b.Frozen {
-		bg := cv.b.Grad[:cv.f]
-		clear(bg)
-		for r := 0; r < rows; r++ {
-			for f := range bg {
-				bg[f] += sum8(dz[r*ow+f*cv.hw : r*ow+(f+1)*cv.hw])
-			}
+	cv.biasGrad(dz, rows)
+	return dx
+}
+
+// biasGrad sets the bias gradient (when the layer has a trainable bias) from the
+// pre-activation gradient dz of the batch.
+func (cv *conv) biasGrad(dz []float32, rows int) {
+	if cv.b == nil || cv.b.Frozen {
+		return
+	}
+	ow := cv.outWidth()
+	bg := cv.b.Grad[:cv.f]
+	clear(bg)
+	for r := 0; r < rows; r++ {
+		for f := range bg {
+			bg[f] += sum8(dz[r*ow+f*cv.hw : r*ow+(f+1)*cv.hw])
 		}
 	}
-	return dx
 }
 
 // bias returns the bias values, or zeros when the layer has no bias.
@@ -549,19 +573,40 @@ func (cv *conv) flipWeights() {
 	}
 }
 
-// flipInputGrad sets dx_r, the input gradient of one image, from its dz_r. With stride 1 and
-// the same padding p on every side, input position i feeds output position i−d_q through
-// cell q (d_q = (ky−p)·W + (kx−p)), and d of the flipped cell is −d_q:
+// flipBackward computes one image's input gradient dx_r, and adds its share of the weight
+// gradient to gflip, from its dz_r and input x_r, through one im2col: dcol = im2col(dz_r)
+// ([F·k·k, hw], rows (f, q')). With stride 1 and the same padding p on every side, input
+// position i feeds output position i−d_q through cell q (d_q = (ky−p)·W + (kx−p)), and the
+// flipped cell q' = (k−1−ky, k−1−kx) has d_q' = −d_q, so dcol[(f, q'), i] = dz_r[f, i−d_q]
+// (0 where i−d_q is no output position, as for the forward pass). Then
 //
-//	dx_r[c, i] = Σ_{f,q} W[f, c, q]·dz_r[f, i−d_q] = Σ_{f,q'} Wflip[c, f, q']·dz_r[f, i+d_q']
+//	dx_r[c, i]    = Σ_{f,q} W[f, c, q]·dz_r[f, i−d_q] = Σ_{f,q'} Wflip[c, f, q']·dcol[(f, q'), i]
+//	dW[f, c, q]  += Σ_p dz_r[f, p]·x_r[c, p+d_q]   = Σ_i dcol[(f, q'), i]·x_r[c, i]
 //
-// the forward convolution of dz_r (F channels) by Wflip, zeros outside the plane included.
-// So: dcol = im2col(dz_r), dx_rᵀ[hw, C] = dcolᵀ·Wflipᵀ as in forward, then a transpose.
-func (cv *conv) flipInputGrad(rc *runCtx, dzr, dxr []float32) {
+// the first the forward convolution of dz_r by Wflip (dx_rᵀ = dcolᵀ·Wflipᵀ, then a
+// transpose), the second gflip[(f, q'), c] += dcol·x_rᵀ (unflipGrad puts it in W's order).
+func (cv *conv) flipBackward(rc *runCtx, dzr, xr, dxr []float32, wGrad bool) {
 	fkk := cv.f * cv.g.k * cv.g.k
 	cv.shiftChannels(dzr, cv.dcol, cv.f)
+	if wGrad {
+		rc.gemm.Sgemm(false, true, fkk, cv.c, cv.hw, 1, cv.dcol, cv.hw, xr, cv.hw, 1, cv.gflip, cv.c)
+	}
 	rc.gemm.Sgemm(true, true, cv.hw, cv.c, fkk, 1, cv.dcol, cv.hw, cv.wflip, fkk, 0, cv.dxt, cv.c)
 	sgemm.Transpose(dxr, cv.hw, cv.dxt, cv.c, cv.hw, cv.c)
+}
+
+// unflipGrad sets W's gradient from gflip: dW[f, c, q] = gflip[(f, q'), c].
+func (cv *conv) unflipGrad() {
+	kk := cv.g.k * cv.g.k
+	g := cv.w.Grad[:cv.f*cv.ckk]
+	for f := 0; f < cv.f; f++ {
+		for q := 0; q < kk; q++ {
+			src := cv.gflip[(f*kk+kk-1-q)*cv.c : (f*kk+kk-q)*cv.c]
+			for c, v := range src {
+				g[f*cv.ckk+c*kk+q] = v
+			}
+		}
+	}
 }
 
 // checkInputShape checks Spec.InputShape against the numeric inputs.

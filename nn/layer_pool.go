@@ -208,11 +208,7 @@ func (g *globalAvgPool) forward(_ *runCtx, x []float32, rows int) []float32 {
 	y := g.y[:rows*g.c]
 	for r := 0; r < rows; r++ {
 		for c := 0; c < g.c; c++ {
-			var s float32
-			for _, v := range x[r*in+c*g.plane : r*in+(c+1)*g.plane] {
-				s += v
-			}
-			y[r*g.c+c] = s * inv
+			y[r*g.c+c] = sum8(x[r*in+c*g.plane:r*in+(c+1)*g.plane]) * inv
 		}
 	}
 	return y

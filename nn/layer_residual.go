@@ -88,9 +88,8 @@ func (r *residual) forward(rc *runCtx, x []float32, rows int) []float32 {
 		skip = r.proj.forward(rc, x, rows)
 	}
 	y := r.y[:rows*r.units]
-	for i := range y {
-		y[i] = h[i] + skip[i]
-	}
+	copy(y, h[:len(y)])
+	addTo(y, skip[:len(y)]) // vectorised; h + skip rounds as skip + h
 	return y
 }
 
@@ -117,8 +116,6 @@ func (r *residual) backward(rc *runCtx, dy []float32, rows int, needDX bool) []f
 	if !needDX {
 		return nil
 	}
-	for i, v := range d[:len(dxs)] {
-		dxs[i] += v
-	}
+	addTo(dxs, d[:len(dxs)])
 	return dxs
 }
