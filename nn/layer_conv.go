@@ -111,10 +111,16 @@ type conv struct {
 	g       window
 	w, b    *optim.Param
 	act     activation
-	ckk, hw int         // C·k·k, ho·wo
-	direct  bool        // 1×1 kernel, stride 1: x_r is the GEMM operand (see conv)
-	shift   bool        // stride 1 and an output as large as the input (padding same): see im2colShift
-	cells   []shiftCell // when shift: per window cell ky·k+kx, its shift geometry
+	ckk, hw int // C·k·k, ho·wo
+	// ld is the row stride of col and dcol: hw rounded up to a multiple of 8 (the GEMM
+	// kernels' row strip), the rows' tails zero. The products that read col_r or dcol
+	// transposed then run over ld output positions, the last few of which are discarded, so
+	// that no strip of rows is partial (a partial one is packed and merged through a scratch
+	// tile).
+	ld     int
+	direct bool        // 1×1 kernel, stride 1: x_r is the GEMM operand (see conv)
+	shift  bool        // stride 1 and an output as large as the input (padding same): see im2colShift
+	cells  []shiftCell // when shift: per window cell ky·k+kx, its shift geometry
 	// flipDX (a shift convolution with an odd kernel, so padded alike on every side): when
 	// the input gradient is needed, both gradients come from one im2col of dz per image (see
 	// flipBackward) instead of an im2col of x for dW and a GEMM and col2im for dx.
@@ -128,7 +134,7 @@ type conv struct {
 	gflip    []float32 // when flipDX: [F·k·k, C], the weight gradient in Wflipᵀ's order
 	dcol     []float32 // when flipDX: [F·k·k, hw], im2col of one image's dz
 	dxt      []float32 // when flipDX: [hw, C], one image's input gradient, transposed
-	yt       []float32 // [hw, F]: one image's output, transposed
+	yt       []float32 // [ld, F]: one image's output, transposed (rows past hw unused)
 	zeroBias []float32 // F zeros: the bias of a layer without one, for BiasReLU
 }
 
@@ -137,7 +143,7 @@ func newConv(name string, c, h, w, filters, k, stride int, padding string, act a
 	if err != nil {
 		return nil, err
 	}
-	cv := &conv{lname: name, c: c, f: filters, g: g, act: act, ckk: c * k * k, hw: g.ho * g.wo,
+	cv := &conv{lname: name, c: c, f: filters, g: g, act: act, ckk: c * k * k, hw: g.ho * g.wo, ld: (g.ho*g.wo + 7) &^ 7,
 		direct: k == 1 && stride == 1, shift: stride == 1 && g.ho == h && g.wo == w, w: newParam(name+"/W", false, filters, c, k, k)}
 	if bias {
 		cv.b = newParam(name+"/b", true, filters)
@@ -183,10 +189,10 @@ func (cv *conv) params() []*optim.Param {
 
 func (cv *conv) alloc(rows int) {
 	if !cv.direct {
-		cv.col = grow(cv.col, cv.ckk*cv.hw)
+		cv.col = grow(cv.col, cv.ckk*cv.ld)
 	}
 	cv.dwt = grow(cv.dwt, cv.ckk*cv.f)
-	cv.yt = grow(cv.yt, cv.hw*cv.f)
+	cv.yt = grow(cv.yt, cv.ld*cv.f)
 	cv.y = grow(cv.y, rows*cv.outWidth())
 	if cv.act.needsPreActivation() {
 		cv.z = grow(cv.z, rows*cv.outWidth())
@@ -196,8 +202,8 @@ func (cv *conv) alloc(rows int) {
 		kk := cv.g.k * cv.g.k
 		cv.wflip = grow(cv.wflip, cv.c*cv.f*kk)
 		cv.gflip = grow(cv.gflip, cv.c*cv.f*kk)
-		cv.dcol = grow(cv.dcol, cv.f*kk*cv.hw)
-		cv.dxt = grow(cv.dxt, cv.hw*cv.c)
+		cv.dcol = grow(cv.dcol, cv.f*kk*cv.ld)
+		cv.dxt = grow(cv.dxt, cv.ld*cv.c)
 	}
 }
 
@@ -245,7 +251,7 @@ func (cv *conv) shiftChannels(xr, col []float32, channels int) {
 	for c := 0; c < channels; c++ {
 		src := xr[c*plane : (c+1)*plane]
 		for q, sc := range cv.cells {
-			row := col[(c*kk+q)*cv.hw:][:cv.hw]
+			row := col[(c*kk+q)*cv.ld:][:cv.hw]
 			if sc.empty {
 				clear(row)
 				continue
@@ -296,7 +302,7 @@ func (cv *conv) col2imShift(dcol, dxr []float32) {
 			if sc.empty {
 				continue
 			}
-			row := dcol[(c*kk+q)*cv.hw:][:cv.hw]
+			row := dcol[(c*kk+q)*cv.ld:][:cv.hw]
 			if sc.edges {
 				zeroEdges(row, g.w, sc.oyLo, sc.oyHi, sc.lo, sc.hi)
 			}
@@ -317,7 +323,7 @@ func (cv *conv) im2col(xr, col []float32) {
 		src := xr[c*plane : (c+1)*plane]
 		for ky := 0; ky < k; ky++ {
 			for kx := 0; kx < k; kx++ {
-				row := col[((c*k+ky)*k+kx)*cv.hw:][:cv.hw]
+				row := col[((c*k+ky)*k+kx)*cv.ld:][:cv.hw]
 				lo, hi := g.span(kx)
 				ix0 := lo*g.stride - g.padL + kx
 				for oy := 0; oy < g.ho; oy++ {
@@ -356,7 +362,7 @@ func (cv *conv) col2im(dcol, dxr []float32) {
 		dst := dxr[c*plane : (c+1)*plane]
 		for ky := 0; ky < k; ky++ {
 			for kx := 0; kx < k; kx++ {
-				row := dcol[((c*k+ky)*k+kx)*cv.hw:][:cv.hw]
+				row := dcol[((c*k+ky)*k+kx)*cv.ld:][:cv.hw]
 				lo, hi := g.span(kx)
 				if lo == hi {
 					continue
@@ -385,29 +391,32 @@ func (cv *conv) col2im(dcol, dxr []float32) {
 	}
 }
 
-// operand returns image r's GEMM operand col_r ([ckk, hw]) of the last forward's input: the
-// input image itself when direct, else im2col'ed into the one-image buffer col. col_r is
-// built again in backward rather than kept for the whole batch: one image's col_r stays in
-// cache, the batch's (rows times larger than the input) would not.
-func (cv *conv) operand(r int) []float32 {
+// operand returns image r's GEMM operand col_r ([ckk, hw], row stride lda) of the last
+// forward's input: the input image itself when direct (lda = hw), else im2col'ed into the
+// one-image buffer col (lda = ld). col_r is built again in backward rather than kept for the
+// whole batch: one image's col_r stays in cache, the batch's (rows times larger than the
+// input) would not.
+func (cv *conv) operand(r int) (a []float32, lda int) {
 	xr := cv.x[r*cv.inWidth() : (r+1)*cv.inWidth()]
 	if cv.direct {
-		return xr
+		return xr, cv.hw
 	}
 	cv.im2col(xr, cv.col)
-	return cv.col
+	return cv.col, cv.ld
 }
 
 func (cv *conv) forward(rc *runCtx, x []float32, rows int) []float32 {
 	cv.x = x
 	ow := cv.outWidth()
 	y := cv.y[:rows*ow]
-	yt := cv.yt[:cv.hw*cv.f]
+	yt := cv.yt[:cv.ld*cv.f]
 	for r := 0; r < rows; r++ {
 		// y_rᵀ[hw, F] = col_rᵀ·Wᵀ: the GEMM reads col_r in place (its transposed-A kernel reads
 		// 8 output positions of a row of col_r at a time) and packs only the small W, where
 		// y_r = W·col_r would pack the whole col_r.
-		rc.gemm.Sgemm(true, true, cv.hw, cv.f, cv.ckk, 1, cv.operand(r), cv.hw, cv.w.Value, cv.ckk, 0, yt, cv.f)
+		// Over lda output positions: hw when direct, ld (whole row strips) through col.
+		a, lda := cv.operand(r)
+		rc.gemm.Sgemm(true, true, lda, cv.f, cv.ckk, 1, a, lda, cv.w.Value, cv.ckk, 0, yt, cv.f)
 		// The bias and ReLU on yt (a bias per column: vectorised), then transpose to [F, hw]
 		// while the image is in cache.
 		relu := cv.act == actReLU
@@ -473,7 +482,8 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 			// dWᵀ[ckk, F] += col_r·dz_rᵀ. (Computing dWᵀ rather than dW = dz_r·col_rᵀ makes the
 			// GEMM transpose the F×hw dz_r instead of the larger ckk×hw col_r when it packs its
 			// right operand.)
-			rc.gemm.Sgemm(false, true, cv.ckk, cv.f, cv.hw, 1, cv.operand(r), cv.hw, dzr, cv.hw, 1, cv.dwt, cv.f)
+			a, lda := cv.operand(r)
+			rc.gemm.Sgemm(false, true, cv.ckk, cv.f, cv.hw, 1, a, lda, dzr, cv.hw, 1, cv.dwt, cv.f)
 		}
 		if !needDX {
 			continue
@@ -485,7 +495,7 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 			continue
 		}
 		// dcol_r = Wᵀ·dz_r (into col, which col_r no longer needs), then col2im.
-		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.hw)
+		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.ld)
 		clear(dxr)
 		cv.col2im(cv.col, dxr)
 	}
@@ -589,9 +599,9 @@ func (cv *conv) flipBackward(rc *runCtx, dzr, xr, dxr []float32, wGrad bool) {
 	fkk := cv.f * cv.g.k * cv.g.k
 	cv.shiftChannels(dzr, cv.dcol, cv.f)
 	if wGrad {
-		rc.gemm.Sgemm(false, true, fkk, cv.c, cv.hw, 1, cv.dcol, cv.hw, xr, cv.hw, 1, cv.gflip, cv.c)
+		rc.gemm.Sgemm(false, true, fkk, cv.c, cv.hw, 1, cv.dcol, cv.ld, xr, cv.hw, 1, cv.gflip, cv.c)
 	}
-	rc.gemm.Sgemm(true, true, cv.hw, cv.c, fkk, 1, cv.dcol, cv.hw, cv.wflip, fkk, 0, cv.dxt, cv.c)
+	rc.gemm.Sgemm(true, true, cv.ld, cv.c, fkk, 1, cv.dcol, cv.ld, cv.wflip, fkk, 0, cv.dxt, cv.c)
 	sgemm.Transpose(dxr, cv.hw, cv.dxt, cv.c, cv.hw, cv.c)
 }
 

@@ -36,7 +36,7 @@ func TestConvShiftMatchesGeneralIm2col(t *testing.T) {
 		}
 		rng := rand.New(rand.NewPCG(uint64(tc.k), uint64(tc.h*10+tc.w)))
 		x := randomSlice(rng, tc.c*tc.h*tc.w)
-		fast, slow := make([]float32, cv.ckk*cv.hw), make([]float32, cv.ckk*cv.hw)
+		fast, slow := make([]float32, cv.ckk*cv.ld), make([]float32, cv.ckk*cv.ld)
 		for i := range fast {
 			fast[i], slow[i] = float32(math.NaN()), float32(math.NaN()) // every cell must be written
 		}
@@ -48,7 +48,7 @@ func TestConvShiftMatchesGeneralIm2col(t *testing.T) {
 				t.Fatalf("%+v: im2col[%d] = %v by shifts, %v by rows", tc, i, fast[i], slow[i])
 			}
 		}
-		dcol := randomSlice(rng, cv.ckk*cv.hw)
+		dcol := randomSlice(rng, cv.ckk*cv.ld)
 		dxFast, dxSlow := make([]float32, len(x)), make([]float32, len(x))
 		cv.col2im(slices.Clone(dcol), dxSlow)
 		cv.shift = true
