@@ -6,6 +6,7 @@ import (
 
 	"github.com/pipe-ml/pipe/internal/sgemm"
 	"github.com/pipe-ml/pipe/internal/sgemm/elementwise"
+	"github.com/pipe-ml/pipe/nn/gemm"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
 
@@ -416,7 +417,7 @@ func (cv *conv) forward(rc *runCtx, x []float32, rows int) []float32 {
 		// y_r = W·col_r would pack the whole col_r.
 		// Over lda output positions: hw when direct, ld (whole row strips) through col.
 		a, lda := cv.operand(r)
-		rc.gemm.Sgemm(true, true, lda, cv.f, cv.ckk, 1, a, lda, cv.w.Value, cv.ckk, 0, yt, cv.f)
+		convSgemm(rc, true, true, lda, cv.f, cv.ckk, 1, a, lda, cv.w.Value, cv.ckk, 0, yt, cv.f)
 		// The bias and ReLU on yt (a bias per column: vectorised), then transpose to [F, hw]
 		// while the image is in cache.
 		relu := cv.act == actReLU
@@ -483,7 +484,7 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 			// GEMM transpose the F×hw dz_r instead of the larger ckk×hw col_r when it packs its
 			// right operand.)
 			a, lda := cv.operand(r)
-			rc.gemm.Sgemm(false, true, cv.ckk, cv.f, cv.hw, 1, a, lda, dzr, cv.hw, 1, cv.dwt, cv.f)
+			convSgemm(rc, false, true, cv.ckk, cv.f, cv.hw, 1, a, lda, dzr, cv.hw, 1, cv.dwt, cv.f)
 		}
 		if !needDX {
 			continue
@@ -491,11 +492,11 @@ func (cv *conv) backward(rc *runCtx, dy []float32, rows int, needDX bool) []floa
 		dxr := dx[r*in : (r+1)*in]
 		if cv.direct {
 			// dx_r[C, hw] = Wᵀ·dz_r.
-			rc.gemm.Sgemm(true, false, cv.c, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, dxr, cv.hw)
+			convSgemm(rc, true, false, cv.c, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, dxr, cv.hw)
 			continue
 		}
 		// dcol_r = Wᵀ·dz_r (into col, which col_r no longer needs), then col2im.
-		rc.gemm.Sgemm(true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.ld)
+		convSgemm(rc, true, false, cv.ckk, cv.hw, cv.f, 1, cv.w.Value, cv.ckk, dzr, cv.hw, 0, cv.col, cv.ld)
 		clear(dxr)
 		cv.col2im(cv.col, dxr)
 	}
@@ -525,6 +526,27 @@ func (cv *conv) biasGrad(dz []float32, rows int) {
 			bg[f] += sum8(dz[r*ow+f*cv.hw : r*ow+(f+1)*cv.hw])
 		}
 	}
+}
+
+// convSgemm is rc.gemm.Sgemm for a conv layer's products. When the backend is pipe's own
+// (gemm.Asm, alone or under gemm.Parallel) it calls sgemm.SgemmParallel over the whole
+// product instead: that packs op(B) once, where gemm.Parallel's 128-row blocks pack it once
+// per block (three times for the 288 rows of a 3×3 conv's dWᵀ on 32 channels), and gives
+// the same bits (see TestConvSgemmMatchesBackend): both split only M and N on register
+// tiles, never K, and the kernels compute every element of C the same way whatever the
+// split, for any number of workers.
+func convSgemm(rc *runCtx, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	switch g := rc.gemm.(type) {
+	case gemm.Asm:
+		sgemm.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	case gemm.Parallel:
+		if _, ok := g.Backend.(gemm.Asm); ok {
+			sgemm.SgemmParallel(g.Workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			return
+		}
+	}
+	rc.gemm.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // bias returns the bias values, or zeros when the layer has no bias.
@@ -599,9 +621,9 @@ func (cv *conv) flipBackward(rc *runCtx, dzr, xr, dxr []float32, wGrad bool) {
 	fkk := cv.f * cv.g.k * cv.g.k
 	cv.shiftChannels(dzr, cv.dcol, cv.f)
 	if wGrad {
-		rc.gemm.Sgemm(false, true, fkk, cv.c, cv.hw, 1, cv.dcol, cv.ld, xr, cv.hw, 1, cv.gflip, cv.c)
+		convSgemm(rc, false, true, fkk, cv.c, cv.hw, 1, cv.dcol, cv.ld, xr, cv.hw, 1, cv.gflip, cv.c)
 	}
-	rc.gemm.Sgemm(true, true, cv.ld, cv.c, fkk, 1, cv.dcol, cv.ld, cv.wflip, fkk, 0, cv.dxt, cv.c)
+	convSgemm(rc, true, true, cv.ld, cv.c, fkk, 1, cv.dcol, cv.ld, cv.wflip, fkk, 0, cv.dxt, cv.c)
 	sgemm.Transpose(dxr, cv.hw, cv.dxt, cv.c, cv.hw, cv.c)
 }
 

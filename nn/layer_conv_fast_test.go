@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/pipe-ml/pipe/nn/gemm"
 )
 
 // The conv and pool layers have fast paths for common geometries (conv.direct, conv.shift,
@@ -192,6 +194,48 @@ func TestConvFlipInputGradMatchesCol2im(t *testing.T) {
 			for j := range gf[i] {
 				if math.Abs(float64(gf[i][j]-gc[i][j])) > 1e-5*(1+math.Abs(float64(gc[i][j]))) {
 					t.Fatalf("%+v: grad %d[%d] = %v flipped, %v by col2im", tc, i, j, gf[i][j], gc[i][j])
+				}
+			}
+		}
+	}
+}
+
+// TestConvSgemmMatchesBackend: convSgemm, which runs a conv's products through
+// sgemm.SgemmParallel in one call when the backend is gemm.Asm, gives the same bits as the
+// model's gemm.Parallel backend (128-row blocks) on the shapes and transposes a conv uses
+// (row counts below, at and past 128, multiples of 8 or not; beta 0 and 1), for 1 to 3
+// workers (the last two shapes are split among them).
+func TestConvSgemmMatchesBackend(t *testing.T) {
+	type shape struct {
+		transA, transB bool
+		m, n, k        int
+		beta           float32
+	}
+	shapes := []shape{
+		{true, true, 200, 32, 288, 0}, {true, true, 196, 32, 288, 0}, {false, true, 288, 32, 196, 1},
+		{true, false, 288, 196, 32, 0}, {true, true, 37, 10, 300, 0}, {false, true, 300, 20, 45, 1},
+		// Large enough (> 2^20 multiply-adds per goroutine) for SgemmParallel to split it.
+		{true, true, 784, 64, 288, 0}, {false, true, 576, 64, 784, 1},
+	}
+	for _, sh := range shapes {
+		rng := rand.New(rand.NewPCG(uint64(sh.m), uint64(sh.k)))
+		lda, ldb := sh.k, sh.n
+		if sh.transA {
+			lda = sh.m
+		}
+		if sh.transB {
+			ldb = sh.k
+		}
+		a, b := randomSlice(rng, sh.m*sh.k), randomSlice(rng, sh.k*sh.n)
+		c0 := randomSlice(rng, sh.m*sh.n)
+		for workers := 1; workers <= 3; workers++ {
+			back := gemm.Parallel{Backend: gemm.Asm{}, Workers: workers}
+			want, got := slices.Clone(c0), slices.Clone(c0)
+			back.Sgemm(sh.transA, sh.transB, sh.m, sh.n, sh.k, 1, a, lda, b, ldb, sh.beta, want, sh.n)
+			convSgemm(&runCtx{gemm: back}, sh.transA, sh.transB, sh.m, sh.n, sh.k, 1, a, lda, b, ldb, sh.beta, got, sh.n)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v, %d workers: C[%d] = %v by convSgemm, %v by the backend", sh, workers, i, got[i], want[i])
 				}
 			}
 		}

@@ -436,6 +436,26 @@ func TestTrainStepDoesNotAllocateImage(t *testing.T) {
 	}
 }
 
+// TestTrainStepDoesNotAllocateResidualBlock: the residual block of bench/conv's residual case
+// (identity skip, no norm, first layer, so conv_a computes no input gradient) allocates
+// nothing per steady-state TrainStep with one GEMM worker.
+func TestTrainStepDoesNotAllocateResidualBlock(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool (used by the GEMM's packing buffers) drop items")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := mustBuild(t, imageSpec(8, 10, 10, LayerSpec{Type: LayerResidual, Filters: 8}, LayerSpec{Type: LayerGlobalAvgPool}))
+	m.SetWorkers(1)
+	b := randomBatch(rng, m.Spec(), 16)
+	tg := randomTargets(rng, m.Spec(), 16, 0)
+	if _, err := m.TrainStep(b, tg); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(20, func() { _, _ = m.TrainStep(b, tg) }); n != 0 {
+		t.Fatalf("TrainStep allocates %v times per call in the steady state", n)
+	}
+}
+
 // TestPoolInputGradients checks dL/dx of the parameter-free image layers by central
 // differences on the input, for L = Σ y·g with a fixed random g. The inputs are a shuffled
 // grid of values 0.1 apart, so a ±1e-2 step never changes which cell wins a max (no kinks).

@@ -6,7 +6,8 @@
 # samples/s over the wall clock and over its CPU time (steadier on a loaded machine), and the
 # summary is the median over rounds and the ratio pipe / PyTorch.
 #
-# Usage: bench/conv/run.sh [rounds]   (default 5). Needs Debian's python3-torch:
+# Usage: bench/conv/run.sh [rounds]   (default 5; CASES="residual" runs only that case, or
+# any space-separated subset of cnn conv1x1 residual). Needs Debian's python3-torch:
 #   apt-get install --no-install-recommends python3-torch
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +30,14 @@ trap 'rm -rf "$(dirname "$bin")"' EXIT
 go test -c -o "$bin" ./nn
 
 # case name, Go benchmark, steps per measurement
-cases="cnn:CNN:10 conv1x1:Conv1x1:100 residual:Residual:40"
+cases=""
+for c in cnn:CNN:10 conv1x1:Conv1x1:100 residual:Residual:40; do
+	case " ${CASES:-cnn conv1x1 residual} " in *" ${c%%:*} "*) cases="$cases $c" ;; esac
+done
+if [ -z "$cases" ]; then
+	echo "run.sh: CASES=\"$CASES\" names no case: want any of cnn conv1x1 residual" >&2
+	exit 1
+fi
 res=$(mktemp)
 trap 'rm -rf "$(dirname "$bin")" "$res"' EXIT
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   torch $("$py" -c 'import torch; print(torch.__version__)')   one thread each"
