@@ -100,3 +100,22 @@ func BenchmarkConvPeerResidual(b *testing.B) {
 		{Type: LayerGlobalAvgPool},
 	}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 10}}})
 }
+
+// BenchmarkConvIm2colShift times one image's im2col for the 3×3 same convolutions of case
+// residual (32 channels, 14×14): the shift path.
+func BenchmarkConvIm2colShift(b *testing.B) {
+	cv, err := newConv("c", 32, 14, 14, 32, 3, 1, PaddingSame, actReLU, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cv.alloc(1)
+	x := make([]float32, cv.inWidth())
+	for i := range x {
+		x[i] = float32(i%7) - 3
+	}
+	cpu0 := processCPUTime()
+	for b.Loop() {
+		cv.im2col(x, cv.col)
+	}
+	b.ReportMetric(float64((processCPUTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}

@@ -251,19 +251,32 @@ func (cv *conv) shiftChannels(xr, col []float32, channels int) {
 	kk, plane := g.k*g.k, g.h*g.w
 	for c := 0; c < channels; c++ {
 		src := xr[c*plane : (c+1)*plane]
-		for q, sc := range cv.cells {
+		for q := range cv.cells {
+			sc := &cv.cells[q]
 			row := col[(c*kk+q)*cv.ld:][:cv.hw]
 			if sc.empty {
 				clear(row)
 				continue
 			}
-			clear(row[:sc.a])
+			zero(row[:sc.a])
 			copy(row[sc.a:sc.b], src[sc.a+sc.d:sc.b+sc.d])
-			clear(row[sc.b:])
+			zero(row[sc.b:])
 			if sc.edges {
 				zeroEdges(row, g.w, sc.oyLo, sc.oyHi, sc.lo, sc.hi)
 			}
 		}
+	}
+}
+
+// zero clears s: in a loop when it is short (a row or two of padding: cheaper than a call),
+// else with clear.
+func zero(s []float32) {
+	if len(s) > 32 {
+		clear(s)
+		return
+	}
+	for i := range s {
+		s[i] = 0
 	}
 }
 
