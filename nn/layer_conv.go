@@ -137,6 +137,7 @@ type conv struct {
 	dxt      []float32 // when flipDX: [hw, C], one image's input gradient, transposed
 	yt       []float32 // [ld, F]: one image's output, transposed (rows past hw unused)
 	zeroBias []float32 // F zeros: the bias of a layer without one, for BiasReLU
+	bsum     []float32 // [F, hw]: the batch's dz summed over the images, for the bias gradient
 }
 
 func newConv(name string, c, h, w, filters, k, stride int, padding string, act activation, bias bool) (*conv, error) {
@@ -199,6 +200,9 @@ func (cv *conv) alloc(rows int) {
 		cv.z = grow(cv.z, rows*cv.outWidth())
 	}
 	cv.dx = grow(cv.dx, rows*cv.inWidth())
+	if cv.b != nil {
+		cv.bsum = grow(cv.bsum, cv.outWidth())
+	}
 	if cv.flipDX {
 		kk := cv.g.k * cv.g.k
 		cv.wflip = grow(cv.wflip, cv.c*cv.f*kk)
@@ -531,13 +535,12 @@ func (cv *conv) biasGrad(dz []float32, rows int) {
 	if cv.b == nil || cv.b.Frozen {
 		return
 	}
-	ow := cv.outWidth()
-	bg := cv.b.Grad[:cv.f]
-	clear(bg)
-	for r := 0; r < rows; r++ {
-		for f := range bg {
-			bg[f] += sum8(dz[r*ow+f*cv.hw : r*ow+(f+1)*cv.hw])
-		}
+	// Over the images first, vectorised (one sum per output position), then over each
+	// channel's plane.
+	sums := cv.bsum[:cv.outWidth()]
+	elementwise.ColumnSum(sums, dz, rows, len(sums))
+	for f := range cv.b.Grad[:cv.f] {
+		cv.b.Grad[f] = sum8(sums[f*cv.hw : (f+1)*cv.hw])
 	}
 }
 
