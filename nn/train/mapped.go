@@ -21,6 +21,8 @@ import (
 type MappedRows struct {
 	f       *os.File // kept open: training reads rows with pread (readRow)
 	reads   atomic.Int64
+	ahead   atomic.Int64   // rows that a gather took from a read-ahead (readAhead)
+	running sync.WaitGroup // read-aheads in flight: Close waits for them
 	path    string
 	cols    int
 	rows    int
@@ -56,13 +58,52 @@ func (m *MappedRows) Drops() int64 { return m.drops.Load() }
 // Reads is how many rows were read with pread.
 func (m *MappedRows) Reads() int64 { return m.reads.Load() }
 
+// AheadReads is how many of the rows gathered for mini-batches had been read ahead, in the
+// background while the previous mini-batch trained (see readAhead).
+func (m *MappedRows) AheadReads() int64 { return m.ahead.Load() }
+
+// readAhead is the numeric rows of one mini-batch, read from a mapping in the background.
+type readAhead struct {
+	m    *MappedRows
+	rows []int     // base rows, in batch order
+	x    []float32 // their floats, len(rows) × cols
+	done chan struct{}
+}
+
+// startReadAhead reads the given base rows into a (whose buffers it reuses) in a goroutine:
+// the pread system calls of the next mini-batch overlap the current step's arithmetic. The
+// rows and their order are the caller's, so what a gather takes from it is what it would
+// have read itself. Call wait before using a.x.
+func (m *MappedRows) startReadAhead(a *readAhead, rows func(i int) int, n int) {
+	a.m = m
+	a.rows = a.rows[:0]
+	for i := range n {
+		a.rows = append(a.rows, rows(i))
+	}
+	if cap(a.x) < n*m.cols {
+		a.x = make([]float32, n*m.cols)
+	}
+	a.x = a.x[:n*m.cols]
+	a.done = make(chan struct{})
+	m.running.Add(1)
+	go func() {
+		defer m.running.Done()
+		defer close(a.done)
+		for i, r := range a.rows {
+			m.readRow(r, a.x[i*m.cols:(i+1)*m.cols])
+		}
+	}()
+}
+
+func (a *readAhead) wait() { <-a.done }
+
 // readRow copies row r into dst (Cols floats) with a positioned read of the file: the page
 // cache serves it, and nothing enters the process's resident set (a fault on the mapping
 // brings in whole page-cache folios around the row, hundreds of KiB on a recent kernel). On a
 // read error it copies through the mapping instead.
 func (m *MappedRows) readRow(r int, dst []float32) {
 	m.reads.Add(1)
-	if err := readFloats(m.f, dst, int64(r)*int64(m.cols)*4); err != nil {
+	if err := readFloats(m.f, dst, int64(r)*int64(m.cols)*4); err != nil && len(m.floats) > 0 {
 		copy(dst, m.floats[r*m.cols:(r+1)*m.cols])
 	}
 }
@@ -92,11 +133,12 @@ func (m *MappedRows) Drop() {
 	m.drops.Add(1)
 }
 
-// Close unmaps the matrix and removes its file.
+// Close unmaps the matrix and removes its file, once the read-aheads in flight are done.
 func (m *MappedRows) Close() error {
 	if m == nil {
 		return nil
 	}
+	m.running.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
