@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -179,9 +180,21 @@ func run(args []string) error {
 	budget := fs.String("budget", "512MiB", "the run's memory_budget")
 	limit := fs.Int("limit", 0, "train on the first rows only (0: all)")
 	epochs := fs.Int("epochs", 1, "epochs")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = fs.Parse(args)
 	if *dir == "" {
 		return fmt.Errorf("run: -dir is required")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	abs, err := filepath.Abs(*dir)
 	if err != nil {

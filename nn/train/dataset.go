@@ -139,8 +139,8 @@ type batchBuffers struct {
 	// HeadTargets.Soft with this capacity, for an augmenter to reslice (Config.Augment).
 	soft [][]float32
 	// ahead is the next mini-batch's numeric rows being read from a mapped X in the
-	// background (prefetch); aheadLive says whether one was started and not yet taken.
-	ahead     readAhead
+	// background (prefetch); aheadLive says whether it was started and not yet taken.
+	ahead     *readAhead
 	aheadLive bool
 }
 
@@ -242,7 +242,7 @@ func (b *batchBuffers) takeAhead(d Dataset, pos []int, x []float32) bool {
 	if !b.aheadLive {
 		return false
 	}
-	a := &b.ahead
+	a := b.ahead
 	b.aheadLive = false
 	a.wait()
 	if a.m != d.Mapped || len(a.rows) != len(pos) {
@@ -269,7 +269,7 @@ func (b *batchBuffers) prefetch(d Dataset, pos []int) {
 	if b.aheadLive {
 		b.ahead.wait() // not taken: its buffers are reused
 	}
-	d.Mapped.startReadAhead(&b.ahead, func(i int) int { return d.row(pos[i]) }, len(pos))
+	b.ahead = d.Mapped.startReadAhead(b.ahead, func(i int) int { return d.row(pos[i]) }, len(pos))
 	b.aheadLive = true
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -58,25 +59,42 @@ func (m *MappedRows) Drops() int64 { return m.drops.Load() }
 // Reads is how many rows were read with pread.
 func (m *MappedRows) Reads() int64 { return m.reads.Load() }
 
-// AheadReads is how many of the rows gathered for mini-batches had been read ahead, in the
-// background while the previous mini-batch trained (see readAhead).
+// AheadReads is how many of the rows gathered for mini-batches came from a read-ahead
+// started while the previous mini-batch trained (see readAhead): read in the background, or
+// by the gather itself where no reader had claimed them yet.
 func (m *MappedRows) AheadReads() int64 { return m.ahead.Load() }
 
 // readAhead is the numeric rows of one mini-batch, read from a mapping in the background.
+// Readers claim chunks of rows (next) until none is left; the gather that takes it claims
+// the rest itself (wait), so a busy machine that leaves the readers no core costs nothing
+// over reading in place.
 type readAhead struct {
 	m    *MappedRows
 	rows []int     // base rows, in batch order
 	x    []float32 // their floats, len(rows) × cols
-	done chan struct{}
+	next atomic.Int64
+	done atomic.Int64
+	fin  chan struct{} // closed once every row is read
 }
 
-// startReadAhead reads the given base rows into a (whose buffers it reuses) in a goroutine:
-// the pread system calls of the next mini-batch overlap the current step's arithmetic. The
-// rows and their order are the caller's, so what a gather takes from it is what it would
-// have read itself. Call wait before using a.x.
-func (m *MappedRows) startReadAhead(a *readAhead, rows func(i int) int, n int) {
-	a.m = m
-	a.rows = a.rows[:0]
+// aheadReaders is the most goroutines that read one mini-batch ahead, aheadChunk the rows
+// they claim at a time: a pread of a cached row costs about a microsecond, most of it the
+// system call, so a batch's reads spread over the cores the step leaves idle.
+const (
+	aheadReaders = 4
+	aheadChunk   = 16
+)
+
+// startReadAhead starts reading the given base rows in the background (the pread system
+// calls of the next mini-batch overlap the current step's arithmetic) on up to aheadReaders
+// goroutines (GOMAXPROCS at most), into buffers reused from prev. The rows and their order
+// are the caller's, so what a gather takes from it is what it would have read itself. Call
+// wait before using its x.
+func (m *MappedRows) startReadAhead(prev *readAhead, rows func(i int) int, n int) *readAhead {
+	a := &readAhead{m: m, fin: make(chan struct{})}
+	if prev != nil {
+		a.rows, a.x = prev.rows[:0], prev.x
+	}
 	for i := range n {
 		a.rows = append(a.rows, rows(i))
 	}
@@ -84,18 +102,45 @@ func (m *MappedRows) startReadAhead(a *readAhead, rows func(i int) int, n int) {
 		a.x = make([]float32, n*m.cols)
 	}
 	a.x = a.x[:n*m.cols]
-	a.done = make(chan struct{})
-	m.running.Add(1)
-	go func() {
-		defer m.running.Done()
-		defer close(a.done)
-		for i, r := range a.rows {
-			m.readRow(r, a.x[i*m.cols:(i+1)*m.cols])
-		}
-	}()
+	if n == 0 {
+		close(a.fin)
+		return a
+	}
+	readers := max(1, min(aheadReaders, runtime.GOMAXPROCS(0), (n+aheadChunk-1)/aheadChunk))
+	m.running.Add(readers)
+	for range readers {
+		go func() {
+			defer m.running.Done()
+			a.work()
+		}()
+	}
+	return a
 }
 
-func (a *readAhead) wait() { <-a.done }
+// work reads chunks of rows until none is left to claim.
+func (a *readAhead) work() {
+	n := int64(len(a.rows))
+	cols := a.m.cols
+	for {
+		lo := a.next.Add(aheadChunk) - aheadChunk
+		if lo >= n {
+			return
+		}
+		hi := min(lo+aheadChunk, n)
+		for i := lo; i < hi; i++ {
+			a.m.readRow(a.rows[i], a.x[i*int64(cols):(i+1)*int64(cols)])
+		}
+		if a.done.Add(hi-lo) == n {
+			close(a.fin)
+		}
+	}
+}
+
+// wait reads the rows no reader has claimed yet, then waits for the claimed ones.
+func (a *readAhead) wait() {
+	a.work()
+	<-a.fin
+}
 
 // readRow copies row r into dst (Cols floats) with a positioned read of the file: the page
 // cache serves it, and nothing enters the process's resident set (a fault on the mapping
