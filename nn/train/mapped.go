@@ -2,9 +2,7 @@ package train
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -232,14 +230,7 @@ func (w *MappedWriter) Append(x []float32) error {
 	if len(x)%w.cols != 0 {
 		return fmt.Errorf("train: mapped rows: %d floats are not whole rows of %d", len(x), w.cols)
 	}
-	if cap(w.buf) < 4*len(x) {
-		w.buf = make([]byte, 4*len(x))
-	}
-	b := w.buf[:4*len(x)]
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	if _, err := w.w.Write(b); err != nil {
+	if _, err := w.w.Write(littleEndian(x, &w.buf)); err != nil {
 		return fmt.Errorf("train: mapped rows %s: %w", w.f.Name(), err)
 	}
 	w.rows += len(x) / w.cols
