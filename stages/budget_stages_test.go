@@ -63,9 +63,10 @@ member = { layers = [ { dense = 8 } ], epochs = 2 }
 `
 
 // Under a memory budget too small for their dense copies, pretrain, pseudo_label and
-// ensemble read their tables through mapped files (recorded in the manifest) and count the
-// unlabeled tables they hold in the budget (the budget's peak includes them, and a note says
-// they did not fit), with the metrics of the run whose copies fit, for any worker count.
+// ensemble read their tables through mapped files (recorded in the manifest) and count what
+// they hold whatever the budget (the unlabeled tables, the ensemble members' predictions) in
+// it (the budget's peak includes them, and a note says they did not fit), with the metrics of
+// the run whose copies fit, for any worker count.
 func TestBudgetStagesMapOverBudget(t *testing.T) {
 	run := func(workers int, budget string) *pipeline.Manifest {
 		m, _, err := runTOML(t, ".", fmt.Sprintf(budgetStagesSrc, workers, budget))
@@ -81,13 +82,13 @@ func TestBudgetStagesMapOverBudget(t *testing.T) {
 			t.Errorf("1GiB: %s %s data path %s, want dense", r.stage, r.role, p)
 		}
 	}
-	small := run(2, "64KiB")
+	small := run(2, "16KiB")
 	for _, r := range roles {
 		if r.role == "val" {
 			continue // 50 rows: they fit or not, as the stages running at the same time hold
 		}
 		if p := dataPath(t, small, r.stage, r.role); p != pathMapped {
-			t.Errorf("64KiB: %s %s data path %s, want mapped", r.stage, r.role, p)
+			t.Errorf("16KiB: %s %s data path %s, want mapped", r.stage, r.role, p)
 		}
 	}
 	for _, st := range []string{"pre", "pseudo"} {
@@ -105,7 +106,19 @@ func TestBudgetStagesMapOverBudget(t *testing.T) {
 			t.Errorf("%s, 1GiB: a note says the unlabeled tables do not fit: %v", st, dense.Stages[st].Notes)
 		}
 	}
-	one := run(1, "64KiB")
+	// The ensemble holds its members' validation and out-of-bag predictions until it is
+	// built, past each member's own reservation: counted, and said when they do not fit.
+	outs, _ := small.Stages["ens"].Info["member_output_bytes"].(float64)
+	if outs <= 0 || int64(outs) > small.PeakTableMem {
+		t.Errorf("ens: member_output_bytes %v, run peak %d: want the members' outputs, counted in the peak", small.Stages["ens"].Info["member_output_bytes"], small.PeakTableMem)
+	}
+	if !strings.Contains(strings.Join(small.Stages["ens"].Notes, "\n"), "out-of-bag predictions") {
+		t.Errorf("ens, 16KiB: no note that the members' outputs do not fit: %v", small.Stages["ens"].Notes)
+	}
+	if strings.Contains(strings.Join(dense.Stages["ens"].Notes, "\n"), "out-of-bag predictions") {
+		t.Errorf("ens, 1GiB: a note says the members' outputs do not fit: %v", dense.Stages["ens"].Notes)
+	}
+	one := run(1, "16KiB")
 	for _, st := range []string{"pre", "pseudo", "ens"} {
 		if len(dense.Stages[st].Metrics) == 0 {
 			t.Fatalf("%s: no metrics", st)
