@@ -255,9 +255,10 @@ func appendUnlabeled(sc *pipeline.StageContext, data *tensors, extra []unlabeled
 		return nil
 	}
 	cols := data.Data.NumInputs
+	fail := func(err error) error { return fmt.Errorf("add the unlabeled tables' rows to a mapped table: %w", err) }
 	w, err := train.NewMappedWriter(sc.SpillDir(), "unlabeled", cols)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	x := m.Floats()
 	for start := 0; start < m.Rows(); start += forwardChunk {
@@ -266,18 +267,18 @@ func appendUnlabeled(sc *pipeline.StageContext, data *tensors, extra []unlabeled
 		m.Drop()
 		if err != nil {
 			w.Abort()
-			return err
+			return fail(err)
 		}
 	}
 	for _, e := range extra {
 		if err := w.Append(e.Data.X); err != nil {
 			w.Abort()
-			return err
+			return fail(err)
 		}
 	}
 	nm, err := w.Finish(dropWindow(sc.MemoryBudget()))
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	for _, e := range extra {
 		appendRowsButX(&data.Data, e.Data, e.Data.Len())
