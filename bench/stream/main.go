@@ -228,14 +228,18 @@ func run(args []string) error {
 		}
 	}
 	path := ""
+	var reads any
 	if dp, ok := model.Info["data_path_train"].(map[string]any); ok {
 		path = fmt.Sprint(dp["path"])
+		if dp["rows_read"] != nil {
+			reads = map[string]any{"rows": dp["rows_read"], "ahead": dp["rows_read_ahead"], "background": dp["rows_read_in_background"]}
+		}
 	}
 	out := map[string]any{
 		"budget": *budget, "rows": model.RowsIn, "epochs": *epochs, "data_path": path,
 		"train_seconds": model.Seconds, "rows_per_second": float64(trainRows(m)) * float64(*epochs) / model.Seconds,
 		"test_accuracy": acc, "peak_rss_bytes": peakRSS(), "peak_table_memory_bytes": m.PeakTableMem,
-		"run_seconds": m.Seconds,
+		"run_seconds": m.Seconds, "mapped_reads": reads,
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

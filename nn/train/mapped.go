@@ -18,20 +18,21 @@ import (
 // through the mapping: Touch and Drop bound the resident pages that adds (every window bytes
 // of rows, madvise DONTNEED). Close unmaps it and removes the file.
 type MappedRows struct {
-	f       *os.File // kept open: training reads rows with pread (readRow)
-	reads   atomic.Int64
-	ahead   atomic.Int64   // rows that a gather took from a read-ahead (readAhead)
-	running sync.WaitGroup // read-aheads in flight: Close waits for them
-	path    string
-	cols    int
-	rows    int
-	data    []byte
-	floats  []float32
-	window  int64
-	touched atomic.Int64
-	drops   atomic.Int64
-	mu      sync.Mutex
-	closed  bool
+	f          *os.File // kept open: training reads rows with pread (readRow)
+	reads      atomic.Int64
+	ahead      atomic.Int64   // rows that a gather took from a read-ahead (readAhead)
+	background atomic.Int64   // rows read by read-ahead goroutines
+	running    sync.WaitGroup // read-aheads in flight: Close waits for them
+	path       string
+	cols       int
+	rows       int
+	data       []byte
+	floats     []float32
+	window     int64
+	touched    atomic.Int64
+	drops      atomic.Int64
+	mu         sync.Mutex
+	closed     bool
 }
 
 // pageCost is what gathering one row may add to the resident set: its own bytes plus the
@@ -61,6 +62,10 @@ func (m *MappedRows) Reads() int64 { return m.reads.Load() }
 // started while the previous mini-batch trained (see readAhead): read in the background, or
 // by the gather itself where no reader had claimed them yet.
 func (m *MappedRows) AheadReads() int64 { return m.ahead.Load() }
+
+// BackgroundReads is how many rows the read-ahead goroutines read, while the gather that
+// took them was elsewhere (the rest of AheadReads the gather read itself: no core was free).
+func (m *MappedRows) BackgroundReads() int64 { return m.background.Load() }
 
 // readAhead is the numeric rows of one mini-batch, read from a mapping in the background.
 // Readers claim chunks of rows (next) until none is left; the gather that takes it claims
@@ -109,14 +114,15 @@ func (m *MappedRows) startReadAhead(prev *readAhead, rows func(i int) int, n int
 	for range readers {
 		go func() {
 			defer m.running.Done()
-			a.work()
+			a.work(true)
 		}()
 	}
 	return a
 }
 
-// work reads chunks of rows until none is left to claim.
-func (a *readAhead) work() {
+// work reads chunks of rows until none is left to claim; background says whether it runs
+// on a reader goroutine (counted in the mapping's BackgroundReads) or on the gather's.
+func (a *readAhead) work(background bool) {
 	n := int64(len(a.rows))
 	cols := a.m.cols
 	for {
@@ -128,6 +134,9 @@ func (a *readAhead) work() {
 		for i := lo; i < hi; i++ {
 			a.m.readRow(a.rows[i], a.x[i*int64(cols):(i+1)*int64(cols)])
 		}
+		if background {
+			a.m.background.Add(hi - lo)
+		}
 		if a.done.Add(hi-lo) == n {
 			close(a.fin)
 		}
@@ -136,7 +145,7 @@ func (a *readAhead) work() {
 
 // wait reads the rows no reader has claimed yet, then waits for the claimed ones.
 func (a *readAhead) wait() {
-	a.work()
+	a.work(false)
 	<-a.fin
 }
 

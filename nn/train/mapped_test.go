@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // mapBlobs writes d's numeric block to a mapped file in pieces, as a stage streaming a table
@@ -89,7 +90,7 @@ func TestMappedReadAheadMatchesRows(t *testing.T) {
 	d := blobs(6, 97)
 	md := mapBlobs(t, d, 0)
 	other := mapBlobs(t, blobs(7, 97), 0)
-	b := newBatchBuffers(md, 8)
+	b := newBatchBuffers(md, 40)
 	want := func(pos []int) []float32 {
 		var x []float32
 		for _, p := range pos {
@@ -121,6 +122,24 @@ func TestMappedReadAheadMatchesRows(t *testing.T) {
 	b.prefetch(md, []int{7})
 	b.prefetch(md, []int{8, 9}) // the first is never taken: replaced
 	check("the second read-ahead", []int{8, 9}, 2)
+	// A gather that comes after the readers finished takes rows they all read in the
+	// background.
+	var late []int
+	for r := range 40 {
+		late = append(late, 96-2*r)
+	}
+	bg := md.Mapped.BackgroundReads()
+	b.prefetch(md, late)
+	for start := time.Now(); md.Mapped.BackgroundReads()-bg < int64(len(late)); {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the readers read %d of %d rows in 10 s", md.Mapped.BackgroundReads()-bg, len(late))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	check("rows read in the background", late, int64(len(late)))
+	if got := md.Mapped.BackgroundReads() - bg; got != int64(len(late)) {
+		t.Errorf("%d rows read in the background, want %d", got, len(late))
+	}
 	// A read-ahead still in flight when the mapping closes: Close waits for it.
 	b.prefetch(md, []int{1, 2, 3})
 }
