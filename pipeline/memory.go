@@ -36,7 +36,21 @@ func (sc *StageContext) ReserveMemory(n int64) bool {
 	return sc.run.budget.tryReserve(n)
 }
 
-// FreeMemory returns n bytes reserved with ReserveMemory.
+// HoldMemory counts n bytes the stage holds whatever the budget says (data it cannot do
+// without and cannot stream), so that the budget's peak is honest and other stages see
+// them. It reports whether they fit. Free the bytes with FreeMemory.
+func (sc *StageContext) HoldMemory(n int64) bool {
+	if sc.run == nil || sc.run.budget == nil {
+		return true
+	}
+	if sc.run.budget.tryReserve(n) {
+		return true
+	}
+	sc.run.budget.add(n)
+	return false
+}
+
+// FreeMemory returns n bytes reserved with ReserveMemory or held with HoldMemory.
 func (sc *StageContext) FreeMemory(n int64) {
 	if sc.run != nil && sc.run.budget != nil {
 		sc.run.budget.free(n)

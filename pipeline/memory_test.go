@@ -127,3 +127,26 @@ func TestStageReserveMemory(t *testing.T) {
 		t.Errorf("budget %d", sc.MemoryBudget())
 	}
 }
+
+// Held bytes count whatever the budget says: past it they are still counted (in the peak,
+// and against other reservations), and the caller is told they did not fit.
+func TestStageHoldMemory(t *testing.T) {
+	b := &memBudget{limit: 1000}
+	sc := &StageContext{run: &runState{budget: b}}
+	if !sc.HoldMemory(600) {
+		t.Error("600 of 1000 bytes: held, but reported as over the budget")
+	}
+	if sc.HoldMemory(700) {
+		t.Error("1300 of 1000 bytes: reported as fitting")
+	}
+	if b.used.Load() != 1300 || b.peak.Load() != 1300 {
+		t.Errorf("used %d, peak %d after holding 600 and 700; want 1300 both", b.used.Load(), b.peak.Load())
+	}
+	if sc.ReserveMemory(1) {
+		t.Error("a reservation was granted while the held bytes exceed the budget")
+	}
+	sc.FreeMemory(1300)
+	if b.used.Load() != 0 {
+		t.Errorf("used %d after freeing all", b.used.Load())
+	}
+}

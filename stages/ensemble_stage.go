@@ -260,6 +260,10 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 	if valData != nil {
 		val = valData.Data
 	}
+	if only == nil {
+		free := holdMemberOutputs(sc, cfg, members, trainData.Data.Len(), val.Len())
+		defer free()
+	}
 	ens, rep, err := ensemble.Train(ctx, cfg, trainData.Data, val, sc.Seed(0), opts)
 	if err != nil {
 		cp.flush(ctx)
@@ -285,6 +289,61 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 		return err
 	}
 	return sc.SetArtifact("ensemble", eb)
+}
+
+// memberOutputBytes estimates what an ensemble keeps of its members until it is built, past
+// each member's own reservation (which ends when the member does): every member's validation
+// and out-of-bag predictions (float32 per output), and the out-of-bag aggregate over the
+// training rows (float64 sums per output, and two ints a row).
+func memberOutputBytes(cfg ensemble.Config, members, rows, valRows int) int64 {
+	recipes := cfg.Specs
+	if len(recipes) == 0 {
+		recipes = []ensemble.Member{cfg.Base}
+	}
+	oob := 0
+	switch {
+	case cfg.Bootstrap:
+		oob = int(math.Ceil(float64(rows) * math.Pow(1-1/float64(rows), float64(rows))))
+	case cfg.Subsample > 0:
+		oob = rows - min(max(int(math.Round(cfg.Subsample*float64(rows))), 1), rows)
+	}
+	var total int64
+	maxWidth := 0
+	for i := range members {
+		width := 0
+		for _, h := range recipes[i%len(recipes)].Spec.Heads {
+			switch h.Kind {
+			case nn.HeadBinary:
+				width += 2
+			case nn.HeadRegression:
+				width += max(h.Outputs, 1)
+			default:
+				width += h.Classes
+			}
+		}
+		maxWidth = max(maxWidth, width)
+		total += 4 * int64(width) * int64(valRows+oob)
+	}
+	if oob > 0 {
+		total += int64(rows) * (8*int64(maxWidth) + 16)
+	}
+	return total
+}
+
+// holdMemberOutputs counts memberOutputBytes in the run's memory budget for the stage's
+// duration, whatever the budget says (the ensemble cannot be built without them): the budget's
+// peak includes them, other stages see them, and when they do not fit the stage says so. The
+// manifest's info records them (member_output_bytes).
+func holdMemberOutputs(sc *pipeline.StageContext, cfg ensemble.Config, members, rows, valRows int) func() {
+	n := memberOutputBytes(cfg, members, rows, valRows)
+	if n <= 0 {
+		return func() {}
+	}
+	sc.SetInfo("member_output_bytes", n)
+	if !sc.HoldMemory(n) {
+		sc.Note("the members' validation and out-of-bag predictions (%d MiB, kept until the ensemble is built) do not fit the memory budget (%d MiB) next to what the run holds: they are held anyway, counted in the budget", n>>20, sc.MemoryBudget()>>20)
+	}
+	return func() { sc.FreeMemory(n) }
 }
 
 // members sets cfg's members (Base, or Specs) from the stage's member tables for a plan: the

@@ -143,10 +143,22 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	if err != nil {
 		return err
 	}
-	data, err := materialize(ctx, sc, plan, in, false, nil)
+	// The unlabeled tables are read whole, and their rows join the input's: the input's
+	// dense copy is reserved in the memory budget, or the input read through a file mapping
+	// when it does not fit (loadTensors), and theirs held.
+	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
+		return replayLineage(ctx, sc, in.Lineage(), t)
+	})
 	if err != nil {
 		return err
 	}
+	freeExtra := holdUnlabeled(sc, plan, extra)
+	defer freeExtra()
+	data, err := loadTensors(ctx, sc, plan, in, false, nil, "input")
+	if err != nil {
+		return err
+	}
+	defer func() { data.done() }()
 	var val = data.Data
 	val.Index = []int{}
 	if _, ok := sc.Config.Input("val"); ok {
@@ -154,20 +166,15 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		if err != nil {
 			return err
 		}
-		vd, err := materialize(ctx, sc, plan, vt, false, nil)
+		vd, err := loadTensors(ctx, sc, plan, vt, false, nil, "val")
 		if err != nil {
 			return err
 		}
+		defer vd.done()
 		val = vd.Data
 	}
-	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
-		return replayLineage(ctx, sc, in.Lineage(), t)
-	})
-	if err != nil {
+	if err := appendUnlabeled(sc, data, extra, freeExtra); err != nil {
 		return err
-	}
-	for _, e := range extra {
-		appendRows(&data.Data, e.Data)
 	}
 	sc.SetInfo("rows", data.Data.Len())
 	if nExtra > 0 {

@@ -92,14 +92,29 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		return err
 	}
 	plan := &src.Meta.Plan
-	all, err := materialize(ctx, sc, plan, trainT, true, preprocessor(ctx, sc, src, trainT))
+	// The train and val tables' dense copies are reserved in the memory budget, or read
+	// through file mappings when they do not fit (loadTensors); the unlabeled tables are read
+	// whole and held, and join the train table's rows.
+	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
+		return preprocessor(ctx, sc, src, t), nil
+	})
 	if err != nil {
 		return err
 	}
-	val, err := materialize(ctx, sc, plan, valT, true, preprocessor(ctx, sc, src, valT))
+	freeExtra := holdUnlabeled(sc, plan, extra)
+	defer freeExtra()
+	allT, err := loadTensors(ctx, sc, plan, trainT, true, preprocessor(ctx, sc, src, trainT), "train")
 	if err != nil {
 		return err
 	}
+	defer func() { allT.done() }()
+	all := allT.Tensors
+	valD, err := loadTensors(ctx, sc, plan, valT, true, preprocessor(ctx, sc, src, valT), "val")
+	if err != nil {
+		return err
+	}
+	defer valD.done()
+	val := valD.Tensors
 	head := 0
 	for i, t := range plan.Targets {
 		if t.Labels != nil {
@@ -121,23 +136,23 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	if err != nil {
 		return err
 	}
-	// Extra unlabeled tables join the pool, preprocessed as the model's inputs were.
-	extra, nExtra, err := readUnlabeled(ctx, sc, plan, func(t *pipeline.Table) (func(arrow.RecordBatch) (arrow.RecordBatch, error), error) {
-		return preprocessor(ctx, sc, src, t), nil
-	})
-	if err != nil {
-		return err
-	}
 	// Where each pool row comes from, for pseudo_labels.csv.
 	source := make([]string, len(unl))
 	rowID := make([]int64, len(unl))
 	for i, r := range unl {
 		source[i], rowID[i] = trainT.Name(), rowIDOf(all, r)
 	}
-	for _, e := range extra {
-		first := all.Data.Len()
-		appendRows(&all.Data, e.Data)
-		for i := first; i < all.Data.Len(); i++ {
+	// Extra unlabeled tables join the pool, preprocessed as the model's inputs were.
+	first := all.Data.Len()
+	extraRows := make([]int, len(extra))
+	for k, e := range extra {
+		extraRows[k] = e.Data.Len()
+	}
+	if err := appendUnlabeled(sc, allT, extra, freeExtra); err != nil {
+		return err
+	}
+	for k, e := range extra {
+		for i := first; i < first+extraRows[k]; i++ {
 			unl = append(unl, i)
 			source = append(source, e.name)
 			rowID = append(rowID, rowIDOf(e.Tensors, i-first))
@@ -145,6 +160,7 @@ func (s *pseudoStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 				hidden = append(hidden, -1) // no true label to evaluate against
 			}
 		}
+		first += extraRows[k]
 	}
 	if len(unl) == 0 {
 		return &pipeline.DataError{Stage: sc.Name, Msg: "the train table has no unlabeled rows (null target) to pseudo-label", Hint: "use mask_labels, feed a table with unlabeled rows, or add tables of them with unlabeled = [...]"}

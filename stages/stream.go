@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -71,6 +72,12 @@ func loadTensors(ctx context.Context, sc *pipeline.StageContext, p *bundle.Input
 	sc.Log.Info().Str("table", t.Name()).Str("path", pathMapped).Int64("dense_bytes", est).Int64("budget_bytes", sc.MemoryBudget()).Msg("data path")
 	m := data.Data.Mapped
 	return &tensors{Tensors: data, path: pathMapped, done: func() {
+		if m.Reads() > 0 {
+			// How the training reads went: rows read (one pread each), and of the mini-batch
+			// rows read ahead, how many the read-ahead goroutines read while a step ran.
+			sc.SetInfo("data_path_"+role, map[string]any{"path": pathMapped, "dense_bytes": est, "budget_bytes": sc.MemoryBudget(),
+				"rows_read": m.Reads(), "rows_read_ahead": m.AheadReads(), "rows_read_in_background": m.BackgroundReads()})
+		}
 		if err := m.Close(); err != nil {
 			sc.Log.Warn().Err(err).Str("file", m.Path()).Msg("remove mapped rows")
 		}
@@ -217,5 +224,79 @@ func (d *supervised) load(ctx context.Context, sc *pipeline.StageContext, valT *
 	}
 	d.valData = va.Tensors
 	d.done = func() { va.done(); tr.done() }
+	return nil
+}
+
+// holdUnlabeled counts the dense copies of the `unlabeled` tables (read whole, as their rows
+// join the main table's) in the run's memory budget, whatever it says: when they do not fit,
+// the stage says so. Call the returned function when they are no longer held.
+func holdUnlabeled(sc *pipeline.StageContext, plan *bundle.InputPlan, extra []unlabeledTable) func() {
+	var bytes int64
+	for _, e := range extra {
+		bytes += denseBytes(plan, int64(e.Data.Len()), false)
+	}
+	if bytes == 0 {
+		return func() {}
+	}
+	if !sc.HoldMemory(bytes) {
+		sc.Note("the unlabeled tables' dense copies (%d MiB) do not fit the memory budget (%d MiB) next to what the run holds: they are held in memory anyway, counted in the budget", bytes>>20, sc.MemoryBudget()>>20)
+	}
+	sc.SetInfo("unlabeled_dense_bytes", bytes)
+	var once sync.Once
+	return func() { once.Do(func() { sc.FreeMemory(bytes) }) }
+}
+
+// appendUnlabeled appends the rows of the `unlabeled` tables to data's base rows (see
+// appendRows). When data is mapped, its rows and theirs are written to a new mapped file,
+// which replaces data's, and free is called: their dense copies are no longer needed.
+func appendUnlabeled(sc *pipeline.StageContext, data *tensors, extra []unlabeledTable, free func()) error {
+	if len(extra) == 0 {
+		return nil
+	}
+	m := data.Data.Mapped
+	if m == nil {
+		for _, e := range extra {
+			appendRows(&data.Data, e.Data)
+		}
+		return nil
+	}
+	cols := data.Data.NumInputs
+	fail := func(err error) error { return fmt.Errorf("add the unlabeled tables' rows to a mapped table: %w", err) }
+	w, err := train.NewMappedWriter(sc.SpillDir(), "unlabeled", cols)
+	if err != nil {
+		return fail(err)
+	}
+	x := m.Floats()
+	for start := 0; start < m.Rows(); start += forwardChunk {
+		end := min(start+forwardChunk, m.Rows())
+		err := w.Append(x[start*cols : end*cols])
+		m.Drop()
+		if err != nil {
+			w.Abort()
+			return fail(err)
+		}
+	}
+	for _, e := range extra {
+		if err := w.Append(e.Data.X); err != nil {
+			w.Abort()
+			return fail(err)
+		}
+	}
+	nm, err := w.Finish(dropWindow(sc.MemoryBudget()))
+	if err != nil {
+		return fail(err)
+	}
+	for _, e := range extra {
+		appendRowsButX(&data.Data, e.Data, e.Data.Len())
+		e.Data.X = nil
+	}
+	data.Data.X, data.Data.Mapped = nm.Floats(), nm
+	data.done()
+	data.done = func() {
+		if err := nm.Close(); err != nil {
+			sc.Log.Warn().Err(err).Str("file", nm.Path()).Msg("remove mapped rows")
+		}
+	}
+	free()
 	return nil
 }

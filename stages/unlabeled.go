@@ -64,6 +64,11 @@ func readUnlabeled(ctx context.Context, sc *pipeline.StageContext, plan *bundle.
 func appendRows(dst *train.Dataset, src train.Dataset) {
 	n := src.Len()
 	dst.X = append(dst.X, src.X...)
+	appendRowsButX(dst, src, n)
+}
+
+// appendRowsButX is appendRows for all but the numeric block X, of src's n rows.
+func appendRowsButX(dst *train.Dataset, src train.Dataset, n int) {
 	for c := range dst.Cat {
 		dst.Cat[c] = append(dst.Cat[c], src.Cat[c]...)
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -179,9 +180,21 @@ func run(args []string) error {
 	budget := fs.String("budget", "512MiB", "the run's memory_budget")
 	limit := fs.Int("limit", 0, "train on the first rows only (0: all)")
 	epochs := fs.Int("epochs", 1, "epochs")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = fs.Parse(args)
 	if *dir == "" {
 		return fmt.Errorf("run: -dir is required")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	abs, err := filepath.Abs(*dir)
 	if err != nil {
@@ -215,14 +228,18 @@ func run(args []string) error {
 		}
 	}
 	path := ""
+	var reads any
 	if dp, ok := model.Info["data_path_train"].(map[string]any); ok {
 		path = fmt.Sprint(dp["path"])
+		if dp["rows_read"] != nil {
+			reads = map[string]any{"rows": dp["rows_read"], "ahead": dp["rows_read_ahead"], "background": dp["rows_read_in_background"]}
+		}
 	}
 	out := map[string]any{
 		"budget": *budget, "rows": model.RowsIn, "epochs": *epochs, "data_path": path,
 		"train_seconds": model.Seconds, "rows_per_second": float64(trainRows(m)) * float64(*epochs) / model.Seconds,
 		"test_accuracy": acc, "peak_rss_bytes": peakRSS(), "peak_table_memory_bytes": m.PeakTableMem,
-		"run_seconds": m.Seconds,
+		"run_seconds": m.Seconds, "mapped_reads": reads,
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -138,6 +138,10 @@ type batchBuffers struct {
 	// soft is per-head room for soft targets (nil: none), handed out by gather as an empty
 	// HeadTargets.Soft with this capacity, for an augmenter to reslice (Config.Augment).
 	soft [][]float32
+	// ahead is the next mini-batch's numeric rows being read from a mapped X in the
+	// background (prefetch); aheadLive says whether it was started and not yet taken.
+	ahead     *readAhead
+	aheadLive bool
 }
 
 func newBatchBuffers(d Dataset, rows int) *batchBuffers {
@@ -183,11 +187,14 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 	n := len(pos)
 	ni := d.NumInputs
 	bt := nn.Batch{Rows: n, X: b.batch.X[:n*ni], Cat: b.catView}
+	readX := d.Mapped == nil || !b.takeAhead(d, pos, bt.X)
 	for i, p := range pos {
 		r := d.row(p)
-		if d.Mapped != nil {
+		switch {
+		case !readX:
+		case d.Mapped != nil:
 			d.Mapped.readRow(r, bt.X[i*ni:(i+1)*ni])
-		} else {
+		default:
 			copy(bt.X[i*ni:(i+1)*ni], d.X[r*ni:(r+1)*ni])
 		}
 		for c, col := range d.Cat {
@@ -227,6 +234,43 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 		tg.Weights = w
 	}
 	return bt, tg
+}
+
+// takeAhead copies the numeric rows at positions pos of d into x from the read-ahead, when
+// one was started for exactly these rows; it reports whether it did.
+func (b *batchBuffers) takeAhead(d Dataset, pos []int, x []float32) bool {
+	if !b.aheadLive {
+		return false
+	}
+	a := b.ahead
+	b.aheadLive = false
+	a.wait()
+	if a.m != d.Mapped || len(a.rows) != len(pos) {
+		return false
+	}
+	for i, p := range pos {
+		if a.rows[i] != d.row(p) {
+			return false
+		}
+	}
+	copy(x, a.x)
+	d.Mapped.ahead.Add(int64(len(pos)))
+	return true
+}
+
+// prefetch starts loading the numeric rows at positions pos of d, the next mini-batch, while
+// the current one trains: for a mapped X, it reads them in the background (a gather of the
+// same positions takes them); in memory, it hints the CPU to load them into its caches.
+func (b *batchBuffers) prefetch(d Dataset, pos []int) {
+	if d.Mapped == nil {
+		d.prefetch(pos)
+		return
+	}
+	if b.aheadLive {
+		b.ahead.wait() // not taken: its buffers are reused
+	}
+	b.ahead = d.Mapped.startReadAhead(b.ahead, func(i int) int { return d.row(pos[i]) }, len(pos))
+	b.aheadLive = true
 }
 
 // prefetch hints the CPU to load the numeric rows at positions pos into its caches.

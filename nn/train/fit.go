@@ -424,7 +424,7 @@ func (r *run) loop(ctx context.Context) error {
 			if next := start + bs; next < n {
 				// Start loading the next batch's rows while this step computes: the gather
 				// is otherwise bound by memory latency on large tables.
-				r.train.prefetch(r.perm[next:min(next+bs, n)])
+				r.buf.prefetch(r.train, r.perm[next:min(next+bs, n)])
 			}
 			if cfg.Augment != nil {
 				cfg.Augment(&b, &t, r.augmentR)

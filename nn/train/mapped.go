@@ -2,10 +2,9 @@ package train
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -19,18 +18,21 @@ import (
 // through the mapping: Touch and Drop bound the resident pages that adds (every window bytes
 // of rows, madvise DONTNEED). Close unmaps it and removes the file.
 type MappedRows struct {
-	f       *os.File // kept open: training reads rows with pread (readRow)
-	reads   atomic.Int64
-	path    string
-	cols    int
-	rows    int
-	data    []byte
-	floats  []float32
-	window  int64
-	touched atomic.Int64
-	drops   atomic.Int64
-	mu      sync.Mutex
-	closed  bool
+	f          *os.File // kept open: training reads rows with pread (readRow)
+	reads      atomic.Int64
+	ahead      atomic.Int64   // rows that a gather took from a read-ahead (readAhead)
+	background atomic.Int64   // rows read by read-ahead goroutines
+	running    sync.WaitGroup // read-aheads in flight: Close waits for them
+	path       string
+	cols       int
+	rows       int
+	data       []byte
+	floats     []float32
+	window     int64
+	touched    atomic.Int64
+	drops      atomic.Int64
+	mu         sync.Mutex
+	closed     bool
 }
 
 // pageCost is what gathering one row may add to the resident set: its own bytes plus the
@@ -56,13 +58,104 @@ func (m *MappedRows) Drops() int64 { return m.drops.Load() }
 // Reads is how many rows were read with pread.
 func (m *MappedRows) Reads() int64 { return m.reads.Load() }
 
+// AheadReads is how many of the rows gathered for mini-batches came from a read-ahead
+// started while the previous mini-batch trained (see readAhead): read in the background, or
+// by the gather itself where no reader had claimed them yet.
+func (m *MappedRows) AheadReads() int64 { return m.ahead.Load() }
+
+// BackgroundReads is how many rows the read-ahead goroutines read, while the gather that
+// took them was elsewhere (the rest of AheadReads the gather read itself: no core was free).
+func (m *MappedRows) BackgroundReads() int64 { return m.background.Load() }
+
+// readAhead is the numeric rows of one mini-batch, read from a mapping in the background.
+// Readers claim chunks of rows (next) until none is left; the gather that takes it claims
+// the rest itself (wait), so a busy machine that leaves the readers no core costs nothing
+// over reading in place.
+type readAhead struct {
+	m    *MappedRows
+	rows []int     // base rows, in batch order
+	x    []float32 // their floats, len(rows) × cols
+	next atomic.Int64
+	done atomic.Int64
+	fin  chan struct{} // closed once every row is read
+}
+
+// aheadReaders is the most goroutines that read one mini-batch ahead, aheadChunk the rows
+// they claim at a time: a pread of a cached row costs about a microsecond, most of it the
+// system call, so a batch's reads spread over the cores the step leaves idle.
+const (
+	aheadReaders = 4
+	aheadChunk   = 16
+)
+
+// startReadAhead starts reading the given base rows in the background (the pread system
+// calls of the next mini-batch overlap the current step's arithmetic) on up to aheadReaders
+// goroutines (GOMAXPROCS at most), into buffers reused from prev. The rows and their order
+// are the caller's, so what a gather takes from it is what it would have read itself. Call
+// wait before using its x.
+func (m *MappedRows) startReadAhead(prev *readAhead, rows func(i int) int, n int) *readAhead {
+	a := &readAhead{m: m, fin: make(chan struct{})}
+	if prev != nil {
+		a.rows, a.x = prev.rows[:0], prev.x
+	}
+	for i := range n {
+		a.rows = append(a.rows, rows(i))
+	}
+	if cap(a.x) < n*m.cols {
+		a.x = make([]float32, n*m.cols)
+	}
+	a.x = a.x[:n*m.cols]
+	if n == 0 {
+		close(a.fin)
+		return a
+	}
+	readers := max(1, min(aheadReaders, runtime.GOMAXPROCS(0), (n+aheadChunk-1)/aheadChunk))
+	m.running.Add(readers)
+	for range readers {
+		go func() {
+			defer m.running.Done()
+			a.work(true)
+		}()
+	}
+	return a
+}
+
+// work reads chunks of rows until none is left to claim; background says whether it runs
+// on a reader goroutine (counted in the mapping's BackgroundReads) or on the gather's.
+func (a *readAhead) work(background bool) {
+	n := int64(len(a.rows))
+	cols := a.m.cols
+	for {
+		lo := a.next.Add(aheadChunk) - aheadChunk
+		if lo >= n {
+			return
+		}
+		hi := min(lo+aheadChunk, n)
+		for i := lo; i < hi; i++ {
+			a.m.readRow(a.rows[i], a.x[i*int64(cols):(i+1)*int64(cols)])
+		}
+		if background {
+			a.m.background.Add(hi - lo)
+		}
+		if a.done.Add(hi-lo) == n {
+			close(a.fin)
+		}
+	}
+}
+
+// wait reads the rows no reader has claimed yet, then waits for the claimed ones.
+func (a *readAhead) wait() {
+	a.work(false)
+	<-a.fin
+}
+
 // readRow copies row r into dst (Cols floats) with a positioned read of the file: the page
 // cache serves it, and nothing enters the process's resident set (a fault on the mapping
 // brings in whole page-cache folios around the row, hundreds of KiB on a recent kernel). On a
 // read error it copies through the mapping instead.
 func (m *MappedRows) readRow(r int, dst []float32) {
 	m.reads.Add(1)
-	if err := readFloats(m.f, dst, int64(r)*int64(m.cols)*4); err != nil {
+	if err := readFloats(m.f, dst, int64(r)*int64(m.cols)*4); err != nil && len(m.floats) > 0 {
 		copy(dst, m.floats[r*m.cols:(r+1)*m.cols])
 	}
 }
@@ -92,11 +185,12 @@ func (m *MappedRows) Drop() {
 	m.drops.Add(1)
 }
 
-// Close unmaps the matrix and removes its file.
+// Close unmaps the matrix and removes its file, once the read-aheads in flight are done.
 func (m *MappedRows) Close() error {
 	if m == nil {
 		return nil
 	}
+	m.running.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -145,14 +239,7 @@ func (w *MappedWriter) Append(x []float32) error {
 	if len(x)%w.cols != 0 {
 		return fmt.Errorf("train: mapped rows: %d floats are not whole rows of %d", len(x), w.cols)
 	}
-	if cap(w.buf) < 4*len(x) {
-		w.buf = make([]byte, 4*len(x))
-	}
-	b := w.buf[:4*len(x)]
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	if _, err := w.w.Write(b); err != nil {
+	if _, err := w.w.Write(littleEndian(x, &w.buf)); err != nil {
 		return fmt.Errorf("train: mapped rows %s: %w", w.f.Name(), err)
 	}
 	w.rows += len(x) / w.cols

@@ -40,3 +40,15 @@ func readFloats(f *os.File, dst []float32, off int64) error {
 	}
 	return nil
 }
+
+// littleEndian is x's bytes in the file's order, converted in buf.
+func littleEndian(x []float32, buf *[]byte) []byte {
+	if cap(*buf) < 4*len(x) {
+		*buf = make([]byte, 4*len(x))
+	}
+	b := (*buf)[:4*len(x)]
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}

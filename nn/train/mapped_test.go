@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // mapBlobs writes d's numeric block to a mapped file in pieces, as a stage streaming a table
@@ -76,6 +77,71 @@ func TestFitMappedEqualsDense(t *testing.T) {
 	if got := mtr.Mapped.Reads(); got < 3*600 {
 		t.Errorf("%d training rows read with pread, want at least %d", got, 3*600)
 	}
+	// All mini-batches but each epoch's first were read ahead, while the previous one
+	// trained: 11 of 12 batches of 50, 3 epochs, 2 fits.
+	if got, want := mtr.Mapped.AheadReads(), int64(2*3*11*50); got != want {
+		t.Errorf("%d training rows read ahead, want %d", got, want)
+	}
+}
+
+// A gather takes the rows read ahead only when they are the rows it asks for; otherwise
+// (another batch, another dataset) it reads its own, and both give the dense rows.
+func TestMappedReadAheadMatchesRows(t *testing.T) {
+	d := blobs(6, 97)
+	md := mapBlobs(t, d, 0)
+	other := mapBlobs(t, blobs(7, 97), 0)
+	b := newBatchBuffers(md, 40)
+	want := func(pos []int) []float32 {
+		var x []float32
+		for _, p := range pos {
+			x = append(x, d.X[p*d.NumInputs:(p+1)*d.NumInputs]...)
+		}
+		return x
+	}
+	check := func(what string, pos []int, ahead int64) {
+		t.Helper()
+		before := md.Mapped.AheadReads()
+		bt, _ := b.gather(md, pos)
+		w := want(pos)
+		for i := range w {
+			if bt.X[i] != w[i] {
+				t.Fatalf("%s: float %d is %v, want %v", what, i, bt.X[i], w[i])
+			}
+		}
+		if got := md.Mapped.AheadReads() - before; got != ahead {
+			t.Errorf("%s: %d rows taken from the read-ahead, want %d", what, got, ahead)
+		}
+	}
+	b.prefetch(md, []int{5, 90, 3, 3})
+	check("the rows read ahead", []int{5, 90, 3, 3}, 4)
+	b.prefetch(md, []int{5, 90, 3})
+	check("other rows", []int{5, 90, 4}, 0)
+	b.prefetch(other, []int{1, 2})
+	check("another dataset's read-ahead", []int{1, 2}, 0)
+	check("no read-ahead", []int{96, 0}, 0)
+	b.prefetch(md, []int{7})
+	b.prefetch(md, []int{8, 9}) // the first is never taken: replaced
+	check("the second read-ahead", []int{8, 9}, 2)
+	// A gather that comes after the readers finished takes rows they all read in the
+	// background.
+	var late []int
+	for r := range 40 {
+		late = append(late, 96-2*r)
+	}
+	bg := md.Mapped.BackgroundReads()
+	b.prefetch(md, late)
+	for start := time.Now(); md.Mapped.BackgroundReads()-bg < int64(len(late)); {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the readers read %d of %d rows in 10 s", md.Mapped.BackgroundReads()-bg, len(late))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	check("rows read in the background", late, int64(len(late)))
+	if got := md.Mapped.BackgroundReads() - bg; got != int64(len(late)) {
+		t.Errorf("%d rows read in the background, want %d", got, len(late))
+	}
+	// A read-ahead still in flight when the mapping closes: Close waits for it.
+	b.prefetch(md, []int{1, 2, 3})
 }
 
 func TestMappedTouchDropsPages(t *testing.T) {

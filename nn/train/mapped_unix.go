@@ -40,3 +40,11 @@ func readFloats(f *os.File, dst []float32, off int64) error {
 	_, err := f.ReadAt(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), off)
 	return err
 }
+
+// littleEndian is x's bytes in the file's order: x itself on little-endian hosts.
+func littleEndian(x []float32, _ *[]byte) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+}
