@@ -29,7 +29,8 @@ epochs = 1
 // TestTrainCountsActivationBuffers: the train stage counts its model's activation buffers
 // against the run's memory budget next to its dense copies (info activation_bytes), so the
 // run's peak of budgeted memory holds both. For this conv net the buffers are sized for the
-// 270-row validation pass (under the 32 MiB inference chunk).
+// largest inference pass (the train-metric sample, all 1,257 training rows, under the 32 MiB
+// inference chunk), so at least for the validation rows.
 func TestTrainCountsActivationBuffers(t *testing.T) {
 	m, _, err := runTOML(t, ".", activationSrc)
 	if err != nil {
