@@ -24,7 +24,7 @@ type MemoryRows struct {
 // EstimateMemberBytes estimates the peak bytes one member allocates while it trains: its
 // params with their gradients, optimizer state, the trainer's weight snapshots (best epoch,
 // last good epoch, EMA), the activation buffers of every layer sized for the largest forward
-// pass (batch, validation set, or a 256-row prediction chunk), the trainer's gathered batch,
+// pass (a batch or an inference chunk, see nn.Model.InferenceRows), the trainer's gathered batch,
 // validation and train-metric copies, the row index arrays, and the member's validation and
 // out-of-bag predictions. It builds the model once to count its params. Go runtime overhead
 // (GC headroom) is not included.
@@ -78,24 +78,12 @@ func estimateBytes(model *nn.Model, cfg train.Config, rows MemoryRows) int64 {
 		metricRows = 2048
 	}
 	metricRows = min(metricRows, trainRows)
-	forwardRows := int64(max(batch, valRows, 256))
-
-	// Activation buffers per row: every layer's output, pre-activation and input gradient
-	// (an upper bound for the simpler layers), the embedding concat, the trunk gradient and
-	// the heads' logits, probabilities and logit gradients.
-	trunkIn := spec.NumInputs
-	for _, e := range spec.Embeddings {
-		trunkIn += e.Dim
-	}
-	perRow := int64(trunkIn)
-	width := trunkIn
-	for _, lt := range model.LayerTensors(0) {
-		perRow += int64(3*lt.Cols + width)
-		width = lt.Cols
-	}
-	perRow += int64(width)
-	headWidth := 0
-	targetWidth := 0
+	// The activation buffers (nn.Model.ActivationBytesPerRow) are sized for the largest
+	// forward pass: a mini-batch, or an inference chunk (validation, train metrics and
+	// out-of-bag predictions run in chunks of at most InferenceRows rows).
+	inferRows := min(model.InferenceRows(), max(valRows, metricRows, min(rows.OOB, predictChunk)))
+	total += model.ActivationBytesPerRow() * int64(max(batch, inferRows))
+	targetWidth, headWidth := 0, 0
 	for _, h := range spec.Heads {
 		k := h.Classes
 		switch h.Kind {
@@ -104,11 +92,9 @@ func estimateBytes(model *nn.Model, cfg train.Config, rows MemoryRows) int64 {
 		case nn.HeadRegression:
 			k = max(h.Outputs, 1)
 		}
-		perRow += int64(4*k + width)
 		headWidth += k
 		targetWidth += max(h.Outputs, 1)
 	}
-	total += f32 * forwardRows * perRow
 
 	inputRow := int64(spec.NumInputs + len(spec.Embeddings) + targetWidth + 1)
 	total += f32 * inputRow * int64(batch+valRows+metricRows)

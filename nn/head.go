@@ -22,16 +22,20 @@ func (h *head) alloc(rows int) {
 	h.dz = grow(h.dz, rows*h.k)
 }
 
-// lossTo computes the head's mean loss over present rows from the logits in h.lin.y, writes
+// lossTo computes the head's mean loss over present rows from logits (rows×k), writes
 // scale·dL/dlogits into h.dz when grad is set, and returns (mean loss, Σ weights of present
 // rows). A row with a missing target contributes nothing; the mean is Σw·ℓ/Σw over present
 // rows (present values for regression), w = sample weight × class weight. With soft targets
 // (t.Soft, see HeadTargets) the class weight of a row is its class mix Σ_j t_j·w_j.
-func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64, grad bool) (float64, float64) {
-	logits := h.lin.y[:rows*h.k]
+func (h *head) lossTo(logits []float32, t HeadTargets, sampleW []float32, rows int, scale float64, grad bool) (float64, float64) {
 	k := h.k
-	probs := h.probs[:rows*k]
-	dz := h.dz[:rows*k]
+	logits = logits[:rows*k]
+	h.probs = grow(h.probs, rows*k) // scratch; more rows than the buffers' when PredictLoss chunks
+	probs := h.probs
+	var dz []float32
+	if grad {
+		dz = h.dz[:rows*k]
+	}
 	soft := len(t.Soft) > 0
 	tw := h.targetWidth()
 	rowWeight := func(r int, label int32) float64 {
@@ -80,7 +84,10 @@ func (h *head) lossTo(t HeadTargets, sampleW []float32, rows int, scale float64,
 				p[j] = float32(float64(p[j]) * inv)
 			}
 			l := t.Labels[r]
-			d := dz[r*k : r*k+k]
+			var d []float32
+			if grad {
+				d = dz[r*k : r*k+k]
+			}
 			if l < 0 || wsum == 0 {
 				if grad {
 					clear(d)

@@ -95,6 +95,7 @@ type Model struct {
 	record     bool
 	layerGrad  [][]float32 // dL/d(output) per layer, recorded when record is set
 	headLosses []float64
+	headLogits [][]float32 // the heads' logits of the last forward (losses' argument)
 	keepDX     bool        // backward keeps dL/dX of the numeric inputs (SetKeepInputGrad)
 	dx         []float32   // rows×numInputs, the last backward's dL/dX when keepDX
 	gradSave   [][]float32 // params' gradients set aside by LossStep (indexed like params)
@@ -171,6 +172,7 @@ func Build(spec Spec, rng *rand.Rand) (*Model, error) {
 		m.heads = append(m.heads, h)
 	}
 	m.headLosses = make([]float64, len(m.heads))
+	m.headLogits = make([][]float32, len(m.heads))
 	// Params in a stable order: embeddings, trunk, heads.
 	for _, e := range m.embeds {
 		m.params = append(m.params, e.w)
@@ -566,6 +568,15 @@ func (m *Model) forward(b Batch, train bool) {
 
 // losses computes the heads' losses (and logit gradients when grad is set).
 func (m *Model) losses(t Targets, rows int, grad bool) (Loss, error) {
+	for i, h := range m.heads {
+		m.headLogits[i] = h.lin.y[:rows*h.k]
+	}
+	return m.lossesOf(m.headLogits, t, rows, grad)
+}
+
+// lossesOf is losses on the given per-head logits (rows×k each); grad needs them to be the
+// heads' buffers of the last forward pass.
+func (m *Model) lossesOf(logits [][]float32, t Targets, rows int, grad bool) (Loss, error) {
 	if len(t.Heads) != len(m.heads) {
 		return Loss{}, fmt.Errorf("nn: %d head targets for %d heads", len(t.Heads), len(m.heads))
 	}
@@ -577,7 +588,7 @@ func (m *Model) losses(t Targets, rows int, grad bool) (Loss, error) {
 		if err := h.checkTargets(t.Heads[i], rows); err != nil {
 			return Loss{}, fmt.Errorf("nn: %w", err)
 		}
-		l, _ := h.lossTo(t.Heads[i], t.Weights, rows, h.weight, grad)
+		l, _ := h.lossTo(logits[i], t.Heads[i], t.Weights, rows, h.weight, grad)
 		m.headLosses[i] = l
 		total += h.weight * l
 	}
@@ -783,32 +794,19 @@ func (m *Model) penalties(rows int, grad bool) float64 {
 }
 
 // Predict runs inference in eval mode (no dropout or noise, batch-norm running statistics) and
-// returns freshly allocated per-head outputs (see Outputs). Large inputs are processed in
-// chunks.
+// returns freshly allocated per-head outputs (see Outputs). It forwards InferenceRows rows at a
+// time, so the model's buffers stay bounded however many rows b holds; the outputs are the
+// same as one pass over all rows.
 func (m *Model) Predict(b Batch) (Outputs, error) {
+	return m.predict(b, m.InferenceRows())
+}
+
+// predict is Predict with chunks of chunk rows.
+func (m *Model) predict(b Batch, chunk int) (Outputs, error) {
 	if err := m.checkBatch(b); err != nil {
 		return Outputs{}, err
 	}
-	out := m.newOutputs(b.Rows)
-	chunk := max(m.rows, 256)
-	for lo := 0; lo < b.Rows; lo += chunk {
-		hi := min(lo+chunk, b.Rows)
-		sub := Batch{Rows: hi - lo, X: b.X[lo*m.numInputs : hi*m.numInputs]}
-		if len(b.Cat) > 0 {
-			sub.Cat = make([][]int32, len(b.Cat))
-			for i, c := range b.Cat {
-				sub.Cat[i] = c[lo:hi]
-			}
-		}
-		m.forward(sub, false)
-		if err := m.customErr(); err != nil {
-			return Outputs{}, err
-		}
-		for i, h := range m.heads {
-			m.headOutputTo(out.Heads[i][lo*out.Width[i]:hi*out.Width[i]], h, sub.Rows)
-		}
-	}
-	return out, nil
+	return m.predictChunks(b, chunk, nil)
 }
 
 // headOutputTo converts the head's logits of the last forward into its output.

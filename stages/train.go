@@ -234,7 +234,9 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	if s.spec.monitor > 0 {
 		hooks = append(hooks, train.Monitor("monitor", s.spec.monitor, 20, mon.record)...)
 	}
+	freeAct := reserveActivations(sc, m, cfg, trainData.Data.Len(), val)
 	res, err := fitWithCheckpoints(ctx, sc, m, trainData.Data, val, cfg, hooks, mon)
+	freeAct()
 	if merr := mon.write(filepath.Join(dir, "monitor.csv")); merr != nil && err == nil {
 		err = merr
 	}
@@ -304,6 +306,20 @@ func keptEpoch(cfg train.Config, res train.Result) (epoch int, restored bool) {
 		return min(res.BestEpoch, i), true
 	}
 	return i, false
+}
+
+// reserveActivations counts the activation buffers m holds while it trains (see
+// train.ActivationBytes) against the run's memory budget, recorded in the stage's info as
+// activation_bytes, and returns the function that frees them. Training cannot do without
+// them: when they do not fit next to what the run holds, the stage says so and trains anyway.
+func reserveActivations(sc *pipeline.StageContext, m *nn.Model, cfg train.Config, trainRows int, val train.Dataset) func() {
+	n := train.ActivationBytes(m, cfg, trainRows, val.Len())
+	sc.SetInfo("activation_bytes", n)
+	if !sc.ReserveMemory(n) {
+		sc.Note("the model's activation buffers (%d MiB) do not fit the memory budget (%d MiB) next to what the run holds: it trains anyway (lower batch_size, or raise memory_budget)", n>>20, sc.MemoryBudget()>>20)
+		return func() {}
+	}
+	return func() { sc.FreeMemory(n) }
 }
 
 // fitWithCheckpoints trains m as train.Fit does, saving the stage's checkpoint (train.ckpt:

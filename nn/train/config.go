@@ -196,6 +196,34 @@ func (c Config) batchSize(epoch, rows int) int {
 	return max(1, min(bs, rows))
 }
 
+// MaxBatchSize is the largest mini-batch Fit draws from rows training rows over its epochs
+// (batch growth included).
+func (c Config) MaxBatchSize(rows int) int {
+	bs := c.batchSize(c.Epochs, rows)
+	for e := 0; e < c.Epochs; e++ {
+		bs = max(bs, c.batchSize(e, rows))
+	}
+	return bs
+}
+
+// ActivationBytes estimates the bytes of activation buffers m holds while Fit trains it on
+// trainRows rows with valRows validation rows (0: carved from the training rows, see
+// ValFraction): sized for the largest mini-batch or for the largest inference pass
+// (validation and train metrics run in chunks of at most m.InferenceRows() rows), whichever
+// is larger, plus one mini-batch for each hogwild thread's model.
+func ActivationBytes(m *nn.Model, c Config, trainRows, valRows int) int64 {
+	if d, err := c.withDefaults(); err == nil {
+		c = d
+	}
+	if valRows == 0 {
+		valRows = int(c.ValFraction*float64(trainRows)) + 1
+		trainRows -= valRows
+	}
+	bs := c.MaxBatchSize(trainRows)
+	infer := min(m.InferenceRows(), max(valRows, min(c.TrainMetricRows, trainRows)))
+	return m.ActivationBytesPerRow() * int64(max(bs, infer)+c.Hogwild.Threads*bs)
+}
+
 // maximize reports whether a larger value of metric is better.
 func maximize(metric string) bool {
 	for _, s := range []string{"accuracy", "auc", "f1", "r2"} {

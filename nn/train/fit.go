@@ -178,10 +178,7 @@ func (r *run) setup(ctx context.Context) error {
 		r.bestTie = math.Inf(-1)
 	}
 	r.bestEpoch = -1
-	maxBS := cfg.batchSize(cfg.Epochs, r.train.Len())
-	for e := 0; e < cfg.Epochs; e++ {
-		maxBS = max(maxBS, cfg.batchSize(e, r.train.Len()))
-	}
+	maxBS := cfg.MaxBatchSize(r.train.Len())
 	r.buf = newBatchBuffers(r.train, maxBS)
 	if cfg.Augment != nil {
 		r.buf.addSoftRoom(m.Heads(), maxBS)

@@ -124,10 +124,7 @@ func (r *run) newHogwild() (*hogwild, error) {
 		len(h.shared) > 0 && len(h.shared[0].Shape) == 2 && h.shared[0].Shape[0] == spec.NumInputs {
 		h.inputRows = 0
 	}
-	maxBS := r.cfg.batchSize(r.cfg.Epochs, r.train.Len())
-	for e := 0; e < r.cfg.Epochs; e++ {
-		maxBS = max(maxBS, r.cfg.batchSize(e, r.train.Len()))
-	}
+	maxBS := r.cfg.MaxBatchSize(r.train.Len())
 	for i := 0; i < r.cfg.Hogwild.Threads; i++ {
 		m, err := nn.Build(r.m.Spec(), rand.New(rand.NewPCG(r.cfg.Seed, streamHogwild+uint64(i))))
 		if err != nil {
