@@ -475,6 +475,14 @@ func (c *corruptor) measured() float64 {
 	return math.Sqrt(c.noiseSumS / float64(c.values))
 }
 
+// CheckAutoencoder reports what is wrong with cfg for data of numInputs numeric inputs (an
+// encoder a convolutional decoder cannot mirror, say) without training: the error
+// TrainAutoencoder would return before it starts.
+func CheckAutoencoder(cfg AutoencoderConfig, numInputs int) error {
+	_, err := resolveAutoencoder(cfg, numInputs)
+	return err
+}
+
 // TrainAutoencoder trains an autoencoder on the inputs of data (X, and Cat for the model's
 // embeddings; targets and labels are ignored, every row counts) and returns its encoder.
 // val, when it has rows, is the validation set of early stopping on the clean reconstruction
