@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -222,5 +224,37 @@ func TestConvAutoencoderConfigErrors(t *testing.T) {
 	}
 	if s := strings.Join(got, " "); s != "dec_1:upsample:2 dec_2:conv:4 dec_3:upsample:2 dec_out:conv:2" || lay.codeWidth != 6*2*2 {
 		t.Fatalf("decoder %s, code width %d; want dec_1:upsample:2 dec_2:conv:4 dec_3:upsample:2 dec_out:conv:2, 24", s, lay.codeWidth)
+	}
+}
+
+// TestConvAutoencoderResume: a convolutional denoising autoencoder interrupted after its
+// epoch 1 and resumed from the checkpoint its hook took ends with the encoder and report of an
+// uninterrupted training, bit for bit.
+func TestConvAutoencoderResume(t *testing.T) {
+	x, _ := digitsImages(t, 240)
+	base := train.Dataset{X: x, NumInputs: 64}
+	data, val := rowsView(base, 0, 200), rowsView(base, 200, 240)
+	cfg := AutoencoderConfig{Encoder: convEncoder(), InputShape: []int{1, 8, 8}, Type: TypeDenoising}
+	const stopAt = 1
+	tc := train.Config{Epochs: 4, BatchSize: 32, Seed: 9, Optimizer: optimLR(0.01), EarlyStopping: train.EarlyStopping{Disabled: true}}
+	want, wantRep, err := TrainAutoencoder(context.Background(), cfg, data, val, tc)
+	mustNoErr(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := &epochRecorder{cancel: cancel, stopAt: stopAt}
+	itc := tc
+	itc.Hooks = []train.Hook{rec.hook()}
+	if _, _, err := TrainAutoencoder(ctx, cfg, data, val, itc); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted training: %v, want canceled", err)
+	}
+	rtc := tc
+	rtc.Resume = rec.checkpoint(t)
+	got, gotRep, err := TrainAutoencoder(context.Background(), cfg, data, val, rtc)
+	mustNoErr(t, err)
+	sameParams(t, "encoder", want.Model(), got.Model())
+	wantRep.Seconds, gotRep.Seconds = 0, 0
+	if a, b := fmt.Sprintf("%+v", wantRep), fmt.Sprintf("%+v", gotRep); a != b {
+		t.Fatalf("reports differ:\nuninterrupted %s\nresumed       %s", a, b)
 	}
 }

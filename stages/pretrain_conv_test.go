@@ -178,3 +178,41 @@ func TestConvAutoencoderStageConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestConvAutoencoderOnTensorColumn: a convolutional autoencoder reads an Arrow-native image
+// (digits' pixels as one fixed_size_list<float32> column, image = { column = "pixels" }), its
+// encoder records the column's shape, and a train stage on the same column loads and keeps
+// (frozen) its conv weights.
+func TestConvAutoencoderOnTensorColumn(t *testing.T) {
+	src := "[pipeline]\nseed = 2\n[stages.load]\nkind = \"dataset\"\nname = \"digits\"\nimage_column = \"pixels\"\n" +
+		"[stages.split]\nkind = \"split\"\ninput = \"load\"\n" +
+		"[stages.cae]\nkind = \"pretrain\"\ninput = \"split.train\"\nimage = { column = \"pixels\" }\nepochs = 2\n" +
+		"layers = [ { conv = 4, kernel = 3, padding = \"same\", name = \"c1\" }, { max_pool = 2 } ]\n" +
+		"[stages.m]\nkind = \"train\"\ntrain = \"split.train\"\nval = \"split.val\"\nimage = { column = \"pixels\" }\nepochs = 1\n" +
+		"init_from = \"cae.encoder\"\nfreeze = [\"c1\"]\n" +
+		"layers = [ { conv = 4, kernel = 3, padding = \"same\", name = \"c1\" }, { max_pool = 2 }, { flatten = true }, { dense = 8 } ]\n"
+	m, dir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Stages["cae"].Info["image_shape"]; !reflect.DeepEqual(got, []any{1.0, 8.0, 8.0}) {
+		t.Errorf("cae image_shape = %v, want [1 8 8] from the column's metadata", got)
+	}
+	enc, err := pretrain.LoadEncoder(filepath.Join(dir, "stages", "cae", encoderDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.LoadModel(filepath.Join(dir, "stages", "m", bundleDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"c1/W", "c1/b"} {
+		if got, want := b.Model.Param(name), enc.Model().Param(name); got == nil || want == nil || !bitEq(got.Value, want.Value) {
+			t.Errorf("%s: the train stage's frozen layer differs from the encoder's", name)
+		}
+	}
+	plan, err := os.ReadFile(filepath.Join(dir, "stages", "cae", encoderDir, encoderPlanFile))
+	if err != nil || !strings.Contains(string(plan), "pixels") {
+		t.Errorf("the encoder's plan does not name the tensor column: %s %v", plan, err)
+	}
+}
