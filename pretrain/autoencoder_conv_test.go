@@ -72,6 +72,9 @@ func TestConvAutoencoderLossFalls(t *testing.T) {
 		{"sparse", AutoencoderConfig{Encoder: convEncoder(), InputShape: shape, Type: TypeSparse}},
 		{"sigmoid_output", AutoencoderConfig{Encoder: convEncoder(), InputShape: shape, Output: OutputSigmoid}},
 	} {
+		if raceEnabled && tc.name != "plain" {
+			continue // the cases differ only in configuration; each takes ~50 s under -race
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			tcfg := quietConfig(12, 5)
 			tcfg.Optimizer = optimLR(1e-2)
