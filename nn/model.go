@@ -215,6 +215,12 @@ func (m *Model) buildLayer(ls LayerSpec, in int, shape []int, rng *rand.Rand, de
 			out = append(out, &dropoutLayer{lname: ls.Name + "_dropout", width: l.outWidth(), rate: ls.Dropout})
 		}
 		return out, nil
+	case LayerUpsample:
+		l, err := buildUpsample(ls, shape)
+		if err != nil {
+			return nil, err
+		}
+		return []layer{l}, nil
 	case LayerBatchNorm:
 		if shape != nil {
 			// Over channels: one γ, β and running mean/variance per channel.

@@ -28,6 +28,9 @@ const (
 	LayerAvgPool       = "avg_pool"
 	LayerGlobalAvgPool = "global_avg_pool"
 	LayerFlatten       = "flatten"
+	// LayerUpsample repeats every pixel Factor×Factor times (nearest neighbour): [C, H, W] →
+	// [C, H·Factor, W·Factor], the decoder's counterpart of pooling.
+	LayerUpsample = "upsample"
 )
 
 // Head kinds of HeadSpec.Kind.
@@ -70,7 +73,7 @@ type Spec struct {
 	ParamDiffPenalties []ParamDiffPenalty `json:"param_diff_penalties,omitempty"`
 	// InputShape is [C, H, W] when the numeric inputs are an image: each row's NumInputs =
 	// C·H·W features are its pixels flattened row-major (channel, then row, then column). The
-	// image layers (conv, max_pool, avg_pool, global_avg_pool, flatten) need it. Default nil:
+	// image layers (conv, max_pool, avg_pool, global_avg_pool, flatten, upsample) need it. Default nil:
 	// plain features.
 	InputShape []int `json:"input_shape,omitempty"`
 }
@@ -93,7 +96,7 @@ type EmbeddingSpec struct {
 // "dropout": 0.2}, {"dropout": 0.1}, {"activation": "tanh"}, {"batch_norm": true},
 // {"layer_norm": true}, {"gaussian_noise": 0.1}, {"residual": 64} or {"custom": "my_block"};
 // image layers as {"conv": 32, "kernel": 3} (filters), {"max_pool": 2} and {"avg_pool": 2}
-// (kernel), {"global_avg_pool": true} or {"flatten": true}.
+// (kernel), {"global_avg_pool": true}, {"flatten": true} or {"upsample": 2} (factor).
 type LayerSpec struct {
 	Type string `json:"type"`
 	// Name is the stable layer name; default "<type>_<n>" with n counting layers of that type
@@ -153,6 +156,8 @@ type LayerSpec struct {
 	// Padding of conv, max_pool and avg_pool: valid (the default: windows that fit, no
 	// padding) or same (output ⌈size/stride⌉; zeros for conv, ignored cells for pooling).
 	Padding string `json:"padding,omitempty"`
+	// Factor is the integer scale of an upsample layer's height and width (default 2).
+	Factor int `json:"factor,omitempty"`
 }
 
 // UnmarshalJSON accepts both the canonical form (with "type") and the short forms described on
@@ -172,6 +177,7 @@ func (l *LayerSpec) UnmarshalJSON(b []byte) error {
 		AvgPool       *int     `json:"avg_pool"`
 		GlobalAvgPool *bool    `json:"global_avg_pool"`
 		Flatten       *bool    `json:"flatten"`
+		Upsample      *int     `json:"upsample"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -204,6 +210,8 @@ func (l *LayerSpec) UnmarshalJSON(b []byte) error {
 		l.Type = LayerGlobalAvgPool
 	case aux.Flatten != nil && *aux.Flatten:
 		l.Type = LayerFlatten
+	case aux.Upsample != nil:
+		l.Type, l.Factor = LayerUpsample, *aux.Upsample
 	case l.Custom != "":
 		l.Type = LayerCustom
 	case aux.DropoutShort != nil:
@@ -410,8 +418,12 @@ func (l *LayerSpec) validate() error {
 		if err := l.validateImage(); err != nil {
 			return err
 		}
+	case LayerUpsample:
+		if err := l.validateUpsample(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise, residual, custom, conv, max_pool, avg_pool, global_avg_pool or flatten)", l.Type)
+		return fmt.Errorf("unknown layer type %q (want dense, activation, dropout, batch_norm, layer_norm, gaussian_noise, residual, custom, conv, max_pool, avg_pool, global_avg_pool, flatten or upsample)", l.Type)
 	}
 	if l.Tie != "" && l.Type != LayerDense {
 		return fmt.Errorf("tie is only supported on dense layers")

@@ -104,6 +104,19 @@ type AutoencoderConfig struct {
 	// labels), so sigmoid+BCE is not offered; squared error is Vincent et al.'s (2010) loss
 	// for real-valued inputs and works well for pretraining.
 	Groups []ColumnGroup
+	// InputShape is [C, H, W] when the inputs are an image (each row's C·H·W values in
+	// channel, row, column order): the autoencoder is convolutional. Its Encoder is conv,
+	// max_pool, avg_pool and image residual layers (with batch_norm, activation, dropout and
+	// gaussian_noise between them); the decoder mirrors it with upsample and conv layers
+	// (dec_1, ..., then dec_out, a conv back to the C input channels), every pixel is
+	// reconstructed with MSE, and the encoder keeps InputShape, so that a supervised model
+	// with the same input shape and layer names loads it. Tied and Groups do not apply.
+	// Default nil: plain features and a dense autoencoder.
+	InputShape []int
+	// Output is the activation of a convolutional decoder's last layer: "linear" (the
+	// default, as the dense autoencoder's linear outputs) or "sigmoid" (outputs in (0, 1), for
+	// pixels scaled to [0, 1]; the loss stays MSE). Only with InputShape.
+	Output string
 }
 
 // Report describes an autoencoder training run.
@@ -132,6 +145,10 @@ type aeLayout struct {
 	numeric   []int          // numeric input columns, in order
 	oneHot    []ColumnGroup
 	codeWidth int
+	// inputShape and decoder are set for a convolutional autoencoder: the image's [C, H, W]
+	// and the decoder layers, dec_out last.
+	inputShape []int
+	decoder    []nn.LayerSpec
 }
 
 func resolveAutoencoder(cfg AutoencoderConfig, numInputs int) (aeLayout, error) {
@@ -191,6 +208,9 @@ func resolveAutoencoder(cfg AutoencoderConfig, numInputs int) (aeLayout, error) 
 		if l.Tie != "" {
 			return lay, fmt.Errorf("pretrain: encoder layer %s: tie is for decoders, not encoder layers", l.Name)
 		}
+		if cfg.InputShape != nil {
+			continue
+		}
 		switch l.Type {
 		case nn.LayerDense:
 			dense++
@@ -199,8 +219,14 @@ func resolveAutoencoder(cfg AutoencoderConfig, numInputs int) (aeLayout, error) 
 			width = l.Units
 		}
 	}
+	if cfg.InputShape != nil {
+		return lay, lay.resolveConv(cfg.InputShape, numInputs)
+	}
+	if cfg.Output != "" {
+		return lay, fmt.Errorf("pretrain: autoencoder: output %q is for a convolutional autoencoder (set InputShape); a dense autoencoder's outputs are linear", cfg.Output)
+	}
 	if dense == 0 {
-		return lay, fmt.Errorf("pretrain: autoencoder: Encoder needs at least one dense layer")
+		return lay, fmt.Errorf("pretrain: autoencoder: Encoder needs at least one dense layer (or, on an image, set InputShape for a convolutional autoencoder)")
 	}
 	lay.codeWidth = width
 	covered := make([]bool, numInputs)
@@ -257,6 +283,11 @@ func (lay aeLayout) spec(numInputs int, embeddings []nn.EmbeddingSpec) nn.Spec {
 	if lay.cfg.Type == TypeSparse {
 		code := &layers[len(layers)-1]
 		code.ActivityL1 += lay.cfg.Sparsity
+	}
+	if lay.inputShape != nil {
+		layers = append(layers, lay.decoder...)
+		return nn.Spec{NumInputs: numInputs, InputShape: lay.inputShape, Layers: layers,
+			Heads: []nn.HeadSpec{{Name: numericHeadName, Kind: nn.HeadRegression, Outputs: numInputs, Loss: nn.LossMSE}}}
 	}
 	var denseIdx []int
 	for i, l := range lay.encoder {
@@ -444,6 +475,14 @@ func (c *corruptor) measured() float64 {
 	return math.Sqrt(c.noiseSumS / float64(c.values))
 }
 
+// CheckAutoencoder reports what is wrong with cfg for data of numInputs numeric inputs (an
+// encoder a convolutional decoder cannot mirror, say) without training: the error
+// TrainAutoencoder would return before it starts.
+func CheckAutoencoder(cfg AutoencoderConfig, numInputs int) error {
+	_, err := resolveAutoencoder(cfg, numInputs)
+	return err
+}
+
 // TrainAutoencoder trains an autoencoder on the inputs of data (X, and Cat for the model's
 // embeddings; targets and labels are ignored, every row counts) and returns its encoder.
 // val, when it has rows, is the validation set of early stopping on the clean reconstruction
@@ -483,7 +522,8 @@ func trainAutoencoder(ctx context.Context, cfg AutoencoderConfig, data, val trai
 	if err != nil {
 		return nil, rep, fmt.Errorf("pretrain: build autoencoder: %w", err)
 	}
-	if lay.cfg.Tied {
+	if lay.cfg.Tied || lay.inputShape != nil {
+		// A conv decoder's dec_out is the reconstruction: its head is the identity.
 		if err := selectionHeads(m, lay, data.NumInputs); err != nil {
 			return nil, rep, err
 		}
@@ -517,7 +557,7 @@ func trainAutoencoder(ctx context.Context, cfg AutoencoderConfig, data, val trai
 	if keep != nil {
 		keep(m)
 	}
-	enc, err := newEncoder(m, data.NumInputs, embeds, lay.encoder, lay.codeWidth)
+	enc, err := newEncoder(m, data.NumInputs, lay.inputShape, embeds, lay.encoder, lay.codeWidth)
 	if err != nil {
 		return nil, rep, err
 	}

@@ -1,6 +1,8 @@
 // Package pretrain holds unsupervised pretraining and semi-supervised learning on top of nn and
-// nn/train: autoencoders (plain, denoising, sparse; tied or untied decoders) whose encoder is
-// transferred into a supervised model, masked-column pretraining of categorical embeddings,
+// nn/train: autoencoders (plain, denoising, sparse; tied or untied decoders; on images
+// (AutoencoderConfig.InputShape) convolutional, with a decoder of upsample and conv layers
+// that mirrors the conv and pooling encoder) whose encoder is transferred into a supervised
+// model, masked-column pretraining of categorical embeddings,
 // the transfer helpers themselves (InitFrom, SupervisedSpec, freezing and gradual unfreezing,
 // the fine-tuning schedule), and pseudo-labelling / self-training (Lee 2013; SelfTrain can
 // restart every round from the starting weights, average the teacher's predictions over

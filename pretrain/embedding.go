@@ -116,7 +116,7 @@ func PretrainEmbeddings(ctx context.Context, cfg EmbeddingConfig, data, val trai
 			}
 		}
 	}
-	enc, err := newEncoder(m, data.NumInputs, embeds, nil, data.NumInputs+sumDims(embeds))
+	enc, err := newEncoder(m, data.NumInputs, nil, embeds, nil, data.NumInputs+sumDims(embeds))
 	if err != nil {
 		return nil, rep, err
 	}

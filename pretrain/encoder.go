@@ -19,9 +19,9 @@ type Encoder struct {
 }
 
 // newEncoder builds the encoder model and copies the encoder layers' tensors from src.
-func newEncoder(src *nn.Model, numInputs int, embeds []nn.EmbeddingSpec, layers []nn.LayerSpec, codeWidth int) (*Encoder, error) {
+func newEncoder(src *nn.Model, numInputs int, inputShape []int, embeds []nn.EmbeddingSpec, layers []nn.LayerSpec, codeWidth int) (*Encoder, error) {
 	clean := append([]nn.LayerSpec(nil), layers...)
-	spec := nn.Spec{NumInputs: numInputs, Embeddings: embeds, Layers: clean,
+	spec := nn.Spec{NumInputs: numInputs, InputShape: inputShape, Embeddings: embeds, Layers: clean,
 		Heads: []nn.HeadSpec{{Name: codeHead, Kind: nn.HeadRegression, Outputs: codeWidth, Loss: nn.LossMSE}}}
 	m, err := nn.Build(spec, rand.New(rand.NewPCG(0, 0)))
 	if err != nil {

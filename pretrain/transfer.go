@@ -27,8 +27,8 @@ func InitFrom(dst *nn.Model, enc *Encoder) (loaded []string, err error) {
 	return loaded, nil
 }
 
-// SupervisedSpec returns a supervised model spec whose inputs and first layers are the
-// encoder's (same names and shapes, so InitFrom fills them), followed by extra layers and
+// SupervisedSpec returns a supervised model spec whose inputs (with a convolutional encoder's
+// input shape) and first layers are the encoder's (same names and shapes, so InitFrom fills them), followed by extra layers and
 // heads. Activity penalties of the encoder layers (the sparse autoencoder's) are dropped.
 func SupervisedSpec(enc *Encoder, extra []nn.LayerSpec, heads []nn.HeadSpec) nn.Spec {
 	es := enc.Spec()
@@ -39,6 +39,7 @@ func SupervisedSpec(enc *Encoder, extra []nn.LayerSpec, heads []nn.HeadSpec) nn.
 	layers = append(layers, extra...)
 	return nn.Spec{
 		NumInputs:  es.NumInputs,
+		InputShape: append([]int(nil), es.InputShape...),
 		Embeddings: append([]nn.EmbeddingSpec(nil), es.Embeddings...),
 		Layers:     layers,
 		Heads:      append([]nn.HeadSpec(nil), heads...),

@@ -47,6 +47,8 @@ func pretrainKind() pipeline.KindSpec {
 		}, Doc: "Denoising corruption: { kind = \"mask\", rate = 0.25 } (each input zeroed with probability rate, Vincent et al. 2010, and the kept ones divided by 1 - rate so that a corrupted input has the clean input's expectation; unscaled = true keeps them as they are) or { kind = \"gaussian\", rate = 0.1 } (noise std). Drawn afresh every step."},
 		{Name: "tied", Type: pipeline.TypeBool, Default: false, Doc: "The decoder reuses the transposed encoder weights (own biases)."},
 		{Name: "sparsity", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 activity penalty on the code (type sparse; default 1e-3 there)."},
+		{Name: "image", Type: pipeline.TypeBoolOrTable, Fields: imageFields(), Doc: "The feature columns are an image, as on a train stage ({ shape = [channels, height, width] }, true for the digits and mnist pixels, or { column = \"pixels\" } for a tensor column): the autoencoder is convolutional. Its layers are conv (padding = \"same\"), max_pool/avg_pool whose kernel equals the stride and divides the height and width, type = \"residual\" with filters, batch_norm, activation, dropout and gaussian_noise; the decoder mirrors them (upsample for every pooling or stride, a conv back to each conv's input channels, dec_out back to the image's channels) and every pixel is reconstructed with MSE. The encoder keeps the image shape: a train stage with the same image key loads its layers by name (init_from) and adds flatten and dense layers after them. tied does not apply."},
+		{Name: "output", Type: pipeline.TypeString, Enum: []string{pretrain.OutputLinear, pretrain.OutputSigmoid}, Doc: "With image: the activation of the decoder's last conv, linear (the default, as the dense autoencoder's outputs) or sigmoid (outputs in (0, 1), for pixels scaled to [0, 1] by a minmax normalize)."},
 		{Name: "revive_dead", Type: pipeline.TypeBool, Default: false, Doc: "After training, re-initialise (He normal, bias 0) the encoder's ReLU units that are zero on every training row: dead units pass nothing on and get no gradient when fine-tuned, so the transferred layer is narrower than it looks. The manifest's `revived` counts them per layer."},
 	}
 	for _, f := range trainFields() {
@@ -58,6 +60,7 @@ func pretrainKind() pipeline.KindSpec {
 		Kind: "pretrain", Shape: pipeline.ShapeTrain,
 		Doc: "Trains an autoencoder on a table's feature columns, for unsupervised pretraining: rows with a null target count as unlabeled data. " +
 			"The decoder mirrors the encoder; numeric columns are reconstructed with MSE, one-hot groups (encode's `<column>=<value>` columns) with softmax cross-entropy. " +
+			"With image, the autoencoder is convolutional: conv and pooling layers, mirrored by upsample and conv layers, every pixel reconstructed with MSE. " +
 			"Outputs the `encoder`, whose layers (named enc_1, enc_2, ... unless named) a train stage loads with init_from, and the per-epoch reconstruction loss. " +
 			"With type = \"embeddings\" it pretrains the embedding tables of index-encoded categorical columns instead (masked-column prediction), and init_from loads those tables.",
 		Fields: fields,
@@ -72,6 +75,9 @@ func pretrainKind() pipeline.KindSpec {
 				return nil, err
 			}
 			if c.String("type") == "embeddings" {
+				if v := c.Value("image"); v != nil && v != false {
+					return nil, c.Errorf("image", "type = \"embeddings\" pretrains categorical embedding tables and takes no image: use type = \"plain\", \"denoising\" or \"sparse\" for a convolutional autoencoder")
+				}
 				var trunk []nn.LayerSpec
 				if c.IsSet("layers") {
 					trunk = ts.layers
@@ -81,7 +87,14 @@ func pretrainKind() pipeline.KindSpec {
 			if c.Value("layers") == nil {
 				return nil, c.Errorf("layers", "the encoder needs layers, e.g. [ { dense = 256 }, { dense = 64 } ]")
 			}
-			cfg := pretrain.AutoencoderConfig{Encoder: ts.layers, Type: c.String("type"), Tied: c.Bool("tied"), Sparsity: c.Float("sparsity")}
+			cfg := pretrain.AutoencoderConfig{Encoder: ts.layers, Type: c.String("type"), Tied: c.Bool("tied"), Sparsity: c.Float("sparsity"), Output: c.String("output")}
+			image := c.Value("image") != nil && c.Value("image") != false
+			if !image && c.IsSet("output") {
+				return nil, c.Errorf("output", "output sets the last layer of a convolutional decoder, and this autoencoder is dense (its outputs are linear): drop output, or add image = { shape = [channels, height, width] }")
+			}
+			if image && c.Bool("tied") {
+				return nil, c.Errorf("tied", "a convolutional autoencoder (image is set) has its own decoder filters: drop tied")
+			}
 			for i := range cfg.Encoder {
 				if cfg.Encoder[i].Name == "" && cfg.Encoder[i].Type == nn.LayerDense {
 					cfg.Encoder[i].Name = fmt.Sprintf("enc_%d", i+1)
@@ -93,6 +106,19 @@ func pretrainKind() pipeline.KindSpec {
 				}
 				if cfg.Corruption.Kind == pretrain.CorruptMask && cfg.Corruption.Rate >= 1 {
 					return nil, c.Errorf("corruption.rate", "a mask rate is a probability below 1, found %v", cfg.Corruption.Rate)
+				}
+			}
+			im, _ := c.Value("image").(map[string]any)
+			if sh, ok := im["shape"].([]any); ok && len(sh) == 3 {
+				// The shape is known now: check that the decoder can mirror the encoder.
+				shape := make([]int, 3)
+				for i, v := range sh {
+					shape[i] = int(v.(int64))
+				}
+				check := cfg
+				check.InputShape = shape
+				if err := pretrain.CheckAutoencoder(check, shape[0]*shape[1]*shape[2]); err != nil {
+					return nil, c.Errorf("layers", "%v", err)
 				}
 			}
 			return &pretrainStage{ts: ts, cfg: cfg, revive: c.Bool("revive_dead")}, nil
@@ -140,6 +166,10 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 		return err
 	}
 	plan, err := planFeatures(ctx, sc, in, s.ts.features)
+	if err != nil {
+		return err
+	}
+	shape, err := imageShape(sc.Config, plan)
 	if err != nil {
 		return err
 	}
@@ -211,6 +241,14 @@ func (s *pretrainStage) Run(ctx context.Context, sc *pipeline.StageContext) erro
 	}
 	cfg := s.cfg
 	cfg.Groups = oneHotGroups(plan.Numeric)
+	cfg.InputShape = shape
+	if cfg.InputShape != nil {
+		cfg.Groups = nil
+		if err := pretrain.CheckAutoencoder(cfg, data.Data.NumInputs); err != nil {
+			return sc.Config.Errorf("layers", "%v", err)
+		}
+		sc.SetInfo("image_shape", cfg.InputShape)
+	}
 	var enc *pretrain.Encoder
 	var rep pretrain.Report
 	if err := runWithCheckpoints(ctx, sc, pretrainCheckpointName, tc, func(tc train.Config) (err error) {

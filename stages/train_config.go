@@ -28,7 +28,7 @@ func trainFields() []pipeline.Field {
 		{Name: "features", Type: pipeline.TypeStrings, Doc: "The feature columns. Default: every feature column (numeric, or int32 index columns from encode, which feed embeddings)."},
 		{Name: "task", Type: pipeline.TypeString, Default: "auto", Enum: []string{"auto", "classification", "binary", "regression"}, Doc: "The task of a single target. auto: strings and booleans are classes; integers with at most 50 distinct values (and at least 2 rows per value) are classes; otherwise regression. 2 classes give a binary (sigmoid) head."},
 		{Name: "tasks", Type: pipeline.TypeTable, Elem: &pipeline.Field{Name: "<target>", Type: pipeline.TypeTable, Fields: taskFields(), Doc: "The settings of one target."}, Doc: "Per-target settings of a multi-task model: { <target> = { task = \"binary\", loss_weight = 0.5, label_smoothing = 0.1, class_weight = \"balanced\" } }."},
-		{Name: "layers", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeTable, Fields: layerFields(), Doc: "One layer: a short form ({ dense = 64 }, { dropout = 0.3 }...) or type = \"...\" with its keys."}, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia); on an image input (the train stage's image key): { conv = 32, kernel = 3, stride = 1, padding = \"same\" }, { max_pool = 2 }, { avg_pool = 2 }, { batch_norm = true } (per channel), { type = \"residual\", filters = 32, stride = 2, norm = \"batch_norm\" }, then { global_avg_pool = true } or { flatten = true } before dense layers. Default: [{ dense = 128 }, { dense = 64 }]."},
+		{Name: "layers", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeTable, Fields: layerFields(), Doc: "One layer: a short form ({ dense = 64 }, { dropout = 0.3 }...) or type = \"...\" with its keys."}, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia); on an image input (the train stage's image key): { conv = 32, kernel = 3, stride = 1, padding = \"same\" }, { max_pool = 2 }, { avg_pool = 2 }, { batch_norm = true } (per channel), { type = \"residual\", filters = 32, stride = 2, norm = \"batch_norm\" }, { upsample = 2 } (nearest neighbour, a decoder's counterpart of pooling), then { global_avg_pool = true } or { flatten = true } before dense layers. Default: [{ dense = 128 }, { dense = 64 }]."},
 		{Name: "activation", Type: pipeline.TypeString, Default: "relu", Enum: []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}, Doc: "The activation of dense layers that do not name one. The initializer follows it: He for the ReLU family, Glorot otherwise."},
 		{Name: "embedding_dim", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Width of the embedding of each index-encoded categorical column. 0: min(50, ceil(cardinality/2))."},
 		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\" | \"svrg\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay, inner, snapshot_epochs }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw. svrg (variance-reduced SGD): every snapshot_epochs epochs it takes the full gradient over the training rows at a snapshot of the weights, and each step feeds g(w) - g(snapshot) + full gradient for the same batch to the inner optimizer (sgd by default; the other keys apply to it); a step costs two gradient evaluations, and history.csv gets a grad_evals column. With a constant step it converges linearly on strongly convex problems where sgd stalls at its noise floor (bench/svrg)."},
@@ -53,9 +53,9 @@ func trainFields() []pipeline.Field {
 // Layer types, activations and initializers, as nn names them.
 var (
 	layerTypes = []string{nn.LayerDense, nn.LayerActivation, nn.LayerDropout, nn.LayerBatchNorm, nn.LayerLayerNorm, nn.LayerGaussianNoise, nn.LayerResidual, nn.LayerCustom,
-		nn.LayerConv, nn.LayerMaxPool, nn.LayerAvgPool, nn.LayerGlobalAvgPool, nn.LayerFlatten}
+		nn.LayerConv, nn.LayerMaxPool, nn.LayerAvgPool, nn.LayerGlobalAvgPool, nn.LayerFlatten, nn.LayerUpsample}
 	// imageLayerTypes need an image input (the stage's image key).
-	imageLayerTypes = []string{nn.LayerConv, nn.LayerMaxPool, nn.LayerAvgPool, nn.LayerGlobalAvgPool, nn.LayerFlatten}
+	imageLayerTypes = []string{nn.LayerConv, nn.LayerMaxPool, nn.LayerAvgPool, nn.LayerGlobalAvgPool, nn.LayerFlatten, nn.LayerUpsample}
 	activations     = []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}
 	inits           = []string{"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal", "zeros"}
 	optimizers      = []string{optim.NameAdam, optim.NameAdamW, optim.NameSGD, optim.NameRMSProp, optim.NameAdagrad, optim.NameSVRG}
@@ -66,7 +66,7 @@ var (
 
 // layerShapes are the keys that say what a layer is; a layer has exactly one of them.
 var layerShapes = []string{"type", "dense", "residual", "batch_norm", "layer_norm", "gaussian_noise", "custom",
-	"conv", "max_pool", "avg_pool", "global_avg_pool", "flatten"}
+	"conv", "max_pool", "avg_pool", "global_avg_pool", "flatten", "upsample"}
 
 // layerFields are the keys of one entry of `layers` (nn.LayerSpec): the short forms
 // ({ dense = 64 }, { dropout = 0.3 }, { activation = "tanh" }...) and the long form with type.
@@ -89,6 +89,8 @@ func layerFields() []pipeline.Field {
 		{Name: "avg_pool", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "Average pooling over windows of this side (stride: the same, unless set)."},
 		{Name: "global_avg_pool", Type: pipeline.TypeBool, Doc: "true: the mean of each channel over the image (ends the image: plain features after it)."},
 		{Name: "flatten", Type: pipeline.TypeBool, Doc: "true: ends the image (the values pass unchanged; dense layers may follow)."},
+		{Name: "upsample", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "Nearest-neighbour upsampling by this integer factor (each pixel repeated factor × factor times), as in a convolutional decoder: upsample then conv."},
+		{Name: "factor", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "With type = \"upsample\": the integer factor (default 2)."},
 		{Name: "filters", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "With type = \"conv\": the output channels; with type = \"residual\": an image residual block (two same-padded convolutions of this many filters and a skip connection)."},
 		{Name: "kernel", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "The window side of a convolution (required), pooling (default 2) or image residual block (default 3)."},
 		{Name: "stride", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "The step of a convolution or image residual block (default 1) or pooling (default its kernel)."},
@@ -132,6 +134,7 @@ var layerKeys = map[string]struct{ short, long []string }{
 	nn.LayerAvgPool:       {[]string{"avg_pool", "stride", "padding"}, []string{"kernel", "stride", "padding"}},
 	nn.LayerGlobalAvgPool: {[]string{"global_avg_pool"}, nil},
 	nn.LayerFlatten:       {[]string{"flatten"}, nil},
+	nn.LayerUpsample:      {[]string{"upsample"}, []string{"factor"}},
 }
 
 // checkLayer says what is wrong with the shape of a decoded layer table (its keys' types and

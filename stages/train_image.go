@@ -34,7 +34,7 @@ func checkImageLayers(c settings, layers []nn.LayerSpec) error {
 	}
 	for i, l := range layers {
 		if isImageLayer(l) {
-			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } (or image = true for the digits and mnist datasets) to the train stage, the ensemble's member table or the search's train base; the other stages take no image input", l.Type)
+			return c.Errorf(fmt.Sprintf("layers[%d]", i), "a %s layer needs an image input: add image = { shape = [channels, height, width] } (or image = true for the digits and mnist datasets) to the train stage, the pretrain stage (a convolutional autoencoder), the ensemble's member table or the search's train base; the other stages take no image input", l.Type)
 		}
 	}
 	return nil
