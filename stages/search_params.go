@@ -164,7 +164,8 @@ func applyOrder(params search.Params) []string {
 
 // applyParams returns a copy of base with the parameters' values set at their paths (see
 // applyOrder): a missing table on the way is created, `*` sets every element of a list (of
-// layers: every layer whose type takes the key). base is not modified.
+// layers: every layer whose type takes the key; of an empty list, nothing). base is not
+// modified.
 func applyParams(base map[string]any, params search.Params) (map[string]any, error) {
 	out, _ := copyTOML(base).(map[string]any)
 	if out == nil {
@@ -203,6 +204,11 @@ func setPath(t map[string]any, at string, segs []string, v any) error {
 // setInList sets v at segs under the elements of list (one, or every one for *).
 func setInList(list []any, listKey, at string, segs []string, v any) error {
 	idx := []int{}
+	if segs[0] == wildcard && len(list) == 0 {
+		// * over no elements sets nothing: a choice of layer lists may hold [] (no hidden
+		// layer: a linear or logistic model), and layers.*.dropout then has no layer to set.
+		return nil
+	}
 	if segs[0] == wildcard {
 		for i := range list {
 			idx = append(idx, i)

@@ -458,9 +458,70 @@ func TestApplyParams(t *testing.T) {
 	if _, has := base["l2"]; has || len(base["layers"].([]any)[0].(map[string]any)) != 1 {
 		t.Errorf("base was modified: %v", base)
 	}
-	for _, bad := range []search.Params{{"layers.5.dropout": 0.1}, {"layers.1.batch_norm.x": 1.0}} {
+	// A choice of layer lists may draw [] (no hidden layer): * then sets nothing, where a list
+	// whose layers all refuse the key is still an error.
+	got, err = applyParams(base, search.Params{"layers": []any{}, "layers.*.dropout": 0.3})
+	if err != nil || !reflect.DeepEqual(got["layers"], []any{}) {
+		t.Errorf("layers = [] with layers.*.dropout: %v, %v; want no layers and no error", got, err)
+	}
+	for _, bad := range []search.Params{{"layers.5.dropout": 0.1}, {"layers.1.batch_norm.x": 1.0},
+		{"layers": []any{map[string]any{"batch_norm": true}}, "layers.*.dropout": 0.3}} {
 		if _, err := applyParams(base, bad); err == nil {
 			t.Errorf("%v: want an error", bad)
+		}
+	}
+}
+
+// TestSearchDepthChoiceWithLinear: a choice over whole layer lists that holds [] (a linear
+// model) with a parameter over every layer's dropout: the trials without hidden layers train
+// (they failed before: "no element of layers takes dropout"), with no dropout anywhere, and
+// those with layers get the drawn dropout.
+func TestSearchDepthChoiceWithLinear(t *testing.T) {
+	src := searchDigits + `
+[stages.tune]
+kind = "search"
+train = "scale.train"
+val = "scale.val"
+base = { layers = [ { dense = 16 } ], epochs = 2 }
+space = { "layers" = { choice = [ [], [ { dense = 16 } ], [ { dense = 16 }, { dense = 8 } ] ] },
+          "layers.*.dropout" = { uniform = [0.1, 0.5] } }
+trials = 6
+rounds = 1
+prune = { method = "none" }
+[stages.eval]
+kind = "evaluate"
+models = ["tune.model"]
+tables = ["scale.val"]
+`
+	m, dir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, rows := readTrials(t, dir)
+	status, layers := column(t, header, rows, trialsColStatus), column(t, header, rows, "layers")
+	depths := map[int]int{}
+	for i := range rows {
+		if status[i] != "completed" {
+			t.Errorf("trial %d (layers %s): %s", i, layers[i], status[i])
+		}
+		depths[strings.Count(layers[i], "dense")]++
+	}
+	if depths[0] == 0 || depths[0] == len(rows) {
+		t.Fatalf("layers drawn %v: want trials with and without hidden layers", layers)
+	}
+	if info := m.Stages["tune"].Info; info["trials"].(map[string]any)["failed"] != float64(0) {
+		t.Errorf("trials %v: want none failed", info["trials"])
+	}
+	// A trial's config: the linear one has no layers, the others the drawn dropout on each.
+	for _, l := range [][]any{{}, {map[string]any{"dense": int64(16)}, map[string]any{"dense": int64(8)}}} {
+		got, err := applyParams(map[string]any{"layers": []any{map[string]any{"dense": int64(16)}}}, search.Params{"layers": l, "layers.*.dropout": 0.25})
+		if err != nil || len(got["layers"].([]any)) != len(l) {
+			t.Fatalf("layers %v: %v, %v", l, got, err)
+		}
+		for _, e := range got["layers"].([]any) {
+			if e.(map[string]any)["dropout"] != 0.25 {
+				t.Errorf("layers %v: layer %v has no dropout 0.25", l, e)
+			}
 		}
 	}
 }

@@ -9,7 +9,8 @@ and ASHA:
     split, train/val/test per row), test never read;
   - the same preprocessing as the pipeline's stages: impute (median / most frequent, with a
     missing indicator per numeric column that has missing cells in train) and one-hot encode
-    when the data has categorical columns, then standardise every column, all fitted on train;
+    when the data has categorical columns, log1p of the columns a `normalize` stage with
+    method = "log1p" names, then standardise every column, all fitted on train;
   - the same model family: the base's dense layers (ReLU, He-normal weights, zero biases,
     dropout after the activation), a Glorot-uniform linear head (softmax for classes, one
     sigmoid logit for two, one output on the standardised target for regression); the loss is
@@ -62,8 +63,21 @@ def load_pipeline(path, sets):
 
 
 # ----------------------------------------------------------------------------- data
-def load_data(name):
-    """Train and val features (standardised, float32) and targets, and the task."""
+def log1p_columns(doc):
+    """The columns a `normalize` stage with method = "log1p" transforms before standardising
+    (credit_data's skewed amounts), so that the peer sees the pipeline's features."""
+    cols = []
+    for s in doc["stages"].values():
+        if s.get("kind") == "normalize" and s.get("method") == "log1p":
+            if "columns" not in s:
+                raise SystemExit("a log1p normalize stage without columns: the peer needs them named")
+            cols += list(s["columns"])
+    return cols
+
+
+def load_data(name, log1p=()):
+    """Train and val features (standardised, float32) and targets, and the task. log1p: the
+    numeric columns taken through log1p after imputation, as the pipeline's log1p stage."""
     import numpy as np, pandas as pd
     d = os.path.join(ROOT, "datasets", "data", name)
     meta = json.load(open(os.path.join(d, "meta.json")))
@@ -78,8 +92,11 @@ def load_data(name):
         col = df[c].astype(float)
         a, b = col[tr], col[va]
         med = a.median()
-        parts_tr.append(a.fillna(med).to_numpy(float))
-        parts_va.append(b.fillna(med).to_numpy(float))
+        a_f, b_f = a.fillna(med).to_numpy(float), b.fillna(med).to_numpy(float)
+        if c in log1p:
+            a_f, b_f = np.log1p(a_f), np.log1p(b_f)
+        parts_tr.append(a_f)
+        parts_va.append(b_f)
         if a.isna().any():  # a missing indicator, as pipe's impute with indicator = true
             parts_tr.append(a.isna().to_numpy(float))
             parts_va.append(b.isna().to_numpy(float))
@@ -269,7 +286,7 @@ def main():
     prune = st.get("prune", {})
     min_epochs = int(prune.get("min_epochs", 1))
 
-    Xtr, ytr, Xva, yva, task, ncls = load_data(ds["name"])
+    Xtr, ytr, Xva, yva, task, ncls = load_data(ds["name"], log1p_columns(doc))
     objective_key = st.get("objective", "auto")
     if objective_key == "auto":
         objective_key = "val_r2" if task == "regression" else "val_logloss"
