@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -134,8 +135,9 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 	srv := temporaltest.Start(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
+	var ws []*worker
 	for i := range 3 {
-		startWorker(t, bin, srv, store, fmt.Sprintf("w%d", i+1))
+		ws = append(ws, startWorker(t, bin, srv, store, fmt.Sprintf("w%d", i+1)))
 	}
 	file := filepath.Join("..", "pipelines", "digits-ensemble.toml")
 	local := filepath.Join(dir, "local")
@@ -168,6 +170,16 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 			t.Errorf("stage %s: cached %v, remote %+v: want it run by a worker", n, st.Cached, st.Remote)
 		}
 	}
+	// 8 members and the stage's own activity on 3 workers: a worker ran several of them, and
+	// all but its first took the tables of scale from its table cache.
+	var hits int64
+	for _, w := range ws {
+		hits += tableCacheHits(t, w.out.String())
+	}
+	if hits == 0 {
+		t.Errorf("no activity took a table from its worker's table cache")
+	}
+	t.Logf("table cache hits: %d", hits)
 	if _, err := os.Stat(filepath.Join(remote, "report.html")); err != nil {
 		t.Errorf("no report: %v", err)
 	}
@@ -181,6 +193,21 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 			t.Errorf("second run: stage %s ran again instead of being read back from the store", n)
 		}
 	}
+}
+
+// tableCacheHits returns the table cache hits a worker's JSON log reports last.
+func tableCacheHits(t *testing.T, log string) int64 {
+	t.Helper()
+	var hits int64
+	for _, line := range strings.Split(log, "\n") {
+		var rec struct {
+			Hits int64 `json:"table_cache_hits"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			hits = max(hits, rec.Hits)
+		}
+	}
+	return hits
 }
 
 // killPipeline trains two members long enough to be killed in the middle (no early stopping).
