@@ -1,9 +1,13 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -73,4 +77,56 @@ func TestTableCacheAcrossRuns(t *testing.T) {
 		t.Errorf("closed cache %+v", s)
 	}
 	mem.AssertSize(t, 0)
+}
+
+// slowTables is a store whose tables take a while to come: runs that start together all want
+// them before the first has them.
+type slowTables struct{ *memStore }
+
+func (s slowTables) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if strings.Contains(key, "/tables/") {
+		time.Sleep(300 * time.Millisecond)
+	}
+	return s.memStore.Get(ctx, key)
+}
+
+// TestTableCacheConcurrentRuns: runs that start together and want the same stored tables
+// fetch each from the store once: one run reads it, the others wait for it.
+func TestTableCacheConcurrentRuns(t *testing.T) {
+	c := newCacheRun(t)
+	c.run(c.parse(fiveSrc), RunOptions{}) // fills the store
+	c.store.resetCounts()
+	cache := NewTableCache(nil)
+	defer cache.Close()
+	const runs = 4
+	errs := make(chan error, runs)
+	totals := make(chan float64, runs)
+	for range runs {
+		go func() {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			res, err := Run(context.Background(), c.parse(fiveSrc), RunOptions{Dir: filepath.Join(t.TempDir(), "run"), Mem: mem, Store: slowTables{c.store},
+				Version: "v1.0.0", Refresh: []string{"sum"}, TableCache: cache})
+			if err == nil && mem.CurrentAlloc() != 0 {
+				err = fmt.Errorf("%d bytes left allocated", mem.CurrentAlloc())
+			}
+			if err == nil {
+				totals <- res.Manifest.Stages["report"].Metrics["test_total"]
+			}
+			errs <- err
+		}()
+	}
+	for range runs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if got := <-totals; got != fiveTotal(2, 3) {
+			t.Errorf("test_total %v, want %v", got, fiveTotal(2, 3))
+		}
+	}
+	if n := c.store.count(c.store.gets, func(k string) bool { return strings.Contains(k, "/tables/") }); n != 2 {
+		t.Errorf("%d runs together fetched %d tables from the store, want 2 (each table once)", runs, n)
+	}
+	if s := cache.Stats(); s.Misses != 2 || s.Hits != 2*runs-2 {
+		t.Errorf("cache %+v, want 2 misses and %d hits", s, 2*runs-2)
+	}
 }
