@@ -282,13 +282,25 @@ func (rs *runState) restoreStage(ctx context.Context, st *stageState, e *storeEn
 	}
 	// Everything could be opened: publish, then stream the needed tables in.
 	published = true
-	for _, o := range outs {
+	for i, o := range outs {
 		if o.lazy != nil {
 			rs.mu.Lock()
 			rs.slots[o.ref].lazy = o.lazy
 			rs.mu.Unlock()
 		}
 		if err := rs.publish(o.ref, &o.slot); err != nil {
+			// The needed tables are not read: their sources are released (a TableCache's
+			// other readers of them stop waiting), and the tables not published with them.
+			for j, o := range outs {
+				if o.stored != nil {
+					o.stored.abandon()
+					if j >= i {
+						o.slot.table.Release()
+					} else {
+						o.slot.table.Close(err)
+					}
+				}
+			}
 			return true, err
 		}
 	}
