@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -134,8 +135,9 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 	srv := temporaltest.Start(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
+	var ws []*worker
 	for i := range 3 {
-		startWorker(t, bin, srv, store, fmt.Sprintf("w%d", i+1))
+		ws = append(ws, startWorker(t, bin, srv, store, fmt.Sprintf("w%d", i+1)))
 	}
 	file := filepath.Join("..", "pipelines", "digits-ensemble.toml")
 	local := filepath.Join(dir, "local")
@@ -168,6 +170,16 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 			t.Errorf("stage %s: cached %v, remote %+v: want it run by a worker", n, st.Cached, st.Remote)
 		}
 	}
+	// 8 members and the stage's own activity on 3 workers: a worker ran several of them, and
+	// all but its first took the tables of scale from its table cache.
+	var hits int64
+	for _, w := range ws {
+		hits += tableCacheHits(t, w.out.String())
+	}
+	if hits == 0 {
+		t.Errorf("no activity took a table from its worker's table cache")
+	}
+	t.Logf("table cache hits: %d", hits)
 	if _, err := os.Stat(filepath.Join(remote, "report.html")); err != nil {
 		t.Errorf("no report: %v", err)
 	}
@@ -181,6 +193,21 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 			t.Errorf("second run: stage %s ran again instead of being read back from the store", n)
 		}
 	}
+}
+
+// tableCacheHits returns the table cache hits a worker's JSON log reports last.
+func tableCacheHits(t *testing.T, log string) int64 {
+	t.Helper()
+	var hits int64
+	for _, line := range strings.Split(log, "\n") {
+		var rec struct {
+			Hits int64 `json:"table_cache_hits"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			hits = max(hits, rec.Hits)
+		}
+	}
+	return hits
 }
 
 // killPipeline trains two members long enough to be killed in the middle (no early stopping).
@@ -466,9 +493,17 @@ tables = ["scale.test"]
 // file and the local run directory.
 func searchSetup(t *testing.T, bin, name string, units, epochs int) (dir, store, file, local string) {
 	t.Helper()
+	return searchSetupOf(t, bin, name, fmt.Sprintf(searchPipeline, name, units, units, epochs))
+}
+
+// searchSetupOf writes the pipeline src into a new directory as name.toml and runs it locally
+// as the reference; it returns the directory, the Temporal store, the pipeline file and the
+// local run directory.
+func searchSetupOf(t *testing.T, bin, name, src string) (dir, store, file, local string) {
+	t.Helper()
 	dir = t.TempDir()
 	store, file, local = filepath.Join(dir, "store"), filepath.Join(dir, name+".toml"), filepath.Join(dir, "local")
-	if err := os.WriteFile(file, fmt.Appendf(nil, searchPipeline, name, units, units, epochs), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "run", file, "--out", local, "--store", filepath.Join(dir, "local-store"), "--no-progress", "--no-report").CombinedOutput(); err != nil {
@@ -548,6 +583,67 @@ func TestTemporalSearchIsTheLocalSearch(t *testing.T) {
 		}
 		if p.Segments < 1 || len(p.Workers) != p.Segments {
 			t.Errorf("trial %d: %d segments on %v", p.Part, p.Segments, p.Workers)
+		}
+	}
+	if len(workers) < 2 {
+		t.Errorf("the trials ran on %v: want them spread over the workers", workers)
+	}
+	t.Logf("trials: %+v", parts)
+}
+
+// searchEnsemblePipeline is a small search of ensembles (model = "ensemble", two rounds: the
+// second round's trials wait for the first round's region).
+const searchEnsemblePipeline = `
+[pipeline]
+name = "search-ensemble"
+seed = 7
+workers = 1
+[stages.load]
+kind = "dataset"
+name = "digits"
+[stages.split]
+kind = "split"
+input = "load"
+[stages.scale]
+kind = "normalize"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+[stages.tune]
+kind = "search"
+model = "ensemble"
+train = "scale.train"
+val = "scale.val"
+objective = "val_accuracy"
+base = { members = 2, member = { layers = [ { dense = 32 } ], epochs = 3 } }
+space = { "member.optimizer.lr" = { log_uniform = [1e-3, 3e-2] }, bootstrap = { choice = [true, false] } }
+trials = 6
+rounds = 2
+[stages.eval]
+kind = "evaluate"
+models = ["tune.model"]
+tables = ["scale.test"]
+`
+
+// TestTemporalEnsembleSearchIsTheLocalSearch runs a search of ensembles on three workers: its
+// trials are parts spread over them (one segment each: ensembles are not pruned), and the
+// trials, the chosen ensemble and the evaluation are those of a local run, bit for bit.
+func TestTemporalEnsembleSearchIsTheLocalSearch(t *testing.T) {
+	bin := pipeBinary(t)
+	srv := temporaltest.Start(t)
+	dir, store, file, local := searchSetupOf(t, bin, "spread-ensemble", searchEnsemblePipeline)
+	for i := range 3 {
+		startWorker(t, bin, srv, store, fmt.Sprintf("w%d", i+1))
+	}
+	remote := filepath.Join(dir, "remote")
+	if out, err := exec.Command(bin, "run", file, "--engine", "temporal", "--temporal", srv.HostPort(), "--store", store, "--out", remote, "--no-progress", "--no-report").CombinedOutput(); err != nil {
+		t.Fatalf("temporal run: %v\n%s", err, out)
+	}
+	parts := sameSearch(t, remote, local)
+	workers := map[string]bool{}
+	for _, p := range parts {
+		workers[p.Worker] = true
+		if p.Segments != 1 || len(p.Workers) != 1 {
+			t.Errorf("trial %d: %d segments on %v: an ensemble's trial runs in one", p.Part, p.Segments, p.Workers)
 		}
 	}
 	if len(workers) < 2 {

@@ -31,6 +31,7 @@ type activities struct {
 	log      zerolog.Logger
 	logOut   io.Writer // the worker's console, for the stages' logs (nil: none)
 	payloads *payloadMeter
+	tables   *pipeline.TableCache // nil: none
 }
 
 // load reads the run's pipeline from the store.
@@ -61,7 +62,7 @@ func setupError(err error) error {
 // runOptions are the options every activity's pipeline.Run shares.
 func (a *activities) runOptions(in RunInput) pipeline.RunOptions {
 	return pipeline.RunOptions{Store: a.store, StoreLocation: a.storeURL, Version: a.version, BuildID: a.buildID,
-		DataDir: in.DataDir, NoCache: in.NoCache, Refresh: in.Refresh, Overrides: in.Overrides, RunID: in.RunID}
+		DataDir: in.DataDir, NoCache: in.NoCache, Refresh: in.Refresh, Overrides: in.Overrides, RunID: in.RunID, TableCache: a.tables}
 }
 
 // Plan plans the run (pipeline.PlanStore).
@@ -206,7 +207,12 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 		// An input that is not in the store, or a stage that failed before this one.
 		return res, temporal.NewNonRetryableApplicationError(clip(fmt.Sprintf("%s: %v", what, runErr)), ErrTypeStageFailed, nil, res)
 	}
-	log.Info().Float64("seconds", res.Seconds).Msg("done")
+	done := log.Info().Float64("seconds", res.Seconds)
+	if a.tables != nil {
+		st := a.tables.Stats()
+		done = done.Int64("table_cache_hits", st.Hits).Int64("table_cache_misses", st.Misses).Int64("table_cache_bytes", st.Bytes)
+	}
+	done.Msg("done")
 	return res, nil
 }
 

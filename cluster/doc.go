@@ -10,9 +10,14 @@
 // steps (pipeline.SteppedStage): the workflow asks a worker which trials can make progress
 // (the ready activity reads the search's board from the store), runs each as an activity until
 // it finishes or pauses at a pruning decision that waits on lower trials, and asks again as
-// each ends; the search stage's own activity then finds every trial finished. Stages reach each other through the stage store only
+// each ends (a search of ensembles likewise: its trials are never pruned, so each runs in one
+// activity); the search stage's own activity then finds every trial finished. Stages reach
+// each other through the stage store only
 // (a shared directory, or object storage): what crosses Temporal is the pipeline's store key,
-// stage names, part numbers, keys and small records, never data.
+// stage names, part numbers, keys and small records, never data. A worker keeps the tables
+// its activities read back from the store in memory (pipeline.TableCache, within the run's
+// memory budget), so that the next activities of the run on that worker (an ensemble's other
+// members, its combining run) do not fetch and decode them again.
 //
 // Activities heartbeat; a heartbeat carries the store key of the activity's last checkpoint.
 // A worker that dies stops heartbeating, and Temporal gives the activity to another worker,

@@ -42,6 +42,11 @@ type WorkerOptions struct {
 	WorkDir string
 	// Identity names the worker in Temporal and in the manifests. Default "pid@host".
 	Identity string
+	// NoTableCache turns off the worker's cache of the tables its activities read back from
+	// the store (pipeline.TableCache: each of a run's activities on this worker that reads a
+	// table another one read takes it from memory, within the run's memory budget). Default
+	// false: the cache is on.
+	NoTableCache bool
 	// Log receives the worker's log (zerolog); StageLog, when set, the stages' own logs.
 	Log      zerolog.Logger
 	StageLog io.Writer
@@ -97,6 +102,10 @@ func Worker(ctx context.Context, o WorkerOptions) error {
 	})
 	a := &activities{reg: o.Registry, store: o.Store, storeURL: o.StoreURL, version: o.Version, buildID: o.BuildID,
 		workDir: o.WorkDir, identity: o.Identity, log: o.Log, logOut: o.StageLog, payloads: meter}
+	if !o.NoTableCache {
+		a.tables = pipeline.NewTableCache(nil)
+		defer a.tables.Close()
+	}
 	w.RegisterWorkflowWithOptions(RunWorkflow, workflow.RegisterOptions{Name: WorkflowName})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: activityPlan})
 	w.RegisterActivityWithOptions(a.Stage, activity.RegisterOptions{Name: activityStage})

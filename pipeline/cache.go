@@ -187,7 +187,7 @@ func (rs *runState) restoreStage(ctx context.Context, st *stageState, e *storeEn
 		ref    Ref
 		slot   slot
 		lazy   *lazyOutput
-		stored *storedTable // a needed table, streamed in once published
+		stored tableSource // a needed table, streamed in once published
 	}
 	var outs []pending
 	published := false
@@ -220,8 +220,8 @@ func (rs *runState) restoreStage(ctx context.Context, st *stageState, e *storeEn
 				return false, fmt.Errorf("output %s: %w", port.Name, err)
 			}
 			name := st.cfg.Name + "." + port.Name
-			open := func(ctx context.Context) (*storedTable, *Table, error) {
-				stored, err := openStoredTable(ctx, rs.store, e, o, rs.mem)
+			open := func(ctx context.Context) (tableSource, *Table, error) {
+				stored, err := rs.openTable(ctx, e, o)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -282,13 +282,25 @@ func (rs *runState) restoreStage(ctx context.Context, st *stageState, e *storeEn
 	}
 	// Everything could be opened: publish, then stream the needed tables in.
 	published = true
-	for _, o := range outs {
+	for i, o := range outs {
 		if o.lazy != nil {
 			rs.mu.Lock()
 			rs.slots[o.ref].lazy = o.lazy
 			rs.mu.Unlock()
 		}
 		if err := rs.publish(o.ref, &o.slot); err != nil {
+			// The needed tables are not read: their sources are released (a TableCache's
+			// other readers of them stop waiting), and the tables not published with them.
+			for j, o := range outs {
+				if o.stored != nil {
+					o.stored.abandon()
+					if j >= i {
+						o.slot.table.Release()
+					} else {
+						o.slot.table.Close(err)
+					}
+				}
+			}
 			return true, err
 		}
 	}
@@ -324,6 +336,15 @@ func (rs *runState) restoreStage(ctx context.Context, st *stageState, e *storeEn
 	}
 	slog.Debug().Str("key", e.Key).Str("stored_by", e.RunID).Float64("saved_seconds", e.Seconds).Msg("read back from the stage store")
 	return true, nil
+}
+
+// openTable opens the stored table o of entry e: from RunOptions.TableCache when the run
+// has one, otherwise from the store.
+func (rs *runState) openTable(ctx context.Context, e *storeEntry, o entryObject) (tableSource, error) {
+	if rs.tableCache != nil {
+		return rs.tableCache.open(ctx, rs.store, e, o, rs.p.MemoryBudget)
+	}
+	return openStoredTable(ctx, rs.store, e, o, rs.mem)
 }
 
 // finishCached fills the manifest entry of a stage read back from the store.

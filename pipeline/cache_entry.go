@@ -476,6 +476,10 @@ func restoreFiles(ctx context.Context, s Store, e *storeEntry, dir string) error
 type storedTable struct {
 	rc io.ReadCloser
 	ir *ipc.Reader
+	// keep, when set, is called once: with the batches read (a reference each, for it) once
+	// the whole object has been read and its sum checked, or with nil when it was not.
+	keep func(recs []arrow.RecordBatch)
+	kept []arrow.RecordBatch
 }
 
 func openStoredTable(ctx context.Context, s Store, e *storeEntry, o entryObject, mem memory.Allocator) (*storedTable, error) {
@@ -499,16 +503,28 @@ func (st *storedTable) fill(t *Table) error {
 	err := func() error {
 		defer st.abandon()
 		for st.ir.Next() {
-			if err := t.Append(st.ir.RecordBatch()); err != nil {
+			rec := st.ir.RecordBatch()
+			if err := t.Append(rec); err != nil {
 				return err
+			}
+			if st.keep != nil {
+				rec.Retain()
+				st.kept = append(st.kept, rec)
 			}
 		}
 		if err := st.ir.Err(); err != nil {
 			return err
 		}
 		// The stream's end marker is read; reading the object to its end checks its sum.
-		_, err := io.Copy(io.Discard, st.rc)
-		return err
+		if _, err := io.Copy(io.Discard, st.rc); err != nil {
+			return err
+		}
+		if keep := st.keep; keep != nil {
+			st.keep = nil
+			keep(st.kept)
+			st.kept = nil
+		}
+		return nil
 	}()
 	if err != nil {
 		err = fmt.Errorf("read back from the stage store: %w", err)
@@ -519,6 +535,12 @@ func (st *storedTable) fill(t *Table) error {
 
 // abandon closes the stored table without reading it (again).
 func (st *storedTable) abandon() {
+	if keep := st.keep; keep != nil {
+		st.keep = nil
+		releaseAll(st.kept)
+		st.kept = nil
+		keep(nil)
+	}
 	st.ir.Release()
 	st.rc.Close()
 }

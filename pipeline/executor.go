@@ -120,6 +120,10 @@ type RunOptions struct {
 	// store is read back (with the engine's record in its manifest entry), and the others
 	// end with the status and error the engine reports. nil: the run runs here.
 	Remote *RemoteRun
+	// TableCache, when set, keeps the tables this run reads back from the stage store for
+	// the runs after it in this process, and gives it those they read (see TableCache).
+	// Default nil: every table is read from the store.
+	TableCache *TableCache
 
 	// Test seams; nil is the real thing.
 	openLog   func(path string) (io.WriteCloser, error) // creates log.jsonl
@@ -195,6 +199,7 @@ type runState struct {
 	part         *int
 	remote       *RemoteRun
 	onCheckpoint func(stage, name, key string)
+	tableCache   *TableCache
 
 	mu       sync.Mutex
 	slots    map[Ref]*slot
@@ -403,7 +408,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 		cpu: &cpuBudget{size: p.Workers, sem: semaphore.NewWeighted(int64(p.Workers))}, log: log, logFile: logFile,
 		slots: map[Ref]*slot{}, man: man, runInfoM: map[string]any{}, stages: map[string]*stageState{},
 		writeFile: opts.writeFile, store: opts.Store, only: only, part: opts.Part, remote: opts.Remote,
-		onCheckpoint: opts.OnCheckpoint}
+		onCheckpoint: opts.OnCheckpoint, tableCache: opts.TableCache}
 	if rs.writeFile == nil {
 		rs.writeFile = WriteFileAtomic
 	}

@@ -85,11 +85,9 @@ func gobEncode(v any) ([]byte, error) {
 func gobDecode(b []byte, v any) error { return gob.NewDecoder(bytes.NewReader(b)).Decode(v) }
 
 // Parts implements pipeline.PartedStage: one part per trial, for a search of train stages
-// (an ensemble's trials run in the stage itself).
+// and for a search of ensembles (whose trials are never pruned: each runs in one segment,
+// its members one after another, as in a local search).
 func (s *searchStage) Parts() int {
-	if s.model != searchModelTrain {
-		return 0
-	}
 	return s.trials
 }
 
@@ -258,6 +256,9 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 		}
 	}
 	p := st.Progress
+	if s.model == searchModelEnsemble {
+		return s.ensemblePart(ctx, sc, r, cp, steps, b, trial, p, st)
+	}
 	var resume *train.Checkpoint
 	if p.Pending {
 		decided, cont := steps.Judge(i, &p, b.view)
@@ -340,6 +341,35 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 		status = search.Pruned
 	}
 	return s.finishTrial(ctx, cp, trial, p.History, status, value, metrics, prunedAt, "", seconds, st.Start)
+}
+
+// ensemblePart runs trial t of a search of ensembles to its end (its objective exists only
+// once its members are combined, so it reports once and is never pruned: nothing waits) and
+// saves its record as a local search does.
+func (s *searchStage) ensemblePart(ctx context.Context, sc *pipeline.StageContext, r *searchRun, cp *checkpoints, steps *search.Steps, b *searchBoard,
+	t search.Trial, p search.TrialProgress, st *trialState) error {
+	begin := time.Now()
+	c, err := s.trialConfig(sc.Config, t.Params)
+	if err != nil {
+		return s.finishTrial(ctx, cp, t, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), st.Seconds, st.Start)
+	}
+	sc.Log.Info().Int("trial", t.Index).Msg("trial trains its ensemble")
+	report := func(epoch int, v float64) (bool, error) {
+		decided, cont, err := steps.Report(t.Index, &p, epoch, v, b.view)
+		if err == nil && !decided {
+			err = errors.New("an ensemble's trial waits for a pruning decision: ensembles are not pruned")
+		}
+		return cont, err
+	}
+	res, err := r.ensembleTrial(ctx, c, t, report)
+	seconds := st.Seconds + time.Since(begin).Seconds()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return err
+	case err != nil:
+		return s.finishTrial(ctx, cp, t, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), seconds, st.Start)
+	}
+	return s.finishTrial(ctx, cp, t, p.History, search.Completed, res.Value, res.Metrics, 0, "", seconds, st.Start)
 }
 
 // finishTrial saves trial t's record as the local search saves it when the trial ends.

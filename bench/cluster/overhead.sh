@@ -14,9 +14,13 @@ PIPE=$(readlink -f "$1") TEMPORAL=$(readlink -f "$2") DATA=$(readlink -f "$3") P
 shift 4 2>/dev/null || shift $#
 LAYOUTS=${*:-1x8}
 FILE=${FILE:-pipelines/mnist-ensemble.toml} # another pipeline: FILE=... overhead.sh
-W=$(mktemp -d)
-echo "cores $(nproc); pipe $($PIPE version); load $(cut -d' ' -f1-3 /proc/loadavg)"
-"$TEMPORAL" server start-dev --headless --ip 127.0.0.1 --port 17233 --db-filename "$W/t.db" --log-level warn >"$W/server.log" 2>&1 &
+# SET: --set overrides for both sides, e.g. SET="members.member.epochs=2" (space-separated).
+SETS=()
+for s in ${SET:-}; do SETS+=(--set "$s"); done
+W=${WORK:-$(mktemp -d)} # WORK=dir keeps the logs there
+mkdir -p "$W"
+echo "cores $(nproc); pipe $($PIPE version); load $(cut -d' ' -f1-3 /proc/loadavg); logs in $W; ${SET:+set $SET}"
+"$TEMPORAL" server start-dev --headless --ip 127.0.0.1 --port ${PORT:-17233} --db-filename "$W/t.db" --log-level warn >"$W/server.log" 2>&1 &
 SERVER=$!
 sleep 8
 now() { date +%s.%N; }
@@ -24,15 +28,15 @@ for layout in $LAYOUTS; do
 	n=${layout%x*} slots=${layout#*x}
 	pids=()
 	for i in $(seq "$n"); do
-		"$PIPE" worker --temporal 127.0.0.1:17233 --store "$W/store" --workers "$slots" --identity "w$i" --log-format json >"$W/w$i-$layout.log" 2>&1 &
+		"$PIPE" worker --temporal 127.0.0.1:${PORT:-17233} --store "$W/store" --workers "$slots" --identity "w$i" --log-format json >"$W/w$i-$layout.log" 2>&1 &
 		pids+=($!)
 	done
 	sleep 2
 	for p in $(seq "$PAIRS"); do
 		t0=$(now)
-		"$PIPE" run $FILE --data-dir "$DATA" --refresh load --no-report --no-progress --runs "$W/local" --store "$W/local-store" >"$W/local-$p.log" 2>&1 || { echo "local run failed"; tail -5 "$W/local-$p.log"; }
+		"$PIPE" run $FILE "${SETS[@]}" --data-dir "$DATA" --refresh load --no-report --no-progress --runs "$W/local" --store "$W/local-store" >"$W/local-$p.log" 2>&1 || { echo "local run failed"; tail -5 "$W/local-$p.log"; }
 		t1=$(now)
-		"$PIPE" run $FILE --engine temporal --temporal 127.0.0.1:17233 --store "$W/store" --data-dir "$DATA" --refresh load --no-report --no-progress --runs "$W/remote" >"$W/remote-$p.log" 2>&1 || { echo "temporal run failed"; tail -5 "$W/remote-$p.log"; }
+		"$PIPE" run $FILE "${SETS[@]}" --engine temporal --temporal 127.0.0.1:${PORT:-17233} --store "$W/store" --data-dir "$DATA" --refresh load --no-report --no-progress --runs "$W/remote" >"$W/remote-$p.log" 2>&1 || { echo "temporal run failed"; tail -5 "$W/remote-$p.log"; }
 		t2=$(now)
 		echo "$layout pair $p: local $(awk "BEGIN{print $t1 - $t0}") s, temporal $(awk "BEGIN{print $t2 - $t1}") s, load $(cut -d' ' -f1 /proc/loadavg)"
 	done
@@ -45,7 +49,7 @@ w = sys.argv[1]
 def runs(d):
     return [json.load(open(f)) for f in sorted(glob.glob(f"{w}/{d}/*/*/manifest.json"), key=os.path.getmtime)]
 loc, rem = runs("local"), runs("remote")
-same = all(a["stages"][n]["metrics"] == b["stages"][n]["metrics"] for a, b in zip(loc, rem) for n in a["stage_order"])
+same = len(loc) == len(rem) > 0 and all(a["stages"][n]["metrics"] == b["stages"][n]["metrics"] for a, b in zip(loc, rem) for n in a["stage_order"])
 print(f"metrics identical local vs temporal in every pair: {same}")
 print("largest payload:", max(m.get("remote", {}).get("max_payload_bytes", 0) for m in rem), "bytes")
 l = statistics.median(m["seconds"] for m in loc)
