@@ -247,7 +247,11 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 	}}
 	if only != nil {
 		opts.OnMemberDone = func(r ensemble.MemberReport) {
-			if r.ResumedFrom > 0 {
+			switch {
+			case r.Restored: // an earlier attempt finished it: nothing was left to train
+				sc.SetInfo("resumed_from_epoch", r.Epochs)
+				sc.SetInfo("restored", true)
+			case r.ResumedFrom > 0:
 				sc.SetInfo("resumed_from_epoch", r.ResumedFrom)
 			}
 			sc.SetInfo("epochs", r.Epochs)
