@@ -10,6 +10,7 @@ import (
 // runCtx is what a forward/backward pass needs besides the data.
 type runCtx struct {
 	train bool
+	pass  TrainPass // how a training-mode pass treats noise and batch-norm statistics
 	rng   *rand.Rand
 	gemm  gemm.Backend
 }

@@ -92,6 +92,9 @@ func (b *batchNorm) forward(rc *runCtx, x []float32, rows int) []float32 {
 			}
 		}
 		m := b.momentum
+		if rc.pass.KeepRunningStats {
+			m = 0
+		}
 		for j := range b.invStd {
 			v := b.acc2[j] / float64(cnt)
 			b.invStd[j] = 1 / math.Sqrt(v+b.eps)

@@ -64,7 +64,7 @@ func (d *dropoutLayer) alloc(rows int) {
 
 func (d *dropoutLayer) forward(rc *runCtx, x []float32, rows int) []float32 {
 	n := rows * d.width
-	d.used = rc.train && d.rate > 0
+	d.used = rc.train && !rc.pass.NoNoise && d.rate > 0
 	if !d.used {
 		return x[:n]
 	}
@@ -112,7 +112,7 @@ func (g *noiseLayer) alloc(rows int)          { g.y = grow(g.y, rows*g.width) }
 
 func (g *noiseLayer) forward(rc *runCtx, x []float32, rows int) []float32 {
 	n := rows * g.width
-	if !rc.train || g.stddev == 0 {
+	if !rc.train || rc.pass.NoNoise || g.stddev == 0 {
 		return x[:n]
 	}
 	y := g.y[:n]

@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/pipe-ml/pipe/bundle"
+	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/train"
 	"github.com/pipe-ml/pipe/pipeline"
 )
@@ -18,20 +19,22 @@ func semiField() pipeline.Field {
 			"(the train table's rows with a null target, e.g. from mask_labels, the labelled rows themselves, and the tables of unlabeled = [...]), " +
 			"with the supervised loss on the labelled rows and a consistency loss on all, whose weight ramps up (exp(-5(1-t)^2) over rampup_epochs). " +
 			"{ method = \"vat\" } virtual adversarial training (KL between the predictions at x and at x + r_adv, one power iteration; entropy = true adds entropy minimisation), " +
-			"\"pi\" the Pi-model (softmax MSE between two passes with input noise and dropout), \"mean_teacher\" (the same against an EMA of the weights). " +
+			"\"pi\" the Pi-model (softmax MSE between two passes with input noise and dropout), \"mean_teacher\" (the same against an EMA of the weights), " +
+			"\"ladder\" the ladder network's Gamma-model (a clean and a corrupted pass, whose batch-norm statistics are kept apart, and a denoising cost on the top layer through the vanilla combinator; " +
+			"put { gaussian_noise = 0.3 } after each batch_norm of the layers). " +
 			"An epoch is a pass over the labelled rows. Needs one classification target (softmax head). Default: off."}
 }
 
 func semiFields() []pipeline.Field {
 	return []pipeline.Field{
-		{Name: "method", Type: pipeline.TypeString, Required: true, Enum: []string{train.SemiVAT, train.SemiPi, train.SemiMeanTeacher}, Doc: "vat, pi or mean_teacher."},
-		{Name: "weight", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "The consistency weight after ramp-up. Default: 1 for vat, 10 for pi and mean_teacher (softmax MSE summed over classes)."},
+		{Name: "method", Type: pipeline.TypeString, Required: true, Enum: []string{train.SemiVAT, train.SemiPi, train.SemiMeanTeacher, train.SemiLadder}, Doc: "vat, pi, mean_teacher or ladder."},
+		{Name: "weight", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "The consistency weight after ramp-up. Default: 1 for vat and ladder (the top layer's denoising cost, a mean over rows and classes), 10 for pi and mean_teacher (softmax MSE summed over classes)."},
 		{Name: "rampup_epochs", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Length of the sigmoid ramp-up of the weight, in epochs (passes over the labelled rows). Default 10; 0: none."},
 		{Name: "unlabeled_batch", Type: pipeline.TypeInt, Min: pipeline.Bound(1), Doc: "Unlabeled rows added to every step's batch (drawn with replacement, seeded). Default: 2 × batch_size."},
 		{Name: "eps", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the L2 norm of the adversarial perturbation of a row's numeric inputs. Default 2.0, meant for inputs in [0, 1] with hundreds of features such as MNIST's 784 pixels (a row's norm is then about 9): scale it with your inputs' norm."},
 		{Name: "xi", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the norm of the probe perturbation of the power iteration. Default 0.1."},
 		{Name: "entropy", Type: pipeline.TypeBool, Doc: "vat: add entropy minimisation of the predictions (VAT+EntMin), ramped up like the weight. Default false."},
-		{Name: "noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "pi, mean_teacher: stddev of the Gaussian noise added to the inputs of each pass (0: none). Default 0.3."},
+		{Name: "noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "pi, mean_teacher: stddev of the Gaussian noise added to the inputs of each pass; ladder: to the inputs and to the batch-normalised logits of the corrupted pass (the hidden layers' noise is the layers' gaussian_noise) (0: none). Default 0.3."},
 		{Name: "teacher_decay", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), MaxExclusive: true, Doc: "mean_teacher: EMA decay of the teacher's weights. Default 0.99."},
 	}
 }
@@ -42,7 +45,7 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 	t := c.Table("semi")
 	if t == nil {
 		if c.IsSet("unlabeled") {
-			return nil, c.Errorf("unlabeled", "unlabeled tables are read only for semi-supervised training: add semi = { method = \"vat\" } (or \"pi\", \"mean_teacher\"), or remove unlabeled")
+			return nil, c.Errorf("unlabeled", "unlabeled tables are read only for semi-supervised training: add semi = { method = \"vat\" } (or \"pi\", \"mean_teacher\", \"ladder\"), or remove unlabeled")
 		}
 		return nil, nil
 	}
@@ -80,9 +83,23 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 		return nil, c.Errorf("semi", "teacher_decay is a setting of method = \"mean_teacher\", not %q", s.Method)
 	}
 	if s.Method == train.SemiVAT && v.Noise != nil {
-		return nil, c.Errorf("semi", "noise is a setting of the pi and mean_teacher methods, not vat")
+		return nil, c.Errorf("semi", "noise is a setting of the pi, mean_teacher and ladder methods, not vat")
 	}
 	return s, nil
+}
+
+// checkLadderLayers says, at the layers key, that the ladder's corrupted pass needs noise in
+// the hidden layers (a stage whose trunk comes from another model is checked by the trainer).
+func checkLadderLayers(c *pipeline.StageConfig, semi *train.Semi, layers []nn.LayerSpec) error {
+	if semi == nil || semi.Method != train.SemiLadder || len(layers) == 0 {
+		return nil
+	}
+	for _, l := range layers {
+		if l.Type == nn.LayerGaussianNoise && l.Stddev > 0 {
+			return nil
+		}
+	}
+	return c.Errorf("layers", "semi = { method = \"ladder\" } needs noise in the hidden layers of its corrupted pass: add { gaussian_noise = 0.3 } after each { batch_norm = true } (before the activation)")
 }
 
 // semiUnlabeled returns the unlabeled pool of semi-supervised training: every row of the

@@ -39,13 +39,19 @@ batch_size = 16
 semi = { method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true }
 `
 
+// ladderLayersTOML is a layers key with noise after the batch norm, which the ladder needs
+// (the other methods train it as well).
+const ladderLayersTOML = `layers = [ { dense = 32, activation = "linear" }, { batch_norm = true }, { gaussian_noise = 0.3 }, { activation = "relu" } ]`
+
 // TestSemiTrainStage checks the train stage's semi table: the pool holds the train table's
 // rows (labelled and masked) and the unlabeled table's, the labelled rows are mask_labels'
 // 100, and the manifest says so.
 func TestSemiTrainStage(t *testing.T) {
-	for _, method := range []string{`method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, `method = "pi", noise = 0.1`, `method = "mean_teacher", teacher_decay = 0.9`} {
+	for _, method := range []string{`method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, `method = "pi", noise = 0.1`, `method = "mean_teacher", teacher_decay = 0.9`,
+		`method = "ladder", weight = 10.0, noise = 0.2`} {
 		t.Run(strings.Fields(method)[2], func(t *testing.T) {
 			src := strings.Replace(semiPipeline, `method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, method, 1)
+			src = strings.Replace(src, "layers = [ { dense = 32 } ]", ladderLayersTOML, 1)
 			m, _, err := runTOML(t, ".", src)
 			if err != nil {
 				t.Fatalf("%v (manifest error: %s)", err, m.Error)
@@ -80,10 +86,11 @@ func TestSemiConfigErrors(t *testing.T) {
 		name, from, to, want string
 	}{
 		{"unlabeled_without_semi", semi, "", "unlabeled tables are read only for semi-supervised training"},
-		{"unknown_method", semi, `semi = { method = "ladder" }`, "ladder"},
+		{"unknown_method", semi, `semi = { method = "gamma" }`, "gamma"},
+		{"ladder_without_noise", semi, `semi = { method = "ladder" }`, `stage "semi": layers: semi = { method = "ladder" } needs noise in the hidden layers`},
 		{"vat_setting_on_pi", semi, `semi = { method = "pi", eps = 1.0 }`, `eps, xi and entropy are settings of method = "vat"`},
 		{"teacher_decay_on_vat", semi, `semi = { method = "vat", teacher_decay = 0.9 }`, "teacher_decay is a setting"},
-		{"noise_on_vat", semi, `semi = { method = "vat", noise = 0.1 }`, "noise is a setting of the pi and mean_teacher"},
+		{"noise_on_vat", semi, `semi = { method = "vat", noise = 0.1 }`, "noise is a setting of the pi, mean_teacher and ladder"},
 		{"unknown_key", semi, `semi = { method = "vat", epsilon = 1.0 }`, "epsilon"},
 		{"missing_method", semi, `semi = { weight = 2.0 }`, "method"},
 		{"regression_target", "batch_size = 16", "batch_size = 16\ntask = \"regression\"", `needs one target with task = "classification"`},

@@ -465,7 +465,7 @@ func (r *run) loop(ctx context.Context) error {
 				return r.blowUp(loss)
 			}
 			r.opt.Step(params, lr)
-			r.semi.afterStep()
+			r.semi.afterStep(lr)
 			if r.ema != nil {
 				r.ema.Update(params)
 			}

@@ -22,7 +22,7 @@ func semiBlobs() (labeled, unlabeled Dataset) {
 	return unlabeled.Subset(idx), unlabeled
 }
 
-var semiMethods = []string{SemiVAT, SemiPi, SemiMeanTeacher}
+var semiMethods = []string{SemiVAT, SemiPi, SemiMeanTeacher, SemiLadder}
 
 func semiConfig(method string, u Dataset, workers int) Config {
 	return Config{Epochs: 4, BatchSize: 8, Seed: 3, Workers: workers, Optimizer: optim.Config{LR: 0.01},
@@ -132,7 +132,9 @@ func TestSemiConfigErrors(t *testing.T) {
 		spec nn.Spec
 		want string
 	}{
-		{"unknown_method", Semi{Method: "ladder", Unlabeled: unl}, richSpec(), `semi method "ladder": want "vat", "pi" or "mean_teacher"`},
+		{"unknown_method", Semi{Method: "gamma", Unlabeled: unl}, richSpec(), `semi method "gamma": want "vat", "pi", "mean_teacher" or "ladder"`},
+		{"ladder_without_noise", Semi{Method: SemiLadder, Unlabeled: unl}, nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{{Type: nn.LayerDense, Units: 8}, {Type: nn.LayerBatchNorm}},
+			Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}}, "needs noise in the hidden layers"},
 		{"no_unlabeled_rows", Semi{Method: SemiPi, Unlabeled: Dataset{NumInputs: 6}}, richSpec(), "no unlabeled rows"},
 		{"unlabeled_width", Semi{Method: SemiPi, Unlabeled: Dataset{NumInputs: 5, X: make([]float32, 50)}}, richSpec(), "unlabeled data has 5 numeric inputs"},
 		{"regression_head", Semi{Method: SemiVAT, Unlabeled: unl}, nn.Spec{NumInputs: 6, Heads: []nn.HeadSpec{{Kind: nn.HeadRegression}}}, "needs a model with one softmax head"},
@@ -187,6 +189,8 @@ func TestSemiSettingsMatter(t *testing.T) {
 		{SemiPi, "weight", func(s *Semi) { s.Weight = 1 }},
 		{SemiMeanTeacher, "teacher_decay", func(s *Semi) { s.TeacherDecay = 0.5 }},
 		{SemiMeanTeacher, "unlabeled_batch", func(s *Semi) { s.UnlabeledBatch = 8 }},
+		{SemiLadder, "noise", func(s *Semi) { s.Noise = 0.05 }},
+		{SemiLadder, "weight", func(s *Semi) { s.Weight = 3 }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+"/"+tc.name, func(t *testing.T) {

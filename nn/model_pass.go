@@ -1,0 +1,18 @@
+package nn
+
+// TrainPass says how a training-mode forward pass (TrainStep, TrainStepWith, LossStep with
+// train set) treats noise and batch-norm statistics. The zero value is the ordinary training
+// pass. A ladder network runs two passes per step: a clean one (NoNoise) whose batch-norm
+// statistics are the ones kept for inference, and a corrupted one (KeepRunningStats).
+type TrainPass struct {
+	// NoNoise turns dropout and gaussian_noise layers into the identity, as in eval mode,
+	// while batch norm still normalises with the batch's statistics.
+	NoNoise bool
+	// KeepRunningStats leaves the batch-norm layers' running statistics as they are; the
+	// pass still normalises with its own batch's statistics.
+	KeepRunningStats bool
+}
+
+// SetTrainPass sets how the following training-mode passes run (see TrainPass) until it is
+// set again. Eval-mode passes are not affected.
+func (m *Model) SetTrainPass(p TrainPass) { m.rc.pass = p }
