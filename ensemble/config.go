@@ -1,6 +1,7 @@
 package ensemble
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -182,7 +183,18 @@ type Options struct {
 	// machine (see pipeline.PartedStage). A later Train with every member and Restore then
 	// takes them from their records. An index outside [0, Members) is an error.
 	Members []int
+
+	// RecordsOnly says that base and val hold their rows' targets but not their inputs (an
+	// engine that trained every member apart then builds the ensemble from their records,
+	// without reading the tables' inputs): every member must come from its record (Restore)
+	// with its predictions of these rows. When one does not, Train builds nothing and returns
+	// an error wrapping ErrInputsNeeded: call it again with the inputs. Default false.
+	RecordsOnly bool
 }
+
+// ErrInputsNeeded is wrapped by the error of a Train with Options.RecordsOnly of which a
+// member has no usable record with its predictions, so it would read the tables' inputs.
+var ErrInputsNeeded = errors.New("no usable record with its predictions: the member needs the tables' inputs")
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Members == 0 {

@@ -279,7 +279,8 @@ func keys(m map[int][]byte) []int {
 // TestTrainMembersApart trains an ensemble as an engine that spreads it does: each member
 // alone (Options.Members), in reverse order and with other worker counts, then a Train of the
 // whole with the records. That Train trains nothing, and its ensemble and Report are
-// bit-identical to those of one Train.
+// bit-identical to those of one Train, also when it is given the tables' targets but not
+// their inputs (RecordsOnly), which it refuses when a record lacks the predictions.
 func TestTrainMembersApart(t *testing.T) {
 	data := blobs(240, 6, 3, 1)
 	trainSet, val := data.Subset(seq(0, 180)), data.Subset(seq(180, 240))
@@ -312,14 +313,30 @@ func TestTrainMembersApart(t *testing.T) {
 	if err := f.UnmarshalBinary(rec.finished[0]); err != nil || !f.outputsFit(val.Len(), f.OOBRows) || f.OOBRows == 0 || len(f.ValOut.Heads) == 0 {
 		t.Fatalf("member 0's record: %v; predictions kept %v, %d val and %d OOB rows", err, f.HasOutputs, f.ValRows, f.OOBRows)
 	}
+	// With every record and its predictions, the tables' targets are enough (RecordsOnly):
+	// the same ensemble and Report.
+	noInputs := func(d train.Dataset) train.Dataset {
+		return train.Dataset{NumInputs: d.NumInputs, Cat: make([][]int32, len(d.Cat)), Targets: d.Targets, Index: d.Index}
+	}
+	got, gotRep, err := Train(context.Background(), cfg, noInputs(trainSet), noInputs(val), 91, Options{Restore: rec.restore, RecordsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEnsembles(t, want, got)
+	if a, b := reportText(wantRep), reportText(gotRep); a != b {
+		t.Fatalf("reports differ:\none Train     %s\nrecords only %s", a, b)
+	}
 	// A record of the first format (no predictions): the member's predictions are computed
-	// again, with the same result.
+	// again, with the same result; without the inputs, Train says it needs them.
 	f.HasOutputs, f.ValOut, f.OOBOut = false, nn.Outputs{}, nn.Outputs{}
 	if rec.finished[0], err = f.MarshalBinary(); err != nil {
 		t.Fatal(err)
 	}
+	if ens, _, err := Train(context.Background(), cfg, noInputs(trainSet), noInputs(val), 91, Options{Restore: rec.restore, RecordsOnly: true}); ens != nil || !errors.Is(err, ErrInputsNeeded) || !strings.Contains(err.Error(), "member 0") {
+		t.Fatalf("records only, member 0's record without predictions: ensemble %v, error %v; want ErrInputsNeeded naming member 0", ens != nil, err)
+	}
 	var count epochCounter
-	got, gotRep, err := Train(context.Background(), cfg, trainSet, val, 91, Options{Restore: rec.restore, Hooks: count.hooks})
+	got, gotRep, err = Train(context.Background(), cfg, trainSet, val, 91, Options{Restore: rec.restore, Hooks: count.hooks})
 	if err != nil {
 		t.Fatal(err)
 	}

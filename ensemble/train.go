@@ -26,6 +26,8 @@ type memberJob struct {
 	threads int
 	err     error
 	report  MemberReport
+	// needsInputs: under Options.RecordsOnly, the member has no usable record.
+	needsInputs bool
 
 	valOut nn.Outputs // predictions on the validation rows
 	oobPos []int      // positions of base the member did not train on
@@ -132,6 +134,11 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 	}
 	poolErr := p.Wait()
 	rep.PeakConcurrent, rep.PeakEstimatedBytes = b.peaks()
+	for _, j := range jobs {
+		if j.needsInputs {
+			return nil, rep, j.err
+		}
+	}
 	for _, j := range jobs {
 		rep.Warnings = append(rep.Warnings, j.warnings...)
 	}
@@ -332,6 +339,10 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 			j.warn("member %d (%s): its record of an earlier training is set aside and it trains again: %v", j.index, name, rerr)
 			finished = nil
 		}
+	}
+	if opts.RecordsOnly && (finished == nil || !finished.outputsFit(val.Len(), len(sample.oob))) {
+		j.needsInputs = true
+		return fmt.Errorf("ensemble: member %d (%s): %w", j.index, name, ErrInputsNeeded)
 	}
 	var res train.Result
 	if finished != nil {
