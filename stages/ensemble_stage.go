@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 	"math"
@@ -216,9 +217,49 @@ func (s *ensembleStage) RunPart(ctx context.Context, sc *pipeline.StageContext, 
 	return err
 }
 
-// run trains the ensemble, or only the given members (then it records them and ends).
+// run trains the ensemble, or only the given members (then it records them and ends). When
+// every member has its record with its predictions (an engine trained them apart), the
+// ensemble is built from the records without reading the tables' inputs, only their targets
+// (for the combiners' weights and scores and the out-of-bag scores): the same ensemble, the
+// same report.
 func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only []int) error {
-	d, err := loadSupervised(ctx, sc, s.shared, sc.Config)
+	cp := newCheckpoints(sc)
+	if only == nil {
+		if recs := recordedMembers(ctx, cp, s.Parts()); recs != nil {
+			err := s.train(ctx, sc, cp, nil, recs)
+			if !errors.Is(err, ensemble.ErrInputsNeeded) {
+				return err
+			}
+			sc.Log.Warn().Err(err).Msg("a member's record does not fit the stage's rows: the tables' inputs are read after all")
+		}
+	}
+	return s.train(ctx, sc, cp, only, nil)
+}
+
+// recordedMembers returns the records of the n members (memberDoneName), by member, when
+// every one is stored, can be read and holds the member's predictions; otherwise nil.
+func recordedMembers(ctx context.Context, cp *checkpoints, n int) []*ensemble.FinishedMember {
+	recs := make([]*ensemble.FinishedMember, n)
+	for i := range n {
+		b := cp.load(ctx, memberDoneName(i))
+		if b == nil {
+			return nil
+		}
+		f := new(ensemble.FinishedMember)
+		if err := f.UnmarshalBinary(b); err != nil || !f.HasOutputs {
+			return nil
+		}
+		recs[i] = f
+	}
+	return recs
+}
+
+// train trains the ensemble, or only the given members. With recs (every member's record,
+// see recordedMembers) it reads the tables' targets only and takes every member from recs
+// (letting go of each record once taken): a member whose record does not fit is an error
+// wrapping ensemble.ErrInputsNeeded.
+func (s *ensembleStage) train(ctx context.Context, sc *pipeline.StageContext, cp *checkpoints, only []int, recs []*ensemble.FinishedMember) error {
+	d, err := loadSupervisedData(ctx, sc, s.shared, sc.Config, recs == nil)
 	if err != nil {
 		return err
 	}
@@ -257,8 +298,18 @@ func (s *ensembleStage) run(ctx context.Context, sc *pipeline.StageContext, only
 			sc.SetInfo("epochs", r.Epochs)
 		}
 	}
-	cp := newCheckpoints(sc)
 	memberCheckpoints(ctx, cp, &opts)
+	if recs != nil {
+		opts.RecordsOnly = true
+		opts.Restore = func(i int) (*ensemble.FinishedMember, *train.Checkpoint, error) {
+			if i >= len(recs) {
+				return nil, nil, nil // no record: Train says it needs the inputs
+			}
+			f := recs[i] // only member i's goroutine reads or writes recs[i]
+			recs[i] = nil
+			return f, nil, nil
+		}
+	}
 	var val = trainData.Data
 	val.Index = []int{}
 	if valData != nil {

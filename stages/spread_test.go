@@ -3,6 +3,7 @@ package stages
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/pipe-ml/pipe/ensemble"
 	"github.com/pipe-ml/pipe/internal/storetest"
 	"github.com/pipe-ml/pipe/pipeline"
 )
@@ -57,7 +59,8 @@ func spreadRun(t *testing.T, src string, opts pipeline.RunOptions) (*pipeline.Ma
 // does, each step a Run of its own with the store between them: every stage alone (Only), the
 // ensemble's members first as parts (Part, in reverse order), then the run directory from the
 // store (Remote). Its metrics, bundle and member histories are those of a local run, bit for
-// bit, and the ensemble stage took every member from the parts' records.
+// bit, and the ensemble stage took every member from the parts' records, reading the
+// tables' targets but not their inputs.
 func TestSpreadRunIsTheLocalRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small models")
@@ -118,6 +121,16 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 		if sp.Name == "members" && infoNumber(st, "restored_members") != 3 {
 			t.Fatalf("the ensemble stage trained members its parts had trained (restored %v)", st.Info["restored_members"])
 		}
+		if sp.Name == "members" {
+			// Built from the parts' records, the ensemble reads the tables' targets only:
+			// no dense copy of their inputs, which the local run, training, makes.
+			for _, role := range []string{"train", "val"} {
+				key := "data_path_" + role
+				if got, local := infoPath(st, key), infoPath(ref.Stages[sp.Name], key); got != pathTargets || local != pathDense {
+					t.Errorf("%s: %q after the parts, %q in the local run: want %q and %q", key, got, local, pathTargets, pathDense)
+				}
+			}
+		}
 		rec.Status, rec.Seconds, rec.Worker, rec.Attempts = st.Status, st.Seconds, "test", 1
 		remote.Stages[sp.Name] = rec
 	}
@@ -153,6 +166,85 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEnsembleRecordThatDoesNotFitReadsInputs: when a member's record, which the parts
+// saved, holds predictions of other rows than the stage's, the stage built from the records
+// reads the tables' inputs after all (the member's predictions are computed again), with the
+// local run's metrics and bundle, bit for bit.
+func TestEnsembleRecordThatDoesNotFitReadsInputs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains small models")
+	}
+	ref, refDir, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: storetest.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := storetest.New()
+	for _, name := range []string{"load", "split", "scale"} {
+		if _, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{name}}); err != nil {
+			t.Fatalf("stage %s: %v", name, err)
+		}
+	}
+	keys := map[string]string{}
+	for i := range 3 {
+		if _, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{"members"}, Part: &i,
+			OnCheckpoint: func(stage, name, key string) { keys[name] = key }}); err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+	}
+	key := keys[memberDoneName(0)]
+	if key == "" {
+		t.Fatalf("part 0 saved no record (checkpoints %v)", keys)
+	}
+	r, err := store.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f ensemble.FinishedMember
+	if err := f.UnmarshalBinary(b); err != nil || !f.HasOutputs {
+		t.Fatalf("member 0's record: %v, predictions %v", err, f.HasOutputs)
+	}
+	f.ValRows++ // predictions of other validation rows
+	if b, err = f.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(context.Background(), key, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	m, dir, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{"members"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stages["members"]
+	if p := infoPath(st, "data_path_train"); p != pathDense || infoNumber(st, "restored_members") != 3 {
+		t.Errorf("data_path_train %q, restored members %v: want the inputs read (%q) and every member from its record", p, st.Info["restored_members"], pathDense)
+	}
+	if !reflect.DeepEqual(st.Metrics, ref.Stages["members"].Metrics) {
+		t.Errorf("metrics differ:\nspread %v\nlocal  %v", st.Metrics, ref.Stages["members"].Metrics)
+	}
+	want := dirFiles(t, filepath.Join(refDir, "stages", "members", "bundle"))
+	got := dirFiles(t, filepath.Join(dir, "stages", "members", "bundle"))
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("bundle: %d files spread, %d local", len(got), len(want))
+	}
+	for name, b := range want {
+		if name != "bundle.json" && !bytes.Equal(got[name], b) {
+			t.Errorf("bundle/%s differs between the spread and the local run", name)
+		}
+	}
+}
+
+// infoPath is the path of a data_path_<role> entry of st's info ("" when there is none).
+func infoPath(st *pipeline.StageManifest, key string) string {
+	m, _ := st.Info[key].(map[string]any)
+	p, _ := m["path"].(string)
+	return p
 }
 
 // TestSpreadRefusesWhatIsMissing: a stage run alone whose input is not in the store fails,

@@ -26,6 +26,9 @@ const (
 	// and prediction forward it chunk by chunk. The resident pages of the mapping are dropped
 	// every quarter budget of rows read, so the process does not hold the copy.
 	pathMapped = "mapped"
+	// pathTargets: only the table's targets are read, not its inputs (an ensemble stage that
+	// builds the ensemble from the records of members trained apart: see loadTargets).
+	pathTargets = "targets"
 )
 
 // denseBytes estimates the memory of the dense tensors of rows rows under plan p.
@@ -205,10 +208,45 @@ func scoreTableStream(ctx context.Context, sc *pipeline.StageContext, p bundle.P
 	return data, out, nil
 }
 
+// loadTargets reads the targets of table t for role, not its inputs: its rows and labels,
+// with p's NumInputs, no input values (X and Cat's columns empty) and an Index of every
+// row (Len counts them). Such data can be neither trained nor predicted on. The (small)
+// copy is held in the run's memory budget whatever it says, until done is called; the
+// stage's info records the path (data_path_<role>: pathTargets).
+func loadTargets(ctx context.Context, sc *pipeline.StageContext, p *bundle.InputPlan, t *pipeline.Table, role string) (*tensors, error) {
+	if err := t.Wait(ctx); err != nil {
+		return nil, err
+	}
+	targets := &bundle.InputPlan{Targets: p.Targets}
+	est := denseBytes(targets, t.Rows(), true)
+	sc.HoldMemory(est)
+	data, err := materialize(ctx, sc, targets, t, true, nil)
+	if err != nil {
+		sc.FreeMemory(est)
+		return nil, err
+	}
+	data.Data.NumInputs = p.Width()
+	data.Data.Cat = make([][]int32, len(p.Categorical))
+	data.Data.Index = make([]int, len(data.RowIDs))
+	for i := range data.Data.Index {
+		data.Data.Index[i] = i
+	}
+	sc.SetInfo("data_path_"+role, map[string]any{"path": pathTargets, "dense_bytes": est})
+	sc.Log.Debug().Str("table", t.Name()).Str("path", pathTargets).Int64("dense_bytes", est).Msg("data path")
+	return &tensors{Tensors: data, path: pathTargets, done: func() { sc.FreeMemory(est) }}, nil
+}
+
 // load reads the train (and val, when valT is not nil) tables of d, each on the data path the
-// budget allows, and sets d.done to free them.
-func (d *supervised) load(ctx context.Context, sc *pipeline.StageContext, valT *pipeline.Table) error {
-	tr, err := loadTensors(ctx, sc, d.plan, d.trainT, true, nil, "train")
+// budget allows, and sets d.done to free them. Without inputs, it reads their targets only
+// (loadTargets).
+func (d *supervised) load(ctx context.Context, sc *pipeline.StageContext, valT *pipeline.Table, inputs bool) error {
+	read := func(t *pipeline.Table, role string) (*tensors, error) {
+		if !inputs {
+			return loadTargets(ctx, sc, d.plan, t, role)
+		}
+		return loadTensors(ctx, sc, d.plan, t, true, nil, role)
+	}
+	tr, err := read(d.trainT, "train")
 	if err != nil {
 		return err
 	}
@@ -216,7 +254,7 @@ func (d *supervised) load(ctx context.Context, sc *pipeline.StageContext, valT *
 	if valT == nil {
 		return nil
 	}
-	va, err := loadTensors(ctx, sc, d.plan, valT, true, nil, "val")
+	va, err := read(valT, "val")
 	if err != nil {
 		tr.done()
 		d.done = func() {}

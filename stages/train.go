@@ -98,6 +98,12 @@ type supervised struct {
 // materialises both tables, keeping only rows with at least one label. c is the config ts was
 // parsed from (errors about its keys point there).
 func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpec, c settings) (*supervised, error) {
+	return loadSupervisedData(ctx, sc, ts, c, true)
+}
+
+// loadSupervisedData is loadSupervised; without inputs it reads the tables' targets only
+// (see loadTargets), for a stage that trains and predicts nothing.
+func loadSupervisedData(ctx context.Context, sc *pipeline.StageContext, ts *trainSpec, c settings, inputs bool) (*supervised, error) {
 	trainT, err := sc.Input(ctx, "train")
 	if err != nil {
 		return nil, err
@@ -144,7 +150,7 @@ func loadSupervised(ctx context.Context, sc *pipeline.StageContext, ts *trainSpe
 	if err := warnIDColumns(ctx, sc, trainT, plan.Numeric); err != nil {
 		return nil, err
 	}
-	if err := d.load(ctx, sc, valT); err != nil {
+	if err := d.load(ctx, sc, valT, inputs); err != nil {
 		return nil, err
 	}
 	if d.valData != nil {
