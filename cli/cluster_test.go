@@ -172,14 +172,19 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 	}
 	// 8 members and the stage's own activity on 3 workers: a worker ran several of them, and
 	// all but its first took the tables of scale from its table cache.
-	var hits int64
+	// and the dense copies of its train and val tables, which the first member built.
+	var hits, dense int64
 	for _, w := range ws {
-		hits += tableCacheHits(t, w.out.String())
+		hits += cacheCount(t, w.out.String(), "table_cache_hits")
+		dense += cacheCount(t, w.out.String(), "dense_cache_hits")
 	}
 	if hits == 0 {
 		t.Errorf("no activity took a table from its worker's table cache")
 	}
-	t.Logf("table cache hits: %d", hits)
+	if dense == 0 {
+		t.Errorf("no member took a dense copy from its worker's table cache")
+	}
+	t.Logf("table cache hits: %d, dense copies shared: %d", hits, dense)
 	if _, err := os.Stat(filepath.Join(remote, "report.html")); err != nil {
 		t.Errorf("no report: %v", err)
 	}
@@ -195,19 +200,20 @@ func TestTemporalRunIsTheLocalRun(t *testing.T) {
 	}
 }
 
-// tableCacheHits returns the table cache hits a worker's JSON log reports last.
-func tableCacheHits(t *testing.T, log string) int64 {
+// cacheCount returns the largest value of a table cache counter (table_cache_hits,
+// dense_cache_hits) in a worker's JSON log.
+func cacheCount(t *testing.T, log, field string) int64 {
 	t.Helper()
-	var hits int64
+	var n int64
 	for _, line := range strings.Split(log, "\n") {
-		var rec struct {
-			Hits int64 `json:"table_cache_hits"`
-		}
+		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) == nil {
-			hits = max(hits, rec.Hits)
+			if v, ok := rec[field].(float64); ok {
+				n = max(n, int64(v))
+			}
 		}
 	}
-	return hits
+	return n
 }
 
 // killPipeline trains two members long enough to be killed in the middle (no early stopping).

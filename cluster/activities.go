@@ -210,7 +210,8 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 	done := log.Info().Float64("seconds", res.Seconds)
 	if a.tables != nil {
 		st := a.tables.Stats()
-		done = done.Int64("table_cache_hits", st.Hits).Int64("table_cache_misses", st.Misses).Int64("table_cache_bytes", st.Bytes)
+		done = done.Int64("table_cache_hits", st.Hits).Int64("table_cache_misses", st.Misses).Int64("table_cache_bytes", st.Bytes).
+			Int64("dense_cache_hits", st.ValueHits).Int64("dense_cache_misses", st.ValueMisses).Int64("dense_cache_bytes", st.ValueBytes)
 	}
 	done.Msg("done")
 	return res, nil

@@ -225,7 +225,9 @@ func (rs *runState) restoreStage(ctx context.Context, st *stageState, e *storeEn
 				if err != nil {
 					return nil, nil, err
 				}
-				return stored, newTable(name, stored.schema(), lineage, rs.mem, rs.budget, filepath.Join(rs.dir, "spill")), nil
+				t := newTable(name, stored.schema(), lineage, rs.mem, rs.budget, filepath.Join(rs.dir, "spill"))
+				t.stored = storedTableKey(e, o)
+				return stored, t, nil
 			}
 			if needed {
 				stored, t, err := open(ctx)

@@ -235,9 +235,11 @@ func cacheRegistry(c *runCounts, scaleVersion int) *Registry {
 		Fields: []Field{
 			{Name: "input", Type: TypeInputs, Required: true, Port: PortTable, Doc: "Tables to sum."},
 			{Name: "workers", Type: TypeInt, Default: int64(0), KeyExempt: true, Doc: "Does not change the sum."},
+			{Name: "shared", Type: TypeBool, Default: false, KeyExempt: true, Doc: "Each table's sum is a value StageContext.Shared shares."},
 		},
 		Outputs: func(*StageConfig) []Port { return []Port{{Name: "total", Kind: PortArtifact}} },
 		New: func(cfg *StageConfig) (Stage, error) {
+			shared := cfg.Bool("shared")
 			return StageFunc(func(ctx context.Context, sc *StageContext) error {
 				ts, err := sc.Inputs(ctx, "input")
 				if err != nil {
@@ -245,16 +247,30 @@ func cacheRegistry(c *runCounts, scaleVersion int) *Registry {
 				}
 				var sum int64
 				for _, t := range ts {
-					r := sc.Scan(ctx, t)
-					for r.Next() {
-						for _, v := range r.RecordBatch().Column(0).(*array.Int64).Int64Values() {
-							sum += v
+					tableSum := func() (any, int64, error) {
+						var n int64
+						r := sc.Scan(ctx, t)
+						defer r.Release()
+						for r.Next() {
+							for _, v := range r.RecordBatch().Column(0).(*array.Int64).Int64Values() {
+								n += v
+							}
 						}
+						return n, 8, r.Err()
 					}
-					r.Release()
-					if r.Err() != nil {
-						return r.Err()
+					if !shared {
+						n, _, err := tableSum()
+						if err != nil {
+							return err
+						}
+						sum += n.(int64)
+						continue
 					}
+					n, _, err := sc.Shared(ctx, t, "sum", tableSum)
+					if err != nil {
+						return err
+					}
+					sum += n.(int64)
 				}
 				dir, err := sc.Dir()
 				if err != nil {

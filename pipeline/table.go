@@ -104,6 +104,7 @@ type Table struct {
 	mem     memory.Allocator
 	budget  *memBudget
 	dir     string // where a spill file goes
+	stored  string // read back from the stage store: its stage key, object and SHA-256; "" otherwise
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every append and on close

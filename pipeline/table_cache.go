@@ -23,6 +23,11 @@ import (
 // tables, which retain and release them as any batch; the cache releases its own references
 // when it evicts a table and on Close. When two runs want a table that is not cached yet, one
 // reads it and the other waits for it. Safe for concurrent use.
+//
+// It also keeps values the runs derive from those tables (StageContext.Shared: a training
+// table's dense copy, which every member of an ensemble on the worker would otherwise build
+// for itself), under the table's key and a spec of how the value was made, within the same
+// bound as the tables, evicted with them least recently used first.
 type TableCache struct {
 	mem     memory.Allocator
 	mu      sync.Mutex
@@ -33,6 +38,19 @@ type TableCache struct {
 	hits    int64
 	misses  int64
 	closed  bool
+
+	values        map[string]*cachedValue
+	valuesLoading map[string]chan struct{}
+	valueBytes    int64
+	valueHits     int64
+	valueMisses   int64
+}
+
+// cachedValue is one value derived from a stored table in a TableCache.
+type cachedValue struct {
+	v     any
+	bytes int64
+	used  uint64 // the cache's clock at its last use
 }
 
 // cachedTable is one table in a TableCache.
@@ -49,7 +67,8 @@ func NewTableCache(mem memory.Allocator) *TableCache {
 	if mem == nil {
 		mem = memory.NewGoAllocator()
 	}
-	return &TableCache{mem: mem, tables: map[string]*cachedTable{}, loading: map[string]chan struct{}{}}
+	return &TableCache{mem: mem, tables: map[string]*cachedTable{}, loading: map[string]chan struct{}{},
+		values: map[string]*cachedValue{}, valuesLoading: map[string]chan struct{}{}}
 }
 
 // TableCacheStats says how a TableCache has been used.
@@ -57,13 +76,20 @@ type TableCacheStats struct {
 	Hits, Misses int64 // tables taken from memory, and read from the store
 	Tables       int   // tables held now
 	Bytes        int64 // their batches' bytes
+	// ValueHits and ValueMisses count the values derived from tables (StageContext.Shared)
+	// taken from memory, and built; Values are those held now, ValueBytes their bytes (as
+	// their builders sized them).
+	ValueHits, ValueMisses int64
+	Values                 int
+	ValueBytes             int64
 }
 
 // Stats returns the cache's counters.
 func (c *TableCache) Stats() TableCacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return TableCacheStats{Hits: c.hits, Misses: c.misses, Tables: len(c.tables), Bytes: c.bytes}
+	return TableCacheStats{Hits: c.hits, Misses: c.misses, Tables: len(c.tables), Bytes: c.bytes,
+		ValueHits: c.valueHits, ValueMisses: c.valueMisses, Values: len(c.values), ValueBytes: c.valueBytes}
 }
 
 // Close releases the cache's references to every batch it holds; it keeps no table after.
@@ -77,6 +103,8 @@ func (c *TableCache) Close() {
 		delete(c.tables, key)
 	}
 	c.bytes = 0
+	clear(c.values)
+	c.valueBytes = 0
 }
 
 func releaseAll(recs []arrow.RecordBatch) {
@@ -99,7 +127,7 @@ type tableSource interface {
 // open returns the stored table o of entry e from the cache, or from s when it is not cached
 // (then the cache keeps it once it has been read whole, if it fits in limit bytes).
 func (c *TableCache) open(ctx context.Context, s Store, e *storeEntry, o entryObject, limit int64) (tableSource, error) {
-	key := e.Key + "/" + o.Name + "@" + o.SHA256
+	key := storedTableKey(e, o)
 	for {
 		c.mu.Lock()
 		if t := c.tables[key]; t != nil {
@@ -137,6 +165,11 @@ func (c *TableCache) open(ctx context.Context, s Store, e *storeEntry, o entryOb
 	return st, nil
 }
 
+// storedTableKey names the stored table o of entry e: its content never changes under it.
+func storedTableKey(e *storeEntry, o entryObject) string {
+	return e.Key + "/" + o.Name + "@" + o.SHA256
+}
+
 // add ends the reading of the table under key: it keeps recs (one reference each, which it
 // takes over) when they fit in limit bytes beside the tables it can evict, and wakes the runs
 // that wait for the table. recs is nil when the reading failed.
@@ -158,21 +191,108 @@ func (c *TableCache) add(key string, schema *arrow.Schema, recs []arrow.RecordBa
 		releaseAll(recs)
 		return
 	}
-	for c.bytes+size > limit {
-		var oldest string
-		for k, t := range c.tables {
-			if oldest == "" || t.used < c.tables[oldest].used {
-				oldest = k
-			}
-		}
-		t := c.tables[oldest]
-		releaseAll(t.recs)
-		c.bytes -= t.bytes
-		delete(c.tables, oldest)
-	}
+	c.evictFor(size, limit)
 	c.clock++
 	c.tables[key] = &cachedTable{schema: schema, recs: recs, bytes: size, used: c.clock}
 	c.bytes += size
+}
+
+// evictFor evicts the least recently used tables and values until size more bytes fit in
+// limit beside those left. c.mu is held.
+func (c *TableCache) evictFor(size, limit int64) {
+	for c.bytes+c.valueBytes+size > limit && len(c.tables)+len(c.values) > 0 {
+		var oldest string
+		var at uint64
+		table := false
+		for k, t := range c.tables {
+			if oldest == "" || t.used < at {
+				oldest, at, table = k, t.used, true
+			}
+		}
+		for k, v := range c.values {
+			if oldest == "" || v.used < at {
+				oldest, at, table = k, v.used, false
+			}
+		}
+		if table {
+			t := c.tables[oldest]
+			releaseAll(t.recs)
+			c.bytes -= t.bytes
+			delete(c.tables, oldest)
+			continue
+		}
+		// The runs that took the value keep it; the cache lets go of it.
+		c.valueBytes -= c.values[oldest].bytes
+		delete(c.values, oldest)
+	}
+}
+
+// Shared returns a value derived from table t, described by spec (what the value is and
+// everything it was made from besides t's content: for a dense copy, the input plan and
+// whether it has the targets): built by build, which returns the value and its size in
+// bytes, and shared by the runs of this process that ask for the same one. It is shared when
+// the run has a TableCache (RunOptions.TableCache: a worker's activities) and t was read back
+// from the stage store, whose key fixes its content; otherwise build's value is returned and
+// kept by no one. shared says whether the value came from, or was left in, the cache: then
+// other runs may hold the same value, and no one may change it (copy what you change).
+//
+// The cache keeps values within the memory budget of the run that builds them, with its
+// tables (one larger than the budget is not kept); the bytes a run uses are the run's to
+// count in its own budget (ReserveMemory), as if it had built the value. When two runs want
+// a value that is not there yet, one builds it and the other waits; when the build fails,
+// the waiting run builds it itself (the error, and its wording, are the run's own).
+func (sc *StageContext) Shared(ctx context.Context, t *Table, spec string, build func() (any, int64, error)) (v any, shared bool, err error) {
+	var c *TableCache
+	var limit int64
+	if sc.run != nil {
+		c, limit = sc.run.tableCache, sc.run.p.MemoryBudget
+	}
+	if c == nil || t == nil || t.stored == "" {
+		v, _, err := build()
+		return v, false, err
+	}
+	return c.shared(ctx, t.stored+"\x00"+spec, limit, build)
+}
+
+// shared is Shared's cache side: the value under key, or build's (kept when it fits limit).
+func (c *TableCache) shared(ctx context.Context, key string, limit int64, build func() (any, int64, error)) (any, bool, error) {
+	for {
+		c.mu.Lock()
+		if cv := c.values[key]; cv != nil {
+			c.clock++
+			cv.used = c.clock
+			c.valueHits++
+			c.mu.Unlock()
+			return cv.v, true, nil
+		}
+		wait := c.valuesLoading[key]
+		if wait == nil {
+			break // c.mu held: this caller builds the value
+		}
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, false, context.Cause(ctx)
+		}
+	}
+	done := make(chan struct{})
+	c.valuesLoading[key] = done
+	c.valueMisses++
+	c.mu.Unlock()
+	v, size, err := build()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(done)
+	delete(c.valuesLoading, key)
+	if err != nil || c.closed || size > limit {
+		return v, false, err
+	}
+	c.evictFor(size, limit)
+	c.clock++
+	c.values[key] = &cachedValue{v: v, bytes: size, used: c.clock}
+	c.valueBytes += size
+	return v, true, nil
 }
 
 // cachedSource is a table taken from a TableCache: its batches, retained for it.

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,5 +130,109 @@ func TestTableCacheConcurrentRuns(t *testing.T) {
 	}
 	if s := cache.Stats(); s.Misses != 2 || s.Hits != 2*runs-2 {
 		t.Errorf("cache %+v, want 2 misses and %d hits", s, 2*runs-2)
+	}
+}
+
+// TestTableCacheSharesValues: a value a stage derives from a table read back from the store
+// (StageContext.Shared) is built once by the runs that share a TableCache, and taken from
+// memory after, with the same results; a table the run computed itself has no key in the
+// store, and its value is built by the run and kept by no one. Close lets go of every value.
+func TestTableCacheSharesValues(t *testing.T) {
+	c := newCacheRun(t)
+	c.run(c.parse(fiveSrc), RunOptions{}) // fills the store
+	cache := NewTableCache(nil)
+	for i, want := range []struct{ hits, misses int64 }{
+		{hits: 0, misses: 2}, // the sums of s2.out and src.out, built
+		{hits: 2, misses: 2}, // and then taken from memory
+	} {
+		m, _ := c.run(c.parse(fiveSrc, "sum.shared=true"), RunOptions{Refresh: []string{"sum"}, TableCache: cache})
+		if got := m.Stages["report"].Metrics["test_total"]; got != fiveTotal(2, 3) {
+			t.Errorf("run %d: test_total %v, want %v", i, got, fiveTotal(2, 3))
+		}
+		if s := cache.Stats(); s.ValueHits != want.hits || s.ValueMisses != want.misses || s.Values != 2 || s.ValueBytes != 16 {
+			t.Errorf("run %d: cache %+v, want %d value hits, %d misses, 2 values of 8 bytes", i, s, want.hits, want.misses)
+		}
+	}
+	// Every stage runs: sum's inputs are the run's own tables, not the store's.
+	m, _ := c.run(c.parse(fiveSrc, "sum.shared=true"), RunOptions{Refresh: []string{"src", "s1", "s2", "sum"}, TableCache: cache})
+	if got := m.Stages["report"].Metrics["test_total"]; got != fiveTotal(2, 3) {
+		t.Errorf("computed tables: test_total %v, want %v", got, fiveTotal(2, 3))
+	}
+	if s := cache.Stats(); s.ValueHits != 2 || s.ValueMisses != 2 {
+		t.Errorf("the sums of tables computed in the run went through the cache: %+v", s)
+	}
+	cache.Close()
+	if s := cache.Stats(); s.Values != 0 || s.ValueBytes != 0 {
+		t.Errorf("closed cache %+v", s)
+	}
+}
+
+// TestTableCacheValueWaitsAndEvicts: runs that want a value not built yet wait for the one
+// that builds it (built once); one whose build fails leaves it to the next, which builds it
+// itself; the cache holds values within the budget, the least recently used evicted first, and
+// keeps none larger than the budget.
+func TestTableCacheValueWaitsAndEvicts(t *testing.T) {
+	c := NewTableCache(nil)
+	defer c.Close()
+	ctx := context.Background()
+	var builds atomic.Int64
+	slow := func() (any, int64, error) {
+		builds.Add(1)
+		time.Sleep(200 * time.Millisecond)
+		return new(int), 100, nil
+	}
+	const runs = 4
+	got := make(chan any, runs)
+	for range runs {
+		go func() {
+			v, shared, err := c.shared(ctx, "a", 250, slow)
+			if err != nil || !shared {
+				t.Errorf("shared %v, %v", shared, err)
+			}
+			got <- v
+		}()
+	}
+	first := <-got
+	for range runs - 1 {
+		if v := <-got; v != first {
+			t.Errorf("runs got different values")
+		}
+	}
+	if n := builds.Load(); n != 1 {
+		t.Errorf("%d runs together built the value %d times, want once", runs, n)
+	}
+	if s := c.Stats(); s.ValueMisses != 1 || s.ValueHits != runs-1 || s.Values != 1 || s.ValueBytes != 100 {
+		t.Errorf("cache %+v, want 1 miss, %d hits, one value of 100 bytes", s, runs-1)
+	}
+
+	failed := errors.New("no")
+	if _, _, err := c.shared(ctx, "b", 250, func() (any, int64, error) { return nil, 0, failed }); !errors.Is(err, failed) {
+		t.Errorf("failed build: %v", err)
+	}
+	if _, shared, err := c.shared(ctx, "b", 250, slow); err != nil || !shared {
+		t.Errorf("after a failed build: shared %v, %v", shared, err)
+	}
+	// a and b fill 200 of 250 bytes; c evicts a (used before b).
+	if _, _, err := c.shared(ctx, "c", 250, slow); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Stats(); s.Values != 2 || s.ValueBytes != 200 {
+		t.Errorf("cache %+v, want two values of 100 bytes within 250", s)
+	}
+	misses := c.Stats().ValueMisses
+	if _, _, err := c.shared(ctx, "b", 250, slow); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.shared(ctx, "a", 250, slow); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Stats(); s.ValueMisses != misses+1 || s.Values != 2 {
+		t.Errorf("cache %+v: want b still held (a hit) and a evicted (built again)", s)
+	}
+	if _, shared, err := c.shared(ctx, "big", 250, func() (any, int64, error) { return 1, 251, nil }); err != nil || shared {
+		t.Errorf("a value larger than the budget: shared %v, %v; want it not kept", shared, err)
+	}
+	if s := c.Stats(); s.Values != 2 || s.ValueBytes != 200 {
+		t.Errorf("cache %+v after a value too large to keep", s)
 	}
 }

@@ -80,6 +80,9 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	remote := &pipeline.RemoteRun{Engine: "test", Stages: map[string]*pipeline.RemoteStage{}}
+	// One process's table cache, as a worker's activities share.
+	cache := pipeline.NewTableCache(nil)
+	defer cache.Close()
 	for _, sp := range plan.Stages {
 		if sp.Stored {
 			t.Fatalf("stage %s is stored in an empty store", sp.Name)
@@ -93,7 +96,7 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 		rec := &pipeline.RemoteStage{}
 		for i := sp.Parts - 1; i >= 0; i-- {
 			var saved []string
-			m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{sp.Name}, Part: &i,
+			m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{sp.Name}, Part: &i, TableCache: cache,
 				OnCheckpoint: func(stage, name, key string) { saved = append(saved, name) }})
 			if err != nil {
 				t.Fatalf("stage %s part %d: %v", sp.Name, i, err)
@@ -105,7 +108,14 @@ func TestSpreadRunIsTheLocalRun(t *testing.T) {
 				t.Fatalf("part %d saved checkpoints %q, not its member's record", i, saved)
 			}
 		}
-		m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{sp.Name}})
+		if sp.Name == "members" {
+			// The first part built the dense copies of the train and val tables; the others
+			// took them from the cache.
+			if s := cache.Stats(); s.ValueMisses != 2 || s.ValueHits != 2*int64(sp.Parts-1) || s.Values != 2 || s.ValueBytes <= 0 {
+				t.Errorf("after the members' parts: table cache %+v, want 2 dense copies built and taken %d times", s, 2*(sp.Parts-1))
+			}
+		}
+		m, _, err := spreadRun(t, spreadSrc, pipeline.RunOptions{Store: store, Only: []string{sp.Name}, TableCache: cache})
 		if err != nil {
 			t.Fatalf("stage %s: %v", sp.Name, err)
 		}

@@ -57,7 +57,7 @@ func loadTensors(ctx context.Context, sc *pipeline.StageContext, p *bundle.Input
 	}
 	est := denseBytes(p, t.Rows(), withTargets)
 	if sc.ReserveMemory(est) {
-		data, err := materialize(ctx, sc, p, t, withTargets, pre)
+		data, err := materializeShared(ctx, sc, p, t, withTargets, pre, est)
 		if err != nil {
 			sc.FreeMemory(est)
 			return nil, err
