@@ -103,6 +103,7 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 	if res.Resumed != "" {
 		log.Info().Str("checkpoint", prev.Checkpoint).Msg("attempt after a lost one: continues from the checkpoint of the last heartbeat")
 	}
+	setup := time.Now()
 	p, err := a.load(ctx, t.Run)
 	if err != nil {
 		return res, err
@@ -165,7 +166,7 @@ func (a *activities) Stage(ctx context.Context, t StageTask) (*StageResult, erro
 	if a.logOut != nil {
 		opts.LogWriter = a.logOut
 	}
-	log.Info().Msg("started")
+	log.Info().Float64("setup_seconds", time.Since(setup).Seconds()).Msg("started")
 	begin := time.Now()
 	out, runErr := pipeline.Run(ctx, p, opts)
 	res.Seconds = time.Since(begin).Seconds()
