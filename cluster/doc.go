@@ -17,7 +17,9 @@
 // stage names, part numbers, keys and small records, never data. A worker keeps the tables
 // its activities read back from the store in memory (pipeline.TableCache, within the run's
 // memory budget), so that the next activities of the run on that worker (an ensemble's other
-// members, its combining run) do not fetch and decode them again.
+// members, its combining run) do not fetch and decode them again; with them, the dense copies
+// of the training and validation tables the first member built (StageContext.Shared), which
+// the other members on the worker take instead of building their own.
 //
 // Activities heartbeat; a heartbeat carries the store key of the activity's last checkpoint.
 // A worker that dies stops heartbeating, and Temporal gives the activity to another worker,

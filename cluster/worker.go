@@ -44,7 +44,8 @@ type WorkerOptions struct {
 	Identity string
 	// NoTableCache turns off the worker's cache of the tables its activities read back from
 	// the store (pipeline.TableCache: each of a run's activities on this worker that reads a
-	// table another one read takes it from memory, within the run's memory budget). Default
+	// table another one read takes it from memory, within the run's memory budget), and of
+	// the dense copies of those tables that its training activities build and share. Default
 	// false: the cache is on.
 	NoTableCache bool
 	// Log receives the worker's log (zerolog); StageLog, when set, the stages' own logs.

@@ -280,7 +280,17 @@ func (c *TableCache) shared(ctx context.Context, key string, limit int64, build 
 	c.valuesLoading[key] = done
 	c.valueMisses++
 	c.mu.Unlock()
+	built := false
+	defer func() {
+		if !built { // build panicked: the waiting runs build the value themselves
+			c.mu.Lock()
+			close(done)
+			delete(c.valuesLoading, key)
+			c.mu.Unlock()
+		}
+	}()
 	v, size, err := build()
+	built = true
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	close(done)

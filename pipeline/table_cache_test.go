@@ -168,8 +168,8 @@ func TestTableCacheSharesValues(t *testing.T) {
 }
 
 // TestTableCacheValueWaitsAndEvicts: runs that want a value not built yet wait for the one
-// that builds it (built once); one whose build fails leaves it to the next, which builds it
-// itself; the cache holds values within the budget, the least recently used evicted first, and
+// that builds it (built once); one whose build fails (or panics) leaves it to the next, which
+// builds it itself; the cache holds values within the budget, the least recently used evicted first, and
 // keeps none larger than the budget.
 func TestTableCacheValueWaitsAndEvicts(t *testing.T) {
 	c := NewTableCache(nil)
@@ -234,5 +234,15 @@ func TestTableCacheValueWaitsAndEvicts(t *testing.T) {
 	}
 	if s := c.Stats(); s.Values != 2 || s.ValueBytes != 200 {
 		t.Errorf("cache %+v after a value too large to keep", s)
+	}
+	// A build that panics leaves the value to the next run, which does not wait for it.
+	func() {
+		defer func() { _ = recover() }()
+		_, _, _ = c.shared(ctx, "p", 250, func() (any, int64, error) { panic("build") })
+	}()
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, shared, err := c.shared(wait, "p", 250, func() (any, int64, error) { return 1, 1, nil }); err != nil || !shared {
+		t.Errorf("after a build that panicked: shared %v, %v", shared, err)
 	}
 }
