@@ -27,7 +27,7 @@ const (
 func searchKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "search", Shape: pipeline.ShapeTrain,
-		Doc: "Searches hyperparameters: each trial is a `train` stage (or, with model = \"ensemble\", an `ensemble` stage) built from `base` with the trial's values of the `space` parameters, trained on `train` and scored on `val`. " +
+		Doc: "Searches hyperparameters: each trial is a `train` stage (or, with model = \"ensemble\", an `ensemble` stage) built from `base` with the trial's values of the `space` parameters, trained on `train` and scored on `val` (or, with cv = k, by k-fold cross-validation over train and val together). " +
 			"Values are drawn at random (never on a grid), on a log scale for the log distributions; with rounds > 1 each round zooms in on the region of the best trials so far (the ranges narrow, the choices are re-weighted). " +
 			"Bad trials are stopped early (ASHA by default, or median stopping) on the objective they report after every epoch; a pruned trial's partial history is kept. " +
 			"Trials run concurrently within the run's CPU budget, one core each; each trial's seed comes from (run seed, stage, trial), and the trials, their results and the best trial are the same for any number of workers. " +
