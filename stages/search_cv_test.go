@@ -354,3 +354,29 @@ func TestSearchCVConfigErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestSearchCVRefit: with cv and refit, the model is the chosen config trained on train and
+// val together for the folds' mean best epoch (the trials table's best_epoch of that trial),
+// and the stage notes no cv comparison (the refit has no val metric of its own).
+func TestSearchCVRefit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains small models")
+	}
+	src := searchDigits + strings.Replace(strings.Replace(searchCV, "epochs = 2", "epochs = 4, early_stopping = { patience = 1 }", 1), "cv = 3\n", "cv = 3\nrefit = true\n", 1)
+	m, dir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stages["tune"]
+	header, rows := readTrials(t, dir)
+	best := int(st.Info["best_trial"].(float64))
+	bestEpoch := parseNum(t, column(t, header, rows, trialsColBestEpoch)[best])
+	refit, _ := st.Info["refit"].(map[string]any)
+	split := m.Stages["split"].Metrics
+	if refit == nil || refit["epochs"] != bestEpoch || refit["rows"] != split["train_rows"]+split["val_rows"] {
+		t.Fatalf("refit %v: want %v epochs (the chosen trial's mean best epoch over its folds) on %v rows", refit, bestEpoch, split["train_rows"]+split["val_rows"])
+	}
+	if st.Metrics["cv_val_logloss"] != st.Info["best_value"] {
+		t.Errorf("cv_val_logloss %v, best_value %v", st.Metrics["cv_val_logloss"], st.Info["best_value"])
+	}
+}
