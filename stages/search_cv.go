@@ -157,7 +157,8 @@ func foldTrial(t search.Trial, f int) search.Trial {
 }
 
 // cvTrial trains a trial's config c on each fold and returns the mean of the folds'
-// objectives, reporting it once at the end (its epoch: the epochs of all folds together).
+// objectives, reporting it once at the end (its epoch: the epochs of all folds together, each
+// fold's counted as a trial's without cv: the epochs run, or an ensemble's longest member's).
 func (r *searchRun) cvTrial(ctx context.Context, c *pipeline.StageConfig, t search.Trial, report search.Report) (search.Result, error) {
 	k := len(r.cv.folds)
 	values := make([]float64, k)
@@ -180,9 +181,11 @@ func (r *searchRun) cvTrial(ctx context.Context, c *pipeline.StageConfig, t sear
 				return search.Result{}, fmt.Errorf("the ensemble has no %s", r.objective)
 			}
 			values[f] = v
+			longest := 0 // as an ensemble trial without cv counts: its longest member's
 			for _, m := range rep.Members {
-				epochs += m.Epochs
+				longest = max(longest, m.Epochs)
 			}
+			epochs += longest
 			continue
 		}
 		_, res, v, err := r.fitOn(ctx, c, ft, 1, trainSet, valSet, 0, nil, nil)
