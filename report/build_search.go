@@ -78,7 +78,7 @@ func searchSection(dir string, s *pipeline.StageManifest) (*Search, error) {
 	space := searchSpace(s.Info["space"])
 	var paramCols []int
 	for j, h := range header {
-		if fixed[h] {
+		if fixed[h] || len(h) > 3 && h[:3] == "cv_" { // a cross-validated search's fold objectives: no parameter
 			continue
 		}
 		paramCols = append(paramCols, j)

@@ -256,6 +256,9 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 		}
 	}
 	p := st.Progress
+	if r.cv != nil {
+		return s.cvPart(ctx, sc, r, cp, steps, b, trial, p, st)
+	}
 	if s.model == searchModelEnsemble {
 		return s.ensemblePart(ctx, sc, r, cp, steps, b, trial, p, st)
 	}

@@ -103,8 +103,12 @@ func TestSearchPipelines(t *testing.T) {
 				t.Errorf("%s: trials %v, want %d, none failed", search, counts, smokeTrials)
 			}
 			epochs, _ := st.Info["epochs_run"].(int) // an ensemble trial's: its longest member's
-			if epochs < smokeTrials || epochs > smokeTrials*smokeEpochs {
-				t.Errorf("%s: %d epochs in all, want between %d and %d (%d trials of at most %d epochs)", search, epochs, smokeTrials, smokeTrials*smokeEpochs, smokeTrials, smokeEpochs)
+			folds := 1                               // with cv: each fold's epochs count
+			if sc, _ := full.Stage(search); sc.Int("cv") > 0 {
+				folds = sc.Int("cv")
+			}
+			if epochs < smokeTrials*folds || epochs > smokeTrials*smokeEpochs*folds {
+				t.Errorf("%s: %d epochs in all, want between %d and %d (%d trials of at most %d epochs, %d folds each)", search, epochs, smokeTrials*folds, smokeTrials*smokeEpochs*folds, smokeTrials, smokeEpochs, folds)
 			}
 			if v, ok := st.Info["best_value"].(float64); !ok || math.IsNaN(v) || math.IsInf(v, 0) {
 				t.Errorf("%s: best_value %v, want a finite number", search, st.Info["best_value"])

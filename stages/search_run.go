@@ -32,6 +32,7 @@ type searchRun struct {
 	data      *supervised
 	objective string
 	augment   func(*nn.Batch, *nn.Targets, *rand.Rand)
+	cv        *cvSplit // with cv = k: train and val together, and the folds
 	start     time.Time
 
 	trained atomic.Int64 // trials the objective ran in this run (restored ones are not)
@@ -129,8 +130,14 @@ func (s *searchStage) begin(ctx context.Context, sc *pipeline.StageContext) (*se
 	if aug := augmentStages(d.trainT.Lineage()); aug != "" {
 		sc.Note("training batches of every trial are augmented (%s)", aug)
 	}
+	var cv *cvSplit
+	if s.cv > 0 {
+		if cv, err = s.newCVSplit(sc, d); err != nil {
+			return nil, false, err
+		}
+	}
 	ok = true
-	return &searchRun{s: s, sc: sc, data: d, objective: objective, augment: augment, start: time.Now(), starts: map[int]float64{}}, maximize, nil
+	return &searchRun{s: s, sc: sc, data: d, objective: objective, augment: augment, cv: cv, start: time.Now(), starts: map[int]float64{}}, maximize, nil
 }
 
 // resolveObjective returns the objective's metric key for a plan, and whether it is
@@ -193,6 +200,9 @@ func (r *searchRun) trial(ctx context.Context, t search.Trial, report search.Rep
 	if err != nil {
 		return search.Result{}, err
 	}
+	if r.cv != nil {
+		return r.cvTrial(ctx, c, t, report)
+	}
 	if r.s.model == searchModelEnsemble {
 		return r.ensembleTrial(ctx, c, t, report)
 	}
@@ -223,6 +233,11 @@ func (r *searchRun) fit(ctx context.Context, c *pipeline.StageConfig, t search.T
 // fitFrom is fit, continuing from resume when it is not nil (a checkpoint of the same trial's
 // training).
 func (r *searchRun) fitFrom(ctx context.Context, c *pipeline.StageConfig, t search.Trial, workers, refitEpochs int, resume *train.Checkpoint, report search.Report, hooks ...train.Hook) (*nn.Model, fitResult, float64, error) {
+	return r.fitOn(ctx, c, t, workers, r.data.trainData.Data, r.data.valData.Data, refitEpochs, resume, report, hooks...)
+}
+
+// fitOn is fitFrom on the given training and validation sets (a cross-validation fold's).
+func (r *searchRun) fitOn(ctx context.Context, c *pipeline.StageConfig, t search.Trial, workers int, trainSet, valSet train.Dataset, refitEpochs int, resume *train.Checkpoint, report search.Report, hooks ...train.Hook) (*nn.Model, fitResult, float64, error) {
 	st, err := newTrainStage(c)
 	if err != nil {
 		return nil, fitResult{}, 0, err
@@ -240,7 +255,6 @@ func (r *searchRun) fitFrom(ctx context.Context, c *pipeline.StageConfig, t sear
 	cfg.Workers = workers
 	cfg.Logger = r.trialLog(t.Index)
 	cfg.Resume = resume
-	trainSet := r.data.trainData.Data
 	if report != nil {
 		hooks = append(hooks, train.OnEpochEnd("search_report", 0, func(e *train.EpochInfo) error {
 			v, ok := e.Metrics[r.objective]
@@ -258,11 +272,11 @@ func (r *searchRun) fitFrom(ctx context.Context, c *pipeline.StageConfig, t sear
 		}))
 	}
 	if refitEpochs > 0 {
-		trainSet = concatDatasets(trainSet, r.data.valData.Data)
+		trainSet = concatDatasets(trainSet, valSet)
 		cfg.Epochs = refitEpochs
 		cfg.EarlyStopping.Disabled = true
 	}
-	res, err := train.Fit(ctx, m, trainSet, r.data.valData.Data, cfg, hooks...)
+	res, err := train.Fit(ctx, m, trainSet, valSet, cfg, hooks...)
 	fr := fitResult{Result: res, cfg: cfg}
 	if err != nil {
 		return m, fr, 0, err
@@ -302,6 +316,12 @@ func (r *searchRun) ensembleTrial(ctx context.Context, c *pipeline.StageConfig, 
 // trainEnsemble trains the ensemble of a trial's config c from the trial's seed, workers
 // members at a time (results do not depend on it).
 func (r *searchRun) trainEnsemble(ctx context.Context, c *pipeline.StageConfig, t search.Trial, workers int) (*bundle.EnsembleBundle, ensemble.Report, error) {
+	return r.trainEnsembleOn(ctx, c, t, workers, r.data.trainData.Data, r.data.valData.Data)
+}
+
+// trainEnsembleOn is trainEnsemble on the given training and validation sets (a
+// cross-validation fold's).
+func (r *searchRun) trainEnsembleOn(ctx context.Context, c *pipeline.StageConfig, t search.Trial, workers int, trainSet, valSet train.Dataset) (*bundle.EnsembleBundle, ensemble.Report, error) {
 	es, err := newEnsembleStage(c)
 	if err != nil {
 		return nil, ensemble.Report{}, err
@@ -311,7 +331,7 @@ func (r *searchRun) trainEnsemble(ctx context.Context, c *pipeline.StageConfig, 
 		return nil, ensemble.Report{}, err
 	}
 	cfg.Workers = workers
-	ens, rep, err := ensemble.Train(ctx, cfg, r.data.trainData.Data, r.data.valData.Data, pipeline.DeriveSeed(t.Seed, "ensemble"), ensemble.Options{Logger: r.trialLog(t.Index)})
+	ens, rep, err := ensemble.Train(ctx, cfg, trainSet, valSet, pipeline.DeriveSeed(t.Seed, "ensemble"), ensemble.Options{Logger: r.trialLog(t.Index)})
 	if err != nil {
 		return nil, rep, err
 	}
@@ -563,6 +583,13 @@ func (r *searchRun) sameChain(ctx context.Context) error {
 // checkSame warns when the best trial trained again does not score what the trial did: the
 // model would not be the one the search chose.
 func (r *searchRun) checkSame(best search.TrialResult, value float64) {
+	if r.cv != nil {
+		// Chosen on the folds: the model trained on train alone scores otherwise on val.
+		r.sc.SetInfo("cv", map[string]any{"folds": len(r.cv.folds), "rows": r.cv.all.Len(), "best_mean": best.Value, "best_std": best.Metrics[trialsColCVStd], "model_val": value})
+		r.sc.Note("cv = %d: trial %d was chosen on its mean %s over the folds, %.4g (std %.3g); the model is its config trained on train with val for early stopping (%s %.4g on val)",
+			len(r.cv.folds), best.Index, r.objective, best.Value, best.Metrics[trialsColCVStd], r.objective, value)
+		return
+	}
 	if value == best.Value || (math.IsNaN(value) && math.IsNaN(best.Value)) {
 		return
 	}

@@ -27,7 +27,7 @@ const (
 func searchKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "search", Shape: pipeline.ShapeTrain,
-		Doc: "Searches hyperparameters: each trial is a `train` stage (or, with model = \"ensemble\", an `ensemble` stage) built from `base` with the trial's values of the `space` parameters, trained on `train` and scored on `val`. " +
+		Doc: "Searches hyperparameters: each trial is a `train` stage (or, with model = \"ensemble\", an `ensemble` stage) built from `base` with the trial's values of the `space` parameters, trained on `train` and scored on `val` (or, with cv = k, by k-fold cross-validation over train and val together). " +
 			"Values are drawn at random (never on a grid), on a log scale for the log distributions; with rounds > 1 each round zooms in on the region of the best trials so far (the ranges narrow, the choices are re-weighted). " +
 			"Bad trials are stopped early (ASHA by default, or median stopping) on the objective they report after every epoch; a pruned trial's partial history is kept. " +
 			"Trials run concurrently within the run's CPU budget, one core each; each trial's seed comes from (run seed, stage, trial), and the trials, their results and the best trial are the same for any number of workers. " +
@@ -59,6 +59,9 @@ func searchKind() pipeline.KindSpec {
 				{Name: "margin", Type: pipeline.TypeFloat, Default: search.DefaultZoomMargin, Min: pipeline.Bound(0), MinExclusive: true, Doc: "The span of the top trials' values is widened on each side by this share of the previous range (on the log axis for log parameters)."},
 				{Name: "min_width", Type: pipeline.TypeFloat, Default: search.DefaultZoomMinWidth, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), Doc: "A range never becomes narrower than this share of the full range."},
 			}, Doc: "How each round narrows: a numeric range becomes the span of the top trials' values, widened by margin; a choice's value i gets weight (cᵢ + 1)/Σ(cⱼ + 1), cᵢ the top trials that chose it."},
+			{Name: "cv", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "k-fold cross-validation: each trial is scored by the mean of its objective over k folds of train and val together (each fold trained on the other folds, early stopping on its own rows), in place of val alone: for small datasets, whose few val rows make the choice between trials noisy. " +
+				"The folds are drawn once from the run's seed, stratified by the class (by bands of the target for regression), and are the same for every trial and any number of workers. A trial trains k times; it is not pruned (prune.method must be none). " +
+				"The trials table adds cv_std and each fold's objective (cv_fold_0, ...). The `model` output is the chosen config trained on train with val for early stopping, as without cv, or with refit = true on train and val together for the folds' mean best epoch. 0: off (score on val); at most the rows of the smallest class. Not with top_k > 1."},
 			{Name: "refit", Type: pipeline.TypeBool, Default: false, Doc: "Train the best trial's config again on train and val together, for the best trial's best epoch count (early stopping off, the trial's seed), as the `model` output: more data for the final model, but no val metric of its own (the manifest's info.refit and the bundle say so). Not with model = \"ensemble\"."},
 			{Name: "top_k", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "The `model` output averages the top_k best completed trials (by the objective, on val), each trained again from its seed, as an ensemble bundle combined by mean (class probabilities or regression outputs averaged); with model = \"ensemble\", every member of those trials joins the average. 1: the best trial alone. " +
 				"The members differ in their hyperparameters, so the average usually beats its best member on small datasets (ensemble selection, Caruana et al. 2004); it costs top_k trainings at the end. The manifest's info.top_k names the trials and the val objective of the average. Not with refit."},
@@ -99,6 +102,7 @@ type searchStage struct {
 	prune     search.PruneConfig
 	zoom      search.ZoomConfig
 	refit     bool
+	cv        int // folds of the cross-validated objective; 0: val alone
 	top       int // top_k
 	workers   int
 }
@@ -135,7 +139,7 @@ var objectivePattern = regexp.MustCompile(`^([^/]+/)?val_(loss|accuracy|logloss|
 
 func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 	s := &searchStage{model: c.String("model"), base: c.Table("base"), objective: c.String("objective"), trials: c.Int("trials"),
-		rounds: c.Int("rounds"), refit: c.Bool("refit"), top: c.Int("top_k"), workers: c.Int("workers")}
+		rounds: c.Int("rounds"), refit: c.Bool("refit"), cv: c.Int("cv"), top: c.Int("top_k"), workers: c.Int("workers")}
 	if s.base == nil {
 		s.base = map[string]any{}
 	}
@@ -156,12 +160,15 @@ func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 	if p != nil {
 		s.prune.MinEpochs, s.prune.Reduction, s.prune.MinTrials = intOf(p["min_epochs"]), intOf(p["reduction"]), intOf(p["min_trials"])
 	}
-	if s.model == searchModelEnsemble {
+	if s.model == searchModelEnsemble || s.cv > 0 {
 		s.prune.Method = search.PruneNone
 	}
 	if m, ok := p["method"].(string); ok {
-		if s.model == searchModelEnsemble && m != search.PruneNone {
+		switch {
+		case s.model == searchModelEnsemble && m != search.PruneNone:
 			errs = append(errs, c.Errorf("prune.method", "an ensemble's trials cannot be pruned (its objective exists only once the members are combined): set method = \"none\" or leave prune out"))
+		case s.cv > 0 && m != search.PruneNone:
+			errs = append(errs, c.Errorf("prune.method", "a cross-validated trial (cv = %d) is not pruned: its objective is the mean over folds trained one after another, which exists only once the last fold is done; set method = \"none\", leave prune out, or drop cv", s.cv))
 		}
 		s.prune.Method = m
 	}
@@ -173,6 +180,12 @@ func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 	}
 	if s.top > 1 && s.refit {
 		errs = append(errs, c.Errorf("top_k", "top_k averages trials trained on train alone, scored on val; refit trains one network on both: choose one"))
+	}
+	if s.cv == 1 {
+		errs = append(errs, c.Errorf("cv", "cv = 1 is one fold, no cross-validation: give k ≥ 2 folds (5 is usual), or 0 to score the trials on val"))
+	}
+	if s.cv > 0 && s.top > 1 {
+		errs = append(errs, c.Errorf("top_k", "top_k averages trials chosen and trained on the val split; with cv = %d the trials are scored on folds: choose one", s.cv))
 	}
 	if s.top > s.trials {
 		errs = append(errs, c.Errorf("top_k", "top_k = %d is more than the %d trials", s.top, s.trials))

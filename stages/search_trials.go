@@ -207,8 +207,9 @@ func choiceType(vs []any) arrow.DataType {
 	return arrow.BinaryTypes.String
 }
 
-// trialsSchema is the trials table's schema.
-func trialsSchema(cols []paramColumn) *arrow.Schema {
+// trialsSchema is the trials table's schema; with cv folds > 0, cv_std and each fold's
+// objective follow the objective.
+func trialsSchema(cols []paramColumn, folds int) *arrow.Schema {
 	fs := []arrow.Field{
 		{Name: trialsColTrial, Type: arrow.PrimitiveTypes.Int64},
 		{Name: trialsColRound, Type: arrow.PrimitiveTypes.Int64},
@@ -221,6 +222,14 @@ func trialsSchema(cols []paramColumn) *arrow.Schema {
 		arrow.Field{Name: trialsColEpochs, Type: arrow.PrimitiveTypes.Int64},
 		arrow.Field{Name: trialsColBestEpoch, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 		arrow.Field{Name: trialsColObjective, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	)
+	if folds > 0 {
+		fs = append(fs, arrow.Field{Name: trialsColCVStd, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+		for f := range folds {
+			fs = append(fs, arrow.Field{Name: cvMetricFold(f), Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+		}
+	}
+	fs = append(fs,
 		arrow.Field{Name: trialsColSeconds, Type: arrow.PrimitiveTypes.Float64},
 		arrow.Field{Name: trialsColStart, Type: arrow.PrimitiveTypes.Float64},
 		arrow.Field{Name: trialsColError, Type: arrow.BinaryTypes.String, Nullable: true},
@@ -253,6 +262,15 @@ func (r *searchRun) trialCells(t search.TrialResult, cols []paramColumn) []any {
 	} else {
 		row = append(row, t.Value)
 	}
+	if r.cv != nil {
+		for _, key := range append([]string{trialsColCVStd}, cvFoldKeys(len(r.cv.folds))...) {
+			if v, ok := t.Metrics[key]; ok && t.Status == search.Completed {
+				row = append(row, v)
+			} else {
+				row = append(row, nil)
+			}
+		}
+	}
 	row = append(row, t.Seconds, start)
 	if t.Err != "" {
 		row = append(row, t.Err)
@@ -279,7 +297,11 @@ func (r *searchRun) writeTrials(dir string, out search.Outcome) error {
 	for i, t := range out.Trials {
 		rows[i] = r.trialCells(t, cols)
 	}
-	t, err := r.sc.NewTable("trials", trialsSchema(cols), "", nil)
+	folds := 0
+	if r.cv != nil {
+		folds = len(r.cv.folds)
+	}
+	t, err := r.sc.NewTable("trials", trialsSchema(cols, folds), "", nil)
 	if err != nil {
 		return err
 	}
@@ -385,6 +407,10 @@ func (r *searchRun) outputs(dir string, out search.Outcome) error {
 	}
 	sc.SetInfo("regions", regions)
 	sc.Metrics.Set(r.objective, best.Value)
+	if r.cv != nil {
+		// The model's own val metrics (final) replace r.objective: the folds' mean stays here.
+		sc.Metrics.Set("cv_"+r.objective, best.Value)
+	}
 	sc.Metrics.Set("trials_completed", float64(counts[search.Completed]))
 	sc.Metrics.Set("trials_pruned", float64(counts[search.Pruned]))
 	sc.Metrics.Set("trials_failed", float64(counts[search.Failed]))
