@@ -32,7 +32,7 @@ func trainFields() []pipeline.Field {
 		{Name: "activation", Type: pipeline.TypeString, Default: "relu", Enum: []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}, Doc: "The activation of dense layers that do not name one. The initializer follows it: He for the ReLU family, Glorot otherwise."},
 		{Name: "embedding_dim", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Width of the embedding of each index-encoded categorical column. 0: min(50, ceil(cardinality/2))."},
 		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\" | \"svrg\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay, inner, snapshot_epochs }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw. svrg (variance-reduced SGD): every snapshot_epochs epochs it takes the full gradient over the training rows at a snapshot of the weights, and each step feeds g(w) - g(snapshot) + full gradient for the same batch to the inner optimizer (sgd by default; the other keys apply to it); a step costs two gradient evaluations, and history.csv gets a grad_evals column. With a constant step it converges linearly on strongly convex problems where sgd stalls at its noise floor (bench/svrg)."},
-		{Name: "schedule", Type: pipeline.TypeTable, Fields: scheduleFields(), Doc: "{ name = \"constant\" | \"step\" | \"exponential\" | \"cosine\" | \"plateau\", warmup_steps, step_epochs, gamma, t0, t_mult, min_lr, factor, patience, min_delta, cooldown }. Default: constant; cosine when fine-tuning from init_from."},
+		{Name: "schedule", Type: pipeline.TypeTable, Fields: scheduleFields(), Doc: "{ name = \"constant\" | \"step\" | \"exponential\" | \"cosine\" | \"plateau\" | \"linear\", warmup_steps, step_epochs, gamma, t0, t_mult, decay_start, min_lr, factor, patience, min_delta, cooldown }. Default: constant; cosine when fine-tuning from init_from."},
 		{Name: "epochs", Type: pipeline.TypeInt, Default: int64(200), Min: pipeline.Bound(1), Doc: "The maximum number of epochs (early stopping usually ends training sooner)."},
 		{Name: "batch_size", Type: pipeline.TypeInt, Default: int64(64), Min: pipeline.Bound(1), Doc: "The mini-batch size."},
 		{Name: "batch_growth", Type: pipeline.TypeTable, Fields: batchGrowthFields(), Doc: "{ every_epochs = 10, factor = 2, max = 1024 }: grow the batch size during training. Default: fixed."},
@@ -61,7 +61,7 @@ var (
 	optimizers      = []string{optim.NameAdam, optim.NameAdamW, optim.NameSGD, optim.NameRMSProp, optim.NameAdagrad, optim.NameSVRG}
 	// innerOptimizers are those svrg can wrap.
 	innerOptimizers = []string{optim.NameSGD, optim.NameAdam, optim.NameAdamW, optim.NameRMSProp, optim.NameAdagrad}
-	schedules       = []string{optim.ScheduleConstant, optim.ScheduleStep, optim.ScheduleExponential, optim.ScheduleCosine, optim.SchedulePlateau}
+	schedules       = []string{optim.ScheduleConstant, optim.ScheduleStep, optim.ScheduleExponential, optim.ScheduleCosine, optim.SchedulePlateau, optim.ScheduleLinear}
 )
 
 // layerShapes are the keys that say what a layer is; a layer has exactly one of them.
@@ -296,7 +296,8 @@ func scheduleFields() []pipeline.Field {
 		{Name: "gamma", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "step: the decay factor (0: 0.1); exponential: per epoch (0: 0.95)."},
 		count("t0", "cosine: the first period in epochs (0: the planned epochs)."),
 		count("t_mult", "cosine: warm restarts, each period this many times the last (0: no restarts)."),
-		{Name: "min_lr", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "cosine's final rate, and a floor for the others."},
+		count("decay_start", "linear: the rate is constant for this many epochs, then falls linearly (per step) to min_lr at the last planned epoch (0: from the start)."),
+		{Name: "min_lr", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "cosine's and linear's final rate, and a floor for the others."},
 		{Name: "factor", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1), MaxExclusive: true, Doc: "plateau: the rate is multiplied by this (0: 0.1)."},
 		count("patience", "plateau: epochs without improvement before a reduction (0: 10)."),
 		{Name: "min_delta", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "plateau: the improvement that counts."},
@@ -536,6 +537,7 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 			Gamma       float64 `json:"gamma"`
 			T0          int     `json:"t0"`
 			TMult       int     `json:"t_mult"`
+			DecayStart  int     `json:"decay_start"`
 			MinLR       float64 `json:"min_lr"`
 			Factor      float64 `json:"factor"`
 			Patience    int     `json:"patience"`
@@ -546,7 +548,7 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 			return nil, c.Errorf("schedule", "%v", jsonErr(err))
 		}
 		cfg.Schedule = optim.ScheduleConfig{Name: sc.Name, WarmupSteps: sc.WarmupSteps, StepEpochs: sc.StepEpochs, Gamma: sc.Gamma, T0: sc.T0, TMult: sc.TMult,
-			MinLR: sc.MinLR, Factor: sc.Factor, Patience: sc.Patience, MinDelta: sc.MinDelta, Cooldown: sc.Cooldown}
+			DecayStart: sc.DecayStart, MinLR: sc.MinLR, Factor: sc.Factor, Patience: sc.Patience, MinDelta: sc.MinDelta, Cooldown: sc.Cooldown}
 		if _, err := optim.NewSchedule(cfg.Schedule); err != nil {
 			return nil, c.Errorf("schedule", "%v", err)
 		}

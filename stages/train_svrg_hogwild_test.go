@@ -1,8 +1,11 @@
 package stages
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -96,5 +99,48 @@ func TestTrainStageHogwildRefusesAugmentedTable(t *testing.T) {
 	ces := pipeline.ConfigErrors(err)
 	if len(ces) != 1 || ces[0].Key != "hogwild" || !strings.Contains(ces[0].Error(), "augmentation (aug)") {
 		t.Fatalf("got %v, want one config error at hogwild naming the augment stage", err)
+	}
+}
+
+// TestTrainStageLinearSchedule: schedule = { name = "linear", decay_start } reaches the trainer:
+// the rate in history.csv is the base for the first decay_start epochs, then falls linearly to
+// min_lr at the last planned epoch.
+func TestTrainStageLinearSchedule(t *testing.T) {
+	src := svrgHead + "[stages.m]\nkind = \"train\"\ntrain = \"scale.train\"\nlayers = []\nepochs = 6\nearly_stopping = false\n" +
+		"optimizer = { name = \"sgd\", lr = 0.1 }\nschedule = { name = \"linear\", decay_start = 2, min_lr = 0.01 }\n"
+	_, runDir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := os.ReadFile(filepath.Join(runDir, "stages", "m", "history.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// history.csv's lr is the epoch's last step's: a linear fall of (0.1-0.01)/(6-2) per epoch
+	// from epoch 3 on, never reaching min_lr within the planned epochs.
+	const base, minLR, perEpoch = 0.1, 0.01, (0.1 - 0.01) / 4
+	lines := strings.Split(strings.TrimSpace(string(hist)), "\n")
+	col := slices.Index(strings.Split(lines[0], ","), "lr")
+	if col < 0 || len(lines) != 7 {
+		t.Fatalf("history.csv: want an lr column and 6 epochs:\n%s", hist)
+	}
+	var lrs []float64
+	for _, l := range lines[1:] {
+		v, err := strconv.ParseFloat(strings.Split(l, ",")[col], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lrs = append(lrs, v)
+	}
+	if lrs[0] != base || lrs[1] != base {
+		t.Errorf("lr of epochs 1-2 %v, want the base %v before decay_start", lrs[:2], base)
+	}
+	for i := 3; i < 6; i++ {
+		if d := lrs[i-1] - lrs[i]; math.Abs(d-perEpoch) > 1e-9 {
+			t.Errorf("lr falls by %v from epoch %d to %d, want %v (linear): %v", d, i, i+1, perEpoch, lrs)
+		}
+	}
+	if lrs[2] >= base || lrs[5] <= minLR || lrs[5] > minLR+perEpoch {
+		t.Errorf("lrs %v: want the decay to start in epoch 3 and end within one epoch of min_lr %v", lrs, minLR)
 	}
 }

@@ -43,15 +43,16 @@ const (
 	ScheduleExponential = "exponential"
 	ScheduleCosine      = "cosine"
 	SchedulePlateau     = "plateau"
+	ScheduleLinear      = "linear"
 )
 
-var scheduleNames = []string{ScheduleConstant, ScheduleStep, ScheduleExponential, ScheduleCosine, SchedulePlateau}
+var scheduleNames = []string{ScheduleConstant, ScheduleStep, ScheduleExponential, ScheduleCosine, SchedulePlateau, ScheduleLinear}
 
 // ScheduleConfig selects a learning-rate schedule. The zero value is a constant learning rate;
 // every zero field means its documented default.
 type ScheduleConfig struct {
-	// Name is "constant" (the default for "") | "step" | "exponential" | "cosine" | "plateau",
-	// in any case.
+	// Name is "constant" (the default for "") | "step" | "exponential" | "cosine" | "plateau" |
+	// "linear", in any case.
 	Name string
 	// StepEpochs is step's period: the rate is multiplied by Gamma every StepEpochs epochs
 	// (default 30, as PyTorch's StepLR example; lr = base * Gamma^floor(epoch/StepEpochs)).
@@ -71,7 +72,14 @@ type ScheduleConfig struct {
 	// end of each period and the period is multiplied by TMult (1 keeps it fixed). Default 0:
 	// no restarts.
 	TMult int
-	// MinLR is cosine's final rate (default 0) and a floor for step, exponential and plateau
+	// DecayStart is linear's first epoch of decay: the rate is base until DecayStart epochs,
+	// then falls linearly (per step when StepsPerEpoch is known) to MinLR at the planned
+	// Progress.Epochs, lr = MinLR + (base-MinLR) * (Epochs-e) / (Epochs-DecayStart), and stays
+	// there (the VAT and Mean Teacher papers' "decay linearly to 0 over the last N updates").
+	// Default 0: decay from the start. When Progress.Epochs is unknown, or not above
+	// DecayStart, the linear schedule returns base.
+	DecayStart int
+	// MinLR is cosine's and linear's final rate (default 0) and a floor for step, exponential and plateau
 	// (default 0: no floor).
 	MinLR float64
 	// Factor multiplies the rate on a plateau (default 0.1, as PyTorch and Keras).
@@ -135,7 +143,7 @@ func (c ScheduleConfig) validate() error {
 	for _, f := range []struct {
 		field string
 		v     int
-	}{{"StepEpochs", c.StepEpochs}, {"T0", c.T0}, {"TMult", c.TMult}, {"Patience", c.Patience}, {"Cooldown", c.Cooldown}, {"WarmupSteps", c.WarmupSteps}} {
+	}{{"StepEpochs", c.StepEpochs}, {"T0", c.T0}, {"TMult", c.TMult}, {"Patience", c.Patience}, {"Cooldown", c.Cooldown}, {"WarmupSteps", c.WarmupSteps}, {"DecayStart", c.DecayStart}} {
 		if f.v < 0 {
 			return fmt.Errorf("%s is %d, want >= 0 (0 means the default)", f.field, f.v)
 		}
@@ -172,14 +180,33 @@ func (s *schedule) LR(base float64, p Progress) float64 {
 		lr = s.cosine(base, p)
 	case SchedulePlateau:
 		lr = base * s.plateau.scale
+	case ScheduleLinear:
+		lr = s.linear(base, p)
 	}
-	if c.Name != ScheduleCosine && c.MinLR > 0 && lr < c.MinLR && lr < base {
+	if c.Name != ScheduleCosine && c.Name != ScheduleLinear && c.MinLR > 0 && lr < c.MinLR && lr < base {
 		lr = min(c.MinLR, base)
 	}
 	if c.WarmupSteps > 0 && p.Step < c.WarmupSteps {
 		lr *= float64(p.Step+1) / float64(c.WarmupSteps)
 	}
 	return lr
+}
+
+// linear is the constant-then-linear-decay rate (see ScheduleConfig.DecayStart).
+func (s *schedule) linear(base float64, p Progress) float64 {
+	c := &s.cfg
+	end, start := float64(p.Epochs), float64(c.DecayStart)
+	if end <= start {
+		return base
+	}
+	e := p.epochs()
+	if e <= start {
+		return base
+	}
+	if e >= end {
+		return c.MinLR
+	}
+	return c.MinLR + (base-c.MinLR)*(end-e)/(end-start)
 }
 
 // cosine is the SGDR rate (see ScheduleConfig.T0 and TMult).

@@ -92,6 +92,26 @@ func TestSchedulesClosedForm(t *testing.T) {
 			{Progress{Step: 4, Epoch: 2, StepsPerEpoch: 2}, base / 4},
 		}},
 		{"cosine without a horizon", ScheduleConfig{Name: "cosine"}, []point{{Progress{Step: 50, Epoch: 5}, base}}},
+		// 14 planned epochs, constant for 10, then linear to 0 over the last 4 (per step).
+		{"linear", ScheduleConfig{Name: "linear", DecayStart: 10}, []point{
+			{at(0, 10), base}, {at(100, 10), base}, {at(110, 10), base * 3 / 4},
+			{at(125, 10), base * 1.5 / 4}, {at(140, 10), 0}, {at(200, 10), 0},
+		}},
+		{"linear to MinLR", ScheduleConfig{Name: "linear", DecayStart: 10, MinLR: 0.02}, []point{
+			{at(99, 10), base}, {at(120, 10), 0.02 + (base-0.02)/2}, {at(150, 10), 0.02},
+		}},
+		{"linear from the start", ScheduleConfig{Name: "linear"}, []point{
+			{at(0, 10), base}, {at(70, 10), base / 2}, {at(139, 10), base / 140},
+		}},
+		{"linear per epoch", ScheduleConfig{Name: "linear", DecayStart: 10}, []point{
+			{Progress{Step: 5, Epoch: 12, Epochs: 14}, base / 2},
+		}},
+		{"linear without a horizon", ScheduleConfig{Name: "linear", DecayStart: 10}, []point{
+			{Progress{Step: 500, Epoch: 50}, base},
+		}},
+		{"linear decay start past the horizon", ScheduleConfig{Name: "linear", DecayStart: 20}, []point{
+			{at(139, 10), base},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,7 +195,8 @@ func TestScheduleConfigErrors(t *testing.T) {
 		cfg     ScheduleConfig
 		wantErr string
 	}{
-		{ScheduleConfig{Name: "linear"}, "valid: constant, step, exponential, cosine, plateau"},
+		{ScheduleConfig{Name: "sawtooth"}, "valid: constant, step, exponential, cosine, plateau, linear"},
+		{ScheduleConfig{Name: "linear", DecayStart: -1}, "DecayStart"},
 		{ScheduleConfig{Name: "plateau", Factor: 1.5}, "factor"},
 		{ScheduleConfig{Name: "step", Gamma: -1}, "Gamma"},
 		{ScheduleConfig{Name: "cosine", T0: -1}, "T0"},
@@ -198,7 +219,7 @@ func TestScheduleConfigErrors(t *testing.T) {
 }
 
 func TestSchedulesIgnoreEpochEndAndRoundTrip(t *testing.T) {
-	for _, name := range []string{"constant", "step", "exponential", "cosine"} {
+	for _, name := range []string{"constant", "step", "exponential", "cosine", "linear"} {
 		t.Run(name, func(t *testing.T) {
 			s := mustSchedule(t, ScheduleConfig{Name: name, StepEpochs: 2})
 			p := Progress{Step: 35, Epoch: 3, StepsPerEpoch: 10, Epochs: 8}
