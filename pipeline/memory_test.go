@@ -168,9 +168,16 @@ func TestSpillReadBackWithoutCopy(t *testing.T) {
 		}
 		rec.Release()
 	}
+	if c := tab.spill.wbuf.Cap(); c < 8000 {
+		t.Fatalf("the spill's encode buffer holds %d bytes after an 8 KB batch: not reused", c)
+	}
 	tab.Close(nil)
 	if !tab.Spilled() {
 		t.Fatal("the table did not spill")
+	}
+	// A closed table appends nothing more: the encode buffer is let go.
+	if c := tab.spill.wbuf.Cap(); c != 0 {
+		t.Errorf("closed table: the spill's encode buffer still holds %d bytes", c)
 	}
 	r := tab.Scan(context.Background())
 	batches := 0

@@ -244,6 +244,9 @@ func (t *Table) Close(err error) {
 	}
 	t.closed = true
 	t.err = err
+	if t.spill != nil {
+		t.spill.dropWriteBuffer()
+	}
 	t.notifyLocked()
 }
 
@@ -484,6 +487,13 @@ func (s *spillFile) append(rec arrow.RecordBatch) error {
 		s.wbuf = bytes.Buffer{} // one odd large batch: do not keep its room
 	}
 	return nil
+}
+
+// dropWriteBuffer lets the encode buffer go once no more batches come.
+func (s *spillFile) dropWriteBuffer() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wbuf = bytes.Buffer{}
 }
 
 // read reads batch i back. The batch's arrays are views of the one buffer the frame is read
