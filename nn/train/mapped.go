@@ -102,6 +102,10 @@ const (
 	aheadChunk   = 16
 )
 
+// noRingEnv, set to anything, makes training read mapped rows with pread, not io_uring: to
+// compare the two, or where a sandbox's io_uring misbehaves.
+const noRingEnv = "PIPE_NO_IO_URING"
+
 // ringUsable reports whether rows are read with io_uring (so far: a ring may still fail).
 func (m *MappedRows) ringUsable() bool {
 	m.ringMu.Lock()
@@ -372,7 +376,8 @@ func (w *MappedWriter) Finish(window int64) (*MappedRows, error) {
 		w.Abort()
 		return nil, fmt.Errorf("train: mapped rows %s: %w", name, err)
 	}
-	m := &MappedRows{f: w.f, fd: int(w.f.Fd()), path: name, cols: w.cols, rows: w.rows, window: window}
+	m := &MappedRows{f: w.f, fd: int(w.f.Fd()), path: name, cols: w.cols, rows: w.rows, window: window,
+		noRing: os.Getenv(noRingEnv) != ""}
 	size := w.rows * w.cols * 4
 	if size > 0 {
 		data, err := mapFile(w.f, size)

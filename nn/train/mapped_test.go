@@ -85,9 +85,9 @@ func TestFitMappedEqualsDense(t *testing.T) {
 			t.Errorf("%d system calls for %d rows read: the reads were not coalesced", calls, reads)
 		}
 	}
-	// Without io_uring (pread, one a row), the same weights.
+	// Without io_uring (PIPE_NO_IO_URING: pread, one a row), the same weights.
+	t.Setenv(noRingEnv, "1")
 	nr := mapBlobs(t, tr, 64<<10)
-	nr.Mapped.noRing = true
 	sameWeights(t, dense, fit(nr, mval, 1))
 	sameWeights(t, dense, fit(nr, mval, 3))
 	if calls, reads := nr.Mapped.ReadCalls(), nr.Mapped.Reads(); calls != reads {
