@@ -150,6 +150,10 @@ func (r *ring) readAt(fd int, offs []int64, size int, dst []byte) (calls int, ok
 	if n == 0 {
 		return 0, true, nil
 	}
+	// Submit and wait on one thread: a read the kernel finishes in a worker completes through
+	// the submitting task.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	tail := atomic.LoadUint32(r.sqTail)
 	for i, off := range offs {
 		idx := (tail + uint32(i)) & r.sqMask
