@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -148,5 +149,65 @@ func TestStageHoldMemory(t *testing.T) {
 	sc.FreeMemory(1300)
 	if b.used.Load() != 0 {
 		t.Errorf("used %d after freeing all", b.used.Load())
+	}
+}
+
+// A spilled batch is read back as views of the frame read from the file, not copied again
+// into the allocator's memory; the values are the ones appended, for every batch. A frame
+// cut short is an error that says where.
+func TestSpillReadBackWithoutCopy(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	tab := NewTable("s.out", s, mem, 1000, filepath.Join(t.TempDir(), "spill"))
+	defer tab.Release()
+	for i := range 5 {
+		rec := int64Batch(mem, s, i*1000, 1000+i) // 8 KB each: over the budget, spilled
+		if err := tab.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if c := tab.spill.wbuf.Cap(); c < 8000 {
+		t.Fatalf("the spill's encode buffer holds %d bytes after an 8 KB batch: not reused", c)
+	}
+	tab.Close(nil)
+	if !tab.Spilled() {
+		t.Fatal("the table did not spill")
+	}
+	// A closed table appends nothing more: the encode buffer is let go.
+	if c := tab.spill.wbuf.Cap(); c != 0 {
+		t.Errorf("closed table: the spill's encode buffer still holds %d bytes", c)
+	}
+	r := tab.Scan(context.Background())
+	batches := 0
+	for r.Next() {
+		rec := r.RecordBatch()
+		// Before: the IPC reader allocated each batch's body (8 KB) from mem.
+		if got := mem.CurrentAlloc(); got != 0 {
+			t.Errorf("batch %d read back: %d bytes allocated from the allocator, want 0 (a view of the frame)", batches, got)
+		}
+		col := rec.Column(0).(*array.Int64)
+		if rec.NumRows() != int64(1000+batches) {
+			t.Fatalf("batch %d: %d rows, want %d", batches, rec.NumRows(), 1000+batches)
+		}
+		for j := range col.Len() {
+			if col.Value(j) != int64(batches*1000+j) {
+				t.Fatalf("batch %d row %d: %d, want %d", batches, j, col.Value(j), batches*1000+j)
+			}
+		}
+		batches++
+	}
+	r.Release()
+	if err := r.Err(); err != nil || batches != 5 {
+		t.Fatalf("%d batches read back (want 5): %v", batches, err)
+	}
+	// A frame cut short.
+	sf := tab.spill
+	sf.mu.Lock()
+	sf.lengths[2] -= 100
+	sf.mu.Unlock()
+	if _, err := sf.read(2); err == nil || !strings.Contains(err.Error(), "read spilled batch 2") {
+		t.Errorf("a truncated frame: %v, want an error naming the batch", err)
 	}
 }

@@ -3,9 +3,11 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -243,6 +245,9 @@ func (t *Table) Close(err error) {
 	}
 	t.closed = true
 	t.err = err
+	if t.spill != nil {
+		t.spill.dropWriteBuffer()
+	}
 	t.notifyLocked()
 }
 
@@ -427,6 +432,8 @@ type spillFile struct {
 	f       *os.File
 	schema  *arrow.Schema
 	mem     memory.Allocator
+	wmu     sync.Mutex   // serialises appends, which share wbuf
+	wbuf    bytes.Buffer // an append's encoded stream, reused: a batch is encoded without regrowing it
 	mu      sync.Mutex
 	offsets []int64
 	lengths []int64
@@ -455,8 +462,13 @@ func sanitize(s string) string {
 }
 
 func (s *spillFile) append(rec arrow.RecordBatch) error {
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(s.schema), ipc.WithAllocator(s.mem))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	buf := &s.wbuf
+	buf.Reset()
+	// The body is the batch's buffers, padded; the metadata a few hundred bytes a column.
+	buf.Grow(int(recordBytes(rec)) + 64*len(rec.Columns())*8 + 4096)
+	w := ipc.NewWriter(buf, ipc.WithSchema(s.schema), ipc.WithAllocator(s.mem))
 	if err := w.Write(rec); err != nil {
 		w.Close()
 		return err
@@ -472,9 +484,22 @@ func (s *spillFile) append(rec arrow.RecordBatch) error {
 	s.offsets = append(s.offsets, s.size)
 	s.lengths = append(s.lengths, int64(buf.Len()))
 	s.size += int64(buf.Len())
+	if buf.Cap() > 4*buf.Len()+(1<<20) {
+		s.wbuf = bytes.Buffer{} // one odd large batch: do not keep its room
+	}
 	return nil
 }
 
+// dropWriteBuffer lets the encode buffer go once no more batches come.
+func (s *spillFile) dropWriteBuffer() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wbuf = bytes.Buffer{}
+}
+
+// read reads batch i back. The batch's arrays are views of the one buffer the frame is read
+// into (not copies of it): the batch's memory is the frame's, held until the batch is
+// released and collected.
 func (s *spillFile) read(i int) (arrow.RecordBatch, error) {
 	s.mu.Lock()
 	off, n := s.offsets[i], s.lengths[i]
@@ -483,7 +508,9 @@ func (s *spillFile) read(i int) (arrow.RecordBatch, error) {
 	if _, err := s.f.ReadAt(buf, off); err != nil {
 		return nil, fmt.Errorf("read spilled batch %d: %w", i, err)
 	}
-	r, err := ipc.NewReader(bytes.NewReader(buf), ipc.WithAllocator(s.mem), ipc.WithSchema(s.schema))
+	mr := &frameReader{b: buf, whole: memory.NewBufferBytes(buf)}
+	mr.refs.Store(1)
+	r, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(s.mem), ipc.WithSchema(s.schema))
 	if err != nil {
 		return nil, fmt.Errorf("read spilled batch %d: %w", i, err)
 	}
@@ -497,6 +524,77 @@ func (s *spillFile) read(i int) (arrow.RecordBatch, error) {
 	rec := r.RecordBatch()
 	rec.Retain()
 	return rec, nil
+}
+
+// frameReader reads the IPC messages of a stream held in memory, b, without copying them: a
+// message's metadata and body are slices of b (ipc.NewReader's own message reader copies
+// every body into newly allocated memory).
+type frameReader struct {
+	b     []byte
+	pos   int
+	whole *memory.Buffer // b, which the messages' buffers slice
+	msg   *ipc.Message
+	refs  atomic.Int64
+}
+
+// Message returns the next message, valid until the next call; io.EOF at the end.
+func (r *frameReader) Message() (*ipc.Message, error) {
+	if r.msg != nil {
+		r.msg.Release()
+		r.msg = nil
+	}
+	word := func() (uint32, error) {
+		if len(r.b)-r.pos < 4 {
+			return 0, fmt.Errorf("spill frame: truncated at byte %d of %d", r.pos, len(r.b))
+		}
+		v := binary.LittleEndian.Uint32(r.b[r.pos:])
+		r.pos += 4
+		return v, nil
+	}
+	if r.pos == len(r.b) {
+		return nil, io.EOF
+	}
+	n, err := word()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0xFFFFFFFF { // the continuation marker, then the metadata's length
+		if n, err = word(); err != nil {
+			return nil, err
+		}
+	}
+	if n == 0 {
+		return nil, io.EOF // end of stream
+	}
+	if int(n) > len(r.b)-r.pos {
+		return nil, fmt.Errorf("spill frame: metadata of %d bytes at byte %d of %d", n, r.pos, len(r.b))
+	}
+	meta := memory.SliceBuffer(r.whole, r.pos, int(n))
+	defer meta.Release()
+	r.pos += int(n)
+	empty := memory.NewBufferBytes(nil)
+	probe := ipc.NewMessage(meta, empty) // to read the body's length from the metadata
+	bodyLen := probe.BodyLen()
+	probe.Release()
+	if bodyLen < 0 || bodyLen > int64(len(r.b)-r.pos) {
+		return nil, fmt.Errorf("spill frame: body of %d bytes at byte %d of %d", bodyLen, r.pos, len(r.b))
+	}
+	body := memory.SliceBuffer(r.whole, r.pos, int(bodyLen))
+	defer body.Release()
+	r.pos += int(bodyLen)
+	r.msg = ipc.NewMessage(meta, body)
+	return r.msg, nil
+}
+
+// Retain and Release count the reader's references (ipc.MessageReader).
+func (r *frameReader) Retain() { r.refs.Add(1) }
+
+// Release drops a reference; the last one releases the current message.
+func (r *frameReader) Release() {
+	if r.refs.Add(-1) == 0 && r.msg != nil {
+		r.msg.Release()
+		r.msg = nil
+	}
 }
 
 func (s *spillFile) remove() {

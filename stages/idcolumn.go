@@ -61,6 +61,9 @@ func warnIDColumns(ctx context.Context, sc *pipeline.StageContext, t *pipeline.T
 			c.add(vals[:take])
 		}
 		rows += take
+		if allOut(cands) {
+			break // no column can be an id: the rest of the table is not read
+		}
 	}
 	if err := r.Err(); err != nil {
 		return err
@@ -100,6 +103,16 @@ type idCandidate struct {
 	values        []float64
 	seen          map[float64]struct{}
 	out           bool
+}
+
+// allOut reports whether every candidate is ruled out.
+func allOut(cands []*idCandidate) bool {
+	for _, c := range cands {
+		if !c.out {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *idCandidate) add(vals []float64) {

@@ -76,10 +76,11 @@ func loadTensors(ctx context.Context, sc *pipeline.StageContext, p *bundle.Input
 	m := data.Data.Mapped
 	return &tensors{Tensors: data, path: pathMapped, done: func() {
 		if m.Reads() > 0 {
-			// How the training reads went: rows read (one pread each), and of the mini-batch
-			// rows read ahead, how many the read-ahead goroutines read while a step ran.
+			// How the training reads went: rows read, the system calls they took (one pread
+			// a row, or one io_uring_enter a chunk of rows), and of the mini-batch rows read
+			// ahead, how many the read-ahead goroutines read while a step ran.
 			sc.SetInfo("data_path_"+role, map[string]any{"path": pathMapped, "dense_bytes": est, "budget_bytes": sc.MemoryBudget(),
-				"rows_read": m.Reads(), "rows_read_ahead": m.AheadReads(), "rows_read_in_background": m.BackgroundReads()})
+				"rows_read": m.Reads(), "read_system_calls": m.ReadCalls(), "rows_read_ahead": m.AheadReads(), "rows_read_in_background": m.BackgroundReads()})
 		}
 		if err := m.Close(); err != nil {
 			sc.Log.Warn().Err(err).Str("file", m.Path()).Msg("remove mapped rows")

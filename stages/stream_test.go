@@ -88,15 +88,17 @@ func TestTrainStreamsOverBudget(t *testing.T) {
 			t.Errorf("64KiB budget: %s %s data path %s, want mapped", c.stage, c.role, p)
 		}
 	}
-	// The training rows were read one pread each, all mini-batches but each epoch's first
+	// The training rows were read with at most one system call each (one io_uring_enter a
+	// chunk of rows where the kernel allows it), all mini-batches but each epoch's first
 	// read ahead (some of them on read-ahead goroutines, as the machine allowed).
 	if info, _ := mapped.Stages["model"].Info["data_path_train"].(map[string]any); info != nil {
 		read, _ := info["rows_read"].(float64)
 		ahead, _ := info["rows_read_ahead"].(float64)
 		bg, _ := info["rows_read_in_background"].(float64)
+		calls, _ := info["read_system_calls"].(float64)
 		rows := float64(mapped.Stages["split"].RowsOut) // an upper bound of the train rows
-		if !(ahead > 0 && ahead < read && bg <= ahead && read <= 4*rows+8192) {
-			t.Errorf("train reads: %v rows read, %v read ahead, %v in the background", info["rows_read"], info["rows_read_ahead"], info["rows_read_in_background"])
+		if !(ahead > 0 && ahead < read && bg <= ahead && read <= 4*rows+8192 && calls > 0 && calls <= read) {
+			t.Errorf("train reads: %v rows read in %v system calls, %v read ahead, %v in the background", info["rows_read"], calls, info["rows_read_ahead"], info["rows_read_in_background"])
 		}
 	}
 	if !strings.Contains(strings.Join(mapped.Stages["model"].Notes, "\n"), "file mapping") {

@@ -232,7 +232,7 @@ func run(args []string) error {
 	if dp, ok := model.Info["data_path_train"].(map[string]any); ok {
 		path = fmt.Sprint(dp["path"])
 		if dp["rows_read"] != nil {
-			reads = map[string]any{"rows": dp["rows_read"], "ahead": dp["rows_read_ahead"], "background": dp["rows_read_in_background"]}
+			reads = map[string]any{"rows": dp["rows_read"], "system_calls": dp["read_system_calls"], "ahead": dp["rows_read_ahead"], "background": dp["rows_read_in_background"]}
 		}
 	}
 	out := map[string]any{

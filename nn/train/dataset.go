@@ -142,6 +142,7 @@ type batchBuffers struct {
 	// background (prefetch); aheadLive says whether it was started and not yet taken.
 	ahead     *readAhead
 	aheadLive bool
+	rows      []int // base rows of a mapped gather that was not read ahead
 }
 
 func newBatchBuffers(d Dataset, rows int) *batchBuffers {
@@ -188,13 +189,17 @@ func (b *batchBuffers) gather(d Dataset, pos []int) (nn.Batch, nn.Targets) {
 	ni := d.NumInputs
 	bt := nn.Batch{Rows: n, X: b.batch.X[:n*ni], Cat: b.catView}
 	readX := d.Mapped == nil || !b.takeAhead(d, pos, bt.X)
+	if readX && d.Mapped != nil {
+		b.rows = b.rows[:0]
+		for _, p := range pos {
+			b.rows = append(b.rows, d.row(p))
+		}
+		d.Mapped.readRows(b.rows, bt.X)
+		readX = false
+	}
 	for i, p := range pos {
 		r := d.row(p)
-		switch {
-		case !readX:
-		case d.Mapped != nil:
-			d.Mapped.readRow(r, bt.X[i*ni:(i+1)*ni])
-		default:
+		if readX {
 			copy(bt.X[i*ni:(i+1)*ni], d.X[r*ni:(r+1)*ni])
 		}
 		for c, col := range d.Cat {

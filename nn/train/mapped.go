@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // MappedRows is a dense float32 row matrix held in a file and mapped read-only into memory,
@@ -18,8 +19,10 @@ import (
 // through the mapping: Touch and Drop bound the resident pages that adds (every window bytes
 // of rows, madvise DONTNEED). Close unmaps it and removes the file.
 type MappedRows struct {
-	f          *os.File // kept open: training reads rows with pread (readRow)
+	f          *os.File // kept open: training reads rows with io_uring or pread (readRows)
+	fd         int
 	reads      atomic.Int64
+	calls      atomic.Int64   // system calls that read rows (readRows, readRow)
 	ahead      atomic.Int64   // rows that a gather took from a read-ahead (readAhead)
 	background atomic.Int64   // rows read by read-ahead goroutines
 	running    sync.WaitGroup // read-aheads in flight: Close waits for them
@@ -33,6 +36,11 @@ type MappedRows struct {
 	drops      atomic.Int64
 	mu         sync.Mutex
 	closed     bool
+	// rings are idle io_uring instances (one per goroutine reading at a time); noRing says
+	// io_uring is not to be used (unavailable here, failed, or turned off by a test).
+	ringMu sync.Mutex
+	rings  []*ring
+	noRing bool
 }
 
 // pageCost is what gathering one row may add to the resident set: its own bytes plus the
@@ -55,8 +63,12 @@ func (m *MappedRows) Path() string { return m.path }
 // Drops is how many times the resident pages were dropped.
 func (m *MappedRows) Drops() int64 { return m.drops.Load() }
 
-// Reads is how many rows were read with pread.
+// Reads is how many rows were read from the file for mini-batches.
 func (m *MappedRows) Reads() int64 { return m.reads.Load() }
+
+// ReadCalls is how many system calls those reads took: one pread a row, or one io_uring_enter
+// for up to ringSizeEntries rows where the kernel allows io_uring.
+func (m *MappedRows) ReadCalls() int64 { return m.calls.Load() }
 
 // AheadReads is how many of the rows gathered for mini-batches came from a read-ahead
 // started while the previous mini-batch trained (see readAhead): read in the background, or
@@ -72,21 +84,34 @@ func (m *MappedRows) BackgroundReads() int64 { return m.background.Load() }
 // the rest itself (wait), so a busy machine that leaves the readers no core costs nothing
 // over reading in place.
 type readAhead struct {
-	m    *MappedRows
-	rows []int     // base rows, in batch order
-	x    []float32 // their floats, len(rows) × cols
-	next atomic.Int64
-	done atomic.Int64
-	fin  chan struct{} // closed once every row is read
+	m     *MappedRows
+	rows  []int     // base rows, in batch order
+	x     []float32 // their floats, len(rows) × cols
+	next  atomic.Int64
+	done  atomic.Int64
+	chunk int64         // rows a reader claims at a time
+	fin   chan struct{} // closed once every row is read
 }
 
 // aheadReaders is the most goroutines that read one mini-batch ahead, aheadChunk the rows
-// they claim at a time: a pread of a cached row costs about a microsecond, most of it the
-// system call, so a batch's reads spread over the cores the step leaves idle.
+// they claim at a time with pread: a pread of a cached row costs about a microsecond, most
+// of it the system call, so a batch's reads spread over the cores the step leaves idle. With
+// io_uring a reader claims ringSizeEntries rows, read with one system call.
 const (
 	aheadReaders = 4
 	aheadChunk   = 16
 )
+
+// noRingEnv, set to anything, makes training read mapped rows with pread, not io_uring: to
+// compare the two, or where a sandbox's io_uring misbehaves.
+const noRingEnv = "PIPE_NO_IO_URING"
+
+// ringUsable reports whether rows are read with io_uring (so far: a ring may still fail).
+func (m *MappedRows) ringUsable() bool {
+	m.ringMu.Lock()
+	defer m.ringMu.Unlock()
+	return !m.noRing
+}
 
 // startReadAhead starts reading the given base rows in the background (the pread system
 // calls of the next mini-batch overlap the current step's arithmetic) on up to aheadReaders
@@ -94,7 +119,10 @@ const (
 // are the caller's, so what a gather takes from it is what it would have read itself. Call
 // wait before using its x.
 func (m *MappedRows) startReadAhead(prev *readAhead, rows func(i int) int, n int) *readAhead {
-	a := &readAhead{m: m, fin: make(chan struct{})}
+	a := &readAhead{m: m, fin: make(chan struct{}), chunk: aheadChunk}
+	if m.ringUsable() {
+		a.chunk = ringSizeEntries
+	}
 	if prev != nil {
 		a.rows, a.x = prev.rows[:0], prev.x
 	}
@@ -109,7 +137,7 @@ func (m *MappedRows) startReadAhead(prev *readAhead, rows func(i int) int, n int
 		close(a.fin)
 		return a
 	}
-	readers := max(1, min(aheadReaders, runtime.GOMAXPROCS(0), (n+aheadChunk-1)/aheadChunk))
+	readers := max(1, min(aheadReaders, runtime.GOMAXPROCS(0), (n+int(a.chunk)-1)/int(a.chunk)))
 	m.running.Add(readers)
 	for range readers {
 		go func() {
@@ -126,14 +154,12 @@ func (a *readAhead) work(background bool) {
 	n := int64(len(a.rows))
 	cols := a.m.cols
 	for {
-		lo := a.next.Add(aheadChunk) - aheadChunk
+		lo := a.next.Add(a.chunk) - a.chunk
 		if lo >= n {
 			return
 		}
-		hi := min(lo+aheadChunk, n)
-		for i := lo; i < hi; i++ {
-			a.m.readRow(a.rows[i], a.x[i*int64(cols):(i+1)*int64(cols)])
-		}
+		hi := min(lo+a.chunk, n)
+		a.m.readRows(a.rows[lo:hi], a.x[lo*int64(cols):hi*int64(cols)])
 		if background {
 			a.m.background.Add(hi - lo)
 		}
@@ -149,12 +175,94 @@ func (a *readAhead) wait() {
 	<-a.fin
 }
 
+// readRows copies base rows rows into dst (len(rows) × Cols floats, in rows' order): with
+// one io_uring system call per ringSizeEntries rows where the kernel allows it (rows in the
+// page cache are read inside that call), else with one pread a row. A read that comes back
+// short is done again with pread.
+func (m *MappedRows) readRows(rows []int, dst []float32) {
+	cols := m.cols
+	r := m.getRing()
+	for start := 0; start < len(rows); start += ringSizeEntries {
+		part := rows[start:min(start+ringSizeEntries, len(rows))]
+		out := dst[start*cols : (start+len(part))*cols]
+		if r != nil && cols > 0 {
+			var offs [ringSizeEntries]int64
+			for i, row := range part {
+				offs[i] = int64(row) * int64(cols) * 4
+			}
+			calls, ok, err := r.readAt(m.fd, offs[:len(part)], cols*4, bytesOf(out))
+			m.calls.Add(int64(calls))
+			if err != nil {
+				r.close()
+				r = nil
+				m.ringMu.Lock()
+				m.noRing = true
+				m.ringMu.Unlock()
+			}
+			if ok {
+				m.reads.Add(int64(len(part)))
+				continue
+			}
+		}
+		for i, row := range part {
+			m.readRow(row, out[i*cols:(i+1)*cols])
+		}
+	}
+	m.putRing(r)
+}
+
+// bytesOf views x's memory as bytes.
+func bytesOf(x []float32) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+}
+
+// getRing takes an idle ring, or sets up a new one; nil when io_uring is not to be used.
+func (m *MappedRows) getRing() *ring {
+	m.ringMu.Lock()
+	defer m.ringMu.Unlock()
+	if m.noRing {
+		return nil
+	}
+	if k := len(m.rings); k > 0 {
+		r := m.rings[k-1]
+		m.rings = m.rings[:k-1]
+		return r
+	}
+	r, err := newRing(ringSizeEntries)
+	if err != nil || r.entries < ringSizeEntries {
+		if r != nil {
+			r.close()
+		}
+		m.noRing = true
+		return nil
+	}
+	return r
+}
+
+// putRing gives a ring back for the next reader.
+func (m *MappedRows) putRing(r *ring) {
+	if r == nil {
+		return
+	}
+	m.ringMu.Lock()
+	defer m.ringMu.Unlock()
+	if m.noRing {
+		r.close()
+		return
+	}
+	m.rings = append(m.rings, r)
+}
+
 // readRow copies row r into dst (Cols floats) with a positioned read of the file: the page
 // cache serves it, and nothing enters the process's resident set (a fault on the mapping
 // brings in whole page-cache folios around the row, hundreds of KiB on a recent kernel). On a
 // read error it copies through the mapping instead.
 func (m *MappedRows) readRow(r int, dst []float32) {
 	m.reads.Add(1)
+	m.calls.Add(1)
 	if err := readFloats(m.f, dst, int64(r)*int64(m.cols)*4); err != nil && len(m.floats) > 0 {
 		copy(dst, m.floats[r*m.cols:(r+1)*m.cols])
 	}
@@ -197,6 +305,13 @@ func (m *MappedRows) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.ringMu.Lock()
+	m.noRing = true
+	for _, r := range m.rings {
+		r.close()
+	}
+	m.rings = nil
+	m.ringMu.Unlock()
 	err := unmap(m.data)
 	if m.f != nil {
 		if cerr := m.f.Close(); cerr != nil && err == nil {
@@ -261,7 +376,8 @@ func (w *MappedWriter) Finish(window int64) (*MappedRows, error) {
 		w.Abort()
 		return nil, fmt.Errorf("train: mapped rows %s: %w", name, err)
 	}
-	m := &MappedRows{f: w.f, path: name, cols: w.cols, rows: w.rows, window: window}
+	m := &MappedRows{f: w.f, fd: int(w.f.Fd()), path: name, cols: w.cols, rows: w.rows, window: window,
+		noRing: os.Getenv(noRingEnv) != ""}
 	size := w.rows * w.cols * 4
 	if size > 0 {
 		data, err := mapFile(w.f, size)
