@@ -32,7 +32,7 @@ Usage:
 --set takes pipe's form stage.key=value (the value in TOML) for the search stage and
 pipeline.seed. --n-jobs trials run at once (Optuna threads), each on --threads torch threads.
 It prints one JSON object: best_value, best_params, wall_s (the whole study), process_s,
-total_epochs, trials, completed, pruned.
+total_epochs, trials, completed, pruned, values (each trial's value; null if pruned).
 """
 import argparse, copy, json, math, os, sys, time, tomllib
 
@@ -369,7 +369,8 @@ def main():
         "best_value": study.best_value, "best_params": study.best_params, "best_trial": study.best_trial.number,
         "wall_s": wall, "process_s": time.perf_counter() - t_process, "total_epochs": sum(epochs_run),
         "trials": len(study.trials), "completed": states.count(optuna.trial.TrialState.COMPLETE),
-        "pruned": states.count(optuna.trial.TrialState.PRUNED), "n_jobs": args.n_jobs, "torch_threads": args.threads,
+        "pruned": states.count(optuna.trial.TrialState.PRUNED),
+        "values": [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in study.trials], "n_jobs": args.n_jobs, "torch_threads": args.threads,
         "optuna": optuna.__version__, "torch": torch.__version__,
         "env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS") or k.startswith("OMP")},
     }
