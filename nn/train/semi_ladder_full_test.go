@@ -1,0 +1,195 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// fullLadderSpec is a two-hidden-layer model the full ladder mirrors: the first layer with
+// noise after its batch norm, the second without; tanh keeps finite differences off kinks.
+func fullLadderSpec(act string) nn.Spec {
+	return nn.Spec{NumInputs: 3, Layers: []nn.LayerSpec{
+		{Type: nn.LayerDense, Units: 5, Activation: "linear"}, {Type: nn.LayerBatchNorm}, {Type: nn.LayerGaussianNoise, Stddev: 0.3}, {Type: nn.LayerActivation, Activation: act},
+		{Type: nn.LayerDense, Units: 4}, {Type: nn.LayerBatchNorm}, {Type: nn.LayerActivation, Activation: act},
+	}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3}}}
+}
+
+// relErrCheck compares analytic gradients with central differences of cost over the
+// coordinates of v, and fails on a relative error above tol (with a floor of 1e-3 of the
+// largest analytic value, for float32 noise on tiny gradients).
+func relErrCheck(t *testing.T, what string, v, grad []float32, h float32, tol float64, cost func() float64) {
+	t.Helper()
+	floor := 1e-6
+	for _, g := range grad {
+		floor = max(floor, 1e-3*math.Abs(float64(g)))
+	}
+	worst, nonzero := 0.0, 0
+	for i := range v {
+		orig := v[i]
+		v[i] = orig + h
+		up := cost()
+		v[i] = orig - h
+		down := cost()
+		v[i] = orig
+		num := (up - down) / float64(2*h)
+		a := float64(grad[i])
+		err := math.Abs(num-a) / (max(math.Abs(num), math.Abs(a)) + floor)
+		worst = max(worst, err)
+		if math.Abs(a) > floor {
+			nonzero++
+		}
+		if err > tol {
+			t.Errorf("%s %d: analytic %g, numeric %g", what, i, a, num)
+		}
+	}
+	if nonzero == 0 {
+		t.Errorf("%s: every analytic gradient is zero", what)
+	}
+	t.Logf("%s: %d coordinates, worst relative error %.2g", what, len(v), worst)
+}
+
+// TestFullLadderDecoderGradCheck checks the full ladder's denoising cost against central
+// finite differences: its gradients with respect to every decoder weight V(l) and every
+// combinator parameter a1…a10 of every level, to the corrupted pass's hidden
+// pre-activations and logits (the lateral connections into the encoder, through z̃'s batch
+// norm, and at the top through u's softmax), and to the clean pass's pre-activations and
+// logits (through the targets z and the statistics μ, σ that normalise ẑ).
+func TestFullLadderDecoderGradCheck(t *testing.T) {
+	const rows = 6
+	spec := fullLadderSpec("tanh")
+	f, err := newFullLadder(spec, []float64{1.3, 0.7, 2.1, 0.9}, rows, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.levels) != 4 || len(f.taps) != 2 {
+		t.Fatalf("%d levels and %d taps, want 4 and 2", len(f.levels), len(f.taps))
+	}
+	rng := rand.New(rand.NewPCG(11, 1))
+	randn := func(n int, sd float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * sd)
+		}
+		return v
+	}
+	for _, lv := range f.levels {
+		for i := range lv.comb.Value {
+			lv.comb.Value[i] = float32(rng.NormFloat64() * 0.7)
+		}
+	}
+	x := randn(rows*3, 1)
+	xt := append([]float32(nil), x...)
+	for i := range xt {
+		xt[i] += float32(rng.NormFloat64() * 0.3)
+	}
+	preClean := [][]float32{randn(rows*5, 2), randn(rows*4, 1.5)}
+	preCorr := [][]float32{randn(rows*5, 2), randn(rows*4, 1.5)}
+	noise := [][]float32{randn(rows*5, 0.3), nil}
+	logitsClean, logitsCorr := randn(rows*3, 2), randn(rows*3, 2)
+	copy(f.topNoise, randn(rows*3, 0.3))
+	const weight = 1.5
+	cost := func() float64 {
+		f.setClean(x, preClean, logitsClean, rows)
+		return f.cost(weight, xt, preCorr, noise, logitsCorr, make([]float32, rows*3), rows)
+	}
+	dl := make([]float32, rows*3)
+	f.setClean(x, preClean, logitsClean, rows)
+	f.cost(weight, xt, preCorr, noise, logitsCorr, dl, rows)
+	type gradOf struct {
+		what    string
+		v, grad []float32
+	}
+	var checks []gradOf
+	for _, p := range f.params {
+		checks = append(checks, gradOf{p.Name, p.Value, append([]float32(nil), p.Grad...)})
+	}
+	checks = append(checks, gradOf{"corrupted logits", logitsCorr, dl})
+	for i := range preCorr {
+		checks = append(checks, gradOf{"corrupted pre-activation " + string(rune('1'+i)), preCorr[i], append([]float32(nil), f.levels[i+1].dcorr[:rows*f.levels[i+1].w]...)})
+		checks = append(checks, gradOf{"clean pre-activation " + string(rune('1'+i)), preClean[i], append([]float32(nil), f.levels[i+1].dclean[:rows*f.levels[i+1].w]...)})
+	}
+	top := f.levels[len(f.levels)-1]
+	dcleanTop := make([]float32, rows*3)
+	if got := f.cleanLoss()(0, logitsClean, dcleanTop, rows); got != 0 {
+		t.Fatalf("cleanLoss returned %g, want 0 (the cost is counted once)", got)
+	}
+	if &top.dp[0] == &dcleanTop[0] {
+		t.Fatal("cleanLoss handed out its own buffer")
+	}
+	checks = append(checks, gradOf{"clean logits", logitsClean, dcleanTop})
+	for _, c := range checks {
+		relErrCheck(t, c.what, c.v, c.grad, 1e-2, 3e-2, cost)
+	}
+}
+
+// TestFullLadderGradThroughEncoder checks a whole full-ladder step (the clean pass, the
+// corrupted pass with the supervised loss and the decoder's costs, and the second clean pass)
+// against central finite differences of its loss in every weight of the encoder and the
+// decoder, with the step's random draws (unlabeled rows, noise) held fixed: the lateral
+// connections' gradients reach the encoder's dense layers and batch norms through both
+// passes.
+func TestFullLadderGradThroughEncoder(t *testing.T) {
+	lab, unl := semiBlobs()
+	spec := fullLadderSpec("tanh")
+	spec.NumInputs = 6
+	m := buildModel(t, spec)
+	cfg := semiConfig(SemiLadder, unl, 1)
+	cfg.Semi.Decoder, cfg.Semi.Weights, cfg.Semi.UnlabeledBatch = LadderFull, []float64{2, 1, 0.5, 0.8}, 8
+	sr, err := newSemiRun(cfg.Semi, cfg, m, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range sr.decoder {
+		for i := range p.Value {
+			p.Value[i] += float32(rand.New(rand.NewPCG(uint64(i), 3)).NormFloat64() * 0.5)
+		}
+	}
+	b, tg := materialize(lab.Subset([]int{0, 1, 2, 3, 4, 5, 6, 7}))
+	semiState, _ := sr.src.MarshalBinary()
+	noiseState, _ := m.NoiseSource().MarshalBinary()
+	prog := optim.Progress{Step: 100, StepsPerEpoch: 1}
+	loss := func() float64 {
+		if err := sr.src.UnmarshalBinary(semiState); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.NoiseSource().UnmarshalBinary(noiseState); err != nil {
+			t.Fatal(err)
+		}
+		l, err := sr.step(b, tg, prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Total
+	}
+	loss()
+	params := append(append([]*optim.Param(nil), m.Params()...), sr.decoder...)
+	grads := make([][]float32, len(params))
+	for i, p := range params {
+		grads[i] = append([]float32(nil), p.Grad...)
+	}
+	for i, p := range params {
+		v, g := p.Value, grads[i]
+		if len(v) > 24 {
+			idx := rand.New(rand.NewPCG(uint64(i), 9)).Perm(len(v))[:24]
+			sub, subg := make([]float32, len(idx)), make([]float32, len(idx))
+			for j, k := range idx {
+				sub[j], subg[j] = v[k], g[k]
+			}
+			relErrCheck(t, p.Name, sub, subg, 1e-2, 5e-2, func() float64 {
+				for j, k := range idx {
+					v[k] = sub[j]
+				}
+				return loss()
+			})
+			for j, k := range idx {
+				v[k] = sub[j]
+			}
+			continue
+		}
+		relErrCheck(t, p.Name, v, g, 1e-2, 5e-2, loss)
+	}
+}
