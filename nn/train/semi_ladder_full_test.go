@@ -1,8 +1,12 @@
 package train
 
 import (
+	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/pipe-ml/pipe/nn"
@@ -192,4 +196,156 @@ func TestFullLadderGradThroughEncoder(t *testing.T) {
 		}
 		relErrCheck(t, p.Name, v, g, 1e-2, 5e-2, loss)
 	}
+}
+
+// fullLadderConfig is semiConfig's ladder with the full decoder, for fullLadderSpec.
+func fullLadderConfig(u Dataset, workers int) Config {
+	cfg := semiConfig(SemiLadder, u, workers)
+	cfg.Semi.Decoder, cfg.Semi.Weights = LadderFull, []float64{5, 1, 0.5, 0.5}
+	return cfg
+}
+
+func fullLadderBlobsSpec() nn.Spec {
+	s := fullLadderSpec("relu")
+	s.NumInputs = 6
+	return s
+}
+
+// TestFullLadderDeterministicAndResume trains the full ladder with 1 and 3 workers (and 1
+// again): weights and history are bit-identical; they differ from the Γ-model's on the same
+// layers; a run resumed from the checkpoint of epoch 1 (through its wire form) ends with the
+// uninterrupted run's weights, history and decoder (the checkpoint holds V, the combinators
+// and their optimizer state); and the Γ-model's checkpoint does not fit the full ladder's
+// config (ErrCheckpoint).
+func TestFullLadderDeterministicAndResume(t *testing.T) {
+	lab, unl := semiBlobs()
+	val := blobs(2, 60)
+	var ws [][][]float32
+	var hs []History
+	for _, workers := range []int{1, 3, 1} {
+		m := buildModel(t, fullLadderBlobsSpec())
+		res, err := Fit(context.Background(), m, lab, val, fullLadderConfig(unl, workers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, weightsOf(m))
+		hs = append(hs, res.History)
+	}
+	sameWeights(t, ws[0], ws[1])
+	sameWeights(t, ws[0], ws[2])
+	if !reflect.DeepEqual(hs[0], hs[1]) {
+		t.Errorf("history with 3 workers differs from 1 worker's:\n%v\n%v", hs[1], hs[0])
+	}
+	top := buildModel(t, fullLadderBlobsSpec())
+	topCfg := semiConfig(SemiLadder, unl, 1)
+	topCfg.EarlyStopping.Disabled = true
+	var topCk *Checkpoint
+	if _, err := Fit(context.Background(), top, lab, val, topCfg, checkpointAt(1, &topCk)); err != nil {
+		t.Fatal(err)
+	}
+	if reflect.DeepEqual(ws[0], weightsOf(top)) {
+		t.Error("the full ladder gave the Γ-model's weights")
+	}
+
+	cfg := fullLadderConfig(unl, 1)
+	cfg.EarlyStopping.Disabled = true
+	full := buildModel(t, fullLadderBlobsSpec())
+	var ck *Checkpoint
+	var ckEnd []byte
+	resFull, err := Fit(context.Background(), full, lab, val, cfg, checkpointAt(1, &ck), lastSemiState(&ckEnd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := decodeSemiState(ck.Semi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Decoder != LadderFull || len(st.Combinator) == 0 || len(st.CombinatorOptimizer) == 0 {
+		t.Fatalf("checkpoint: decoder %q, %d decoder values, %d bytes of optimizer state", st.Decoder, len(st.Combinator), len(st.CombinatorOptimizer))
+	}
+	resumed := buildModel(t, fullLadderBlobsSpec())
+	cfg.Resume = ck
+	var ckRes []byte
+	resRes, err := Fit(context.Background(), resumed, lab, val, cfg, lastSemiState(&ckRes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameWeights(t, weightsOf(full), weightsOf(resumed))
+	if !reflect.DeepEqual(resFull.History, resRes.History) {
+		t.Errorf("resumed history differs:\n%v\n%v", resRes.History, resFull.History)
+	}
+	if len(ckEnd) == 0 || !reflect.DeepEqual(ckEnd, ckRes) {
+		t.Error("the resumed run's final decoder state differs from the uninterrupted run's")
+	}
+	cfg.Resume = topCk
+	if _, err := Fit(context.Background(), buildModel(t, fullLadderBlobsSpec()), lab, val, cfg); !errors.Is(err, ErrCheckpoint) {
+		t.Fatalf("resuming the full ladder from the Γ-model's checkpoint: err = %v, want ErrCheckpoint", err)
+	}
+}
+
+// TestFullLadderConfigErrors checks that the full ladder's settings and the layers it cannot
+// mirror are errors before training, each naming what is wrong.
+func TestFullLadderConfigErrors(t *testing.T) {
+	lab, unl := semiBlobs()
+	good := fullLadderBlobsSpec()
+	with := func(edit func(*nn.Spec)) nn.Spec {
+		s := fullLadderBlobsSpec()
+		s.Layers = append([]nn.LayerSpec(nil), s.Layers...)
+		edit(&s)
+		return s
+	}
+	w4 := []float64{5, 1, 0.5, 0.5}
+	cases := []struct {
+		name    string
+		method  string
+		decoder string
+		weights []float64
+		spec    nn.Spec
+		want    string
+	}{
+		{"decoder_on_pi", SemiPi, LadderFull, w4, good, `semi decoder and weights are settings of method "ladder", not "pi"`},
+		{"unknown_decoder", SemiLadder, "middle", w4, good, `semi ladder decoder "middle": want "top" or "full"`},
+		{"weights_with_top", SemiLadder, LadderTop, w4, good, `set decoder = "full"`},
+		{"full_without_weights", SemiLadder, LadderFull, nil, good, `decoder "full" needs weights`},
+		{"weights_count", SemiLadder, LadderFull, []float64{1, 1, 1}, good, "weights has 3 values; this model's ladder has 4 levels"},
+		{"negative_weight", SemiLadder, LadderFull, []float64{1, -1, 1, 1}, good, "weights[1] = -1"},
+		{"dense_with_activation", SemiLadder, LadderFull, w4, with(func(s *nn.Spec) { s.Layers[0].Activation = "relu" }), `layer "dense_1" (dense) has activation "relu"`},
+		{"dense_with_dropout", SemiLadder, LadderFull, w4, with(func(s *nn.Spec) { s.Layers[0].Dropout = 0.1 }), `layer "dense_1" (dense) has dropout`},
+		{"dropout_layer", SemiLadder, LadderFull, w4, with(func(s *nn.Spec) {
+			s.Layers = append(s.Layers[:4:4], append([]nn.LayerSpec{{Type: nn.LayerDropout, Rate: 0.1}}, s.Layers[4:]...)...)
+		}), `layer "dropout_1" (dropout) has no mirror in the ladder's decoder`},
+		{"residual_layer", SemiLadder, LadderFull, w4, with(func(s *nn.Spec) { s.Layers = append(s.Layers, nn.LayerSpec{Type: nn.LayerResidual, Units: 4}) }), `layer "residual_1" (residual) has no mirror`},
+		{"dense_without_batch_norm", SemiLadder, LadderFull, w4, with(func(s *nn.Spec) { s.Layers = append(s.Layers[:5:5], s.Layers[6:]...) }), `layer "dense_2" (dense) is not followed by { batch_norm = true }`},
+		{"embeddings", SemiLadder, LadderFull, w4, with(func(s *nn.Spec) {
+			s.Embeddings = []nn.EmbeddingSpec{{Name: "c", Cardinality: 3, Dim: 2}}
+		}), "mirrors numeric inputs only"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Epochs: 1, Semi: &Semi{Method: tc.method, Unlabeled: unl, Decoder: tc.decoder, Weights: tc.weights}}
+			lb, u, val := lab, unl, blobs(2, 10)
+			if len(tc.spec.Embeddings) > 0 {
+				val.Cat = [][]int32{make([]int32, 10)}
+				lb.Cat = [][]int32{make([]int32, unl.Len())} // lab is a subset of unl's rows
+				u.Cat = [][]int32{make([]int32, unl.Len())}
+				cfg.Semi.Unlabeled = u
+			}
+			_, err := Fit(context.Background(), buildModel(t, tc.spec), lb, val, cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// lastSemiState keeps the semi-supervised state of the last epoch's checkpoint.
+func lastSemiState(dst *[]byte) Hook {
+	return OnEpochEnd("keep_semi_state", 1001, func(e *EpochInfo) error {
+		c, err := e.Checkpoint()
+		if err != nil {
+			return err
+		}
+		*dst = c.Semi
+		return nil
+	})
 }
