@@ -103,6 +103,11 @@ type Semi struct {
 	// [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1]), each multiplied by Weight (default 1) and the
 	// ramp-up. Required with Decoder "full", not allowed otherwise.
 	Weights []float64
+	// EstimateNorm is how the full ladder normalises its estimate ẑ of each layer before
+	// comparing it with the clean pass's z: "clean" (default; the paper's Algorithm 1), with
+	// the clean batch's mean and stddev of the layer's pre-activation, or "none", ẑ itself
+	// (as the Γ-model compares at the top). Only with Decoder "full".
+	EstimateNorm string
 }
 
 func (s *Semi) withDefaults(batch int) (Semi, error) {
@@ -139,6 +144,9 @@ func (s *Semi) withDefaults(batch int) (Semi, error) {
 	if c.Method == SemiLadder && c.Decoder == "" {
 		c.Decoder = LadderTop
 	}
+	if c.Decoder == LadderFull && c.EstimateNorm == "" {
+		c.EstimateNorm = LadderEstimateClean
+	}
 	switch {
 	case c.UnlabeledBatch < 1:
 		return c, fmt.Errorf("train: semi unlabeled batch %d < 1", c.UnlabeledBatch)
@@ -154,6 +162,10 @@ func (s *Semi) withDefaults(batch int) (Semi, error) {
 		return c, fmt.Errorf("train: semi ladder decoder %q: want %q or %q", c.Decoder, LadderTop, LadderFull)
 	case c.Decoder == LadderTop && len(c.Weights) > 0:
 		return c, fmt.Errorf("train: semi ladder weights are the full ladder's per-level weights: set decoder = %q, or use weight for the top layer's", LadderFull)
+	case c.Decoder != LadderFull && c.EstimateNorm != "":
+		return c, fmt.Errorf("train: semi ladder estimate norm is a setting of decoder %q", LadderFull)
+	case c.Decoder == LadderFull && c.EstimateNorm != LadderEstimateClean && c.EstimateNorm != LadderEstimateNone:
+		return c, fmt.Errorf("train: semi ladder estimate norm %q: want %q or %q", c.EstimateNorm, LadderEstimateClean, LadderEstimateNone)
 	case c.Decoder == LadderFull && len(c.Weights) == 0:
 		return c, fmt.Errorf("train: semi ladder decoder %q needs weights, one per level, inputs first (the paper's for 784-1000-500-250-250-250-10: [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1])", LadderFull)
 	}
@@ -238,7 +250,7 @@ func newSemiRun(s *Semi, cfg Config, m *nn.Model, maxBatch int) (*semiRun, error
 			return nil, fmt.Errorf("train: ladder combinator: %w", err)
 		}
 		if c.Decoder == LadderFull {
-			if sr.full, err = newFullLadder(spec, c.Weights, rows, cfg.Seed); err != nil {
+			if sr.full, err = newFullLadder(spec, c.Weights, c.EstimateNorm, rows, cfg.Seed); err != nil {
 				return nil, err
 			}
 			if err := sr.full.checkModel(m); err != nil {
@@ -452,7 +464,7 @@ func (s *semiRun) marshal() ([]byte, error) {
 			return nil, err
 		}
 	}
-	st := semiState{Version: semiStateVersion, Method: s.cfg.Method, Decoder: s.cfg.Decoder, Stream: src, Teacher: teacher}
+	st := semiState{Version: semiStateVersion, Method: s.cfg.Method, Decoder: s.cfg.Decoder, EstimateNorm: s.cfg.EstimateNorm, Stream: src, Teacher: teacher}
 	if s.decoder != nil {
 		for _, p := range s.decoder {
 			st.Combinator = append(st.Combinator, p.Value...)
@@ -494,6 +506,9 @@ func (s *semiRun) unmarshal(b []byte) error {
 		if dec := cmp.Or(st.Decoder, LadderTop); dec != s.cfg.Decoder {
 			return fmt.Errorf("ladder decoder %q, the config selects %q", dec, s.cfg.Decoder)
 		}
+		if st.EstimateNorm != s.cfg.EstimateNorm {
+			return fmt.Errorf("ladder estimate norm %q, the config selects %q", st.EstimateNorm, s.cfg.EstimateNorm)
+		}
 		n := 0
 		for _, p := range s.decoder {
 			n += len(p.Value)
@@ -522,8 +537,10 @@ type semiState struct {
 	Method  string
 	Stream  []byte // the semi stream's PCG
 	Teacher []byte // the Mean Teacher's EMA (nil for other methods)
-	// Decoder is the ladder's decoder ("" before it was recorded: "top").
-	Decoder string
+	// Decoder is the ladder's decoder ("" before it was recorded: "top"), EstimateNorm the
+	// full ladder's.
+	Decoder      string
+	EstimateNorm string
 	// Combinator and CombinatorOptimizer are the ladder decoder's parameters (the
 	// combinator's, or the full ladder's in semiRun.decoder order, concatenated) and their
 	// optimizer state (nil for other methods).

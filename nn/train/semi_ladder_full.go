@@ -24,6 +24,11 @@ import (
 //	                 ẑ(l) = g(z̃(l), u(l)) with the vanilla combinator's per-unit a1…a10
 //	cost:            C = Σ_l λ_l/(rows·width_l)·‖(ẑ(l) − μ(l))/σ(l) − z(l)‖²
 //
+// (Semi.EstimateNorm "clean", the paper's). With EstimateNorm "none" the cost compares ẑ(l)
+// itself with z(l), as the Γ-model does at the top: ẑ then lives in z's normalised units, and
+// the cost has no path through μ and σ into the encoder (through which, with "clean", it can
+// move the dense layers' biases and scales, which batch norm otherwise makes irrelevant).
+//
 // V(l) is a learned width_{l+1}×width_l matrix. The cost's gradient reaches the corrupted
 // pass through z̃ (at the dense layers' outputs and the logits) and the clean pass through
 // z(l), μ(l) and σ(l) (a second clean pass backpropagates it), as in the reference code.
@@ -32,10 +37,13 @@ import (
 // (dense → batch_norm → gaussian_noise → activation), the paper before them; z̃ is the
 // paper's either way (noise in normalised units).
 
-// Ladder decoders (Semi.Decoder).
+// Ladder decoders (Semi.Decoder), and how the full ladder normalises its estimates ẑ
+// before comparing them with the clean z (Semi.EstimateNorm).
 const (
-	LadderTop  = "top"
-	LadderFull = "full"
+	LadderTop           = "top"
+	LadderFull          = "full"
+	LadderEstimateClean = "clean"
+	LadderEstimateNone  = "none"
 )
 
 // streamLadderInit seeds the full ladder decoder's initial V weights.
@@ -126,6 +134,9 @@ type ladderLevel struct {
 	dclean    []float32 // dC/dz_pre of the clean pass (hidden levels)
 	dcorr     []float32 // dC/dz̃_pre of the corrupted pass (hidden levels)
 	gMu, gInv []float64 // dC/dμ, dC/d(1/σ)
+	// hatMean and hatInv normalise ẑ before it is compared with z: mean and inv (the
+	// paper), or 0 and 1 (ladderDirect).
+	hatMean, hatInv []float64
 }
 
 // fullLadder is the full ladder's decoder (see the comment at the top of the file).
@@ -139,11 +150,12 @@ type fullLadder struct {
 	corrGrad  [][]float32    // per trunk layer: the corrupted pass's
 	lq        []float64
 	gemm      gemm.Backend
+	direct    bool // compare ẑ itself with z (no normalisation of ẑ by the clean statistics)
 }
 
 // newFullLadder builds the decoder of model spec (checked by ladderTaps) for batches of up
 // to rows rows, with weights λ (inputs first, logits last) and V drawn from seed.
-func newFullLadder(spec nn.Spec, weights []float64, rows int, seed uint64) (*fullLadder, error) {
+func newFullLadder(spec nn.Spec, weights []float64, estimateNorm string, rows int, seed uint64) (*fullLadder, error) {
 	if len(spec.Embeddings) > 0 {
 		return nil, fmt.Errorf("train: semi ladder decoder %q mirrors numeric inputs only; this model has %d embeddings: use decoder = %q", LadderFull, len(spec.Embeddings), LadderTop)
 	}
@@ -167,7 +179,7 @@ func newFullLadder(spec nn.Spec, weights []float64, rows int, seed uint64) (*ful
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, streamLadderInit))
-	f := &fullLadder{taps: taps, cleanX: make([]float32, rows*widths[0]), topNoise: make([]float32, rows*k), lq: make([]float64, k), gemm: gemm.Default()}
+	f := &fullLadder{taps: taps, cleanX: make([]float32, rows*widths[0]), topNoise: make([]float32, rows*k), lq: make([]float64, k), gemm: gemm.Default(), direct: estimateNorm == LadderEstimateNone}
 	nl := len(widths)
 	for l, w := range widths {
 		lv := &ladderLevel{w: w, lambda: weights[l], comb: newCombinator(w)}
@@ -178,6 +190,13 @@ func newFullLadder(spec nn.Spec, weights []float64, rows int, seed uint64) (*ful
 		lv.mean, lv.inv, lv.cInv, lv.uMean, lv.uInv, lv.gMu, lv.gInv = make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w)
 		if l > 0 && l < nl-1 {
 			lv.dclean, lv.dcorr = make([]float32, n), make([]float32, n)
+		}
+		lv.hatMean, lv.hatInv = lv.mean, lv.inv
+		if f.direct {
+			lv.hatMean, lv.hatInv = make([]float64, w), make([]float64, w)
+			for j := range lv.hatInv {
+				lv.hatInv[j] = 1
+			}
 		}
 		f.levels = append(f.levels, lv)
 		f.params = append(f.params, lv.comb)
@@ -317,7 +336,7 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 			j := i % w
 			zhat, _, _, _, _ := vanilla(a, w, j, float64(lv.zt[i]), float64(lv.u[i]))
 			lv.zhat[i] = float32(zhat)
-			d := (zhat-lv.mean[j])*lv.inv[j] - float64(lv.z[i])
+			d := (zhat-lv.hatMean[j])*lv.hatInv[j] - float64(lv.z[i])
 			lv.diff[i] = d
 			total += c * d * d
 		}
@@ -336,8 +355,10 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		for i := 0; i < n; i++ {
 			j := i % w
 			g := 2 * c * lv.diff[i] // dC/dẑ_BN
-			lv.gMu[j] -= lv.inv[j] * g
-			lv.gInv[j] += (float64(lv.zhat[i]) - lv.mean[j]) * g
+			if !f.direct {
+				lv.gMu[j] -= lv.inv[j] * g
+				lv.gInv[j] += (float64(lv.zhat[i]) - lv.mean[j]) * g
+			}
 			lv.du[i] = -g // dC/dz (the clean target), kept in du until the clean gradient is done
 		}
 		if l > 0 {
@@ -358,7 +379,7 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		}
 		for i := 0; i < n; i++ {
 			j := i % w
-			dzhat := float64(lv.dzhat[i]) + 2*c*lv.diff[i]*lv.inv[j]
+			dzhat := float64(lv.dzhat[i]) + 2*c*lv.diff[i]*lv.hatInv[j]
 			zt, u := float64(lv.zt[i]), float64(lv.u[i])
 			_, mu, v, s1, s2 := vanilla(a, w, j, zt, u)
 			gMu := dzhat * (1 - v)
