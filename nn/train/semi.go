@@ -56,6 +56,15 @@ const (
 //     per-class parameters are trained by an optimizer of Config.Optimizer's kind at the
 //     step's learning rate (not clipped) and are not part of the model. Four forward and
 //     two backward passes per step. The model needs a gaussian_noise layer.
+//     With Decoder "full" it is the full ladder (semi_ladder_full.go): a decoder with a
+//     learned V per layer mirrors the encoder top-down, and the denoising costs (Weights, one
+//     per layer) compare its estimates with the clean pass at the inputs, at every dense
+//     layer's batch-normalised pre-activation and at the logits; their gradients reach the
+//     encoder through both passes (Model.SetLayerGradients). It mirrors dense (linear) →
+//     batch_norm → gaussian_noise → activation layers only (CheckLadderLayers): conv,
+//     residual, dropout, layer_norm and custom layers, and embeddings, are refused with an
+//     error naming them. The decoder's params (V and the combinators) are trained like the
+//     combinator and checkpointed with their optimizer state.
 //
 // Epochs count passes over the labeled rows; the ramp-up is over steps, measured in epochs.
 // Config.Augment applies to the labeled rows of a batch only. Every training-mode pass

@@ -140,12 +140,20 @@ func ladderLayers(noise float64, widths ...int) []nn.LayerSpec {
 
 // TestFullLadderLearnsDigits trains the full ladder (decoder = "full") as TestSemiLearnsDigits
 // trains the Γ-model: 5 labels per digit, the ladder's batch-normalised layers 128-64 with
-// noise 0.3, five seeds, 150 epochs, and compares its test accuracy with noisy supervised
-// training of the same layers and with the Γ-model (weight 10). Its weights are the paper's
-// pattern for the inputs, the first hidden layer and the rest: [1000, 10, 0.1, 0.1].
-// It asserts the full ladder's mean lead over supervised (0.02) and that it wins on most
-// seeds; its margin over the Γ-model is logged, and asserted only as "not worse by more
-// than 0.03" (see the measured figures below).
+// noise 0.3, five seeds, 150 epochs (600 steps), and compares its test accuracy with noisy
+// supervised training of the same layers and with the Γ-model (weight 10). It asserts the
+// full ladder's mean lead over supervised (0.02) and that it wins on most seeds, and that it
+// is not more than 0.03 below the Γ-model (it is not asserted to beat it: see below).
+//
+// Settings, chosen on the validation split (mean val accuracy over seeds 1-3, before any
+// MNIST run): the paper's weights [1000, 10, 0.1, 0.1] with the paper's ẑ normalisation
+// (estimate_norm "clean") gave .793 (5 seeds; supervised .785, Γ .867); with estimate_norm
+// "none" .807; then, with "none": [100, 1, 0.1, 10] .851, [10, 10, 1, 10] .853, [1, 0.1,
+// 0.1, 10] .856, [10, 1, 0.1, 10] .858, [10, 1, 0.1, 1] .832, [0, 0, 0, 10] (the top cost
+// only) .858. At this scale the lower layers' costs add nothing measurable and a large
+// input weight hurts. Measured with [10, 1, 0.1, 10] and "none" (test, seeds 1-5): full
+// .8778, Γ .8733, supervised .7837: +.094 over supervised (5 of 5 seeds), +.004 over the
+// Γ-model (within the seeds' spread; the mean val accuracies are equal, .8674).
 func TestFullLadderLearnsDigits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -168,7 +176,7 @@ func TestFullLadderLearnsDigits(t *testing.T) {
 		case "gamma":
 			cfg.Semi = &Semi{Method: SemiLadder, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5, Weight: 10}
 		case "full":
-			cfg.Semi = &Semi{Method: SemiLadder, Decoder: LadderFull, Weights: []float64{1000, 10, 0.1, 0.1}, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5}
+			cfg.Semi = &Semi{Method: SemiLadder, Decoder: LadderFull, Weights: []float64{10, 1, 0.1, 10}, EstimateNorm: LadderEstimateNone, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5}
 		}
 		if _, err := Fit(context.Background(), m, lab, sp.val, cfg); err != nil {
 			t.Fatal(err)
