@@ -89,7 +89,7 @@ var pipelineFloors = map[string]struct {
 		floors: map[string]float64{"compare:supervised/test_accuracy": 0.78, "compare:ladder/test_accuracy": 0.8, "compare:full/test_accuracy": 0.8},
 		leads: []lead{{better: "compare:ladder/test_accuracy", worse: "compare:supervised/test_accuracy", margin: 0.005},
 			{better: "compare:full/test_accuracy", worse: "compare:supervised/test_accuracy", margin: 0.005}},
-		race:   []string{"load.limit=2000", "supervised.epochs=5", "ladder.epochs=5", "full.epochs=5"},
+		race: []string{"load.limit=2000", "supervised.epochs=5", "ladder.epochs=5", "full.epochs=5"},
 	},
 	"mnist-cnn.toml": {
 		// Scaled down: 2,000 rows (1,374 train, 300 val, 300 test), 4 epochs of batches of 32
