@@ -99,6 +99,7 @@ type Model struct {
 	keepDX     bool        // backward keeps dL/dX of the numeric inputs (SetKeepInputGrad)
 	dx         []float32   // rows×numInputs, the last backward's dL/dX when keepDX
 	gradSave   [][]float32 // params' gradients set aside by LossStep (indexed like params)
+	layerExtra [][]float32 // extra dL/d(output) per layer added by backward (SetLayerGradients)
 }
 
 type embedding struct {
@@ -684,6 +685,11 @@ func (m *Model) backward(b Batch) {
 	}
 	for i := len(m.layers) - 1; i >= 0; i-- {
 		l := m.layers[i]
+		if i < len(m.layerExtra) && len(m.layerExtra[i]) > 0 {
+			for j, v := range m.layerExtra[i][:len(d)] {
+				d[j] += v
+			}
+		}
 		if ap := m.activityPen[i]; ap.l1 != 0 || ap.l2 != 0 {
 			addActivityGrad(d, m.layerOut[i], ap, rows)
 		}

@@ -16,3 +16,11 @@ type TrainPass struct {
 // SetTrainPass sets how the following training-mode passes run (see TrainPass) until it is
 // set again. Eval-mode passes are not affected.
 func (m *Model) SetTrainPass(p TrainPass) { m.rc.pass = p }
+
+// SetLayerGradients makes the backward passes that follow add g[i] to dL/d(output of trunk
+// layer i) (LayerTensors order; each g[i] Rows×width of that layer's output, or nil for
+// none), as if the loss had a term on those outputs, until it is set to nil. A ladder
+// network's denoising costs on the encoder's hidden pre-activations reach the weights this
+// way. The model keeps g and reads it at every backward pass; g may have fewer entries than
+// the trunk has layers.
+func (m *Model) SetLayerGradients(g [][]float32) { m.layerExtra = g }

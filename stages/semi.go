@@ -1,8 +1,10 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -21,7 +23,7 @@ func semiField() pipeline.Field {
 			"{ method = \"vat\" } virtual adversarial training (KL between the predictions at x and at x + r_adv, one power iteration; entropy = true adds entropy minimisation), " +
 			"\"pi\" the Pi-model (softmax MSE between two passes with input noise and dropout), \"mean_teacher\" (the same against an EMA of the weights), " +
 			"\"ladder\" the ladder network's Gamma-model (a clean and a corrupted pass, whose batch-norm statistics are kept apart, and a denoising cost on the top layer through the vanilla combinator; " +
-			"put { gaussian_noise = 0.3 } after each batch_norm of the layers). " +
+			"put { gaussian_noise = 0.3 } after each batch_norm of the layers; decoder = \"full\" with weights = [...] makes it the full ladder, with a decoder and a denoising cost at every layer). " +
 			"An epoch is a pass over the labelled rows. Needs one classification target (softmax head). Default: off."}
 }
 
@@ -35,6 +37,10 @@ func semiFields() []pipeline.Field {
 		{Name: "xi", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the norm of the probe perturbation of the power iteration. Default 0.1."},
 		{Name: "entropy", Type: pipeline.TypeBool, Doc: "vat: add entropy minimisation of the predictions (VAT+EntMin), ramped up like the weight. Default false."},
 		{Name: "noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "pi, mean_teacher: stddev of the Gaussian noise added to the inputs of each pass; ladder: to the inputs and to the batch-normalised logits of the corrupted pass (the hidden layers' noise is the layers' gaussian_noise) (0: none). Default 0.3."},
+		{Name: "decoder", Type: pipeline.TypeString, Enum: []string{train.LadderTop, train.LadderFull}, Doc: "ladder: \"top\", the Gamma-model (the denoising cost of the top layer only), or \"full\", the full ladder (Rasmus et al. 2015, Algorithm 1): a decoder with a learned V per layer, a lateral connection and a denoising cost at the inputs, at every dense layer's batch-normalised pre-activation and at the logits. " +
+			"The full ladder mirrors layers of the form { dense = N, activation = \"linear\" }, { batch_norm = true }, { gaussian_noise = 0.3 }, { activation = \"relu\" } only: any other layer (conv, residual, dropout, layer_norm, custom, a dense layer with an activation of its own) is an error naming it, and so are embeddings. Default \"top\"."},
+		{Name: "weights", Type: pipeline.TypeList, Elem: &pipeline.Field{Name: "weight", Type: pipeline.TypeFloat, Min: pipeline.Bound(0)}, Doc: "ladder with decoder = \"full\" (required there, not allowed otherwise): the denoising cost's weight of each layer, inputs first, then each dense layer, then the logits; each is multiplied by weight (default 1) and the ramp-up. The paper's for 784-1000-500-250-250-250-10: [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1]."},
+		{Name: "estimate_norm", Type: pipeline.TypeString, Enum: []string{train.LadderEstimateClean, train.LadderEstimateNone}, Doc: "ladder with decoder = \"full\": how each layer's estimate is normalised before it is compared with the clean pass's batch-normalised pre-activation: \"clean\", with the clean batch's mean and stddev of the pre-activation (the paper's Algorithm 1), or \"none\", the estimate itself (as the Gamma-model compares at the top). Default \"clean\"."},
 		{Name: "teacher_decay", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), MaxExclusive: true, Doc: "mean_teacher: EMA decay of the teacher's weights. Default 0.99."},
 	}
 }
@@ -50,20 +56,23 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 		return nil, nil
 	}
 	var v struct {
-		Method         string   `json:"method"`
-		Weight         float64  `json:"weight"`
-		RampupEpochs   *float64 `json:"rampup_epochs"`
-		UnlabeledBatch int      `json:"unlabeled_batch"`
-		Eps            float64  `json:"eps"`
-		Xi             float64  `json:"xi"`
-		Entropy        bool     `json:"entropy"`
-		Noise          *float64 `json:"noise"`
-		TeacherDecay   float64  `json:"teacher_decay"`
+		Method         string    `json:"method"`
+		Weight         float64   `json:"weight"`
+		RampupEpochs   *float64  `json:"rampup_epochs"`
+		UnlabeledBatch int       `json:"unlabeled_batch"`
+		Eps            float64   `json:"eps"`
+		Xi             float64   `json:"xi"`
+		Entropy        bool      `json:"entropy"`
+		Noise          *float64  `json:"noise"`
+		TeacherDecay   float64   `json:"teacher_decay"`
+		Decoder        string    `json:"decoder"`
+		Weights        []float64 `json:"weights"`
+		EstimateNorm   string    `json:"estimate_norm"`
 	}
 	if err := decodeStrict(t, &v); err != nil {
 		return nil, c.Errorf("semi", "%v", jsonErr(err))
 	}
-	s := &train.Semi{Method: v.Method, Weight: v.Weight, UnlabeledBatch: v.UnlabeledBatch, Eps: v.Eps, Xi: v.Xi, Entropy: v.Entropy, TeacherDecay: v.TeacherDecay}
+	s := &train.Semi{Method: v.Method, Weight: v.Weight, UnlabeledBatch: v.UnlabeledBatch, Eps: v.Eps, Xi: v.Xi, Entropy: v.Entropy, TeacherDecay: v.TeacherDecay, Decoder: v.Decoder, Weights: v.Weights, EstimateNorm: v.EstimateNorm}
 	if v.RampupEpochs != nil {
 		s.RampupEpochs = *v.RampupEpochs
 		if s.RampupEpochs == 0 {
@@ -82,6 +91,23 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 	if s.Method != train.SemiMeanTeacher && v.TeacherDecay != 0 {
 		return nil, c.Errorf("semi", "teacher_decay is a setting of method = \"mean_teacher\", not %q", s.Method)
 	}
+	if s.Method != train.SemiLadder && (v.Decoder != "" || v.Weights != nil) {
+		return nil, c.Errorf("semi", "decoder and weights are settings of method = \"ladder\", not %q", s.Method)
+	}
+	if v.Decoder != train.LadderFull && v.EstimateNorm != "" {
+		return nil, c.Errorf("semi", "estimate_norm is a setting of decoder = \"full\"")
+	}
+	if v.Decoder == train.LadderFull && len(v.Weights) == 0 {
+		return nil, c.Errorf("semi", "decoder = \"full\" needs weights = [...], one denoising weight per layer: the inputs, each dense layer, the logits (the paper's for 784-1000-500-250-250-250-10: [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1])")
+	}
+	if v.Decoder != train.LadderFull && v.Weights != nil {
+		return nil, c.Errorf("semi", "weights are the full ladder's per-layer weights: add decoder = \"full\", or use weight for the top layer's")
+	}
+	for i, w := range v.Weights {
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return nil, c.Errorf("semi", "weights[%d] = %g: want a finite value >= 0", i, w)
+		}
+	}
 	if s.Method == train.SemiVAT && v.Noise != nil {
 		return nil, c.Errorf("semi", "noise is a setting of the pi, mean_teacher and ladder methods, not vat")
 	}
@@ -93,6 +119,20 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 func checkLadderLayers(c *pipeline.StageConfig, semi *train.Semi, layers []nn.LayerSpec) error {
 	if semi == nil || semi.Method != train.SemiLadder || len(layers) == 0 {
 		return nil
+	}
+	if err := train.CheckLadderLayers(semi.Decoder, layers); err != nil {
+		return c.Errorf("layers", "%v", err)
+	}
+	if semi.Decoder == train.LadderFull {
+		taps := 0
+		for _, l := range layers {
+			if l.Type == nn.LayerDense {
+				taps++
+			}
+		}
+		if len(semi.Weights) != taps+2 {
+			return c.Errorf("semi", "weights has %d values; this stage's full ladder has %d layers (the inputs, %d dense layers, the logits), one weight each, inputs first", len(semi.Weights), taps+2, taps)
+		}
 	}
 	for _, l := range layers {
 		if l.Type == nn.LayerGaussianNoise && l.Stddev > 0 {
@@ -148,6 +188,9 @@ func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi,
 	s.Unlabeled = pool
 	cfg.Semi = &s
 	sc.SetInfo("semi_method", s.Method)
+	if s.Method == train.SemiLadder {
+		sc.SetInfo("semi_ladder_decoder", cmp.Or(s.Decoder, train.LadderTop))
+	}
 	sc.SetInfo("semi_pool_rows", pool.Len())
 	sc.SetInfo("semi_labeled_rows", d.trainData.Data.Len())
 	if nExtra > 0 {

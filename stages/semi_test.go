@@ -48,8 +48,12 @@ const ladderLayersTOML = `layers = [ { dense = 32, activation = "linear" }, { ba
 // 100, and the manifest says so.
 func TestSemiTrainStage(t *testing.T) {
 	for _, method := range []string{`method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, `method = "pi", noise = 0.1`, `method = "mean_teacher", teacher_decay = 0.9`,
-		`method = "ladder", weight = 10.0, noise = 0.2`} {
-		t.Run(strings.Fields(method)[2], func(t *testing.T) {
+		`method = "ladder", weight = 10.0, noise = 0.2`, `method = "ladder", decoder = "full", weights = [100.0, 1.0, 0.1], noise = 0.2, estimate_norm = "none"`} {
+		name := strings.Trim(strings.Fields(method)[2], `",`)
+		if strings.Contains(method, "full") {
+			name += "_full"
+		}
+		t.Run(name, func(t *testing.T) {
 			src := strings.Replace(semiPipeline, `method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, method, 1)
 			src = strings.Replace(src, "layers = [ { dense = 32 } ]", ladderLayersTOML, 1)
 			m, _, err := runTOML(t, ".", src)
@@ -59,6 +63,15 @@ func TestSemiTrainStage(t *testing.T) {
 			info := m.Stages["semi"].Info
 			if got := info["semi_method"]; !strings.Contains(method, `"`+got.(string)+`"`) {
 				t.Errorf("semi_method = %v, want the configured method (%s)", got, method)
+			}
+			if strings.Contains(method, "ladder") {
+				want := "top"
+				if strings.Contains(method, `decoder = "full"`) {
+					want = "full"
+				}
+				if got := info["semi_ladder_decoder"]; got != want {
+					t.Errorf("semi_ladder_decoder = %v, want %q", got, want)
+				}
 			}
 			labelled := num(t, info["semi_labeled_rows"])
 			if labelled != 100 {
@@ -93,11 +106,28 @@ func TestSemiConfigErrors(t *testing.T) {
 		{"noise_on_vat", semi, `semi = { method = "vat", noise = 0.1 }`, "noise is a setting of the pi, mean_teacher and ladder"},
 		{"unknown_key", semi, `semi = { method = "vat", epsilon = 1.0 }`, "epsilon"},
 		{"missing_method", semi, `semi = { weight = 2.0 }`, "method"},
+		{"decoder_on_vat", semi, `semi = { method = "vat", decoder = "full", weights = [1.0, 1.0, 1.0] }`, `stage "semi": semi: decoder and weights are settings of method = "ladder"`},
+		{"full_without_weights", semi, `semi = { method = "ladder", decoder = "full" }`, `semi: decoder = "full" needs weights = [...]`},
+		{"weights_without_full", semi, `semi = { method = "ladder", weights = [1.0, 1.0, 1.0] }`, `semi: weights are the full ladder's per-layer weights: add decoder = "full"`},
+		{"estimate_norm_without_full", semi, `semi = { method = "ladder", estimate_norm = "none" }`, `semi: estimate_norm is a setting of decoder = "full"`},
+		{"unknown_decoder", semi, `semi = { method = "ladder", decoder = "middle" }`, "middle"},
+		{"negative_weights", semi, `semi = { method = "ladder", decoder = "full", weights = [1.0, -1.0, 1.0] }`, "semi"},
+		{"full_weights_count", "layers = [ { dense = 32 } ]\n", ladderLayersTOML + "\n", `stage "semi": semi: weights has 2 values; this stage's full ladder has 3 layers`},
+		{"full_dense_activation", "layers = [ { dense = 32 } ]\n", `layers = [ { dense = 32, activation = "relu" }, { batch_norm = true }, { gaussian_noise = 0.3 } ]` + "\n",
+			`stage "semi": layers: train: semi ladder decoder "full": layer 1 (dense) has activation "relu"`},
+		{"full_dropout_layer", "layers = [ { dense = 32 } ]\n", ladderLayersTOML[:len(ladderLayersTOML)-2] + `, { dropout = 0.1 } ]` + "\n",
+			`stage "semi": layers: train: semi ladder decoder "full": layer 5 (dropout) has no mirror in the ladder's decoder`},
 		{"regression_target", "batch_size = 16", "batch_size = 16\ntask = \"regression\"", `needs one target with task = "classification"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			src := strings.Replace(semiPipeline, tc.from, tc.to, 1)
+			if strings.HasPrefix(tc.name, "full_") {
+				src = strings.Replace(src, semi, `semi = { method = "ladder", decoder = "full", weights = [1.0, 1.0] }`, 1)
+				if tc.name != "full_weights_count" {
+					src = strings.Replace(src, "weights = [1.0, 1.0]", "weights = [1.0, 1.0, 1.0]", 1)
+				}
+			}
 			_, _, err := runTOML(t, ".", src)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)

@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/gob"
 	"fmt"
 	"math"
@@ -55,6 +56,15 @@ const (
 //     per-class parameters are trained by an optimizer of Config.Optimizer's kind at the
 //     step's learning rate (not clipped) and are not part of the model. Four forward and
 //     two backward passes per step. The model needs a gaussian_noise layer.
+//     With Decoder "full" it is the full ladder (semi_ladder_full.go): a decoder with a
+//     learned V per layer mirrors the encoder top-down, and the denoising costs (Weights, one
+//     per layer) compare its estimates with the clean pass at the inputs, at every dense
+//     layer's batch-normalised pre-activation and at the logits; their gradients reach the
+//     encoder through both passes (Model.SetLayerGradients). It mirrors dense (linear) →
+//     batch_norm → gaussian_noise → activation layers only (CheckLadderLayers): conv,
+//     residual, dropout, layer_norm and custom layers, and embeddings, are refused with an
+//     error naming them. The decoder's params (V and the combinators) are trained like the
+//     combinator and checkpointed with their optimizer state.
 //
 // Epochs count passes over the labeled rows; the ramp-up is over steps, measured in epochs.
 // Config.Augment applies to the labeled rows of a batch only. Every training-mode pass
@@ -92,6 +102,21 @@ type Semi struct {
 	Noise float64
 	// TeacherDecay is the Mean Teacher's EMA decay; default 0.99.
 	TeacherDecay float64
+	// Decoder is the ladder's decoder: "top" (default), the Γ-model's denoising cost at the
+	// top layer only; or "full", the full ladder (see semi_ladder_full.go): a decoder with a
+	// lateral connection and a denoising cost at the inputs, every dense layer's
+	// pre-activation and the logits, which needs layers it can mirror (CheckLadderLayers).
+	Decoder string
+	// Weights are the full ladder's per-level denoising weights λ, inputs first, logits last
+	// (one per dense layer in between; the paper's for 784-1000-500-250-250-250-10 are
+	// [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1]), each multiplied by Weight (default 1) and the
+	// ramp-up. Required with Decoder "full", not allowed otherwise.
+	Weights []float64
+	// EstimateNorm is how the full ladder normalises its estimate ẑ of each layer before
+	// comparing it with the clean pass's z: "clean" (default; the paper's Algorithm 1), with
+	// the clean batch's mean and stddev of the layer's pre-activation, or "none", ẑ itself
+	// (as the Γ-model compares at the top). Only with Decoder "full".
+	EstimateNorm string
 }
 
 func (s *Semi) withDefaults(batch int) (Semi, error) {
@@ -125,6 +150,12 @@ func (s *Semi) withDefaults(batch int) (Semi, error) {
 	if c.TeacherDecay == 0 {
 		c.TeacherDecay = 0.99
 	}
+	if c.Method == SemiLadder && c.Decoder == "" {
+		c.Decoder = LadderTop
+	}
+	if c.Decoder == LadderFull && c.EstimateNorm == "" {
+		c.EstimateNorm = LadderEstimateClean
+	}
 	switch {
 	case c.UnlabeledBatch < 1:
 		return c, fmt.Errorf("train: semi unlabeled batch %d < 1", c.UnlabeledBatch)
@@ -132,6 +163,20 @@ func (s *Semi) withDefaults(batch int) (Semi, error) {
 		return c, fmt.Errorf("train: semi weight %g: want a finite value >= 0", c.Weight)
 	case c.Eps < 0 || c.Xi < 0:
 		return c, fmt.Errorf("train: semi eps %g and xi %g must be >= 0", c.Eps, c.Xi)
+	}
+	switch {
+	case c.Method != SemiLadder && (c.Decoder != "" || len(c.Weights) > 0):
+		return c, fmt.Errorf("train: semi decoder and weights are settings of method %q, not %q", SemiLadder, c.Method)
+	case c.Method == SemiLadder && c.Decoder != LadderTop && c.Decoder != LadderFull:
+		return c, fmt.Errorf("train: semi ladder decoder %q: want %q or %q", c.Decoder, LadderTop, LadderFull)
+	case c.Decoder == LadderTop && len(c.Weights) > 0:
+		return c, fmt.Errorf("train: semi ladder weights are the full ladder's per-level weights: set decoder = %q, or use weight for the top layer's", LadderFull)
+	case c.Decoder != LadderFull && c.EstimateNorm != "":
+		return c, fmt.Errorf("train: semi ladder estimate norm is a setting of decoder %q", LadderFull)
+	case c.Decoder == LadderFull && c.EstimateNorm != LadderEstimateClean && c.EstimateNorm != LadderEstimateNone:
+		return c, fmt.Errorf("train: semi ladder estimate norm %q: want %q or %q", c.EstimateNorm, LadderEstimateClean, LadderEstimateNone)
+	case c.Decoder == LadderFull && len(c.Weights) == 0:
+		return c, fmt.Errorf("train: semi ladder decoder %q needs weights, one per level, inputs first (the paper's for 784-1000-500-250-250-250-10: [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1])", LadderFull)
 	}
 	if err := optim.CheckEMADecay(c.TeacherDecay); err != nil {
 		return c, fmt.Errorf("train: semi teacher decay: %w", err)
@@ -149,8 +194,10 @@ type semiRun struct {
 	rng     *rand.Rand
 	teacher *optim.EMA      // mean_teacher only
 	comb    *optim.Param    // ladder only: the combinator's parameters
-	combOpt optim.Optimizer // ladder only: trains comb
+	combOpt optim.Optimizer // ladder only: trains decoder
+	decoder []*optim.Param  // ladder only: the decoder's params (comb, or the full ladder's)
 	lad     *ladderScratch  // ladder only
+	full    *fullLadder     // ladder with decoder "full" only
 	clean   []float32       // ladder only: the step's clean inputs
 
 	batch   nn.Batch // labeled + unlabeled rows
@@ -208,10 +255,21 @@ func newSemiRun(s *Semi, cfg Config, m *nn.Model, maxBatch int) (*semiRun, error
 		if err := checkLadderModel(spec); err != nil {
 			return nil, err
 		}
-		sr.comb = newCombinator(sr.k)
 		if sr.combOpt, err = optim.New(cfg.Optimizer); err != nil {
 			return nil, fmt.Errorf("train: ladder combinator: %w", err)
 		}
+		if c.Decoder == LadderFull {
+			if sr.full, err = newFullLadder(spec, c.Weights, c.EstimateNorm, rows, cfg.Seed); err != nil {
+				return nil, err
+			}
+			if err := sr.full.checkModel(m); err != nil {
+				return nil, err
+			}
+			sr.decoder = sr.full.params
+			break
+		}
+		sr.comb = newCombinator(sr.k)
+		sr.decoder = []*optim.Param{sr.comb}
 		sr.lad = newLadderScratch(sr.k, rows)
 	}
 	return sr, nil
@@ -315,6 +373,9 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 		loss.Total += kl
 		return loss, err
 	case SemiLadder:
+		if s.full != nil {
+			return s.full.step(s, cb, ct, w)
+		}
 		return s.ladderStep(cb, ct, w)
 	default:
 		x := cb.X[:n*ni]
@@ -392,8 +453,8 @@ func (s *semiRun) afterStep(lr float64) {
 	if s.teacher != nil {
 		s.teacher.Update(s.m.Params())
 	}
-	if s.comb != nil {
-		s.combOpt.Step([]*optim.Param{s.comb}, lr)
+	if s.decoder != nil {
+		s.combOpt.Step(s.decoder, lr)
 	}
 }
 
@@ -412,9 +473,11 @@ func (s *semiRun) marshal() ([]byte, error) {
 			return nil, err
 		}
 	}
-	st := semiState{Version: semiStateVersion, Method: s.cfg.Method, Stream: src, Teacher: teacher}
-	if s.comb != nil {
-		st.Combinator = append([]float32(nil), s.comb.Value...)
+	st := semiState{Version: semiStateVersion, Method: s.cfg.Method, Decoder: s.cfg.Decoder, EstimateNorm: s.cfg.EstimateNorm, Stream: src, Teacher: teacher}
+	if s.decoder != nil {
+		for _, p := range s.decoder {
+			st.Combinator = append(st.Combinator, p.Value...)
+		}
 		if st.CombinatorOptimizer, err = s.combOpt.MarshalState(); err != nil {
 			return nil, err
 		}
@@ -448,13 +511,29 @@ func (s *semiRun) unmarshal(b []byte) error {
 			return fmt.Errorf("teacher: %w", err)
 		}
 	}
-	if s.comb != nil {
-		if len(st.Combinator) != len(s.comb.Value) {
-			return fmt.Errorf("ladder combinator: %d values, the model needs %d", len(st.Combinator), len(s.comb.Value))
+	if s.decoder != nil {
+		if dec := cmp.Or(st.Decoder, LadderTop); dec != s.cfg.Decoder {
+			return fmt.Errorf("ladder decoder %q, the config selects %q", dec, s.cfg.Decoder)
 		}
-		copy(s.comb.Value, st.Combinator)
+		if st.EstimateNorm != s.cfg.EstimateNorm {
+			return fmt.Errorf("ladder estimate norm %q, the config selects %q", st.EstimateNorm, s.cfg.EstimateNorm)
+		}
+		n := 0
+		for _, p := range s.decoder {
+			n += len(p.Value)
+		}
+		if len(st.Combinator) != n {
+			return fmt.Errorf("ladder decoder: %d values, the model needs %d", len(st.Combinator), n)
+		}
+		off := 0
+		for _, p := range s.decoder {
+			off += copy(p.Value, st.Combinator[off:off+len(p.Value)])
+		}
 		if err := s.combOpt.UnmarshalState(st.CombinatorOptimizer); err != nil {
-			return fmt.Errorf("ladder combinator optimizer: %w", err)
+			return fmt.Errorf("ladder decoder optimizer: %w", err)
+		}
+		if err := optim.CheckStateFits(s.combOpt, s.decoder); err != nil {
+			return fmt.Errorf("ladder decoder optimizer: %w", err)
 		}
 	}
 	return nil
@@ -467,7 +546,12 @@ type semiState struct {
 	Method  string
 	Stream  []byte // the semi stream's PCG
 	Teacher []byte // the Mean Teacher's EMA (nil for other methods)
-	// Combinator and CombinatorOptimizer are the ladder's combinator parameters and their
+	// Decoder is the ladder's decoder ("" before it was recorded: "top"), EstimateNorm the
+	// full ladder's.
+	Decoder      string
+	EstimateNorm string
+	// Combinator and CombinatorOptimizer are the ladder decoder's parameters (the
+	// combinator's, or the full ladder's in semiRun.decoder order, concatenated) and their
 	// optimizer state (nil for other methods).
 	Combinator          []float32
 	CombinatorOptimizer []byte

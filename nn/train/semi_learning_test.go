@@ -137,3 +137,85 @@ func ladderLayers(noise float64, widths ...int) []nn.LayerSpec {
 	}
 	return ls
 }
+
+// TestFullLadderLearnsDigits trains the full ladder (decoder = "full") as TestSemiLearnsDigits
+// trains the Γ-model: 5 labels per digit, the ladder's batch-normalised layers 128-64 with
+// noise 0.3, five seeds, 150 epochs (600 steps), and compares its test accuracy with noisy
+// supervised training of the same layers and with the Γ-model (weight 10). It asserts the
+// full ladder's mean lead over supervised (0.02) and that it wins on most seeds, and that it
+// is not more than 0.03 below the Γ-model (it is not asserted to beat it: see below).
+//
+// Settings, chosen on the validation split (mean val accuracy over seeds 1-3, before any
+// MNIST run): the paper's weights [1000, 10, 0.1, 0.1] with the paper's ẑ normalisation
+// (estimate_norm "clean") gave .793 (5 seeds; supervised .785, Γ .867); with estimate_norm
+// "none" .807; then, with "none": [100, 1, 0.1, 10] .851, [10, 10, 1, 10] .853, [1, 0.1,
+// 0.1, 10] .856, [10, 1, 0.1, 10] .858, [10, 1, 0.1, 1] .832, [0, 0, 0, 10] (the top cost
+// only) .858. At this scale the lower layers' costs add nothing measurable and a large
+// input weight hurts. Measured with [10, 1, 0.1, 10] and "none" (test, seeds 1-5): full
+// .8778, Γ .8733, supervised .7837: +.094 over supervised (5 of 5 seeds), +.004 over the
+// Γ-model (within the seeds' spread; the mean val accuracies are equal, .8674).
+func TestFullLadderLearnsDigits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	sp := loadSplit(t, "digits", false)
+	epochs := 150
+	seeds := []uint64{1, 2, 3, 4, 5}
+	if raceEnabled {
+		epochs, seeds = 10, []uint64{1}
+	}
+	spec := nn.Spec{NumInputs: sp.numInputs, Layers: ladderLayers(0.3, 128, 64), Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: sp.classes}}}
+	acc := func(arm string, seed uint64) (val, test float64) {
+		lab := fewLabels(sp.train, sp.classes, 5, seed)
+		m, err := nn.Build(spec, rand.New(rand.NewPCG(seed, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Epochs: epochs, BatchSize: 16, Seed: seed, Optimizer: optim.Config{LR: 1e-3}, EarlyStopping: EarlyStopping{Disabled: true}}
+		switch arm {
+		case "gamma":
+			cfg.Semi = &Semi{Method: SemiLadder, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5, Weight: 10}
+		case "full":
+			cfg.Semi = &Semi{Method: SemiLadder, Decoder: LadderFull, Weights: []float64{10, 1, 0.1, 10}, EstimateNorm: LadderEstimateNone, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5}
+		}
+		if _, err := Fit(context.Background(), m, lab, sp.val, cfg); err != nil {
+			t.Fatal(err)
+		}
+		out := predictDataset(t, m, sp.val)
+		val = metrics.Accuracy(sp.val.Targets[0].Labels, out.Heads[0], out.Width[0])
+		out = predictDataset(t, m, sp.test)
+		return val, metrics.Accuracy(sp.test.Targets[0].Labels, out.Heads[0], out.Width[0])
+	}
+	arms := []string{"supervised", "gamma", "full"}
+	test := map[string][]float64{}
+	mean := map[string]float64{}
+	for _, arm := range arms {
+		var meanVal float64
+		for _, seed := range seeds {
+			v, te := acc(arm, seed)
+			test[arm] = append(test[arm], te)
+			mean[arm] += te / float64(len(seeds))
+			meanVal += v / float64(len(seeds))
+		}
+		t.Logf("%s: test accuracy %.4f per seed, mean %.4f (mean val %.4f)", arm, test[arm], mean[arm], meanVal)
+	}
+	wins := 0
+	for i := range seeds {
+		if test["full"][i] > test["supervised"][i] {
+			wins++
+		}
+	}
+	t.Logf("full ladder: %+.4f over supervised (better on %d of %d seeds), %+.4f over the Γ-model", mean["full"]-mean["supervised"], wins, len(seeds), mean["full"]-mean["gamma"])
+	if raceEnabled {
+		return
+	}
+	if mean["full"] < mean["supervised"]+0.02 {
+		t.Errorf("full ladder: mean test accuracy %.4f does not beat supervised %.4f by 0.02", mean["full"], mean["supervised"])
+	}
+	if wins <= len(seeds)/2 {
+		t.Errorf("full ladder: better than supervised on %d of %d seeds, want most", wins, len(seeds))
+	}
+	if mean["full"] < mean["gamma"]-0.03 {
+		t.Errorf("full ladder: mean test accuracy %.4f is more than 0.03 below the Γ-model's %.4f", mean["full"], mean["gamma"])
+	}
+}

@@ -1,0 +1,510 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/pipe-ml/pipe/nn"
+	"github.com/pipe-ml/pipe/nn/gemm"
+	"github.com/pipe-ml/pipe/nn/optim"
+)
+
+// The full ladder network (Rasmus et al. 2015, Algorithm 1; Semi.Decoder = "full"): a
+// decoder that mirrors the encoder top-down, with a lateral connection and a denoising cost
+// at every layer. Its levels are l = 0 (the numeric inputs), 1…L−1 (every dense layer's
+// pre-activation, batch-normalised) and L (the head's logits):
+//
+//	clean pass:      z(l) = (z_pre(l) − μ(l))/σ(l), μ and σ the clean batch's statistics;
+//	                 z(0) = x, μ(0) = 0, σ(0) = 1
+//	corrupted pass:  z̃(l) = BN(z̃_pre(l)) + n(l), BN over the corrupted batch; n(l) the noise
+//	                 of the gaussian_noise layer after the batch norm (0 without one), n(0)
+//	                 and n(L) of stddev Semi.Noise; z̃(0) = x + n(0)
+//	decoder:         u(L) = BN(softmax(z̃_pre(L))), u(l) = BN(ẑ(l+1)·V(l)) for l < L,
+//	                 ẑ(l) = g(z̃(l), u(l)) with the vanilla combinator's per-unit a1…a10
+//	cost:            C = Σ_l λ_l/(rows·width_l)·‖(ẑ(l) − μ(l))/σ(l) − z(l)‖²
+//
+// (Semi.EstimateNorm "clean", the paper's). With EstimateNorm "none" the cost compares ẑ(l)
+// itself with z(l), as the Γ-model does at the top: ẑ then lives in z's normalised units, and
+// the cost has no path through μ and σ into the encoder (through which, with "clean", it can
+// move the dense layers' biases and scales, which batch norm otherwise makes irrelevant).
+//
+// V(l) is a learned width_{l+1}×width_l matrix. The cost's gradient reaches the corrupted
+// pass through z̃ (at the dense layers' outputs and the logits) and the clean pass through
+// z(l), μ(l) and σ(l) (a second clean pass backpropagates it), as in the reference code.
+//
+// The corrupted encoder here adds its noise after the batch norm's scale and shift
+// (dense → batch_norm → gaussian_noise → activation), the paper before them; z̃ is the
+// paper's either way (noise in normalised units).
+
+// Ladder decoders (Semi.Decoder), and how the full ladder normalises its estimates ẑ
+// before comparing them with the clean z (Semi.EstimateNorm).
+const (
+	LadderTop           = "top"
+	LadderFull          = "full"
+	LadderEstimateClean = "clean"
+	LadderEstimateNone  = "none"
+)
+
+// streamLadderInit seeds the full ladder decoder's initial V weights.
+const streamLadderInit = 8
+
+// ladderTap is one hidden level of the full ladder: a dense layer's pre-activation.
+type ladderTap struct {
+	name  string
+	dense int // the dense layer's index in the trunk (LayerTensors order)
+	bn    int // the batch norm after it
+	noise int // the gaussian_noise layer after the batch norm, or −1
+	width int
+}
+
+// CheckLadderLayers says whether the full ladder's decoder can mirror layers (decoder =
+// "full"; "top" and "" take any layers): each dense layer must be linear (activation =
+// "linear" or unset, no dropout) and followed by a batch_norm, optionally a gaussian_noise
+// after it, and activation layers; any other layer (conv, residual, dropout, layer_norm,
+// custom, a batch_norm or gaussian_noise elsewhere) has no mirror in the decoder and is an
+// error naming it (by Name, else by position and type).
+func CheckLadderLayers(decoder string, layers []nn.LayerSpec) error {
+	_, err := ladderTaps(decoder, layers)
+	return err
+}
+
+func ladderTaps(decoder string, layers []nn.LayerSpec) ([]ladderTap, error) {
+	if decoder != LadderFull {
+		return nil, nil
+	}
+	name := func(i int) string {
+		if layers[i].Name != "" {
+			return fmt.Sprintf("layer %q (%s)", layers[i].Name, layers[i].Type)
+		}
+		return fmt.Sprintf("layer %d (%s)", i+1, layers[i].Type)
+	}
+	var taps []ladderTap
+	for i := 0; i < len(layers); i++ {
+		l := layers[i]
+		switch l.Type {
+		case nn.LayerActivation:
+			continue
+		case nn.LayerDense:
+		default:
+			return nil, fmt.Errorf("train: semi ladder decoder %q: %s has no mirror in the ladder's decoder, which takes dense (activation = \"linear\") → batch_norm → gaussian_noise → activation layers only: remove it, or use decoder = %q", LadderFull, name(i), LadderTop)
+		}
+		if l.Activation != "" && l.Activation != "linear" {
+			return nil, fmt.Errorf("train: semi ladder decoder %q: %s has activation %q: the lateral connection needs the pre-activation; set activation = \"linear\" and put { batch_norm = true }, { gaussian_noise = 0.3 }, { activation = %q } after it", LadderFull, name(i), l.Activation, l.Activation)
+		}
+		if l.Dropout > 0 {
+			return nil, fmt.Errorf("train: semi ladder decoder %q: %s has dropout, which the ladder's decoder cannot mirror: remove it (the corrupted pass's noise is the gaussian_noise layers)", LadderFull, name(i))
+		}
+		if i+1 >= len(layers) || layers[i+1].Type != nn.LayerBatchNorm {
+			return nil, fmt.Errorf("train: semi ladder decoder %q: %s is not followed by { batch_norm = true }: the lateral connection takes the batch-normalised pre-activation", LadderFull, name(i))
+		}
+		tap := ladderTap{name: l.Name, dense: i, bn: i + 1, noise: -1, width: l.Units}
+		i++
+		if i+1 < len(layers) && layers[i+1].Type == nn.LayerGaussianNoise {
+			tap.noise = i + 1
+			i++
+		}
+		taps = append(taps, tap)
+	}
+	return taps, nil
+}
+
+// ladderLevel is one level of the full ladder's decoder and its per-step buffers.
+type ladderLevel struct {
+	w      int
+	lambda float64
+	comb   *optim.Param // the combinator's a1…a10 (10×w)
+	v      *optim.Param // V(l): level l+1 to l (w_{l+1}×w); nil at the top
+
+	z         []float32 // the clean pass's normalised pre-activation (rows×w)
+	mean, inv []float64 // its batch statistics (0 and 1 at the input)
+	zn        []float32 // the corrupted pass's normalised pre-activation, before the noise
+	zt        []float32 // z̃ = zn + noise
+	cInv      []float64 // 1/σ of the corrupted batch
+	u         []float32 // the decoder's BN(·) (rows×w)
+	uMean     []float64
+	uInv      []float64
+	p         []float32 // the top-down input of u: ẑ(l+1)·V(l) (rows×w); at the top softmax
+	zhat      []float32 // ẑ
+	diff      []float64 // (ẑ − μ)/σ − z
+	dzhat     []float32 // dC/dẑ
+	du        []float64 // dC/du, then dC/dp
+	dzt       []float64 // dC/dz̃, then dC/dz̃_pre
+	dp        []float32
+	dclean    []float32 // dC/dz_pre of the clean pass (hidden levels)
+	dcorr     []float32 // dC/dz̃_pre of the corrupted pass (hidden levels)
+	gMu, gInv []float64 // dC/dμ, dC/d(1/σ)
+	// hatMean and hatInv normalise ẑ before it is compared with z: mean and inv (the
+	// paper), or 0 and 1 (ladderDirect).
+	hatMean, hatInv []float64
+}
+
+// fullLadder is the full ladder's decoder (see the comment at the top of the file).
+type fullLadder struct {
+	taps      []ladderTap
+	levels    []*ladderLevel // 0 = inputs … L = logits
+	params    []*optim.Param // the decoder's params: combinators bottom-up, then the Vs
+	cleanX    []float32      // the step's clean inputs (rows×w0)
+	topNoise  []float32      // n(L) (rows×k)
+	cleanGrad [][]float32    // per trunk layer: the clean pass's injected gradients
+	corrGrad  [][]float32    // per trunk layer: the corrupted pass's
+	lq        []float64
+	gemm      gemm.Backend
+	direct    bool // compare ẑ itself with z (no normalisation of ẑ by the clean statistics)
+}
+
+// newFullLadder builds the decoder of model spec (checked by ladderTaps) for batches of up
+// to rows rows, with weights λ (inputs first, logits last) and V drawn from seed.
+func newFullLadder(spec nn.Spec, weights []float64, estimateNorm string, rows int, seed uint64) (*fullLadder, error) {
+	if len(spec.Embeddings) > 0 {
+		return nil, fmt.Errorf("train: semi ladder decoder %q mirrors numeric inputs only; this model has %d embeddings: use decoder = %q", LadderFull, len(spec.Embeddings), LadderTop)
+	}
+	taps, err := ladderTaps(LadderFull, spec.Layers)
+	if err != nil {
+		return nil, err
+	}
+	k := spec.Heads[0].Classes
+	widths := []int{spec.NumInputs}
+	for _, t := range taps {
+		widths = append(widths, t.width)
+	}
+	widths = append(widths, k)
+	if len(weights) != len(widths) {
+		return nil, fmt.Errorf("train: semi ladder decoder %q: weights has %d values; this model's ladder has %d levels (the inputs, %d dense layers, the logits), one weight each, inputs first (the paper's for 784-1000-500-250-250-250-10: [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1])",
+			LadderFull, len(weights), len(widths), len(taps))
+	}
+	for i, w := range weights {
+		if w < 0 || !finite(w) {
+			return nil, fmt.Errorf("train: semi ladder weights[%d] = %g: want a finite value >= 0", i, w)
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, streamLadderInit))
+	f := &fullLadder{taps: taps, cleanX: make([]float32, rows*widths[0]), topNoise: make([]float32, rows*k), lq: make([]float64, k), gemm: gemm.Default(), direct: estimateNorm == LadderEstimateNone}
+	nl := len(widths)
+	for l, w := range widths {
+		lv := &ladderLevel{w: w, lambda: weights[l], comb: newCombinator(w)}
+		lv.comb.Name = fmt.Sprintf("%s/%d", combinatorParamName, l)
+		n := rows * w
+		lv.z, lv.zn, lv.zt, lv.u, lv.p, lv.zhat, lv.dzhat, lv.dp = make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+		lv.diff, lv.du, lv.dzt = make([]float64, n), make([]float64, n), make([]float64, n)
+		lv.mean, lv.inv, lv.cInv, lv.uMean, lv.uInv, lv.gMu, lv.gInv = make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w)
+		if l > 0 && l < nl-1 {
+			lv.dclean, lv.dcorr = make([]float32, n), make([]float32, n)
+		}
+		lv.hatMean, lv.hatInv = lv.mean, lv.inv
+		if f.direct {
+			lv.hatMean, lv.hatInv = make([]float64, w), make([]float64, w)
+			for j := range lv.hatInv {
+				lv.hatInv[j] = 1
+			}
+		}
+		f.levels = append(f.levels, lv)
+		f.params = append(f.params, lv.comb)
+	}
+	for l := 0; l < nl-1; l++ {
+		up, w := widths[l+1], widths[l]
+		v := &optim.Param{Name: fmt.Sprintf("ladder/V/%d", l), Shape: []int{up, w}, Value: make([]float32, up*w), Grad: make([]float32, up*w)}
+		sd := 1 / math.Sqrt(float64(up))
+		for i := range v.Value {
+			v.Value[i] = float32(rng.NormFloat64() * sd)
+		}
+		f.levels[l].v = v
+		f.params = append(f.params, v)
+	}
+	f.cleanGrad = make([][]float32, len(spec.Layers))
+	f.corrGrad = make([][]float32, len(spec.Layers))
+	for i, t := range taps {
+		f.cleanGrad[t.dense] = f.levels[i+1].dclean
+		f.corrGrad[t.dense] = f.levels[i+1].dcorr
+	}
+	return f, nil
+}
+
+// checkModel checks that the model's trunk is the spec's layers one for one (LayerTensors
+// order), which the taps' indices assume.
+func (f *fullLadder) checkModel(m *nn.Model) error {
+	lts := m.LayerTensors(0)
+	spec := m.Spec()
+	if len(lts) != len(spec.Layers) {
+		return fmt.Errorf("train: semi ladder decoder %q: the model has %d trunk layers for %d layer specs", LadderFull, len(lts), len(spec.Layers))
+	}
+	for _, t := range f.taps {
+		if lts[t.dense].Cols != t.width {
+			return fmt.Errorf("train: semi ladder decoder %q: layer %q has %d outputs, want %d", LadderFull, t.name, lts[t.dense].Cols, t.width)
+		}
+	}
+	return nil
+}
+
+// hiddenOf returns, from the last forward pass of m, each hidden level's pre-activation and
+// (for a corrupted pass) the noise its gaussian_noise layer added (nil without one).
+func (f *fullLadder) hiddenOf(m *nn.Model, rows int) (pre, noise [][]float32) {
+	lts := m.LayerTensors(rows)
+	for i, t := range f.taps {
+		pre = append(pre, lts[t.dense].Output)
+		var n []float32
+		if t.noise >= 0 {
+			n = f.levels[i+1].dp[:rows*t.width] // scratch until cost reads it
+			for j, v := range lts[t.noise].Output {
+				n[j] = v - lts[t.bn].Output[j]
+			}
+		}
+		noise = append(noise, n)
+	}
+	return pre, noise
+}
+
+// normalize writes the per-column batch mean and 1/σ of src (rows×w) and the normalised
+// values into dst.
+func normalize(dst []float32, mean, inv []float64, src []float32, rows, w int) {
+	batchStats(mean, inv, func(i int) float64 { return float64(src[i]) }, rows, w)
+	for i, v := range src[:rows*w] {
+		j := i % w
+		dst[i] = float32((float64(v) - mean[j]) * inv[j])
+	}
+}
+
+// setClean records the clean pass: its inputs x, hidden pre-activations and logits.
+func (f *fullLadder) setClean(x []float32, pre [][]float32, logits []float32, rows int) {
+	L := len(f.levels) - 1
+	in := f.levels[0]
+	copy(in.z, x[:rows*in.w])
+	for j := range in.mean {
+		in.mean[j], in.inv[j] = 0, 1
+	}
+	for l := 1; l <= L; l++ {
+		lv := f.levels[l]
+		src := logits
+		if l < L {
+			src = pre[l-1]
+		}
+		normalize(lv.z, lv.mean, lv.inv, src, rows, lv.w)
+	}
+}
+
+// cost is the denoising cost of the corrupted pass (inputs xt, hidden pre-activations pre
+// and their noise, logits; the top level's noise is f.topNoise), with every λ scaled by
+// weight. It overwrites the decoder params' Grad, adds dC/dlogits into dl, and writes the
+// gradients of the hidden pre-activations of the corrupted pass (dcorr) and of the clean
+// pass recorded by setClean (dclean; the logits' in cleanLogitGrad via cleanLoss).
+func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, logits, dl []float32, rows int) float64 {
+	L := len(f.levels) - 1
+	for _, p := range f.params {
+		clear(p.Grad)
+	}
+	// The corrupted pass's z̃.
+	for l, lv := range f.levels {
+		n := rows * lv.w
+		switch {
+		case l == 0:
+			copy(lv.zt, xt[:n])
+		default:
+			src, nz := logits, f.topNoise
+			if l < L {
+				src, nz = pre[l-1], noise[l-1]
+			}
+			mean := lv.gMu // scratch: the corrupted mean is not needed after this
+			normalize(lv.zn, mean, lv.cInv, src, rows, lv.w)
+			for i := 0; i < n; i++ {
+				lv.zt[i] = lv.zn[i]
+				if nz != nil {
+					lv.zt[i] += nz[i]
+				}
+			}
+		}
+	}
+	// The decoder, top-down.
+	var total float64
+	for l := L; l >= 0; l-- {
+		lv := f.levels[l]
+		w, n := lv.w, rows*lv.w
+		if l == L {
+			for r := 0; r < rows; r++ {
+				logSoftmaxRow(f.lq, logits[r*w:(r+1)*w])
+				for j, v := range f.lq {
+					lv.p[r*w+j] = float32(math.Exp(v))
+				}
+			}
+		} else {
+			up := f.levels[l+1]
+			f.gemm.Sgemm(false, false, rows, w, up.w, 1, up.zhat, up.w, lv.v.Value, w, 0, lv.p, w)
+		}
+		normalize(lv.u, lv.uMean, lv.uInv, lv.p, rows, w)
+		a := lv.comb.Value
+		c := weight * lv.lambda / float64(n)
+		for i := 0; i < n; i++ {
+			j := i % w
+			zhat, _, _, _, _ := vanilla(a, w, j, float64(lv.zt[i]), float64(lv.u[i]))
+			lv.zhat[i] = float32(zhat)
+			d := (zhat-lv.hatMean[j])*lv.hatInv[j] - float64(lv.z[i])
+			lv.diff[i] = d
+			total += c * d * d
+		}
+	}
+	// Backward, bottom-up: dC/dẑ(l) is complete once level l−1 is done.
+	for l := 0; l <= L; l++ {
+		lv := f.levels[l]
+		w, n := lv.w, rows*lv.w
+		a, ga := lv.comb.Value, lv.comb.Grad
+		c := weight * lv.lambda / float64(n)
+		if l == 0 {
+			clear(lv.dzhat[:n])
+		}
+		clear(lv.gMu)
+		clear(lv.gInv)
+		for i := 0; i < n; i++ {
+			j := i % w
+			g := 2 * c * lv.diff[i] // dC/dẑ_BN
+			if !f.direct {
+				lv.gMu[j] -= lv.inv[j] * g
+				lv.gInv[j] += (float64(lv.zhat[i]) - lv.mean[j]) * g
+			}
+			lv.du[i] = -g // dC/dz (the clean target), kept in du until the clean gradient is done
+		}
+		if l > 0 {
+			// The clean pass: z = (z_pre − μ)·inv; dz_pre = inv·dz + dC/dμ/n − dC/dinv·inv²·z/n.
+			for i := 0; i < n; i++ {
+				j := i % w
+				lv.gMu[j] -= lv.inv[j] * lv.du[i]
+				lv.gInv[j] += float64(lv.z[i]) / lv.inv[j] * lv.du[i]
+			}
+			dst := lv.dclean
+			if l == L {
+				dst = lv.dp // the logits' clean gradient waits here for cleanLoss
+			}
+			for i := 0; i < n; i++ {
+				j := i % w
+				dst[i] = float32(lv.inv[j]*lv.du[i] + lv.gMu[j]/float64(rows) - lv.gInv[j]*lv.inv[j]*lv.inv[j]*float64(lv.z[i])/float64(rows))
+			}
+		}
+		for i := 0; i < n; i++ {
+			j := i % w
+			dzhat := float64(lv.dzhat[i]) + 2*c*lv.diff[i]*lv.hatInv[j]
+			zt, u := float64(lv.zt[i]), float64(lv.u[i])
+			_, mu, v, s1, s2 := vanilla(a, w, j, zt, u)
+			gMu := dzhat * (1 - v)
+			gV := dzhat * (zt - mu)
+			d1, d2 := s1*(1-s1), s2*(1-s2)
+			at := func(p int) float64 { return float64(a[p*w+j]) }
+			ga[0*w+j] += float32(gMu * s1)
+			ga[1*w+j] += float32(gMu * at(0) * d1 * u)
+			ga[2*w+j] += float32(gMu * at(0) * d1)
+			ga[3*w+j] += float32(gMu * u)
+			ga[4*w+j] += float32(gMu)
+			ga[5*w+j] += float32(gV * s2)
+			ga[6*w+j] += float32(gV * at(5) * d2 * u)
+			ga[7*w+j] += float32(gV * at(5) * d2)
+			ga[8*w+j] += float32(gV * u)
+			ga[9*w+j] += float32(gV)
+			lv.dzt[i] = dzhat * v
+			lv.du[i] = gMu*(at(0)*d1*at(1)+at(3)) + gV*(at(5)*d2*at(6)+at(8))
+		}
+		// u = BN(p): du becomes dC/dp.
+		bnBackward(lv.du[:n], func(i int) float64 { return float64(lv.u[i]) }, lv.uInv, rows, w)
+		if l < L {
+			up := f.levels[l+1]
+			for i, v := range lv.du[:n] {
+				lv.dp[i] = float32(v)
+			}
+			// p = ẑ(l+1)·V: dV = ẑ(l+1)ᵀ·dp, dẑ(l+1) = dp·Vᵀ.
+			f.gemm.Sgemm(true, false, up.w, w, rows, 1, up.zhat, up.w, lv.dp, w, 0, lv.v.Grad, w)
+			f.gemm.Sgemm(false, true, rows, up.w, w, 1, lv.dp, w, lv.v.Value, w, 0, up.dzhat, up.w)
+		} else {
+			// p = softmax(logits) per row: dl_j = p_j·(dp_j − Σ_m p_m dp_m).
+			for r := 0; r < rows; r++ {
+				var dot float64
+				for j := 0; j < w; j++ {
+					dot += float64(lv.p[r*w+j]) * lv.du[r*w+j]
+				}
+				for j := 0; j < w; j++ {
+					dl[r*w+j] += float32(float64(lv.p[r*w+j]) * (lv.du[r*w+j] - dot))
+				}
+			}
+		}
+		if l == 0 {
+			continue
+		}
+		// z̃ = BN(z̃_pre) + n: through the corrupted batch norm.
+		bnBackward(lv.dzt[:n], func(i int) float64 { return float64(lv.zn[i]) }, lv.cInv, rows, w)
+		if l == L {
+			for i, v := range lv.dzt[:n] {
+				dl[i] += float32(v)
+			}
+		} else {
+			for i, v := range lv.dzt[:n] {
+				lv.dcorr[i] = float32(v)
+			}
+		}
+	}
+	return total
+}
+
+// vanilla is the vanilla combinator ẑ = (z̃ − m(u))·v(u) + m(u) of unit j (a: 10×w), with
+// m(u) = a1·σ(a2·u + a3) + a4·u + a5 and v(u) = a6·σ(a7·u + a8) + a9·u + a10; it also returns
+// m, v and the two sigmoids.
+func vanilla(a []float32, w, j int, zt, u float64) (zhat, mu, v, s1, s2 float64) {
+	at := func(p int) float64 { return float64(a[p*w+j]) }
+	s1 = sigmoid(at(1)*u + at(2))
+	s2 = sigmoid(at(6)*u + at(7))
+	mu = at(0)*s1 + at(3)*u + at(4)
+	v = at(5)*s2 + at(8)*u + at(9)
+	return (zt-mu)*v + mu, mu, v, s1, s2
+}
+
+// cleanLoss is an OutputLoss that adds the clean logits' share of the last cost's gradient
+// (for the second clean pass, which also gets the hidden levels' through cleanGrad). It
+// returns 0 (the cost is counted once).
+func (f *fullLadder) cleanLoss() nn.OutputLoss {
+	return func(head int, _, dl []float32, rows int) float64 {
+		if head != 0 {
+			return 0
+		}
+		top := f.levels[len(f.levels)-1]
+		for i, v := range top.dp[:rows*top.w] {
+			dl[i] += v
+		}
+		return 0
+	}
+}
+
+// step is the full ladder's step (see semiRun.ladderStep): the clean pass, the corrupted
+// pass with the supervised loss and the denoising costs of every level (λ scaled by w), and
+// the clean pass again with the costs' gradients on its pre-activations and logits. cb.X is
+// the semi run's own copy.
+func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64) (nn.Loss, error) {
+	m, n, ni := s.m, cb.Rows, s.ni
+	defer m.SetTrainPass(nn.TrainPass{})
+	defer m.SetLayerGradients(nil)
+	x := cb.X[:n*ni]
+	copy(f.cleanX, x)
+	m.SetTrainPass(nn.TrainPass{NoNoise: true})
+	if _, err := m.LossStep(cb, true, nn.GradNone, keepLogits(func(l []float32, rows int) {
+		pre, _ := f.hiddenOf(m, rows)
+		f.setClean(f.cleanX, pre, l, rows)
+	})); err != nil {
+		return nn.Loss{}, err
+	}
+	s.noisyTo(x, x)
+	noise := f.topNoise[:n*s.k]
+	clear(noise)
+	s.noisyTo(noise, noise)
+	m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
+	var cost float64
+	m.SetLayerGradients(f.corrGrad)
+	loss, err := m.TrainStepWith(cb, ct, func(head int, logits, dl []float32, rows int) float64 {
+		if head != 0 {
+			return 0
+		}
+		pre, nz := f.hiddenOf(m, rows)
+		cost = f.cost(w, x, pre, nz, logits, dl, rows)
+		return cost
+	})
+	if err != nil {
+		return loss, err
+	}
+	copy(x, f.cleanX[:n*ni])
+	m.SetTrainPass(nn.TrainPass{NoNoise: true, KeepRunningStats: true})
+	m.SetLayerGradients(f.cleanGrad)
+	_, err = m.LossStep(cb, true, nn.GradAccumulate, f.cleanLoss())
+	return loss, err
+}
