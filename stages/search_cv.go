@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/pipe-ml/pipe/bundle"
 	"github.com/pipe-ml/pipe/nn/train"
@@ -226,32 +225,4 @@ func meanStd(xs []float64) (float64, float64) {
 		ss += (x - mean) * (x - mean)
 	}
 	return mean, math.Sqrt(ss / float64(len(xs)-1))
-}
-
-// cvPart runs trial t of a cross-validated search to its end, in one segment (it is never
-// pruned: nothing waits), and saves its record as a local search does.
-func (s *searchStage) cvPart(ctx context.Context, sc *pipeline.StageContext, r *searchRun, cp *checkpoints, steps *search.Steps, b *searchBoard,
-	t search.Trial, p search.TrialProgress, st *trialState) error {
-	begin := time.Now()
-	c, err := s.trialConfig(sc.Config, t.Params)
-	if err != nil {
-		return s.finishTrial(ctx, cp, t, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), st.Seconds, st.Start)
-	}
-	sc.Log.Info().Int("trial", t.Index).Int("cv", s.cv).Msg("trial trains its folds")
-	report := func(epoch int, v float64) (bool, error) {
-		decided, cont, err := steps.Report(t.Index, &p, epoch, v, b.view)
-		if err == nil && !decided {
-			err = fmt.Errorf("a cross-validated trial waits for a pruning decision: such trials are not pruned")
-		}
-		return cont, err
-	}
-	res, err := r.cvTrial(ctx, c, t, report)
-	seconds := st.Seconds + time.Since(begin).Seconds()
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return err
-	case err != nil:
-		return s.finishTrial(ctx, cp, t, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), seconds, st.Start)
-	}
-	return s.finishTrial(ctx, cp, t, p.History, search.Completed, res.Value, res.Metrics, 0, "", seconds, st.Start)
 }

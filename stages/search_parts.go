@@ -257,10 +257,10 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	}
 	p := st.Progress
 	if r.cv != nil {
-		return s.cvPart(ctx, sc, r, cp, steps, b, trial, p, st)
+		return s.wholePart(ctx, sc, cp, steps, b, trial, p, st, "cross-validated", r.cvTrial)
 	}
 	if s.model == searchModelEnsemble {
-		return s.ensemblePart(ctx, sc, r, cp, steps, b, trial, p, st)
+		return s.wholePart(ctx, sc, cp, steps, b, trial, p, st, "ensemble", r.ensembleTrial)
 	}
 	var resume *train.Checkpoint
 	if p.Pending {
@@ -346,25 +346,28 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	return s.finishTrial(ctx, cp, trial, p.History, status, value, metrics, prunedAt, "", seconds, st.Start)
 }
 
-// ensemblePart runs trial t of a search of ensembles to its end (its objective exists only
-// once its members are combined, so it reports once and is never pruned: nothing waits) and
-// saves its record as a local search does.
-func (s *searchStage) ensemblePart(ctx context.Context, sc *pipeline.StageContext, r *searchRun, cp *checkpoints, steps *search.Steps, b *searchBoard,
-	t search.Trial, p search.TrialProgress, st *trialState) error {
+// wholePart runs trial t to its end in one segment and saves its record as a local search
+// does. It serves the trials that are never pruned, so nothing waits on them: an ensemble's
+// trial (it reports once, after its members are combined) and a cross-validated trial (its
+// folds train one after another). what names such a trial in the log and the errors; run
+// trains it.
+func (s *searchStage) wholePart(ctx context.Context, sc *pipeline.StageContext, cp *checkpoints, steps *search.Steps, b *searchBoard,
+	t search.Trial, p search.TrialProgress, st *trialState, what string,
+	run func(context.Context, *pipeline.StageConfig, search.Trial, search.Report) (search.Result, error)) error {
 	begin := time.Now()
 	c, err := s.trialConfig(sc.Config, t.Params)
 	if err != nil {
 		return s.finishTrial(ctx, cp, t, p.History, search.Failed, math.NaN(), nil, 0, err.Error(), st.Seconds, st.Start)
 	}
-	sc.Log.Info().Int("trial", t.Index).Msg("trial trains its ensemble")
+	sc.Log.Info().Int("trial", t.Index).Msgf("%s trial trains", what)
 	report := func(epoch int, v float64) (bool, error) {
 		decided, cont, err := steps.Report(t.Index, &p, epoch, v, b.view)
 		if err == nil && !decided {
-			err = errors.New("an ensemble's trial waits for a pruning decision: ensembles are not pruned")
+			err = fmt.Errorf("a %s trial waits for a pruning decision: such trials are not pruned", what)
 		}
 		return cont, err
 	}
-	res, err := r.ensembleTrial(ctx, c, t, report)
+	res, err := run(ctx, c, t, report)
 	seconds := st.Seconds + time.Since(begin).Seconds()
 	switch {
 	case err != nil && ctx.Err() != nil:
