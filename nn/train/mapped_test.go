@@ -210,16 +210,7 @@ func TestMappedReadRowsCoalescesCalls(t *testing.T) {
 		rows[i] = (i * 7919) % 1000
 	}
 	rows[3] = rows[2] // a repeat (bootstrap samples)
-	ni := d.NumInputs
-	dst := make([]float32, len(rows)*ni)
-	md.Mapped.readRows(rows, dst)
-	for i, r := range rows {
-		for j := range ni {
-			if got, want := dst[i*ni+j], d.X[r*ni+j]; got != want {
-				t.Fatalf("row %d (base %d) float %d: %v, want %v", i, r, j, got, want)
-			}
-		}
-	}
+	readRowsMatch(t, md.Mapped, d, rows)
 	if got := md.Mapped.Reads(); got != int64(len(rows)) {
 		t.Errorf("%d rows read, want %d", got, len(rows))
 	}
@@ -236,16 +227,7 @@ func TestMappedRowsWithoutRing(t *testing.T) {
 	md := mapBlobs(t, d, 0)
 	md.Mapped.noRing = true
 	rows := []int{299, 0, 17, 17, 150}
-	ni := d.NumInputs
-	dst := make([]float32, len(rows)*ni)
-	md.Mapped.readRows(rows, dst)
-	for i, r := range rows {
-		for j := range ni {
-			if got, want := dst[i*ni+j], d.X[r*ni+j]; got != want {
-				t.Fatalf("row %d (base %d) float %d: %v, want %v", i, r, j, got, want)
-			}
-		}
-	}
+	readRowsMatch(t, md.Mapped, d, rows)
 	if got := md.Mapped.ReadCalls(); got != int64(len(rows)) {
 		t.Errorf("%d system calls for %d rows read with pread, want one a row", got, len(rows))
 	}
@@ -330,5 +312,20 @@ func BenchmarkMappedReadRows(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/row")
 		})
+	}
+}
+
+// readRowsMatch reads rows through m and fails unless each comes back as d's row of that index.
+func readRowsMatch(t *testing.T, m *MappedRows, d Dataset, rows []int) {
+	t.Helper()
+	ni := d.NumInputs
+	dst := make([]float32, len(rows)*ni)
+	m.readRows(rows, dst)
+	for i, r := range rows {
+		for j := range ni {
+			if got, want := dst[i*ni+j], d.X[r*ni+j]; got != want {
+				t.Fatalf("row %d (base %d) float %d: %v, want %v", i, r, j, got, want)
+			}
+		}
 	}
 }

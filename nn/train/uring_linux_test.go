@@ -24,16 +24,7 @@ func TestMappedReadRowsUncached(t *testing.T) {
 	for i := range rows {
 		rows[i] = (i * 997) % 2000
 	}
-	ni := d.NumInputs
-	dst := make([]float32, len(rows)*ni)
-	md.Mapped.readRows(rows, dst)
-	for i, r := range rows {
-		for j := range ni {
-			if got, want := dst[i*ni+j], d.X[r*ni+j]; got != want {
-				t.Fatalf("row %d (base %d) float %d: %v, want %v", i, r, j, got, want)
-			}
-		}
-	}
+	readRowsMatch(t, md.Mapped, d, rows)
 	if calls := md.Mapped.ReadCalls(); calls >= int64(len(rows)) {
 		t.Errorf("%d system calls for %d uncached rows: not read with io_uring", calls, len(rows))
 	}
