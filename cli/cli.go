@@ -520,7 +520,7 @@ func (a *app) cmdRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pipe run: the stage store could not be trimmed to its size limit: %v\n", terr)
 		}
 	}
-	if !*noReport {
+	if !*noReport && !errors.Is(err, pipeline.ErrDirReplaced) {
 		// The report of every run that ran, failed and canceled ones too. A Ctrl-C while it
 		// is written ends pipe at once: the page is written atomically.
 		signal.Stop(sigs)

@@ -211,6 +211,9 @@ type runState struct {
 	writeMu     sync.Mutex
 	writeFile   func(path string, data []byte) error
 	writeFailed bool // a manifest write failed and was logged: later failures are not
+	// ownsDir, when set, says (as nil) that the run directory is still the one the run locked;
+	// the manifest is not written into a directory that was removed or replaced.
+	ownsDir     func() error
 	logReported bool // the log file's failure is in the manifest's warnings
 }
 
@@ -412,6 +415,7 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	if rs.writeFile == nil {
 		rs.writeFile = WriteFileAtomic
 	}
+	rs.ownsDir = rd.lock.holds
 	if limit, restore := applyMemoryLimit(p.MemoryBudget, os.Getenv); limit > 0 {
 		defer restore()
 		rs.runInfoM["go_memory_limit_bytes"] = limit
@@ -601,6 +605,12 @@ func (w *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
 
 func (rs *runState) runStage(parent, ctx context.Context, st *stageState, opts RunOptions) (err error) {
 	sc := st.cfg
+	if rs.ownsDir != nil {
+		// A stage writes into the run directory: not into one that replaced it.
+		if err := rs.ownsDir(); err != nil {
+			return err
+		}
+	}
 	slog := rs.log.With().Str("stage", sc.Name).Str("kind", sc.Kind).Logger()
 	st.sc = rs.newStageContext(st, opts, slog)
 	st.started = time.Now()
@@ -973,6 +983,9 @@ func (rs *runState) writeManifest() error {
 	rs.man.HeartbeatAt = &now
 	b, err := json.MarshalIndent(rs.man, "", "  ")
 	rs.mu.Unlock()
+	if err == nil && rs.ownsDir != nil {
+		err = rs.ownsDir()
+	}
 	if err == nil {
 		err = rs.writeFile(filepath.Join(rs.dir, "manifest.json"), append(b, '\n'))
 	}

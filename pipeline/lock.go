@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,6 +94,29 @@ func waitLock(ctx context.Context, dir string, wait time.Duration) (*dirLock, er
 			return nil, context.Cause(ctx)
 		}
 	}
+}
+
+// ErrDirReplaced is a run's error, and dirLock.holds's, when the lock file at the lock's path is no
+// longer the file this process locked: the directory was removed (and perhaps made again,
+// maybe by another run) while the run ran.
+var ErrDirReplaced = errors.New("the run directory was removed or replaced while this run ran (its lock file is not the one this run holds); " +
+	"nothing more is written there, so that another run's files are not overwritten: start the run again into a new directory")
+
+// holds reports, as nil, that the file at the lock's path is still the one this process
+// locked; otherwise ErrDirReplaced.
+func (l *dirLock) holds() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	mine, err := l.f.Stat()
+	if err != nil {
+		return nil // cannot tell: do not refuse a write on a file system that cannot say
+	}
+	there, err := os.Stat(l.path)
+	if err != nil || !os.SameFile(mine, there) {
+		return ErrDirReplaced
+	}
+	return nil
 }
 
 // release gives the lock up. It is safe to call more than once.

@@ -538,3 +538,38 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRunStopsWritingIntoReplacedDir: a run whose directory is removed and made again while it
+// runs (say, by `rm -rf run` and another `pipe run --out run`) writes nothing more there: no
+// manifest over the other run's, no stage; its error says what happened.
+func TestRunStopsWritingIntoReplacedDir(t *testing.T) {
+	p := parse(t, "[stages.load]\nkind = \"gen\"\nrows = 20\nbatch = 1\nslow_ms = 10\n\n[stages.twice]\nkind = \"double\"\ninput = \"load\"\n")
+	dir := filepath.Join(t.TempDir(), "run")
+	other := []byte(`{"run_id": "another-run", "status": "running"}` + "\n")
+	var once sync.Once
+	_, err := Run(context.Background(), p, RunOptions{Dir: dir, Progress: func(e Event) {
+		if e.Stage != "load" || e.Status != StatusRunning {
+			return
+		}
+		once.Do(func() {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Error(err)
+			}
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Error(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "manifest.json"), other, 0o644); err != nil {
+				t.Error(err)
+			}
+		})
+	}})
+	if !errors.Is(err, ErrDirReplaced) {
+		t.Fatalf("run error %v, want ErrDirReplaced", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "manifest.json")); string(b) != string(other) {
+		t.Errorf("the other run's manifest was overwritten:\n%s", b)
+	}
+	if names := dirEntries(t, dir); !slices.Equal(names, []string{"manifest.json"}) {
+		t.Errorf("the run wrote into the directory that replaced its own: %v", names)
+	}
+}
