@@ -542,11 +542,14 @@ func Run(ctx context.Context, p *Pipeline, opts RunOptions) (*Result, error) {
 	man.ExitCode = ExitCode(man.Status)
 	rs.mu.Unlock()
 	err = rs.writeManifest()
-	if err != nil && freeReserve(dir) {
+	replaced := errors.Is(err, ErrDirReplaced) // the reserve file there is another run's
+	if err != nil && !replaced && freeReserve(dir) {
 		// A full disk: the space set aside at the start takes the final manifest.
 		err = rs.writeManifest()
 	}
-	freeReserve(dir)
+	if !replaced {
+		freeReserve(dir)
+	}
 	if err != nil {
 		// Without a manifest the run cannot be trusted, whatever its stages did.
 		rs.mu.Lock()

@@ -561,6 +561,9 @@ func TestRunStopsWritingIntoReplacedDir(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "manifest.json"), other, 0o644); err != nil {
 				t.Error(err)
 			}
+			if err := reserveSpace(dir); err != nil { // the other run's space for its final manifest
+				t.Error(err)
+			}
 		})
 	}})
 	if !errors.Is(err, ErrDirReplaced) {
@@ -569,7 +572,7 @@ func TestRunStopsWritingIntoReplacedDir(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "manifest.json")); string(b) != string(other) {
 		t.Errorf("the other run's manifest was overwritten:\n%s", b)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"manifest.json"}) {
-		t.Errorf("the run wrote into the directory that replaced its own: %v", names)
+	if names := dirEntries(t, dir); !slices.Equal(names, []string{reserveFile, "manifest.json"}) {
+		t.Errorf("the run wrote into, or removed from, the directory that replaced its own: %v", names)
 	}
 }
