@@ -36,7 +36,7 @@ func sourceFields() []pipeline.Field {
 func csvKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "csv", Shape: pipeline.ShapeSource,
-		Doc: "Reads a CSV file (or .csv.gz). Column types are declared in `schema` or inferred from a sample of rows (not only the first). " +
+		Doc: "Reads a CSV file (or .csv.gz). Column types are declared in `schema` or inferred from a sample of rows (not only the first); a column read as string although all but a few (under 1 in 20) of its sampled values are numbers is a warning naming the first non-number and its row. " +
 			"Quoting, empty fields (null) and a header row are handled. A malformed row is an error naming the file, line, row and column, unless on_bad_row = \"skip\", which drops and counts it. Adds the row id column `_row`.",
 		Fields: append([]pipeline.Field{
 			{Name: "path", Type: pipeline.TypeString, Required: true, Path: pipeline.PathInput, Doc: "The file, relative to the pipeline file."},

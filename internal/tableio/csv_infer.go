@@ -124,3 +124,24 @@ func (t *typeTally) kind() colKind {
 	}
 	return kindString // no non-null sampled value
 }
+
+// otherValue is the first sampled field of a column that is not a number, a bool or a null.
+type otherValue struct {
+	text string
+	row  int64 // 0-based data row
+}
+
+// mixedWarning is the warning of a column inferred as string although nearly all of its
+// sampled values are numbers (a typo, a "n/a" or "12k" among them): read as string, a
+// numeric feature would silently become a category or be refused far downstream. "" when
+// the column is not like that.
+func mixedWarning(file, column string, t typeTally, first otherValue) string {
+	numbers := t.ints + t.floats
+	if t.others == 0 || t.bools > 0 || numbers < 10 || t.others*20 > numbers {
+		return "" // a string column, or a mixed one that is not mostly numbers
+	}
+	return fmt.Sprintf("%s: column %q is read as string because %d of its %d sampled values are not numbers "+
+		"(the first: %q, row %d), though the other %d are: if it is numeric, fix those values or make them empty (a null), "+
+		"or declare it in schema (\"float64\") to get an error naming each bad row; if it is text, declare it \"string\" to silence this",
+		file, column, t.others, t.others+numbers, first.text, first.row, numbers)
+}

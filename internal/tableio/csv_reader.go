@@ -143,6 +143,8 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 	}
 	sampled := 0
 	scan := pos
+	firstOther := make([]otherValue, len(cols)) // each inferred column's first non-number, for mixedWarning
+	rowOther := make([]string, len(cols))
 	for sampled < want {
 		end, _, ok := scanRow(data, scan)
 		if !ok && !src.eof {
@@ -176,6 +178,9 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 				classes[j] = classNull
 			default:
 				classes[j] = classify(text)
+				if classes[j] == classOther && tallies[j].others == 0 {
+					rowOther[j] = string(text)
+				}
 			}
 		})
 		scan = next
@@ -184,6 +189,9 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 			continue
 		}
 		for j, c := range classes {
+			if c == classOther && tallies[j].others == 0 {
+				firstOther[j] = otherValue{text: rowOther[j], row: int64(sampled - 1)}
+			}
 			tallies[j].add(c)
 		}
 	}
@@ -195,6 +203,9 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		if cols[j].inferred {
 			cols[j].kind = tallies[j].kind()
 			fields[j].Type = cols[j].kind.dataType()
+			if w := mixedWarning(o.Name, fields[j].Name, tallies[j], firstOther[j]); w != "" {
+				warnings = append(warnings, w)
+			}
 		}
 	}
 	md := schema.Metadata()
