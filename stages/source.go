@@ -97,7 +97,7 @@ func newFileSource(format string) func(c *pipeline.StageConfig) (pipeline.Stage,
 		if string(f) != format {
 			return nil, c.Errorf("path", "%q is a %s file, but this stage is kind %q", c.String("path"), f, format)
 		}
-		opts := tableio.CSVOptions{Name: c.String("path")}
+		opts := tableio.CSVOptions{Name: c.String("path"), Stage: c.Name}
 		if format == "csv" {
 			d := c.String("delimiter")
 			if len(d) != 1 {

@@ -128,7 +128,7 @@ func (t *typeTally) kind() colKind {
 // otherValue is the first sampled field of a column that is not a number, a bool or a null.
 type otherValue struct {
 	text string
-	row  int64 // 0-based data row
+	row  int64 // 1-based data row, as RowError.Row
 }
 
 // mixedWarning is the warning of a column inferred as string although nearly all of its

@@ -33,8 +33,8 @@ func TestMostlyNumericColumnWarns(t *testing.T) {
 		schema     *arrow.Schema
 		warn       []string // all in the one warning; nil for no warning
 	}{
-		{name: "typo", text: rows(100, 37, "1O2"), warn: []string{"d.csv", `column "x"`, `"1O2"`, "row 37", "1 of its 100", "99 are", "float64"}},
-		{name: "n/a", text: rows(40, 3, "n/a"), warn: []string{`column "x"`, `"n/a"`, "row 3"}},
+		{name: "typo", text: rows(100, 37, "1O2"), warn: []string{"d.csv", `column "x"`, `"1O2"`, "row 38", "1 of its 100", "99 are", "float64"}},
+		{name: "n/a", text: rows(40, 3, "n/a"), warn: []string{`column "x"`, `"n/a"`, "row 4"}},
 		{name: "all numbers", text: rows(100, -1, "")},
 		{name: "declared string", text: rows(100, 37, "1O2"), schema: arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)},
 		{name: "many texts", text: "x\n1\na\n2\nb\n3\nc\n4\n5\n6\n7\n8\n9\n10\n"},
@@ -70,5 +70,43 @@ func TestMostlyNumericColumnWarns(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRowErrorHintsNameTheStage: a bad value's hint names the schema table and on_bad_row
+// of the stage that reads the file; for an input no stage reads (pipe predict's), it says
+// to fix or remove the row and names neither.
+func TestRowErrorHintsNameTheStage(t *testing.T) {
+	text := "x\n1\n2\n3\nabc\n"
+	for _, c := range []struct {
+		stage       string
+		want, never []string
+	}{
+		{stage: "raw", want: []string{"[stages.raw.schema]", `on_bad_row = "skip"`}, never: []string{"[stages.load"}},
+		{stage: "", want: []string{"Fix the value", "remove the row from the input"}, never: []string{"[stages.", "on_bad_row", "schema"}},
+	} {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		r, err := tableio.NewCSVReader(strings.NewReader(text), mem, tableio.CSVOptions{Name: "d.csv", Stage: c.stage, SampleRows: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Next() {
+		}
+		err = r.Err()
+		r.Release()
+		mem.AssertSize(t, 0)
+		if err == nil {
+			t.Fatalf("stage %q: no error for abc in an int64 column", c.stage)
+		}
+		for _, s := range c.want {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("stage %q: %q does not say %q", c.stage, err, s)
+			}
+		}
+		for _, s := range c.never {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("stage %q: %q says %q", c.stage, err, s)
+			}
+		}
 	}
 }

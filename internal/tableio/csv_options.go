@@ -31,6 +31,10 @@ type CSVOptions struct {
 	// metadata (such as pipe.role) is kept. Supported types: int64, int32, float64, float32,
 	// bool and utf8 (string). Default nil: every column is inferred.
 	Schema *arrow.Schema
+	// Stage is the name of the pipeline stage that reads the input, for the hints of row
+	// errors ("declare the column in [stages.<Stage>.schema]", "set on_bad_row"). "" for an
+	// input no stage reads (pipe predict's): the hints say to fix or remove the row.
+	Stage string
 	// TypeHints gives the types of columns by name where the header has them; names the
 	// header lacks are ignored (the caller checks the columns it needs itself), and Schema
 	// wins over a hint. Supported types as for Schema. Default nil.

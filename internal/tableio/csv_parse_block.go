@@ -59,6 +59,7 @@ type blockParser struct {
 	nullValues [][]byte // the non-empty null values
 	skip       bool
 	name       string
+	stage      string // CSVOptions.Stage, for hints
 	sampleRows int
 	suspect    byte // the separator a one-column header seems to use instead (0: none)
 	fr         fieldReader
@@ -74,7 +75,7 @@ const groupRows = 32
 
 func newBlockParser(mem memory.Allocator, schema *arrow.Schema, cols []csvColumn, o *CSVOptions) *blockParser {
 	p := &blockParser{mem: mem, schema: schema, cols: cols, delim: byte(o.Delimiter),
-		skip: o.OnBadRow == OnBadRowSkip, name: o.Name, sampleRows: o.SampleRows}
+		skip: o.OnBadRow == OnBadRowSkip, name: o.Name, sampleRows: o.SampleRows, stage: o.Stage}
 	p.fr.delim = p.delim
 	p.scratch = make([]uint64, groupRows*len(cols))
 	for _, v := range o.NullValues {
@@ -391,7 +392,7 @@ func (p *blockParser) convert(b *columnBuffer, n int, val *uint64, text []byte, 
 		case numberNonFin:
 			return &RowError{File: p.name, Line: line, Row: row, Column: p.cols[j].name, Value: errorValue(text),
 				Expected: "a finite " + b.kind.String(),
-				Hint:     `pipe does not let NaN or infinity into a table: leave the field empty (a null, which an impute stage can fill), fix the value, or set on_bad_row = "skip".`}
+				Hint:     `pipe does not let NaN or infinity into a table: leave the field empty (a null, which an impute stage can fill), fix the value, or ` + p.skipHint() + "."}
 		}
 		*val = math.Float64bits(f)
 	case kindBool:
@@ -413,12 +414,30 @@ func (p *blockParser) convert(b *columnBuffer, n int, val *uint64, text []byte, 
 		if !utf8.Valid(text) {
 			return &RowError{File: p.name, Line: line, Row: row, Column: p.cols[j].name, Value: errorValue(text),
 				Reason: fmt.Sprintf("the text %q is not UTF-8 (%s)", errorValue(text), invalidUTF8(text)),
-				Hint:   "R" + utf8Hint[1:] + `, or set on_bad_row = "skip".`}
+				Hint:   "R" + utf8Hint[1:] + ", or " + p.skipHint() + "."}
 		}
 		b.strData = append(b.strData, text...)
 		b.i32[n+1] = int32(len(b.strData))
 	}
 	return nil
+}
+
+// skipHint is the way past a bad row other than fixing it: on_bad_row on a stage's input,
+// removing it from pipe predict's.
+func (p *blockParser) skipHint() string {
+	if p.stage == "" {
+		return "remove the row from the input"
+	}
+	return `set on_bad_row = "skip"`
+}
+
+// declareHint suggests declaring the column's type in the reading stage's schema (with a
+// trailing ", "), or "" for an input no stage reads, whose types are the model's.
+func (p *blockParser) declareHint(typ string) string {
+	if p.stage == "" {
+		return ""
+	}
+	return fmt.Sprintf("declare the column as %s in [stages.%s.schema], ", typ, p.stage)
 }
 
 func (p *blockParser) typeError(text []byte, j int, line, row int64) *RowError {
@@ -429,10 +448,9 @@ func (p *blockParser) typeError(text []byte, j int, line, row int64) *RowError {
 			suggest = "float64"
 		}
 	}
-	hint := fmt.Sprintf(`Fix the value, declare the column as %s in [stages.load.schema], or set on_bad_row = "skip".`, suggest)
+	hint := "Fix the value, " + p.declareHint(suggest) + "or " + p.skipHint() + "."
 	if col.inferred {
-		hint = fmt.Sprintf(`The column's type %s was inferred from the first %d rows. Fix the value, declare the column as %s in [stages.load.schema], or set on_bad_row = "skip".`,
-			col.kind, p.sampleRows, suggest)
+		hint = fmt.Sprintf("The column's type %s was inferred from the first %d rows. ", col.kind, p.sampleRows) + hint
 	}
 	if decimalComma(text) {
 		hint += " The value has a decimal comma: pipe reads numbers with a decimal point, so write the column with points (or declare it as string)."
@@ -450,13 +468,13 @@ func (p *blockParser) fieldProblemError(problem fieldProblem, text []byte, j int
 	case fieldBareQuote:
 		e.Value = errorValue(text)
 		e.Reason = fmt.Sprintf("a quote inside the unquoted field %q", e.Value)
-		e.Hint = `Quote the whole field and double the quotes inside it ("a ""b"" c"), or set on_bad_row = "skip".`
+		e.Hint = `Quote the whole field and double the quotes inside it ("a ""b"" c"), or ` + p.skipHint() + "."
 	case fieldUnterminated:
 		e.Reason = "a quoted field has no closing quote before the end of the input"
-		e.Hint = `Close the quote (a quote inside a quoted field is written twice: ""), or set on_bad_row = "skip".`
+		e.Hint = `Close the quote (a quote inside a quoted field is written twice: ""), or ` + p.skipHint() + "."
 	case fieldAfterQuote:
 		e.Reason = "a closing quote is followed by text instead of a delimiter or the end of the line"
-		e.Hint = `Quote the whole field and double the quotes inside it, or set on_bad_row = "skip".`
+		e.Hint = `Quote the whole field and double the quotes inside it, or ` + p.skipHint() + "."
 	}
 	return e
 }
@@ -477,14 +495,14 @@ func (p *blockParser) fieldCountError(data []byte, rowStart, end, j int, line, r
 			pos = e + 1
 		}
 	}
-	hint := `Fix the row (a field that contains the delimiter, a quote or a line break must be quoted), or set on_bad_row = "skip".`
+	hint := `Fix the row (a field that contains the delimiter, a quote or a line break must be quoted), or ` + p.skipHint() + "."
 	switch c := rowDelimiter(data[rowStart:], p.delim, len(p.cols)); {
 	case p.suspect != 0:
 		hint = fmt.Sprintf("The header reads as one column: the file looks separated by %s; set delimiter = %s on the source.",
 			quoteDelimiter(p.suspect), quoteDelimiter(p.suspect))
 	case c != 0:
-		hint = fmt.Sprintf(`This row looks separated by %s, unlike the header (delimiter %s): the file mixes separators; make them one, or set on_bad_row = "skip".`,
-			quoteDelimiter(c), quoteDelimiter(p.delim))
+		hint = fmt.Sprintf(`This row looks separated by %s, unlike the header (delimiter %s): the file mixes separators; make them one, or %s.`,
+			quoteDelimiter(c), quoteDelimiter(p.delim), p.skipHint())
 	}
 	return &RowError{File: p.name, Line: line, Row: row,
 		Reason: fmt.Sprintf("expected %d fields, found %d", len(p.cols), found), Hint: hint}

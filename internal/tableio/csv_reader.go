@@ -190,7 +190,7 @@ func NewCSVReader(r io.Reader, mem memory.Allocator, opts CSVOptions) (*CSVReade
 		}
 		for j, c := range classes {
 			if c == classOther && tallies[j].others == 0 {
-				firstOther[j] = otherValue{text: rowOther[j], row: int64(sampled - 1)}
+				firstOther[j] = otherValue{text: rowOther[j], row: int64(sampled)}
 			}
 			tallies[j].add(c)
 		}

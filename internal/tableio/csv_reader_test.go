@@ -258,7 +258,11 @@ func TestCSVReaderBad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			r, err := tableio.NewCSVReader(strings.NewReader(tc.in), mem, tc.opts)
+			opts := tc.opts
+			if opts.Stage == "" {
+				opts.Stage = "load" // the hints name the reading stage's keys
+			}
+			r, err := tableio.NewCSVReader(strings.NewReader(tc.in), mem, opts)
 			var got table
 			if err == nil {
 				got, err = drain(t, r)
