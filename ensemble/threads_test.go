@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pipe-ml/pipe/nn/gemm"
+	"github.com/pipe-ml/pipe/nn/train"
 )
 
 func TestMemberThreads(t *testing.T) {
@@ -168,6 +169,91 @@ func TestMembersReserveRunMemory(t *testing.T) {
 		for _, b := range rep.Members[i+1:] {
 			if a.Started < b.Finished && b.Started < a.Finished {
 				t.Errorf("small account: members %d and %d trained at the same time", a.Index, b.Index)
+			}
+		}
+	}
+}
+
+// Three members on two CPU tokens: once no member waits to start, the one that trains alone at
+// the end is raised to two GEMM threads (coreShare), never more, and the ensemble is still bit
+// for bit the one trained on one token.
+func TestFinishedMembersLendTheirTokens(t *testing.T) {
+	data := blobs(240, 6, 3, 1)
+	trainSet, val := data.Subset(seq(0, 180)), data.Subset(seq(180, 240))
+	run := func(workers int) ([][][]float32, map[int]int) {
+		cfg := bagConfig(6, 3, 3)
+		cfg.Vary = Vary{} // equal members: the one started last trains alone at the end
+		cfg.Base.Train.Epochs = 40
+		cfg.Workers, cfg.MemberWorkers = workers, 1
+		var log bytes.Buffer
+		// The pool starts member 2 when member 0 or 1 has ended; its first step then waits for
+		// the other, so that it certainly trains alone afterwards (whatever the scheduler does).
+		var mu sync.Mutex
+		done, bothDone := 0, make(chan struct{})
+		opts := Options{Logger: zerolog.New(zerolog.SyncWriter(&log)).Level(zerolog.DebugLevel),
+			OnMemberDone: func(r MemberReport) {
+				mu.Lock()
+				defer mu.Unlock()
+				if done++; done == 2 {
+					close(bothDone)
+				}
+			},
+			Hooks: func(i int) []train.Hook {
+				if i != 2 {
+					return nil
+				}
+				return []train.Hook{train.OnStep("wait_for_the_others", 0, func(s *train.StepInfo) error {
+					if s.Step == 0 {
+						<-bothDone
+					}
+					return nil
+				})}
+			}}
+		ens, _, err := Train(context.Background(), cfg, trainSet, val, 77, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w [][][]float32
+		for _, m := range ens.Models() {
+			w = append(w, modelWeights(m))
+		}
+		raised := map[int]int{} // member -> the most GEMM threads a change gave it
+		dec := json.NewDecoder(&log)
+		for dec.More() {
+			var line struct {
+				Member  *int   `json:"member"`
+				Threads int    `json:"gemm_threads"`
+				From    *int   `json:"from"`
+				Msg     string `json:"message"`
+			}
+			if err := dec.Decode(&line); err != nil {
+				t.Fatal(err)
+			}
+			if line.Member != nil && line.From != nil {
+				raised[*line.Member] = max(raised[*line.Member], line.Threads)
+			}
+		}
+		return w, raised
+	}
+	w1, r1 := run(1)
+	w2, r2 := run(2)
+	if len(r1) != 0 {
+		t.Errorf("on one token no member may change its threads: %v", r1)
+	}
+	if r2[2] != 2 {
+		t.Errorf("member 2, training alone at the end, was not raised to 2 GEMM threads: %v", r2)
+	}
+	most := 0
+	for _, n := range r2 {
+		most = max(most, n)
+	}
+	if most != 2 {
+		t.Errorf("GEMM threads after changes on 2 tokens: %v; want the member training alone at the end raised to 2, and none above", r2)
+	}
+	for i := range w1 {
+		for j := range w1[i] {
+			if !slices.Equal(w1[i][j], w2[i][j]) {
+				t.Fatalf("member %d tensor %d differs between 1 and 2 tokens", i, j)
 			}
 		}
 	}

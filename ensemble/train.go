@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/pipe-ml/pipe/nn"
@@ -119,6 +121,8 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 	for k, n := range memberThreads(cfg.Workers, cfg.MemberWorkers, len(runnable)) {
 		runnable[k].threads = n
 	}
+	cores := &coreShare{workers: cfg.Workers}
+	cores.pending.Store(int32(len(runnable)))
 	ra := newRunAccount(opts.Memory)
 	p := pool.New().WithMaxGoroutines(cfg.Workers).WithContext(ctx)
 	if cfg.OnMemberError == OnErrorFail {
@@ -129,7 +133,7 @@ func trainEnsemble(ctx context.Context, cfg Config, base, val train.Dataset, see
 			continue
 		}
 		p.Go(func(ctx context.Context) error {
-			return runMember(ctx, j, cfg, base, val, seed, b, ra, start, opts)
+			return runMember(ctx, j, cfg, base, val, seed, b, ra, cores, start, opts)
 		})
 	}
 	poolErr := p.Wait()
@@ -287,8 +291,9 @@ func (j *memberJob) fail(err error) {
 
 // runMember trains one member inside the pool: it waits for its memory share, samples its rows,
 // fits, and predicts the validation and out-of-bag rows. A panic becomes the member's error.
-func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Dataset, seed uint64, b *budget, ra *runAccount, start time.Time, opts Options) (err error) {
+func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Dataset, seed uint64, b *budget, ra *runAccount, cores *coreShare, start time.Time, opts Options) (err error) {
 	name := j.recipe.Name
+	cores.pending.Add(-1)
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("ensemble: member %d (%s) panicked: %v\n%s", j.index, name, r, debug.Stack())
@@ -372,7 +377,10 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 		tc := j.recipe.Train
 		tc.Workers = max(tc.Workers, j.threads)
 		tc.Logger = opts.Logger.With().Int("member", j.index).Str("member_name", name).Int("gemm_threads", tc.Workers).Logger()
+		hooks = append(hooks, cores.hook(tc.Workers, tc.Logger))
+		cores.running.Add(1)
 		res, err = fitMember(ctx, j, trainSet, val, tc, ck, hooks)
+		cores.running.Add(-1)
 	}
 	r.Epochs, r.Steps, r.BestEpoch = res.Epochs, res.Steps, res.BestEpoch
 	r.Metric, r.BestMetric, r.StoppedEarly, r.CarvedValidation = res.Metric, res.BestMetric, res.StoppedEarly, res.CarvedValidation
@@ -535,4 +543,38 @@ func outOfBag(heads []nn.HeadSpec, kept []*memberJob, base train.Dataset) *OOB {
 		oob.Heads = append(oob.Heads, oh)
 	}
 	return oob
+}
+
+// coreShare lends the CPU tokens of members that have finished to the members still
+// training. While members wait to start, each keeps the GEMM threads it started with; once
+// none waits, each of the r members training uses max(its own, workers/r) threads, raised
+// (or lowered again) between two steps. Only the speed changes: gemm.Parallel's results do
+// not depend on its thread count. Without it the last member of 5 on 2 cores would train
+// on one core while the other idles.
+type coreShare struct {
+	workers int
+	pending atomic.Int32 // members of this Train that have not begun (the pool has not started them)
+	running atomic.Int32 // members in Fit
+}
+
+// threads is what a member that started with own threads should use now.
+func (c *coreShare) threads(own int) int {
+	r := int(c.running.Load())
+	if c.pending.Load() > 0 || r <= 0 {
+		return own
+	}
+	return max(own, c.workers/r)
+}
+
+// hook adjusts a member's GEMM threads after each of its steps.
+func (c *coreShare) hook(own int, log zerolog.Logger) train.Hook {
+	cur := own
+	return train.OnStep("ensemble_cores", math.MinInt, func(s *train.StepInfo) error {
+		if n := c.threads(own); n != cur {
+			log.Debug().Int("gemm_threads", n).Int("from", cur).Int("step", s.Step).Msg("GEMM threads changed: members finished or started")
+			s.Model.SetWorkers(n)
+			cur = n
+		}
+		return nil
+	})
 }
