@@ -160,7 +160,7 @@ def main():
         log.flush()
         k, v = main_metric(rec.get("eval", {}))
         print(f"{rec['side']:6} {rec['pipeline']:28} seed {rec['seed']} {rec.get('variant', ''):6} {rec['objective']} "
-              f"{rec['best_value']:.4f}  {k or ''} {v:.4f}  wall {rec['wall_s']:.1f}s search {rec['search_s']:.1f}s  "
+              f"{rec['best_value']:.4f}  {k or ''} {v:.4f}  wall {rec['wall_s']:.1f}s cpu {rec.get('cpu_s', float('nan')):.1f}s search {rec['search_s']:.1f}s  "
               f"epochs {rec['total_epochs']}  completed {rec['completed']} pruned {rec['pruned']}  "
               f"load {rec['load_before']}->{rec['load_after']}", flush=True)
         return rec
