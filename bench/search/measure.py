@@ -19,7 +19,7 @@ once with `go build` (the default, pure-Go build) unless --pipe names a binary; 
 run with the same environment (OPENBLAS_NUM_THREADS=1 unless set; OPENBLAS_CORETYPE as the
 machine sets it, quoted in the log).
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, time, tomllib
+import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time, tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -66,15 +66,23 @@ def dev_sets(pipeline):
     return sets
 
 
+def cpu_children():
+    """User + system CPU seconds of this process's finished children so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_pipe(pipe, pipeline, seed, sets, tmp):
     out = os.path.join(tmp, f"run-{time.monotonic_ns()}")
     args = [pipe, "run", pipeline, "--out", out, "--no-progress", "--no-cache", "--set", f"pipeline.seed={seed}"]
     for s in sets:
         args += ["--set", s]
     l0 = load()
+    c0 = cpu_children()
     t0 = time.perf_counter()
     p = subprocess.run(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = time.perf_counter() - t0
+    cpu = cpu_children() - c0
     if p.returncode not in (0, 3):
         sys.stderr.write(p.stdout[-4000:])
         raise SystemExit(f"pipe run {pipeline} seed {seed}: exit {p.returncode}")
@@ -87,7 +95,7 @@ def run_pipe(pipe, pipeline, seed, sets, tmp):
         if s["kind"] == "evaluate":
             ev.update(s["metrics"])
     rec = {"side": "pipe", "pipeline": os.path.basename(pipeline), "seed": seed, "sets": sets, "wall_s": wall,
-           "search_s": st["seconds"], "objective": info["objective"], "best_value": info["best_value"],
+           "cpu_s": cpu, "search_s": st["seconds"], "objective": info["objective"], "best_value": info["best_value"],
            "best_trial": info["best_trial"], "best_params": info["best_params"], "total_epochs": info["epochs_run"],
            "completed": info["trials"]["completed"], "pruned": info["trials"]["pruned"], "trials": info["trials"]["total"],
            "refit": "refit" in info, "eval": ev, "load_before": l0, "load_after": load(), "status": m["status"],
@@ -152,7 +160,7 @@ def main():
         log.flush()
         k, v = main_metric(rec.get("eval", {}))
         print(f"{rec['side']:6} {rec['pipeline']:28} seed {rec['seed']} {rec.get('variant', ''):6} {rec['objective']} "
-              f"{rec['best_value']:.4f}  {k or ''} {v:.4f}  wall {rec['wall_s']:.1f}s search {rec['search_s']:.1f}s  "
+              f"{rec['best_value']:.4f}  {k or ''} {v:.4f}  wall {rec['wall_s']:.1f}s cpu {rec.get('cpu_s', float('nan')):.1f}s search {rec['search_s']:.1f}s  "
               f"epochs {rec['total_epochs']}  completed {rec['completed']} pruned {rec['pruned']}  "
               f"load {rec['load_before']}->{rec['load_after']}", flush=True)
         return rec
