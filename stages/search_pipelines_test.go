@@ -23,6 +23,8 @@ const (
 	smokeEpochs = 4
 	// smokeMembers is the members of each trial of a search over ensembles (model = "ensemble").
 	smokeMembers = 2
+	// smokeTopK bounds top_k, the best trials averaged (and trained again) for the model.
+	smokeTopK = 2
 )
 
 // searchPipelineFloors: per pipelines/*-search.toml, the test metric its scaled-down run must
@@ -84,6 +86,10 @@ func TestSearchPipelines(t *testing.T) {
 			} else {
 				overrides = append(overrides, fmt.Sprintf("%s.base.epochs=%d", search, smokeEpochs),
 					fmt.Sprintf("%s.prune.min_epochs=1", search))
+			}
+			if sc, _ := full.Stage(search); sc.Int("top_k") > smokeTopK {
+				// The average of the best trials, each trained again: two of them here.
+				overrides = append(overrides, fmt.Sprintf("%s.top_k=%d", search, smokeTopK))
 			}
 			p, err := pipeline.Load(f, registry(t), pipeline.LoadOptions{Overrides: overrides})
 			if err != nil {
