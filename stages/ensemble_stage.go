@@ -27,7 +27,7 @@ func ensembleKind() pipeline.KindSpec {
 	}
 	return pipeline.KindSpec{
 		Kind: "ensemble", Shape: pipeline.ShapeTrain,
-		Doc: "Trains a bagged ensemble: N members, each a `train` spec, on bootstrap samples (index arrays over one shared in-memory table, never copies), concurrently within the run's CPU budget and a memory budget. " +
+		Doc: "Trains a bagged ensemble: N members, each a `train` spec, on bootstrap samples (index arrays over one shared in-memory table, never copies), concurrently within the run's CPU budget and a memory budget; CPU tokens members do not use (fewer members than tokens, or members that have finished once none waits to start) become GEMM threads of the members training. " +
 			"Each member's seed comes from (run seed, stage, member index), so the result is bit-identical whatever the number of workers. Members can be homogeneous (`member`), heterogeneous (`specs`, used in turn), " +
 			"and perturbed per member (`vary`). Reports every member's validation metric, every combiner's (mean, vote or median, weighted fitted on val), the gain over the best member, the diversity (mean pairwise disagreement) and the out-of-bag score. " +
 			"Outputs the `ensemble` bundle (combined by mean); a `combine` stage picks another combiner.",
