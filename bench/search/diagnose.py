@@ -52,8 +52,14 @@ def rerun_pruned(a):
     names = [c for c in rows[0] if c not in fixed and not c.startswith("cv_")]
     seed = a.seed
 
+    def value(x):  # trials.csv writes numbers and lists as TOML, strings bare
+        try:
+            return tomllib.loads("v = " + x)["v"]
+        except tomllib.TOMLDecodeError:
+            return x
+
     def params(r):
-        return {n: tomllib.loads("v = " + r[n])["v"] for n in names if r[n] != ""}
+        return {n: value(r[n]) for n in names if r[n] != ""}
     pruned = sorted((r for r in rows if r["status"] == "pruned"), key=lambda r: (-int(r["epochs_run"]), float(r["objective"])))
     best = min((r for r in rows if r["status"] == "completed"), key=lambda r: float(r["objective"]))
     tmp = tempfile.mkdtemp(prefix="pipe-rerun-")
