@@ -65,9 +65,10 @@ def rerun_pruned(a):
     tmp = tempfile.mkdtemp(prefix="pipe-rerun-")
     for label, r in [("best", best)] + [("pruned", r) for r in pruned[:a.rerun_pruned]]:
         vals, wall = measure.retrain(a.pipe, a.pipeline, seed, [], tmp, params(r), a.k)
-        print(json.dumps({"what": label, "trial": int(r["trial"]), "round": int(r["round"]), "epochs_run": int(r["epochs_run"]),
+        rec = {"what": label, "trial": int(r["trial"]), "round": int(r["round"]), "epochs_run": int(r["epochs_run"]),
                           "value_in_search": float(r["objective"]), "retrain_values": vals,
-                          "retrain_mean": statistics.fmean(vals), "wall_s": wall}), flush=True)
+                          "retrain_mean": statistics.fmean(vals), "wall_s": wall}
+        print(json.dumps(rec), flush=True)
 
 
 def main():
