@@ -9,6 +9,13 @@
   measure.py versus PIPELINE [--seeds 1,2,3] [--set ...]
       pipe against the Optuna peer (optuna_peer.py) on the same search, interleaved seed by
       seed (pipe, Optuna, pipe, Optuna...): best val objective, wall time, epochs, pruned.
+  measure.py versus PIPELINE --retrain K
+      The same, then each side's chosen configuration (its best_params on the pipeline's base)
+      is trained again by pipe as a fixed config with K seeds (a search of K trials whose space
+      is one fixed value, rounds = 1, no pruning, the same run seed on both sides: paired
+      seeds); the record's retrain_values, retrain_mean and retrain_median are those K val
+      objectives. Best-of-N values reward a lucky draw; the retrain mean is the multi-seed
+      criterion (bench/search/README.md, "Session 9").
   measure.py prune PIPELINE [--seeds 1,2,3] [--set ...]
       The same search with the pipeline's pruning and with prune = { method = "none" },
       interleaved: total epochs run, the best trial and its val objective.
@@ -120,6 +127,67 @@ def run_peer(pipeline, seed, sets, tmp, n_jobs, threads):
     return r
 
 
+def toml_value(v):
+    """v as a TOML inline value (the --set form)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise SystemExit(f"retrain: cannot write {v!r} as TOML")
+
+
+def fixed_config(pipeline, sets, params):
+    """The search stage's base with params set on it (the peer's choice indices turned into
+    values), as the peer builds a trial's config; returns (stage name, config)."""
+    sys.path.insert(0, HERE)
+    import optuna_peer
+    doc, st, _ = optuna_peer.load_pipeline(pipeline, [optuna_peer.parse_set(s) for s in sets])
+    name = next(n for n, s in doc["stages"].items() if s.get("kind") == "search")
+    space = st["space"]
+    params = dict(params)
+    for k, v in params.items():
+        ch = space.get(k, {}).get("choice")
+        if ch and not all(isinstance(c, (int, float, str, bool)) for c in ch) and isinstance(v, int):
+            params[k] = ch[v]
+    return name, optuna_peer.trial_config(st.get("base", {}), params)
+
+
+def retrain(pipe, pipeline, seed, sets, tmp, params, k):
+    """Trains params (a side's chosen config) again with k seeds in pipe: a search of k trials
+    over a one-value space, rounds = 1, no pruning; test is not scored (the evaluate stages
+    read every table but test). Returns the k val objectives, in trial order, and the wall."""
+    stage, cfg = fixed_config(pipeline, sets, params)
+    epochs = int(cfg.get("epochs", 200))
+    cfg.pop("epochs", None)
+    doc, _, _ = search_stage(pipeline)
+    no_test = [f"{n}.tables={json.dumps([t for t in st['tables'] if not t.endswith('.test')])}"
+               for n, st in doc["stages"].items() if st.get("kind") == "evaluate" and "tables" in st]
+    fixed = sets + no_test + [f"{stage}.base={toml_value(cfg)}",
+                    f'{stage}.space={{ "epochs" = {{ choice = [{epochs}] }} }}',
+                    f"{stage}.trials={k}", f"{stage}.rounds=1", f'{stage}.prune={{ method = "none" }}']
+    r = run_pipe(pipe, pipeline, seed, fixed, tmp)
+    vals = trials_values(r["run_dir"])
+    if len(vals) != k or r["completed"] != k:
+        raise SystemExit(f"retrain {pipeline} seed {seed}: {r['completed']} of {k} trials completed")
+    return vals, r["wall_s"]
+
+
+def trials_values(run_dir):
+    """The objective of every trial in the run's trials.csv (the search stage's), trial order."""
+    import csv, glob
+    paths = glob.glob(os.path.join(run_dir, "**", "trials.csv"), recursive=True)
+    if len(paths) != 1:
+        raise SystemExit(f"{run_dir}: want one trials.csv, found {len(paths)}")
+    rows = sorted(csv.DictReader(open(paths[0])), key=lambda r: int(r["trial"]))
+    return [float(r["objective"]) for r in rows]
+
+
 def main_metric(ev):
     """The test metric the issue's targets are stated in: accuracy, or R² for regression."""
     for k in ("test_accuracy", "test_r2", "train_dev_accuracy", "train_dev_r2"):
@@ -145,6 +213,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="the peer's torch threads")
     ap.add_argument("--log", default=os.path.join(HERE, "results.jsonl"))
     ap.add_argument("--tag", default="", help="a label in the log")
+    ap.add_argument("--retrain", type=int, default=0, metavar="K",
+                    help="versus: train each side's chosen config again with K seeds (pipe)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     tmp = tempfile.mkdtemp(prefix="pipe-search-")
@@ -172,8 +242,16 @@ def main():
             if args.mode == "runs":
                 recs.append(emit(run_pipe(pipe, pipeline, seed, sets, tmp)))
             elif args.mode == "versus":
-                recs.append(emit(run_pipe(pipe, pipeline, seed, sets, tmp)))
-                recs.append(emit(run_peer(pipeline, seed, sets, tmp, args.n_jobs, args.threads)))
+                sides = [run_pipe(pipe, pipeline, seed, sets, tmp), None]
+                sides[1] = run_peer(pipeline, seed, sets, tmp, args.n_jobs, args.threads)
+                for r in sides:
+                    if args.retrain:
+                        vals, wall = retrain(pipe, pipeline, seed, sets, tmp, r["best_params"], args.retrain)
+                        r.update(retrain_k=args.retrain, retrain_values=vals, retrain_mean=statistics.fmean(vals),
+                                 retrain_median=statistics.median(vals), retrain_wall_s=wall)
+                        print(f"retrain {r['side']} seed {seed}: mean {r['retrain_mean']:.4f} median "
+                              f"{r['retrain_median']:.4f} over {len(vals)} seeds", flush=True)
+                    recs.append(emit(r))
             elif args.mode == "prune":
                 _, stage, _ = search_stage(pipeline)
                 for variant, extra in (("prune", []), ("none", [f'{stage}.prune={{ method = "none" }}'])):

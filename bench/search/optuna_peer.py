@@ -32,7 +32,8 @@ Usage:
 --set takes pipe's form stage.key=value (the value in TOML) for the search stage and
 pipeline.seed. --n-jobs trials run at once (Optuna threads), each on --threads torch threads.
 It prints one JSON object: best_value, best_params, wall_s (the whole study), process_s,
-total_epochs, trials, completed, pruned, values (each trial's value; null if pruned).
+total_epochs, trials, completed, pruned, values (each trial's value; null if pruned), and per
+trial trial_params, trial_epochs (epochs run) and trial_last (the last reported value).
 """
 import argparse, copy, json, math, os, sys, time, tomllib
 
@@ -355,6 +356,7 @@ def main():
                     break
         finally:
             epochs_run.append(ran)
+            trial.set_user_attr("epochs", ran)
         return best_value
 
     sampler = optuna.samplers.TPESampler(seed=seed)
@@ -370,7 +372,11 @@ def main():
         "wall_s": wall, "process_s": time.perf_counter() - t_process, "total_epochs": sum(epochs_run),
         "trials": len(study.trials), "completed": states.count(optuna.trial.TrialState.COMPLETE),
         "pruned": states.count(optuna.trial.TrialState.PRUNED),
-        "values": [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in study.trials], "n_jobs": args.n_jobs, "torch_threads": args.threads,
+        "values": [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in study.trials],
+        "trial_params": [t.params for t in study.trials],
+        "trial_epochs": [t.user_attrs.get("epochs") for t in study.trials],
+        "trial_last": [t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
+                       for t in study.trials], "n_jobs": args.n_jobs, "torch_threads": args.threads,
         "optuna": optuna.__version__, "torch": torch.__version__,
         "env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS") or k.startswith("OMP")},
     }
