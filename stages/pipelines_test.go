@@ -20,7 +20,8 @@ var pipelineFloors = map[string]struct {
 	ceilings  map[string]float64 // "stage:metric" → maximum
 	leads     []lead
 	// race, when set, shortens the run further under the race detector (overrides after
-	// overrides); the floors, ceilings and leads are then checked in the default build only.
+	// overrides); the floors, ceilings and leads are then checked only without -race, which
+	// ./run.sh test does in its pass without the race detector.
 	race []string
 }{
 	"digits-mlp.toml": {
@@ -29,6 +30,7 @@ var pipelineFloors = map[string]struct {
 	"digits-cnn.toml": {
 		// Measured: test accuracy .9667 (seed 1), in about 4 s.
 		floors: map[string]float64{"eval:test_accuracy": 0.95, "eval:val_accuracy": 0.95},
+		race:   []string{"model.epochs=5"},
 	},
 	"credit.toml": {
 		floors: map[string]float64{"eval:test_accuracy": 0.78, "eval:test_auc": 0.80},
@@ -60,6 +62,8 @@ var pipelineFloors = map[string]struct {
 		floors: map[string]float64{"compare:supervised/test_accuracy": 0.75, "compare:finetuned/test_accuracy": 0.72, "compare:pseudo/test_accuracy": 0.82,
 			"pseudo:round_1/pseudo_label_accuracy": 0.85},
 		leads: []lead{{better: "compare:pseudo/test_accuracy", worse: "compare:supervised/test_accuracy", margin: 0.02}},
+		// Under -race (over 400 s at the size above) 2,000 rows and one or two epochs a stage.
+		race: []string{"load.limit=2000", "dae.epochs=1", "supervised.epochs=2", "finetuned.epochs=2", "pseudo.rounds=2", "pseudo.epochs=1"},
 	},
 	"mnist-semisupervised-vat.toml": {
 		// Scaled down: the first 6,000 MNIST rows on the peers' split, 20 + 5 labels per class,
@@ -72,6 +76,8 @@ var pipelineFloors = map[string]struct {
 		floors: map[string]float64{"compare:supervised/test_accuracy": 0.78, "compare:vat/test_accuracy": 0.86, "compare:vat_ent/test_accuracy": 0.86},
 		leads: []lead{{better: "compare:vat/test_accuracy", worse: "compare:supervised/test_accuracy", margin: 0.02},
 			{better: "compare:vat_ent/test_accuracy", worse: "compare:supervised/test_accuracy", margin: 0.02}},
+		// Under -race (over 700 s at the size above) 2,000 rows and 3 epochs an arm.
+		race: []string{"load.limit=2000", "supervised.epochs=3", "vat.epochs=3", "vat_ent.epochs=3"},
 	},
 	"mnist-semisupervised-ladder.toml": {
 		// Scaled down: the first 6,000 MNIST rows on the peers' split, 20 + 5 labels per class,
@@ -114,6 +120,7 @@ var pipelineFloors = map[string]struct {
 		// TestTensorPipelineEqualsPerPixel checks it trains the per-pixel model bit for bit.
 		overrides: []string{"load.limit=2000", "model.epochs=3"},
 		floors:    map[string]float64{"eval:test_accuracy": 0.88, "eval:val_accuracy": 0.86},
+		race:      []string{"load.limit=1000", "model.epochs=1"},
 	},
 	"mnist-cnn-pretrain.toml": {
 		// Scaled down: the first 3,000 MNIST rows on the peers' split (2,075 train images for
@@ -128,6 +135,7 @@ var pipelineFloors = map[string]struct {
 	"mnist-ensemble.toml": {
 		overrides: []string{"load.limit=4000", "members.members=4", "members.member.epochs=4"},
 		floors:    map[string]float64{"eval:mean/test_accuracy": 0.88, "eval:vote/test_accuracy": 0.85},
+		race:      []string{"load.limit=2000", "members.members=2", "members.member.epochs=2"},
 	},
 }
 

@@ -71,7 +71,12 @@ func NewWriter(path string, schema *arrow.Schema, mem memory.Allocator) (*Writer
 			w.format = newCSVFormatWriter(w.buf, schema)
 		}
 	case FormatParquet:
-		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem))
+		// zstd at level 1 (klauspost's SpeedFastest): on MNIST's 784 pixel columns it writes
+		// 1.3× as fast as the default level (BenchmarkParquetWrite, medians of 4 interleaved
+		// runs: 54 against 41 MB/s) and the file is 3% smaller; under the race detector,
+		// where resetting the default level's larger match tables dominates, 1.7× as fast.
+		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd),
+			parquet.WithCompressionLevel(parquetZstdLevel), parquet.WithAllocator(mem))
 		arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem))
 		fw, perr := pqarrow.NewFileWriter(schema, w.buf, props, arrProps)
 		if perr != nil {
@@ -236,3 +241,6 @@ func sameColumns(a, b *arrow.Schema) bool {
 	}
 	return true
 }
+
+// parquetZstdLevel is the zstd level of the Parquet files pipe writes (stage outputs, sinks).
+const parquetZstdLevel = 1
