@@ -31,9 +31,14 @@
 //
 // Config.Rounds splits the Config.Trials trials into rounds (round r runs ⌊trials/rounds⌋
 // trials, one more when r < trials mod rounds: RoundSizes). Round 0 samples the full space.
-// After round r, the trials of rounds 0…r that did not fail are ranked, and the best
-// k = max(2, ⌈q·n⌉) of those n (q = ZoomConfig.Top, default 0.25) define round r+1's region
-// (Space.Zoom):
+// After round r, the trials of rounds 0…r that completed with a value (not NaN) are ranked by
+// Value, and the best k = max(2, ⌈q·n⌉) of those n (q = ZoomConfig.Top, default 0.25) define
+// round r+1's region (Space.Zoom). Pruned trials take no part: the pruner stopped each of
+// them because it ranked below most trials at some epoch, its Value is a partial one, and on
+// a noisy objective their order (by epochs reached) is close to random, so counting them
+// would spread the top set over the whole space. Only while fewer than 2 trials completed
+// are the k = max(2, ⌈q·n⌉) taken from the n trials that did not fail, in the ranking below
+// (completed first, then pruned ones by epochs reached). In the region:
 //
 //   - a numeric parameter's range becomes the span of those trials' values on the sampling
 //     axis (log scale for log parameters; an integer k spans [k−½, k+½]), widened on each side
@@ -44,7 +49,7 @@
 //   - a choice's value i gets probability (cᵢ + 1) / Σⱼ(cⱼ + 1), with cᵢ the number of top
 //     trials that chose it: Laplace smoothing, so no value ever drops to probability 0.
 //
-// The ranking: completed trials first, by Value (the objective each trial returned), then
+// The ranking of the search: completed trials first, by Value (the objective each trial returned), then
 // pruned trials, those that reached more epochs first, then by Value; a trial whose Value is
 // NaN after every other; ties by index. The best trial of the search (Outcome.Best) is the
 // first of the same ranking over all trials.

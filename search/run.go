@@ -301,17 +301,44 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 }
 
 // zoomAfter returns the region of the round after the given trials (every trial of the rounds
-// so far, by index, their Params set), zoomed from region around the best of them.
+// so far, by index, their Params set), zoomed from region around the best of them: the trials
+// that zoomTrials picks.
 func (c Config) zoomAfter(region Region, results []TrialResult) Region {
-	ranked := rankTrials(results, c.Maximize)
-	top := make([]Params, 0, len(ranked))
-	for _, i := range ranked[:c.Zoom.TopCount(len(ranked))] {
+	var top []Params
+	for _, i := range c.zoomTrials(results) {
 		top = append(top, results[i].Params)
 	}
 	if len(top) > 0 {
 		region = c.Space.Zoom(region, top, c.Zoom)
 	}
 	return region
+}
+
+// zoomTrials returns the positions in results (the finished trials of the rounds so far) of
+// the trials whose parameters define the next round's region, best first. When at least 2
+// trials completed with a value (not NaN), they are the best max(2, ⌈q·n⌉) of those n
+// completed trials by Value (q = Zoom.Top), and pruned trials take no part. Otherwise
+// (fewer than 2 completed) they are the best max(2, ⌈q·n⌉) of the n trials that did not
+// fail, in the ranking of the package doc (completed first, then pruned ones by epochs
+// reached), so that a round whose trials were nearly all pruned still narrows around the
+// trials that went furthest.
+//
+// Why pruned trials are left out: a pruner stops a trial because it ranked below most of the
+// others at some epoch, so it carries the pruner's own evidence that it is not among the best;
+// its Value is a partial one, not comparable with a completed trial's; and on a noisy
+// objective the ranking among pruned trials (by epochs reached) is close to random, so that
+// counting them spreads the top set over the whole space and the zoom hardly narrows.
+func (c Config) zoomTrials(results []TrialResult) []int {
+	ranked := rankTrials(results, c.Maximize)
+	// The ranking puts the completed trials with a value first.
+	done := 0
+	for done < len(ranked) && results[ranked[done]].Status == Completed && !math.IsNaN(results[ranked[done]].Value) {
+		done++
+	}
+	if done >= 2 {
+		ranked = ranked[:done]
+	}
+	return ranked[:c.Zoom.TopCount(len(ranked))]
 }
 
 func countTrue(b []bool) int {

@@ -112,7 +112,7 @@ func TestRunDeterministicAcrossWorkers(t *testing.T) {
 	s := mustSpace(t, noisySpace, nil)
 	for _, prune := range []PruneConfig{{Method: PruneASHA, MinEpochs: 1, Reduction: 3}, {Method: PruneMedian, MinEpochs: 2, MinTrials: 3}, {Method: PruneNone}} {
 		t.Run(prune.Method, func(t *testing.T) {
-			cfg := Config{Space: s, Trials: 24, Rounds: 2, Seed: 42, Prune: prune}
+			cfg := Config{Space: s, Trials: 24, Rounds: 3, Seed: 42, Prune: prune}
 			const epochs = 9
 			var ref Outcome
 			anyOutOfOrder := false
@@ -140,6 +140,7 @@ func TestRunDeterministicAcrossWorkers(t *testing.T) {
 				if k == 0 {
 					ref = out
 					checkReference(t, out, prune)
+					checkZoomed(t, out, cfg)
 					continue
 				}
 				if got, want := comparable(out), comparable(ref); !reflect.DeepEqual(got, want) {
@@ -155,6 +156,30 @@ func TestRunDeterministicAcrossWorkers(t *testing.T) {
 				t.Error("no run reported out of index order: the test did not exercise different arrival orders")
 			}
 		})
+	}
+}
+
+// checkZoomed checks that the reference outcome's rounds zoomed (the regions, compared
+// between worker counts with the rest of the Outcome, are not all the full space), and that
+// with pruning a zoom was made from completed trials while pruned ones were there too.
+func checkZoomed(t *testing.T, out Outcome, cfg Config) {
+	t.Helper()
+	if len(out.Regions) != cfg.Rounds || reflect.DeepEqual(out.Regions[1], out.Regions[0]) {
+		t.Errorf("reference outcome: regions %+v: want %d, zoomed after round 0", out.Regions, cfg.Rounds)
+	}
+	sizes := RoundSizes(cfg.Trials, cfg.Rounds)
+	var before []TrialResult
+	for _, tr := range out.Trials {
+		if tr.Round < cfg.Rounds-1 {
+			before = append(before, tr)
+		}
+	}
+	count := map[Status]int{}
+	for _, tr := range before {
+		count[tr.Status]++
+	}
+	if cfg.Prune.Method != PruneNone && (count[Completed] < 2 || count[Pruned] == 0) {
+		t.Errorf("reference outcome: %v in the %d trials before the last round: want ≥ 2 completed and some pruned (the zoom from completed trials)", count, sizes[0]+sizes[1])
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 // is the documented default of every field.
 type ZoomConfig struct {
 	// Top is the fraction q of the trials so far whose parameters define the next region: the
-	// best max(2, ⌈q·n⌉) of the n trials that did not fail. Default 0.25; in (0, 1].
+	// best max(2, ⌈q·n⌉) of the n trials that completed with a value, pruned trials left
+	// out; only while fewer than 2 completed, of the n trials that did not fail (completed
+	// first, then pruned ones by epochs reached). Default 0.25; in (0, 1].
 	Top float64
 	// Margin widens the top trials' span on each side by Margin × the width of the previous
 	// range (on the sampling axis: log scale for log parameters). Default 0.1; ≥ 0.
@@ -61,8 +63,9 @@ func (z ZoomConfig) TopCount(n int) int {
 }
 
 // Zoom returns the region of the next round, given the previous round's region and the
-// parameters of the top trials (the best TopCount of every trial so far; the caller ranks
-// them). Per parameter:
+// parameters of the top trials (the caller picks them; Run takes the best TopCount(n) of the
+// n trials so far that completed, pruned ones left out, as ZoomConfig.Top says). Per
+// parameter:
 //
 //   - Numeric: on the sampling axis (ln x for log parameters; each integer k covering
 //     [k−½, k+½]), take the span [a, b] of the top trials' values, widen it by

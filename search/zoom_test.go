@@ -3,6 +3,8 @@ package search
 import (
 	"context"
 	"math"
+	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -178,5 +180,120 @@ func TestZoomFindsOptimum(t *testing.T) {
 	// Equal weights would be 1/4; tanh, the best activation, gains weight.
 	if tanhWeight < 0.32 {
 		t.Errorf("the last round's P(tanh) is %.3f on average, want ≥ 0.32 (1/4 is no preference)", tanhWeight)
+	}
+}
+
+// TestZoomTrialsLeavesOutPruned checks which trials define the next region: the best of the
+// completed ones by value, however far the pruned ones got; and, while fewer than 2
+// completed, the ranking of every trial that did not fail (pruned ones by epochs reached).
+func TestZoomTrialsLeavesOutPruned(t *testing.T) {
+	s := mustSpace(t, `u = { uniform = [0.0, 10.0] }`, nil)
+	trial := func(i int, st Status, epochs int, value, u float64) TrialResult {
+		return TrialResult{Trial: Trial{Index: i, Params: Params{"u": u}}, Status: st, Epochs: epochs, Value: value}
+	}
+	// Pruned trials far from the completed ones, with better partial values and more
+	// epochs than some completed ones: they must not widen the region.
+	results := []TrialResult{
+		trial(0, Pruned, 30, 0.10, 0.5),
+		trial(1, Completed, 12, 0.40, 4.0),
+		trial(2, Pruned, 30, 0.20, 9.5),
+		trial(3, Completed, 90, 0.30, 5.0),
+		trial(4, Failed, 3, math.NaN(), 2.0),
+		trial(5, Completed, 90, math.NaN(), 8.0), // diverged: no value
+		trial(6, Pruned, 10, 0.50, 1.0),
+		trial(7, Pruned, 10, 0.60, 6.0),
+		trial(8, Pruned, 3, 0.05, 7.0),
+		trial(9, Pruned, 3, 0.70, 3.0),
+	}
+	for _, c := range []struct {
+		name    string
+		results []TrialResult
+		top     float64
+		want    []int // positions in results, best first
+		lo, hi  float64
+	}{
+		// 2 completed with a value: the best max(2, ⌈0.25·2⌉) = 2 of them, trials 3 and 1.
+		// (Ranking all 9 trials that did not fail would take 3, with pruned trial 0.)
+		{"completed only", results, 0, []int{3, 1}, 3, 6},
+		// q = 1: still only the completed trials with a value.
+		{"top 1", results, 1, []int{3, 1}, 3, 6},
+		// One completed with a value (trial 1 left out): the ranking of the 8 trials that
+		// did not fail, of which the best 2: completed trial 3, then the pruned ones by
+		// epochs reached (0 and 2 at 30, by value: 0).
+		{"fallback", append(results[:1:1], results[2:]...), 0, []int{2, 0}, 0, 6},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Config{Space: s, Trials: 10, Rounds: 2, Zoom: ZoomConfig{Top: c.top}}.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.zoomTrials(c.results); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("zoom trials = %v, want %v", got, c.want)
+			}
+			r := cfg.zoomAfter(s.Region(), c.results).Ranges["u"]
+			if !near(r.Lo, c.lo, 1e-12) || !near(r.Hi, c.hi, 1e-12) {
+				t.Errorf("u = [%g, %g], want [%g, %g] (the span of the zoom trials widened by 1)", r.Lo, r.Hi, c.lo, c.hi)
+			}
+		})
+	}
+}
+
+// prunedSynthetic is an objective whose reports are the synthetic objective plus a learning
+// curve and noise that shrinks with the epoch, from the trial's seed: partial values rank
+// trials poorly, as on a real objective whose val loss is noisy early, so that ASHA prunes
+// most trials on little evidence. Its Value is the synthetic objective plus small noise.
+func prunedSynthetic(epochs int) Objective {
+	return func(ctx context.Context, t Trial, report Report) (Result, error) {
+		rng := rand.New(rand.NewPCG(t.Seed, 7))
+		f := synthetic(t.Params)
+		for e := 1; e <= epochs; e++ {
+			v := f + 3/float64(e) + 4*rng.NormFloat64()/float64(e)
+			cont, err := report(e, v)
+			if err != nil {
+				return Result{}, err
+			}
+			if !cont {
+				return Result{Value: v}, nil
+			}
+		}
+		return Result{Value: f + 0.05*rng.NormFloat64()}, nil
+	}
+}
+
+// TestZoomWithPruning is the synthetic objective of TestZoomFindsOptimum searched with ASHA
+// on noisy learning curves: most trials are pruned, and the next region must still narrow
+// around the completed trials' optimum. With pruned trials in the top set (the rule before
+// this test) the last round's lr range spanned 0.66 of the full log width on average and the
+// best trial's true objective averaged 0.81; with completed trials only, 0.21 and 0.54.
+func TestZoomWithPruning(t *testing.T) {
+	s := mustSpace(t, syntheticSpace, nil)
+	const trials, seeds, epochs = 60, 30, 8
+	var lrWidth, bestTrue, prunedShare float64
+	for seed := uint64(1); seed <= seeds; seed++ {
+		out, err := Run(context.Background(), Config{Space: s, Trials: trials, Rounds: 3, Seed: seed,
+			Prune: PruneConfig{Method: PruneASHA, MinEpochs: 1, Reduction: 3}, Workers: 4}, prunedSynthetic(epochs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range out.Trials {
+			if tr.Status == Pruned {
+				prunedShare += 1.0 / trials / seeds
+			}
+		}
+		best, _ := out.BestTrial()
+		bestTrue += synthetic(best.Params) / seeds
+		last := out.Regions[2]
+		lrWidth += math.Log(last.Ranges["lr"].Hi/last.Ranges["lr"].Lo) / math.Log(1e5) / seeds
+	}
+	t.Logf("over %d seeds: %.2f of the trials pruned; last round's lr range %.2f of the full log width; best trial's true objective %.4f",
+		seeds, prunedShare, lrWidth, bestTrue)
+	if prunedShare < 0.6 {
+		t.Fatalf("only %.2f of the trials were pruned: the test does not exercise pruning", prunedShare)
+	}
+	if lrWidth > 0.5 {
+		t.Errorf("the last round's lr range spans %.2f of the full log width on average, want ≤ 0.5: pruned trials widened the region", lrWidth)
+	}
+	if bestTrue > 0.7 {
+		t.Errorf("the best trial's true objective is %.4f on average, want ≤ 0.7", bestTrue)
 	}
 }

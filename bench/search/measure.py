@@ -15,7 +15,9 @@
       is one fixed value, rounds = 1, no pruning, the same run seed on both sides: paired
       seeds); the record's retrain_values, retrain_mean and retrain_median are those K val
       objectives. Best-of-N values reward a lucky draw; the retrain mean is the multi-seed
-      criterion (bench/search/README.md, "Session 9").
+      criterion (bench/search/README.md, "Session 9"). --sides pipe runs pipe's side only (to
+      compare a change of pipe's search with the Optuna records already in the log: the
+      retrain seeds are the same, so the retrain values stay paired).
   measure.py prune PIPELINE [--seeds 1,2,3] [--set ...]
       The same search with the pipeline's pruning and with prune = { method = "none" },
       interleaved: total epochs run, the best trial and its val objective.
@@ -215,6 +217,7 @@ def main():
     ap.add_argument("--tag", default="", help="a label in the log")
     ap.add_argument("--retrain", type=int, default=0, metavar="K",
                     help="versus: train each side's chosen config again with K seeds (pipe)")
+    ap.add_argument("--sides", default="pipe,optuna", help="versus: the sides to run (pipe, optuna or both)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     tmp = tempfile.mkdtemp(prefix="pipe-search-")
@@ -242,8 +245,14 @@ def main():
             if args.mode == "runs":
                 recs.append(emit(run_pipe(pipe, pipeline, seed, sets, tmp)))
             elif args.mode == "versus":
-                sides = [run_pipe(pipe, pipeline, seed, sets, tmp), None]
-                sides[1] = run_peer(pipeline, seed, sets, tmp, args.n_jobs, args.threads)
+                want = args.sides.split(",")
+                if not want or set(want) - {"pipe", "optuna"}:
+                    raise SystemExit(f"--sides {args.sides}: want pipe, optuna or pipe,optuna")
+                sides = []
+                if "pipe" in want:
+                    sides.append(run_pipe(pipe, pipeline, seed, sets, tmp))
+                if "optuna" in want:
+                    sides.append(run_peer(pipeline, seed, sets, tmp, args.n_jobs, args.threads))
                 for r in sides:
                     if args.retrain:
                         vals, wall = retrain(pipe, pipeline, seed, sets, tmp, r["best_params"], args.retrain)
