@@ -31,7 +31,7 @@ func trainFields() []pipeline.Field {
 		{Name: "layers", Type: pipeline.TypeList, Elem: &pipeline.Field{Type: pipeline.TypeTable, Fields: layerFields(), Doc: "One layer: a short form ({ dense = 64 }, { dropout = 0.3 }...) or type = \"...\" with its keys."}, Doc: "The trunk, bottom to top: { dense = 128, activation = \"relu\", dropout = 0.2, init = \"he_normal\", l2 = 1e-4, name = \"enc_1\" }, { batch_norm = true }, { layer_norm = true }, { dropout = 0.3 }, { gaussian_noise = 0.1 }, { residual = 64, norm = \"layer_norm\" }, { activation = \"tanh\" }, { custom = \"name\" } (a block a Go program registered with nn.RegisterCustom, e.g. a gorgonia graph: see nn/gorgonia); on an image input (the train stage's image key): { conv = 32, kernel = 3, stride = 1, padding = \"same\" }, { max_pool = 2 }, { avg_pool = 2 }, { batch_norm = true } (per channel), { type = \"residual\", filters = 32, stride = 2, norm = \"batch_norm\" }, { upsample = 2 } (nearest neighbour, a decoder's counterpart of pooling), then { global_avg_pool = true } or { flatten = true } before dense layers. Default: [{ dense = 128 }, { dense = 64 }]."},
 		{Name: "activation", Type: pipeline.TypeString, Default: "relu", Enum: []string{"relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid", "linear"}, Doc: "The activation of dense layers that do not name one. The initializer follows it: He for the ReLU family, Glorot otherwise."},
 		{Name: "embedding_dim", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "Width of the embedding of each index-encoded categorical column. 0: min(50, ceil(cardinality/2))."},
-		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\" | \"svrg\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta2, eps, rho, weight_decay, inner, snapshot_epochs }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw. svrg (variance-reduced SGD): every snapshot_epochs epochs it takes the full gradient over the training rows at a snapshot of the weights, and each step feeds g(w) - g(snapshot) + full gradient for the same batch to the inner optimizer (sgd by default; the other keys apply to it); a step costs two gradient evaluations, and history.csv gets a grad_evals column. With a constant step it converges linearly on strongly convex problems where sgd stalls at its noise floor (bench/svrg)."},
+		{Name: "optimizer", Type: pipeline.TypeTable, Fields: optimizerFields(), Doc: "{ name = \"adam\" | \"adamw\" | \"sgd\" | \"rmsprop\" | \"adagrad\" | \"svrg\", lr = 1e-3 | \"auto\", momentum, nesterov, beta1, beta1_decay, beta2, eps, rho, weight_decay, inner, snapshot_epochs }. Default: Adam with its documented defaults. lr = \"auto\" runs the LR range test (~100 steps) and starts slightly above the best LR it saw. svrg (variance-reduced SGD): every snapshot_epochs epochs it takes the full gradient over the training rows at a snapshot of the weights, and each step feeds g(w) - g(snapshot) + full gradient for the same batch to the inner optimizer (sgd by default; the other keys apply to it); a step costs two gradient evaluations, and history.csv gets a grad_evals column. With a constant step it converges linearly on strongly convex problems where sgd stalls at its noise floor (bench/svrg)."},
 		{Name: "schedule", Type: pipeline.TypeTable, Fields: scheduleFields(), Doc: "{ name = \"constant\" | \"step\" | \"exponential\" | \"cosine\" | \"plateau\" | \"linear\", warmup_steps, step_epochs, gamma, t0, t_mult, decay_start, min_lr, factor, patience, min_delta, cooldown }. Default: constant; cosine when fine-tuning from init_from."},
 		{Name: "epochs", Type: pipeline.TypeInt, Default: int64(200), Min: pipeline.Bound(1), Doc: "The maximum number of epochs (early stopping usually ends training sooner)."},
 		{Name: "batch_size", Type: pipeline.TypeInt, Default: int64(64), Min: pipeline.Bound(1), Doc: "The mini-batch size."},
@@ -263,6 +263,7 @@ func optimizerFields() []pipeline.Field {
 		decay("momentum", "sgd's momentum (0: none)."),
 		{Name: "nesterov", Type: pipeline.TypeBool, Doc: "sgd: Nesterov momentum (needs momentum > 0)."},
 		decay("beta1", "adam/adamw's first-moment decay (0: 0.9)."),
+		decay("beta1_decay", "adam/adamw: β1 in the decay phase of schedule linear (its epochs from decay_start on), in place of beta1; the VAT authors use 0.5. Bias correction uses the product of the β1 values used. Needs schedule = { name = \"linear\" }. Default: off."),
 		decay("beta2", "adam/adamw's second-moment decay (0: 0.999)."),
 		{Name: "eps", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Added to the denominator (0: the optimizer's default)."},
 		decay("rho", "rmsprop's squared-gradient decay (0: 0.9)."),
@@ -493,6 +494,7 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 			Momentum       float64 `json:"momentum"`
 			Nesterov       bool    `json:"nesterov"`
 			Beta1          float64 `json:"beta1"`
+			Beta1Decay     float64 `json:"beta1_decay"`
 			Beta2          float64 `json:"beta2"`
 			Eps            float64 `json:"eps"`
 			Rho            float64 `json:"rho"`
@@ -503,7 +505,7 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 		if err := decodeStrict(o, &oc); err != nil {
 			return nil, c.Errorf("optimizer", "%v", jsonErr(err))
 		}
-		cfg.Optimizer = optim.Config{Name: oc.Name, Momentum: oc.Momentum, Nesterov: oc.Nesterov, Beta1: oc.Beta1, Beta2: oc.Beta2, Eps: oc.Eps, Rho: oc.Rho, WeightDecay: oc.WeightDecay,
+		cfg.Optimizer = optim.Config{Name: oc.Name, Momentum: oc.Momentum, Nesterov: oc.Nesterov, Beta1: oc.Beta1, Beta1Decay: oc.Beta1Decay, Beta2: oc.Beta2, Eps: oc.Eps, Rho: oc.Rho, WeightDecay: oc.WeightDecay,
 			Inner: oc.Inner, SnapshotEpochs: oc.SnapshotEpochs}
 		for _, k := range []string{"inner", "snapshot_epochs"} {
 			if _, set := o[k]; set && !strings.EqualFold(oc.Name, optim.NameSVRG) {
@@ -552,6 +554,9 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 		if _, err := optim.NewSchedule(cfg.Schedule); err != nil {
 			return nil, c.Errorf("schedule", "%v", err)
 		}
+	}
+	if cfg.Optimizer.Beta1Decay != 0 && !strings.EqualFold(cfg.Schedule.Name, optim.ScheduleLinear) {
+		return nil, c.Errorf("optimizer.beta1_decay", "sets β1 for the decay phase of the linear schedule, but the schedule is %q: set schedule = { name = \"linear\", decay_start = N }, or remove beta1_decay", cmp.Or(cfg.Schedule.Name, optim.ScheduleConstant))
 	}
 	if g := c.Table("batch_growth"); g != nil {
 		var bg struct {

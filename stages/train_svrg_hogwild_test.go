@@ -75,6 +75,11 @@ func TestTrainStageSVRGHogwildConfigErrors(t *testing.T) {
 		{"snapshot_without_svrg", "optimizer = { name = \"sgd\", snapshot_epochs = 2 }\n", "optimizer.snapshot_epochs", "svrg"},
 		{"svrg_inner_svrg", "optimizer = { name = \"svrg\", inner = \"svrg\" }\n", "optimizer.inner", "svrg"},
 		{"svrg_snapshot_zero", "optimizer = { name = \"svrg\", snapshot_epochs = 0 }\n", "optimizer.snapshot_epochs", "1"},
+		{"beta1_decay_without_linear", "optimizer = { name = \"adam\", beta1_decay = 0.5 }\n", "optimizer.beta1_decay", "linear"},
+		{"beta1_decay_cosine", "optimizer = { name = \"adam\", beta1_decay = 0.5 }\nschedule = { name = \"cosine\" }\n", "optimizer.beta1_decay", "cosine"},
+		{"beta1_decay_sgd", "optimizer = { name = \"sgd\", beta1_decay = 0.5 }\nschedule = { name = \"linear\" }\n", "optimizer", "adam and adamw only"},
+		{"beta1_decay_range", "optimizer = { name = \"adam\", beta1_decay = 1.5 }\nschedule = { name = \"linear\" }\n", "optimizer.beta1_decay", "1"},
+		{"beta1_decay_typo", "optimizer = { name = \"adam\", beta1_decy = 0.5 }\n", "optimizer", "beta1_decay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := pipeline.Parse([]byte(base+tc.extra), "test.toml", ".", registry(t), pipeline.LoadOptions{})

@@ -58,6 +58,13 @@ type Config struct {
 	Nesterov bool
 	// Beta1 is adam/adamw's first-moment decay, default 0.9 (PyTorch and Keras).
 	Beta1 float64
+	// Beta1Decay, when non-zero, is adam/adamw's first-moment decay in the decay phase of the
+	// training schedule, in place of Beta1: the trainer calls SetDecayPhase(true) on each
+	// step of the linear schedule's epochs from DecayStart on. The VAT authors (Miyato et al.
+	// 2018) lower β1 from 0.9 to 0.5 there. Bias correction uses the product of the β1 values
+	// each param's steps used, 1 - β1^t₁·β1_decay^t₂, as TensorFlow's Adam does with a β1 that
+	// changes (its beta1_power accumulator). Default 0: off.
+	Beta1Decay float64
 	// Beta2 is adam/adamw's second-moment decay, default 0.999 (PyTorch and Keras).
 	Beta2 float64
 	// Eps is added to the denominator. Defaults: adam/adamw 1e-8 (PyTorch; Keras uses 1e-7),
@@ -152,7 +159,7 @@ func (c Config) validate(name string) error {
 	for _, f := range []struct {
 		field string
 		v     float64
-	}{{"LR", c.LR}, {"Momentum", c.Momentum}, {"Beta1", c.Beta1}, {"Beta2", c.Beta2}, {"Eps", c.Eps}, {"Rho", c.Rho}, {"WeightDecay", c.WeightDecay}} {
+	}{{"LR", c.LR}, {"Momentum", c.Momentum}, {"Beta1", c.Beta1}, {"Beta1Decay", c.Beta1Decay}, {"Beta2", c.Beta2}, {"Eps", c.Eps}, {"Rho", c.Rho}, {"WeightDecay", c.WeightDecay}} {
 		if err := finite(f.field, f.v); err != nil {
 			return err
 		}
@@ -163,10 +170,13 @@ func (c Config) validate(name string) error {
 	for _, f := range []struct {
 		field string
 		v     float64
-	}{{"Momentum", c.Momentum}, {"Beta1", c.Beta1}, {"Beta2", c.Beta2}, {"Rho", c.Rho}} {
+	}{{"Momentum", c.Momentum}, {"Beta1", c.Beta1}, {"Beta1Decay", c.Beta1Decay}, {"Beta2", c.Beta2}, {"Rho", c.Rho}} {
 		if f.v >= 1 {
 			return fmt.Errorf("%s is %v, want < 1", f.field, f.v)
 		}
+	}
+	if c.Beta1Decay != 0 && name != NameAdam && name != NameAdamW {
+		return fmt.Errorf("Beta1Decay applies to adam and adamw only (the optimizer is %q)", name)
 	}
 	if name != NameSVRG && (c.Inner != "" || c.SnapshotEpochs != 0) {
 		return fmt.Errorf("inner and snapshot_epochs apply to svrg only")
@@ -209,7 +219,10 @@ func paramLR(p *Param, lr float64) float64 {
 // frozen for a while has taken fewer steps) and the optimizer's buffers, each len(Value) long.
 type paramState struct {
 	step int64
-	bufs [][]float32
+	// decaySteps counts the steps of step taken in the decay phase (Adam with Beta1Decay:
+	// those used beta1_decay as β1).
+	decaySteps int64
+	bufs       [][]float32
 }
 
 // stateTable keys the per-param state by Param.Name.
@@ -255,6 +268,7 @@ func (t *stateTable) marshal() ([]byte, error) {
 		s := t.byName[name]
 		w.string(name)
 		w.int64(s.step)
+		w.int64(s.decaySteps)
 		w.uint64(uint64(len(s.bufs)))
 		for _, b := range s.bufs {
 			w.float32s(b)
@@ -274,6 +288,9 @@ func (t *stateTable) unmarshal(b []byte) error {
 	for i := 0; i < n && r.err == nil; i++ {
 		name := r.string()
 		s := &paramState{step: r.int64()}
+		if r.version >= 2 {
+			s.decaySteps = r.int64()
+		}
 		nb := r.length(8)
 		if r.err == nil && nb != t.nbufs {
 			return fmt.Errorf("optim: %s: restore state: param %q has %d buffers, this configuration uses %d (was it saved with other options, e.g. Momentum or Centered?)", t.kind, name, nb, t.nbufs)

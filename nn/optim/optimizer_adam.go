@@ -17,13 +17,31 @@ import (
 //	v = beta2*v + (1-beta2)*g*g
 //	w = w - lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
 //
+// With Beta1Decay set, the steps of the decay phase (SetDecayPhase) use beta1_decay in place of
+// beta1, and the bias correction 1-beta1^t becomes 1 - beta1^(t-t2) * beta1_decay^t2, t2 being
+// the param's steps in that phase (the product of the β1 values used, as TensorFlow computes it).
+//
 // Decay of either kind is skipped for NoDecay params. AdamW's decay is multiplied by the
 // learning rate as in PyTorch (so it follows the schedule), with default lambda 0.01.
 type Adam struct {
 	beta1, beta2, eps, weightDecay float64
-	decoupled                      bool
-	state                          stateTable
+	// beta1Decay is β1 in the decay phase (0: no phase); decaying is whether Step is in it.
+	beta1Decay float64
+	decaying   bool
+	decoupled  bool
+	state      stateTable
 }
+
+// DecayPhaser is an optimizer whose coefficients change in the decay phase of the training
+// schedule (Adam and AdamW with Config.Beta1Decay). The trainer calls SetDecayPhase before
+// each Step; an optimizer without such a setting ignores it.
+type DecayPhaser interface {
+	SetDecayPhase(decaying bool)
+}
+
+// SetDecayPhase implements DecayPhaser: from the next Step on, β1 is Beta1Decay while decaying
+// is true (when Beta1Decay is set), Beta1 otherwise.
+func (o *Adam) SetDecayPhase(decaying bool) { o.decaying = decaying && o.beta1Decay != 0 }
 
 func newAdam(cfg Config, decoupled bool) *Adam {
 	name, wd := NameAdam, cfg.WeightDecay
@@ -32,6 +50,7 @@ func newAdam(cfg Config, decoupled bool) *Adam {
 	}
 	return &Adam{
 		beta1:       orDefault(cfg.Beta1, 0.9),
+		beta1Decay:  cfg.Beta1Decay,
 		beta2:       orDefault(cfg.Beta2, 0.999),
 		eps:         orDefault(cfg.Eps, 1e-8),
 		weightDecay: wd,
@@ -61,8 +80,14 @@ func (o *Adam) Step(params []*Param, lr float64) {
 				l2 = o.weightDecay
 			}
 		}
+		beta1 := o.beta1
+		if o.decaying {
+			beta1 = o.beta1Decay
+			s.decaySteps++
+		}
 		t := float64(s.step)
-		bc1 := 1 - math.Pow(o.beta1, t)
+		// With no decay-phase step this is 1 - beta1^t exactly (x * 1 is exact).
+		bc1 := 1 - math.Pow(o.beta1, float64(s.step-s.decaySteps))*math.Pow(o.beta1Decay, float64(s.decaySteps))
 		bc2 := 1 - math.Pow(o.beta2, t)
 		// elementwise.AdamUpdate computes exactly the Go loop
 		//	gi := g + l2*w; m = beta1*m + (1-beta1)*gi; v = beta2*v + (1-beta2)*gi*gi
@@ -73,9 +98,9 @@ func (o *Adam) Step(params []*Param, lr float64) {
 		elementwise.AdamUpdate(p.Value, p.Grad, s.bufs[0], s.bufs[1], elementwise.AdamScalars{
 			StepSize:      float32(plr / bc1),
 			InvSqrtBC2:    float32(1 / math.Sqrt(bc2)),
-			Beta1:         float32(o.beta1),
+			Beta1:         float32(beta1),
 			Beta2:         float32(o.beta2),
-			OneMinusBeta1: float32(1 - o.beta1),
+			OneMinusBeta1: float32(1 - beta1),
 			OneMinusBeta2: float32(1 - o.beta2),
 			Eps:           float32(o.eps),
 			L2:            float32(l2),

@@ -8,10 +8,12 @@ import (
 	"slices"
 )
 
-// stateMagic opens every serialized state of this package; the version follows it.
+// stateMagic opens every serialized state of this package; the version follows it. Version 2
+// added each param's decay-phase step count (Adam's beta1_decay); version 1 states are read
+// with that count at 0.
 const (
 	stateMagic   = "pipe/optim"
-	stateVersion = 1
+	stateVersion = 2
 )
 
 // stateWriter appends little-endian values to a byte slice. Floats are stored as their IEEE
@@ -45,8 +47,9 @@ var errTruncated = errors.New("truncated state")
 // stateReader reads what stateWriter wrote; the first error sticks and later reads return zero
 // values, so callers check err once at the end.
 type stateReader struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version uint64
 }
 
 // newStateReader checks the header and that the state was written by kind.
@@ -55,8 +58,9 @@ func newStateReader(b []byte, kind string) (*stateReader, error) {
 	if m := r.string(); r.err != nil || m != stateMagic {
 		return nil, fmt.Errorf("not a pipe optim state (bad header)")
 	}
-	if v := r.uint64(); v != stateVersion {
-		return nil, fmt.Errorf("optim state version %d, this build reads version %d", v, stateVersion)
+	r.version = r.uint64()
+	if r.err == nil && (r.version < 1 || r.version > stateVersion) {
+		return nil, fmt.Errorf("optim state version %d, this build reads versions 1 to %d", r.version, stateVersion)
 	}
 	if k := r.string(); k != kind {
 		return nil, fmt.Errorf("state was saved by %q, cannot restore it into %q", k, kind)

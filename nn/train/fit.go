@@ -1,11 +1,13 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
@@ -162,6 +164,12 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	if r.sched, err = optim.NewSchedule(cfg.Schedule); err != nil {
 		return fmt.Errorf("train: schedule: %w", err)
+	}
+	if cfg.Optimizer.Beta1Decay != 0 && !strings.EqualFold(cfg.Schedule.Name, optim.ScheduleLinear) {
+		return fmt.Errorf("train: optimizer: beta1_decay is β1 in the linear schedule's decay phase; the schedule is %q (use schedule = { name = \"linear\", decay_start = N })", cmp.Or(cfg.Schedule.Name, optim.ScheduleConstant))
+	}
+	if cfg.Optimizer.Beta1Decay != 0 && r.hogwild != nil {
+		return fmt.Errorf("train: optimizer: beta1_decay needs adam; Hogwild trains with sgd")
 	}
 	r.baseLR = cfg.Optimizer.EffectiveLR()
 	r.shuffle = rand.NewPCG(cfg.Seed, streamShuffle)
@@ -464,6 +472,7 @@ func (r *run) loop(ctx context.Context) error {
 			if !finite(loss.Total) || !finite(norm) {
 				return r.blowUp(loss)
 			}
+			r.setDecayPhase(prog)
 			r.opt.Step(params, lr)
 			r.semi.afterStep(lr)
 			if r.ema != nil {
@@ -681,5 +690,23 @@ func (r *run) finish(ok bool) {
 	}
 	if r.ema != nil {
 		r.ema.Swap(r.m.Params()) // keep the averaged weights
+	}
+}
+
+// setDecayPhase tells the optimizers that have a decay-phase setting (Adam's beta1_decay)
+// whether the step at prog is in the linear schedule's decay phase: its epochs from
+// DecayStart on (0-based), where the VAT authors switch β1 at the start of an epoch.
+func (r *run) setDecayPhase(prog optim.Progress) {
+	if r.cfg.Optimizer.Beta1Decay == 0 {
+		return
+	}
+	decaying := prog.Epoch >= r.cfg.Schedule.DecayStart
+	if ph, ok := r.opt.(optim.DecayPhaser); ok {
+		ph.SetDecayPhase(decaying)
+	}
+	if r.semi != nil && r.semi.combOpt != nil {
+		if ph, ok := r.semi.combOpt.(optim.DecayPhaser); ok {
+			ph.SetDecayPhase(decaying)
+		}
 	}
 }
