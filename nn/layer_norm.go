@@ -71,23 +71,42 @@ func (b *batchNorm) forward(rc *runCtx, x []float32, rows int) []float32 {
 	b.train = rc.train
 	if rc.train {
 		cnt := rows * pl // values per feature in the batch
-		clear(b.acc)
-		for r := 0; r < rows; r++ {
-			for j := 0; j < n; j++ {
-				for _, v := range x[r*w+j*pl : r*w+(j+1)*pl] {
-					b.acc[j] += float64(v)
+		acc, acc2, mean := b.acc[:n], b.acc2[:n], b.mean[:n]
+		clear(acc)
+		clear(acc2)
+		if pl == 1 {
+			// A dense layer's: one value per feature and row (the same sums, in row order).
+			for r := 0; r < rows; r++ {
+				for j, v := range x[r*n : (r+1)*n] {
+					acc[j] += float64(v)
 				}
 			}
-		}
-		for j := range b.mean {
-			b.mean[j] = b.acc[j] / float64(cnt)
-		}
-		clear(b.acc2)
-		for r := 0; r < rows; r++ {
-			for j := 0; j < n; j++ {
-				for _, v := range x[r*w+j*pl : r*w+(j+1)*pl] {
-					d := float64(v) - b.mean[j]
-					b.acc2[j] += d * d
+			for j := range mean {
+				mean[j] = acc[j] / float64(cnt)
+			}
+			for r := 0; r < rows; r++ {
+				for j, v := range x[r*n : (r+1)*n] {
+					d := float64(v) - mean[j]
+					acc2[j] += d * d
+				}
+			}
+		} else {
+			for r := 0; r < rows; r++ {
+				for j := 0; j < n; j++ {
+					for _, v := range x[r*w+j*pl : r*w+(j+1)*pl] {
+						acc[j] += float64(v)
+					}
+				}
+			}
+			for j := range mean {
+				mean[j] = acc[j] / float64(cnt)
+			}
+			for r := 0; r < rows; r++ {
+				for j := 0; j < n; j++ {
+					for _, v := range x[r*w+j*pl : r*w+(j+1)*pl] {
+						d := float64(v) - mean[j]
+						acc2[j] += d * d
+					}
 				}
 			}
 		}
@@ -113,6 +132,19 @@ func (b *batchNorm) forward(rc *runCtx, x []float32, rows int) []float32 {
 	}
 	xhat, y := b.xhat[:rows*w], b.y[:rows*w]
 	g, be := b.gamma.Value, b.beta.Value
+	if pl == 1 {
+		mean, inv := b.mean[:n], b.invStd[:n]
+		g, be = g[:n], be[:n]
+		for r := 0; r < rows; r++ {
+			xr, hr, yr := x[r*n:(r+1)*n], xhat[r*n:(r+1)*n], y[r*n:(r+1)*n]
+			for j, v := range xr {
+				h := float32((float64(v) - mean[j]) * inv[j])
+				hr[j] = h
+				yr[j] = g[j]*h + be[j]
+			}
+		}
+		return y
+	}
 	for r := 0; r < rows; r++ {
 		for j := 0; j < n; j++ {
 			for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {
@@ -133,12 +165,24 @@ func (b *batchNorm) backward(_ *runCtx, dy []float32, rows int, needDX bool) []f
 	sumDy, sumDyX := b.acc, b.acc2
 	clear(sumDy)
 	clear(sumDyX)
-	for r := 0; r < rows; r++ {
-		for j := 0; j < n; j++ {
-			for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {
-				d := float64(dy[k])
+	if pl == 1 {
+		sumDy, sumDyX = sumDy[:n], sumDyX[:n]
+		for r := 0; r < rows; r++ {
+			hr := xhat[r*n : (r+1)*n]
+			for j, v := range dy[r*n : (r+1)*n] {
+				d := float64(v)
 				sumDy[j] += d
-				sumDyX[j] += d * float64(xhat[k])
+				sumDyX[j] += d * float64(hr[j])
+			}
+		}
+	} else {
+		for r := 0; r < rows; r++ {
+			for j := 0; j < n; j++ {
+				for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {
+					d := float64(dy[k])
+					sumDy[j] += d
+					sumDyX[j] += d * float64(xhat[k])
+				}
 			}
 		}
 	}
@@ -169,6 +213,17 @@ func (b *batchNorm) backward(_ *runCtx, dy []float32, rows int, needDX bool) []f
 	}
 	fr := float64(rows * pl)
 	// dx = γ/(N·σ)·(N·dy − Σdy − x̂·Σdy·x̂), written into dy (N values per feature).
+	if pl == 1 {
+		inv := b.invStd[:n]
+		g = g[:n]
+		for r := 0; r < rows; r++ {
+			hr, dr := xhat[r*n:(r+1)*n], dy[r*n:(r+1)*n]
+			for j, d := range dr {
+				dr[j] = float32(float64(g[j]) * inv[j] / fr * (fr*float64(d) - sumDy[j] - float64(hr[j])*sumDyX[j]))
+			}
+		}
+		return dy
+	}
 	for r := 0; r < rows; r++ {
 		for j := 0; j < n; j++ {
 			for k := r*w + j*pl; k < r*w+(j+1)*pl; k++ {

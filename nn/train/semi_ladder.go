@@ -59,19 +59,26 @@ func newLadderScratch(k, rows int) *ladderScratch {
 const ladderBNEps = 1e-5
 
 // batchStats writes the per-column mean and 1/√(var+eps) of v (rows×k, biased variance).
-func batchStats(mean, invStd []float64, v func(i int) float64, rows, k int) {
-	for j := 0; j < k; j++ {
-		var s float64
-		for r := 0; r < rows; r++ {
-			s += v(r*k + j)
+func batchStats[T float32 | float64](mean, invStd []float64, v []T, rows, k int) {
+	// Row by row (the rows are contiguous), each column's sums in row order.
+	mean, invStd = mean[:k], invStd[:k]
+	clear(mean)
+	for r := 0; r < rows; r++ {
+		for j, x := range v[r*k : (r+1)*k] {
+			mean[j] += float64(x)
 		}
-		mu := s / float64(rows)
-		var ss float64
-		for r := 0; r < rows; r++ {
-			d := v(r*k+j) - mu
-			ss += d * d
+	}
+	for j := range mean {
+		mean[j] /= float64(rows)
+	}
+	clear(invStd)
+	for r := 0; r < rows; r++ {
+		for j, x := range v[r*k : (r+1)*k] {
+			d := float64(x) - mean[j]
+			invStd[j] += d * d
 		}
-		mean[j] = mu
+	}
+	for j, ss := range invStd {
 		invStd[j] = 1 / math.Sqrt(ss/float64(rows)+ladderBNEps)
 	}
 }
@@ -80,7 +87,7 @@ func batchStats(mean, invStd []float64, v func(i int) float64, rows, k int) {
 // denoising targets z and the normalisation of z̃.
 func (s *ladderScratch) setClean(logits []float32, rows int) {
 	k := s.k
-	batchStats(s.mean, s.invStd, func(i int) float64 { return float64(logits[i]) }, rows, k)
+	batchStats(s.mean, s.invStd, logits, rows, k)
 	for r := 0; r < rows; r++ {
 		for j := 0; j < k; j++ {
 			s.zc[r*k+j] = float32((float64(logits[r*k+j]) - s.mean[j]) * s.invStd[j])
@@ -116,14 +123,14 @@ func (s *ladderScratch) cost(comb *optim.Param, weight float64, logits, dl []flo
 	ga := comb.Grad
 	clear(ga)
 	h, u, du, lq, dzt := s.h[:n], s.u[:n], s.du[:n], s.lq, s.dzt[:n]
-	batchStats(s.cMean, s.cInv, func(i int) float64 { return float64(logits[i]) }, rows, k)
+	batchStats(s.cMean, s.cInv, logits, rows, k)
 	for r := 0; r < rows; r++ {
 		logSoftmaxRow(lq, logits[r*k:(r+1)*k])
 		for j, v := range lq {
 			h[r*k+j] = math.Exp(v)
 		}
 	}
-	batchStats(s.hMean, s.hInv, func(i int) float64 { return h[i] }, rows, k)
+	batchStats(s.hMean, s.hInv, h, rows, k)
 	for i := range u {
 		j := i % k
 		u[i] = (h[i] - s.hMean[j]) * s.hInv[j]
@@ -214,6 +221,31 @@ func bnBackward(d []float64, xhat func(i int) float64, invStd []float64, rows, k
 		for r := 0; r < rows; r++ {
 			i := r*k + j
 			d[i] = (d[i] - sd - xhat(i)*sdy) * invStd[j]
+		}
+	}
+}
+
+// bnBackwardRows is bnBackward with y as a slice, row by row: sd and sdy are scratch of k
+// values. Each column's sums are taken in row order, as bnBackward's.
+func bnBackwardRows[T float32 | float64](d []float64, y []T, invStd, sd, sdy []float64, rows, k int) {
+	sd, sdy = sd[:k], sdy[:k]
+	clear(sd)
+	clear(sdy)
+	for r := 0; r < rows; r++ {
+		dr, yr := d[r*k:(r+1)*k], y[r*k:(r+1)*k]
+		for j, v := range dr {
+			sd[j] += v
+			sdy[j] += v * float64(yr[j])
+		}
+	}
+	for j := range sd {
+		sd[j] /= float64(rows)
+		sdy[j] /= float64(rows)
+	}
+	for r := 0; r < rows; r++ {
+		dr, yr := d[r*k:(r+1)*k], y[r*k:(r+1)*k]
+		for j, v := range dr {
+			dr[j] = (v - sd[j] - float64(yr[j])*sdy[j]) * invStd[j]
 		}
 	}
 }

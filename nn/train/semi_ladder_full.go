@@ -134,6 +134,8 @@ type ladderLevel struct {
 	dclean    []float32 // dC/dz_pre of the clean pass (hidden levels)
 	dcorr     []float32 // dC/dz̃_pre of the corrupted pass (hidden levels)
 	gMu, gInv []float64 // dC/dμ, dC/d(1/σ)
+	s1, s2    []float64 // the combinator's sigmoids of the last forward (rows×w), for the backward
+	sd, sdy   []float64 // bnBackwardRows's scratch (w)
 	// hatMean and hatInv normalise ẑ before it is compared with z: mean and inv (the
 	// paper), or 0 and 1 (ladderDirect).
 	hatMean, hatInv []float64
@@ -186,7 +188,8 @@ func newFullLadder(spec nn.Spec, weights []float64, estimateNorm string, rows in
 		lv.comb.Name = fmt.Sprintf("%s/%d", combinatorParamName, l)
 		n := rows * w
 		lv.z, lv.zn, lv.zt, lv.u, lv.p, lv.zhat, lv.dzhat, lv.dp = make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
-		lv.diff, lv.du, lv.dzt = make([]float64, n), make([]float64, n), make([]float64, n)
+		lv.diff, lv.du, lv.dzt, lv.s1, lv.s2 = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+		lv.sd, lv.sdy = make([]float64, w), make([]float64, w)
 		lv.mean, lv.inv, lv.cInv, lv.uMean, lv.uInv, lv.gMu, lv.gInv = make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w), make([]float64, w)
 		if l > 0 && l < nl-1 {
 			lv.dclean, lv.dcorr = make([]float32, n), make([]float32, n)
@@ -257,10 +260,12 @@ func (f *fullLadder) hiddenOf(m *nn.Model, rows int) (pre, noise [][]float32) {
 // normalize writes the per-column batch mean and 1/σ of src (rows×w) and the normalised
 // values into dst.
 func normalize(dst []float32, mean, inv []float64, src []float32, rows, w int) {
-	batchStats(mean, inv, func(i int) float64 { return float64(src[i]) }, rows, w)
-	for i, v := range src[:rows*w] {
-		j := i % w
-		dst[i] = float32((float64(v) - mean[j]) * inv[j])
+	batchStats(mean, inv, src, rows, w)
+	for r := 0; r < rows; r++ {
+		d := dst[r*w : (r+1)*w]
+		for j, v := range src[r*w : (r+1)*w] {
+			d[j] = float32((float64(v) - mean[j]) * inv[j])
+		}
 	}
 }
 
@@ -332,13 +337,15 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		normalize(lv.u, lv.uMean, lv.uInv, lv.p, rows, w)
 		a := lv.comb.Value
 		c := weight * lv.lambda / float64(n)
-		for i := 0; i < n; i++ {
-			j := i % w
-			zhat, _, _, _, _ := vanilla(a, w, j, float64(lv.zt[i]), float64(lv.u[i]))
-			lv.zhat[i] = float32(zhat)
-			d := (zhat-lv.hatMean[j])*lv.hatInv[j] - float64(lv.z[i])
-			lv.diff[i] = d
-			total += c * d * d
+		for r := 0; r < rows; r++ {
+			for j, i := 0, r*w; j < w; j, i = j+1, i+1 {
+				zhat, _, _, s1, s2 := vanilla(a, w, j, float64(lv.zt[i]), float64(lv.u[i]))
+				lv.s1[i], lv.s2[i] = s1, s2
+				lv.zhat[i] = float32(zhat)
+				d := (zhat-lv.hatMean[j])*lv.hatInv[j] - float64(lv.z[i])
+				lv.diff[i] = d
+				total += c * d * d
+			}
 		}
 	}
 	// Backward, bottom-up: dC/dẑ(l) is complete once level l−1 is done.
@@ -352,55 +359,65 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		}
 		clear(lv.gMu)
 		clear(lv.gInv)
-		for i := 0; i < n; i++ {
-			j := i % w
-			g := 2 * c * lv.diff[i] // dC/dẑ_BN
-			if !f.direct {
-				lv.gMu[j] -= lv.inv[j] * g
-				lv.gInv[j] += (float64(lv.zhat[i]) - lv.mean[j]) * g
+		for r := 0; r < rows; r++ {
+			for j, i := 0, r*w; j < w; j, i = j+1, i+1 {
+				g := 2 * c * lv.diff[i] // dC/dẑ_BN
+				if !f.direct {
+					lv.gMu[j] -= lv.inv[j] * g
+					lv.gInv[j] += (float64(lv.zhat[i]) - lv.mean[j]) * g
+				}
+				lv.du[i] = -g // dC/dz (the clean target), kept in du until the clean gradient is done
 			}
-			lv.du[i] = -g // dC/dz (the clean target), kept in du until the clean gradient is done
 		}
 		if l > 0 {
 			// The clean pass: z = (z_pre − μ)·inv; dz_pre = inv·dz + dC/dμ/n − dC/dinv·inv²·z/n.
-			for i := 0; i < n; i++ {
-				j := i % w
-				lv.gMu[j] -= lv.inv[j] * lv.du[i]
-				lv.gInv[j] += float64(lv.z[i]) / lv.inv[j] * lv.du[i]
+			for r := 0; r < rows; r++ {
+				for j, i := 0, r*w; j < w; j, i = j+1, i+1 {
+					lv.gMu[j] -= lv.inv[j] * lv.du[i]
+					lv.gInv[j] += float64(lv.z[i]) / lv.inv[j] * lv.du[i]
+				}
 			}
 			dst := lv.dclean
 			if l == L {
 				dst = lv.dp // the logits' clean gradient waits here for cleanLoss
 			}
-			for i := 0; i < n; i++ {
-				j := i % w
-				dst[i] = float32(lv.inv[j]*lv.du[i] + lv.gMu[j]/float64(rows) - lv.gInv[j]*lv.inv[j]*lv.inv[j]*float64(lv.z[i])/float64(rows))
+			for r := 0; r < rows; r++ {
+				for j, i := 0, r*w; j < w; j, i = j+1, i+1 {
+					dst[i] = float32(lv.inv[j]*lv.du[i] + lv.gMu[j]/float64(rows) - lv.gInv[j]*lv.inv[j]*lv.inv[j]*float64(lv.z[i])/float64(rows))
+				}
 			}
 		}
-		for i := 0; i < n; i++ {
-			j := i % w
-			dzhat := float64(lv.dzhat[i]) + 2*c*lv.diff[i]*lv.hatInv[j]
-			zt, u := float64(lv.zt[i]), float64(lv.u[i])
-			_, mu, v, s1, s2 := vanilla(a, w, j, zt, u)
-			gMu := dzhat * (1 - v)
-			gV := dzhat * (zt - mu)
-			d1, d2 := s1*(1-s1), s2*(1-s2)
-			at := func(p int) float64 { return float64(a[p*w+j]) }
-			ga[0*w+j] += float32(gMu * s1)
-			ga[1*w+j] += float32(gMu * at(0) * d1 * u)
-			ga[2*w+j] += float32(gMu * at(0) * d1)
-			ga[3*w+j] += float32(gMu * u)
-			ga[4*w+j] += float32(gMu)
-			ga[5*w+j] += float32(gV * s2)
-			ga[6*w+j] += float32(gV * at(5) * d2 * u)
-			ga[7*w+j] += float32(gV * at(5) * d2)
-			ga[8*w+j] += float32(gV * u)
-			ga[9*w+j] += float32(gV)
-			lv.dzt[i] = dzhat * v
-			lv.du[i] = gMu*(at(0)*d1*at(1)+at(3)) + gV*(at(5)*d2*at(6)+at(8))
+		// The combinator's rows of a, as float32 slices of w (a0 … a9), and of its gradient.
+		a0, a1, a3, a4, a5, a6, a8, a9 := a[0:w], a[w:2*w], a[3*w:4*w], a[4*w:5*w], a[5*w:6*w], a[6*w:7*w], a[8*w:9*w], a[9*w:10*w]
+		g0, g1, g2, g3, g4, g5, g6, g7, g8, g9 := ga[0:w], ga[w:2*w], ga[2*w:3*w], ga[3*w:4*w], ga[4*w:5*w], ga[5*w:6*w], ga[6*w:7*w], ga[7*w:8*w], ga[8*w:9*w], ga[9*w:10*w]
+		for r := 0; r < rows; r++ {
+			for j, i := 0, r*w; j < w; j, i = j+1, i+1 {
+				dzhat := float64(lv.dzhat[i]) + 2*c*lv.diff[i]*lv.hatInv[j]
+				zt, u := float64(lv.zt[i]), float64(lv.u[i])
+				// m and v as vanilla computes them, from the forward's sigmoids.
+				s1, s2 := lv.s1[i], lv.s2[i]
+				at0, at5 := float64(a0[j]), float64(a5[j])
+				mu := at0*s1 + float64(a3[j])*u + float64(a4[j])
+				v := at5*s2 + float64(a8[j])*u + float64(a9[j])
+				gMu := dzhat * (1 - v)
+				gV := dzhat * (zt - mu)
+				d1, d2 := s1*(1-s1), s2*(1-s2)
+				g0[j] += float32(gMu * s1)
+				g1[j] += float32(gMu * at0 * d1 * u)
+				g2[j] += float32(gMu * at0 * d1)
+				g3[j] += float32(gMu * u)
+				g4[j] += float32(gMu)
+				g5[j] += float32(gV * s2)
+				g6[j] += float32(gV * at5 * d2 * u)
+				g7[j] += float32(gV * at5 * d2)
+				g8[j] += float32(gV * u)
+				g9[j] += float32(gV)
+				lv.dzt[i] = dzhat * v
+				lv.du[i] = gMu*(at0*d1*float64(a1[j])+float64(a3[j])) + gV*(at5*d2*float64(a6[j])+float64(a8[j]))
+			}
 		}
 		// u = BN(p): du becomes dC/dp.
-		bnBackward(lv.du[:n], func(i int) float64 { return float64(lv.u[i]) }, lv.uInv, rows, w)
+		bnBackwardRows(lv.du[:n], lv.u, lv.uInv, lv.sd, lv.sdy, rows, w)
 		if l < L {
 			up := f.levels[l+1]
 			for i, v := range lv.du[:n] {
@@ -425,7 +442,7 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 			continue
 		}
 		// z̃ = BN(z̃_pre) + n: through the corrupted batch norm.
-		bnBackward(lv.dzt[:n], func(i int) float64 { return float64(lv.zn[i]) }, lv.cInv, rows, w)
+		bnBackwardRows(lv.dzt[:n], lv.zn, lv.cInv, lv.sd, lv.sdy, rows, w)
 		if l == L {
 			for i, v := range lv.dzt[:n] {
 				dl[i] += float32(v)
