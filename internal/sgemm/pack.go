@@ -62,6 +62,10 @@ func packB(dst, b []float32, ldb int, trans bool, p0, j0, kc, nc, nr, narrowNR i
 // (≥ cols), zero-padding the columns past cols.
 func packBPanel(panel, b []float32, ldb int, trans bool, p0, j0, kc, cols, width int) {
 	if !trans {
+		if cols == width {
+			copyRows(panel, b[p0*ldb+j0:], ldb, kc, width)
+			return
+		}
 		for p := range kc {
 			src := b[(p0+p)*ldb+j0:]
 			src = src[:cols]
@@ -86,6 +90,13 @@ func packBPanel(panel, b []float32, ldb int, trans bool, p0, j0, kc, cols, width
 		for p := range kc {
 			panel[p*width+c] = 0
 		}
+	}
+}
+
+// copyRowsGeneric sets dst[p*w+c] = src[p*lds+c] for p < k, c < w.
+func copyRowsGeneric(dst []float32, src []float32, lds int, k int, w int) {
+	for p := range k {
+		copy(dst[p*w:p*w+w], src[p*lds:p*lds+w])
 	}
 }
 

@@ -77,3 +77,51 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func copyRowsAVX(dst *float32, src *float32, lds int, k int, w8 int)
+//
+// Copies k rows of 8·w8 floats, row stride lds in src, into dst as a contiguous k×8·w8
+// block: dst[p*8*w8+c] = src[p*lds+c]. k ≥ 1, w8 ≥ 1. Four-chunk rows (the 32-wide panels
+// of the AVX-512 kernel) take an unrolled loop.
+TEXT ·copyRowsAVX(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ lds+16(FP), R9
+	SHLQ $2, R9
+	MOVQ k+24(FP), CX
+	MOVQ w8+32(FP), DX
+	CMPQ DX, $4
+	JNE  general
+
+rows4:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ    R9, SI
+	ADDQ    $128, DI
+	DECQ    CX
+	JNZ     rows4
+	VZEROUPPER
+	RET
+
+general:
+	MOVQ DX, R10
+	MOVQ SI, R11
+
+chunks:
+	VMOVUPS (R11), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, R11
+	ADDQ    $32, DI
+	DECQ    R10
+	JNZ     chunks
+	ADDQ    R9, SI
+	DECQ    CX
+	JNZ     general
+	VZEROUPPER
+	RET

@@ -75,3 +75,32 @@ func TestTranspose(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyRows checks the (AVX on amd64) row copy that packs NN panels of B against the
+// definition, for widths of one to five 8-float chunks (4 takes the unrolled loop), odd
+// widths (the generic path) and strided sources; nothing past the k×w block is written.
+func TestCopyRows(t *testing.T) {
+	for _, w := range []int{1, 7, 8, 16, 24, 32, 40} {
+		for _, k := range []int{0, 1, 2, 5, 64} {
+			t.Run(fmt.Sprintf("w=%d/k=%d", w, k), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(w), uint64(k)))
+				lds := w + 5
+				src := randomMatrix(max(k, 1), lds, rng)
+				dst := make([]float32, k*w+8)
+				for i := range dst {
+					dst[i] = sentinel
+				}
+				copyRows(dst, src, lds, k, w)
+				for i, got := range dst {
+					want := sentinel
+					if p, c := i/w, i%w; i < k*w {
+						want = src[p*lds+c]
+					}
+					if got != want {
+						t.Fatalf("dst[%d] = %v, want %v", i, got, want)
+					}
+				}
+			})
+		}
+	}
+}
