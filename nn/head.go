@@ -3,12 +3,16 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"github.com/pipe-ml/pipe/nn/optim"
 )
 
-// head is a linear output layer plus its loss.
+// head is a linear output layer (optionally batch-normalised) plus its loss.
 type head struct {
 	spec         HeadSpec
 	lin          *dense
+	bn           *batchNorm // nil without HeadSpec.BatchNorm
+	dbn          []float32  // rows×k: dL/dlogits through bn (bn's backward works in place)
 	k            int       // logits per row
 	classWeights []float32 // nil: all 1
 	weight       float64   // loss weight
@@ -20,6 +24,52 @@ func (h *head) alloc(rows int) {
 	h.lin.alloc(rows)
 	h.probs = grow(h.probs, rows*h.k)
 	h.dz = grow(h.dz, rows*h.k)
+	if h.bn != nil {
+		h.bn.alloc(rows)
+		h.dbn = grow(h.dbn, rows*h.k)
+	}
+}
+
+// forward computes the head's logits from the trunk's output x.
+func (h *head) forward(rc *runCtx, x []float32, rows int) {
+	y := h.lin.forward(rc, x, rows)
+	if h.bn != nil {
+		h.bn.forward(rc, y, rows)
+	}
+}
+
+// logits are the head's logits of the last forward pass (rows×k).
+func (h *head) logits(rows int) []float32 {
+	if h.bn != nil {
+		return h.bn.y[:rows*h.k]
+	}
+	return h.lin.y[:rows*h.k]
+}
+
+// backward backpropagates dz = dL/dlogits (left unchanged) into the head's params and
+// returns dL/dx when needDX.
+func (h *head) backward(rc *runCtx, dz []float32, rows int, needDX bool) []float32 {
+	if h.bn != nil {
+		d := h.dbn[:rows*h.k]
+		copy(d, dz)
+		dz = h.bn.backward(rc, d, rows, true)
+	}
+	return h.lin.backward(rc, dz, rows, needDX)
+}
+
+// params are the head's trainable params; buffers its batch norm's running statistics.
+func (h *head) params() []*optim.Param {
+	if h.bn != nil {
+		return append(h.lin.params(), h.bn.params()...)
+	}
+	return h.lin.params()
+}
+
+func (h *head) buffers() []*optim.Param {
+	if h.bn != nil {
+		return h.bn.buffers()
+	}
+	return nil
 }
 
 // lossTo computes the head's mean loss over present rows from logits (rows×k), writes

@@ -161,6 +161,9 @@ func Build(spec Spec, rng *rand.Rand) (*Model, error) {
 		lin := &dense{lname: "head_" + hs.Name, in: width, out: k, w: newParam("head_"+hs.Name+"/W", false, width, k), b: newParam("head_"+hs.Name+"/b", true, k)}
 		init.fill(lin.w.Value, width, k, rng)
 		h := &head{spec: hs, lin: lin, k: k, weight: hs.LossWeight}
+		if hs.BatchNorm {
+			h.bn = newBatchNorm("head_"+hs.Name+"/bn", k, 0, 0)
+		}
 		if h.weight == 0 {
 			h.weight = 1
 		}
@@ -183,7 +186,8 @@ func Build(spec Spec, rng *rand.Rand) (*Model, error) {
 		m.buffers = append(m.buffers, l.buffers()...)
 	}
 	for _, h := range m.heads {
-		m.params = append(m.params, h.lin.params()...)
+		m.params = append(m.params, h.params()...)
+		m.buffers = append(m.buffers, h.buffers()...)
 	}
 	for _, p := range append(append([]*optim.Param(nil), m.params...), m.buffers...) {
 		if m.byName[p.Name] != nil {
@@ -569,14 +573,14 @@ func (m *Model) forward(b Batch, train bool) {
 		m.layerOut[i] = x
 	}
 	for _, h := range m.heads {
-		h.lin.forward(&m.rc, x, rows)
+		h.forward(&m.rc, x, rows)
 	}
 }
 
 // losses computes the heads' losses (and logit gradients when grad is set).
 func (m *Model) losses(t Targets, rows int, grad bool) (Loss, error) {
 	for i, h := range m.heads {
-		m.headLogits[i] = h.lin.y[:rows*h.k]
+		m.headLogits[i] = h.logits(rows)
 	}
 	return m.lossesOf(m.headLogits, t, rows, grad)
 }
@@ -666,11 +670,11 @@ func (m *Model) backward(b Batch) {
 	var d []float32
 	if len(m.heads) == 1 {
 		h := m.heads[0]
-		d = h.lin.backward(&m.rc, h.dz[:rows*h.k], rows, needTrunkDX)
+		d = h.backward(&m.rc, h.dz[:rows*h.k], rows, needTrunkDX)
 	} else {
 		d = m.dtrunk[:rows*m.trunkOut]
 		for i, h := range m.heads {
-			dh := h.lin.backward(&m.rc, h.dz[:rows*h.k], rows, needTrunkDX)
+			dh := h.backward(&m.rc, h.dz[:rows*h.k], rows, needTrunkDX)
 			if !needTrunkDX {
 				continue
 			}
@@ -823,7 +827,7 @@ func (m *Model) predict(b Batch, chunk int) (Outputs, error) {
 
 // headOutputTo converts the head's logits of the last forward into its output.
 func (m *Model) headOutputTo(dst []float32, h *head, rows int) {
-	logits := h.lin.y[:rows*h.k]
+	logits := h.logits(rows)
 	k := h.k
 	switch h.spec.Kind {
 	case HeadSoftmax:

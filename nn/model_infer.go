@@ -37,6 +37,9 @@ func (m *Model) ActivationBytesPerRow() int64 {
 	n += int64(m.trunkOut)
 	for _, h := range m.heads {
 		n += int64(h.lin.in + 4*h.k)
+		if h.bn != nil {
+			n += int64(3 * h.k) // its x̂, y and the backward's copy of dL/dlogits
+		}
 	}
 	return f32 * n
 }
@@ -100,7 +103,7 @@ func (m *Model) predictLoss(b Batch, t Targets, chunk int) (Outputs, Loss, error
 	}
 	out, err := m.predictChunks(b, chunk, func(lo, hi int) {
 		for i, h := range m.heads {
-			copy(logits[i][lo*h.k:hi*h.k], h.lin.y[:(hi-lo)*h.k])
+			copy(logits[i][lo*h.k:hi*h.k], h.logits(hi-lo))
 		}
 	})
 	if err != nil {

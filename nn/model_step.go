@@ -42,7 +42,7 @@ func (m *Model) LossStep(b Batch, train bool, mode GradMode, fn OutputLoss) (flo
 	for i, h := range m.heads {
 		dz := h.dz[:b.Rows*h.k]
 		clear(dz)
-		total += fn(i, h.lin.y[:b.Rows*h.k], dz, b.Rows)
+		total += fn(i, h.logits(b.Rows), dz, b.Rows)
 	}
 	if mode == GradNone {
 		return total, nil
@@ -81,7 +81,7 @@ func (m *Model) TrainStepWith(b Batch, t Targets, fn OutputLoss) (Loss, error) {
 	}
 	if fn != nil {
 		for i, h := range m.heads {
-			loss.Total += fn(i, h.lin.y[:b.Rows*h.k], h.dz[:b.Rows*h.k], b.Rows)
+			loss.Total += fn(i, h.logits(b.Rows), h.dz[:b.Rows*h.k], b.Rows)
 		}
 	}
 	m.backward(b)

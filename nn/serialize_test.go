@@ -12,7 +12,7 @@ import (
 func TestSaveLoadRoundTrip(t *testing.T) {
 	spec := Spec{NumInputs: 5, Embeddings: []EmbeddingSpec{{Cardinality: 4, Dim: 2}},
 		Layers: []LayerSpec{{Type: LayerDense, Units: 8, Activation: "relu", Dropout: 0.1}, {Type: LayerBatchNorm}, {Type: LayerResidual, Units: 6, Norm: LayerLayerNorm}},
-		Heads:  []HeadSpec{{Name: "a", Kind: HeadSoftmax, Classes: 3}, {Name: "b", Kind: HeadRegression, Outputs: 2}}}
+		Heads:  []HeadSpec{{Name: "a", Kind: HeadSoftmax, Classes: 3, BatchNorm: true}, {Name: "b", Kind: HeadRegression, Outputs: 2}}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	m, err := Build(spec, rng)
 	if err != nil {

@@ -254,6 +254,10 @@ type HeadSpec struct {
 	ClassWeights []float64 `json:"class_weights,omitempty"`
 	// Init of the head's weights; default glorot_uniform.
 	Init string `json:"init,omitempty"`
+	// BatchNorm batch-normalises the head's logits (with a learned scale and shift, running
+	// statistics for inference) before the softmax or sigmoid: the "top BN" of the VAT
+	// authors' networks. Classification heads only.
+	BatchNorm bool `json:"batch_norm,omitempty"`
 }
 
 // ParamDiffPenalty adds Weight·Σ‖A_i−B_i‖² where A and B are the params matching two name
@@ -472,6 +476,9 @@ func (h *HeadSpec) validate() error {
 	}
 	if h.LossWeight < 0 {
 		return fmt.Errorf("loss_weight %g < 0", h.LossWeight)
+	}
+	if h.BatchNorm && h.Kind == HeadRegression {
+		return fmt.Errorf("batch_norm normalises a classification head's logits; a regression head's outputs are its predictions: drop batch_norm from this head")
 	}
 	if h.Init != "" {
 		if _, err := parseInit(h.Init); err != nil {

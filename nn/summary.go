@@ -57,7 +57,7 @@ func (m *Model) Summary() Summary {
 	}
 	for _, h := range m.heads {
 		n := 0
-		for _, p := range h.lin.params() {
+		for _, p := range h.params() {
 			n += p.Size()
 		}
 		out := h.k

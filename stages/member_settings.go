@@ -98,6 +98,7 @@ func (s *memberSettings) Float(key string) float64 {
 }
 func (s *memberSettings) Int(key string) int    { v, _ := s.value(key).(int64); return int(v) }
 func (s *memberSettings) Value(key string) any  { return s.m[key] }
+func (s *memberSettings) Bool(key string) bool  { v, _ := s.value(key).(bool); return v }
 func (s *memberSettings) List(key string) []any { v, _ := s.value(key).([]any); return v }
 func (s *memberSettings) Table(key string) map[string]any {
 	v, _ := s.value(key).(map[string]any)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/pipe-ml/pipe/bundle"
 	"math"
@@ -44,6 +45,7 @@ func trainFields() []pipeline.Field {
 		{Name: "input_noise", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "Standard deviation of Gaussian noise added to the inputs while training."},
 		{Name: "target_noise", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "Standard deviation of Gaussian noise added to (standardised) regression targets while training."},
 		{Name: "label_smoothing", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.5), Doc: "Label smoothing of classification heads."},
+		{Name: "head_batch_norm", Type: pipeline.TypeBool, Default: false, Doc: "Batch-normalise the logits of every classification head before its softmax or sigmoid (a learned scale and shift per class; running statistics at inference), as the VAT authors' networks do (\"top BN\"). Regression heads keep plain outputs; a model without a classification head refuses it."},
 		{Name: "class_weight", Type: pipeline.TypeAny, Doc: "\"balanced\" (inverse class frequency in train), or a list of weights in class order. Default: none."},
 		{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "GEMM threads, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
 		{Name: "monitor_every", Type: pipeline.TypeInt, Default: int64(100), Min: pipeline.Bound(0), Doc: "Every this many steps, record per layer the activation mean, std, histogram and dead-ReLU share and the output-gradient norm, and per parameter ‖g‖/‖w‖ and the update/param ratio, to monitor.csv (0: off). Warnings go to the log: dead ReLUs over half a layer, update ratios far from 1e-3."},
@@ -392,6 +394,7 @@ type trainSpec struct {
 	inputNoise  float64
 	l1, l2      float64
 	smoothing   float64
+	headBN      bool
 	classWeight any
 	tasks       map[string]taskSettings
 	targets     []string
@@ -420,6 +423,7 @@ type settings interface {
 	String(key string) string
 	Float(key string) float64
 	Int(key string) int
+	Bool(key string) bool
 	Value(key string) any
 	List(key string) []any
 	Table(key string) map[string]any
@@ -428,7 +432,7 @@ type settings interface {
 
 func parseTrainSpec(c settings) (*trainSpec, error) {
 	ts := &trainSpec{targets: c.Strings("target"), features: c.Strings("features"), task: c.String("task"),
-		inputNoise: c.Float("input_noise"), l1: c.Float("l1"), l2: c.Float("l2"), smoothing: c.Float("label_smoothing"),
+		inputNoise: c.Float("input_noise"), l1: c.Float("l1"), l2: c.Float("l2"), smoothing: c.Float("label_smoothing"), headBN: c.Bool("head_batch_norm"),
 		classWeight: c.Value("class_weight"), embDim: c.Int("embedding_dim"), workers: c.Int("workers"), monitor: c.Int("monitor_every"), tasks: map[string]taskSettings{}}
 	layers := c.List("layers")
 	if layers == nil {
@@ -672,6 +676,11 @@ func (ts *trainSpec) embeddingSpecs(plan *bundle.InputPlan) []nn.EmbeddingSpec {
 	return out
 }
 
+// specKeyError is a modelSpec error about one key of the stage.
+type specKeyError struct{ key, msg string }
+
+func (e *specKeyError) Error() string { return e.key + ": " + e.msg }
+
 // modelSpec builds the network for a plan.
 func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 	spec := nn.Spec{NumInputs: plan.Width(), L1: ts.l1, L2: ts.l2, InputShape: ts.inputShape}
@@ -681,6 +690,7 @@ func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 	}
 	spec.Layers = append(spec.Layers, ts.layers...)
 	spec.Heads = plan.Heads()
+	classification := false
 	for i := range spec.Heads {
 		h := &spec.Heads[i]
 		t := ts.tasks[plan.Targets[i].Column]
@@ -688,6 +698,8 @@ func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 		h.Loss = t.Loss
 		h.HuberDelta = t.HuberDelta
 		if h.Kind != nn.HeadRegression {
+			classification = true
+			h.BatchNorm = ts.headBN
 			h.LabelSmoothing = ts.smoothing
 			if t.LabelSmoothing > 0 {
 				h.LabelSmoothing = t.LabelSmoothing
@@ -718,6 +730,9 @@ func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 			}
 		}
 	}
+	if ts.headBN && !classification {
+		return spec, &specKeyError{key: "head_batch_norm", msg: "this model's targets are all regression targets, and batch norm applies to classification heads' logits: remove head_batch_norm"}
+	}
 	return spec, nil
 }
 
@@ -726,6 +741,10 @@ func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 func (ts *trainSpec) build(c settings, plan *bundle.InputPlan, rng *rand.Rand) (*nn.Model, error) {
 	spec, err := ts.modelSpec(plan)
 	if err != nil {
+		var ke *specKeyError
+		if errors.As(err, &ke) {
+			return nil, c.Errorf(ke.key, "%s", ke.msg)
+		}
 		return nil, c.Errorf("class_weight", "%v", err)
 	}
 	m, err := nn.Build(spec, rng)

@@ -1,0 +1,96 @@
+package stages
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pipe-ml/pipe/bundle"
+)
+
+// TestHeadBatchNormPipeline trains digits with head_batch_norm: the model learns (test
+// accuracy above a floor), the saved bundle's softmax head carries its batch norm (scale,
+// shift and running statistics), and a model with only a regression head refuses the key
+// with an error that names it.
+func TestHeadBatchNormPipeline(t *testing.T) {
+	epochs := "40"
+	if raceEnabled {
+		epochs = "10"
+	}
+	src := `
+[pipeline]
+seed = 2
+[stages.load]
+kind = "dataset"
+name = "digits"
+peer_split = true
+[stages.split]
+kind = "split"
+input = "load"
+split_column = "split"
+[stages.scale]
+kind = "normalize"
+fit = "split.train"
+apply = ["split.train", "split.val", "split.test"]
+[stages.model]
+kind = "train"
+train = "scale.train"
+val = "scale.val"
+layers = [ { dense = 128, activation = "linear" }, { batch_norm = true }, { activation = "relu" } ]
+head_batch_norm = true
+epochs = ` + epochs + `
+[stages.eval]
+kind = "evaluate"
+models = ["model.model"]
+tables = ["scale.test"]
+`
+	m, dir, err := runTOML(t, ".", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := 0.95
+	if raceEnabled {
+		floor = 0.9
+	}
+	acc := m.Stages["eval"].Metrics["test_accuracy"]
+	t.Logf("digits test accuracy with head batch norm %.4f", acc)
+	if acc < floor {
+		t.Errorf("test accuracy %.3f, below %.2f", acc, floor)
+	}
+	b, err := bundle.LoadModel(filepath.Join(dir, "stages/model/bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs := b.Model.Spec().Heads; len(hs) != 1 || !hs[0].BatchNorm {
+		t.Fatalf("the bundle's heads %+v, want one with batch_norm", hs)
+	}
+	for _, name := range []string{"head_out/bn/gamma", "head_out/bn/beta", "head_out/bn/running_mean", "head_out/bn/running_var"} {
+		p := b.Model.Param(name)
+		if p == nil {
+			t.Fatalf("the bundle lacks %s", name)
+		}
+		moved := false
+		for _, v := range p.Value {
+			moved = moved || (v != 0 && v != 1)
+		}
+		if !moved {
+			t.Errorf("%s = %v: never trained or updated", name, p.Value)
+		}
+	}
+	reg := `
+[stages.load]
+kind = "dataset"
+name = "diabetes"
+[stages.model]
+kind = "train"
+train = "load"
+target = "target"
+head_batch_norm = true
+epochs = 1
+`
+	if _, _, err := runTOML(t, ".", reg); err == nil || !strings.Contains(err.Error(), "head_batch_norm") || !strings.Contains(err.Error(), `"model"`) || !strings.Contains(err.Error(), "test.toml:9:") {
+		t.Errorf("head_batch_norm on a regression model: %v", err)
+	} else {
+		t.Logf("regression model: %v", err)
+	}
+}
