@@ -13,11 +13,11 @@ type head struct {
 	lin          *dense
 	bn           *batchNorm // nil without HeadSpec.BatchNorm
 	dbn          []float32  // rows×k: dL/dlogits through bn (bn's backward works in place)
-	k            int       // logits per row
-	classWeights []float32 // nil: all 1
-	weight       float64   // loss weight
-	probs        []float32 // rows×k: softmax probabilities, sigmoid p, or regression values
-	dz           []float32 // dL/dlogits
+	k            int        // logits per row
+	classWeights []float32  // nil: all 1
+	weight       float64    // loss weight
+	probs        []float32  // rows×k: softmax probabilities, sigmoid p, or regression values
+	dz           []float32  // dL/dlogits
 }
 
 func (h *head) alloc(rows int) {
