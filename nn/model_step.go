@@ -1,5 +1,7 @@
 package nn
 
+import "fmt"
+
 // GradMode says what a LossStep does with the gradients already in the params' Grad.
 type GradMode int
 
@@ -38,6 +40,24 @@ func (m *Model) LossStep(b Batch, train bool, mode GradMode, fn OutputLoss) (flo
 	if err := m.customErr(); err != nil {
 		return 0, err
 	}
+	return m.lossBackward(b, mode, fn)
+}
+
+// LossBackward is the second half of LossStep on the last forward pass of m (b must be the
+// batch that pass ran on, unchanged since): it evaluates fn on the heads' logits of that pass
+// and backpropagates as mode says. A Twin that ran a pass earlier in a step backpropagates
+// it this way once the gradient it needs is known.
+func (m *Model) LossBackward(b Batch, mode GradMode, fn OutputLoss) (float64, error) {
+	if err := m.checkBatch(b); err != nil {
+		return 0, err
+	}
+	if b.Rows > m.rows {
+		return 0, fmt.Errorf("nn: LossBackward on %d rows, the last forward pass had at most %d", b.Rows, m.rows)
+	}
+	return m.lossBackward(b, mode, fn)
+}
+
+func (m *Model) lossBackward(b Batch, mode GradMode, fn OutputLoss) (float64, error) {
 	var total float64
 	for i, h := range m.heads {
 		dz := h.dz[:b.Rows*h.k]

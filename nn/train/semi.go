@@ -199,6 +199,7 @@ type semiRun struct {
 	lad     *ladderScratch  // ladder only
 	full    *fullLadder     // ladder with decoder "full" only
 	clean   []float32       // ladder only: the step's clean inputs
+	twin    *nn.Model       // ladder only: keeps the clean pass while the corrupted one runs
 
 	batch   nn.Batch // labeled + unlabeled rows
 	labels  []int32
@@ -421,12 +422,19 @@ func scaleRowsTo(dst, v []float32, n int, norm float64) {
 func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64) (nn.Loss, error) {
 	m, n := s.m, cb.Rows
 	defer m.SetTrainPass(nn.TrainPass{})
-	m.SetTrainPass(nn.TrainPass{NoNoise: true})
-	if _, err := m.LossStep(cb, true, nn.GradNone, keepLogits(func(l []float32, rows int) { s.lad.setClean(l, rows) })); err != nil {
+	tw, err := s.twinOf(m)
+	if err != nil {
 		return nn.Loss{}, err
 	}
+	// The clean pass runs in the twin on its own copy of the inputs (the twin's first layer
+	// keeps them for its backward), and waits there for the cost's gradient.
 	x := cb.X[:n*s.ni]
 	s.clean = append(s.clean[:0], x...)
+	clean := nn.Batch{Rows: n, X: s.clean, Cat: cb.Cat}
+	tw.SetTrainPass(nn.TrainPass{NoNoise: true})
+	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(l []float32, rows int) { s.lad.setClean(l, rows) })); err != nil {
+		return nn.Loss{}, err
+	}
 	s.noisyTo(x, x)
 	noise := s.lad.noise[:n*s.k]
 	clear(noise)
@@ -436,12 +444,23 @@ func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64) (nn.Loss, er
 	if err != nil {
 		return loss, err
 	}
-	// The cost's gradient with respect to the clean pass: the same clean forward again
-	// (its statistics already recorded), backpropagating dC/dz.
-	copy(x, s.clean[:n*s.ni])
-	m.SetTrainPass(nn.TrainPass{NoNoise: true, KeepRunningStats: true})
-	_, err = m.LossStep(cb, true, nn.GradAccumulate, s.lad.cleanLoss())
-	return loss, err
+	// The cost's gradient with respect to the clean pass, backpropagated through the
+	// twin's activations of it and added to the step's gradients.
+	if _, err := tw.LossBackward(clean, nn.GradOverwrite, s.lad.cleanLoss()); err != nil {
+		return loss, err
+	}
+	m.AddGrads(tw)
+	return loss, nil
+}
+
+// twinOf returns the semi run's twin of m (see nn.Model.Twin), its values aliased afresh.
+func (s *semiRun) twinOf(m *nn.Model) (*nn.Model, error) {
+	tw, err := m.Twin(s.twin)
+	if err != nil {
+		return nil, fmt.Errorf("train: semi ladder: %w", err)
+	}
+	s.twin = tw
+	return tw, nil
 }
 
 // afterStep folds the updated weights into the teacher, and steps the ladder's combinator at

@@ -492,11 +492,18 @@ func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64) (nn
 	m, n, ni := s.m, cb.Rows, s.ni
 	defer m.SetTrainPass(nn.TrainPass{})
 	defer m.SetLayerGradients(nil)
+	tw, err := s.twinOf(m)
+	if err != nil {
+		return nn.Loss{}, err
+	}
+	defer tw.SetLayerGradients(nil)
+	// The clean pass runs in the twin on f.cleanX, and waits there for the costs' gradients.
 	x := cb.X[:n*ni]
 	copy(f.cleanX, x)
-	m.SetTrainPass(nn.TrainPass{NoNoise: true})
-	if _, err := m.LossStep(cb, true, nn.GradNone, keepLogits(func(l []float32, rows int) {
-		pre, _ := f.hiddenOf(m, rows)
+	clean := nn.Batch{Rows: n, X: f.cleanX[:n*ni], Cat: cb.Cat}
+	tw.SetTrainPass(nn.TrainPass{NoNoise: true})
+	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(l []float32, rows int) {
+		pre, _ := f.hiddenOf(tw, rows)
 		f.setClean(f.cleanX, pre, l, rows)
 	})); err != nil {
 		return nn.Loss{}, err
@@ -519,9 +526,10 @@ func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64) (nn
 	if err != nil {
 		return loss, err
 	}
-	copy(x, f.cleanX[:n*ni])
-	m.SetTrainPass(nn.TrainPass{NoNoise: true, KeepRunningStats: true})
-	m.SetLayerGradients(f.cleanGrad)
-	_, err = m.LossStep(cb, true, nn.GradAccumulate, f.cleanLoss())
-	return loss, err
+	tw.SetLayerGradients(f.cleanGrad)
+	if _, err := tw.LossBackward(clean, nn.GradOverwrite, f.cleanLoss()); err != nil {
+		return loss, err
+	}
+	m.AddGrads(tw)
+	return loss, nil
 }
