@@ -337,9 +337,19 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		normalize(lv.u, lv.uMean, lv.uInv, lv.p, rows, w)
 		a := lv.comb.Value
 		c := weight * lv.lambda / float64(n)
+		// The vanilla combinator ẑ = (z̃ − m(u))·v(u) + m(u) of each unit j, with
+		// m(u) = a1·σ(a2·u + a3) + a4·u + a5 and v(u) = a6·σ(a7·u + a8) + a9·u + a10 (a0 … a9
+		// here, the rows of a); the sigmoids are kept for the backward.
+		a0, a1, a2, a3, a4 := a[0:w], a[w:2*w], a[2*w:3*w], a[3*w:4*w], a[4*w:5*w]
+		a5, a6, a7, a8, a9 := a[5*w:6*w], a[6*w:7*w], a[7*w:8*w], a[8*w:9*w], a[9*w:10*w]
 		for r := 0; r < rows; r++ {
 			for j, i := 0, r*w; j < w; j, i = j+1, i+1 {
-				zhat, _, _, s1, s2 := vanilla(a, w, j, float64(lv.zt[i]), float64(lv.u[i]))
+				zt, u := float64(lv.zt[i]), float64(lv.u[i])
+				s1 := sigmoid(float64(a1[j])*u + float64(a2[j]))
+				s2 := sigmoid(float64(a6[j])*u + float64(a7[j]))
+				mu := float64(a0[j])*s1 + float64(a3[j])*u + float64(a4[j])
+				v := float64(a5[j])*s2 + float64(a8[j])*u + float64(a9[j])
+				zhat := (zt-mu)*v + mu
 				lv.s1[i], lv.s2[i] = s1, s2
 				lv.zhat[i] = float32(zhat)
 				d := (zhat-lv.hatMean[j])*lv.hatInv[j] - float64(lv.z[i])
@@ -454,18 +464,6 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		}
 	}
 	return total
-}
-
-// vanilla is the vanilla combinator ẑ = (z̃ − m(u))·v(u) + m(u) of unit j (a: 10×w), with
-// m(u) = a1·σ(a2·u + a3) + a4·u + a5 and v(u) = a6·σ(a7·u + a8) + a9·u + a10; it also returns
-// m, v and the two sigmoids.
-func vanilla(a []float32, w, j int, zt, u float64) (zhat, mu, v, s1, s2 float64) {
-	at := func(p int) float64 { return float64(a[p*w+j]) }
-	s1 = sigmoid(at(1)*u + at(2))
-	s2 = sigmoid(at(6)*u + at(7))
-	mu = at(0)*s1 + at(3)*u + at(4)
-	v = at(5)*s2 + at(8)*u + at(9)
-	return (zt-mu)*v + mu, mu, v, s1, s2
 }
 
 // cleanLoss is an OutputLoss that adds the clean logits' share of the last cost's gradient
