@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/pipe-ml/pipe/pipeline"
 )
@@ -31,6 +32,9 @@ const (
 	TrialsColSeconds   = "seconds"       // how long it ran
 	TrialsColStart     = "start_seconds" // when it started, after the search's start
 	TrialsColError     = "error"         // a failed trial's error
+	// A confirmed search's (confirm = { ... }) columns: no parameters.
+	TrialsColConfirmMean = "confirm_mean" // the mean objective over a confirmed trial's runs
+	TrialsColConfirmRuns = "confirm_runs" // how many runs that mean averages
 )
 
 // TrialsFixedColumns are the fixed columns of TrialsFile: the first three come before the
@@ -78,7 +82,7 @@ func searchSection(dir string, s *pipeline.StageManifest) (*Search, error) {
 	space := searchSpace(s.Info["space"])
 	var paramCols []int
 	for j, h := range header {
-		if fixed[h] || len(h) > 3 && h[:3] == "cv_" { // a cross-validated search's fold objectives: no parameter
+		if fixed[h] || strings.HasPrefix(h, "cv_") || h == TrialsColConfirmMean || h == TrialsColConfirmRuns { // a cross-validated search's fold objectives, a confirmed search's mean: no parameter
 			continue
 		}
 		paramCols = append(paramCols, j)

@@ -96,6 +96,17 @@
 // out each finished trial's record and Config.Restore takes them back, so that an
 // interrupted search resumes without running its finished trials again.
 //
+// # Confirmation
+//
+// With Config.Confirm = {Top, Seeds}, after the last round the Top best completed trials (by
+// their own Value) each run Seeds more times with other seeds (Trial.Repeat 1..Seeds, seed
+// Config.RepeatSeed(index, repeat)), never pruned, on the same worker slots; the leaders then
+// head the ranking by the mean of their runs (TrialResult.Confirmed; NaN, after the others,
+// when a repeat failed), so that Best is chosen on that mean; Outcome.PlainBest is the choice
+// without it. The leaders and every repeat depend only on the trials, so the Outcome is the
+// same for any Workers; OnRepeatDone and RestoreRepeats make an interrupted confirmation
+// resume as OnTrialDone and Restore do for trials.
+//
 // # Trials run apart
 //
 // Steps makes Run's decisions for an engine that runs the trials in other processes: Trial

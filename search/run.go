@@ -22,8 +22,12 @@ type Trial struct {
 	Round int
 	// Params are the trial's parameter values.
 	Params Params
-	// Seed is for the objective's own randomness (weights, batches): Config.TrialSeed(Index).
+	// Seed is for the objective's own randomness (weights, batches): Config.TrialSeed(Index),
+	// or for a repeat Config.RepeatSeed(Index, Repeat).
 	Seed uint64
+	// Repeat is 0 for the trial's own run, k ≥ 1 for its k-th repeat with another seed
+	// (Config.Confirm): the same Params, never pruned.
+	Repeat int
 }
 
 // Result is what an objective returns for a trial that ran to its end or was told to stop.
@@ -87,6 +91,15 @@ type TrialResult struct {
 	// WaitSeconds is the part of Seconds that the trial spent blocked in Report, waiting for
 	// trials with a lower index to reach the epoch it was judged at (its worker idled).
 	WaitSeconds float64
+	// Repeats are a confirmed trial's repeats with other seeds (Config.Confirm), repeat k at
+	// k-1; nil for a trial that was not confirmed.
+	Repeats []Repeat
+	// Runs is the number of runs that Confirmed averages (1 + the repeats); 0 for a trial
+	// that was not confirmed.
+	Runs int
+	// Confirmed is the mean of Value and the repeats' values (NaN when a repeat failed); set
+	// only when Runs > 0. Value stays the trial's own run's.
+	Confirmed float64
 }
 
 // Outcome is the result of a search.
@@ -97,8 +110,16 @@ type Outcome struct {
 	// package doc), so a completed trial whenever one completed; -1 when there is none.
 	Best int
 	// Ranking holds the positions in Trials of the trials that did not fail, best first (the
-	// ranking of the package doc); Ranking[0] == Best.
+	// ranking of the package doc; with Config.Confirm, the confirmed trials first by their
+	// Confirmed value); Ranking[0] == Best.
 	Ranking []int
+	// PlainBest is the best trial by its own value alone (Best without the confirmation).
+	PlainBest int
+	// Confirmed holds the positions in Trials of the confirmed trials, best Confirmed value
+	// first; nil when the confirmation is off or fewer than 2 trials completed.
+	Confirmed []int
+	// ConfirmEpochs is the total of the repeats' epochs (not in Epochs).
+	ConfirmEpochs int
 	// Regions[r] is the region that round r sampled.
 	Regions []Region
 	// Epochs is the total of the trials' epochs.
@@ -146,6 +167,20 @@ type Config struct {
 	// order, which depends on timing; never for a restored trial, never concurrently with
 	// itself). It must not block for long: trials wait for it.
 	OnTrialDone func(TrialResult)
+	// Confirm runs the best trials again with other seeds after the last round and chooses
+	// on the mean of their runs (see ConfirmConfig); off by default.
+	Confirm ConfirmConfig
+	// RepeatSeed gives the seed of repeat k ≥ 1 of trial i; default
+	// DeriveRepeatSeed(TrialSeed(i), k). A stage sets it to derive the seed from (run seed,
+	// stage, trial, repeat).
+	RepeatSeed func(index, repeat int) uint64
+	// RestoreRepeats holds the records of repeats that finished in an earlier, interrupted
+	// run of the same search, as OnRepeatDone handed them out: they are not run again (failed
+	// ones are). A record whose Seed disagrees with RepeatSeed is an error.
+	RestoreRepeats []Repeat
+	// OnRepeatDone, when set, is called with each repeat's record as it finishes (as
+	// OnTrialDone).
+	OnRepeatDone func(Repeat)
 }
 
 // Default of Config.Trials.
@@ -180,11 +215,21 @@ func (c Config) withDefaults() (Config, error) {
 	if err := c.Zoom.Validate(); err != nil {
 		return c, err
 	}
+	if err := c.Confirm.Validate(); err != nil {
+		return c, err
+	}
+	if c.Confirm.Top > c.Trials {
+		return c, fmt.Errorf("search: confirm top = %d is more than trials = %d", c.Confirm.Top, c.Trials)
+	}
 	c.Prune = c.Prune.withDefaults()
 	c.Zoom = c.Zoom.withDefaults()
 	if c.TrialSeed == nil {
 		seed := c.Seed
 		c.TrialSeed = func(i int) uint64 { return DeriveTrialSeed(seed, i) }
+	}
+	if c.RepeatSeed == nil {
+		trialSeed := c.TrialSeed
+		c.RepeatSeed = func(i, k int) uint64 { return DeriveRepeatSeed(trialSeed(i), k) }
 	}
 	return c, nil
 }
@@ -231,8 +276,9 @@ func sampleRand(seed uint64) *rand.Rand {
 
 // Run runs a search: round by round, it samples the round's trials from the region (the full
 // space in round 0), runs them with the objective on Config.Workers goroutines with pruning,
-// waits for all of them, and zooms the region around the best trials so far. It returns every
-// trial and the best.
+// waits for all of them, and zooms the region around the best trials so far. With
+// Config.Confirm it then runs the leaders again with other seeds and ranks them by their mean.
+// It returns every trial and the best.
 //
 // The Outcome (everything but the trials' Seconds) is the same for any Workers: see the
 // package doc for how the pruning decisions are made independent of timing.
@@ -241,8 +287,12 @@ func sampleRand(seed uint64) *rand.Rand {
 // (with the trials that finished before); it waits for every trial it started before it
 // returns.
 func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) {
-	out := Outcome{Best: -1}
+	out := Outcome{Best: -1, PlainBest: -1}
 	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return out, err
+	}
+	restoredRepeats, err := cfg.restoreRepeats()
 	if err != nil {
 		return out, err
 	}
@@ -296,7 +346,12 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 	if len(ranked) == 0 {
 		return out, fmt.Errorf("search: all %d trials failed; the first: trial %d: %s", len(out.Trials), out.Trials[0].Index, out.Trials[0].Err)
 	}
-	out.Best, out.Ranking = ranked[0], ranked
+	out.Best, out.PlainBest, out.Ranking = ranked[0], ranked[0], ranked
+	if cfg.Confirm.On() {
+		if err := s.confirm(ctx, &out, restoredRepeats); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 

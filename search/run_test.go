@@ -91,6 +91,20 @@ func comparable(o Outcome) Outcome {
 		if math.IsNaN(t.Value) {
 			t.Value = -12345
 		}
+		if t.Repeats != nil {
+			reps := make([]Repeat, len(t.Repeats))
+			for k, r := range t.Repeats {
+				r.Seconds = 0
+				if math.IsNaN(r.Value) {
+					r.Value = -12345
+				}
+				reps[k] = r
+			}
+			t.Repeats = reps
+		}
+		if math.IsNaN(t.Confirmed) {
+			t.Confirmed = -12345
+		}
 		c.Trials[i] = t
 	}
 	return c
@@ -465,6 +479,9 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Space: s, Prune: PruneConfig{Method: "hyperband"}}, `prune method "hyperband"`},
 		{Config{Space: s, Prune: PruneConfig{Reduction: 1}}, "reduction = 1"},
 		{Config{Space: s, Zoom: ZoomConfig{Top: 1.5}}, "zoom top = 1.5"},
+		{Config{Space: s, Confirm: ConfirmConfig{Top: -1}}, "confirm top = -1"},
+		{Config{Space: s, Confirm: ConfirmConfig{Top: 3}}, "confirm seeds = 0"},
+		{Config{Space: s, Trials: 4, Confirm: ConfirmConfig{Top: 5, Seeds: 1}}, "confirm top = 5 is more than trials = 4"},
 	} {
 		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Validate(%+v) = %v, want an error with %q", c.cfg, err, c.want)

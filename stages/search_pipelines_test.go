@@ -91,6 +91,10 @@ func TestSearchPipelines(t *testing.T) {
 				// The average of the best trials, each trained again: two of them here.
 				overrides = append(overrides, fmt.Sprintf("%s.top_k=%d", search, smokeTopK))
 			}
+			if sc, _ := full.Stage(search); sc.Table("confirm") != nil {
+				// The confirmation of the leaders: the 2 best trials, one more seed each.
+				overrides = append(overrides, fmt.Sprintf("%s.confirm={ top = 2, seeds = 1 }", search))
+			}
 			p, err := pipeline.Load(f, registry(t), pipeline.LoadOptions{Overrides: overrides})
 			if err != nil {
 				t.Fatal(err)

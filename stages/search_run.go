@@ -35,7 +35,8 @@ type searchRun struct {
 	cv        *cvSplit // with cv = k: train and val together, and the folds
 	start     time.Time
 
-	trained atomic.Int64 // trials the objective ran in this run (restored ones are not)
+	trained  atomic.Int64 // trials the objective ran in this run (restored ones are not)
+	repeated atomic.Int64 // repeats of the confirmation it ran in this run
 
 	mu     sync.Mutex
 	starts map[int]float64 // when each trial started, seconds after the search's start
@@ -59,7 +60,12 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 		sc.Note("%d finished trials taken from an earlier, interrupted run (not trained again)", len(restore))
 		sc.SetInfo("restored_trials", len(restore))
 	}
-	done := int64(len(restore))
+	repeats := r.restoreRepeats(ctx, cp)
+	if len(repeats) > 0 {
+		sc.Note("%d finished repeats of the confirmation taken from an earlier, interrupted run (not trained again)", len(repeats))
+		sc.SetInfo("restored_repeats", len(repeats))
+	}
+	done, repeatsDone := int64(len(restore)), int64(len(repeats))
 	sc.Progress(done, int64(s.trials), "trials")
 	cfg := search.Config{Space: s.space, Trials: s.trials, Rounds: s.rounds, Maximize: maximize, Zoom: s.zoom, Prune: s.prune, Workers: n,
 		TrialSeed: func(i int) uint64 { return sc.Seed(uint64(i)) }, Restore: restore,
@@ -68,6 +74,12 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 			cp.saveNow(ctx, trialCheckpointName(t.Index), rec.encode)
 			done++
 			sc.Progress(done, int64(s.trials), "trials")
+		},
+		Confirm: s.confirm, RepeatSeed: func(i, k int) uint64 { return sc.Seed(uint64(i), uint64(k)) }, RestoreRepeats: repeats,
+		OnRepeatDone: func(rep search.Repeat) {
+			cp.saveNow(ctx, repeatCheckpointName(rep.Index, rep.Repeat), repeatRecord(rep).encode)
+			repeatsDone++
+			sc.Progress(repeatsDone, int64(s.confirm.Top*s.confirm.Seeds), "repeats") // at most that many: fewer when fewer trials completed
 		}}
 	sc.Log.Info().Int("trials", s.trials).Int("rounds", s.rounds).Str("objective", r.objective).Str("prune", s.prune.Method).Int("workers", n).
 		Msg("search: " + strings.Join(s.space.Names(), ", "))
@@ -190,12 +202,17 @@ func (r *searchRun) trialLog(index int) zerolog.Logger {
 }
 
 // trial is the search's objective: it trains one trial and returns its objective, reporting
-// it after every epoch.
+// it after every epoch. A repeat of the confirmation (t.Repeat > 0) is the same training with
+// the repeat's seed.
 func (r *searchRun) trial(ctx context.Context, t search.Trial, report search.Report) (search.Result, error) {
-	r.trained.Add(1)
-	r.mu.Lock()
-	r.starts[t.Index] = time.Since(r.start).Seconds()
-	r.mu.Unlock()
+	if t.Repeat > 0 {
+		r.repeated.Add(1)
+	} else {
+		r.trained.Add(1)
+		r.mu.Lock()
+		r.starts[t.Index] = time.Since(r.start).Seconds()
+		r.mu.Unlock()
+	}
 	c, err := r.s.trialConfig(r.sc.Config, t.Params)
 	if err != nil {
 		return search.Result{}, err

@@ -22,6 +22,8 @@ const (
 	defaultSearchTrials = 30
 	defaultSearchRounds = 3
 	objectiveAuto       = "auto"
+	defaultConfirmTop   = 5
+	defaultConfirmSeeds = 2
 )
 
 func searchKind() pipeline.KindSpec {
@@ -65,6 +67,13 @@ func searchKind() pipeline.KindSpec {
 			{Name: "refit", Type: pipeline.TypeBool, Default: false, Doc: "Train the best trial's config again on train and val together, for the best trial's best epoch count (early stopping off, the trial's seed), as the `model` output: more data for the final model, but no val metric of its own (the manifest's info.refit and the bundle say so). Not with model = \"ensemble\"."},
 			{Name: "top_k", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "The `model` output averages the top_k best completed trials (by the objective, on val), each trained again from its seed, as an ensemble bundle combined by mean (class probabilities or regression outputs averaged); with model = \"ensemble\", every member of those trials joins the average. 1: the best trial alone. " +
 				"The members differ in their hyperparameters, so the average usually beats its best member on small datasets (ensemble selection, Caruana et al. 2004); it costs top_k trainings at the end. The manifest's info.top_k names the trials and the val objective of the average. Not with refit."},
+			{Name: "confirm", Type: pipeline.TypeTable, Fields: []pipeline.Field{
+				{Name: "top", Type: pipeline.TypeInt, Default: int64(defaultConfirmTop), Min: pipeline.Bound(2), Doc: "How many of the best completed trials (by their own objective) are confirmed; at most trials."},
+				{Name: "seeds", Type: pipeline.TypeInt, Default: int64(defaultConfirmSeeds), Min: pipeline.Bound(1), Doc: "How many more times each is trained, each time from another seed (derived from the run's seed, the stage, the trial and the repeat's number)."},
+			}, Doc: "Confirm the leaders before choosing: { top = 5, seeds = 2 }. After the last round the top best completed trials are each trained again seeds times with other seeds (never pruned; concurrently within the CPU budget, like trials), and the best trial, the top_k set and the refit's trial are chosen on the mean objective over each trial's own run and its repeats. " +
+				"A single trial's objective is one draw of a noisy figure (a network's val loss depends on its seed), so the best of many trials is partly luck; the mean over a few seeds makes the choice among the leaders less so. " +
+				"The `model` output is the chosen trial's own run (trained again from the trial's seed, as without confirm), not one of its repeats. " +
+				"The trials table adds confirm_mean and confirm_runs (empty for the trials not confirmed); the manifest's info.confirm lists every leader's runs, the trial chosen and the one its own objective alone would have chosen. Costs top·seeds trainings. Not with cv (its folds already average)."},
 			{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "Trials trained at the same time (one core each), taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
 		},
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
@@ -72,7 +81,7 @@ func searchKind() pipeline.KindSpec {
 		},
 		DefaultOutput: "model",
 		OutputsDoc: "`model` (artifact): the best trial's bundle (an ensemble bundle with model = \"ensemble\"), in stages/<name>/bundle/, with its per-epoch history.csv. " +
-			"`trials` (table): one row per trial: trial, round, status (completed, pruned, failed), each parameter (null where its condition did not hold), epochs_run, best_epoch, objective, seconds, start_seconds, error; also written as trials.csv.",
+			"`trials` (table): one row per trial: trial, round, status (completed, pruned, failed), each parameter (null where its condition did not hold), epochs_run, best_epoch, objective (with cv: cv_std and cv_fold_k; with confirm: confirm_mean and confirm_runs), seconds, start_seconds, error; also written as trials.csv.",
 		Example: "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\n" +
 			"base = { layers = [ { dense = 256 }, { dense = 128 } ], epochs = 60 }\n" +
 			"space = { \"optimizer.lr\" = { log_uniform = [1e-4, 3e-2] },\n          \"layers.*.dropout\" = { uniform = [0.0, 0.5] },\n          \"l2\" = { log_uniform = [1e-6, 1e-2] } }\n" +
@@ -104,6 +113,7 @@ type searchStage struct {
 	refit     bool
 	cv        int // folds of the cross-validated objective; 0: val alone
 	top       int // top_k
+	confirm   search.ConfirmConfig
 	workers   int
 }
 
@@ -189,6 +199,15 @@ func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 	}
 	if s.top > s.trials {
 		errs = append(errs, c.Errorf("top_k", "top_k = %d is more than the %d trials", s.top, s.trials))
+	}
+	if cf := c.Table("confirm"); cf != nil {
+		s.confirm = search.ConfirmConfig{Top: intOf(cf["top"]), Seeds: intOf(cf["seeds"])}
+		switch {
+		case s.confirm.Top > s.trials:
+			errs = append(errs, c.Errorf("confirm.top", "top = %d is more than the %d trials: give at most %d, or more trials", s.confirm.Top, s.trials, s.trials))
+		case s.cv > 0:
+			errs = append(errs, c.Errorf("confirm", "with cv = %d each trial is already the mean over %d folds: drop confirm, or set cv = 0 to score the trials on val", s.cv, s.cv))
+		}
 	}
 
 	// base, decoded and built as a stage of its kind would be.

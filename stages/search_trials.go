@@ -208,8 +208,8 @@ func choiceType(vs []any) arrow.DataType {
 }
 
 // trialsSchema is the trials table's schema; with cv folds > 0, cv_std and each fold's
-// objective follow the objective.
-func trialsSchema(cols []paramColumn, folds int) *arrow.Schema {
+// objective follow the objective; with confirm, confirm_mean and confirm_runs.
+func trialsSchema(cols []paramColumn, folds int, confirm bool) *arrow.Schema {
 	fs := []arrow.Field{
 		{Name: trialsColTrial, Type: arrow.PrimitiveTypes.Int64},
 		{Name: trialsColRound, Type: arrow.PrimitiveTypes.Int64},
@@ -228,6 +228,11 @@ func trialsSchema(cols []paramColumn, folds int) *arrow.Schema {
 		for f := range folds {
 			fs = append(fs, arrow.Field{Name: cvMetricFold(f), Type: arrow.PrimitiveTypes.Float64, Nullable: true})
 		}
+	}
+	if confirm {
+		fs = append(fs,
+			arrow.Field{Name: trialsColConfirmMean, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+			arrow.Field{Name: trialsColConfirmRuns, Type: arrow.PrimitiveTypes.Int64, Nullable: true})
 	}
 	fs = append(fs,
 		arrow.Field{Name: trialsColSeconds, Type: arrow.PrimitiveTypes.Float64},
@@ -271,6 +276,9 @@ func (r *searchRun) trialCells(t search.TrialResult, cols []paramColumn) []any {
 			}
 		}
 	}
+	if r.s.confirm.On() {
+		row = append(row, confirmCells(t)...)
+	}
 	row = append(row, t.Seconds, start)
 	if t.Err != "" {
 		row = append(row, t.Err)
@@ -301,7 +309,7 @@ func (r *searchRun) writeTrials(dir string, out search.Outcome) error {
 	if r.cv != nil {
 		folds = len(r.cv.folds)
 	}
-	t, err := r.sc.NewTable("trials", trialsSchema(cols, folds), "", nil)
+	t, err := r.sc.NewTable("trials", trialsSchema(cols, folds, r.s.confirm.On()), "", nil)
 	if err != nil {
 		return err
 	}
@@ -395,6 +403,9 @@ func (r *searchRun) outputs(dir string, out search.Outcome) error {
 	sc.SetInfo("trials", map[string]int{"completed": counts[search.Completed], "pruned": counts[search.Pruned], "failed": counts[search.Failed], "total": len(out.Trials)})
 	sc.SetInfo("epochs_run", out.Epochs)
 	sc.SetInfo("trials_trained", int(r.trained.Load())) // in this run: not the restored ones
+	if r.s.confirm.On() {
+		r.confirmOutputs(out)
+	}
 	sc.SetInfo("trials_file", report.TrialsFile)
 	sc.SetInfo("space", spaceInfo(r.s.space))
 	var regions []map[string]any
@@ -450,6 +461,9 @@ func (r *searchRun) bestTOML(best search.TrialResult) (string, error) {
 	sort.Strings(keys)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# the best trial of search stage %q: trial %d (round %d), %s = %s\n", r.sc.Name, best.Index, best.Round, r.objective, search.FormatValue(best.Value))
+	if best.Runs > 0 {
+		fmt.Fprintf(&b, "# chosen on its mean %s over %d runs with other seeds: %s\n", r.objective, best.Runs, search.FormatValue(best.Confirmed))
+	}
 	b.WriteString("[stages.model]\n")
 	fmt.Fprintf(&b, "kind = %q\n", r.s.model)
 	for _, in := range []string{"train", "val"} {
