@@ -34,7 +34,10 @@ const (
 //     r_adv = Eps·g/‖g‖ per row, g the input gradient of KL(p(x) ‖ p(x + Xi·d)) for a random
 //     unit d (one power iteration); Entropy adds entropy minimisation (VAT+EntMin). Three
 //     forward and three backward passes per step. Meant for models without dropout (the
-//     passes draw their own dropout masks); batch-norm statistics are updated by every pass.
+//     passes draw their own dropout masks). Every pass normalises with its own batch's
+//     statistics; only the clean pass updates the running statistics (the probe and
+//     adversarial passes are perturbed rows). SeparateBatches runs the labelled rows as a
+//     pass of their own, as the authors' code does.
 //   - "pi", the Π-model (Laine & Aila 2017): Weight·mean Σ_j (q_j − p_j)² between the
 //     softmax of two passes of the same rows with independent input noise (Noise) and
 //     dropout; the first pass is the (constant) target.
@@ -68,7 +71,8 @@ const (
 //
 // Epochs count passes over the labeled rows; the ramp-up is over steps, measured in epochs.
 // Config.Augment applies to the labeled rows of a batch only. Every training-mode pass
-// (VAT's three, the target or teacher pass) updates batch-norm running statistics. The model
+// updates batch-norm running statistics except VAT's probe and adversarial passes, VAT's
+// labelled pass with SeparateBatches, and the ladder's corrupted pass. The model
 // Fit returns is the student (for Mean Teacher, set Config.EMADecay to evaluate and keep an
 // average of the weights instead). History's "loss" includes the consistency terms.
 type Semi struct {
@@ -96,6 +100,15 @@ type Semi struct {
 	// Entropy adds Weight-free entropy minimisation on all rows (VAT+EntMin), ramped up like
 	// the consistency weight. Default off.
 	Entropy bool
+	// SeparateBatches (vat only) splits each step into a pass over its labelled rows, with
+	// the supervised loss, and VAT's passes (and the entropy term) over its UnlabeledBatch
+	// rows only, as the VAT authors' code does (Unlabeled may include the labelled rows).
+	// Batch norm then normalises each with its own statistics, and the running statistics
+	// follow the unlabelled clean pass. With few labels and batch norm on the logits this is
+	// what keeps VAT from a flat function on the pool: over a joint batch the labelled rows
+	// can carry the logits' batch variance alone while every other prediction is the same.
+	// Default off: one joint batch.
+	SeparateBatches bool
 	// Noise is the stddev of the Gaussian noise added to the inputs of each pass of pi and
 	// mean_teacher, and to the inputs and normalised logits of the ladder's corrupted pass;
 	// default 0.3 (negative: none).
@@ -163,6 +176,8 @@ func (s *Semi) withDefaults(batch int) (Semi, error) {
 		return c, fmt.Errorf("train: semi weight %g: want a finite value >= 0", c.Weight)
 	case c.Eps < 0 || c.Xi < 0:
 		return c, fmt.Errorf("train: semi eps %g and xi %g must be >= 0", c.Eps, c.Xi)
+	case c.SeparateBatches && c.Method != SemiVAT:
+		return c, fmt.Errorf("train: semi separate batches is a setting of method %q, not %q", SemiVAT, c.Method)
 	}
 	switch {
 	case c.Method != SemiLadder && (c.Decoder != "" || len(c.Weights) > 0):
@@ -343,11 +358,38 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 		if s.cfg.Entropy {
 			entW = ramp
 		}
-		loss, err := m.TrainStepWith(cb, ct, entropyLoss(k, entW, p))
-		if err != nil {
+		// vb are the rows VAT perturbs: the whole batch, or with SeparateBatches its
+		// unlabelled rows, after a pass of its own over the labelled ones.
+		vb := cb
+		var loss nn.Loss
+		var err error
+		if s.cfg.SeparateBatches {
+			m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
+			if loss, err = m.TrainStep(b, t); err != nil {
+				m.SetTrainPass(nn.TrainPass{})
+				return loss, err
+			}
+			m.SetTrainPass(nn.TrainPass{})
+			nl := b.Rows
+			vb = nn.Batch{Rows: n - nl, X: cb.X[nl*ni : n*ni]}
+			for _, c := range cb.Cat {
+				vb.Cat = append(vb.Cat, c[nl:n])
+			}
+			ent, err := m.LossStep(vb, true, nn.GradAccumulate, entropyLoss(k, entW, p))
+			loss.Total += ent
+			if err != nil {
+				return loss, err
+			}
+			n = vb.Rows
+		} else if loss, err = m.TrainStepWith(cb, ct, entropyLoss(k, entW, p)); err != nil {
 			return loss, err
 		}
-		x := cb.X[:n*ni]
+		// The probe and adversarial passes normalise with their own batch's statistics but
+		// leave the running statistics to the clean pass (the authors' update_batch_stats =
+		// False): perturbed rows would otherwise shift the statistics inference uses.
+		m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
+		defer m.SetTrainPass(nn.TrainPass{})
+		x := vb.X[:n*ni]
 		r := s.x2[:n*ni]
 		for i := range r {
 			r[i] = float32(s.rng.NormFloat64())
@@ -357,7 +399,7 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 			r[i] += x[i]
 		}
 		m.SetKeepInputGrad(true)
-		_, err = m.LossStep(nn.Batch{Rows: n, X: r, Cat: cb.Cat}, true, nn.GradDiscard, klLoss(p, k, 1))
+		_, err = m.LossStep(nn.Batch{Rows: n, X: r, Cat: vb.Cat}, true, nn.GradDiscard, klLoss(p, k, 1))
 		g := m.InputGrad(n)
 		m.SetKeepInputGrad(false)
 		if err != nil {
@@ -370,7 +412,7 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 		for i := range r {
 			r[i] += x[i]
 		}
-		kl, err := m.LossStep(nn.Batch{Rows: n, X: r, Cat: cb.Cat}, true, nn.GradAccumulate, klLoss(p, k, w))
+		kl, err := m.LossStep(nn.Batch{Rows: n, X: r, Cat: vb.Cat}, true, nn.GradAccumulate, klLoss(p, k, w))
 		loss.Total += kl
 		return loss, err
 	case SemiLadder:

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -141,6 +142,7 @@ func TestSemiConfigErrors(t *testing.T) {
 		{"bad_teacher_decay", Semi{Method: SemiMeanTeacher, Unlabeled: unl, TeacherDecay: 1}, richSpec(), "semi teacher decay"},
 		{"negative_weight", Semi{Method: SemiPi, Unlabeled: unl, Weight: -1}, richSpec(), "semi weight -1"},
 		{"svrg", Semi{Method: SemiVAT, Unlabeled: unl}, richSpec(), "cannot use the svrg optimizer"},
+		{"separate_batches_on_pi", Semi{Method: SemiPi, Unlabeled: unl, SeparateBatches: true}, richSpec(), `semi separate batches is a setting of method "vat", not "pi"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +187,7 @@ func TestSemiSettingsMatter(t *testing.T) {
 		{SemiVAT, "xi", func(s *Semi) { s.Xi = 1 }},
 		{SemiVAT, "entropy", func(s *Semi) { s.Entropy = !s.Entropy }},
 		{SemiVAT, "weight", func(s *Semi) { s.Weight = 3 }},
+		{SemiVAT, "separate_batches", func(s *Semi) { s.SeparateBatches = true }},
 		{SemiPi, "noise", func(s *Semi) { s.Noise = 0.05 }},
 		{SemiPi, "weight", func(s *Semi) { s.Weight = 1 }},
 		{SemiMeanTeacher, "teacher_decay", func(s *Semi) { s.TeacherDecay = 0.5 }},
@@ -198,6 +201,55 @@ func TestSemiSettingsMatter(t *testing.T) {
 			b := train(tc.method, tc.edit)
 			if reflect.DeepEqual(a, b) {
 				t.Errorf("changing %s left the weights unchanged", tc.name)
+			}
+		})
+	}
+}
+
+// TestVATKeepsRunningStats runs one VAT step on a model with batch norm in its trunk and on its
+// logits: the running statistics afterwards equal those of one training-mode pass over the
+// clean rows (the combined batch, or with SeparateBatches its unlabelled rows), bit for bit, so
+// VAT's probe and adversarial passes (perturbed rows) and the separate labelled pass leave them
+// alone. With eps large the perturbed batches' statistics differ clearly, so a pass that
+// recorded them would show.
+func TestVATKeepsRunningStats(t *testing.T) {
+	spec := nn.Spec{NumInputs: 6, Layers: []nn.LayerSpec{
+		{Type: nn.LayerBatchNorm, Momentum: 0.5},
+		{Type: nn.LayerDense, Units: 16, Activation: "relu"},
+		{Type: nn.LayerBatchNorm, Momentum: 0.5},
+	}, Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: 3, BatchNorm: true}}}
+	lab, unl := semiBlobs()
+	b, tg := materialize(lab.Subset([]int{0, 1, 2, 3, 4, 5, 6, 7}))
+	const nl, nu = 8, 16
+	for _, separate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("separate_batches=%v", separate), func(t *testing.T) {
+			m := buildModel(t, spec)
+			ref := buildModel(t, spec)
+			cfg := Config{BatchSize: nl, Seed: 5, Optimizer: optim.Config{LR: 0.01}}
+			sr, err := newSemiRun(&Semi{Method: SemiVAT, Unlabeled: unl, UnlabeledBatch: nu, Eps: 4, Entropy: true, SeparateBatches: separate}, cfg, m, nl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sr.step(b, tg, optim.Progress{Step: 10, StepsPerEpoch: 1}); err != nil {
+				t.Fatal(err)
+			}
+			// The clean pass that keeps the statistics: the combined batch, or its unlabelled rows.
+			n := nl + nu
+			clean := nn.Batch{Rows: n, X: sr.batch.X[:n*6]}
+			if separate {
+				clean = nn.Batch{Rows: nu, X: sr.batch.X[nl*6 : n*6]}
+			}
+			if _, err := ref.LossStep(clean, true, nn.GradDiscard, entropyLoss(3, 0, nil)); err != nil {
+				t.Fatal(err)
+			}
+			got, want := m.Buffers(), ref.Buffers()
+			if len(got) != 6 {
+				t.Fatalf("%d buffers, want 6 (two trunk batch norms and the head's, mean and variance each)", len(got))
+			}
+			for i := range got {
+				if !reflect.DeepEqual(got[i].Value, want[i].Value) {
+					t.Errorf("buffer %s after the VAT step %v, want the clean pass's %v", got[i].Name, got[i].Value[:3], want[i].Value[:3])
+				}
 			}
 		})
 	}
