@@ -194,6 +194,9 @@ func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi,
 	if s.Method == train.SemiLadder {
 		sc.SetInfo("semi_ladder_decoder", cmp.Or(s.Decoder, train.LadderTop))
 	}
+	if s.Method == train.SemiVAT {
+		sc.SetInfo("semi_separate_batches", s.SeparateBatches)
+	}
 	sc.SetInfo("semi_pool_rows", pool.Len())
 	sc.SetInfo("semi_labeled_rows", d.trainData.Data.Len())
 	if nExtra > 0 {
