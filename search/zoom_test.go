@@ -297,3 +297,125 @@ func TestZoomWithPruning(t *testing.T) {
 		t.Errorf("the best trial's true objective is %.4f on average, want ≤ 0.7", bestTrue)
 	}
 }
+
+// TestPerturb: choices keep the center's values (and a conditional parameter follows them),
+// a numeric parameter moves on its sampling axis by a normal step of sd local × the full
+// width (reflected into the range at a bound), an integer stays an integer inside its bounds,
+// a parameter the center lacks is drawn from the region, and the same rng state gives the
+// same point.
+func TestPerturb(t *testing.T) {
+	s := mustSpace(t, syntheticSpace+`
+opt = { choice = ["adam", "sgd"] }
+momentum = { uniform = [0.8, 0.99], when = { opt = "sgd" } }
+`, nil)
+	const sigma, n = 0.1, 4000
+	center := Params{"lr": 1e-3, "dropout": 0.5, "units": int64(64), "act": "tanh", "opt": "adam"}
+	region := s.Region()
+	region.Ranges["momentum"] = Range{Dist: Uniform, Lo: 0.9, Hi: 0.95}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var zs, drops []float64
+	for range n {
+		p := s.Perturb(center, region, sigma, rng)
+		if p["act"] != "tanh" || p["opt"] != "adam" {
+			t.Fatalf("%v: the choices moved from the center's", p)
+		}
+		if _, has := p["momentum"]; has {
+			t.Fatalf("%v: momentum without opt = sgd", p)
+		}
+		zs = append(zs, math.Log(p["lr"].(float64)/1e-3))
+		d := p["dropout"].(float64)
+		if d < 0 || d > 0.5 {
+			t.Fatalf("dropout %v outside [0, 0.5]", d)
+		}
+		drops = append(drops, d)
+		if u := p["units"].(int64); u < 4 || u > 512 {
+			t.Fatalf("units %d outside [4, 512]", u)
+		}
+	}
+	mean := func(xs []float64) float64 {
+		m := 0.0
+		for _, x := range xs {
+			m += x / float64(len(xs))
+		}
+		return m
+	}
+	mz := mean(zs)
+	sd := 0.0
+	for _, z := range zs {
+		sd += (z - mz) * (z - mz) / float64(n-1)
+	}
+	sd = math.Sqrt(sd)
+	// lr's center lies 4 sd from the nearer bound: the reflection hardly plays.
+	if want := sigma * math.Log(1e5); math.Abs(sd-want) > 0.05*want || math.Abs(mz) > 4*want/math.Sqrt(n) {
+		t.Errorf("ln lr moved by mean %.4f, sd %.4f: want mean 0, sd %.4f (local × the full log width)", mz, sd, want)
+	}
+	// dropout's center is the upper bound: reflected, the step is half-normal below it, of
+	// mean sd·√(2/π).
+	if want := 0.5 - sigma*0.5*math.Sqrt(2/math.Pi); math.Abs(mean(drops)-want) > 0.002 {
+		t.Errorf("dropout's mean %.4f, want %.4f (the bound minus a half-normal step)", mean(drops), want)
+	}
+
+	// A parameter the center lacks (here momentum, with opt = sgd) comes from the region.
+	sgd := Params{"lr": 1e-3, "dropout": 0.2, "units": int64(64), "act": "tanh", "opt": "sgd"}
+	for range 200 {
+		p := s.Perturb(sgd, region, sigma, rng)
+		if m, ok := p["momentum"].(float64); !ok || m < 0.9 || m > 0.95 {
+			t.Fatalf("momentum %v: want a draw of the region's [0.9, 0.95]", p["momentum"])
+		}
+	}
+	a := s.Perturb(center, region, sigma, rand.New(rand.NewPCG(9, 9)))
+	b := s.Perturb(center, region, sigma, rand.New(rand.NewPCG(9, 9)))
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("the same rng state gave %v and %v", a, b)
+	}
+}
+
+// TestZoomLocalLastRound: with zoom.local the last round's trials are perturbations of the
+// best trial of the rounds before (Outcome.LocalCenter), with its choices; on the synthetic
+// objective (30 seeds, the setting of TestZoomFindsOptimum) the best trial found is better on
+// average than with the last round sampling the zoomed region.
+func TestZoomLocalLastRound(t *testing.T) {
+	s := mustSpace(t, syntheticSpace, nil)
+	const trials, seeds, rounds = 60, 30, 3
+	var localSum, zoomSum float64
+	localWins := 0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		run := func(z ZoomConfig) Outcome {
+			out, err := Run(context.Background(), Config{Space: s, Trials: trials, Rounds: rounds, Seed: seed, Zoom: z, Prune: PruneConfig{Method: PruneNone}, Workers: 4}, syntheticObjective)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		local, zoomed := run(ZoomConfig{Local: 0.1}), run(ZoomConfig{})
+		if zoomed.LocalCenter != -1 {
+			t.Fatalf("seed %d: LocalCenter %d without local", seed, zoomed.LocalCenter)
+		}
+		first := trials - RoundSizes(trials, rounds)[rounds-1]
+		want := rankTrials(local.Trials[:first], false)[0]
+		if local.LocalCenter != want {
+			t.Fatalf("seed %d: the last round perturbed trial %d, the best before it is %d", seed, local.LocalCenter, want)
+		}
+		// The rounds before the last are the same search; the last keeps the center's choices.
+		if !reflect.DeepEqual(comparable(Outcome{Trials: local.Trials[:first]}), comparable(Outcome{Trials: zoomed.Trials[:first]})) {
+			t.Fatalf("seed %d: the rounds before the last differ with local", seed)
+		}
+		center := local.Trials[want].Params
+		for _, tr := range local.Trials[first:] {
+			if tr.Params["act"] != center["act"] {
+				t.Fatalf("seed %d: trial %d has act %v, the center %v", seed, tr.Index, tr.Params["act"], center["act"])
+			}
+		}
+		bl, _ := local.BestTrial()
+		bz, _ := zoomed.BestTrial()
+		localSum += bl.Value / seeds
+		zoomSum += bz.Value / seeds
+		if bl.Value < bz.Value {
+			localWins++
+		}
+	}
+	t.Logf("over %d seeds: mean best objective with a local last round %.4f, zoomed region %.4f; local better in %d seeds", seeds, localSum, zoomSum, localWins)
+	if localSum >= zoomSum {
+		t.Errorf("a local last round's mean best %.4f is not below the zoomed region's %.4f", localSum, zoomSum)
+	}
+}
