@@ -49,11 +49,6 @@
 //   - a choice's value i gets probability (cᵢ + 1) / Σⱼ(cⱼ + 1), with cᵢ the number of top
 //     trials that chose it: Laplace smoothing, so no value ever drops to probability 0.
 //
-// With ZoomConfig.Local > 0 (off by default) the last round of a search of 2 or more rounds
-// does not sample its region: its trials perturb the best of those top trials
-// (Outcome.LocalCenter), each numeric parameter by a normal step of Local × the full range's
-// width on the sampling axis, reflected into the range, the choices kept (Space.Perturb).
-//
 // The ranking of the search: completed trials first, by Value (the objective each trial returned), then
 // pruned trials, those that reached more epochs first, then by Value; a trial whose Value is
 // NaN after every other; ties by index. The best trial of the search (Outcome.Best) is the

@@ -120,12 +120,8 @@ type Outcome struct {
 	Confirmed []int
 	// ConfirmEpochs is the total of the repeats' epochs (not in Epochs).
 	ConfirmEpochs int
-	// Regions[r] is the region that round r sampled (with Zoom.Local, the last round's holds
-	// the parameters its center lacks).
+	// Regions[r] is the region that round r sampled.
 	Regions []Region
-	// LocalCenter is the index of the trial whose parameters the last round perturbed (see
-	// ZoomConfig.Local); -1 when it sampled its region.
-	LocalCenter int
 	// Epochs is the total of the trials' epochs.
 	Epochs int
 }
@@ -291,7 +287,7 @@ func sampleRand(seed uint64) *rand.Rand {
 // (with the trials that finished before); it waits for every trial it started before it
 // returns.
 func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) {
-	out := Outcome{Best: -1, PlainBest: -1, LocalCenter: -1}
+	out := Outcome{Best: -1, PlainBest: -1}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return out, err
@@ -329,13 +325,11 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 	first := 0
 	for r, n := range sizes {
 		out.Regions = append(out.Regions, region)
-		center, from := cfg.roundCenter(r, len(sizes), s.results[:first])
-		if center != nil {
-			out.LocalCenter = from
-		}
 		trials := make([]Trial, n)
 		for k := range trials {
-			trials[k] = cfg.drawTrial(first+k, r, region, center)
+			i := first + k
+			seed := cfg.TrialSeed(i)
+			trials[k] = Trial{Index: i, Round: r, Seed: seed, Params: cfg.Space.Sample(region, sampleRand(seed))}
 		}
 		s.runRound(ctx, trials, restored)
 		first += n
@@ -359,33 +353,6 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 		}
 	}
 	return out, nil
-}
-
-// roundCenter returns, when round is the last of rounds > 1 and Zoom.Local is on, the Params
-// of the best of the earlier trials (every trial of the rounds before, by index), the first of
-// zoomTrials, and its index; otherwise nil and -1 (the round samples its region).
-func (c Config) roundCenter(round, rounds int, earlier []TrialResult) (Params, int) {
-	if c.Zoom.Local <= 0 || round == 0 || round != rounds-1 {
-		return nil, -1
-	}
-	top := c.zoomTrials(earlier)
-	if len(top) == 0 {
-		return nil, -1
-	}
-	return earlier[top[0]].Params, earlier[top[0]].Index
-}
-
-// drawTrial returns trial i of round: its Params drawn from region, or, with a center (see
-// roundCenter), perturbed from the center's by Zoom.Local; from a stream of the trial's seed.
-func (c Config) drawTrial(i, round int, region Region, center Params) Trial {
-	seed := c.TrialSeed(i)
-	t := Trial{Index: i, Round: round, Seed: seed}
-	if center != nil {
-		t.Params = c.Space.Perturb(center, region, c.Zoom.Local, sampleRand(seed))
-	} else {
-		t.Params = c.Space.Sample(region, sampleRand(seed))
-	}
-	return t
 }
 
 // zoomAfter returns the region of the round after the given trials (every trial of the rounds

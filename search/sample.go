@@ -186,66 +186,6 @@ func (s *Space) Sample(r Region, rng *rand.Rand) Params {
 	return out
 }
 
-// Perturb draws a point near center (a trial's Params): every numeric parameter that center
-// has moves on its sampling axis (ln x for log parameters) by a normal step of standard
-// deviation sigma × the full range's width, reflected back into the full range (an integer
-// parameter is then rounded, inside its bounds); every choice that center has keeps its
-// value. A parameter that center lacks (its condition did not hold) is drawn from region as
-// Sample draws it. Then, as in Sample, the parameters whose conditions do not hold are
-// dropped. It takes exactly one rng.Float64 and one rng.NormFloat64 per parameter of the
-// space, in name order, so the same rng state gives the same Params.
-func (s *Space) Perturb(center Params, r Region, sigma float64, rng *rand.Rand) Params {
-	vals := make([]any, len(s.params))
-	for i, p := range s.params {
-		u, step := rng.Float64(), rng.NormFloat64()
-		c, has := center[p.Name]
-		if p.Dist == Choice {
-			if has {
-				vals[i] = copyValue(c)
-			} else {
-				vals[i] = copyValue(p.Choices[pick(r.weightsOf(p), u)])
-			}
-			continue
-		}
-		x, ok := number(c)
-		if !has || !ok {
-			vals[i] = drawNumber(p, r.rangeOf(p), u)
-			continue
-		}
-		full := Range{Dist: p.Dist, Lo: p.Lo, Hi: p.Hi}
-		fa, fb := full.axis()
-		za, zb := valueAxis(p.Dist, x)
-		z := reflectInto((za+zb)/2+step*sigma*(fb-fa), fa, fb)
-		// z as a draw of the full range: drawNumber maps it back, rounds integers and keeps
-		// the value inside the bounds.
-		vals[i] = drawNumber(p, full, (z-fa)/(fb-fa))
-	}
-	present := s.present(vals)
-	out := make(Params, len(vals))
-	for i, p := range s.params {
-		if present[i] {
-			out[p.Name] = vals[i]
-		}
-	}
-	return out
-}
-
-// reflectInto folds z into [a, b] by reflection at the ends (a mirror of period 2(b−a)).
-func reflectInto(z, a, b float64) float64 {
-	w := b - a
-	if w <= 0 {
-		return a
-	}
-	m := math.Mod(z-a, 2*w)
-	if m < 0 {
-		m += 2 * w
-	}
-	if m > w {
-		m = 2*w - m
-	}
-	return a + m
-}
-
 // present decides which parameters exist for the values vals (one per parameter, in order).
 func (s *Space) present(vals []any) []bool {
 	present := make([]bool, len(s.params))

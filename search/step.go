@@ -61,14 +61,18 @@ func (s *Steps) Trial(i int, finished map[int]TrialResult) (t Trial, ok bool) {
 			if !done {
 				return Trial{}, false
 			}
-			rec.Trial = s.cfg.drawTrial(j, r, region, nil) // a round before the last
+			rec.Trial = s.draw(j, r, region)
 			results = append(results, rec)
 		}
 		first += s.sizes[r]
 		region = s.cfg.zoomAfter(region, results)
 	}
-	center, _ := s.cfg.roundCenter(s.roundOf[i], len(s.sizes), results)
-	return s.cfg.drawTrial(i, s.roundOf[i], region, center), true
+	return s.draw(i, s.roundOf[i], region), true
+}
+
+func (s *Steps) draw(i, round int, region Region) Trial {
+	seed := s.cfg.TrialSeed(i)
+	return Trial{Index: i, Round: round, Seed: seed, Params: s.cfg.Space.Sample(region, sampleRand(seed))}
 }
 
 // TrialProgress is a trial in progress: its reports so far and where its pruning stands.

@@ -19,14 +19,6 @@ type ZoomConfig struct {
 	// MinWidth is the narrowest a range may become, as a fraction of the full range's width
 	// on the sampling axis. Default 0.05; in (0, 1].
 	MinWidth float64
-	// Local, when above 0, makes the last round (of a search of at least 2 rounds) search
-	// around the best trial so far instead of sampling the zoomed region: each of its trials
-	// takes that trial's parameters and moves every numeric one on its sampling axis by a
-	// normal step of standard deviation Local × the full range's width, reflected back into
-	// the full range (integers rounded); choices keep the best trial's values (see
-	// Space.Perturb). The best trial is the first of the top trials that define the next
-	// region (see Top). Default 0: off; in [0, 1].
-	Local float64
 }
 
 // Defaults of ZoomConfig.
@@ -59,8 +51,6 @@ func (z ZoomConfig) Validate() error {
 		return fmt.Errorf("search: zoom margin = %g: must be ≥ 0", z.Margin)
 	case !(z.MinWidth > 0 && z.MinWidth <= 1):
 		return fmt.Errorf("search: zoom min_width = %g: must be in (0, 1]", z.MinWidth)
-	case !(z.Local >= 0 && z.Local <= 1):
-		return fmt.Errorf("search: zoom local = %g: must be in [0, 1]", z.Local)
 	}
 	return nil
 }

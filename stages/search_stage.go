@@ -60,7 +60,6 @@ func searchKind() pipeline.KindSpec {
 				{Name: "top", Type: pipeline.TypeFloat, Default: search.DefaultZoomTop, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), Doc: "The share q of the trials so far whose parameters define the next round's region: the best max(2, ⌈q·n⌉) of the n that completed (pruned trials take no part unless fewer than 2 completed: then n counts every trial that did not fail, pruned ones ranked after the completed by epochs reached)."},
 				{Name: "margin", Type: pipeline.TypeFloat, Default: search.DefaultZoomMargin, Min: pipeline.Bound(0), MinExclusive: true, Doc: "The span of the top trials' values is widened on each side by this share of the previous range (on the log axis for log parameters)."},
 				{Name: "min_width", Type: pipeline.TypeFloat, Default: search.DefaultZoomMinWidth, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), Doc: "A range never becomes narrower than this share of the full range."},
-				{Name: "local", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Above 0, the last round searches around the best trial so far instead of sampling the zoomed region: each of its trials takes that trial's parameters and moves every numeric one on its sampling axis (log axis for log parameters) by a normal step of standard deviation local × the full range's width, reflected into the range; choices keep the best trial's values. The manifest's info.local_center names that trial. 0: off. Needs rounds ≥ 2."},
 			}, Doc: "How each round narrows: a numeric range becomes the span of the top trials' values, widened by margin; a choice's value i gets weight (cᵢ + 1)/Σ(cⱼ + 1), cᵢ the top trials that chose it."},
 			{Name: "cv", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), Doc: "k-fold cross-validation: each trial is scored by the mean of its objective over k folds of train and val together (each fold trained on the other folds, early stopping on its own rows), in place of val alone: for small datasets, whose few val rows make the choice between trials noisy. " +
 				"The folds are drawn once from the run's seed, stratified by the class (by bands of the target for regression), and are the same for every trial and any number of workers. A trial trains k times; it is not pruned (prune.method must be none). " +
@@ -184,10 +183,7 @@ func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 		s.prune.Method = m
 	}
 	if z := c.Table("zoom"); z != nil {
-		s.zoom = search.ZoomConfig{Top: floatOf(z["top"]), Margin: floatOf(z["margin"]), MinWidth: floatOf(z["min_width"]), Local: floatOf(z["local"])}
-		if s.zoom.Local > 0 && s.rounds < 2 {
-			errs = append(errs, c.Errorf("zoom.local", "local = %g searches the last round around the best trial of the rounds before it, and rounds = %d has no round before the last: set rounds ≥ 2, or drop local", s.zoom.Local, s.rounds))
-		}
+		s.zoom = search.ZoomConfig{Top: floatOf(z["top"]), Margin: floatOf(z["margin"]), MinWidth: floatOf(z["min_width"])}
 	}
 	if s.refit && s.model == searchModelEnsemble {
 		errs = append(errs, c.Errorf("refit", "refit trains one network on train and val: it does not apply to an ensemble"))

@@ -421,7 +421,6 @@ func TestSearchStageConfigErrors(t *testing.T) {
 		{"ensemble path", space + "model = \"ensemble\"\n", "space.l2", `base has no key "l2"`},
 		{"top_k refit", space + "top_k = 3\nrefit = true\n", "top_k", "choose one"},
 		{"top_k trials", space + "trials = 4\ntop_k = 5\n", "top_k", "more than the 4 trials"},
-		{"zoom local rounds", space + "rounds = 1\nzoom = { local = 0.1 }\n", "zoom.local", "set rounds ≥ 2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -761,44 +760,5 @@ func TestSearchTopK(t *testing.T) {
 	}
 	if !reflect.DeepEqual(st.Metrics, m3.Stages["tune"].Metrics) || !reflect.DeepEqual(info, m3.Stages["tune"].Info["top_k"]) {
 		t.Errorf("1 worker: %v %v; 3 workers: %v %v", st.Metrics, info, m3.Stages["tune"].Metrics, m3.Stages["tune"].Info["top_k"])
-	}
-}
-
-// TestSearchZoomLocal: with zoom.local the last round's trials perturb the best trial of the
-// rounds before, which the manifest names (info.local_center): they keep its choices.
-func TestSearchZoomLocal(t *testing.T) {
-	src := searchDigits + strings.Replace(searchTune, "rounds = 2\n", "rounds = 2\nzoom = { local = 0.1 }\n", 1)
-	m, dir, err := runTOML(t, ".", src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, ok := m.Stages["tune"].Info["local_center"].(float64)
-	if !ok {
-		t.Fatalf("info.local_center %v: want the perturbed trial", m.Stages["tune"].Info["local_center"])
-	}
-	center := int(c)
-	header, rows := readTrials(t, dir)
-	round, name, status := column(t, header, rows, "round"), column(t, header, rows, "optimizer.name"), column(t, header, rows, trialsColStatus)
-	if round[center] != "0" {
-		t.Fatalf("local_center %d is in round %s, want round 0", center, round[center])
-	}
-	last := 0
-	for i := range rows {
-		if round[i] == "1" {
-			last++
-			if name[i] != name[center] {
-				t.Errorf("trial %d of the last round: optimizer.name %s, the center's %s", i, name[i], name[center])
-			}
-		}
-	}
-	if last == 0 {
-		t.Fatal("no trial in the last round")
-	}
-	// The center is the best completed trial of round 0 (by val_loss; completed trials first).
-	obj := column(t, header, rows, trialsColObjective)
-	for i := range rows {
-		if round[i] == "0" && status[i] == "completed" && (status[center] != "completed" || parseNum(t, obj[i]) < parseNum(t, obj[center])) {
-			t.Errorf("trial %d (round 0, completed, %s) beats the center %d (%s, %s)", i, obj[i], center, status[center], obj[center])
-		}
 	}
 }

@@ -417,9 +417,6 @@ func (r *searchRun) outputs(dir string, out search.Outcome) error {
 		regions = append(regions, map[string]any{"round": i, "ranges": ranges, "weights": rg.Weights})
 	}
 	sc.SetInfo("regions", regions)
-	if out.LocalCenter >= 0 {
-		sc.SetInfo("local_center", out.LocalCenter)
-	}
 	sc.Metrics.Set(r.objective, best.Value)
 	if r.cv != nil {
 		// The model's own val metrics (final) replace r.objective: the folds' mean stays here.

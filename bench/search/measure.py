@@ -170,12 +170,9 @@ def retrain(pipe, pipeline, seed, sets, tmp, params, k):
     doc, _, _ = search_stage(pipeline)
     no_test = [f"{n}.tables={json.dumps([t for t in st['tables'] if not t.endswith('.test')])}"
                for n, st in doc["stages"].items() if st.get("kind") == "evaluate" and "tables" in st]
-    # One round over a one-value space: the zoom plays no part (and zoom.local, which needs a
-    # round before the last, would be refused), so it is reset to its defaults.
     fixed = sets + no_test + [f"{stage}.base={toml_value(cfg)}",
                     f'{stage}.space={{ "epochs" = {{ choice = [{epochs}] }} }}',
-                    f"{stage}.trials={k}", f"{stage}.rounds=1", f'{stage}.prune={{ method = "none" }}',
-                    f"{stage}.zoom={{}}"]
+                    f"{stage}.trials={k}", f"{stage}.rounds=1", f'{stage}.prune={{ method = "none" }}']
     # The retrain values are the trials' own runs; a confirmation (which cannot be turned off
     # by --set) is cut to its least, 2 trials with 1 more seed, to save time.
     if "confirm" in doc["stages"][stage] or any(x.startswith(f"{stage}.confirm=") for x in sets):
