@@ -173,6 +173,10 @@ def retrain(pipe, pipeline, seed, sets, tmp, params, k):
     fixed = sets + no_test + [f"{stage}.base={toml_value(cfg)}",
                     f'{stage}.space={{ "epochs" = {{ choice = [{epochs}] }} }}',
                     f"{stage}.trials={k}", f"{stage}.rounds=1", f'{stage}.prune={{ method = "none" }}']
+    # The retrain values are the trials' own runs; a confirmation (which cannot be turned off
+    # by --set) is cut to its least, 2 trials with 1 more seed, to save time.
+    if "confirm" in doc["stages"][stage] or any(x.startswith(f"{stage}.confirm=") for x in sets):
+        fixed.append(f"{stage}.confirm={{ top = 2, seeds = 1 }}")
     r = run_pipe(pipe, pipeline, seed, fixed, tmp)
     vals = trials_values(r["run_dir"])
     if len(vals) != k or r["completed"] != k:
