@@ -363,10 +363,10 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 		vb := cb
 		var loss nn.Loss
 		var err error
+		defer m.SetTrainPass(nn.TrainPass{})
 		if s.cfg.SeparateBatches {
 			m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
 			if loss, err = m.TrainStep(b, t); err != nil {
-				m.SetTrainPass(nn.TrainPass{})
 				return loss, err
 			}
 			m.SetTrainPass(nn.TrainPass{})
@@ -388,7 +388,6 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 		// leave the running statistics to the clean pass (the authors' update_batch_stats =
 		// False): perturbed rows would otherwise shift the statistics inference uses.
 		m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
-		defer m.SetTrainPass(nn.TrainPass{})
 		x := vb.X[:n*ni]
 		r := s.x2[:n*ni]
 		for i := range r {
