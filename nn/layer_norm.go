@@ -111,7 +111,10 @@ func (b *batchNorm) forward(rc *runCtx, x []float32, rows int) []float32 {
 			}
 		}
 		m := b.momentum
-		if rc.pass.KeepRunningStats {
+		if rc.pass.KeepRunningStats || cnt < 2 {
+			// A single value per feature (a one-row last batch of a dense layer) has no
+			// variance to estimate: recording its 0 would pull the running variance, which
+			// inference divides by, towards zero. Such a batch leaves the statistics alone.
 			m = 0
 		}
 		for j := range b.invStd {

@@ -150,3 +150,36 @@ func TestSetLayerGradients(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchNormOneRowKeepsRunningStats trains on a one-row batch (the last batch of an epoch can
+// be one row): batch norm's running statistics stay as they were, bit for bit, instead of taking
+// in a variance of zero; a two-row batch still updates them.
+func TestBatchNormOneRowKeepsRunningStats(t *testing.T) {
+	spec := Spec{NumInputs: 2, Layers: []LayerSpec{{Type: LayerDense, Units: 3}, {Type: LayerBatchNorm, Momentum: 0.5}},
+		Heads: []HeadSpec{{Kind: HeadRegression, Outputs: 1}}}
+	m := mustBuild(t, spec)
+	stats := func() []float32 {
+		return append(append([]float32(nil), m.Param("batch_norm_1/running_mean").Value...), m.Param("batch_norm_1/running_var").Value...)
+	}
+	before := stats()
+	one := Batch{Rows: 1, X: []float32{1, 2}}
+	if _, err := m.TrainStep(one, Targets{Heads: []HeadTargets{{Values: []float32{1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range stats() {
+		if math.Float32bits(v) != math.Float32bits(before[i]) {
+			t.Fatalf("a one-row batch moved the running statistics: %v -> %v", before, stats())
+		}
+	}
+	two := Batch{Rows: 2, X: []float32{1, 2, -3, 5}}
+	if _, err := m.TrainStep(two, Targets{Heads: []HeadTargets{{Values: []float32{1, 0}}}}); err != nil {
+		t.Fatal(err)
+	}
+	moved := false
+	for i, v := range stats() {
+		moved = moved || math.Float32bits(v) != math.Float32bits(before[i])
+	}
+	if !moved {
+		t.Errorf("a two-row batch left the running statistics at %v", before)
+	}
+}
