@@ -260,3 +260,26 @@ func keys(m map[string]float64) []string {
 	}
 	return out
 }
+
+// TestBenchPipelinesLoad loads every pipeline under bench/ (what `pipe validate` checks: keys,
+// types, bounds, references, the stage graph), so that a renamed key or a removed option
+// cannot leave a measurement's pipeline broken until someone reruns it; they are too long to
+// run here.
+func TestBenchPipelinesLoad(t *testing.T) {
+	var files []string
+	for _, pat := range []string{"../bench/*/*.toml", "../bench/*/*/*.toml"} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 20 {
+		t.Fatalf("found %d bench pipelines, want the 20 or more in bench/", len(files))
+	}
+	for _, f := range files {
+		if _, err := pipeline.Load(f, registry(t), pipeline.LoadOptions{}); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
