@@ -72,7 +72,9 @@ class Net:
     def params(self):
         return self.W + self.b + self.g + self.beta
 
-    def logits(self, x, train=True, update=True):
+    def logits(self, x, train=True, update=True, collect=None):
+        """The logits; in training mode with batch statistics (recorded into the running ones
+        when update), and with collect a list, each layer's (mean, unbiased variance) appended."""
         h = x
         last = len(self.W) - 1
         for i in range(len(self.W)):
@@ -80,8 +82,10 @@ class Net:
             if train:
                 mean = h.mean(0)
                 var = ((h - mean) ** 2).mean(0)
+                m = h.shape[0]
+                if collect is not None:
+                    collect.append((mean.detach(), var.detach() * m / (m - 1.0)))
                 if update:
-                    m = h.shape[0]
                     with torch.no_grad():
                         self.rm[i].mul_(0.9).add_(0.1 * mean)
                         self.rv[i].mul_(0.9).add_(0.1 * var * m / (m - 1.0))
@@ -95,23 +99,14 @@ class Net:
     def finetune_stats(self, ul, bs=250):
         """The authors' finetune: running statistics = mean of the batch statistics."""
         n = ul.shape[0] // bs
-        sums_m = [torch.zeros_like(r) for r in self.rm]
-        sums_v = [torch.zeros_like(r) for r in self.rv]
+        sums = None
         with torch.no_grad():
             for k in range(n):
-                h = ul[k * bs:(k + 1) * bs]
-                for i in range(len(self.W)):
-                    h = h @ self.W[i] + self.b[i]
-                    mean = h.mean(0)
-                    var = ((h - mean) ** 2).mean(0)
-                    sums_m[i] += mean
-                    sums_v[i] += var * bs / (bs - 1.0)
-                    h = self.g[i] * (h - mean) / torch.sqrt(1e-6 + var) + self.beta[i]
-                    if i < len(self.W) - 1:
-                        h = F.relu(h)
-        for i in range(len(self.W)):
-            self.rm[i] = sums_m[i] / n
-            self.rv[i] = sums_v[i] / n
+                got = []
+                self.logits(ul[k * bs:(k + 1) * bs], update=False, collect=got)
+                sums = got if sums is None else [(a + m, b + v) for (a, b), (m, v) in zip(sums, got)]
+        self.rm = [m / n for m, _ in sums]
+        self.rv = [v / n for _, v in sums]
 
 
 def unit(v):
@@ -143,6 +138,10 @@ def main():
     ap.add_argument("--pipe-like", action="store_true",
                     help="running statistics from the unlabelled clean pass, xi 0.1, float32 (pipe's way)")
     a = ap.parse_args()
+    if a.n_labeled < 10 or a.n_labeled % 10:
+        ap.error("--n-labeled must be a positive multiple of 10 (the same number of labels per class)")
+    if a.steps < 1 or a.eval_every < 1 or a.finetune_every < 0 or a.threads < 1:
+        ap.error("--steps, --eval-every and --threads must be >= 1, --finetune-every >= 0")
     if a.pipe_like:
         a.xi, a.float32 = 0.1, True
     torch.set_num_threads(a.threads)
