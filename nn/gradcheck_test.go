@@ -45,6 +45,7 @@ func TestGradCheck(t *testing.T) {
 			Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: softmaxHead(3)}},
 		{name: "embeddings_only_no_trunk", spec: Spec{Embeddings: []EmbeddingSpec{{Cardinality: 5, Dim: 3}}, Heads: softmaxHead(2)}},
 		{name: "batch_norm", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6}, {Type: LayerBatchNorm}, {Type: LayerActivation, Activation: "tanh"}}, Heads: softmaxHead(3)}, eps: 2e-3, tol: 2e-2},
+		{name: "batch_norm_no_scale", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6}, {Type: LayerBatchNorm, NoScale: true}, {Type: LayerActivation, Activation: "tanh"}}, Heads: softmaxHead(3)}, eps: 2e-3, tol: 2e-2},
 		{name: "layer_norm", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6}, {Type: LayerLayerNorm}, {Type: LayerActivation, Activation: "tanh"}}, Heads: softmaxHead(3)}},
 		{name: "dropout_and_noise", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerGaussianNoise, Stddev: 0.1},
 			{Type: LayerDense, Units: 8, Activation: "tanh", Dropout: 0.3}, {Type: LayerDropout, Rate: 0.2}}, Heads: softmaxHead(3)}},

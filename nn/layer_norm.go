@@ -10,13 +10,15 @@ import (
 // statistics), and with the running statistics in eval: y = γ·(x−μ)/√(σ²+eps) + β.
 // Running variance uses the unbiased batch variance, as in PyTorch. On an image (plane > 1)
 // a feature is a channel: its statistics are over the batch and the channel's H×W plane
-// (width channels of plane values each per row), as BatchNorm2d does.
+// (width channels of plane values each per row), as BatchNorm2d does. With noScale, γ stays
+// 1 and is not a param (LayerSpec.NoScale).
 type batchNorm struct {
 	lname       string
 	width       int // features (channels)
 	plane       int // values per feature per row: 1, or H·W on an image
 	momentum    float64
 	eps         float64
+	noScale     bool
 	gamma, beta *optim.Param
 	runMean     *optim.Param // buffers
 	runVar      *optim.Param
@@ -29,11 +31,16 @@ type batchNorm struct {
 	train   bool
 }
 
-func (b *batchNorm) name() string            { return b.lname }
-func (b *batchNorm) kind() string            { return LayerBatchNorm }
-func (b *batchNorm) inWidth() int            { return b.width * b.plane }
-func (b *batchNorm) outWidth() int           { return b.width * b.plane }
-func (b *batchNorm) params() []*optim.Param  { return []*optim.Param{b.gamma, b.beta} }
+func (b *batchNorm) name() string  { return b.lname }
+func (b *batchNorm) kind() string  { return LayerBatchNorm }
+func (b *batchNorm) inWidth() int  { return b.width * b.plane }
+func (b *batchNorm) outWidth() int { return b.width * b.plane }
+func (b *batchNorm) params() []*optim.Param {
+	if b.noScale {
+		return []*optim.Param{b.beta}
+	}
+	return []*optim.Param{b.gamma, b.beta}
+}
 func (b *batchNorm) buffers() []*optim.Param { return []*optim.Param{b.runMean, b.runVar} }
 func (b *batchNorm) alloc(rows int) {
 	b.xhat = grow(b.xhat, rows*b.outWidth())
@@ -189,7 +196,7 @@ func (b *batchNorm) backward(_ *runCtx, dy []float32, rows int, needDX bool) []f
 			}
 		}
 	}
-	if !b.gamma.Frozen {
+	if !b.gamma.Frozen && !b.noScale {
 		for j := 0; j < n; j++ {
 			b.gamma.Grad[j] = float32(sumDyX[j])
 		}

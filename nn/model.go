@@ -231,6 +231,7 @@ func (m *Model) buildLayer(ls LayerSpec, in int, shape []int, rng *rand.Rand, de
 			// Over channels: one γ, β and running mean/variance per channel.
 			bn := newBatchNorm(ls.Name, shape[0], ls.Momentum, ls.Eps)
 			bn.plane = shape[1] * shape[2]
+			bn.noScale = ls.NoScale
 			return []layer{bn}, nil
 		}
 	case LayerDense, LayerLayerNorm, LayerCustom:
@@ -285,7 +286,9 @@ func (m *Model) buildLayer(ls LayerSpec, in int, shape []int, rng *rand.Rand, de
 	case LayerGaussianNoise:
 		return []layer{&noiseLayer{lname: ls.Name, width: in, stddev: ls.Stddev}}, nil
 	case LayerBatchNorm:
-		return []layer{newBatchNorm(ls.Name, in, ls.Momentum, ls.Eps)}, nil
+		bn := newBatchNorm(ls.Name, in, ls.Momentum, ls.Eps)
+		bn.noScale = ls.NoScale
+		return []layer{bn}, nil
 	case LayerLayerNorm:
 		return []layer{newLayerNorm(ls.Name, in, ls.Eps)}, nil
 	case LayerResidual:

@@ -119,6 +119,12 @@ type LayerSpec struct {
 	Init string `json:"init,omitempty"`
 	// NoBias drops the bias of a dense layer (use_bias = false). Default: a bias.
 	NoBias bool `json:"no_bias,omitempty"`
+	// NoScale drops the learned scale γ of a batch_norm layer (Keras's scale = false): the
+	// layer outputs x̂ + β. Before a ReLU the scale is redundant with the next layer's weights,
+	// and with a gaussian_noise layer after the batch norm it keeps the noise at its stated
+	// size relative to the normalised signal (a learned γ can grow and shrink it, as the
+	// ladder network's authors avoid). Default: a scale.
+	NoScale bool `json:"no_scale,omitempty"`
 	// Dropout on a dense or residual layer adds inverted dropout after it (dense) or inside the
 	// block (residual). Default 0.
 	Dropout float64 `json:"dropout,omitempty"`
@@ -431,6 +437,9 @@ func (l *LayerSpec) validate() error {
 	}
 	if l.Tie != "" && l.Type != LayerDense {
 		return fmt.Errorf("tie is only supported on dense layers")
+	}
+	if l.NoScale && l.Type != LayerBatchNorm {
+		return fmt.Errorf("no_scale is a setting of batch_norm layers, not %s", l.Type)
 	}
 	return nil
 }

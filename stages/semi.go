@@ -37,7 +37,8 @@ func semiFields() []pipeline.Field {
 		{Name: "xi", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Doc: "vat: the norm of the probe perturbation of the power iteration. Default 0.1."},
 		{Name: "entropy", Type: pipeline.TypeBool, Doc: "vat: add entropy minimisation of the predictions (VAT+EntMin), ramped up like the weight. Default false."},
 		{Name: "separate_batches", Type: pipeline.TypeBool, Doc: "vat: run each step's labelled rows as a pass of their own (the supervised loss) and VAT's passes and the entropy term over the unlabeled_batch rows only, as the VAT authors' code does, so batch norm normalises each with its own statistics (the running statistics follow the unlabelled clean pass). " +
-			"With few labels and batch norm, in particular head_batch_norm, this keeps VAT from a flat function on the pool. Default false: one joint batch."},
+			"With few labels and batch norm, in particular head_batch_norm, this keeps VAT from a flat function on the pool. " +
+			"ladder: run the corrupted pass of the labelled rows (the supervised loss) and of the unlabeled_batch rows (the denoising costs) as two passes, and the clean pass over the unlabelled rows only, as the ladder authors' code does: batch norm normalises each part by its own statistics, and the denoising costs are on the unlabelled rows alone (the running statistics follow the unlabelled clean pass). Default false: one joint batch."},
 		{Name: "noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "pi, mean_teacher: stddev of the Gaussian noise added to the inputs of each pass; ladder: to the inputs and to the batch-normalised logits of the corrupted pass (the hidden layers' noise is the layers' gaussian_noise) (0: none). Default 0.3."},
 		{Name: "decoder", Type: pipeline.TypeString, Enum: []string{train.LadderTop, train.LadderFull}, Doc: "ladder: \"top\", the Gamma-model (the denoising cost of the top layer only), or \"full\", the full ladder (Rasmus et al. 2015, Algorithm 1): a decoder with a learned V per layer, a lateral connection and a denoising cost at the inputs, at every dense layer's batch-normalised pre-activation and at the logits. " +
 			"The full ladder mirrors layers of the form { dense = N, activation = \"linear\" }, { batch_norm = true }, { gaussian_noise = 0.3 }, { activation = \"relu\" } only: any other layer (conv, residual, dropout, layer_norm, custom, a dense layer with an activation of its own) is an error naming it, and so are embeddings. Default \"top\"."},
@@ -88,8 +89,11 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 			s.Noise = -1
 		}
 	}
-	if s.Method != train.SemiVAT && (v.Eps != 0 || v.Xi != 0 || v.Entropy || v.Separate) {
-		return nil, c.Errorf("semi", "eps, xi, entropy and separate_batches are settings of method = \"vat\", not %q", s.Method)
+	if s.Method != train.SemiVAT && (v.Eps != 0 || v.Xi != 0 || v.Entropy) {
+		return nil, c.Errorf("semi", "eps, xi and entropy are settings of method = \"vat\", not %q", s.Method)
+	}
+	if s.Method != train.SemiVAT && s.Method != train.SemiLadder && v.Separate {
+		return nil, c.Errorf("semi", "separate_batches is a setting of methods \"vat\" and \"ladder\", not %q", s.Method)
 	}
 	if s.Method != train.SemiMeanTeacher && v.TeacherDecay != 0 {
 		return nil, c.Errorf("semi", "teacher_decay is a setting of method = \"mean_teacher\", not %q", s.Method)

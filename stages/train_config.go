@@ -106,6 +106,7 @@ func layerFields() []pipeline.Field {
 		{Name: "name", Type: pipeline.TypeString, Doc: "The layer's name (params are named <name>/W); init_from and freeze match layers by name. Default: <type>_<n>."},
 		{Name: "init", Type: pipeline.TypeString, Enum: inits, Doc: "The weight initializer. Default: He normal for the ReLU family, Glorot uniform otherwise."},
 		{Name: "no_bias", Type: pipeline.TypeBool, Doc: "A dense layer without a bias."},
+		{Name: "no_scale", Type: pipeline.TypeBool, Doc: "A batch_norm layer without its learned scale (output x̂ + β, as Keras's scale = false): before a ReLU the scale is redundant, and with gaussian_noise after the batch norm it keeps the noise at its stated size against the normalised signal, which a learned scale can grow away from (the ladder network's layers)."},
 		{Name: "norm", Type: pipeline.TypeString, Enum: []string{nn.LayerBatchNorm, nn.LayerLayerNorm}, Doc: "The normalisation inside a residual block (default none)."},
 		{Name: "momentum", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Max: pipeline.Bound(1), Doc: "Batch normalisation's running-statistics momentum (0: 0.1)."},
 		nonNeg("eps", "The normalisation epsilon (0: 1e-5)."),
@@ -125,7 +126,7 @@ func layerFields() []pipeline.Field {
 var layerKeys = map[string]struct{ short, long []string }{
 	nn.LayerDense:         {[]string{"dense", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}, []string{"units", "activation", "init", "no_bias", "dropout", "tie", "tie_transpose"}},
 	nn.LayerResidual:      {[]string{"residual", "activation", "init", "dropout", "norm", "momentum", "eps"}, []string{"units", "filters", "kernel", "stride", "padding", "activation", "init", "dropout", "norm", "momentum", "eps"}},
-	nn.LayerBatchNorm:     {[]string{"batch_norm", "momentum", "eps"}, []string{"momentum", "eps"}},
+	nn.LayerBatchNorm:     {[]string{"batch_norm", "momentum", "eps", "no_scale"}, []string{"momentum", "eps", "no_scale"}},
 	nn.LayerLayerNorm:     {[]string{"layer_norm", "eps"}, []string{"eps"}},
 	nn.LayerGaussianNoise: {[]string{"gaussian_noise"}, []string{"stddev"}},
 	nn.LayerDropout:       {[]string{"dropout"}, []string{"rate"}},

@@ -100,14 +100,18 @@ type Semi struct {
 	// Entropy adds Weight-free entropy minimisation on all rows (VAT+EntMin), ramped up like
 	// the consistency weight. Default off.
 	Entropy bool
-	// SeparateBatches (vat only) splits each step into a pass over its labelled rows, with
+	// SeparateBatches (vat and ladder) splits each step into a pass over its labelled rows, with
 	// the supervised loss, and VAT's passes (and the entropy term) over its UnlabeledBatch
 	// rows only, as the VAT authors' code does (Unlabeled may include the labelled rows).
 	// Batch norm then normalises each with its own statistics, and the running statistics
 	// follow the unlabelled clean pass. With few labels and batch norm on the logits this is
 	// what keeps VAT from a flat function on the pool: over a joint batch the labelled rows
 	// can carry the logits' batch variance alone while every other prediction is the same.
-	// Default off: one joint batch.
+	// For the ladder, the corrupted pass runs as a pass over the labelled rows (the
+	// supervised loss) and one over the unlabelled rows (the denoising costs), and the clean
+	// pass over the unlabelled rows only, as the ladder authors' code does: each part is
+	// normalised by its own statistics and the denoising costs are on the unlabelled rows
+	// alone. Default off: one joint batch.
 	SeparateBatches bool
 	// Noise is the stddev of the Gaussian noise added to the inputs of each pass of pi and
 	// mean_teacher, and to the inputs and normalised logits of the ladder's corrupted pass;
@@ -176,8 +180,8 @@ func (s *Semi) withDefaults(batch int) (Semi, error) {
 		return c, fmt.Errorf("train: semi weight %g: want a finite value >= 0", c.Weight)
 	case c.Eps < 0 || c.Xi < 0:
 		return c, fmt.Errorf("train: semi eps %g and xi %g must be >= 0", c.Eps, c.Xi)
-	case c.SeparateBatches && c.Method != SemiVAT:
-		return c, fmt.Errorf("train: semi separate batches is a setting of method %q, not %q", SemiVAT, c.Method)
+	case c.SeparateBatches && c.Method != SemiVAT && c.Method != SemiLadder:
+		return c, fmt.Errorf("train: semi separate batches is a setting of methods %q and %q, not %q", SemiVAT, SemiLadder, c.Method)
 	}
 	switch {
 	case c.Method != SemiLadder && (c.Decoder != "" || len(c.Weights) > 0):
@@ -370,11 +374,7 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 				return loss, err
 			}
 			m.SetTrainPass(nn.TrainPass{})
-			nl := b.Rows
-			vb = nn.Batch{Rows: n - nl, X: cb.X[nl*ni : n*ni]}
-			for _, c := range cb.Cat {
-				vb.Cat = append(vb.Cat, c[nl:n])
-			}
+			vb = rowsOf(cb, ni, b.Rows, n)
 			ent, err := m.LossStep(vb, true, nn.GradAccumulate, entropyLoss(k, entW, p))
 			loss.Total += ent
 			if err != nil {
@@ -415,10 +415,14 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 		loss.Total += kl
 		return loss, err
 	case SemiLadder:
-		if s.full != nil {
-			return s.full.step(s, cb, ct, w)
+		lo := 0
+		if s.cfg.SeparateBatches {
+			lo = b.Rows
 		}
-		return s.ladderStep(cb, ct, w)
+		if s.full != nil {
+			return s.full.step(s, cb, ct, w, lo)
+		}
+		return s.ladderStep(cb, ct, w, lo)
 	default:
 		x := cb.X[:n*ni]
 		tx := s.x2[:n*ni]
@@ -459,8 +463,11 @@ func scaleRowsTo(dst, v []float32, n int, norm float64) {
 
 // ladderStep is the ladder's step: the clean pass, the corrupted pass with the supervised
 // loss and the denoising cost of weight w, and the clean pass again for the cost's gradient
-// through the clean targets (cb.X is the semi run's own copy).
-func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64) (nn.Loss, error) {
+// through the clean targets (cb.X is the semi run's own copy). The denoising rows are cb's
+// rows from lo on: all of them (lo = 0), or with SeparateBatches the unlabelled ones (lo =
+// the labelled rows), whose corrupted pass is then a pass of its own after the labelled
+// rows' (see ladderPasses).
+func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64, lo int) (nn.Loss, error) {
 	m, n := s.m, cb.Rows
 	defer m.SetTrainPass(nn.TrainPass{})
 	tw, err := s.twinOf(m)
@@ -470,18 +477,18 @@ func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64) (nn.Loss, er
 	// The clean pass runs in the twin on its own copy of the inputs (the twin's first layer
 	// keeps them for its backward), and waits there for the cost's gradient.
 	x := cb.X[:n*s.ni]
-	s.clean = append(s.clean[:0], x...)
-	clean := nn.Batch{Rows: n, X: s.clean, Cat: cb.Cat}
+	s.clean = append(s.clean[:0], x[lo*s.ni:]...)
+	clean := rowsOf(cb, s.ni, lo, n)
+	clean.X = s.clean
 	tw.SetTrainPass(nn.TrainPass{NoNoise: true})
 	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(l []float32, rows int) { s.lad.setClean(l, rows) })); err != nil {
 		return nn.Loss{}, err
 	}
 	s.noisyTo(x, x)
-	noise := s.lad.noise[:n*s.k]
+	noise := s.lad.noise[:(n-lo)*s.k]
 	clear(noise)
 	s.noisyTo(noise, noise)
-	m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
-	loss, err := m.TrainStepWith(cb, ct, s.lad.denoisingLoss(s.comb, w))
+	loss, err := s.ladderPasses(cb, ct, lo, nil, s.lad.denoisingLoss(s.comb, w))
 	if err != nil {
 		return loss, err
 	}
@@ -492,6 +499,40 @@ func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64) (nn.Loss, er
 	}
 	m.AddGrads(tw)
 	return loss, nil
+}
+
+// ladderPasses runs the ladder's corrupted pass of cb (its inputs already noisy) in training
+// mode, running statistics left alone, with the supervised loss on the labelled rows and
+// cost on the rows from lo on, inject (the full ladder's gradients at hidden layers, or
+// nil) set for cost's backward. With lo = 0 it is one pass over the whole batch; otherwise a
+// pass over the labelled rows with the supervised loss alone, then one over the rest with
+// cost alone, so that batch norm normalises each part by its own statistics, as the ladder
+// authors' code does. It leaves the step's gradients in m and the layer gradients unset.
+func (s *semiRun) ladderPasses(cb nn.Batch, ct nn.Targets, lo int, inject [][]float32, cost nn.OutputLoss) (nn.Loss, error) {
+	m := s.m
+	defer m.SetLayerGradients(nil)
+	m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
+	if lo == 0 {
+		m.SetLayerGradients(inject)
+		return m.TrainStepWith(cb, ct, cost)
+	}
+	loss, err := m.TrainStep(rowsOf(cb, s.ni, 0, lo), ct)
+	if err != nil {
+		return loss, err
+	}
+	m.SetLayerGradients(inject)
+	c, err := m.LossStep(rowsOf(cb, s.ni, lo, cb.Rows), true, nn.GradAccumulate, cost)
+	loss.Total += c
+	return loss, err
+}
+
+// rowsOf is rows [lo, hi) of b, of ni numeric inputs a row (sharing its values).
+func rowsOf(b nn.Batch, ni, lo, hi int) nn.Batch {
+	out := nn.Batch{Rows: hi - lo, X: b.X[lo*ni : hi*ni]}
+	for _, c := range b.Cat {
+		out.Cat = append(out.Cat, c[lo:hi])
+	}
+	return out
 }
 
 // twinOf returns the semi run's twin of m (see nn.Model.Twin), its values aliased afresh.

@@ -484,12 +484,12 @@ func (f *fullLadder) cleanLoss() nn.OutputLoss {
 
 // step is the full ladder's step (see semiRun.ladderStep): the clean pass, the corrupted
 // pass with the supervised loss and the denoising costs of every level (λ scaled by w), and
-// the clean pass again with the costs' gradients on its pre-activations and logits. cb.X is
-// the semi run's own copy.
-func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64) (nn.Loss, error) {
+// the clean pass again with the costs' gradients on its pre-activations and logits. The
+// denoising rows are cb's from lo on (see semiRun.ladderPasses). cb.X is the semi run's own
+// copy.
+func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64, lo int) (nn.Loss, error) {
 	m, n, ni := s.m, cb.Rows, s.ni
 	defer m.SetTrainPass(nn.TrainPass{})
-	defer m.SetLayerGradients(nil)
 	tw, err := s.twinOf(m)
 	if err != nil {
 		return nn.Loss{}, err
@@ -497,8 +497,10 @@ func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64) (nn
 	defer tw.SetLayerGradients(nil)
 	// The clean pass runs in the twin on f.cleanX, and waits there for the costs' gradients.
 	x := cb.X[:n*ni]
-	copy(f.cleanX, x)
-	clean := nn.Batch{Rows: n, X: f.cleanX[:n*ni], Cat: cb.Cat}
+	nd := n - lo
+	copy(f.cleanX, x[lo*ni:])
+	clean := rowsOf(cb, s.ni, lo, n)
+	clean.X = f.cleanX[:nd*ni]
 	tw.SetTrainPass(nn.TrainPass{NoNoise: true})
 	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(l []float32, rows int) {
 		pre, _ := f.hiddenOf(tw, rows)
@@ -507,19 +509,15 @@ func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64) (nn
 		return nn.Loss{}, err
 	}
 	s.noisyTo(x, x)
-	noise := f.topNoise[:n*s.k]
+	noise := f.topNoise[:nd*s.k]
 	clear(noise)
 	s.noisyTo(noise, noise)
-	m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
-	var cost float64
-	m.SetLayerGradients(f.corrGrad)
-	loss, err := m.TrainStepWith(cb, ct, func(head int, logits, dl []float32, rows int) float64 {
+	loss, err := s.ladderPasses(cb, ct, lo, f.corrGrad, func(head int, logits, dl []float32, rows int) float64 {
 		if head != 0 {
 			return 0
 		}
 		pre, nz := f.hiddenOf(m, rows)
-		cost = f.cost(w, x, pre, nz, logits, dl, rows)
-		return cost
+		return f.cost(w, x[lo*ni:], pre, nz, logits, dl, rows)
 	})
 	if err != nil {
 		return loss, err

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -145,19 +146,24 @@ func fullLadderDecoderGradCheck(t *testing.T, norm string) {
 // decoder, with the step's random draws (unlabeled rows, noise) held fixed: the lateral
 // connections' gradients reach the encoder's dense layers and batch norms through both
 // passes.
+// With SeparateBatches the labelled rows' corrupted pass (the supervised loss) and the
+// unlabelled rows' (the costs) are two passes, each normalised by its own statistics.
 func TestFullLadderGradThroughEncoder(t *testing.T) {
 	for _, norm := range []string{LadderEstimateClean, LadderEstimateNone} {
-		t.Run(norm, func(t *testing.T) { fullLadderGradThroughEncoder(t, norm) })
+		for _, separate := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/separate_batches=%v", norm, separate), func(t *testing.T) { fullLadderGradThroughEncoder(t, norm, separate) })
+		}
 	}
 }
 
-func fullLadderGradThroughEncoder(t *testing.T, norm string) {
+func fullLadderGradThroughEncoder(t *testing.T, norm string, separate bool) {
 	lab, unl := semiBlobs()
 	spec := fullLadderSpec("tanh")
 	spec.NumInputs = 6
 	m := buildModel(t, spec)
 	cfg := semiConfig(SemiLadder, unl, 1)
 	cfg.Semi.Decoder, cfg.Semi.Weights, cfg.Semi.UnlabeledBatch, cfg.Semi.EstimateNorm = LadderFull, []float64{2, 1, 0.5, 0.8}, 8, norm
+	cfg.Semi.SeparateBatches = separate
 	sr, err := newSemiRun(cfg.Semi, cfg, m, 8)
 	if err != nil {
 		t.Fatal(err)

@@ -73,35 +73,53 @@ func TestLadderDenoisingGradCheck(t *testing.T) {
 
 // TestLadderKeepsCleanStatistics runs one ladder step and checks that the model's batch-norm
 // running statistics are exactly those one clean pass (no noise, no dropout) of the step's
-// combined batch gives: the corrupted pass, which trains the weights, leaves them alone.
+// combined batch gives: the corrupted pass, which trains the weights, leaves them alone. With
+// SeparateBatches the clean pass is over the step's unlabelled rows alone, and so are the
+// statistics, for the Γ-model and the full ladder.
 func TestLadderKeepsCleanStatistics(t *testing.T) {
-	lab, unl := semiBlobs()
-	cfg := semiConfig(SemiLadder, unl, 1)
-	step := func(m *nn.Model) *semiRun {
-		sr, err := newSemiRun(cfg.Semi, cfg, m, 8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sr
-	}
-	b, tg := materialize(lab.Subset([]int{0, 1, 2, 3, 4, 5, 6, 7}))
-	m := buildModel(t, richSpec())
-	if _, err := step(m).step(b, tg, optim.Progress{Step: 100, StepsPerEpoch: 1}); err != nil {
-		t.Fatal(err)
-	}
-	ref := buildModel(t, richSpec())
-	cb, _ := step(ref).combine(b, tg)
-	ref.SetTrainPass(nn.TrainPass{NoNoise: true})
-	if _, err := ref.LossStep(cb, true, nn.GradNone, func(int, []float32, []float32, int) float64 { return 0 }); err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Buffers()) == 0 {
-		t.Fatal("richSpec has no batch norm")
-	}
-	sameWeights(t, buffersOf(ref), buffersOf(m))
-	fresh := buffersOf(buildModel(t, richSpec()))
-	if sameBits(fresh, buffersOf(m)) {
-		t.Error("the ladder step did not update the running statistics")
+	for _, c := range []struct {
+		name     string
+		spec     nn.Spec
+		full     bool
+		separate bool
+	}{{"top", richSpec(), false, false}, {"top/separate_batches", richSpec(), false, true}, {"full/separate_batches", fullLadderBlobsSpec(), true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			lab, unl := semiBlobs()
+			cfg := semiConfig(SemiLadder, unl, 1)
+			if c.full {
+				cfg = fullLadderConfig(unl, 1)
+			}
+			cfg.Semi.SeparateBatches = c.separate
+			step := func(m *nn.Model) *semiRun {
+				sr, err := newSemiRun(cfg.Semi, cfg, m, 8)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sr
+			}
+			b, tg := materialize(lab.Subset([]int{0, 1, 2, 3, 4, 5, 6, 7}))
+			m := buildModel(t, c.spec)
+			if _, err := step(m).step(b, tg, optim.Progress{Step: 100, StepsPerEpoch: 1}); err != nil {
+				t.Fatal(err)
+			}
+			ref := buildModel(t, c.spec)
+			cb, _ := step(ref).combine(b, tg)
+			if c.separate {
+				cb = rowsOf(cb, c.spec.NumInputs, b.Rows, cb.Rows)
+			}
+			ref.SetTrainPass(nn.TrainPass{NoNoise: true})
+			if _, err := ref.LossStep(cb, true, nn.GradNone, func(int, []float32, []float32, int) float64 { return 0 }); err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Buffers()) == 0 {
+				t.Fatal("the spec has no batch norm")
+			}
+			sameWeights(t, buffersOf(ref), buffersOf(m))
+			fresh := buffersOf(buildModel(t, c.spec))
+			if sameBits(fresh, buffersOf(m)) {
+				t.Error("the ladder step did not update the running statistics")
+			}
+		})
 	}
 }
 

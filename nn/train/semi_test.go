@@ -142,7 +142,7 @@ func TestSemiConfigErrors(t *testing.T) {
 		{"bad_teacher_decay", Semi{Method: SemiMeanTeacher, Unlabeled: unl, TeacherDecay: 1}, richSpec(), "semi teacher decay"},
 		{"negative_weight", Semi{Method: SemiPi, Unlabeled: unl, Weight: -1}, richSpec(), "semi weight -1"},
 		{"svrg", Semi{Method: SemiVAT, Unlabeled: unl}, richSpec(), "cannot use the svrg optimizer"},
-		{"separate_batches_on_pi", Semi{Method: SemiPi, Unlabeled: unl, SeparateBatches: true}, richSpec(), `semi separate batches is a setting of method "vat", not "pi"`},
+		{"separate_batches_on_pi", Semi{Method: SemiPi, Unlabeled: unl, SeparateBatches: true}, richSpec(), `semi separate batches is a setting of methods "vat" and "ladder", not "pi"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
