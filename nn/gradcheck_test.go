@@ -51,6 +51,8 @@ func TestGradCheck(t *testing.T) {
 			{Type: LayerDense, Units: 8, Activation: "tanh", Dropout: 0.3}, {Type: LayerDropout, Rate: 0.2}}, Heads: softmaxHead(3)}},
 		{name: "residual_projection_layernorm", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerResidual, Units: 6, Activation: "tanh", Norm: LayerLayerNorm, Dropout: 0.1}}, Heads: softmaxHead(3)}},
 		{name: "head_batch_norm", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 3, BatchNorm: true}}}, eps: 2e-3, tol: 2e-2},
+		{name: "head_noise", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 3, Noise: 0.5}}}, eps: 2e-3, tol: 2e-2},
+		{name: "head_batch_norm_noise", spec: Spec{NumInputs: 4, Layers: []LayerSpec{{Type: LayerDense, Units: 6, Activation: "tanh"}}, Heads: []HeadSpec{{Kind: HeadSoftmax, Classes: 3, BatchNorm: true, Noise: 0.5}}}, eps: 2e-3, tol: 2e-2},
 		{name: "multitask_head_batch_norm", spec: Spec{NumInputs: 5, Layers: []LayerSpec{{Type: LayerDense, Units: 8, Activation: "tanh"}},
 			Heads: []HeadSpec{{Name: "a", Kind: HeadSoftmax, Classes: 4, BatchNorm: true}, {Name: "b", Kind: HeadBinary, BatchNorm: true}, {Name: "c", Kind: HeadRegression}}}, eps: 2e-3, tol: 2e-2},
 		{name: "residual_identity_batchnorm", spec: Spec{NumInputs: 5, Layers: []LayerSpec{{Type: LayerResidual, Units: 5, Activation: "elu", Norm: LayerBatchNorm}}, Heads: softmaxHead(3)}},

@@ -18,6 +18,13 @@ type head struct {
 	weight       float64    // loss weight
 	probs        []float32  // rows×k: softmax probabilities, sigmoid p, or regression values
 	dz           []float32  // dL/dlogits
+	// noise holds the last training pass's draws of HeadSpec.Noise (rows×k; in normalised
+	// units with bn), noisy whether that pass drew them, out the noisy logits without bn.
+	noise, out []float32
+	noisy      bool
+	gNoise     []float64 // γ's gradient through the noise (k)
+	// extra is added to dL/d(linear output) by backward (Model.SetHeadGradient), or nil.
+	extra []float32
 }
 
 func (h *head) alloc(rows int) {
@@ -26,7 +33,11 @@ func (h *head) alloc(rows int) {
 	h.dz = grow(h.dz, rows*h.k)
 	if h.bn != nil {
 		h.bn.alloc(rows)
-		h.dbn = grow(h.dbn, rows*h.k)
+	}
+	h.dbn = grow(h.dbn, rows*h.k)
+	if h.spec.Noise > 0 {
+		h.noise = grow(h.noise, rows*h.k)
+		h.out = grow(h.out, rows*h.k)
 	}
 }
 
@@ -36,23 +47,90 @@ func (h *head) forward(rc *runCtx, x []float32, rows int) {
 	if h.bn != nil {
 		h.bn.forward(rc, y, rows)
 	}
+	h.noisy = rc.train && !rc.pass.NoNoise && h.spec.Noise > 0
+	if !h.noisy {
+		return
+	}
+	n, k := rows*h.k, h.k
+	noise := h.noise[:n]
+	for i := range noise {
+		noise[i] = float32(rc.rng.NormFloat64() * h.spec.Noise)
+	}
+	if h.bn != nil {
+		// (x̂ + n)·γ + β: the noise in normalised units, scaled with the signal.
+		g, y := h.bn.gamma.Value, h.bn.y[:n]
+		for i, v := range noise {
+			y[i] += g[i%k] * v
+		}
+		return
+	}
+	out := h.out[:n]
+	for i, v := range y[:n] {
+		out[i] = v + noise[i]
+	}
 }
 
 // logits are the head's logits of the last forward pass (rows×k).
 func (h *head) logits(rows int) []float32 {
-	if h.bn != nil {
+	switch {
+	case h.bn != nil:
 		return h.bn.y[:rows*h.k]
+	case h.noisy:
+		return h.out[:rows*h.k]
 	}
 	return h.lin.y[:rows*h.k]
+}
+
+// pre is the head's linear output of the last forward pass (rows×k): its logits before batch
+// norm and noise.
+func (h *head) pre(rows int) []float32 { return h.lin.y[:rows*h.k] }
+
+// noiseOf is the noise of the last forward pass (rows×k), or nil if it drew none.
+func (h *head) noiseOf(rows int) []float32 {
+	if !h.noisy {
+		return nil
+	}
+	return h.noise[:rows*h.k]
 }
 
 // backward backpropagates dz = dL/dlogits (left unchanged) into the head's params and
 // returns dL/dx when needDX.
 func (h *head) backward(rc *runCtx, dz []float32, rows int, needDX bool) []float32 {
+	k := h.k
 	if h.bn != nil {
-		d := h.dbn[:rows*h.k]
+		if h.noisy && !h.bn.gamma.Frozen {
+			// y = (x̂ + n)·γ + β: γ's gradient has Σ dL/dy·n besides batch norm's Σ dL/dy·x̂
+			// (which backward writes).
+			if h.gNoise == nil {
+				h.gNoise = make([]float64, k)
+			}
+			acc := h.gNoise
+			clear(acc)
+			for r := 0; r < rows; r++ {
+				nr := h.noise[r*k : (r+1)*k]
+				for j, v := range dz[r*k : (r+1)*k] {
+					acc[j] += float64(v) * float64(nr[j])
+				}
+			}
+			defer func() {
+				for j, v := range acc {
+					h.bn.gamma.Grad[j] += float32(v)
+				}
+			}()
+		}
+		d := h.dbn[:rows*k]
 		copy(d, dz)
 		dz = h.bn.backward(rc, d, rows, true)
+	}
+	if h.extra != nil {
+		if h.bn == nil {
+			d := h.dbn[:rows*k]
+			copy(d, dz)
+			dz = d
+		}
+		for i, v := range h.extra[:rows*k] {
+			dz[i] += v
+		}
 	}
 	return h.lin.backward(rc, dz, rows, needDX)
 }

@@ -24,3 +24,19 @@ func (m *Model) SetTrainPass(p TrainPass) { m.rc.pass = p }
 // way. The model keeps g and reads it at every backward pass; g may have fewer entries than
 // the trunk has layers.
 func (m *Model) SetLayerGradients(g [][]float32) { m.layerExtra = g }
+
+// SetHeadGradient makes the backward passes that follow add g (Rows×k) to dL/d(head i's
+// linear output): its logits before batch norm and noise (HeadPre), as if the loss had a
+// term on them, until it is set to nil. The ladder network's top-layer denoising cost,
+// which compares the batch-normalised linear outputs, reaches the head this way.
+func (m *Model) SetHeadGradient(i int, g []float32) { m.heads[i].extra = g }
+
+// HeadPre returns head i's linear output of the last forward pass (rows×k): the logits
+// before the head's batch norm and noise (the logits themselves without either). It is
+// valid until the next pass.
+func (m *Model) HeadPre(i, rows int) []float32 { return m.heads[i].pre(rows) }
+
+// HeadNoise returns the noise head i's logits got in the last forward pass (rows×k; in
+// normalised units with the head's batch norm), or nil when that pass drew none (eval mode,
+// TrainPass.NoNoise, or no HeadSpec.Noise).
+func (m *Model) HeadNoise(i, rows int) []float32 { return m.heads[i].noiseOf(rows) }

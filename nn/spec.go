@@ -3,6 +3,7 @@ package nn
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -264,6 +265,11 @@ type HeadSpec struct {
 	// statistics for inference) before the softmax or sigmoid: the "top BN" of the VAT
 	// authors' networks. Classification heads only.
 	BatchNorm bool `json:"batch_norm,omitempty"`
+	// Noise is the standard deviation of Gaussian noise added to a classification head's
+	// logits in training passes (not in eval, nor with TrainPass.NoNoise), before the loss:
+	// with BatchNorm to the normalised logits, before the scale and shift ((x̂ + n)·γ + β), as
+	// the ladder network's top layer. Default 0: none.
+	Noise float64 `json:"noise,omitempty"`
 }
 
 // ParamDiffPenalty adds Weight·Σ‖A_i−B_i‖² where A and B are the params matching two name
@@ -485,6 +491,12 @@ func (h *HeadSpec) validate() error {
 	}
 	if h.LossWeight < 0 {
 		return fmt.Errorf("loss_weight %g < 0", h.LossWeight)
+	}
+	if h.Noise < 0 || math.IsNaN(h.Noise) || math.IsInf(h.Noise, 0) {
+		return fmt.Errorf("noise %g: want a finite stddev >= 0", h.Noise)
+	}
+	if h.Noise > 0 && h.Kind == HeadRegression {
+		return fmt.Errorf("noise corrupts a classification head's logits; a regression head's outputs are its predictions: drop noise from this head")
 	}
 	if h.BatchNorm && h.Kind == HeadRegression {
 		return fmt.Errorf("batch_norm normalises a classification head's logits; a regression head's outputs are its predictions: drop batch_norm from this head")

@@ -8,10 +8,10 @@ import (
 	"github.com/pipe-ml/pipe/bundle"
 )
 
-// TestHeadBatchNormPipeline trains digits with head_batch_norm: the model learns (test
-// accuracy above a floor), the saved bundle's softmax head carries its batch norm (scale,
-// shift and running statistics), and a model with only a regression head refuses the key
-// with an error that names it.
+// TestHeadBatchNormPipeline trains digits with head_batch_norm and head_noise: the model
+// learns (test accuracy above a floor), the saved bundle's softmax head carries its batch
+// norm (scale, shift and running statistics) and its noise, and a model with only a
+// regression head refuses either key with an error that names it.
 func TestHeadBatchNormPipeline(t *testing.T) {
 	epochs := "40"
 	if raceEnabled {
@@ -38,6 +38,7 @@ train = "scale.train"
 val = "scale.val"
 layers = [ { dense = 128, activation = "linear" }, { batch_norm = true }, { activation = "relu" } ]
 head_batch_norm = true
+head_noise = 0.3
 epochs = ` + epochs + `
 [stages.eval]
 kind = "evaluate"
@@ -61,8 +62,8 @@ tables = ["scale.test"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hs := b.Model.Spec().Heads; len(hs) != 1 || !hs[0].BatchNorm {
-		t.Fatalf("the bundle's heads %+v, want one with batch_norm", hs)
+	if hs := b.Model.Spec().Heads; len(hs) != 1 || !hs[0].BatchNorm || hs[0].Noise != 0.3 {
+		t.Fatalf("the bundle's heads %+v, want one with batch_norm and noise 0.3", hs)
 	}
 	for _, name := range []string{"head_out/bn/gamma", "head_out/bn/beta", "head_out/bn/running_mean", "head_out/bn/running_var"} {
 		p := b.Model.Param(name)
@@ -77,7 +78,8 @@ tables = ["scale.test"]
 			t.Errorf("%s = %v: never trained or updated", name, p.Value)
 		}
 	}
-	reg := `
+	for _, key := range []string{"head_batch_norm = true", "head_noise = 0.3"} {
+		reg := `
 [stages.load]
 kind = "dataset"
 name = "diabetes"
@@ -85,12 +87,14 @@ name = "diabetes"
 kind = "train"
 train = "load"
 target = "target"
-head_batch_norm = true
+` + key + `
 epochs = 1
 `
-	if _, _, err := runTOML(t, ".", reg); err == nil || !strings.Contains(err.Error(), "head_batch_norm") || !strings.Contains(err.Error(), `"model"`) || !strings.Contains(err.Error(), "test.toml:9:") {
-		t.Errorf("head_batch_norm on a regression model: %v", err)
-	} else {
-		t.Logf("regression model: %v", err)
+		name := strings.Fields(key)[0]
+		if _, _, err := runTOML(t, ".", reg); err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), `"model"`) || !strings.Contains(err.Error(), "test.toml:9:") {
+			t.Errorf("%s on a regression model: %v", name, err)
+		} else {
+			t.Logf("regression model: %v", err)
+		}
 	}
 }

@@ -32,7 +32,7 @@ func (e *EncoderArtifact) TransferModel() *nn.Model { return e.Enc.Model() }
 func (e *EncoderArtifact) TransferLayers() []nn.LayerSpec { return e.Enc.Spec().Layers }
 
 // unsupervisedExcluded are train fields that make no sense without a target.
-var unsupervisedExcluded = map[string]bool{"target": true, "task": true, "tasks": true, "label_smoothing": true, "class_weight": true, "target_noise": true, "head_batch_norm": true}
+var unsupervisedExcluded = map[string]bool{"target": true, "task": true, "tasks": true, "label_smoothing": true, "class_weight": true, "target_noise": true, "head_batch_norm": true, "head_noise": true}
 
 func pretrainKind() pipeline.KindSpec {
 	fields := []pipeline.Field{

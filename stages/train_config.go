@@ -46,6 +46,7 @@ func trainFields() []pipeline.Field {
 		{Name: "target_noise", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "Standard deviation of Gaussian noise added to (standardised) regression targets while training."},
 		{Name: "label_smoothing", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.5), Doc: "Label smoothing of classification heads."},
 		{Name: "head_batch_norm", Type: pipeline.TypeBool, Default: false, Doc: "Batch-normalise the logits of every classification head before its softmax or sigmoid (a learned scale and shift per class; running statistics at inference), as the VAT authors' networks do (\"top BN\"). Regression heads keep plain outputs; a model without a classification head refuses it."},
+		{Name: "head_noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Gaussian noise of this stddev added to every classification head's logits in training passes, before the loss (with head_batch_norm to the normalised logits, before the learned scale and shift): the ladder network's corruption of its top layer, which with semi.method = \"ladder\" is also the top level's noise in the denoising cost (instead of semi.noise). Default 0: none."},
 		{Name: "class_weight", Type: pipeline.TypeAny, Doc: "\"balanced\" (inverse class frequency in train), or a list of weights in class order. Default: none."},
 		{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "GEMM threads, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
 		{Name: "monitor_every", Type: pipeline.TypeInt, Default: int64(100), Min: pipeline.Bound(0), Doc: "Every this many steps, record per layer the activation mean, std, histogram and dead-ReLU share and the output-gradient norm, and per parameter ‖g‖/‖w‖ and the update/param ratio, to monitor.csv (0: off). Warnings go to the log: dead ReLUs over half a layer, update ratios far from 1e-3."},
@@ -396,6 +397,7 @@ type trainSpec struct {
 	l1, l2      float64
 	smoothing   float64
 	headBN      bool
+	headNoise   float64
 	classWeight any
 	tasks       map[string]taskSettings
 	targets     []string
@@ -433,7 +435,7 @@ type settings interface {
 
 func parseTrainSpec(c settings) (*trainSpec, error) {
 	ts := &trainSpec{targets: c.Strings("target"), features: c.Strings("features"), task: c.String("task"),
-		inputNoise: c.Float("input_noise"), l1: c.Float("l1"), l2: c.Float("l2"), smoothing: c.Float("label_smoothing"), headBN: c.Bool("head_batch_norm"),
+		inputNoise: c.Float("input_noise"), l1: c.Float("l1"), l2: c.Float("l2"), smoothing: c.Float("label_smoothing"), headBN: c.Bool("head_batch_norm"), headNoise: c.Float("head_noise"),
 		classWeight: c.Value("class_weight"), embDim: c.Int("embedding_dim"), workers: c.Int("workers"), monitor: c.Int("monitor_every"), tasks: map[string]taskSettings{}}
 	layers := c.List("layers")
 	if layers == nil {
@@ -701,6 +703,7 @@ func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 		if h.Kind != nn.HeadRegression {
 			classification = true
 			h.BatchNorm = ts.headBN
+			h.Noise = ts.headNoise
 			h.LabelSmoothing = ts.smoothing
 			if t.LabelSmoothing > 0 {
 				h.LabelSmoothing = t.LabelSmoothing
@@ -733,6 +736,9 @@ func (ts *trainSpec) modelSpec(plan *bundle.InputPlan) (nn.Spec, error) {
 	}
 	if ts.headBN && !classification {
 		return spec, &specKeyError{key: "head_batch_norm", msg: "this model's targets are all regression targets, and batch norm applies to classification heads' logits: remove head_batch_norm"}
+	}
+	if ts.headNoise > 0 && !classification {
+		return spec, &specKeyError{key: "head_noise", msg: "this model's targets are all regression targets, and the noise corrupts classification heads' logits: remove head_noise"}
 	}
 	return spec, nil
 }

@@ -47,12 +47,14 @@ const (
 //   - "ladder", the ladder network's Γ-model (Rasmus et al. 2015): each step runs a clean
 //     pass (no noise or dropout; its batch-norm statistics are the ones kept for inference)
 //     and a corrupted pass (Gaussian noise of stddev Noise on the inputs, the model's own
-//     gaussian_noise layers, which should follow each batch_norm, and Noise on the
-//     normalised logits; batch norm on the pass's own statistics, running statistics left
-//     alone). The supervised loss is on the corrupted pass; the denoising cost
-//     Weight·mean (ẑ − z)² compares the clean pass's logits z, normalised by their batch
-//     statistics, with the vanilla combinator's estimate ẑ = g(z̃, u) from the corrupted
-//     ones (see denoisingLoss). The cost's gradient flows into both passes: the clean pass
+//     gaussian_noise layers, which should follow each batch_norm, and on the normalised
+//     logits the head's own noise (nn.HeadSpec.Noise, which the supervised loss sees too,
+//     as in the ladder authors' code) or, without one, Noise in the cost only; batch norm on
+//     the pass's own statistics, running statistics left alone). The supervised loss is on
+//     the corrupted pass; the denoising cost Weight·mean (ẑ − z)² compares the clean pass's
+//     top pre-activation z (the head's linear output), normalised by its batch statistics,
+//     with the vanilla combinator's estimate ẑ = g(z̃, u) from the corrupted one (see
+//     denoisingLoss). The cost's gradient flows into both passes: the clean pass
 //     runs a second time (same forward, running statistics left alone) to backpropagate it
 //     (on digits with 5 labels per class it was worth +.06 validation accuracy over a
 //     constant target, which did not beat supervised training). The combinator's 10
@@ -114,8 +116,9 @@ type Semi struct {
 	// alone. Default off: one joint batch.
 	SeparateBatches bool
 	// Noise is the stddev of the Gaussian noise added to the inputs of each pass of pi and
-	// mean_teacher, and to the inputs and normalised logits of the ladder's corrupted pass;
-	// default 0.3 (negative: none).
+	// mean_teacher, and to the inputs and (unless the head has noise of its own,
+	// nn.HeadSpec.Noise) the normalised logits of the ladder's corrupted pass; default 0.3
+	// (negative: none).
 	Noise float64
 	// TeacherDecay is the Mean Teacher's EMA decay; default 0.99.
 	TeacherDecay float64
@@ -219,6 +222,9 @@ type semiRun struct {
 	full    *fullLadder     // ladder with decoder "full" only
 	clean   []float32       // ladder only: the step's clean inputs
 	twin    *nn.Model       // ladder only: keeps the clean pass while the corrupted one runs
+	// headNoise (ladder): the model's head has noise of its own (HeadSpec.Noise), which the
+	// ladder's top level takes instead of drawing Noise.
+	headNoise bool
 
 	batch   nn.Batch // labeled + unlabeled rows
 	labels  []int32
@@ -275,6 +281,7 @@ func newSemiRun(s *Semi, cfg Config, m *nn.Model, maxBatch int) (*semiRun, error
 		if err := checkLadderModel(spec); err != nil {
 			return nil, err
 		}
+		sr.headNoise = spec.Heads[0].Noise > 0
 		if sr.combOpt, err = optim.New(cfg.Optimizer); err != nil {
 			return nil, fmt.Errorf("train: ladder combinator: %w", err)
 		}
@@ -481,20 +488,24 @@ func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64, lo int) (nn.
 	clean := rowsOf(cb, s.ni, lo, n)
 	clean.X = s.clean
 	tw.SetTrainPass(nn.TrainPass{NoNoise: true})
-	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(l []float32, rows int) { s.lad.setClean(l, rows) })); err != nil {
+	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(_ []float32, rows int) { s.lad.setClean(tw.HeadPre(0, rows), rows) })); err != nil {
 		return nn.Loss{}, err
 	}
 	s.noisyTo(x, x)
-	noise := s.lad.noise[:(n-lo)*s.k]
-	clear(noise)
-	s.noisyTo(noise, noise)
-	loss, err := s.ladderPasses(cb, ct, lo, nil, s.lad.denoisingLoss(s.comb, w))
+	if !s.headNoise {
+		noise := s.lad.noise[:(n-lo)*s.k]
+		clear(noise)
+		s.noisyTo(noise, noise)
+	}
+	loss, err := s.ladderPasses(cb, ct, lo, nil, s.lad.dpre, s.lad.denoisingLoss(m, s.comb, w))
 	if err != nil {
 		return loss, err
 	}
 	// The cost's gradient with respect to the clean pass, backpropagated through the
 	// twin's activations of it and added to the step's gradients.
-	if _, err := tw.LossBackward(clean, nn.GradOverwrite, s.lad.cleanLoss()); err != nil {
+	tw.SetHeadGradient(0, s.lad.cleanGrad(n-lo))
+	defer tw.SetHeadGradient(0, nil)
+	if _, err := tw.LossBackward(clean, nn.GradOverwrite, noLoss); err != nil {
 		return loss, err
 	}
 	m.AddGrads(tw)
@@ -504,16 +515,19 @@ func (s *semiRun) ladderStep(cb nn.Batch, ct nn.Targets, w float64, lo int) (nn.
 // ladderPasses runs the ladder's corrupted pass of cb (its inputs already noisy) in training
 // mode, running statistics left alone, with the supervised loss on the labelled rows and
 // cost on the rows from lo on, inject (the full ladder's gradients at hidden layers, or
-// nil) set for cost's backward. With lo = 0 it is one pass over the whole batch; otherwise a
-// pass over the labelled rows with the supervised loss alone, then one over the rest with
-// cost alone, so that batch norm normalises each part by its own statistics, as the ladder
-// authors' code does. It leaves the step's gradients in m and the layer gradients unset.
-func (s *semiRun) ladderPasses(cb nn.Batch, ct nn.Targets, lo int, inject [][]float32, cost nn.OutputLoss) (nn.Loss, error) {
+// nil) and head (at the head's linear output, which cost writes) set for cost's backward.
+// With lo = 0 it is one pass over the whole batch; otherwise a pass over the labelled rows
+// with the supervised loss alone, then one over the rest with cost alone, so that batch
+// norm normalises each part by its own statistics, as the ladder authors' code does. It
+// leaves the step's gradients in m and the injected gradients unset.
+func (s *semiRun) ladderPasses(cb nn.Batch, ct nn.Targets, lo int, inject [][]float32, head []float32, cost nn.OutputLoss) (nn.Loss, error) {
 	m := s.m
 	defer m.SetLayerGradients(nil)
+	defer m.SetHeadGradient(0, nil)
 	m.SetTrainPass(nn.TrainPass{KeepRunningStats: true})
 	if lo == 0 {
 		m.SetLayerGradients(inject)
+		m.SetHeadGradient(0, head)
 		return m.TrainStepWith(cb, ct, cost)
 	}
 	loss, err := m.TrainStep(rowsOf(cb, s.ni, 0, lo), ct)
@@ -521,6 +535,7 @@ func (s *semiRun) ladderPasses(cb nn.Batch, ct nn.Targets, lo int, inject [][]fl
 		return loss, err
 	}
 	m.SetLayerGradients(inject)
+	m.SetHeadGradient(0, head)
 	c, err := m.LossStep(rowsOf(cb, s.ni, lo, cb.Rows), true, nn.GradAccumulate, cost)
 	loss.Total += c
 	return loss, err

@@ -46,13 +46,14 @@ type ladderScratch struct {
 	h, u, du     []float64 // softmax of the corrupted logits, its batch norm, dC/du (rows×k)
 	hMean, hInv  []float64 // h's per-unit batch statistics
 	lq           []float64 // one row's log-softmax
+	dpre, dclean []float32 // dC/d(the head's linear output) of the corrupted and the clean pass
 }
 
 func newLadderScratch(k, rows int) *ladderScratch {
 	return &ladderScratch{k: k, zc: make([]float32, rows*k), mean: make([]float64, k), invStd: make([]float64, k),
 		cMean: make([]float64, k), cInv: make([]float64, k), dzt: make([]float64, rows*k), dzc: make([]float64, rows*k),
 		noise: make([]float32, rows*k), h: make([]float64, rows*k), u: make([]float64, rows*k), du: make([]float64, rows*k),
-		hMean: make([]float64, k), hInv: make([]float64, k), lq: make([]float64, k)}
+		hMean: make([]float64, k), hInv: make([]float64, k), lq: make([]float64, k), dpre: make([]float32, rows*k), dclean: make([]float32, rows*k)}
 }
 
 // ladderBNEps is the epsilon of the denoising cost's batch normalisations.
@@ -83,47 +84,56 @@ func batchStats[T float32 | float64](mean, invStd []float64, v []T, rows, k int)
 	}
 }
 
-// setClean records the clean pass's logits normalised by their batch statistics: the
-// denoising targets z and the normalisation of z̃.
-func (s *ladderScratch) setClean(logits []float32, rows int) {
+// setClean records the clean pass's top pre-activation (the head's linear output, its
+// logits before batch norm and noise) normalised by its batch statistics: the denoising
+// targets z.
+func (s *ladderScratch) setClean(pre []float32, rows int) {
 	k := s.k
-	batchStats(s.mean, s.invStd, logits, rows, k)
+	batchStats(s.mean, s.invStd, pre, rows, k)
 	for r := 0; r < rows; r++ {
 		for j := 0; j < k; j++ {
-			s.zc[r*k+j] = float32((float64(logits[r*k+j]) - s.mean[j]) * s.invStd[j])
+			s.zc[r*k+j] = float32((float64(pre[r*k+j]) - s.mean[j]) * s.invStd[j])
 		}
 	}
 }
 
-// denoisingLoss is the Γ-model's cost on the corrupted pass's logits l (an nn.OutputLoss):
+// denoisingLoss is the Γ-model's cost on the corrupted pass of m (an nn.OutputLoss), with
+// l the head's linear output (its logits before batch norm and noise) and y its logits:
 //
 //	z̃ = BN(l) + n             BN over the corrupted batch, no scale or shift; n the noise
-//	u = BN(softmax(l))        over the batch, no scale or shift
+//	u = BN(softmax(y))        over the batch, no scale or shift
 //	ẑ = g(z̃, u) = (z̃ − m(u))·v(u) + m(u)
 //	m(u) = a1·σ(a2·u + a3) + a4·u + a5,  v(u) = a6·σ(a7·u + a8) + a9·u + a10
-//	C = weight/(rows·k)·Σ (ẑ − z)²        z the clean pass's normalised logits
+//	C = weight/(rows·k)·Σ (ẑ − z)²        z the clean pass's normalised l
 //
-// Both z̃ and z are batch-normalised, each with its own batch's statistics (as the ladder's
-// pre-activations are), so the cost cannot be lowered by shrinking the logits' spread. It
-// adds dC/dl into dl (through z̃'s and u's batch norms and u's softmax) and dC/da into
+// n is the head's own noise (HeadSpec.Noise, which the supervised loss sees too), or
+// without one the ladder's draw in s.noise (in the cost only). Without the head's batch
+// norm and noise, y = l. Both z̃ and z are batch-normalised, each with its own batch's
+// statistics (as the ladder's pre-activations are), so the cost cannot be lowered by
+// shrinking the logits' spread. It adds dC/dy into dl (through u's batch norm and softmax),
+// writes dC/dl through z̃'s batch norm into s.dpre (for Model.SetHeadGradient), dC/da into
 // comb.Grad (which it overwrites), and returns C. It keeps dC/dz for cleanLoss.
-func (s *ladderScratch) denoisingLoss(comb *optim.Param, weight float64) nn.OutputLoss {
+func (s *ladderScratch) denoisingLoss(m *nn.Model, comb *optim.Param, weight float64) nn.OutputLoss {
 	return func(head int, logits, dl []float32, rows int) float64 {
 		if head != 0 {
 			return 0
 		}
-		return s.cost(comb, weight, logits, dl, rows)
+		noise := m.HeadNoise(0, rows)
+		if noise == nil {
+			noise = s.noise[:rows*s.k]
+		}
+		return s.cost(comb, weight, m.HeadPre(0, rows), noise, logits, dl, rows)
 	}
 }
 
-func (s *ladderScratch) cost(comb *optim.Param, weight float64, logits, dl []float32, rows int) float64 {
+func (s *ladderScratch) cost(comb *optim.Param, weight float64, pre, noise, logits, dl []float32, rows int) float64 {
 	k := s.k
 	n := rows * k
 	a := func(i, j int) float64 { return float64(comb.Value[i*k+j]) }
 	ga := comb.Grad
 	clear(ga)
 	h, u, du, lq, dzt := s.h[:n], s.u[:n], s.du[:n], s.lq, s.dzt[:n]
-	batchStats(s.cMean, s.cInv, logits, rows, k)
+	batchStats(s.cMean, s.cInv, pre, rows, k)
 	for r := 0; r < rows; r++ {
 		logSoftmaxRow(lq, logits[r*k:(r+1)*k])
 		for j, v := range lq {
@@ -140,7 +150,7 @@ func (s *ladderScratch) cost(comb *optim.Param, weight float64, logits, dl []flo
 	for r := 0; r < rows; r++ {
 		for j := 0; j < k; j++ {
 			i := r*k + j
-			zt := (float64(logits[i])-s.cMean[j])*s.cInv[j] + float64(s.noise[i])
+			zt := (float64(pre[i])-s.cMean[j])*s.cInv[j] + float64(noise[i])
 			ui := u[i]
 			s1 := sigmoid(a(1, j)*ui + a(2, j))
 			s2 := sigmoid(a(6, j)*ui + a(7, j))
@@ -169,10 +179,10 @@ func (s *ladderScratch) cost(comb *optim.Param, weight float64, logits, dl []flo
 			du[i] = gMu*(a(0, j)*d1*a(1, j)+a(3, j)) + gV*(a(5, j)*d2*a(6, j)+a(8, j))
 		}
 	}
-	// Through z̃'s batch norm of l into dl, and through u's of h (du becomes dC/dh).
-	bnBackward(dzt, func(i int) float64 { return (float64(logits[i]) - s.cMean[i%k]) * s.cInv[i%k] }, s.cInv, rows, k)
+	// Through z̃'s batch norm of l into dpre, and through u's of h (du becomes dC/dh).
+	bnBackward(dzt, func(i int) float64 { return (float64(pre[i]) - s.cMean[i%k]) * s.cInv[i%k] }, s.cInv, rows, k)
 	for i, v := range dzt {
-		dl[i] += float32(v)
+		s.dpre[i] = float32(v)
 	}
 	bnBackward(du, func(i int) float64 { return u[i] }, s.hInv, rows, k)
 	// Through h = softmax(l) per row: dl_j = h_j·(dh_j − Σ_m h_m dh_m).
@@ -188,22 +198,18 @@ func (s *ladderScratch) cost(comb *optim.Param, weight float64, logits, dl []flo
 	return c * total
 }
 
-// cleanLoss is an OutputLoss that backpropagates the denoising cost of the last cost call
-// into the clean pass (its logits, through their batch norm), for a second clean pass that
-// repeats the first one's forward. It returns 0 (the cost is counted once).
-func (s *ladderScratch) cleanLoss() nn.OutputLoss {
-	return func(head int, logits, dl []float32, rows int) float64 {
-		if head != 0 {
-			return 0
-		}
-		k := s.k
-		d := s.dzc[:rows*k]
-		bnBackward(d, func(i int) float64 { return float64(s.zc[i]) }, s.invStd, rows, k)
-		for i, v := range d {
-			dl[i] += float32(v)
-		}
-		return 0
+// cleanGrad writes the denoising cost's gradient of the last cost call with respect to the
+// clean pass's top pre-activation (through its batch norm) into s.dclean, for a second clean
+// pass that repeats the first one's forward (Model.SetHeadGradient), and returns it.
+func (s *ladderScratch) cleanGrad(rows int) []float32 {
+	k := s.k
+	d := s.dzc[:rows*k]
+	bnBackward(d, func(i int) float64 { return float64(s.zc[i]) }, s.invStd, rows, k)
+	out := s.dclean[:rows*k]
+	for i, v := range d {
+		out[i] = float32(v)
 	}
+	return out
 }
 
 // bnBackward turns d = dC/dy of y = (x − mean)/σ (per column over the rows, batch
@@ -249,6 +255,9 @@ func bnBackwardRows[T float32 | float64](d []float64, y []T, invStd, sd, sdy []f
 		}
 	}
 }
+
+// noLoss is an OutputLoss of zero.
+func noLoss(int, []float32, []float32, int) float64 { return 0 }
 
 // keepLogits is an OutputLoss of zero that hands head 0's logits to keep.
 func keepLogits(keep func(logits []float32, rows int)) nn.OutputLoss {

@@ -147,7 +147,8 @@ type fullLadder struct {
 	levels    []*ladderLevel // 0 = inputs … L = logits
 	params    []*optim.Param // the decoder's params: combinators bottom-up, then the Vs
 	cleanX    []float32      // the step's clean inputs (rows×w0)
-	topNoise  []float32      // n(L) (rows×k)
+	topNoise  []float32      // n(L) (rows×k), drawn by the semi run when the head has no noise
+	dpre      []float32      // dC/d(the corrupted pass's head linear output) (rows×k)
 	cleanGrad [][]float32    // per trunk layer: the clean pass's injected gradients
 	corrGrad  [][]float32    // per trunk layer: the corrupted pass's
 	lq        []float64
@@ -181,7 +182,7 @@ func newFullLadder(spec nn.Spec, weights []float64, estimateNorm string, rows in
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, streamLadderInit))
-	f := &fullLadder{taps: taps, cleanX: make([]float32, rows*widths[0]), topNoise: make([]float32, rows*k), lq: make([]float64, k), gemm: gemm.Default(), direct: estimateNorm == LadderEstimateNone}
+	f := &fullLadder{taps: taps, cleanX: make([]float32, rows*widths[0]), topNoise: make([]float32, rows*k), dpre: make([]float32, rows*k), lq: make([]float64, k), gemm: gemm.Default(), direct: estimateNorm == LadderEstimateNone}
 	nl := len(widths)
 	for l, w := range widths {
 		lv := &ladderLevel{w: w, lambda: weights[l], comb: newCombinator(w)}
@@ -269,8 +270,9 @@ func normalize(dst []float32, mean, inv []float64, src []float32, rows, w int) {
 	}
 }
 
-// setClean records the clean pass: its inputs x, hidden pre-activations and logits.
-func (f *fullLadder) setClean(x []float32, pre [][]float32, logits []float32, rows int) {
+// setClean records the clean pass: its inputs x, hidden pre-activations and top
+// pre-activation (the head's linear output: its logits before batch norm and noise).
+func (f *fullLadder) setClean(x []float32, pre [][]float32, top []float32, rows int) {
 	L := len(f.levels) - 1
 	in := f.levels[0]
 	copy(in.z, x[:rows*in.w])
@@ -279,7 +281,7 @@ func (f *fullLadder) setClean(x []float32, pre [][]float32, logits []float32, ro
 	}
 	for l := 1; l <= L; l++ {
 		lv := f.levels[l]
-		src := logits
+		src := top
 		if l < L {
 			src = pre[l-1]
 		}
@@ -288,11 +290,12 @@ func (f *fullLadder) setClean(x []float32, pre [][]float32, logits []float32, ro
 }
 
 // cost is the denoising cost of the corrupted pass (inputs xt, hidden pre-activations pre
-// and their noise, logits; the top level's noise is f.topNoise), with every λ scaled by
-// weight. It overwrites the decoder params' Grad, adds dC/dlogits into dl, and writes the
-// gradients of the hidden pre-activations of the corrupted pass (dcorr) and of the clean
-// pass recorded by setClean (dclean; the logits' in cleanLogitGrad via cleanLoss).
-func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, logits, dl []float32, rows int) float64 {
+// and their noise, the top pre-activation top and its noise topNoise, logits, which u(L)
+// takes the softmax of), with every λ scaled by weight. It overwrites the decoder params'
+// Grad, adds dC/dlogits into dl, and writes the gradients of the corrupted pass's hidden
+// pre-activations (dcorr) and top pre-activation (f.dpre), and of the clean pass's recorded
+// by setClean (dclean; the top's in the top level's dp, see cleanTopGrad).
+func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, top, topNoise, logits, dl []float32, rows int) float64 {
 	L := len(f.levels) - 1
 	for _, p := range f.params {
 		clear(p.Grad)
@@ -304,7 +307,7 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		case l == 0:
 			copy(lv.zt, xt[:n])
 		default:
-			src, nz := logits, f.topNoise
+			src, nz := top, topNoise
 			if l < L {
 				src, nz = pre[l-1], noise[l-1]
 			}
@@ -455,7 +458,7 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 		bnBackwardRows(lv.dzt[:n], lv.zn, lv.cInv, lv.sd, lv.sdy, rows, w)
 		if l == L {
 			for i, v := range lv.dzt[:n] {
-				dl[i] += float32(v)
+				f.dpre[i] = float32(v)
 			}
 		} else {
 			for i, v := range lv.dzt[:n] {
@@ -466,20 +469,12 @@ func (f *fullLadder) cost(weight float64, xt []float32, pre, noise [][]float32, 
 	return total
 }
 
-// cleanLoss is an OutputLoss that adds the clean logits' share of the last cost's gradient
-// (for the second clean pass, which also gets the hidden levels' through cleanGrad). It
-// returns 0 (the cost is counted once).
-func (f *fullLadder) cleanLoss() nn.OutputLoss {
-	return func(head int, _, dl []float32, rows int) float64 {
-		if head != 0 {
-			return 0
-		}
-		top := f.levels[len(f.levels)-1]
-		for i, v := range top.dp[:rows*top.w] {
-			dl[i] += v
-		}
-		return 0
-	}
+// cleanTopGrad is the last cost's gradient with respect to the clean pass's top
+// pre-activation (rows×k), for the second clean pass (Model.SetHeadGradient; the hidden
+// levels' go through cleanGrad).
+func (f *fullLadder) cleanTopGrad(rows int) []float32 {
+	top := f.levels[len(f.levels)-1]
+	return top.dp[:rows*top.w]
 }
 
 // step is the full ladder's step (see semiRun.ladderStep): the clean pass, the corrupted
@@ -502,28 +497,36 @@ func (f *fullLadder) step(s *semiRun, cb nn.Batch, ct nn.Targets, w float64, lo 
 	clean := rowsOf(cb, s.ni, lo, n)
 	clean.X = f.cleanX[:nd*ni]
 	tw.SetTrainPass(nn.TrainPass{NoNoise: true})
-	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(l []float32, rows int) {
+	if _, err := tw.LossStep(clean, true, nn.GradNone, keepLogits(func(_ []float32, rows int) {
 		pre, _ := f.hiddenOf(tw, rows)
-		f.setClean(f.cleanX, pre, l, rows)
+		f.setClean(f.cleanX, pre, tw.HeadPre(0, rows), rows)
 	})); err != nil {
 		return nn.Loss{}, err
 	}
 	s.noisyTo(x, x)
-	noise := f.topNoise[:nd*s.k]
-	clear(noise)
-	s.noisyTo(noise, noise)
-	loss, err := s.ladderPasses(cb, ct, lo, f.corrGrad, func(head int, logits, dl []float32, rows int) float64 {
+	if !s.headNoise {
+		noise := f.topNoise[:nd*s.k]
+		clear(noise)
+		s.noisyTo(noise, noise)
+	}
+	loss, err := s.ladderPasses(cb, ct, lo, f.corrGrad, f.dpre, func(head int, logits, dl []float32, rows int) float64 {
 		if head != 0 {
 			return 0
 		}
 		pre, nz := f.hiddenOf(m, rows)
-		return f.cost(w, x[lo*ni:], pre, nz, logits, dl, rows)
+		topNoise := m.HeadNoise(0, rows)
+		if topNoise == nil {
+			topNoise = f.topNoise[:rows*s.k]
+		}
+		return f.cost(w, x[lo*ni:], pre, nz, m.HeadPre(0, rows), topNoise, logits, dl, rows)
 	})
 	if err != nil {
 		return loss, err
 	}
 	tw.SetLayerGradients(f.cleanGrad)
-	if _, err := tw.LossBackward(clean, nn.GradOverwrite, f.cleanLoss()); err != nil {
+	tw.SetHeadGradient(0, f.cleanTopGrad(nd))
+	defer tw.SetHeadGradient(0, nil)
+	if _, err := tw.LossBackward(clean, nn.GradOverwrite, noLoss); err != nil {
 		return loss, err
 	}
 	m.AddGrads(tw)

@@ -11,23 +11,27 @@ import (
 )
 
 // TestLadderDenoisingGradCheck checks the Γ-model's denoising cost's gradients by central
-// finite differences: with respect to every corrupted logit (through z̃'s batch norm, and
-// through u's softmax and batch norm across the rows), to every combinator parameter
-// a1…a10, and to every clean logit (cleanLoss, through the target's batch norm). The
-// combinator is set away from its initial values (where most paths have zero gradient).
+// finite differences: with respect to every corrupted top pre-activation (through z̃'s batch
+// norm), every corrupted logit (through u's softmax and batch norm across the rows), every
+// combinator parameter a1…a10, and every clean top pre-activation (cleanGrad, through the
+// target's batch norm). The combinator is set away from its initial values (where most paths
+// have zero gradient).
 func TestLadderDenoisingGradCheck(t *testing.T) {
 	const rows, k = 5, 4
 	rng := rand.New(rand.NewPCG(7, 1))
 	clean := make([]float32, rows*k)
+	pre := make([]float32, rows*k)
 	logits := make([]float32, rows*k)
 	for i := range logits {
 		clean[i] = float32(rng.NormFloat64() * 2)
-		logits[i] = clean[i] + float32(rng.NormFloat64()*0.5)
+		pre[i] = clean[i] + float32(rng.NormFloat64()*0.5)
+		logits[i] = pre[i]*1.3 + float32(rng.NormFloat64()*0.5)
 	}
 	s := newLadderScratch(k, rows)
 	s.setClean(clean, rows)
-	for i := range s.noise[:rows*k] {
-		s.noise[i] = float32(rng.NormFloat64() * 0.3)
+	noise := make([]float32, rows*k)
+	for i := range noise {
+		noise[i] = float32(rng.NormFloat64() * 0.3)
 	}
 	comb := newCombinator(k)
 	for i := range comb.Value {
@@ -37,15 +41,13 @@ func TestLadderDenoisingGradCheck(t *testing.T) {
 	cost := func() float64 {
 		dl := make([]float32, rows*k)
 		s.setClean(clean, rows)
-		return s.cost(comb, weight, logits, dl, rows)
+		return s.cost(comb, weight, pre, noise, logits, dl, rows)
 	}
 	dl := make([]float32, rows*k)
-	s.cost(comb, weight, logits, dl, rows)
+	s.cost(comb, weight, pre, noise, logits, dl, rows)
 	ga := append([]float32(nil), comb.Grad...)
-	dclean := make([]float32, rows*k)
-	if got := s.cleanLoss()(0, clean, dclean, rows); got != 0 {
-		t.Fatalf("cleanLoss returned %g, want 0 (the cost is counted once)", got)
-	}
+	dpre := append([]float32(nil), s.dpre[:rows*k]...)
+	dclean := append([]float32(nil), s.cleanGrad(rows)...)
 	check := func(what string, v []float32, grad []float32) {
 		t.Helper()
 		worst := 0.0
@@ -66,6 +68,7 @@ func TestLadderDenoisingGradCheck(t *testing.T) {
 		}
 		t.Logf("%s: worst relative error %.2g", what, worst)
 	}
+	check("dC/dpre", pre, dpre)
 	check("dC/dlogit", logits, dl)
 	check("dC/da", comb.Value, ga)
 	check("dC/dclean", clean, dclean)
