@@ -131,14 +131,7 @@ func TestHeadGradient(t *testing.T) {
 		for pi, p := range m.Params() {
 			grad := grads[pi]
 			for i := range p.Value {
-				orig := p.Value[i]
-				const h = 1e-2
-				p.Value[i] = orig + h
-				up := loss()
-				p.Value[i] = orig - h
-				down := loss()
-				p.Value[i] = orig
-				num := (up - down) / (2 * h)
+				num := centralDiff(p.Value, i, 1e-2, loss)
 				if d := math.Abs(num - float64(grad[i])); d > 2e-2*max(math.Abs(num), 1e-1) {
 					t.Errorf("%+v: %s[%d]: analytic %g, numeric %g", hs, p.Name, i, grad[i], num)
 				}

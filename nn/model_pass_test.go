@@ -121,14 +121,7 @@ func TestSetLayerGradients(t *testing.T) {
 		}
 		grad := append([]float32(nil), p.Grad...)
 		for i := range p.Value {
-			orig := p.Value[i]
-			const h = 1e-2
-			p.Value[i] = orig + h
-			up := lossOf()
-			p.Value[i] = orig - h
-			down := lossOf()
-			p.Value[i] = orig
-			num := (up - down) / (2 * h)
+			num := centralDiff(p.Value, i, 1e-2, lossOf)
 			if math.Abs(num-float64(grad[i])) > 1e-2*max(1, math.Abs(num)) {
 				t.Errorf("%s[%d]: analytic %g, numeric %g", p.Name, i, grad[i], num)
 			}

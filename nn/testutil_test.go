@@ -83,3 +83,14 @@ func randomSoftTargets(rng *rand.Rand, spec Spec, t *Targets, rows int) {
 		t.Heads[hi].Soft = soft
 	}
 }
+
+// centralDiff is (loss(v+h) − loss(v−h))/2h in coordinate i of v, which it restores.
+func centralDiff(v []float32, i int, h float32, loss func() float64) float64 {
+	orig := v[i]
+	v[i] = orig + h
+	up := loss()
+	v[i] = orig - h
+	down := loss()
+	v[i] = orig
+	return (up - down) / float64(2*h)
+}
