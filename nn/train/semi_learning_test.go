@@ -154,6 +154,12 @@ func ladderLayers(noise float64, widths ...int) []nn.LayerSpec {
 // input weight hurts. Measured with [10, 1, 0.1, 10] and "none" (test, seeds 1-5): full
 // .8778, Γ .8733, supervised .7837: +.094 over supervised (5 of 5 seeds), +.004 over the
 // Γ-model (within the seeds' spread; the mean val accuracies are equal, .8674).
+//
+// The "ref" arm is the full ladder with the ladder authors' structure (session 14): no γ in
+// the hidden batch norms (no_scale), a batch-normalised head with noise 0.3 of its own, and
+// separate labelled and unlabelled batches, with the same weights; its lead over supervised
+// is asserted the same way. Measured (test, seeds 1-5): .8704 (mean val .8630), level with
+// the full ladder's .8778 and the Γ-model's .8733 at this scale.
 func TestFullLadderLearnsDigits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -165,9 +171,20 @@ func TestFullLadderLearnsDigits(t *testing.T) {
 		epochs, seeds = 10, []uint64{1}
 	}
 	spec := nn.Spec{NumInputs: sp.numInputs, Layers: ladderLayers(0.3, 128, 64), Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: sp.classes}}}
+	// The ladder authors' structure (session 14): no γ in the hidden batch norms, a
+	// batch-normalised top layer with noise of its own, separate labelled and unlabelled
+	// batches.
+	ref := nn.Spec{NumInputs: sp.numInputs, Layers: ladderLayers(0.3, 128, 64), Heads: []nn.HeadSpec{{Kind: nn.HeadSoftmax, Classes: sp.classes, BatchNorm: true, Noise: 0.3}}}
+	for i := range ref.Layers {
+		ref.Layers[i].NoScale = ref.Layers[i].Type == nn.LayerBatchNorm
+	}
 	acc := func(arm string, seed uint64) (val, test float64) {
 		lab := fewLabels(sp.train, sp.classes, 5, seed)
-		m, err := nn.Build(spec, rand.New(rand.NewPCG(seed, 2)))
+		sp1 := spec
+		if arm == "ref" {
+			sp1 = ref
+		}
+		m, err := nn.Build(sp1, rand.New(rand.NewPCG(seed, 2)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,8 +192,9 @@ func TestFullLadderLearnsDigits(t *testing.T) {
 		switch arm {
 		case "gamma":
 			cfg.Semi = &Semi{Method: SemiLadder, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5, Weight: 10}
-		case "full":
-			cfg.Semi = &Semi{Method: SemiLadder, Decoder: LadderFull, Weights: []float64{10, 1, 0.1, 10}, EstimateNorm: LadderEstimateNone, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5}
+		case "full", "ref":
+			cfg.Semi = &Semi{Method: SemiLadder, Decoder: LadderFull, Weights: []float64{10, 1, 0.1, 10}, EstimateNorm: LadderEstimateNone, Unlabeled: sp.train, UnlabeledBatch: 64, RampupEpochs: float64(epochs) / 5,
+				SeparateBatches: arm == "ref"}
 		}
 		if _, err := Fit(context.Background(), m, lab, sp.val, cfg); err != nil {
 			t.Fatal(err)
@@ -186,7 +204,7 @@ func TestFullLadderLearnsDigits(t *testing.T) {
 		out = predictDataset(t, m, sp.test)
 		return val, metrics.Accuracy(sp.test.Targets[0].Labels, out.Heads[0], out.Width[0])
 	}
-	arms := []string{"supervised", "gamma", "full"}
+	arms := []string{"supervised", "gamma", "full", "ref"}
 	test := map[string][]float64{}
 	mean := map[string]float64{}
 	for _, arm := range arms {
@@ -199,21 +217,26 @@ func TestFullLadderLearnsDigits(t *testing.T) {
 		}
 		t.Logf("%s: test accuracy %.4f per seed, mean %.4f (mean val %.4f)", arm, test[arm], mean[arm], meanVal)
 	}
-	wins := 0
-	for i := range seeds {
-		if test["full"][i] > test["supervised"][i] {
-			wins++
+	for _, arm := range []string{"full", "ref"} {
+		wins := 0
+		for i := range seeds {
+			if test[arm][i] > test["supervised"][i] {
+				wins++
+			}
+		}
+		t.Logf("%s: %+.4f over supervised (better on %d of %d seeds), %+.4f over the Γ-model", arm, mean[arm]-mean["supervised"], wins, len(seeds), mean[arm]-mean["gamma"])
+		if raceEnabled {
+			continue
+		}
+		if mean[arm] < mean["supervised"]+0.02 {
+			t.Errorf("%s: mean test accuracy %.4f does not beat supervised %.4f by 0.02", arm, mean[arm], mean["supervised"])
+		}
+		if wins <= len(seeds)/2 {
+			t.Errorf("%s: better than supervised on %d of %d seeds, want most", arm, wins, len(seeds))
 		}
 	}
-	t.Logf("full ladder: %+.4f over supervised (better on %d of %d seeds), %+.4f over the Γ-model", mean["full"]-mean["supervised"], wins, len(seeds), mean["full"]-mean["gamma"])
 	if raceEnabled {
 		return
-	}
-	if mean["full"] < mean["supervised"]+0.02 {
-		t.Errorf("full ladder: mean test accuracy %.4f does not beat supervised %.4f by 0.02", mean["full"], mean["supervised"])
-	}
-	if wins <= len(seeds)/2 {
-		t.Errorf("full ladder: better than supervised on %d of %d seeds, want most", wins, len(seeds))
 	}
 	if mean["full"] < mean["gamma"]-0.03 {
 		t.Errorf("full ladder: mean test accuracy %.4f is more than 0.03 below the Γ-model's %.4f", mean["full"], mean["gamma"])
