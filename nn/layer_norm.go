@@ -118,6 +118,9 @@ func (b *batchNorm) forward(rc *runCtx, x []float32, rows int) []float32 {
 			}
 		}
 		m := b.momentum
+		if rc.pass.StatsMomentum > 0 {
+			m = rc.pass.StatsMomentum
+		}
 		if rc.pass.KeepRunningStats || cnt < 2 {
 			// A single value per feature (a one-row last batch of a dense layer) has no
 			// variance to estimate: recording its 0 would pull the running variance, which

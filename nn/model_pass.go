@@ -11,6 +11,10 @@ type TrainPass struct {
 	// KeepRunningStats leaves the batch-norm layers' running statistics as they are; the
 	// pass still normalises with its own batch's statistics.
 	KeepRunningStats bool
+	// StatsMomentum, when > 0, is the weight of the batch's statistics in the batch-norm
+	// layers' running statistics instead of each layer's momentum (1/k for the k-th batch
+	// of a cumulative average; see train.RecomputeBatchNorm). KeepRunningStats wins.
+	StatsMomentum float64
 }
 
 // SetTrainPass sets how the following training-mode passes run (see TrainPass) until it is

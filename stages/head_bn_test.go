@@ -8,7 +8,8 @@ import (
 	"github.com/pipe-ml/pipe/bundle"
 )
 
-// TestHeadBatchNormPipeline trains digits with head_batch_norm and head_noise: the model
+// TestHeadBatchNormPipeline trains digits with head_batch_norm, head_noise and recompute_bn
+// (the batch norms' statistics recomputed after training, recorded in the manifest): the model
 // learns (test accuracy above a floor), the saved bundle's softmax head carries its batch
 // norm (scale, shift and running statistics) and its noise, and a model with only a
 // regression head refuses either key with an error that names it.
@@ -39,6 +40,7 @@ val = "scale.val"
 layers = [ { dense = 128, activation = "linear" }, { batch_norm = true }, { activation = "relu" } ]
 head_batch_norm = true
 head_noise = 0.3
+recompute_bn = true
 epochs = ` + epochs + `
 [stages.eval]
 kind = "evaluate"
@@ -57,6 +59,16 @@ tables = ["scale.test"]
 	t.Logf("digits test accuracy with head batch norm %.4f", acc)
 	if acc < floor {
 		t.Errorf("test accuracy %.3f, below %.2f", acc, floor)
+	}
+	// recompute_bn: the manifest records it, and the stage's validation metrics are those after.
+	info, _ := m.Stages["model"].Info["recompute_bn"].(map[string]any)
+	t.Logf("recompute_bn: %v", info)
+	if rows, _ := info["rows"].(float64); rows < 100 {
+		t.Fatalf("recompute_bn info %v: want the training rows counted", info)
+	}
+	metric, _ := info["metric"].(string)
+	if after, _ := info["after"].(float64); metric == "" || after != m.Stages["model"].Metrics[metric] {
+		t.Errorf("recompute_bn: %s after %v, the stage reports %v", metric, after, m.Stages["model"].Metrics[metric])
 	}
 	b, err := bundle.LoadModel(filepath.Join(dir, "stages/model/bundle"))
 	if err != nil {

@@ -291,6 +291,14 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 			sc.Metrics.Set(metricKey(k), v)
 		}
 	}
+	if res.BatchNormRows > 0 {
+		// The saved model's validation metrics are those after the recomputation.
+		for k, v := range res.BNValMetrics {
+			sc.Metrics.Set(metricKey(k), v)
+		}
+		sc.SetInfo("recompute_bn", map[string]any{"rows": res.BatchNormRows, "metric": res.Metric, "before": res.ValBeforeBN, "after": res.ValAfterBN})
+		sc.Note("batch-norm statistics recomputed over %d training rows: %s %.4g before, %.4g after", res.BatchNormRows, res.Metric, res.ValBeforeBN, res.ValAfterBN)
+	}
 	b, err := newBundle(sc, m, plan, trainT)
 	if err != nil {
 		return err

@@ -40,6 +40,7 @@ func trainFields() []pipeline.Field {
 		{Name: "early_stopping", Type: pipeline.TypeBoolOrTable, Fields: earlyStoppingFields(), Doc: "{ metric = \"val_loss\", patience = 15, min_delta = 0 }, or false to train every epoch. On by default; the best epoch's weights are restored. Without a val table a seeded 10% of train is held out, and the manifest says so."},
 		{Name: "clip", Type: pipeline.TypeTable, Fields: clipFields(), Doc: "Gradient clipping: { norm = 1.0 } (global L2 norm) and/or { value = 0.5 }. Default: off."},
 		{Name: "ema", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Max: pipeline.Bound(0.99999), Doc: "Polyak averaging: decay of an exponential moving average of the weights, used for evaluation and the saved model (e.g. 0.999). 0: off."},
+		{Name: "recompute_bn", Type: pipeline.TypeBool, Default: false, Doc: "After training, recompute every batch norm's running statistics as the average over one pass of the training rows (with semi, the unlabeled pool) in batches of batch_size, with no noise or dropout (as PyTorch's swa_utils.update_bn, and the VAT and ladder authors' code before testing): the statistics training leaves are a moving average of the last few dozen batches under changing weights. The validation metric before and after is logged. Default false."},
 		{Name: "l1", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L1 penalty on every weight matrix (not biases or norms)."},
 		{Name: "l2", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "L2 penalty on every weight matrix (not biases or norms). For decoupled weight decay use optimizer = { name = \"adamw\", weight_decay = ... }."},
 		{Name: "input_noise", Type: pipeline.TypeFloat, Default: 0.0, Min: pipeline.Bound(0), Doc: "Standard deviation of Gaussian noise added to the inputs while training."},
@@ -493,6 +494,7 @@ func parseTrainSpec(c settings) (*trainSpec, error) {
 	cfg.Epochs = c.Int("epochs")
 	cfg.BatchSize = c.Int("batch_size")
 	cfg.EMADecay = c.Float("ema")
+	cfg.RecomputeBN = c.Bool("recompute_bn")
 	cfg.TargetNoise = c.Float("target_noise")
 	if o := c.Table("optimizer"); o != nil {
 		var oc struct {

@@ -45,6 +45,11 @@ type Config struct {
 	// EMADecay > 0 keeps an exponential moving average of the weights (optim.EMA), used for
 	// every evaluation and returned as the final model. Default 0: off.
 	EMADecay float64
+	// RecomputeBN recomputes every batch norm's running statistics after training
+	// (RecomputeBatchNorm over the training rows, with Semi over its unlabeled pool, in
+	// batches of BatchSize), once the final weights are in place; the validation loss and
+	// early-stopping metric before and after are logged and kept in Result. Default off.
+	RecomputeBN bool
 	// Workers is the number of goroutines for matrix products (the caller's CPU budget);
 	// default 1. Results do not depend on it.
 	Workers int

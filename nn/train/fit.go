@@ -35,6 +35,13 @@ type Result struct {
 	// Interrupted reports that ctx was canceled after at least one completed epoch: the model
 	// then holds the best weights so far (as after a finished run), usable as a partial model.
 	Interrupted bool
+	// BatchNormRows is the number of rows Config.RecomputeBN recomputed the batch-norm
+	// statistics over (0: not done); ValBeforeBN and ValAfterBN are the early-stopping
+	// metric on the validation rows before and after, and BNValMetrics every validation
+	// metric after (the final model's; History has them before).
+	BatchNormRows           int
+	ValBeforeBN, ValAfterBN float64
+	BNValMetrics            map[string]float64
 }
 
 // Seeds of the independent random streams derived from Config.Seed.
@@ -89,7 +96,45 @@ func Fit(ctx context.Context, m *nn.Model, trainSet, val Dataset, cfg Config, ho
 	interrupted := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && r.bestEpoch >= 0
 	r.finish(err == nil || interrupted)
 	res.Interrupted = interrupted
+	if err == nil && cfg.RecomputeBN && r.bestEpoch >= 0 {
+		err = r.recomputeBN()
+	}
 	return res, err
+}
+
+// recomputeBN is Config.RecomputeBN on the final weights.
+func (r *run) recomputeBN() error {
+	d := r.train
+	if r.semi != nil {
+		d = r.semi.cfg.Unlabeled
+	}
+	before, err := r.valMetrics()
+	if err != nil {
+		return err
+	}
+	rows, err := RecomputeBatchNorm(r.m, d, max(r.cfg.BatchSize, 2))
+	if err != nil || rows == 0 {
+		return err
+	}
+	after, err := r.valMetrics()
+	if err != nil {
+		return err
+	}
+	es := r.cfg.EarlyStopping.Metric
+	r.res.BatchNormRows, r.res.ValBeforeBN, r.res.ValAfterBN, r.res.BNValMetrics = rows, before[es], after[es], after
+	r.cfg.Logger.Info().Int("rows", rows).Str("metric", es).Float64("before", before[es]).Float64("after", after[es]).Msg("batch-norm statistics recomputed over the training rows")
+	return nil
+}
+
+// valMetrics are the validation metrics of the model as it is (val_loss, val_accuracy...).
+func (r *run) valMetrics() (map[string]float64, error) {
+	vout, vl, err := r.m.PredictLoss(r.valBatch, r.valTargets)
+	if err != nil {
+		return nil, fmt.Errorf("train: evaluate validation: %w", err)
+	}
+	dst := map[string]float64{"val_loss": vl.Total}
+	headMetrics(dst, "val_", r.m.Heads(), vout, r.valTargets)
+	return dst, nil
 }
 
 // run is the state of one Fit.
