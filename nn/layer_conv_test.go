@@ -505,15 +505,8 @@ func TestPoolInputGradients(t *testing.T) {
 			loss()
 			dy := append([]float32(nil), g...)
 			dx := append([]float32(nil), l.backward(&m.rc, dy, rows, true)...)
-			const h = 1e-2
 			for i := range x {
-				v := x[i]
-				x[i] = v + h
-				lp := loss()
-				x[i] = v - h
-				lm := loss()
-				x[i] = v
-				num := (lp - lm) / (2 * h)
+				num := centralDiff(x, i, 1e-2, loss)
 				if math.Abs(num-float64(dx[i])) > 1e-3*(1+math.Abs(num)) {
 					t.Fatalf("dx[%d] = %v, numeric %v", i, dx[i], num)
 				}

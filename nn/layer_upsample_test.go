@@ -69,15 +69,8 @@ func TestUpsampleInputGradients(t *testing.T) {
 		}
 		loss()
 		dx := append([]float32(nil), l.backward(&m.rc, append([]float32(nil), g...), rows, true)...)
-		const h = 1e-2
 		for i := range x {
-			v := x[i]
-			x[i] = v + h
-			lp := loss()
-			x[i] = v - h
-			lm := loss()
-			x[i] = v
-			num := (lp - lm) / (2 * h)
+			num := centralDiff(x, i, 1e-2, loss)
 			if math.Abs(num-float64(dx[i])) > 1e-3*(1+math.Abs(num)) {
 				t.Fatalf("%+v: dx[%d] = %v, numeric %v", tc, i, dx[i], num)
 			}
