@@ -198,7 +198,7 @@ func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi,
 	if s.Method == train.SemiLadder {
 		sc.SetInfo("semi_ladder_decoder", cmp.Or(s.Decoder, train.LadderTop))
 	}
-	if s.Method == train.SemiVAT {
+	if s.Method == train.SemiVAT || s.Method == train.SemiLadder {
 		sc.SetInfo("semi_separate_batches", s.SeparateBatches)
 	}
 	sc.SetInfo("semi_pool_rows", pool.Len())

@@ -48,7 +48,7 @@ const ladderLayersTOML = `layers = [ { dense = 32, activation = "linear" }, { ba
 // 100, and the manifest says so.
 func TestSemiTrainStage(t *testing.T) {
 	for _, method := range []string{`method = "vat", eps = 1.0, unlabeled_batch = 32, entropy = true`, `method = "vat", eps = 1.0, separate_batches = true`, `method = "pi", noise = 0.1`, `method = "mean_teacher", teacher_decay = 0.9`,
-		`method = "ladder", weight = 10.0, noise = 0.2`, `method = "ladder", decoder = "full", weights = [100.0, 1.0, 0.1], noise = 0.2, estimate_norm = "none"`} {
+		`method = "ladder", weight = 10.0, noise = 0.2`, `method = "ladder", weight = 10.0, noise = 0.2, separate_batches = true`, `method = "ladder", decoder = "full", weights = [100.0, 1.0, 0.1], noise = 0.2, estimate_norm = "none"`} {
 		name := strings.Trim(strings.Fields(method)[2], `",`)
 		if strings.Contains(method, "full") {
 			name += "_full"
@@ -76,7 +76,7 @@ func TestSemiTrainStage(t *testing.T) {
 					t.Errorf("semi_ladder_decoder = %v, want %q", got, want)
 				}
 			}
-			if strings.Contains(method, "vat") {
+			if strings.Contains(method, "vat") || strings.Contains(method, "ladder") {
 				if got, want := info["semi_separate_batches"], strings.Contains(method, "separate_batches = true"); got != want {
 					t.Errorf("semi_separate_batches = %v, want %v", got, want)
 				}
