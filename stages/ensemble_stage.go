@@ -45,6 +45,10 @@ func ensembleKind() pipeline.KindSpec {
 			{Name: "memory_budget", Type: pipeline.TypeSize, Default: int64(0), Doc: "A member does not start while the estimated memory of the running members would exceed this (e.g. \"4GiB\"). 0: no bound."},
 			{Name: "on_member_error", Type: pipeline.TypeString, Default: "fail", Enum: []string{"fail", "drop"}, Doc: "fail: a member's error fails the stage. drop: the member is left out, logged and recorded; the run ends degraded."},
 			{Name: "min_members", Type: pipeline.TypeInt, Default: int64(1), Min: pipeline.Bound(1), Doc: "With drop: the stage fails when fewer members remain."},
+			unlabeledField("with semi, their rows join the train table's unlabeled rows in the pool that every member's semi-supervised training draws from."),
+			withDoc(semiField(), "Semi-supervised members: every member trains as a train stage with this semi table would, on its own sample of the labelled rows (bootstrap, subsample) "+
+				"plus unlabeled_batch rows a step from one pool that all members share (the train table's rows, the masked ones included, and the unlabeled tables), drawn from the member's own seed. "+
+				"The members' layers must suit the method (the ladder's noise and, for the full ladder, one weight per level). See the train stage's semi for the methods and keys. Default: off."),
 		}, shared...),
 		Outputs: func(*pipeline.StageConfig) []pipeline.Port {
 			return []pipeline.Port{{Name: "ensemble", Kind: pipeline.PortArtifact}}
@@ -72,6 +76,7 @@ type ensembleStage struct {
 	baseCfgs []settings
 	shared   *trainSpec // target, features, tasks
 	workers  int
+	semi     *train.Semi // nil: supervised members (see semi.go)
 }
 
 // newEnsembleStage builds an ensemble stage from its config: a stage's own, or a search
@@ -111,6 +116,14 @@ func newEnsembleStage(c *pipeline.StageConfig) (*ensembleStage, error) {
 		return nil, err
 	}
 	s.shared = shared
+	if s.semi, err = parseSemi(c); err != nil {
+		return nil, err
+	}
+	for i, b := range s.bases {
+		if err := checkLadderLayers(s.baseCfgs[i], c, s.semi, b.layers); err != nil {
+			return nil, err
+		}
+	}
 	s.cfg = ensemble.Config{Members: c.Int("members"), Bootstrap: c.Bool("bootstrap"), Subsample: c.Float("subsample"),
 		FeatureFraction: c.Float("feature_fraction"), MemoryBudget: c.Int64("memory_budget"), OnMemberError: c.String("on_member_error"),
 		MinMembers: c.Int("min_members"), MemberWorkers: 1}
@@ -268,6 +281,16 @@ func (s *ensembleStage) train(ctx context.Context, sc *pipeline.StageContext, cp
 	cfg := s.cfg
 	if err := s.members(&cfg, plan, trainT.Lineage(), sc.Log); err != nil {
 		return err
+	}
+	if s.semi != nil && recs == nil { // without records, the inputs were loaded
+		var tc train.Config
+		if err := setupSemi(ctx, sc, s.semi, d, &tc); err != nil {
+			return err
+		}
+		cfg.Base.Train.Semi = tc.Semi // a read-only pool that every member shares
+		for i := range cfg.Specs {
+			cfg.Specs[i].Train.Semi = tc.Semi
+		}
 	}
 	if aug := augmentStages(trainT.Lineage()); aug != "" && only == nil {
 		sc.Note("training batches of every member are augmented (%s)", aug)

@@ -27,6 +27,12 @@ func semiField() pipeline.Field {
 			"An epoch is a pass over the labelled rows. Needs one classification target (softmax head). Default: off."}
 }
 
+// withDoc is f with another doc string.
+func withDoc(f pipeline.Field, doc string) pipeline.Field {
+	f.Doc = doc
+	return f
+}
+
 func semiFields() []pipeline.Field {
 	return []pipeline.Field{
 		{Name: "method", Type: pipeline.TypeString, Required: true, Enum: []string{train.SemiVAT, train.SemiPi, train.SemiMeanTeacher, train.SemiLadder}, Doc: "vat, pi, mean_teacher or ladder."},
@@ -121,9 +127,10 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 	return s, nil
 }
 
-// checkLadderLayers says, at the layers key, that the ladder's corrupted pass needs noise in
-// the hidden layers (a stage whose trunk comes from another model is checked by the trainer).
-func checkLadderLayers(c *pipeline.StageConfig, semi *train.Semi, layers []nn.LayerSpec) error {
+// checkLadderLayers says, at the layers key of c, that the ladder's corrupted pass needs noise
+// in the hidden layers, and at the semi key of semiAt that the full ladder needs a weight per
+// level (a stage whose trunk comes from another model is checked by the trainer).
+func checkLadderLayers(c, semiAt errorAt, semi *train.Semi, layers []nn.LayerSpec) error {
 	if semi == nil || semi.Method != train.SemiLadder || len(layers) == 0 {
 		return nil
 	}
@@ -138,7 +145,7 @@ func checkLadderLayers(c *pipeline.StageConfig, semi *train.Semi, layers []nn.La
 			}
 		}
 		if len(semi.Weights) != taps+2 {
-			return c.Errorf("semi", "weights has %d values; this stage's full ladder has %d layers (the inputs, %d dense layers, the logits), one weight each, inputs first", len(semi.Weights), taps+2, taps)
+			return semiAt.Errorf("semi", "weights has %d values; this stage's full ladder has %d layers (the inputs, %d dense layers, the logits), one weight each, inputs first", len(semi.Weights), taps+2, taps)
 		}
 	}
 	for _, l := range layers {
@@ -176,6 +183,12 @@ func semiUnlabeled(ctx context.Context, sc *pipeline.StageContext, d *supervised
 		}
 	}
 	return pool, unlabeled, nExtra, nil
+}
+
+// errorAt makes a config error at a key: a stage's (pipeline.StageConfig) or an ensemble
+// member table's (memberSettings).
+type errorAt interface {
+	Errorf(key, format string, args ...any) *pipeline.ConfigError
 }
 
 // setupSemi fills cfg.Semi from the stage's semi settings and the run's data, and records

@@ -73,7 +73,7 @@ func newTrainStage(c *pipeline.StageConfig) (*trainStage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkLadderLayers(c, semi, ts.layers); err != nil {
+	if err := checkLadderLayers(c, c, semi, ts.layers); err != nil {
 		return nil, err
 	}
 	return &trainStage{spec: ts, transfer: tr, layersSet: c.IsSet("layers"), semi: semi}, nil
