@@ -12,23 +12,7 @@ const ensembleSemiPipeline = `
 [pipeline]
 name = "ensemble-semi"
 seed = SEED
-[stages.load]
-kind = "dataset"
-name = "digits"
-[stages.split]
-kind = "split"
-input = "load"
-[stages.few]
-kind = "mask_labels"
-input = "split.train"
-per_class = 10
-val_per_class = 5
-[stages.scale]
-kind = "normalize"
-fit = "few.train"
-apply = ["few.train", "few.val", "split.test"]
-method = "minmax"
-[stages.sup]
+` + digitsTenLabels + `[stages.sup]
 kind = "ensemble"
 train = "scale.train"
 val = "scale.val"

@@ -16,23 +16,7 @@ func TestPseudoLabelKeepBestRestartViews(t *testing.T) {
 [pipeline]
 name = "pseudo-options"
 seed = 1
-[stages.load]
-kind = "dataset"
-name = "digits"
-[stages.split]
-kind = "split"
-input = "load"
-[stages.few]
-kind = "mask_labels"
-input = "split.train"
-per_class = 10
-val_per_class = 5
-[stages.scale]
-kind = "normalize"
-fit = "few.train"
-apply = ["few.train", "few.val", "split.test"]
-method = "minmax"
-[stages.aug]
+` + digitsTenLabels + `[stages.aug]
 kind = "augment"
 input = "scale.train"
 image = { height = 8, width = 8, first = "pixel_0_0" }

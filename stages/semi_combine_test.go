@@ -6,14 +6,10 @@ import (
 	"testing"
 )
 
-// semiCombinePipeline trains a semi-supervised model on digits with 10 labels per class
-// from an augmented train table (Gaussian noise on the labelled rows' pixels, drawn afresh
-// every step), continues it with pseudo-labels, and scores both on the test split.
-const semiCombinePipeline = `
-[pipeline]
-name = "semi-combine"
-seed = 4
-[stages.load]
+// digitsTenLabels are the stages of a digits pipeline with 10 labels per class (and 5 per
+// class for validation), the rest of the train split unlabeled, and the pixels scaled to
+// [0, 1] by the training rows: scale.train, scale.val and scale.test.
+const digitsTenLabels = `[stages.load]
 kind = "dataset"
 name = "digits"
 [stages.split]
@@ -29,7 +25,16 @@ kind = "normalize"
 fit = "few.train"
 apply = ["few.train", "few.val", "split.test"]
 method = "minmax"
-[stages.aug]
+`
+
+// semiCombinePipeline trains a semi-supervised model on digits with 10 labels per class
+// from an augmented train table (Gaussian noise on the labelled rows' pixels, drawn afresh
+// every step), continues it with pseudo-labels, and scores both on the test split.
+const semiCombinePipeline = `
+[pipeline]
+name = "semi-combine"
+seed = 4
+` + digitsTenLabels + `[stages.aug]
 kind = "augment"
 input = "scale.train"
 noise = 0.05

@@ -17,23 +17,7 @@ const unlabeledPipeline = `
 [pipeline]
 name = "unlabeled-source"
 seed = 2
-[stages.load]
-kind = "dataset"
-name = "digits"
-[stages.split]
-kind = "split"
-input = "load"
-[stages.few]
-kind = "mask_labels"
-input = "split.train"
-per_class = 10
-val_per_class = 5
-[stages.scale]
-kind = "normalize"
-fit = "few.train"
-apply = ["few.train", "few.val", "split.test"]
-method = "minmax"
-[stages.dae]
+` + digitsTenLabels + `[stages.dae]
 kind = "pretrain"
 input = "scale.train"
 unlabeled = ["scale.test"]
