@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/pipe-ml/pipe/internal/f32le"
 )
 
 // stateMagic opens every serialized state of this package; the version follows it. Version 2
@@ -37,9 +39,7 @@ func (w *stateWriter) string(s string) {
 }
 func (w *stateWriter) float32s(v []float32) {
 	w.uint64(uint64(len(v)))
-	for _, x := range v {
-		w.b = binary.LittleEndian.AppendUint32(w.b, math.Float32bits(x))
-	}
+	w.b = f32le.Append(w.b, v)
 }
 
 var errTruncated = errors.New("truncated state")
@@ -109,9 +109,7 @@ func (r *stateReader) float32s() []float32 {
 		return nil
 	}
 	v := make([]float32, n)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(r.b[4*i:]))
-	}
+	f32le.Read(v, r.b)
 	r.b = r.b[4*n:]
 	return v
 }

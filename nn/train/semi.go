@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
+	"github.com/pipe-ml/pipe/internal/f32le"
 	"github.com/pipe-ml/pipe/nn"
 	"github.com/pipe-ml/pipe/nn/optim"
 )
@@ -592,7 +593,7 @@ func (s *semiRun) marshal() ([]byte, error) {
 	st := semiState{Version: semiStateVersion, Method: s.cfg.Method, Decoder: s.cfg.Decoder, EstimateNorm: s.cfg.EstimateNorm, Stream: src, Teacher: teacher}
 	if s.decoder != nil {
 		for _, p := range s.decoder {
-			st.Combinator = append(st.Combinator, p.Value...)
+			st.CombinatorBits = f32le.Append(st.CombinatorBits, p.Value)
 		}
 		if st.CombinatorOptimizer, err = s.combOpt.MarshalState(); err != nil {
 			return nil, err
@@ -671,10 +672,17 @@ type semiState struct {
 	// optimizer state (nil for other methods).
 	Combinator          []float32
 	CombinatorOptimizer []byte
+	// CombinatorBits is Combinator as it is stored: its little-endian IEEE bits (f32le), one
+	// copy where gob would encode each value. encodeSemiState moves Combinator here and
+	// decodeSemiState back; states written before it existed hold Combinator itself.
+	CombinatorBits []byte
 }
 
 func encodeSemiState(st semiState) ([]byte, error) {
 	var buf bytes.Buffer
+	if st.Combinator != nil {
+		st.CombinatorBits, st.Combinator = f32le.Append(nil, st.Combinator), nil
+	}
 	if err := gob.NewEncoder(&buf).Encode(st); err != nil {
 		return nil, fmt.Errorf("train: encode semi state: %w", err)
 	}
@@ -691,6 +699,14 @@ func decodeSemiState(b []byte) (semiState, error) {
 	}
 	if st.Version != semiStateVersion {
 		return st, fmt.Errorf("semi state version %d, this build reads %d", st.Version, semiStateVersion)
+	}
+	if st.CombinatorBits != nil {
+		if len(st.CombinatorBits)%4 != 0 || st.Combinator != nil {
+			return st, fmt.Errorf("semi state: %d bytes of decoder values (and %d values)", len(st.CombinatorBits), len(st.Combinator))
+		}
+		st.Combinator = make([]float32, len(st.CombinatorBits)/4)
+		f32le.Read(st.Combinator, st.CombinatorBits)
+		st.CombinatorBits = nil
 	}
 	return st, nil
 }
