@@ -284,12 +284,22 @@ func (s *ensembleStage) train(ctx context.Context, sc *pipeline.StageContext, cp
 	}
 	if s.semi != nil && recs == nil { // without records, the inputs were loaded
 		var tc train.Config
-		if err := setupSemi(ctx, sc, s.semi, d, &tc); err != nil {
+		if err := setupSemi(ctx, sc, s.semi, d, &tc, s.bases[0].inputShape); err != nil {
 			return err
 		}
 		cfg.Base.Train.Semi = tc.Semi // a read-only pool that every member shares
 		for i := range cfg.Specs {
-			cfg.Specs[i].Train.Semi = tc.Semi
+			sem := tc.Semi
+			if sem.Augment != nil && i > 0 { // the unlabelled rows' augmentation for this spec's image shape
+				aug, _, err := unlabeledAugmenter(trainT.Lineage(), plan, s.bases[i].inputShape)
+				if err != nil {
+					return err
+				}
+				c := *sem
+				c.Augment = aug
+				sem = &c
+			}
+			cfg.Specs[i].Train.Semi = sem
 		}
 	}
 	if aug := augmentStages(trainT.Lineage()); aug != "" && only == nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -50,6 +52,7 @@ func semiFields() []pipeline.Field {
 			"The full ladder mirrors layers of the form { dense = N, activation = \"linear\" }, { batch_norm = true }, { gaussian_noise = 0.3 }, { activation = \"relu\" } only: any other layer (conv, residual, dropout, layer_norm, custom, a dense layer with an activation of its own) is an error naming it, and so are embeddings. Default \"top\"."},
 		{Name: "weights", Type: pipeline.TypeList, Elem: &pipeline.Field{Name: "weight", Type: pipeline.TypeFloat, Min: pipeline.Bound(0)}, Doc: "ladder with decoder = \"full\" (required there, not allowed otherwise): the denoising cost's weight of each layer, inputs first, then each dense layer, then the logits; each is multiplied by weight (default 1) and the ramp-up. The paper's for 784-1000-500-250-250-250-10: [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1]."},
 		{Name: "estimate_norm", Type: pipeline.TypeString, Enum: []string{train.LadderEstimateClean, train.LadderEstimateNone}, Doc: "ladder with decoder = \"full\": how each layer's estimate is normalised before it is compared with the clean pass's batch-normalised pre-activation: \"clean\", with the clean batch's mean and stddev of the pre-activation (the paper's Algorithm 1), or \"none\", the estimate itself (as the Gamma-model compares at the top). Default \"clean\"."},
+		{Name: "augment", Type: pipeline.TypeBool, Doc: "Augment the unlabelled rows too, with the feature transforms of the augment stages the train table comes through (noise, feature_dropout, shift, rotate; mixup needs labels and stays on the labelled rows): vat and ladder augment each unlabelled row once a step (every pass sees the same augmented row); pi and mean_teacher augment it once for each of their two passes, so that the consistency loss compares two views of the row, as the Π-model and Mean Teacher papers do. Needs an augment stage before train. Default false: only the labelled rows are augmented."},
 		{Name: "teacher_decay", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), MinExclusive: true, Max: pipeline.Bound(1), MaxExclusive: true, Doc: "mean_teacher: EMA decay of the teacher's weights. Default 0.99."},
 	}
 }
@@ -78,6 +81,7 @@ func parseSemi(c *pipeline.StageConfig) (*train.Semi, error) {
 		Decoder        string    `json:"decoder"`
 		Weights        []float64 `json:"weights"`
 		EstimateNorm   string    `json:"estimate_norm"`
+		Augment        bool      `json:"augment"` // read again by semiAugment
 	}
 	if err := decodeStrict(t, &v); err != nil {
 		return nil, c.Errorf("semi", "%v", jsonErr(err))
@@ -193,9 +197,13 @@ type errorAt interface {
 
 // setupSemi fills cfg.Semi from the stage's semi settings and the run's data, and records
 // the pool in the manifest.
-func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi, d *supervised, cfg *train.Config) error {
+func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi, d *supervised, cfg *train.Config, shape []int) error {
 	if semi == nil {
 		return nil
+	}
+	augment, err := semiAugment(sc, d, shape)
+	if err != nil {
+		return err
 	}
 	if len(d.plan.Targets) != 1 || d.plan.Targets[0].Task != bundle.TaskClassification {
 		return sc.Config.Errorf("semi", "semi-supervised training needs one target with task = \"classification\" (a softmax head); this stage has %v with tasks %v", targetNames(d.plan), targetTasks(d.plan))
@@ -206,6 +214,7 @@ func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi,
 	}
 	s := *semi
 	s.Unlabeled = pool
+	s.Augment = augment
 	cfg.Semi = &s
 	sc.SetInfo("semi_method", s.Method)
 	if s.Method == train.SemiLadder {
@@ -225,6 +234,34 @@ func setupSemi(ctx context.Context, sc *pipeline.StageContext, semi *train.Semi,
 		sc.Note("semi = %s on %d labelled rows and a pool of %d rows (%d unlabeled)", s.Method, d.trainData.Data.Len(), pool.Len(), unlabeled+nExtra)
 	}
 	return nil
+}
+
+// semiAugment returns the augmentation of the unlabelled rows (train.Semi's Augment) when
+// the semi table sets augment = true: the feature transforms of the train table's augment
+// stages, for inputs of the image shape shape (nil: none). It says at the semi key what is
+// missing, and notes that a mixup stays on the labelled rows.
+func semiAugment(sc *pipeline.StageContext, d *supervised, shape []int) (func([]float32, int, *rand.Rand), error) {
+	if on, _ := sc.Config.Table("semi")["augment"].(bool); !on {
+		return nil, nil
+	}
+	lineage := d.trainT.Lineage()
+	aug, mixStages, err := unlabeledAugmenter(lineage, d.plan, shape)
+	if err != nil {
+		return nil, err
+	}
+	if aug == nil {
+		what := "the train table comes through no augment stage"
+		if len(mixStages) > 0 {
+			what = fmt.Sprintf("the train table's augment stage %s sets mixup only, which needs labels", strings.Join(mixStages, ", "))
+		}
+		return nil, sc.Config.Errorf("semi", "augment = true, but %s: feed train from an augment stage with noise, feature_dropout, shift or rotate, or remove augment", what)
+	}
+	if len(mixStages) > 0 {
+		sc.Note("semi.augment: the unlabelled rows get the augment stages' transforms but not the mixup of %s, which needs labels", strings.Join(mixStages, ", "))
+	}
+	sc.Note("semi.augment: the unlabelled rows are augmented too (%s)", augmentStages(lineage))
+	sc.SetInfo("semi_augment", true)
+	return aug, nil
 }
 
 func targetTasks(p *bundle.InputPlan) []string {

@@ -223,7 +223,7 @@ func (s *trainStage) Run(ctx context.Context, sc *pipeline.StageContext) error {
 	}
 	defer release()
 	cfg.Workers = n
-	if err := setupSemi(ctx, sc, s.semi, d, &cfg); err != nil {
+	if err := setupSemi(ctx, sc, s.semi, d, &cfg, s.spec.inputShape); err != nil {
 		return err
 	}
 	epochs := cfg.Epochs

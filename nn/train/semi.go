@@ -138,6 +138,14 @@ type Semi struct {
 	// the clean batch's mean and stddev of the layer's pre-activation, or "none", ẑ itself
 	// (as the Γ-model compares at the top). Only with Decoder "full".
 	EstimateNorm string
+	// Augment, when set, augments the unlabelled rows of each step in place: x holds rows
+	// rows of the model's numeric inputs (feature transforms only, such as noise or image
+	// shifts; mixup needs labels). vat and ladder augment each row once, so their clean,
+	// perturbed and corrupted passes see the same augmented row; pi and mean_teacher augment
+	// it once for each of their two passes, two views of the row whose predictions the
+	// consistency loss brings together. It draws from the semi stream (checkpointed). The
+	// labelled rows are Config.Augment's. Default nil: unlabelled rows are not augmented.
+	Augment func(x []float32, rows int, rng *rand.Rand)
 }
 
 func (s *Semi) withDefaults(batch int) (Semi, error) {
@@ -324,6 +332,9 @@ func (s *semiRun) combine(b nn.Batch, t nn.Targets) (nn.Batch, nn.Targets) {
 		}
 		s.labels[nl+i] = -1
 	}
+	if s.cfg.Augment != nil && (s.cfg.Method == SemiVAT || s.cfg.Method == SemiLadder) {
+		s.cfg.Augment(out.X[nl*ni:n*ni], nu, s.rng)
+	}
 	for c := range s.batch.Cat {
 		out.Cat = append(out.Cat, s.batch.Cat[c][:n])
 	}
@@ -434,7 +445,16 @@ func (s *semiRun) step(b nn.Batch, t nn.Targets, prog optim.Progress) (nn.Loss, 
 	default:
 		x := cb.X[:n*ni]
 		tx := s.x2[:n*ni]
-		s.noisyTo(tx, x)
+		if s.cfg.Augment != nil {
+			// Two views of each unlabelled row: the teacher's pass and the student's.
+			lo := b.Rows * ni
+			copy(tx, x)
+			s.cfg.Augment(tx[lo:], n-b.Rows, s.rng)
+			s.cfg.Augment(x[lo:], n-b.Rows, s.rng) // cb.X is the semi run's own copy
+			s.noisyTo(tx, tx)
+		} else {
+			s.noisyTo(tx, x)
+		}
 		if s.teacher != nil {
 			s.teacher.Swap(m.Params())
 		}
