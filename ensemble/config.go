@@ -160,9 +160,10 @@ type Options struct {
 	// several at a time: they must be safe for concurrent use. Default nil: nothing is
 	// recorded or restored.
 
-	// Checkpoint is called at the end of every epoch of member i, after the other epoch
-	// hooks, with the complete state to continue its training from. An error is the
-	// member's error.
+	// Checkpoint is called at the end of member i's epochs, after the other epoch hooks,
+	// with the complete state to continue its training from: every epoch's, except where
+	// taking it would cost more than 1/train.CheckpointGap of the training
+	// (train.OnCheckpoint). An error is the member's error.
 	Checkpoint func(member int, c *train.Checkpoint) error
 	// Finished is called once member i has finished training, with its final weights, its
 	// training summary and its validation and out-of-bag predictions (which a Train that

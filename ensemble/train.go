@@ -366,8 +366,7 @@ func runMember(ctx context.Context, j *memberJob, cfg Config, base, val train.Da
 			hooks = append(hooks, opts.Hooks(j.index)...)
 		}
 		if opts.Checkpoint != nil {
-			hooks = append(hooks, train.OnEpochEnd("ensemble_checkpoint", math.MaxInt, func(e *train.EpochInfo) error {
-				c, err := e.Checkpoint()
+			hooks = append(hooks, train.OnCheckpoint("ensemble_checkpoint", func(c *train.Checkpoint, err error) error {
 				if err != nil {
 					return err
 				}

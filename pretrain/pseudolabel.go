@@ -308,9 +308,10 @@ type SelfTrainRun struct {
 	// RoundEnd, when set, is called after every finished round with the state to continue
 	// from (State). An error ends SelfTrain with it.
 	RoundEnd func(s *SelfTrainState) error
-	// Checkpoint, when set, is called at the end of every epoch of round's training (1-based
-	// round) with the trainer's checkpoint, after the other epoch hooks. An error ends
-	// SelfTrain with it.
+	// Checkpoint, when set, is called at the end of the epochs of round's training (1-based
+	// round) with the trainer's checkpoint, after the other epoch hooks: every epoch's,
+	// except where taking it would cost more than 1/train.CheckpointGap of the training
+	// (train.OnCheckpoint). An error ends SelfTrain with it.
 	Checkpoint func(round int, c *train.Checkpoint) error
 	// State, when set, is the last state an earlier, interrupted SelfTrainWith with the same
 	// arguments gave RoundEnd: the rounds it covers are not run again.
@@ -606,8 +607,7 @@ func (st *selfTrain) runRound(ctx context.Context, round, rounds, h int, labelle
 	}
 	var hooks []train.Hook
 	if checkpoint != nil {
-		hooks = append(hooks, train.OnEpochEnd("self_train_checkpoint", math.MaxInt, func(e *train.EpochInfo) error {
-			c, err := e.Checkpoint()
+		hooks = append(hooks, train.OnCheckpoint("self_train_checkpoint", func(c *train.Checkpoint, err error) error {
 			if err != nil {
 				return err
 			}

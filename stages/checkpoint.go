@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -22,28 +21,26 @@ import (
 // A training stage saves its state in the stage store (sc.SaveCheckpoint, under the stage's
 // cache key) at the end of every epoch, and a run of the same stage (same key: pipe run
 // --resume) continues from the last one it finds, bit-identically. The trainer checkpoints at
-// epoch ends only: the epoch in progress when a run is killed is lost and trained again.
+// epoch ends only (train.OnCheckpoint): the epoch in progress when a run is killed is lost
+// and trained again.
 // Epochs shorter than checkpointEvery are not all saved: a checkpoint is stored when at least
-// checkpointEvery (or checkpointGap times what storing the last one took, when that is
+// checkpointEvery (or train.CheckpointGap times what storing the last one took, when that is
 // longer) has passed since the last one was, and the newest one is kept in memory meanwhile
-// and stored when the training stops early (canceled or failed). Taking a checkpoint (the
-// copy of the weights and of the optimizer's state) is itself skipped at an epoch end that
-// comes sooner than checkpointGap times what the last one took: with epochs of one step on
-// a large model, copying its state every epoch would cost as much as the training. So at
-// most about 1/checkpointGap of the training time goes to checkpoints, a kill loses at most
-// the storing interval plus the epoch in progress, and a cancellation at most the epochs of
-// checkpointGap times a checkpoint's cost (none where the epochs are longer than that). Which
-// epoch a resumed run starts from changes nothing in its result. Without a stage store
+// and stored when the training stops early (canceled or failed). For a model of more than
+// 100,000 param values, taking a checkpoint (the copy of the weights and of the optimizer's
+// state) is itself skipped at an epoch end that comes sooner than train.CheckpointGap times
+// what the last one took (train.OnCheckpoint): with epochs of one step on a large model,
+// copying its state every epoch would cost as much as the training. So at most about
+// 1/train.CheckpointGap of the training time goes to checkpoints, a kill loses at most the
+// storing interval plus the epoch in progress, and a cancellation nothing for a small model
+// and at most the epochs of train.CheckpointGap times a checkpoint's cost for a large one.
+// Which epoch a resumed run starts from changes nothing in its result. Without a stage store
 // nothing is stored.
 //
 // A checkpoint is never a reason for a stage to fail: one that cannot be saved or read is a
 // logged warning, and one that cannot be decoded or does not fit (train.ErrCheckpoint) is set
 // aside with a warning and the training starts from the beginning.
 const checkpointEvery = 5 * time.Second
-
-// checkpointGap is the least time between two checkpoints taken, or two stored, as a multiple
-// of what the last one cost.
-const checkpointGap = 50
 
 // Names of the checkpoints in a stage's checkpoint space.
 const (
@@ -62,19 +59,12 @@ type checkpoints struct {
 	mu        sync.Mutex
 	last      map[string]time.Time              // when each was last stored
 	storeCost map[string]time.Duration          // what storing it took the last time
-	taken     map[string]timing                 // when each was last taken (epochHook), and what it cost
 	pending   map[string]func() ([]byte, error) // newer than the stored one, not stored yet
-}
-
-// timing is when something was done and how long it took.
-type timing struct {
-	at   time.Time
-	cost time.Duration
 }
 
 func newCheckpoints(sc *pipeline.StageContext) *checkpoints {
 	return &checkpoints{sc: sc, every: checkpointEvery, last: map[string]time.Time{}, storeCost: map[string]time.Duration{},
-		taken: map[string]timing{}, pending: map[string]func() ([]byte, error){}}
+		pending: map[string]func() ([]byte, error){}}
 }
 
 // load returns the checkpoint called name, or nil when there is none (or no stage store) or
@@ -112,20 +102,11 @@ func (c *checkpoints) save(ctx context.Context, name string, encode func() ([]by
 	c.put(ctx, name, encode)
 }
 
-// takeDue reports whether the epoch hook takes the checkpoint called name at now: the first
-// time, and then once checkpointGap times what the last one took has passed since it.
-func (c *checkpoints) takeDue(name string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.taken[name]
-	return t.at.IsZero() || now.Sub(t.at) >= checkpointGap*t.cost
-}
-
 // storeDueLocked reports whether the checkpoint called name is stored at now: once c.every,
-// or checkpointGap times what storing the last one took when that is longer, has passed
+// or train.CheckpointGap times what storing the last one took when that is longer, has passed
 // since it was last stored. c.mu is held.
 func (c *checkpoints) storeDueLocked(name string, now time.Time) bool {
-	return now.Sub(c.last[name]) >= max(c.every, checkpointGap*c.storeCost[name])
+	return now.Sub(c.last[name]) >= max(c.every, train.CheckpointGap*c.storeCost[name])
 }
 
 // saveNow stores the checkpoint called name at once.
@@ -171,22 +152,14 @@ func (c *checkpoints) put(ctx context.Context, name string, encode func() ([]byt
 	}
 }
 
-// epochHook is the train hook that saves the epochs' checkpoints under name, after every
-// other epoch hook (so that what they changed is in it): every epoch's, except where the
-// last one was taken less than checkpointGap times its cost ago. extra, when set, encodes
-// the checkpoint with what the stage keeps beside it.
+// epochHook is the train hook that saves the epochs' checkpoints under name
+// (train.OnCheckpoint: every epoch's, except where taking them would cost more than
+// 1/train.CheckpointGap of the training). extra, when set, encodes the checkpoint with what
+// the stage keeps beside it.
 func (c *checkpoints) epochHook(ctx context.Context, name string, extra func(*train.Checkpoint) func() ([]byte, error)) train.Hook {
-	return train.OnEpochEnd("stage_checkpoint", math.MaxInt, func(e *train.EpochInfo) error {
-		if !c.takeDue(name, time.Now()) {
-			return nil
-		}
-		start := time.Now()
-		ck, err := e.Checkpoint()
-		c.mu.Lock()
-		c.taken[name] = timing{at: time.Now(), cost: time.Since(start)}
-		c.mu.Unlock()
+	return train.OnCheckpoint("stage_checkpoint", func(ck *train.Checkpoint, err error) error {
 		if err != nil {
-			c.sc.Log.Warn().Err(err).Int("epoch", e.Epoch+1).Msg("checkpoint not taken")
+			c.sc.Log.Warn().Err(err).Msg("checkpoint not taken")
 			return nil
 		}
 		encode := ck.MarshalBinary

@@ -2,7 +2,9 @@ package train
 
 import (
 	"errors"
+	"math"
 	"sort"
+	"time"
 
 	"github.com/pipe-ml/pipe/nn"
 )
@@ -53,6 +55,56 @@ func OnStep(name string, priority int, fn func(*StepInfo) error) Hook {
 // OnEpochEnd returns a hook run after every epoch's evaluation and early-stopping update.
 func OnEpochEnd(name string, priority int, fn func(*EpochInfo) error) Hook {
 	return Hook{Name: name, Priority: priority, epoch: fn}
+}
+
+// CheckpointGap is the least time between two checkpoints an OnCheckpoint hook takes of a
+// model of more than checkpointSmall values, as a multiple of what taking the last one cost:
+// at most about 1/CheckpointGap of the training time goes to them.
+const CheckpointGap = 50
+
+// checkpointSmall is the number of param values up to which OnCheckpoint takes every epoch's
+// checkpoint: copying a model that small and its optimizer's state takes well under a
+// millisecond, and which epoch is checkpointed then does not depend on timing.
+const checkpointSmall = 100_000
+
+// OnCheckpoint returns an epoch-end hook that runs after every other hook (priority
+// math.MaxInt, so that what they changed is in the checkpoint) and passes the epoch's
+// checkpoint, or the error of taking it, to fn. For a model of up to checkpointSmall param
+// values that is every epoch's. For a larger one it skips an epoch end that comes less than
+// CheckpointGap times the last checkpoint's cost after it was taken: with epochs of one step
+// on a large model, copying the weights and the optimizer's state every epoch would cost as
+// much as the training. A Fit resumed from any checkpoint continues bit-identically, so which
+// epochs are skipped changes no result. Use one hook per Fit.
+func OnCheckpoint(name string, fn func(*Checkpoint, error) error) Hook {
+	var last time.Time
+	var cost time.Duration
+	small := -1 // unknown; then 1 or 0
+	return OnEpochEnd(name, math.MaxInt, func(e *EpochInfo) error {
+		if small < 0 {
+			n := 0
+			for _, p := range e.Model.Params() {
+				n += len(p.Value)
+			}
+			small = 0
+			if n <= checkpointSmall {
+				small = 1
+			}
+		}
+		start := time.Now()
+		if small == 0 && !checkpointDue(last, cost, start) {
+			return nil
+		}
+		c, err := e.Checkpoint()
+		last = time.Now()
+		cost = last.Sub(start)
+		return fn(c, err)
+	})
+}
+
+// checkpointDue reports whether a checkpoint of a large model is taken at now when the last
+// one was taken at last (zero: never) and cost cost.
+func checkpointDue(last time.Time, cost time.Duration, now time.Time) bool {
+	return last.IsZero() || now.Sub(last) >= CheckpointGap*cost
 }
 
 func sortHooks(hs []Hook) (step, epoch []Hook) {
