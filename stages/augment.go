@@ -116,14 +116,13 @@ func augmentKind() pipeline.KindSpec {
 // [C, H, W] over all of plan's numeric columns (see imageShape), or nil: an augment step that
 // shifts or rotates without an image key of its own moves that image, every channel alike.
 func augmenterFor(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape []int) (func(*nn.Batch, *nn.Targets, *rand.Rand), error) {
-	augs, mix, err := augmentParts(lineage, plan, shape)
-	if err != nil || (len(augs) == 0 && mix == nil) {
+	feat, mix, _, err := augmentParts(lineage, plan, shape)
+	if err != nil || (feat == nil && mix == nil) {
 		return nil, err
 	}
-	cols := plan.Width()
 	return func(b *nn.Batch, t *nn.Targets, rng *rand.Rand) {
-		for _, a := range augs {
-			a.Augment(b.X, b.Rows, cols, rng)
+		if feat != nil {
+			feat(b.X, b.Rows, rng)
 		}
 		if mix != nil {
 			mix.apply(b, t, rng)
@@ -134,34 +133,16 @@ func augmenterFor(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape 
 // unlabeledAugmenter builds, for semi-supervised training's unlabelled rows (train.Semi's
 // Augment), the feature transforms of the augment steps of a lineage: noise, feature
 // dropout, shifts and rotations, but not mixup, which needs labels. It also returns the
-// stages that set mixup. The function is nil when there is no transform.
-func unlabeledAugmenter(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape []int) (func(x []float32, rows int, rng *rand.Rand), []string, error) {
-	augs, mix, err := augmentParts(lineage, plan, shape)
-	if err != nil {
-		return nil, nil, err
-	}
-	var mixStages []string
-	if mix != nil {
-		for _, st := range lineage {
-			if a, ok := st.Transform.(*AugmentSpec); ok && a.Mixup > 0 {
-				mixStages = append(mixStages, st.Stage)
-			}
-		}
-	}
-	if len(augs) == 0 {
-		return nil, mixStages, nil
-	}
-	cols := plan.Width()
-	return func(x []float32, rows int, rng *rand.Rand) {
-		for _, a := range augs {
-			a.Augment(x, rows, cols, rng)
-		}
-	}, mixStages, nil
+// stage that sets mixup ("" when none). The function is nil when there is no transform.
+func unlabeledAugmenter(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape []int) (func(x []float32, rows int, rng *rand.Rand), string, error) {
+	feat, _, mixStage, err := augmentParts(lineage, plan, shape)
+	return feat, mixStage, err
 }
 
-// augmentParts reads the augment steps of a lineage: the feature transforms, in order, and
-// the mixup (nil without).
-func augmentParts(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape []int) ([]features.Augmenter, *tableMixup, error) {
+// augmentParts reads the augment steps of a lineage: their feature transforms as one
+// function over rows of the model's inputs, in order (nil without), the mixup (nil without)
+// and the stage that sets it.
+func augmentParts(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape []int) (func(x []float32, rows int, rng *rand.Rand), *tableMixup, string, error) {
 	var augs []features.Augmenter
 	var mix *tableMixup
 	var mixStages []string
@@ -175,7 +156,7 @@ func augmentParts(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape 
 			mixStages = append(mixStages, st.Stage)
 			m := features.Mixup{Alpha: a.Mixup}
 			if err := m.Validate(); err != nil {
-				return nil, nil, fmt.Errorf("augment stage %q: %w", st.Stage, err)
+				return nil, nil, "", fmt.Errorf("augment stage %q: %w", st.Stage, err)
 			}
 			mix = &tableMixup{mix: m, cols: cols, heads: plan.Heads()}
 		}
@@ -187,7 +168,7 @@ func augmentParts(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape 
 		}
 		if a.Image == nil && (a.Shift > 0 || a.Rotate > 0) {
 			if len(shape) != 3 {
-				return nil, nil, fmt.Errorf("augment stage %q: shift and rotate need an image: set image on the stage that trains on this table (image = true for the digits and mnist datasets, or image = { shape = [channels, height, width] }), "+
+				return nil, nil, "", fmt.Errorf("augment stage %q: shift and rotate need an image: set image on the stage that trains on this table (image = true for the digits and mnist datasets, or image = { shape = [channels, height, width] }), "+
 					"or give the augment stage image = { height = 28, width = 28, first = \"px0\" }", st.Stage)
 			}
 			if a.Shift > 0 {
@@ -206,7 +187,7 @@ func augmentParts(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape 
 				}
 			}
 			if off < 0 {
-				return nil, nil, fmt.Errorf("augment stage %q: image column %q is not a numeric feature of the model", st.Stage, a.Image.First)
+				return nil, nil, "", fmt.Errorf("augment stage %q: image column %q is not a numeric feature of the model", st.Stage, a.Image.First)
 			}
 			if a.Shift > 0 {
 				augs = append(augs, features.ImageShift{Height: a.Image.Height, Width: a.Image.Width, MaxShift: a.Shift, Offset: off})
@@ -217,14 +198,25 @@ func augmentParts(lineage []pipeline.LineageStep, plan *bundle.InputPlan, shape 
 		}
 	}
 	if len(mixStages) > 1 {
-		return nil, nil, fmt.Errorf("augment stages %s all set mixup: set it in one stage (mixing twice per step is not mixup)", strings.Join(mixStages, ", "))
+		return nil, nil, "", fmt.Errorf("augment stages %s all set mixup: set it in one stage (mixing twice per step is not mixup)", strings.Join(mixStages, ", "))
 	}
 	for _, a := range augs {
 		if err := a.Validate(cols); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
-	return augs, mix, nil
+	mixStage := ""
+	if mix != nil {
+		mixStage = mixStages[0]
+	}
+	if len(augs) == 0 {
+		return nil, mix, mixStage, nil
+	}
+	return func(x []float32, rows int, rng *rand.Rand) {
+		for _, a := range augs {
+			a.Augment(x, rows, cols, rng)
+		}
+	}, mix, mixStage, nil
 }
 
 // tableMixup is the augment stage's mixup of a training batch and its targets (Zhang et al.,

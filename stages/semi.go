@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -245,19 +244,19 @@ func semiAugment(sc *pipeline.StageContext, d *supervised, shape []int) (func([]
 		return nil, nil
 	}
 	lineage := d.trainT.Lineage()
-	aug, mixStages, err := unlabeledAugmenter(lineage, d.plan, shape)
+	aug, mixStage, err := unlabeledAugmenter(lineage, d.plan, shape)
 	if err != nil {
 		return nil, err
 	}
 	if aug == nil {
 		what := "the train table comes through no augment stage"
-		if len(mixStages) > 0 {
-			what = fmt.Sprintf("the train table's augment stage %s sets mixup only, which needs labels", strings.Join(mixStages, ", "))
+		if mixStage != "" {
+			what = fmt.Sprintf("the train table's augment stage %s sets mixup only, which needs labels", mixStage)
 		}
 		return nil, sc.Config.Errorf("semi", "augment = true, but %s: feed train from an augment stage with noise, feature_dropout, shift or rotate, or remove augment", what)
 	}
-	if len(mixStages) > 0 {
-		sc.Note("semi.augment: the unlabelled rows get the augment stages' transforms but not the mixup of %s, which needs labels", strings.Join(mixStages, ", "))
+	if mixStage != "" {
+		sc.Note("semi.augment: the unlabelled rows get the augment stages' transforms but not the mixup of %s, which needs labels", mixStage)
 	}
 	sc.Note("semi.augment: the unlabelled rows are augmented too (%s)", augmentStages(lineage))
 	sc.SetInfo("semi_augment", true)

@@ -78,20 +78,17 @@ const checkpointSmall = 100_000
 func OnCheckpoint(name string, fn func(*Checkpoint, error) error) Hook {
 	var last time.Time
 	var cost time.Duration
-	small := -1 // unknown; then 1 or 0
+	small := false
 	return OnEpochEnd(name, math.MaxInt, func(e *EpochInfo) error {
-		if small < 0 {
+		if last.IsZero() { // the first epoch: size the model
 			n := 0
 			for _, p := range e.Model.Params() {
 				n += len(p.Value)
 			}
-			small = 0
-			if n <= checkpointSmall {
-				small = 1
-			}
+			small = n <= checkpointSmall
 		}
 		start := time.Now()
-		if small == 0 && !checkpointDue(last, cost, start) {
+		if !small && !checkpointDue(last, cost, start) {
 			return nil
 		}
 		c, err := e.Checkpoint()
