@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -46,7 +47,7 @@ func S3(t testing.TB, buckets ...string) *S3Server {
 			t.Fatalf("S3 test server: create bucket %s: %v", b, err)
 		}
 	}
-	srv := httptest.NewServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
+	srv := httptest.NewServer(gofakes3.New(sameTimes{backend}, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
 	t.Cleanup(srv.Close)
 	return &S3Server{Endpoint: srv.URL, backend: backend}
 }
@@ -82,4 +83,45 @@ func (s *S3Server) RemoveBucket(t testing.TB, bucket string) {
 	if err := s.backend.ForceDeleteBucket(bucket); err != nil {
 		t.Fatalf("S3 test server: remove bucket %s: %v", bucket, err)
 	}
+}
+
+// sameTimes is the in-memory backend with the one change that makes it report an object's
+// modification time as S3 does: the same instant in a listing as in a HEAD or GET. gofakes3
+// v1.2.0 takes the Last-Modified header when a PUT request arrives and the listing's
+// LastModified once its body is read, so the two can fall in different seconds, and the store's
+// GC, which skips an object whose Stat no longer matches its listing (a writer stored it again),
+// then left an object behind now and then. HEAD and GET here answer the listing's time.
+type sameTimes struct{ *s3mem.Backend }
+
+func (b sameTimes) HeadObject(bucket, key string) (*gofakes3.Object, error) {
+	obj, err := b.Backend.HeadObject(bucket, key)
+	return b.listed(bucket, key, obj, err)
+}
+
+func (b sameTimes) GetObject(bucket, key string, rng *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
+	obj, err := b.Backend.GetObject(bucket, key, rng)
+	return b.listed(bucket, key, obj, err)
+}
+
+// listed gives obj a copy of its metadata whose Last-Modified is the listing's time of key.
+func (b sameTimes) listed(bucket, key string, obj *gofakes3.Object, err error) (*gofakes3.Object, error) {
+	if err != nil || obj == nil {
+		return obj, err
+	}
+	list, lerr := b.Backend.ListBucket(bucket, &gofakes3.Prefix{HasPrefix: true, Prefix: key}, gofakes3.ListBucketPage{})
+	if lerr != nil {
+		return obj, nil
+	}
+	for _, o := range list.Contents {
+		if o.Key == key {
+			meta := make(map[string]string, len(obj.Metadata)+1)
+			for k, v := range obj.Metadata {
+				meta[k] = v
+			}
+			meta["Last-Modified"] = o.LastModified.UTC().Format(http.TimeFormat)
+			obj.Metadata = meta
+			break
+		}
+	}
+	return obj, nil
 }
