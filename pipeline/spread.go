@@ -47,8 +47,9 @@ type PartedStage interface {
 }
 
 // SteppedStage is a PartedStage whose parts may have to wait for each other: a search's
-// trials, which wait for the trials of the rounds before theirs (their region) and, at a
-// pruning decision, for the trials below them. An engine asks ReadyParts which parts can make
+// trials, which wait for the trials they are drawn from (the rounds before theirs, or the
+// trials below them with the TPE sampler) and, at a pruning decision, for the trials below
+// them. An engine asks ReadyParts which parts can make
 // progress now and runs those (RunPart); a RunPart that reaches a point where it would wait
 // saves its state as a checkpoint and returns (nil), and a later RunPart of the same part,
 // once ReadyParts lists it again, continues from there. The engine repeats until ReadyParts

@@ -1,6 +1,7 @@
 // Package search is the engine-independent core of hyperparameter search: search spaces,
-// random sampling, zooming in round by round, pruning of bad trials, and a scheduler that runs
-// trials concurrently with results that do not depend on the number of workers.
+// random sampling, zooming in round by round (or the TPE sampler), pruning of bad trials, and
+// a scheduler that runs trials concurrently with results that do not depend on the number of
+// workers.
 //
 // It knows nothing of training or of the pipeline engine: an Objective trains and scores one
 // Trial, reporting its value after each epoch. The search stage builds the Space from its
@@ -53,6 +54,39 @@
 // pruned trials, those that reached more epochs first, then by Value; a trial whose Value is
 // NaN after every other; ties by index. The best trial of the search (Outcome.Best) is the
 // first of the same ranking over all trials.
+//
+// # TPE
+//
+// With Config.Sampler = SamplerTPE the search has no rounds: each trial is drawn by the
+// tree-structured Parzen estimator (Bergstra et al., "Algorithms for hyper-parameter
+// optimization", 2011) from the trials before it, with the defaults of Optuna's TPESampler
+// (version 3.1, univariate). Per parameter, in name order, from the trial's own stream:
+//
+//   - The trials drawn from (see below) that did not fail and have the parameter (a
+//     conditional one: where its condition held) are ranked as the search ranks trials
+//     (completed by Value, then pruned ones by epochs reached). Fewer than TPEConfig.Startup
+//     of them: the parameter is drawn at random from its full range, as Space.Sample draws.
+//   - Otherwise the best min(⌈n/10⌉, 25) of the n make up the good set, the rest the bad set,
+//     and a Parzen density is fitted to each: l to the good, g to the bad. A numeric
+//     parameter's density is a mixture of normal kernels on its sampling axis (ln x for the
+//     log distributions; [k−½, k+½] cells for integers), truncated to the full range, one
+//     centred on each trial's value, plus a prior centred on the range with σ = its width.
+//     A kernel's σ is the larger distance to its neighbours among the sorted centres (the
+//     outermost take their one inner gap), clipped to [width/min(100, 1 + kernels), width].
+//     A choice's density gives each trial's value weight 1 + prior/(n+1) and every other
+//     value prior/(n+1), and the prior all values alike. The 25 most recent trials weigh 1,
+//     older ones less (rising linearly from 1/n), the prior TPEConfig.PriorWeight.
+//   - TPEConfig.Candidates values are drawn from l, and the first with the highest
+//     log l(x) − log g(x) is taken (for an integer, the mass of its cell).
+//
+// Every parameter is drawn, whether or not its condition holds, and those whose conditions
+// do not hold are dropped, as in Space.Sample.
+//
+// Trial i is drawn from trials 0 … i−P (P = TPEConfig.Parallel), and it is dispatched only
+// when they have finished: it leaves out the P−1 trials just before it, as Optuna with
+// n_jobs = P leaves out the trials still running, but which ones it leaves out does not depend
+// on timing, so the search is the same for any number of workers. At most P trials run at
+// once; more workers idle. Steps draws trial i once trials 0 … i−P have records.
 //
 // # Pruning
 //

@@ -145,8 +145,14 @@ type Config struct {
 	Rounds int
 	// Maximize makes a larger objective better; default false (smaller is better).
 	Maximize bool
-	// Zoom sets how each round's region narrows.
+	// Sampler is how each round draws its trials: SamplerZoom (default, also "") at random
+	// from a region that narrows round by round, or SamplerTPE by the tree-structured Parzen
+	// estimator from every trial of the rounds before (the rounds are then batches).
+	Sampler string
+	// Zoom sets how each round's region narrows (SamplerZoom).
 	Zoom ZoomConfig
+	// TPE sets the TPE sampler (SamplerTPE).
+	TPE TPEConfig
 	// Prune sets how trials are stopped early; default ASHA.
 	Prune PruneConfig
 	// Workers is the number of trials run at the same time; default runtime.GOMAXPROCS(0).
@@ -215,6 +221,19 @@ func (c Config) withDefaults() (Config, error) {
 	if err := c.Zoom.Validate(); err != nil {
 		return c, err
 	}
+	switch c.Sampler {
+	case "":
+		c.Sampler = SamplerZoom
+	case SamplerZoom, SamplerTPE:
+	default:
+		return c, fmt.Errorf("search: sampler %q: give %q or %q", c.Sampler, SamplerZoom, SamplerTPE)
+	}
+	if err := c.TPE.Validate(); err != nil {
+		return c, err
+	}
+	if c.Sampler == SamplerTPE && c.Rounds > 1 {
+		return c, fmt.Errorf("search: rounds = %d: the tpe sampler has no rounds (each trial is drawn from the trials before it); set rounds = 1", c.Rounds)
+	}
 	if err := c.Confirm.Validate(); err != nil {
 		return c, err
 	}
@@ -223,6 +242,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Prune = c.Prune.withDefaults()
 	c.Zoom = c.Zoom.withDefaults()
+	c.TPE = c.TPE.withDefaults()
 	if c.TrialSeed == nil {
 		seed := c.Seed
 		c.TrialSeed = func(i int) uint64 { return DeriveTrialSeed(seed, i) }
@@ -321,15 +341,22 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 	}
 
 	s := &searchRun{cfg: cfg, objective: objective, board: newBoard(cfg.Trials), results: make([]TrialResult, cfg.Trials), finished: make([]bool, cfg.Trials)}
-	region := cfg.Space.Region()
+	d := cfg.firstDrawer()
 	first := 0
+	if cfg.Sampler == SamplerTPE {
+		out.Regions = append(out.Regions, d.region)
+		s.runTPE(ctx, restored)
+		if err := ctx.Err(); err != nil {
+			s.collect(&out)
+			return out, fmt.Errorf("search: stopped with %d of %d trials finished: %w", countTrue(s.finished), cfg.Trials, err)
+		}
+		sizes = nil
+	}
 	for r, n := range sizes {
-		out.Regions = append(out.Regions, region)
+		out.Regions = append(out.Regions, d.region)
 		trials := make([]Trial, n)
 		for k := range trials {
-			i := first + k
-			seed := cfg.TrialSeed(i)
-			trials[k] = Trial{Index: i, Round: r, Seed: seed, Params: cfg.Space.Sample(region, sampleRand(seed))}
+			trials[k] = d.trial(first+k, r)
 		}
 		s.runRound(ctx, trials, restored)
 		first += n
@@ -338,7 +365,7 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 			return out, fmt.Errorf("search: stopped in round %d of %d with %d of %d trials finished: %w", r+1, len(sizes), countTrue(s.finished), cfg.Trials, err)
 		}
 		if r+1 < len(sizes) {
-			region = cfg.zoomAfter(region, s.results[:first])
+			d = cfg.nextDrawer(d, s.results[:first])
 		}
 	}
 	s.collect(&out)
@@ -353,6 +380,28 @@ func Run(ctx context.Context, cfg Config, objective Objective) (Outcome, error) 
 		}
 	}
 	return out, nil
+}
+
+// drawer draws the trials of one round of the zoom sampler, at random from region.
+type drawer struct {
+	cfg    Config
+	region Region
+}
+
+// firstDrawer is the drawer of round 0: the full space.
+func (c Config) firstDrawer() drawer { return drawer{cfg: c, region: c.Space.Region()} }
+
+// nextDrawer returns the drawer of the round after d's, given every trial of the rounds so
+// far (by index, their Params set): the region zoomed around the best of them.
+func (c Config) nextDrawer(d drawer, results []TrialResult) drawer {
+	d.region = c.zoomAfter(d.region, results)
+	return d
+}
+
+// trial draws trial i of round from the stream of its seed.
+func (d drawer) trial(i, round int) Trial {
+	seed := d.cfg.TrialSeed(i)
+	return Trial{Index: i, Round: round, Seed: seed, Params: d.cfg.Space.Sample(d.region, sampleRand(seed))}
 }
 
 // zoomAfter returns the region of the round after the given trials (every trial of the rounds
@@ -455,19 +504,24 @@ dispatch:
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			rec, err := s.runTrial(ctx, t)
-			if err != nil && ctx.Err() != nil {
-				return // stopped by the search's end: not a finished trial
-			}
-			s.results[t.Index], s.finished[t.Index] = rec, true
-			if s.cfg.OnTrialDone != nil {
-				s.doneMu.Lock()
-				s.cfg.OnTrialDone(rec)
-				s.doneMu.Unlock()
-			}
+			s.finishTrial(ctx, t)
 		})
 	}
 	wg.Wait()
+}
+
+// finishTrial runs trial t and records it, unless the search's end stopped it.
+func (s *searchRun) finishTrial(ctx context.Context, t Trial) {
+	rec, err := s.runTrial(ctx, t)
+	if err != nil && ctx.Err() != nil {
+		return // stopped by the search's end: not a finished trial
+	}
+	s.results[t.Index], s.finished[t.Index] = rec, true
+	if s.cfg.OnTrialDone != nil {
+		s.doneMu.Lock()
+		s.cfg.OnTrialDone(rec)
+		s.doneMu.Unlock()
+	}
 }
 
 // trialRun is one trial's reporting state.

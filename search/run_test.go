@@ -122,11 +122,37 @@ func jitter(seed uint64, maxDelay time.Duration) func(i, e int) time.Duration {
 	}
 }
 
+// searchVariants are the configs the determinism tests run: the zoom sampler with each
+// pruner, and the TPE sampler with ASHA and without pruning.
+func searchVariants(s *Space, rounds int) []struct {
+	name string
+	cfg  Config
+} {
+	var out []struct {
+		name string
+		cfg  Config
+	}
+	for _, prune := range []PruneConfig{{Method: PruneASHA, MinEpochs: 1, Reduction: 3}, {Method: PruneMedian, MinEpochs: 2, MinTrials: 3}, {Method: PruneNone}} {
+		out = append(out, struct {
+			name string
+			cfg  Config
+		}{prune.Method, Config{Space: s, Trials: 24, Rounds: rounds, Seed: 42, Prune: prune}})
+	}
+	for _, prune := range []PruneConfig{{Method: PruneASHA, MinEpochs: 1, Reduction: 3}, {Method: PruneNone}} {
+		out = append(out, struct {
+			name string
+			cfg  Config
+		}{"tpe " + prune.Method, Config{Space: s, Trials: 24, Sampler: SamplerTPE, TPE: TPEConfig{Startup: 4, Parallel: 3}, Seed: 42, Prune: prune}})
+	}
+	return out
+}
+
 func TestRunDeterministicAcrossWorkers(t *testing.T) {
 	s := mustSpace(t, noisySpace, nil)
-	for _, prune := range []PruneConfig{{Method: PruneASHA, MinEpochs: 1, Reduction: 3}, {Method: PruneMedian, MinEpochs: 2, MinTrials: 3}, {Method: PruneNone}} {
-		t.Run(prune.Method, func(t *testing.T) {
-			cfg := Config{Space: s, Trials: 24, Rounds: 3, Seed: 42, Prune: prune}
+	for _, v := range searchVariants(s, 3) {
+		prune := v.cfg.Prune
+		t.Run(v.name, func(t *testing.T) {
+			cfg := v.cfg
 			const epochs = 9
 			var ref Outcome
 			anyOutOfOrder := false
@@ -154,7 +180,11 @@ func TestRunDeterministicAcrossWorkers(t *testing.T) {
 				if k == 0 {
 					ref = out
 					checkReference(t, out, prune)
-					checkZoomed(t, out, cfg)
+					if cfg.Sampler == SamplerTPE {
+						checkTPE(t, out, cfg)
+					} else {
+						checkZoomed(t, out, cfg)
+					}
 					continue
 				}
 				if got, want := comparable(out), comparable(ref); !reflect.DeepEqual(got, want) {
@@ -170,6 +200,21 @@ func TestRunDeterministicAcrossWorkers(t *testing.T) {
 				t.Error("no run reported out of index order: the test did not exercise different arrival orders")
 			}
 		})
+	}
+}
+
+// checkTPE checks that the reference outcome's later trials were drawn by TPE: the draws
+// differ from the random draws of the same seeds.
+func checkTPE(t *testing.T, out Outcome, cfg Config) {
+	t.Helper()
+	full, differ := cfg.Space.Region(), 0
+	for _, tr := range out.Trials {
+		if !reflect.DeepEqual(tr.Params, cfg.Space.Sample(full, sampleRand(tr.Seed))) {
+			differ++
+		}
+	}
+	if differ < len(out.Trials)/2 {
+		t.Errorf("only %d of %d trials differ from random draws: TPE did not draw them", differ, len(out.Trials))
 	}
 }
 
@@ -479,6 +524,10 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Space: s, Prune: PruneConfig{Method: "hyperband"}}, `prune method "hyperband"`},
 		{Config{Space: s, Prune: PruneConfig{Reduction: 1}}, "reduction = 1"},
 		{Config{Space: s, Zoom: ZoomConfig{Top: 1.5}}, "zoom top = 1.5"},
+		{Config{Space: s, Sampler: "bayes"}, `sampler "bayes": give "zoom" or "tpe"`},
+		{Config{Space: s, Sampler: SamplerTPE, TPE: TPEConfig{Candidates: -1}}, "tpe candidates = -1"},
+		{Config{Space: s, Sampler: SamplerTPE, TPE: TPEConfig{Startup: -3}}, "tpe startup = -3"},
+		{Config{Space: s, Sampler: SamplerTPE, TPE: TPEConfig{PriorWeight: math.NaN()}}, "tpe prior_weight = NaN"},
 		{Config{Space: s, Confirm: ConfirmConfig{Top: -1}}, "confirm top = -1"},
 		{Config{Space: s, Confirm: ConfirmConfig{Top: 3}}, "confirm seeds = 0"},
 		{Config{Space: s, Trials: 4, Confirm: ConfirmConfig{Top: 5, Seeds: 1}}, "confirm top = 5 is more than trials = 4"},

@@ -43,15 +43,18 @@ func (s *Steps) Trials() int { return s.cfg.Trials }
 // Round returns the round of trial i.
 func (s *Steps) Round(i int) int { return s.roundOf[i] }
 
-// Trial returns trial i, its Params drawn from its round's region as Run draws them. The
-// region depends on every trial of the earlier rounds: ok is false while one of them has no
-// record in finished (by index; their Params are not read: they are drawn again). A record
-// that is Failed counts as finished.
+// Trial returns trial i, its Params drawn as Run draws them: from its round's region, which
+// depends on every trial of the earlier rounds, or with the TPE sampler from trials
+// 0 … i−Parallel. ok is false while one of those has no record in finished (by index; their
+// Params are not read: they are drawn again). A record that is Failed counts as finished.
 func (s *Steps) Trial(i int, finished map[int]TrialResult) (t Trial, ok bool) {
 	if i < 0 || i >= s.cfg.Trials {
 		return Trial{}, false
 	}
-	region := s.cfg.Space.Region()
+	if s.cfg.Sampler == SamplerTPE {
+		return s.tpeTrial(i, finished)
+	}
+	d := s.cfg.firstDrawer()
 	first := 0
 	var results []TrialResult
 	for r := range s.roundOf[i] {
@@ -61,18 +64,78 @@ func (s *Steps) Trial(i int, finished map[int]TrialResult) (t Trial, ok bool) {
 			if !done {
 				return Trial{}, false
 			}
-			rec.Trial = s.draw(j, r, region)
+			rec.Trial = d.trial(j, r)
 			results = append(results, rec)
 		}
 		first += s.sizes[r]
-		region = s.cfg.zoomAfter(region, results)
+		d = s.cfg.nextDrawer(d, results)
 	}
-	return s.draw(i, s.roundOf[i], region), true
+	return d.trial(i, s.roundOf[i]), true
 }
 
-func (s *Steps) draw(i, round int, region Region) Trial {
-	seed := s.cfg.TrialSeed(i)
-	return Trial{Index: i, Round: round, Seed: seed, Params: s.cfg.Space.Sample(region, sampleRand(seed))}
+// Drawable returns every trial that Trial can draw now, by index: for the zoom sampler the
+// trials of each round whose earlier rounds all have records in finished; for TPE each trial
+// whose trials 0 … i−Parallel have. It draws each trial once (Trial, called for every i,
+// would draw the trials below i again for each).
+func (s *Steps) Drawable(finished map[int]TrialResult) map[int]Trial {
+	out := map[int]Trial{}
+	if s.cfg.Sampler == SamplerTPE {
+		results := make([]TrialResult, 0, s.cfg.Trials)
+		for i := range s.cfg.Trials {
+			if s.cfg.tpeSees(i) > len(results) {
+				break
+			}
+			t := s.cfg.tpeTrial(i, results[:s.cfg.tpeSees(i)])
+			out[i] = t
+			rec, done := finished[i]
+			if len(results) != i || !done {
+				continue // the trials above may still be drawable: they see only up to i−Parallel
+			}
+			rec.Trial = t
+			results = append(results, rec)
+		}
+		return out
+	}
+	d := s.cfg.firstDrawer()
+	first := 0
+	var results []TrialResult
+	for r, n := range s.sizes {
+		complete := true
+		for k := range n {
+			j := first + k
+			t := d.trial(j, r)
+			out[j] = t
+			rec, done := finished[j]
+			if !done {
+				complete = false
+				continue
+			}
+			rec.Trial = t
+			results = append(results, rec)
+		}
+		if !complete {
+			break
+		}
+		first += n
+		d = s.cfg.nextDrawer(d, results)
+	}
+	return out
+}
+
+// tpeTrial is Trial for the TPE sampler: trial i is drawn from trials 0 … i−Parallel, each
+// of them drawn again the same way from its own records.
+func (s *Steps) tpeTrial(i int, finished map[int]TrialResult) (Trial, bool) {
+	n := s.cfg.tpeSees(i)
+	results := make([]TrialResult, n)
+	for j := range n {
+		rec, done := finished[j]
+		if !done {
+			return Trial{}, false
+		}
+		rec.Trial = s.cfg.tpeTrial(j, results[:s.cfg.tpeSees(j)])
+		results[j] = rec
+	}
+	return s.cfg.tpeTrial(i, results), true
 }
 
 // TrialProgress is a trial in progress: its reports so far and where its pruning stands.

@@ -133,9 +133,11 @@ func spreadSearch(t *testing.T, cfg Config, obj Objective, rng *rand.Rand, lose 
 // returns Run's outcome.
 func TestStepsSameAsRun(t *testing.T) {
 	s := mustSpace(t, noisySpace, nil)
-	for _, prune := range []PruneConfig{{Method: PruneASHA, MinEpochs: 1, Reduction: 3}, {Method: PruneMedian, MinEpochs: 2, MinTrials: 3}, {Method: PruneNone}} {
-		t.Run(prune.Method, func(t *testing.T) {
-			cfg := Config{Space: s, Trials: 24, Rounds: 2, Seed: 42, Prune: prune, Workers: 1}
+	for _, v := range searchVariants(s, 2) {
+		prune := v.cfg.Prune
+		t.Run(v.name, func(t *testing.T) {
+			cfg := v.cfg
+			cfg.Workers = 1
 			const epochs = 9
 			obj := noisyObjective(epochs, func(i, e int) time.Duration { return 0 }, nil)
 			ref, err := Run(context.Background(), cfg, obj)
@@ -213,5 +215,53 @@ func TestStepsReportOrder(t *testing.T) {
 	q := &TrialProgress{History: []Point{{Epoch: 3}}}
 	if _, _, err := st.Report(0, q, 3, 0.5, nothing); err == nil {
 		t.Error("a report of an epoch that does not increase is not an error")
+	}
+}
+
+// TestStepsDrawable checks that Drawable lists exactly the trials Trial can draw, with the
+// same Params, for the zoom and the TPE sampler, on finished sets with gaps.
+func TestStepsDrawable(t *testing.T) {
+	s := mustSpace(t, noisySpace, nil)
+	for _, v := range searchVariants(s, 3) {
+		t.Run(v.name, func(t *testing.T) {
+			cfg := v.cfg
+			cfg.Workers = 1
+			ref, err := Run(context.Background(), cfg, noisyObjective(5, func(i, e int) time.Duration { return 0 }, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			steps, err := NewSteps(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(9, 9))
+			sawSome, sawGap := false, false
+			for round := range 20 {
+				finished := map[int]TrialResult{}
+				upTo := rng.IntN(cfg.Trials + 1)
+				for i := range upTo {
+					if rng.Float64() < 0.9 {
+						finished[i] = ref.Trials[i]
+					}
+				}
+				got := steps.Drawable(finished)
+				for i := range cfg.Trials {
+					want, ok := steps.Trial(i, finished)
+					g, has := got[i]
+					if ok != has || (ok && !reflect.DeepEqual(g, want)) {
+						t.Fatalf("case %d: trial %d: Drawable %v %+v, Trial %v %+v", round, i, has, g, ok, want)
+					}
+					if ok && i > 0 {
+						sawSome = true
+					}
+					if !ok {
+						sawGap = true
+					}
+				}
+			}
+			if !sawSome || !sawGap {
+				t.Errorf("the cases drew no later trial (%v) or left none undrawable (%v)", sawSome, sawGap)
+			}
+		})
 	}
 }

@@ -93,7 +93,7 @@ func (s *searchStage) Parts() int {
 
 // steps returns the search's Steps.
 func (s *searchStage) steps(sc *pipeline.StageContext, maximize bool) (*search.Steps, error) {
-	return search.NewSteps(search.Config{Space: s.space, Trials: s.trials, Rounds: s.rounds, Maximize: maximize, Zoom: s.zoom, Prune: s.prune,
+	return search.NewSteps(search.Config{Space: s.space, Trials: s.trials, Rounds: s.rounds, Maximize: maximize, Sampler: s.sampler, Zoom: s.zoom, TPE: s.tpe, Prune: s.prune,
 		TrialSeed: func(i int) uint64 { return sc.Seed(uint64(i)) }})
 }
 
@@ -184,11 +184,12 @@ func (s *searchStage) ReadyParts(ctx context.Context, sc *pipeline.StageContext)
 		return nil, 0, errors.New("trials have finished but the search's header is not in the stage store: run the stage again")
 	}
 	var ready []int
+	drawable := steps.Drawable(b.finished)
 	for i := range s.trials {
 		if _, done := b.finished[i]; done {
 			continue
 		}
-		if _, ok := steps.Trial(i, b.finished); !ok {
+		if _, ok := drawable[i]; !ok {
 			continue
 		}
 		if st := b.state(i); st != nil {
@@ -243,7 +244,7 @@ func (s *searchStage) RunPart(ctx context.Context, sc *pipeline.StageContext, i 
 	}
 	trial, ok := steps.Trial(i, b.finished)
 	if !ok {
-		sc.Log.Info().Int("trial", i).Msg("trial cannot start yet: its round's region waits on the rounds before")
+		sc.Log.Info().Int("trial", i).Msg("trial cannot start yet: it is drawn from trials that have not finished (the rounds before, or with tpe the trials up to parallel below it)")
 		return nil
 	}
 	log := sc.Log.With().Int("trial", i).Logger()

@@ -67,7 +67,7 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 	}
 	done, repeatsDone := int64(len(restore)), int64(len(repeats))
 	sc.Progress(done, int64(s.trials), "trials")
-	cfg := search.Config{Space: s.space, Trials: s.trials, Rounds: s.rounds, Maximize: maximize, Zoom: s.zoom, Prune: s.prune, Workers: n,
+	cfg := search.Config{Space: s.space, Trials: s.trials, Rounds: s.rounds, Maximize: maximize, Sampler: s.sampler, Zoom: s.zoom, TPE: s.tpe, Prune: s.prune, Workers: n,
 		TrialSeed: func(i int) uint64 { return sc.Seed(uint64(i)) }, Restore: restore,
 		OnTrialDone: func(t search.TrialResult) {
 			rec := r.record(t)
@@ -81,7 +81,7 @@ func (s *searchStage) Run(ctx context.Context, sc *pipeline.StageContext) error 
 			repeatsDone++
 			sc.Progress(repeatsDone, int64(s.confirm.Top*s.confirm.Seeds), "repeats") // at most that many: fewer when fewer trials completed
 		}}
-	sc.Log.Info().Int("trials", s.trials).Int("rounds", s.rounds).Str("objective", r.objective).Str("prune", s.prune.Method).Int("workers", n).
+	sc.Log.Info().Int("trials", s.trials).Str("sampler", s.sampler).Int("rounds", s.rounds).Str("objective", r.objective).Str("prune", s.prune.Method).Int("workers", n).
 		Msg("search: " + strings.Join(s.space.Names(), ", "))
 	out, err := search.Run(ctx, cfg, r.trial)
 	if err != nil {

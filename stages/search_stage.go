@@ -30,7 +30,7 @@ func searchKind() pipeline.KindSpec {
 	return pipeline.KindSpec{
 		Kind: "search", Shape: pipeline.ShapeTrain,
 		Doc: "Searches hyperparameters: each trial is a `train` stage (or, with model = \"ensemble\", an `ensemble` stage) built from `base` with the trial's values of the `space` parameters, trained on `train` and scored on `val` (or, with cv = k, by k-fold cross-validation over train and val together). " +
-			"Values are drawn at random (never on a grid), on a log scale for the log distributions; with rounds > 1 each round zooms in on the region of the best trials so far (the ranges narrow, the choices are re-weighted). " +
+			"Values are drawn at random (never on a grid), on a log scale for the log distributions; with rounds > 1 each round zooms in on the region of the best trials so far (the ranges narrow, the choices are re-weighted). With sampler = \"tpe\" each trial is drawn instead by the tree-structured Parzen estimator from the trials before it. " +
 			"Bad trials are stopped early (ASHA by default, or median stopping) on the objective they report after every epoch; a pruned trial's partial history is kept. " +
 			"Trials run concurrently within the run's CPU budget, one core each; each trial's seed comes from (run seed, stage, trial), and the trials, their results and the best trial are the same for any number of workers. " +
 			"The training table is read once and shared by every trial. With the stage store, an interrupted search resumes without training its finished trials again. " +
@@ -49,7 +49,16 @@ func searchKind() pipeline.KindSpec {
 			{Name: "objective", Type: pipeline.TypeString, Default: objectiveAuto, Doc: "The val metric that ranks the trials, maximised (accuracy, r2) or minimised (loss, logloss, rmse, mae) as the metric says: val_loss, val_accuracy, val_logloss, val_rmse, val_mae, val_r2, or <target>/val_... with several targets (an ensemble: all but the loss). " +
 				"auto: val_logloss for classes, val_r2 for regression, val_loss with several targets. Log-loss rather than accuracy because a small validation set's accuracy takes few values (on iris's 22 val rows, one row is 4.5 points): trials tie, and the ranking and the zoom would then follow the trial index."},
 			{Name: "trials", Type: pipeline.TypeInt, Default: int64(defaultSearchTrials), Min: pipeline.Bound(1), Doc: "The number of trials in all rounds."},
-			{Name: "rounds", Type: pipeline.TypeInt, Default: int64(defaultSearchRounds), Min: pipeline.Bound(1), Doc: "Zoom rounds: the trials are split evenly between them, and each round after the first samples the region around the best trials of the rounds before (1: plain random search). At most trials; when not set, min(3, trials)."},
+			{Name: "sampler", Type: pipeline.TypeString, Default: search.SamplerZoom, Enum: []string{search.SamplerZoom, search.SamplerTPE}, Doc: "How trials are drawn. zoom: at random, from a region that narrows round by round around the best trials (rounds, zoom). " +
+				"tpe: the tree-structured Parzen estimator (Bergstra et al. 2011; Optuna's default sampler, with its defaults): for each parameter, the trials so far (failed ones left out) are split into the best ⌈n/10⌉ (at most 25) and the rest, a Parzen density is fitted to each (l and g: normal kernels on the sampling axis, one per trial, plus a prior over the whole range; each choice weighted by its trials), and of tpe.candidates values drawn from l the one with the highest l(x)/g(x) is taken. " +
+				"Parameters are drawn independently, each from the trials that have it (a conditional one, from those where its condition held); until tpe.startup trials have it, it is drawn at random. Trial i is drawn from trials 0 … i − tpe.parallel and starts when they have finished, so that the draws are the same for any number of workers. No rounds."},
+			{Name: "rounds", Type: pipeline.TypeInt, Default: int64(defaultSearchRounds), Min: pipeline.Bound(1), Doc: "Zoom rounds: the trials are split evenly between them, and each round after the first samples the region around the best trials of the rounds before (1: plain random search). At most trials; when not set, min(3, trials); 1 with sampler = \"tpe\"."},
+			{Name: "tpe", Type: pipeline.TypeTable, Fields: []pipeline.Field{
+				{Name: "candidates", Type: pipeline.TypeInt, Default: int64(search.DefaultTPECandidates), Min: pipeline.Bound(1), Doc: "Values drawn from l for each parameter of a trial; the one with the highest l(x)/g(x) is taken."},
+				{Name: "startup", Type: pipeline.TypeInt, Default: int64(search.DefaultTPEStartup), Min: pipeline.Bound(1), Doc: "The fewest earlier trials having a parameter before TPE draws it; until then it is drawn at random from its whole range."},
+				{Name: "parallel", Type: pipeline.TypeInt, Default: int64(search.DefaultTPEParallel), Min: pipeline.Bound(1), Doc: "Trials that may run at once: trial i is drawn from trials 0 … i − parallel (the parallel − 1 trials just before it are left out, as Optuna leaves out the trials running) and waits for them. More workers than this idle; 1 runs the trials one after another, each drawn from all the trials before it. The results do not depend on the number of workers."},
+				{Name: "prior_weight", Type: pipeline.TypeFloat, Default: search.DefaultTPEPriorWeight, Min: pipeline.Bound(0), MinExclusive: true, Doc: "The weight of the prior (the whole range; every choice alike) in each density, against 1 for each of the 25 most recent trials (older ones weigh less)."},
+			}, Doc: "The TPE sampler's settings (sampler = \"tpe\"): { candidates = 24, startup = 10, parallel = 4 }."},
 			{Name: "prune", Type: pipeline.TypeTable, Fields: []pipeline.Field{
 				{Name: "method", Type: pipeline.TypeString, Enum: []string{search.PruneASHA, search.PruneMedian, search.PruneNone}, Doc: "asha: asynchronous successive halving, rungs at epochs min_epochs·reduction^k where a trial goes on only in the top 1/reduction of the trials judged there; median: a trial stops at an epoch ≥ min_epochs where it is worse than the median of the others; none. Default asha (none with model = \"ensemble\", which cannot be pruned)."},
 				{Name: "min_epochs", Type: pipeline.TypeInt, Default: int64(search.DefaultMinEpochs), Min: pipeline.Bound(1), Doc: "asha: the first rung's epoch; median: the first epoch a trial may be stopped at."},
@@ -110,6 +119,8 @@ type searchStage struct {
 	rounds    int
 	prune     search.PruneConfig
 	zoom      search.ZoomConfig
+	sampler   string
+	tpe       search.TPEConfig
 	refit     bool
 	cv        int // folds of the cross-validated objective; 0: val alone
 	top       int // top_k
@@ -153,10 +164,27 @@ func newSearchStage(c *pipeline.StageConfig) (*searchStage, error) {
 	if s.base == nil {
 		s.base = map[string]any{}
 	}
+	s.sampler = c.String("sampler")
 	if !c.IsSet("rounds") {
 		s.rounds = min(defaultSearchRounds, s.trials)
+		if s.sampler == search.SamplerTPE {
+			s.rounds = 1
+		}
 	}
 	var errs []error
+	if s.sampler == search.SamplerTPE {
+		if c.IsSet("rounds") && s.rounds != 1 {
+			errs = append(errs, c.Errorf("rounds", "the tpe sampler has no rounds: each trial is drawn from the trials before it; leave rounds out (or set sampler = \"zoom\")"))
+		}
+		if c.Table("zoom") != nil {
+			errs = append(errs, c.Errorf("zoom", "zoom sets the zoom sampler's rounds, but sampler = \"tpe\": leave zoom out, or set sampler = \"zoom\""))
+		}
+	} else if c.Table("tpe") != nil {
+		errs = append(errs, c.Errorf("tpe", "tpe sets the TPE sampler, but sampler = %q: add sampler = \"tpe\", or leave tpe out", s.sampler))
+	}
+	if t := c.Table("tpe"); t != nil {
+		s.tpe = search.TPEConfig{Candidates: intOf(t["candidates"]), Startup: intOf(t["startup"]), Parallel: intOf(t["parallel"]), PriorWeight: floatOf(t["prior_weight"])}
+	}
 	if s.rounds > s.trials {
 		errs = append(errs, c.Errorf("rounds", "%d rounds need at least %d trials, not %d: every round runs at least one trial", s.rounds, s.rounds, s.trials))
 	}

@@ -417,6 +417,7 @@ func (r *searchRun) outputs(dir string, out search.Outcome) error {
 		regions = append(regions, map[string]any{"round": i, "ranges": ranges, "weights": rg.Weights})
 	}
 	sc.SetInfo("regions", regions)
+	sc.SetInfo("sampler", r.s.sampler)
 	sc.Metrics.Set(r.objective, best.Value)
 	if r.cv != nil {
 		// The model's own val metrics (final) replace r.objective: the folds' mean stays here.
