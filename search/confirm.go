@@ -110,20 +110,17 @@ func (s *searchRun) confirm(ctx context.Context, out *Outcome, restored map[[2]i
 			out.Trials[tk.pos].Repeats[tk.k-1], done[j] = rec, true
 		}
 	}
-	slots := make(chan struct{}, s.cfg.Workers)
+	slots := newSlots(s.cfg.Workers)
 	var wg sync.WaitGroup
-dispatch:
 	for j, tk := range tasks {
 		if done[j] {
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			break dispatch
+		if !slots.take(ctx) {
+			break
 		}
 		wg.Go(func() {
-			defer func() { <-slots }()
+			defer slots.give()
 			rec, err := s.runRepeat(ctx, out.Trials[tk.pos], tk.k)
 			if err != nil && ctx.Err() != nil {
 				return // stopped by the search's end: not a finished repeat

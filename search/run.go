@@ -483,32 +483,52 @@ func (s *searchRun) collect(out *Outcome) {
 func (s *searchRun) runRound(ctx context.Context, trials []Trial, restored map[int]TrialResult) {
 	for _, t := range trials {
 		if rec, ok := restored[t.Index]; ok {
-			rec.Trial = t
-			s.results[t.Index], s.finished[t.Index] = rec, true
-			s.board.restore(t.Index, rec.History, s.cfg.Maximize)
+			s.restoreTrial(t, rec)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	slots := make(chan struct{}, s.cfg.Workers)
+	slots := newSlots(s.cfg.Workers)
 	var wg sync.WaitGroup
-dispatch:
 	for _, t := range trials {
 		if _, ok := restored[t.Index]; ok {
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			break dispatch
+		if !slots.take(ctx) {
+			break
 		}
 		wg.Go(func() {
-			defer func() { <-slots }()
+			defer slots.give()
 			s.finishTrial(ctx, t)
 		})
 	}
 	wg.Wait()
 }
+
+// restoreTrial records rec, a finished trial of an earlier run, as trial t's result.
+func (s *searchRun) restoreTrial(t Trial, rec TrialResult) {
+	rec.Trial = t
+	s.results[t.Index], s.finished[t.Index] = rec, true
+	s.board.restore(t.Index, rec.History, s.cfg.Maximize)
+}
+
+// slots are the worker slots: a trial (or a repeat) holds one while it runs.
+type slots chan struct{}
+
+func newSlots(n int) slots { return make(slots, n) }
+
+// take waits for a free slot and holds it; false when ctx ends first.
+func (s slots) take(ctx context.Context) bool {
+	select {
+	case s <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// give frees a slot.
+func (s slots) give() { <-s }
 
 // finishTrial runs trial t and records it, unless the search's end stopped it.
 func (s *searchRun) finishTrial(ctx context.Context, t Trial) {

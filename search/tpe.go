@@ -395,7 +395,7 @@ func (s *searchRun) runTPE(ctx context.Context, restored map[int]TrialResult) {
 	for i := range done {
 		done[i] = make(chan struct{})
 	}
-	slots := make(chan struct{}, s.cfg.Workers)
+	slots := newSlots(s.cfg.Workers)
 	var wg sync.WaitGroup
 	waited := 0 // trials 0 … waited−1 are known finished
 dispatch:
@@ -409,19 +409,15 @@ dispatch:
 		}
 		t := s.cfg.tpeTrial(i, s.results[:waited])
 		if rec, ok := restored[i]; ok {
-			rec.Trial = t
-			s.results[i], s.finished[i] = rec, true
-			s.board.restore(i, rec.History, s.cfg.Maximize)
+			s.restoreTrial(t, rec)
 			close(done[i])
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			break dispatch
+		if !slots.take(ctx) {
+			break
 		}
 		wg.Go(func() {
-			defer func() { <-slots }()
+			defer slots.give()
 			defer close(done[t.Index])
 			s.finishTrial(ctx, t)
 		})

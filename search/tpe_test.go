@@ -89,7 +89,7 @@ func TestParzenDrawsFollowDensity(t *testing.T) {
 	for name, z := range parzenCases(t) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		var want []float64
-		cell := func(x float64) int { return 0 }
+		var cell func(x float64) int
 		switch {
 		case z.p.Dist == Choice:
 			for c := range z.p.Choices {

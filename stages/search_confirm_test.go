@@ -151,25 +151,15 @@ func TestResumeSearchConfirm(t *testing.T) {
 }
 
 func TestSearchConfirmConfigErrors(t *testing.T) {
-	head := searchDigits + "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\nspace = { l2 = { log_uniform = [1e-6, 1e-2] } }\n"
-	cases := []struct{ name, body, key, msg string }{
+	checkSearchConfigErrors(t, searchL2Head, []searchConfigError{
 		{"top > trials", "trials = 4\nconfirm = { top = 5 }\n", "confirm.top", "top = 5 is more than the 4 trials"},
 		{"top 1", "confirm = { top = 1 }\n", "confirm.top", "below the minimum 2"},
 		{"seeds 0", "confirm = { seeds = 0 }\n", "confirm.seeds", "below the minimum 1"},
 		{"cv", "cv = 3\nprune = { method = \"none\" }\nconfirm = { top = 3 }\n", "confirm", "already the mean over 3 folds"},
 		{"unknown key", "confirm = { top = 3, seed = 2 }\n", "confirm.seed", "seeds"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := pipeline.Parse([]byte(head+c.body), "tune.toml", ".", registry(t), pipeline.LoadOptions{})
-			ces := pipeline.ConfigErrors(err)
-			if len(ces) != 1 || ces[0].Key != c.key || ces[0].Line == 0 || !strings.Contains(ces[0].Error(), c.msg) {
-				t.Fatalf("got %v, want one error at %s with %q", err, c.key, c.msg)
-			}
-		})
-	}
+	})
 	// Defaults: top 5, seeds 2.
-	p, err := pipeline.Parse([]byte(head+"confirm = {}\n"), "tune.toml", ".", registry(t), pipeline.LoadOptions{})
+	p, err := pipeline.Parse([]byte(searchL2Head+"confirm = {}\n"), "tune.toml", ".", registry(t), pipeline.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

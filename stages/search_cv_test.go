@@ -301,48 +301,18 @@ func TestResumeSearchCV(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small models")
 	}
-	store := storetest.New()
-	src := searchDigits + strings.Replace(searchCV, "cv = 3\n", "cv = 3\nworkers = 1\n", 1)
-	if _, _, err := resumeRun(t, store, src, progressAt("tune", "trials", 2)); err == nil {
-		t.Fatal("the interrupted run did not stop")
-	}
-	m2, dir2, err := resumeRun(t, store, src, nil, "tune.workers=2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := infoNumber(m2.Stages["tune"], "trials_trained"); n != 4 {
-		t.Errorf("the resumed run trained %v trials, want the 4 unfinished ones", n)
-	}
-	_, dir3, err := resumeRun(t, storetest.New(), src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h2, r2 := readTrials(t, dir2)
-	h3, r3 := readTrials(t, dir3)
-	if !reflect.DeepEqual(withoutTimes(h2, r2), withoutTimes(h3, r3)) {
-		t.Errorf("resumed trials:\n%v\nuninterrupted:\n%v", withoutTimes(h2, r2), withoutTimes(h3, r3))
-	}
+	checkResumedSearch(t, searchDigits+strings.Replace(searchCV, "cv = 3\n", "cv = 3\nworkers = 1\n", 1), 2, 6)
 }
 
 // TestSearchCVConfigErrors: cv's errors name the key, at load or, for what depends on the
 // data, before any trial trains.
 func TestSearchCVConfigErrors(t *testing.T) {
-	head := searchDigits + "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\nspace = { l2 = { log_uniform = [1e-6, 1e-2] } }\n"
-	cases := []struct{ name, body, key, msg string }{
+	checkSearchConfigErrors(t, searchL2Head, []searchConfigError{
 		{"one fold", "cv = 1\n", "cv", "no cross-validation"},
 		{"negative", "cv = -2\n", "cv", "below the minimum"},
 		{"prune", "cv = 3\nprune = { method = \"asha\" }\n", "prune.method", "not pruned"},
 		{"top_k", "cv = 3\ntop_k = 2\n", "top_k", "choose one"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := pipeline.Parse([]byte(head+c.body), "tune.toml", ".", registry(t), pipeline.LoadOptions{})
-			ces := pipeline.ConfigErrors(err)
-			if len(ces) != 1 || ces[0].Key != c.key || ces[0].Line == 0 || !strings.Contains(ces[0].Error(), c.msg) {
-				t.Fatalf("got %v, want one error at %s with %q", err, c.key, c.msg)
-			}
-		})
-	}
+	})
 	t.Run("more folds than a class has rows", func(t *testing.T) {
 		dir := t.TempDir()
 		cvData(t, dir, 1, 30, 6, false)

@@ -405,10 +405,35 @@ val = "scale.val"
 
 // TestSearchStageConfigErrors: the base is checked as a stage of its kind, and settings that
 // do not fit the search are refused.
+// searchConfigError is a search stage's table (after head) with one error, at key, whose
+// message holds msg.
+type searchConfigError struct{ name, body, key, msg string }
+
+// searchErrorHead is a search stage's head without a space.
+const searchErrorHead = searchDigits + "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\n"
+
+// searchL2Head is searchErrorHead with a one-parameter space.
+const searchL2Head = searchErrorHead + "space = { l2 = { log_uniform = [1e-6, 1e-2] } }\n"
+
+// checkSearchConfigErrors loads head + each case's body and checks that it fails with that
+// one error, at the key and a line.
+func checkSearchConfigErrors(t *testing.T, head string, cases []searchConfigError) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := pipeline.Parse([]byte(head+c.body), "tune.toml", ".", registry(t), pipeline.LoadOptions{})
+			ces := pipeline.ConfigErrors(err)
+			if len(ces) != 1 || ces[0].Key != c.key || ces[0].Line == 0 || !strings.Contains(ces[0].Error(), c.msg) {
+				t.Fatalf("got %v, want one error at %s with %q", err, c.key, c.msg)
+			}
+		})
+	}
+}
+
 func TestSearchStageConfigErrors(t *testing.T) {
-	head := searchDigits + "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\n"
+	head := searchErrorHead
 	const space, memberSpace = "space = { l2 = { log_uniform = [1e-6, 1e-2] } }\n", "space = { \"member.l2\" = { log_uniform = [1e-6, 1e-2] } }\n"
-	cases := []struct{ name, body, key, msg string }{
+	cases := []searchConfigError{
 		{"base key", space + "base = { layers = [ { dense = 0 } ] }\n", "base.layers[0].dense", "below the minimum 1"},
 		{"base misplaced", space + "base = { workers = 2 }\n", "base.workers", "set workers on the search stage"},
 		{"base layer", space + "base = { layers = [ { dense = 8, batch_norm = true } ] }\n", "base.layers[0]", "a layer has one type"},
@@ -422,16 +447,7 @@ func TestSearchStageConfigErrors(t *testing.T) {
 		{"top_k refit", space + "top_k = 3\nrefit = true\n", "top_k", "choose one"},
 		{"top_k trials", space + "trials = 4\ntop_k = 5\n", "top_k", "more than the 4 trials"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			src := head + c.body
-			_, err := pipeline.Parse([]byte(src), "tune.toml", ".", registry(t), pipeline.LoadOptions{})
-			ces := pipeline.ConfigErrors(err)
-			if len(ces) != 1 || ces[0].Key != c.key || ces[0].Line == 0 || !strings.Contains(ces[0].Error(), c.msg) {
-				t.Fatalf("got %v, want one error at %s with %q", err, c.key, c.msg)
-			}
-		})
-	}
+	checkSearchConfigErrors(t, head, cases)
 	// Without rounds, a search of 2 trials runs 2 rounds (min(3, trials)).
 	if _, err := pipeline.Parse([]byte(head+space+"trials = 2\n"), "tune.toml", ".", registry(t), pipeline.LoadOptions{}); err != nil {
 		t.Errorf("trials = 2 without rounds: %v", err)
@@ -626,14 +642,26 @@ func TestResumedSearchTrialsEqual(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small models")
 	}
+	checkResumedSearch(t, searchOneAtATime, 3, 8)
+}
+
+// checkResumedSearch interrupts the search of src (one trial at a time) once `after` of its
+// trials have finished, resumes it with 2 workers, and checks that the resumed run took those
+// trials from the store, trained only the others, and ends with an uninterrupted run's trials
+// table (times aside).
+func checkResumedSearch(t *testing.T, src string, after, trials int) {
+	t.Helper()
 	store := storetest.New()
-	src := searchOneAtATime
-	if _, _, err := resumeRun(t, store, src, progressAt("tune", "trials", 3)); err == nil {
+	if _, _, err := resumeRun(t, store, src, progressAt("tune", "trials", int64(after))); err == nil {
 		t.Fatal("the interrupted run did not stop")
 	}
-	_, dir2, err := resumeRun(t, store, src, nil, "tune.workers=2")
+	m2, dir2, err := resumeRun(t, store, src, nil, "tune.workers=2")
 	if err != nil {
 		t.Fatal(err)
+	}
+	st := m2.Stages["tune"]
+	if r, n := infoNumber(st, "restored_trials"), infoNumber(st, "trials_trained"); r != float64(after) || n != float64(trials-after) {
+		t.Errorf("the resumed run restored %v trials and trained %v, want %d and %d", r, n, after, trials-after)
 	}
 	_, dir3, err := resumeRun(t, storetest.New(), src, nil)
 	if err != nil {

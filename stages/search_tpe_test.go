@@ -80,57 +80,27 @@ func TestSearchTPETrialsRunApart(t *testing.T) {
 }
 
 // TestResumedSearchTPE interrupts a TPE search after 3 trials: the resumed run (2 workers)
-// ends with the trials of an uninterrupted one.
+// trains only the 5 others and ends with the trials of an uninterrupted one.
 func TestResumedSearchTPE(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small models")
 	}
-	store := storetest.New()
-	src := searchDigits + strings.Replace(searchTuneTPE, "trials = 8\n", "trials = 8\nworkers = 1\n", 1)
-	if _, _, err := resumeRun(t, store, src, progressAt("tune", "trials", 3)); err == nil {
-		t.Fatal("the interrupted run did not stop")
-	}
-	m2, dir2, err := resumeRun(t, store, src, nil, "tune.workers=2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := infoNumber(m2.Stages["tune"], "restored_trials"); n != 3 {
-		t.Errorf("restored %v trials, want 3", n)
-	}
-	_, dir3, err := resumeRun(t, storetest.New(), src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h2, r2 := readTrials(t, dir2)
-	h3, r3 := readTrials(t, dir3)
-	if !reflect.DeepEqual(withoutTimes(h2, r2), withoutTimes(h3, r3)) {
-		t.Errorf("resumed trials:\n%v\nuninterrupted:\n%v", withoutTimes(h2, r2), withoutTimes(h3, r3))
-	}
+	checkResumedSearch(t, searchDigits+strings.Replace(searchTuneTPE, "trials = 8\n", "trials = 8\nworkers = 1\n", 1), 3, 8)
 }
 
 // TestSearchTPEConfigErrors: rounds or zoom with the TPE sampler, tpe without it, and a tpe
 // setting out of range are errors at the key, each saying what to do.
 func TestSearchTPEConfigErrors(t *testing.T) {
-	head := searchDigits + "[stages.tune]\nkind = \"search\"\ntrain = \"scale.train\"\nval = \"scale.val\"\nspace = { l2 = { log_uniform = [1e-6, 1e-2] } }\n"
-	cases := []struct{ name, body, key, msg string }{
+	checkSearchConfigErrors(t, searchL2Head, []searchConfigError{
 		{"rounds", "sampler = \"tpe\"\nrounds = 3\n", "rounds", "the tpe sampler has no rounds"},
 		{"zoom", "sampler = \"tpe\"\nzoom = { top = 0.2 }\n", "zoom", "leave zoom out, or set sampler = \"zoom\""},
 		{"tpe without", "tpe = { parallel = 2 }\n", "tpe", "add sampler = \"tpe\""},
 		{"parallel", "sampler = \"tpe\"\ntpe = { parallel = 0 }\n", "tpe.parallel", "minimum 1"},
 		{"unknown key", "sampler = \"tpe\"\ntpe = { lag = 2 }\n", "tpe.lag", "lag"},
 		{"sampler", "sampler = \"bayes\"\n", "sampler", "tpe"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := pipeline.Parse([]byte(head+c.body), "tune.toml", ".", registry(t), pipeline.LoadOptions{})
-			ces := pipeline.ConfigErrors(err)
-			if len(ces) != 1 || ces[0].Key != c.key || ces[0].Line == 0 || !strings.Contains(ces[0].Error(), c.msg) {
-				t.Fatalf("got %v, want one error at %s with %q", err, c.key, c.msg)
-			}
-		})
-	}
+	})
 	// rounds = 1 is allowed with tpe.
-	if _, err := pipeline.Parse([]byte(head+"sampler = \"tpe\"\nrounds = 1\n"), "tune.toml", ".", registry(t), pipeline.LoadOptions{}); err != nil {
+	if _, err := pipeline.Parse([]byte(searchL2Head+"sampler = \"tpe\"\nrounds = 1\n"), "tune.toml", ".", registry(t), pipeline.LoadOptions{}); err != nil {
 		t.Errorf("sampler tpe with rounds = 1: %v", err)
 	}
 }
