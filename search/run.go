@@ -145,9 +145,9 @@ type Config struct {
 	Rounds int
 	// Maximize makes a larger objective better; default false (smaller is better).
 	Maximize bool
-	// Sampler is how each round draws its trials: SamplerZoom (default, also "") at random
-	// from a region that narrows round by round, or SamplerTPE by the tree-structured Parzen
-	// estimator from every trial of the rounds before (the rounds are then batches).
+	// Sampler is how trials are drawn: SamplerZoom (default, also "") at random from a region
+	// that narrows round by round, or SamplerTPE, each trial by the tree-structured Parzen
+	// estimator from the trials before it (TPEConfig.Parallel; Rounds must be 1).
 	Sampler string
 	// Zoom sets how each round's region narrows (SamplerZoom).
 	Zoom ZoomConfig
@@ -296,7 +296,8 @@ func sampleRand(seed uint64) *rand.Rand {
 
 // Run runs a search: round by round, it samples the round's trials from the region (the full
 // space in round 0), runs them with the objective on Config.Workers goroutines with pruning,
-// waits for all of them, and zooms the region around the best trials so far. With
+// waits for all of them, and zooms the region around the best trials so far. With the TPE
+// sampler it draws each trial from the trials before it instead, as they finish (runTPE). With
 // Config.Confirm it then runs the leaders again with other seeds and ranks them by their mean.
 // It returns every trial and the best.
 //

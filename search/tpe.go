@@ -131,7 +131,7 @@ func (c Config) fitTPE(results []TrialResult) *tpeModel {
 			}
 		}
 		if len(have) < cfg.Startup {
-			continue
+			continue // (ParseSpace refuses a range of one value, which would have no density)
 		}
 		nGood := tpeGood(len(have))
 		good, bad := append([]int(nil), have[:nGood]...), append([]int(nil), have[nGood:]...)
@@ -164,10 +164,10 @@ func (m *tpeModel) sample(rng *rand.Rand) Params {
 			}
 			continue
 		}
-		best, bestScore := 0.0, math.Inf(-1)
-		for range m.cfg.Candidates {
+		var best, bestScore float64
+		for c := range m.cfg.Candidates {
 			x := l.draw(rng)
-			if s := l.logPDF(x) - g.logPDF(x); s > bestScore {
+			if s := l.logPDF(x) - g.logPDF(x); c == 0 || s > bestScore {
 				best, bestScore = x, s
 			}
 		}
