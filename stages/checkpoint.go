@@ -220,17 +220,18 @@ type monitorState struct {
 	Rows     [][]string
 	Warned   map[string]bool
 	Warnings []string
+	PeakLR   float64 // 0 in a checkpoint written before it was kept
 }
 
 // state returns what l has collected so far (rows are only appended, so the slice is not
 // copied).
 func (l *monitorLog) state() monitorState {
-	return monitorState{Rows: l.rows[:len(l.rows):len(l.rows)], Warned: maps.Clone(l.warned), Warnings: slices.Clone(l.warnings)}
+	return monitorState{Rows: l.rows[:len(l.rows):len(l.rows)], Warned: maps.Clone(l.warned), Warnings: slices.Clone(l.warnings), PeakLR: l.peakLR}
 }
 
 // restore continues l from s (nil fields: empty).
 func (l *monitorLog) restore(s monitorState) {
-	l.rows, l.warned, l.warnings = slices.Clone(s.Rows), maps.Clone(s.Warned), slices.Clone(s.Warnings)
+	l.rows, l.warned, l.warnings, l.peakLR = slices.Clone(s.Rows), maps.Clone(s.Warned), slices.Clone(s.Warnings), s.PeakLR
 	if l.warned == nil {
 		l.warned = map[string]bool{}
 	}

@@ -17,6 +17,15 @@ type monitorLog struct {
 	rows     [][]string
 	warned   map[string]bool
 	warnings []string
+	peakLR   float64 // the highest learning rate sampled so far
+}
+
+// updateRatioOff says whether a parameter's update/param ratio is far enough from the healthy
+// 1e-3 to warn about: above 1e-1, or positive and below 1e-6 while the learning rate is at
+// least a tenth of the highest sampled so far. A schedule that decays the rate towards 0 (a
+// linear decay's last epochs) makes the updates tiny on purpose: no warning then.
+func updateRatioOff(ratio, lr, peakLR float64) bool {
+	return ratio > 1e-1 || (ratio > 0 && ratio < 1e-6 && lr >= 0.1*peakLR)
 }
 
 func newMonitorLog(sc *pipeline.StageContext) *monitorLog {
@@ -70,10 +79,11 @@ func (l *monitorLog) record(s train.MonitorSample) error {
 			l.warn("dead/"+ls.Layer, "layer %s: %.0f%% of its units are dead (<= 0 on every row of a batch) at epoch %d; try leaky_relu or gelu, a lower learning rate, or He init", ls.Layer, 100*ls.DeadFraction, s.Epoch+1)
 		}
 	}
+	l.peakLR = max(l.peakLR, s.LR)
 	for _, ps := range s.Params {
 		l.rows = append(l.rows, []string{strconv.Itoa(s.Epoch + 1), strconv.Itoa(s.Step + 1), ps.Param, "param",
 			"", "", "", f(ps.GradNorm), f(ps.Norm), f(ps.GradToParam), f(ps.UpdateToParam), "", "", ""})
-		if ps.Norm > 0 && (ps.UpdateToParam > 1e-1 || (ps.UpdateToParam > 0 && ps.UpdateToParam < 1e-6)) {
+		if ps.Norm > 0 && updateRatioOff(ps.UpdateToParam, s.LR, l.peakLR) {
 			l.warn("update/"+ps.Param, "%s: update/param ratio %.1e at epoch %d (healthy: about 1e-3); the learning rate may be too high or too low", ps.Param, ps.UpdateToParam, s.Epoch+1)
 		}
 	}

@@ -39,8 +39,10 @@ type ParamStat struct {
 // MonitorSample is the monitoring data of one sampled step.
 type MonitorSample struct {
 	Epoch, Step int
-	Layers      []LayerStat
-	Params      []ParamStat
+	// LR is the learning rate of the sampled step (after the schedule).
+	LR     float64
+	Layers []LayerStat
+	Params []ParamStat
 }
 
 // Monitor returns the hooks that sample every every-th step (steps every−1, 2·every−1, ...,
@@ -71,7 +73,7 @@ func Monitor(name string, every, bins int, fn func(MonitorSample) error) []Hook 
 			return nil
 		}
 		defer s.Model.SetRecordGradients(false)
-		ms := MonitorSample{Epoch: s.Epoch, Step: s.Step}
+		ms := MonitorSample{Epoch: s.Epoch, Step: s.Step, LR: s.LR}
 		for _, lt := range s.Model.LayerTensors(s.Rows) {
 			ms.Layers = append(ms.Layers, layerStat(lt, bins))
 		}
