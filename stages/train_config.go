@@ -50,7 +50,7 @@ func trainFields() []pipeline.Field {
 		{Name: "head_noise", Type: pipeline.TypeFloat, Min: pipeline.Bound(0), Doc: "Gaussian noise of this stddev added to every classification head's logits in training passes, before the loss (with head_batch_norm to the normalised logits, before the learned scale and shift): the ladder network's corruption of its top layer, which with semi.method = \"ladder\" is also the top level's noise in the denoising cost (instead of semi.noise). Default 0: none."},
 		{Name: "class_weight", Type: pipeline.TypeAny, Doc: "\"balanced\" (inverse class frequency in train), or a list of weights in class order. Default: none."},
 		{Name: "workers", Type: pipeline.TypeInt, Default: int64(0), Min: pipeline.Bound(0), KeyExempt: true, Doc: "GEMM threads, taken from the run's CPU budget. 0: as many as the budget has free. Results do not depend on it."},
-		{Name: "monitor_every", Type: pipeline.TypeInt, Default: int64(100), Min: pipeline.Bound(0), Doc: "Every this many steps, record per layer the activation mean, std, histogram and dead-ReLU share and the output-gradient norm, and per parameter ‖g‖/‖w‖ and the update/param ratio, to monitor.csv (0: off). Warnings go to the log: dead ReLUs over half a layer, update ratios far from 1e-3."},
+		{Name: "monitor_every", Type: pipeline.TypeInt, Default: int64(100), Min: pipeline.Bound(0), Doc: "Every this many steps, record per layer the activation mean, std, histogram and dead-ReLU share and the output-gradient norm, and per parameter ‖g‖/‖w‖ and the update/param ratio, to monitor.csv (0: off). Warnings go to the log: dead ReLUs over half a layer, update ratios far from 1e-3 (a tiny one not while the schedule has decayed the learning rate below a tenth of its peak)."},
 	}
 }
 
