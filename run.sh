@@ -8,7 +8,8 @@
 #                      run on them, on this machine
 # Set-up happens here: Go modules are downloaded, and Debian's libopenblas-dev is installed when
 # apt-get can (root, reachable mirror); without it pipe builds and runs in pure Go. For `test`,
-# Debian's chromium is installed the same way, for the run report's tests in a real browser.
+# Debian's chromium is installed the same way, for the run report's tests in a real browser,
+# and python3-optuna, for the TPE sampler's test against Optuna's own.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -55,6 +56,22 @@ setup_chromium() {
 			echo "run.sh: could not install chromium; the browser tests of the run report will skip" >&2
 	fi
 	have_chromium
+}
+
+have_optuna() {
+	[ -n "${PIPE_PYTHON:-}" ] || { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import optuna' >/dev/null 2>&1; }
+}
+
+# setup_optuna installs Debian's python3-optuna (3.1) for the test that compares the search's
+# TPE sampler with Optuna's own (search/tpe_optuna_test.go); without it that test skips.
+setup_optuna() {
+	if have_optuna; then return 0; fi
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "run.sh: installing python3-optuna (Debian) for the test of the TPE sampler against Optuna's" >&2
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-optuna) >/dev/null 2>&1 ||
+			echo "run.sh: could not install python3-optuna; the TPE sampler's comparison with Optuna will skip" >&2
+	fi
+	have_optuna
 }
 
 # The Temporal CLI, whose dev server the tests of the Temporal executor run against
@@ -129,6 +146,7 @@ test)
 	need_go
 	setup_openblas || true
 	setup_chromium || true
+	setup_optuna || true
 	setup_temporal || true
 	go mod download
 	echo "== go vet" >&2
@@ -157,7 +175,7 @@ test)
 	go test -count=1 -timeout 30m -tags "$tags" ./nn/... ./internal/sgemm/... ./ensemble/... ./pretrain/... ./features/... ./stages/...
 	;;
 *)
-	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -62,14 +62,16 @@
 // optimization", 2011) from the trials before it, with the defaults of Optuna's TPESampler
 // (version 3.1, univariate). Per parameter, in name order, from the trial's own stream:
 //
-//   - The trials drawn from (see below) that did not fail and have the parameter (a
-//     conditional one: where its condition held) are ranked as the search ranks trials
-//     (completed by Value, then pruned ones by epochs reached). Fewer than TPEConfig.Startup
-//     of them: the parameter is drawn at random from its full range, as Space.Sample draws.
-//   - Otherwise the best min(⌈n/10⌉, 25) of the n make up the good set, the rest the bad set,
-//     and a Parzen density is fitted to each: l to the good, g to the bad. A numeric
+//   - The trials drawn from (see below) that did not fail are ranked as the search ranks
+//     trials (completed by Value, then pruned ones by epochs reached). Fewer than
+//     TPEConfig.Startup of them: the parameter is drawn at random from its full range, as
+//     Space.Sample draws.
+//   - Otherwise, with n of them, the best min(⌈n/10⌉, 25) make up the good set, the rest the
+//     bad set, and a Parzen density is fitted to the trials of each that have the parameter
+//     (a conditional one: where its condition held; none: the prior alone): l to the good,
+//     g to the bad. A numeric
 //     parameter's density is a mixture of normal kernels on its sampling axis (ln x for the
-//     log distributions; [k−½, k+½] cells for integers), truncated to the full range, one
+//     log distributions), truncated to the full range ([lo−½, hi+½] for integers), one
 //     centred on each trial's value, plus a prior centred on the range with σ = its width.
 //     A kernel's σ is the larger distance to its neighbours among the sorted centres (the
 //     outermost take their one inner gap), clipped to [width/min(100, 1 + kernels), width].
@@ -77,7 +79,16 @@
 //     value prior/(n+1), and the prior all values alike. The 25 most recent trials weigh 1,
 //     older ones less (rising linearly from 1/n), the prior TPEConfig.PriorWeight.
 //   - TPEConfig.Candidates values are drawn from l, and the first with the highest
-//     log l(x) − log g(x) is taken (for an integer, the mass of its cell).
+//     log l(x) − log g(x) is taken (for an integer, with the mass of its cell [k−½, k+½], on
+//     the log axis for log_int).
+//
+// This is Optuna 3.1's algorithm with two of Optuna's later fixes: 3.1's truncated normal
+// log density leaves out −log σ, so that each kernel's density is off by its width
+// (optuna/optuna#5109, fixed in 3.5 by #5110), and 3.1 scores a log integer by its density
+// at ln k though it samples the cell (optuna/optuna#6258). TestTPEAgainstOptuna fits pipe's
+// and Optuna's to the same trials (every distribution, a conditional parameter, failed and
+// pruned trials, ties) and compares the split, every kernel and the densities l and g, with
+// Debian's python3-optuna.
 //
 // Every parameter is drawn, whether or not its condition holds, and those whose conditions
 // do not hold are dropped, as in Space.Sample.

@@ -25,9 +25,9 @@ type TPEConfig struct {
 	// Candidates is how many values each parameter draws from the good trials' density l;
 	// the one with the highest l(x)/g(x) is taken. Default 24; at least 1.
 	Candidates int
-	// Startup is the fewest trials having a parameter (of the rounds before, failed ones left
-	// out) from which TPE draws it; below that it is drawn at random from its full range.
-	// Default 10; at least 1.
+	// Startup is the fewest finished trials (failed ones left out) from which TPE draws;
+	// below that every parameter is drawn at random from its full range. Default 10; at
+	// least 1.
 	Startup int
 	// Parallel is how many trials may run at once: trial i is drawn from trials
 	// 0 … i−Parallel and starts once they have finished, whatever the number of workers, so
@@ -115,26 +115,33 @@ type tpeModel struct {
 	l, g  []*parzen // by parameter position in space.params
 }
 
-// fitTPE builds the TPE model from the finished trials of the rounds before (any order; their
-// Params set). Per parameter, the trials that did not fail and have it are ranked as the
-// search ranks trials (completed by Value, then pruned ones by epochs reached); the best
-// tpeGood(n) of those n make up the good set, the rest the bad set.
+// fitTPE builds the TPE model from the finished trials before (any order; their Params
+// set), as Optuna's TPESampler.sample_independent does: the trials that did not fail are
+// ranked as the search ranks trials (completed by Value, then pruned ones by epochs reached);
+// with n of them, fewer than Startup leave every parameter to be drawn at random, otherwise
+// the best tpeGood(n) make up the good set and the rest the bad set, and a parameter's l and
+// g are fitted to the trials of each set that have it (a conditional parameter: where its
+// condition held; a set without any has the prior alone).
 func (c Config) fitTPE(results []TrialResult) *tpeModel {
 	cfg := c.TPE.withDefaults()
 	m := &tpeModel{space: c.Space, cfg: cfg, l: make([]*parzen, len(c.Space.params)), g: make([]*parzen, len(c.Space.params))}
 	ranked := rankTrials(results, c.Maximize)
+	if len(ranked) < cfg.Startup {
+		return m
+	}
+	nGood := tpeGood(len(ranked))
 	for k, p := range c.Space.params {
-		var have []int // positions in results, best first
-		for _, i := range ranked {
-			if _, ok := results[i].Params[p.Name]; ok {
-				have = append(have, i)
+		var good, bad []int // positions in results
+		for r, i := range ranked {
+			if _, ok := results[i].Params[p.Name]; !ok {
+				continue
+			}
+			if r < nGood {
+				good = append(good, i)
+			} else {
+				bad = append(bad, i)
 			}
 		}
-		if len(have) < cfg.Startup {
-			continue // (ParseSpace refuses a range of one value, which would have no density)
-		}
-		nGood := tpeGood(len(have))
-		good, bad := append([]int(nil), have[:nGood]...), append([]int(nil), have[nGood:]...)
 		byIndex := func(s []int) {
 			sort.Slice(s, func(a, b int) bool { return results[s[a]].Index < results[s[b]].Index })
 		}
@@ -149,7 +156,8 @@ func (c Config) fitTPE(results []TrialResult) *tpeModel {
 // sample draws one trial's Params. Like Space.Sample it draws every parameter, in name order,
 // whether or not its condition holds, then drops those whose conditions do not hold. A
 // parameter with a model draws Candidates values from l and keeps the first with the highest
-// log l(x) − log g(x); one without is drawn uniformly from its full range (or choices).
+// log l(x) − log g(x); without one (fewer than Startup trials) it is drawn uniformly from its
+// full range (or choices).
 func (m *tpeModel) sample(rng *rand.Rand) Params {
 	full := m.space.Region()
 	vals := make([]any, len(m.space.params))
@@ -335,7 +343,9 @@ func (z *parzen) value(x float64) any {
 }
 
 // logPDF returns the log density of the mixture at x (a choice's index, or an axis point as
-// draw returns it; for an integer parameter the log mass of the value's cell).
+// draw returns it; for an integer parameter the log mass of the value's cell, [k−½, k+½] on
+// the log axis for log_int, as Optuna has it since optuna/optuna#6258 of 2025: Optuna 3.1
+// took a log integer's density at ln k).
 func (z *parzen) logPDF(x float64) float64 {
 	if z.p.Dist == Choice {
 		return math.Log(z.probs[int(x)])

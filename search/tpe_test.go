@@ -197,10 +197,12 @@ func TestTPEWeightsAndGoodShare(t *testing.T) {
 	}
 }
 
-// TestTPEModelSplit checks which trials each density is fitted on: per parameter, the trials
-// that have it (a conditional one only where its condition held; failed trials never), ranked
-// completed first by value (maximised or minimised), then pruned ones; the best ⌈n/10⌉ make
-// up l. A parameter that fewer than Startup trials have gets no model and is drawn at random.
+// TestTPEModelSplit checks which trials each density is fitted on, Optuna's rule: the
+// trials that did not fail are ranked, completed first by value (maximised or minimised),
+// then pruned ones; the best ⌈n/10⌉ of all n make up the good set. A parameter's l and g are
+// fitted on the trials of each set that have it (a conditional one only where its condition
+// held), so a conditional parameter's l may hold fewer than ⌈n/10⌉ trials, or none. Fewer
+// than Startup trials in all: no parameter has a model.
 func TestTPEModelSplit(t *testing.T) {
 	s := mustSpace(t, `
 x = { uniform = [0.0, 100.0] }
@@ -226,11 +228,20 @@ mom = { uniform = [0.0, 1.0], when = { opt = "sgd" } }
 	for _, maximize := range []bool{false, true} {
 		cfg := Config{Space: s, Maximize: maximize, TPE: TPEConfig{Startup: 8}}
 		m := cfg.fitTPE(res)
-		// x: 23 trials (not 5), good = ⌈23/10⌉ = 3: the 3 best completed values.
-		var wantGood []float64
+		// 23 trials (not 5), good = ⌈23/10⌉ = 3: the 3 best completed values.
 		ranked := rankTrials(res, maximize)
-		for _, i := range ranked[:3] {
-			wantGood = append(wantGood, res[i].Params["x"].(float64))
+		var wantGood, wantMomGood, wantMomBad []float64
+		for r, i := range ranked {
+			mom, sgd := res[i].Params["mom"].(float64)
+			if r < 3 {
+				wantGood = append(wantGood, res[i].Params["x"].(float64))
+			}
+			switch {
+			case sgd && r < 3:
+				wantMomGood = append(wantMomGood, mom)
+			case sgd:
+				wantMomBad = append(wantMomBad, mom)
+			}
 		}
 		kx := paramIndex(s, "x")
 		gotGood := m.l[kx].mu[:len(m.l[kx].mu)-1]
@@ -245,16 +256,36 @@ mom = { uniform = [0.0, 1.0], when = { opt = "sgd" } }
 				t.Errorf("maximize %v: l holds the failed or the pruned trial (x = %g)", maximize, x)
 			}
 		}
-		// mom: the trials with opt = sgd, 0, 3, …, 21: 8 of them, ≥ Startup.
+		// mom: the sgd trials (0, 3, …, 21) of each set.
 		k := paramIndex(s, "mom")
-		if m.l[k] == nil || len(m.l[k].mu)-1+len(m.g[k].mu)-1 != 8 {
-			t.Errorf("maximize %v: mom's model should cover its 8 trials", maximize)
+		gotL, gotG := m.l[k].mu[:len(m.l[k].mu)-1], m.g[k].mu[:len(m.g[k].mu)-1]
+		if !sameSet(gotL, wantMomGood) || !sameSet(gotG, wantMomBad) {
+			t.Errorf("maximize %v: mom's l and g are fitted on %v and %v, want %v and %v",
+				maximize, gotL, gotG, wantMomGood, wantMomBad)
+		}
+		if len(wantMomGood)+len(wantMomBad) != 8 {
+			t.Fatalf("the case should have 8 sgd trials, has %d", len(wantMomGood)+len(wantMomBad))
 		}
 	}
-	// With Startup 9, mom (8 trials) has no model; x still has one.
-	m := Config{Space: s, TPE: TPEConfig{Startup: 9}}.fitTPE(res)
-	if m.l[paramIndex(s, "mom")] != nil || m.l[paramIndex(s, "x")] == nil {
-		t.Error("startup 9: mom should have no model and x one")
+	// A set without the parameter: l of mom is the prior alone (weight 1, centred, width 1).
+	var noSgdGood []TrialResult
+	for _, r := range res {
+		if _, sgd := r.Params["mom"]; sgd {
+			r.Value = 1000 // every sgd trial ranks below the adam ones
+		}
+		noSgdGood = append(noSgdGood, r)
+	}
+	m := Config{Space: s, TPE: TPEConfig{Startup: 8}}.fitTPE(noSgdGood)
+	if l := m.l[paramIndex(s, "mom")]; len(l.mu) != 1 || l.mu[0] != 0.5 || l.sd[0] != 1 || l.w[0] != 1 {
+		t.Errorf("mom's l without a good sgd trial: centres %v, widths %v, weights %v; want the prior alone", l.mu, l.sd, l.w)
+	}
+	// Startup counts the finished trials of the search, not those having a parameter: with
+	// Startup 23 (23 trials did not fail) both have a model, with 24 neither.
+	for startup, want := range map[int]bool{23: true, 24: false} {
+		m := Config{Space: s, TPE: TPEConfig{Startup: startup}}.fitTPE(res)
+		if got := m.l[paramIndex(s, "mom")] != nil; got != want || (m.l[paramIndex(s, "x")] != nil) != want {
+			t.Errorf("startup %d: models for mom %v and x %v, want %v", startup, got, m.l[paramIndex(s, "x")] != nil, want)
+		}
 	}
 }
 
