@@ -109,11 +109,20 @@ def run_pipe(pipe, pipeline, seed, sets, tmp):
            "completed": info["trials"]["completed"], "pruned": info["trials"]["pruned"], "trials": info["trials"]["total"],
            "refit": "refit" in info, "eval": ev, "load_before": l0, "load_after": load(), "status": m["status"],
            "run_dir": out}
+    # The best completed trial's own value, as Optuna's best_value is: with `confirm`, the
+    # search's best_value is the confirmed choice's own value, which need not be the lowest.
+    import csv, glob
+    paths = glob.glob(os.path.join(out, "**", "trials.csv"), recursive=True)
+    if len(paths) == 1:
+        done = [float(r["objective"]) for r in csv.DictReader(open(paths[0])) if r["status"] == "completed"]
+        if done:
+            rec["trial_best"] = max(done) if info["objective"] in ("val_accuracy", "val_r2") else min(done)
     return rec
 
 
-def run_peer(pipeline, seed, sets, tmp, n_jobs, threads):
+def run_peer(pipeline, seed, sets, tmp, n_jobs, threads, extra=()):
     args = ["/usr/bin/python3", PEER, pipeline, "--seed", str(seed), "--n-jobs", str(n_jobs), "--threads", str(threads)]
+    args += list(extra)
     for s in sets:
         args += ["--set", s]
     l0 = load()
@@ -216,6 +225,8 @@ def main():
     ap.add_argument("--dev", action="store_true")
     ap.add_argument("--pipe", help="a pipe binary (default: go build)")
     ap.add_argument("--n-jobs", type=int, default=2, help="the peer's concurrent trials")
+    ap.add_argument("--peer-fix-5109", action="store_true",
+                    help="the peer's TPE with Optuna's later fix of its log density (optuna_peer.py --fix-5109)")
     ap.add_argument("--threads", type=int, default=1, help="the peer's torch threads")
     ap.add_argument("--log", default=os.path.join(HERE, "results.jsonl"))
     ap.add_argument("--tag", default="", help="a label in the log")
@@ -256,7 +267,8 @@ def main():
                 if "pipe" in want:
                     sides.append(run_pipe(pipe, pipeline, seed, sets, tmp))
                 if "optuna" in want:
-                    sides.append(run_peer(pipeline, seed, sets, tmp, args.n_jobs, args.threads))
+                    sides.append(run_peer(pipeline, seed, sets, tmp, args.n_jobs, args.threads,
+                                          ["--fix-5109"] if args.peer_fix_5109 else []))
                 for r in sides:
                     if args.retrain:
                         vals, wall = retrain(pipe, pipeline, seed, sets, tmp, r["best_params"], args.retrain)

@@ -28,6 +28,7 @@ and ASHA:
 Usage:
   OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/search/optuna_peer.py pipelines/digits-search.toml \
       [--seed 1] [--set tune.objective="val_accuracy"]... [--n-jobs 2] [--threads 1] [--out r.json]
+      [--fix-5109] [--first-trial N]
 
 --set takes pipe's form stage.key=value (the value in TOML) for the search stage and
 pipeline.seed. --n-jobs trials run at once (Optuna threads), each on --threads torch threads.
@@ -270,12 +271,26 @@ def main():
     ap.add_argument("--n-jobs", type=int, default=2, help="trials at once (Optuna threads)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--out", help="write the JSON here too")
+    ap.add_argument("--first-trial", type=int, default=0,
+                    help="seed trial t's generator as trial first+t's (to train a search's trial again)")
+    ap.add_argument("--fix-5109", action="store_true",
+                    help="TPE with the truncated normal's log density divided by its width, as Optuna "
+                         "fixed it in 3.5 (optuna/optuna#5109, #5110) and as pipe's TPE has it")
     args = ap.parse_args()
     t_process = time.perf_counter()
 
     import numpy as np, optuna, torch
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.fix_5109:
+        from optuna.samplers._tpe import _truncnorm, parzen_estimator
+        raw = _truncnorm.logpdf
+
+        def logpdf(x, a, b, loc=0, scale=1):
+            return raw(x, a, b, loc, scale) - np.log(scale)
+
+        _truncnorm.logpdf = logpdf
+        assert parzen_estimator.truncnorm is _truncnorm
     doc, st, ds = load_pipeline(args.pipeline, [parse_set(s) for s in args.set])
     seed = args.seed if args.seed is not None else int(doc["pipeline"].get("seed", 0))
     base = st.get("base", {})
@@ -312,7 +327,7 @@ def main():
             if k not in TRAIN_KEYS:
                 raise SystemExit(f"{k}: the peer does not train with it")
         noise = float(cfg.get("input_noise", 0.0))
-        gen = torch.Generator().manual_seed(seed * 100003 + trial.number)
+        gen = torch.Generator().manual_seed(seed * 100003 + args.first_trial + trial.number)
         net = build(cfg, Xt.shape[1], n_out, gen)
         opt = optimizer(cfg, net.parameters())
         l2 = float(cfg.get("l2", 0.0))
@@ -377,6 +392,7 @@ def main():
         "trial_epochs": [t.user_attrs.get("epochs") for t in study.trials],
         "trial_last": [t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
                        for t in study.trials], "n_jobs": args.n_jobs, "torch_threads": args.threads,
+        "fix_5109": args.fix_5109,
         "optuna": optuna.__version__, "torch": torch.__version__,
         "env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS") or k.startswith("OMP")},
     }
