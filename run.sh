@@ -31,13 +31,19 @@ have_openblas() {
 		ls /usr/include/*/cblas.h >/dev/null 2>&1
 }
 
+# apt_install PACKAGE PURPOSE FALLBACK installs a Debian package when apt-get can (root, a
+# reachable mirror), saying what for, and when it cannot, what happens instead.
+apt_install() {
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "run.sh: installing $1 (Debian) $2" >&2
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1") >/dev/null 2>&1 ||
+			echo "run.sh: could not install $1; $3" >&2
+	fi
+}
+
 setup_openblas() {
 	if have_openblas; then return 0; fi
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "run.sh: installing libopenblas-dev (Debian) for the openblas build" >&2
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libopenblas-dev) >/dev/null 2>&1 ||
-			echo "run.sh: could not install libopenblas-dev; using the pure-Go build" >&2
-	fi
+	apt_install libopenblas-dev "for the openblas build" "using the pure-Go build"
 	have_openblas
 }
 
@@ -50,11 +56,7 @@ have_chromium() {
 # (report/render_browser_test.go); without it those tests skip, saying so.
 setup_chromium() {
 	if have_chromium; then return 0; fi
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "run.sh: installing chromium (Debian) for the browser tests of the run report" >&2
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 ||
-			echo "run.sh: could not install chromium; the browser tests of the run report will skip" >&2
-	fi
+	apt_install chromium "for the browser tests of the run report" "the browser tests of the run report will skip"
 	have_chromium
 }
 
@@ -66,11 +68,7 @@ have_optuna() {
 # TPE sampler with Optuna's own (search/tpe_optuna_test.go); without it that test skips.
 setup_optuna() {
 	if have_optuna; then return 0; fi
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "run.sh: installing python3-optuna (Debian) for the test of the TPE sampler against Optuna's" >&2
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-optuna) >/dev/null 2>&1 ||
-			echo "run.sh: could not install python3-optuna; the TPE sampler's comparison with Optuna will skip" >&2
-	fi
+	apt_install python3-optuna "for the test of the TPE sampler against Optuna's" "the TPE sampler's comparison with Optuna will skip"
 	have_optuna
 }
 
