@@ -116,7 +116,7 @@ def run_pipe(pipe, pipeline, seed, sets, tmp):
     if len(paths) == 1:
         done = [float(r["objective"]) for r in csv.DictReader(open(paths[0])) if r["status"] == "completed"]
         if done:
-            rec["trial_best"] = max(done) if info["objective"] in ("val_accuracy", "val_r2") else min(done)
+            rec["trial_best"] = max(done) if info.get("maximize") else min(done)
     return rec
 
 
