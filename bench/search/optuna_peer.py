@@ -275,7 +275,7 @@ def main():
                     help="seed trial t's generator as trial first+t's (to train a search's trial again)")
     ap.add_argument("--fix-5109", action="store_true",
                     help="TPE with the truncated normal's log density divided by its width, as Optuna "
-                         "fixed it in 3.5 (optuna/optuna#5109, #5110) and as pipe's TPE has it")
+                         "fixed it (optuna/optuna#5109, #5110, November 2023) and as pipe's TPE has it")
     args = ap.parse_args()
     t_process = time.perf_counter()
 

@@ -10,7 +10,7 @@ axis, or each choice's probability) and its log density at the case's points.
 
 The log densities are those of Optuna's mixtures with two of its later fixes, which pipe
 follows:
-  - optuna/optuna#5109 (fixed by #5110, Optuna 3.5): 3.1's _truncnorm.logpdf leaves out
+  - optuna/optuna#5109 (fixed by #5110, November 2023): 3.1's _truncnorm.logpdf leaves out
     -log(scale), so each kernel's density is off by its width; here it is put back.
   - optuna/optuna#6258 (2025): 3.1 took a log integer's density at ln k while it samples
     the cell [ln(k-1/2), ln(k+1/2)]; here it takes the cell's mass, as an int's.
