@@ -84,11 +84,11 @@
 //
 // This is Optuna 3.1's algorithm with two of Optuna's later fixes: 3.1's truncated normal
 // log density leaves out −log σ, so that each kernel's density is off by its width
-// (optuna/optuna#5109, fixed by #5110 of November 2023), and 3.1 scores a log integer by its density
-// at ln k though it samples the cell (optuna/optuna#6258). TestTPEAgainstOptuna fits pipe's
-// and Optuna's to the same trials (every distribution, a conditional parameter, failed and
-// pruned trials, ties) and compares the split, every kernel and the densities l and g, with
-// Debian's python3-optuna.
+// (optuna/optuna#5109, fixed by #5110 of November 2023), and 3.1 scores a log integer by
+// its density at ln k though it samples the cell (optuna/optuna#6258). TestTPEAgainstOptuna
+// fits pipe's and Optuna's to the same trials (every distribution, a conditional parameter,
+// failed and pruned trials, ties) and compares the split, every kernel and the densities l
+// and g, with Debian's python3-optuna.
 //
 // Every parameter is drawn, whether or not its condition holds, and those whose conditions
 // do not hold are dropped, as in Space.Sample.
