@@ -249,6 +249,9 @@ func runWithCheckpoints(ctx context.Context, sc *pipeline.StageContext, name str
 	ck := cp.decodeCheckpoint(name, cp.load(ctx, name))
 	tc.Hooks = append(slices.Clone(tc.Hooks), cp.epochHook(ctx, name, nil))
 	tc.Resume = ck
+	if ck != nil {
+		sc.Log.Info().Int("epoch", ck.Epoch).Msg("found the checkpoint an interrupted run left: continuing after its epoch")
+	}
 	err := run(tc)
 	if ck != nil {
 		if errors.Is(err, train.ErrCheckpoint) {

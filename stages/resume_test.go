@@ -3,6 +3,7 @@ package stages
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -65,6 +66,9 @@ type resumeCase struct {
 	resumed, reference []string
 	// checkResumed checks the resumed stage's manifest entry: it says what it resumed.
 	checkResumed func(t *testing.T, st *pipeline.StageManifest)
+	// startEpoch, when set, is the checkpoint's epoch, which the resumed run must log before
+	// it trains the next one (a long stage says at once that it continues).
+	startEpoch int
 }
 
 // testResume interrupts a run of c.src while c.stage trains, runs it again into a new directory
@@ -102,6 +106,9 @@ func testResume(t *testing.T, c resumeCase) {
 		t.Error("the resumed run did not read the finished source back from the store")
 	}
 	c.checkResumed(t, st2)
+	if c.startEpoch > 0 {
+		checkResumeLogged(t, dir2, c.stage, c.startEpoch)
+	}
 
 	m3, dir3, err := resumeRun(t, storetest.New(), c.src, nil, c.reference...)
 	if err != nil {
@@ -182,6 +189,41 @@ apply = ["split.train", "split.val", "split.test"]
 method = "minmax"
 `
 
+// checkResumeLogged checks that the run in dir logged, for stage, that it continues after the
+// checkpoint of epoch, before its first epoch's record.
+func checkResumeLogged(t *testing.T, dir, stage string, epoch int) {
+	t.Helper()
+	log, err := os.ReadFile(filepath.Join(dir, "log.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for line := range strings.Lines(string(log)) {
+		var rec struct {
+			Stage   string `json:"stage"`
+			Level   string `json:"level"`
+			Message string `json:"message"`
+			Epoch   *int   `json:"epoch"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Stage != stage || rec.Epoch == nil {
+			continue
+		}
+		if strings.HasPrefix(rec.Message, "found the checkpoint") && rec.Level == "info" {
+			if *rec.Epoch != epoch {
+				t.Errorf("the resumed run logged the checkpoint of epoch %d, want %d", *rec.Epoch, epoch)
+			}
+			found = true
+			break
+		}
+		if rec.Message == "epoch" {
+			t.Fatalf("the resumed run logged epoch %d of %s before saying it continues from a checkpoint", *rec.Epoch, stage)
+		}
+	}
+	if !found {
+		t.Errorf("the resumed run never logged that %s continues from the checkpoint of epoch %d", stage, epoch)
+	}
+}
+
 // TestResumeTrainStage interrupts a train stage after its epoch 4 of 9: the resumed run
 // continues from the checkpoint of epoch 4, and ends with the bundle, history and metrics
 // (its own and an evaluation's) of an uninterrupted run.
@@ -205,10 +247,11 @@ kind = "evaluate"
 models = ["model.model"]
 tables = ["scale.test"]
 `,
-		stage:    "model",
-		cancelAt: progressAt("model", "epoch", 4),
-		outputs:  []string{"bundle"},
-		files:    []string{"history.csv"},
+		stage:      "model",
+		cancelAt:   progressAt("model", "epoch", 4),
+		outputs:    []string{"bundle"},
+		files:      []string{"history.csv"},
+		startEpoch: 4,
 		checkResumed: func(t *testing.T, st *pipeline.StageManifest) {
 			if e := infoNumber(st, "resumed_from_epoch"); e != 4 || !hasNote(st, "resumed from the checkpoint of epoch 4") {
 				t.Errorf("resumed stage: info resumed_from_epoch %v, notes %q; want epoch 4", st.Info["resumed_from_epoch"], st.Notes)
@@ -285,10 +328,11 @@ val = "scale.val"
 init_from = "dae.encoder"
 epochs = 3
 `,
-		stage:    "dae",
-		cancelAt: progressAt("dae", "epoch", 3),
-		outputs:  []string{"encoder"},
-		files:    []string{"history.csv"},
+		stage:      "dae",
+		cancelAt:   progressAt("dae", "epoch", 3),
+		outputs:    []string{"encoder"},
+		files:      []string{"history.csv"},
+		startEpoch: 3,
 		checkResumed: func(t *testing.T, st *pipeline.StageManifest) {
 			if e := infoNumber(st, "resumed_from_epoch"); e != 3 || !hasNote(st, "resumed from the checkpoint of epoch 3") {
 				t.Errorf("resumed stage: info resumed_from_epoch %v, notes %q; want epoch 3", st.Info["resumed_from_epoch"], st.Notes)
