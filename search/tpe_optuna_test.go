@@ -209,7 +209,7 @@ mom = { uniform = [0.8, 0.99], when = { opt = "sgd" } }
 	if len(peer.Cases) != len(cases) {
 		t.Fatalf("the peer answered %d cases of %d", len(peer.Cases), len(cases))
 	}
-	close := func(a, b []float64, tol float64) bool {
+	near := func(a, b []float64, tol float64) bool {
 		if len(a) != len(b) {
 			return false
 		}
@@ -251,11 +251,11 @@ mom = { uniform = [0.8, 0.99], when = { opt = "sgd" } }
 				want peerKernels
 			}{{"l", &l, want.L}, {"g", &g, want.G}} {
 				z := *d.z
-				ok := close(z.w, d.want.W, 1e-12)
+				ok := near(z.w, d.want.W, 1e-12)
 				if p.Dist == Choice {
-					ok = ok && close(z.probs, d.want.Probs, 1e-12)
+					ok = ok && near(z.probs, d.want.Probs, 1e-12)
 				} else {
-					ok = ok && close(z.mu, d.want.Mu, 1e-12) && samePairs(z.mu, z.sd, d.want.Mu, d.want.Sd, 1e-12)
+					ok = ok && near(z.mu, d.want.Mu, 1e-12) && samePairs(z.mu, z.sd, d.want.Mu, d.want.Sd, 1e-12)
 				}
 				if !ok {
 					t.Errorf("%s: %s differs from Optuna's\npipe:   weights %.6g, centres %.6g, widths %.6g, probabilities %.6g\nOptuna: weights %.6g, centres %.6g, widths %.6g, probabilities %.6g",
