@@ -250,7 +250,7 @@ func runWithCheckpoints(ctx context.Context, sc *pipeline.StageContext, name str
 	tc.Hooks = append(slices.Clone(tc.Hooks), cp.epochHook(ctx, name, nil))
 	tc.Resume = ck
 	if ck != nil {
-		sc.Log.Info().Int("epoch", ck.Epoch).Msg("found the checkpoint an interrupted run left: continuing after its epoch")
+		sc.Log.Info().Int("epoch", ck.Epoch).Msgf("continuing from the checkpoint of epoch %d, which an interrupted run left", ck.Epoch)
 	}
 	err := run(tc)
 	if ck != nil {

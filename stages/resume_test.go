@@ -208,7 +208,7 @@ func checkResumeLogged(t *testing.T, dir, stage string, epoch int) {
 		if json.Unmarshal([]byte(line), &rec) != nil || rec.Stage != stage || rec.Epoch == nil {
 			continue
 		}
-		if strings.HasPrefix(rec.Message, "found the checkpoint") && rec.Level == "info" {
+		if strings.HasPrefix(rec.Message, "continuing from the checkpoint") && rec.Level == "info" {
 			if *rec.Epoch != epoch {
 				t.Errorf("the resumed run logged the checkpoint of epoch %d, want %d", *rec.Epoch, epoch)
 			}
