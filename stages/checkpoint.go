@@ -87,6 +87,13 @@ func (c *checkpoints) setAside(name string, err error) {
 	c.sc.Log.Warn().Err(err).Str("checkpoint", name).Msg("the checkpoint of an earlier run is set aside (damaged, or of another model or config): training starts from the beginning")
 }
 
+// continuing says, before the training it resumes starts, that it continues from the
+// checkpoint of epoch that an interrupted run left (a long stage says so at once, not only in
+// its notes when it ends).
+func (c *checkpoints) continuing(epoch int) {
+	c.sc.Log.Info().Int("epoch", epoch).Msgf("continuing from the checkpoint of epoch %d, which an interrupted run left", epoch)
+}
+
 // save stores the checkpoint called name, encoded by encode, when the last one was stored at
 // least c.every ago; otherwise it keeps it for the next save or flush.
 func (c *checkpoints) save(ctx context.Context, name string, encode func() ([]byte, error)) {
@@ -250,7 +257,7 @@ func runWithCheckpoints(ctx context.Context, sc *pipeline.StageContext, name str
 	tc.Hooks = append(slices.Clone(tc.Hooks), cp.epochHook(ctx, name, nil))
 	tc.Resume = ck
 	if ck != nil {
-		sc.Log.Info().Int("epoch", ck.Epoch).Msgf("continuing from the checkpoint of epoch %d, which an interrupted run left", ck.Epoch)
+		cp.continuing(ck.Epoch)
 	}
 	err := run(tc)
 	if ck != nil {

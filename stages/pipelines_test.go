@@ -108,7 +108,7 @@ var pipelineFloors = map[string]struct {
 			"supervised.epochs=300", "supervised.schedule.decay_start=200", "full.epochs=300", "full.schedule.decay_start=200"),
 		floors: map[string]float64{"compare:supervised/test_accuracy": 0.78, "compare:full/test_accuracy": 0.8},
 		leads:  []lead{{better: "compare:full/test_accuracy", worse: "compare:supervised/test_accuracy", margin: 0.008}},
-		race:   []string{"load.limit=2000", "supervised.epochs=5", "supervised.schedule.decay_start=3", "full.epochs=5", "full.schedule.decay_start=3"},
+		race:   ladderFullRace,
 	},
 	"mnist-semisupervised-ladder-full-100.toml": {
 		// Scaled down as mnist-semisupervised-ladder-full.toml's entry, with fewer labels: the
@@ -121,7 +121,7 @@ var pipelineFloors = map[string]struct {
 			"supervised.epochs=600", "supervised.schedule.decay_start=400", "full.epochs=600", "full.schedule.decay_start=400"),
 		floors: map[string]float64{"compare:supervised/test_accuracy": 0.70, "compare:full/test_accuracy": 0.77},
 		leads:  []lead{{better: "compare:full/test_accuracy", worse: "compare:supervised/test_accuracy", margin: 0.015}},
-		race:   []string{"load.limit=2000", "supervised.epochs=5", "supervised.schedule.decay_start=3", "full.epochs=5", "full.schedule.decay_start=3"},
+		race:   ladderFullRace,
 	},
 	"mnist-cnn.toml": {
 		// Scaled down: 2,000 rows (1,374 train, 300 val, 300 test), 4 epochs of batches of 32
@@ -164,6 +164,10 @@ var pipelineFloors = map[string]struct {
 		race:      []string{"load.limit=2000", "members.members=2", "members.member.epochs=2"},
 	},
 }
+
+// ladderFullRace is the race pass's overrides of the two full-ladder pipelines (1,000 and 100
+// labels): a few epochs on 2,000 rows.
+var ladderFullRace = []string{"load.limit=2000", "supervised.epochs=5", "supervised.schedule.decay_start=3", "full.epochs=5", "full.schedule.decay_start=3"}
 
 // ladderScaledDown returns overrides that narrow the arms of
 // pipelines/mnist-semisupervised-ladder.toml or mnist-semisupervised-ladder-full(-100).toml (whose

@@ -360,7 +360,7 @@ func fitWithCheckpoints(ctx context.Context, sc *pipeline.StageContext, m *nn.Mo
 	if resumed != nil {
 		cfg.Resume = resumed.Train
 		mon.restore(resumed.Monitor)
-		sc.Log.Info().Int("epoch", resumed.Train.Epoch).Msgf("continuing from the checkpoint of epoch %d, which an interrupted run left", resumed.Train.Epoch)
+		cp.continuing(resumed.Train.Epoch)
 	}
 	res, err := train.Fit(ctx, m, trainSet, val, cfg, hooks...)
 	if resumed != nil {
